@@ -1,0 +1,5 @@
+import sys
+
+from emoreason.cli import main
+
+sys.exit(main())

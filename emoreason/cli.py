@@ -1,0 +1,83 @@
+"""The ``emoreason`` console script: verbs -> functions, no logic beyond argument handling.
+
+Each verb lives in the module that owns the capability and exposes ``register(subparsers)``,
+which adds its parser and sets ``func`` (a callable taking the parsed args and returning an exit
+code). Heavy imports (torch, transformers) happen inside those functions so ``--help`` is instant.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+
+from emoreason.errors import UserError
+
+# verb -> module providing register(subparsers). "data" groups several sub-verbs.
+VERBS: dict[str, str] = {
+    "train": "emoreason.train.cli",
+    "analyze": "emoreason.inference.cli",
+    "serve": "emoreason.inference.server",
+    "eval": "emoreason.eval.cli",
+    "demo": "emoreason.demo",
+    "weights": "emoreason.model.packaged",
+}
+DATA_VERBS: list[str] = ["emoreason.data.cli", "emoreason.teacher.cli"]
+
+
+def _register(module_name: str, subparsers: argparse._SubParsersAction) -> None:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as e:
+        if e.name == module_name:  # capability not installed in this build
+            return
+        raise
+    module.register(subparsers)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="emoreason",
+        description="Speech emotion reasoning with multi-task audio LLMs: build data, train, evaluate, analyze.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    data = sub.add_parser("data", help="import corpora, synthesize speech, build reasoning targets")
+    data_sub = data.add_subparsers(dest="data_verb", metavar="DATA_VERB")
+    data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
+    for name in DATA_VERBS:
+        _register(name, data_sub)
+    for name in VERBS.values():
+        _register(name, sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    if not hasattr(args, "func"):
+        parser.print_help()
+        return 2
+    try:
+        code = args.func(args)
+    except KeyboardInterrupt:
+        print("emoreason: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)
+        return 130
+    except UserError as e:
+        print(f"emoreason: error: {e}", file=sys.stderr)
+        return 1
+    return int(code or 0)
+
+
+def run() -> None:  # pragma: no cover - console entry
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

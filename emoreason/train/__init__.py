@@ -1,0 +1,1 @@
+"""emoreason.train"""
