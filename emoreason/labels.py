@@ -89,3 +89,17 @@ def sentiment_of(label: str) -> str:
     if label in ("angry", "sad", "disgusted", "fearful", "frustrated", "negative"):
         return "negative"
     return "neutral"
+
+
+# Every emotion / sentiment training target starts with this sentence (label-only targets are just
+# the sentence; reasoning targets continue after it). The inference engine scores exactly these
+# sentences for its forced choice, so training and scoring agree on where the label is.
+LABEL_SENTENCES: dict[str, str] = {
+    "emotion": "The speaker sounds {label}.",
+    "sentiment": "The speaker's sentiment is {label}.",
+}
+
+
+def label_sentence(task: str, label: str) -> str:
+    """``label_sentence("emotion", "angry") == "The speaker sounds angry."``"""
+    return LABEL_SENTENCES.get(task, LABEL_SENTENCES["emotion"]).format(label=label)
