@@ -1,0 +1,124 @@
+"""Resumable checkpoints: ``RUN_DIR/checkpoints/step-N/``, written atomically.
+
+Layout of one checkpoint::
+
+    trainable.safetensors   parameters of every group some phase trains (not the frozen base LLM)
+    optimizer.pt            optimizer.state_dict()
+    scheduler.pt            lr scheduler state_dict()
+    rng-{rank}.pt           python / numpy / torch (/ cuda) RNG states of each process
+    state.json              step, epoch, sampler position, world size; written last
+
+Everything is written into ``.tmp-step-N`` and renamed to ``step-N`` once complete, so a crash
+mid-write never leaves a checkpoint that looks valid. Only ``step-*`` directories with a
+``state.json`` count as checkpoints.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+
+STATE_FILE = "state.json"
+WEIGHTS_FILE = "trainable.safetensors"
+_STEP_DIR = re.compile(r"^step-(\d+)$")
+
+
+def rng_state() -> dict[str, Any]:
+    """All RNG states of this process."""
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
+    """Complete checkpoints of a run, oldest first: [(step, path)]."""
+    root = Path(run_dir) / "checkpoints"
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        m = _STEP_DIR.match(child.name)
+        if m and (child / STATE_FILE).is_file():
+            found.append((int(m.group(1)), child))
+    return sorted(found)
+
+
+def latest_checkpoint(run_dir: str | Path) -> Path | None:
+    ckpts = list_checkpoints(run_dir)
+    return ckpts[-1][1] if ckpts else None
+
+
+def save_checkpoint(
+    run_dir: str | Path,
+    step: int,
+    weights: dict[str, torch.Tensor],
+    optimizer_state: dict[str, Any],
+    scheduler_state: dict[str, Any],
+    state: dict[str, Any],
+    rank: int = 0,
+    barrier: Callable[[], None] = lambda: None,
+    keep: int = 0,
+) -> Path:
+    """Write checkpoint ``step-{step}`` atomically; every process calls this (collective).
+
+    The main process (rank 0) writes weights, optimizer, scheduler and ``state.json``; every rank
+    writes its RNG state. ``keep > 0`` deletes all but the newest ``keep`` checkpoints afterwards.
+    """
+    root = Path(run_dir) / "checkpoints"
+    final = root / f"step-{step}"
+    tmp = root / f".tmp-step-{step}"
+    if rank == 0:
+        if tmp.exists():  # left over by a crash
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+    barrier()
+    torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+    if rank == 0:
+        save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
+        torch.save(optimizer_state, tmp / "optimizer.pt")
+        torch.save(scheduler_state, tmp / "scheduler.pt")
+    barrier()
+    if rank == 0:
+        (tmp / STATE_FILE).write_text(json.dumps({"step": step, **state}, indent=1))
+        if final.exists():  # a re-run of the same step (resumed, then saved again): replace it
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        if keep > 0:
+            for _, old in list_checkpoints(run_dir)[:-keep]:
+                shutil.rmtree(old, ignore_errors=True)
+    barrier()
+    return final
+
+
+def load_checkpoint(path: str | Path, rank: int = 0) -> dict[str, Any]:
+    """Read a checkpoint: ``{"state", "weights", "optimizer", "scheduler", "rng"}`` (tensors on CPU).
+
+    ``rng`` is this rank's state, or None when the checkpoint was written by fewer processes.
+    """
+    path = Path(path)
+    state = json.loads((path / STATE_FILE).read_text())
+    rng_file = path / f"rng-{rank}.pt"
+    return {
+        "state": state,
+        "weights": load_file(str(path / WEIGHTS_FILE)),
+        "optimizer": torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False),
+        "scheduler": torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False),
+        "rng": torch.load(rng_file, weights_only=False) if rng_file.is_file() else None,
+    }

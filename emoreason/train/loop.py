@@ -1,0 +1,331 @@
+"""The one training loop: phases from the schedule, accelerate for devices / processes / precision,
+token-weighted loss, gradient accumulation and clipping, checkpoints and exact resume.
+
+    trainer = Trainer(model, dataset, collate_fn, phases, cfg.train, run_dir, processor=processor)
+    trainer.fit()
+
+The loss of an optimizer step is the mean over *all* target tokens of its global batch (all
+micro batches of all processes), so 2 processes x micro batch b/2 compute the same gradient as
+1 process x b, and gradient accumulation equals a larger batch.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from emoreason.config import TrainConfig
+from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from emoreason.train.metrics import MetricsWriter, attach_file_log
+from emoreason.train.optim import build_optimizer, lr_lambda
+from emoreason.train.sampler import TaskGroupSampler
+from emoreason.train.schedule import Phase, phase_at, trainable_keys
+
+log = logging.getLogger("emoreason.train")
+IGNORE_INDEX = -100
+_NOT_MODEL_INPUTS = ("labels", "tasks", "ids")
+
+
+def resolve_precision(precision: str) -> str:
+    """``auto`` -> ``bf16`` on a GPU that supports it, else ``no`` (fp32); others pass through."""
+    if precision != "auto":
+        return precision
+    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+
+
+def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Next-token cross entropy per example.
+
+    logits (B, L, V), labels (B, L) aligned with the inputs (-100 = not a target) ->
+    (loss sum (B,), target token count (B,)); position t predicts label t+1.
+    """
+    shift_logits = logits[:, :-1].float()
+    shift_labels = labels[:, 1:].to(shift_logits.device)
+    per_token = F.cross_entropy(
+        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
+    ).view(shift_labels.shape)
+    mask = shift_labels != IGNORE_INDEX
+    return (per_token * mask).sum(1), mask.sum(1)
+
+
+def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
+    """``requires_grad`` True exactly for the parameters of the ``active`` groups."""
+    for key, params in groups.items():
+        for p in params:
+            p.requires_grad_(key in active)
+            p.grad = None
+
+
+def enable_gradient_checkpointing(model: nn.Module) -> int:
+    """Turn on non-reentrant gradient checkpointing in every transformers sub-model (LLM,
+    encoders). Non-reentrant, because in a LoRA-only phase the LLM's inputs need no grad.
+    Returns how many sub-models support it."""
+    count = 0
+    for module in model.modules():
+        if module is not model and hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", False):
+            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            count += 1
+    return count
+
+
+@dataclass
+class StepResult:
+    """What one optimizer step did (returned by :meth:`Trainer.fit`, logged to metrics.jsonl)."""
+
+    step: int
+    epoch: int
+    phase: str
+    loss: float
+    task_losses: dict[str, float]
+    lr: float
+    samples_per_s: float
+
+
+class Trainer:
+    """Runs the schedule's phases over a dataset with one model (see module docstring)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        dataset: Any,
+        collate_fn: Callable[[list[dict]], dict[str, Any]],
+        phases: list[Phase],
+        train: TrainConfig,
+        run_dir: str | Path,
+        processor: Any = None,
+        accelerator: Any = None,
+        num_workers: int = 0,
+    ) -> None:
+        from accelerate import Accelerator
+        from accelerate.utils import DistributedDataParallelKwargs, set_seed
+
+        self.train = train
+        self.phases = phases
+        self.run_dir = Path(run_dir)
+        self.processor = processor
+        self.dataset = dataset
+        self.collate_fn = collate_fn
+        self.num_workers = num_workers
+        self.tasks: list[str] = list(dataset.tasks)
+        if accelerator is None:
+            # Phases freeze different groups: DDP must tolerate parameters without a gradient.
+            ddp = DistributedDataParallelKwargs(find_unused_parameters=len({p.param_groups for p in phases}) > 1)
+            accelerator = Accelerator(mixed_precision=resolve_precision(train.precision), kwargs_handlers=[ddp])
+        self.acc = accelerator
+        set_seed(train.seed)
+
+        self.groups = {k: list(v) for k, v in model.parameter_groups().items()}
+        self.keys = trainable_keys(phases, set(self.groups))
+        for p in model.parameters():  # the trainer owns requires_grad: base weights stay frozen
+            p.requires_grad_(False)
+        set_phase({k: self.groups[k] for k in self.keys}, set(self.keys))  # all trainable while wrapping (DDP)
+        names = {id(p): n for n, p in model.named_parameters()}
+        self.param_names = {k: [names[id(p)] for p in self.groups[k]] for k in self.keys}
+        if train.gradient_checkpointing:
+            n = enable_gradient_checkpointing(model)
+            log.info("gradient checkpointing on in %d sub-model(s)", n)
+
+        optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay)
+        self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        self.sampler = TaskGroupSampler(
+            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed
+        )
+        self.total_steps = self._count_steps()
+        warmup = int(train.warmup_ratio * self.total_steps)
+        # Not prepared by accelerate: its scheduler wrapper steps once per process.
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(train.lr_schedule, self.total_steps, warmup))
+        self.loader_generator = torch.Generator()  # keeps DataLoader iterators off the global RNG
+
+    # ------------------------------------------------------------------------------------------
+    def _count_steps(self) -> int:
+        """Optimizer steps of the whole schedule (capped by ``max_steps``)."""
+        total = 0
+        for epoch in range(self.train.epochs):
+            self.sampler.set_epoch(epoch, phase_at(self.phases, epoch).group)
+            total += math.ceil(len(self.sampler) / self.train.grad_accum)
+        self.sampler.set_epoch(0, None)
+        return min(total, self.train.max_steps) if self.train.max_steps > 0 else total
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        return torch.utils.data.DataLoader(
+            self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn, num_workers=self.num_workers,
+            generator=self.loader_generator,
+        )
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Name -> tensor of every parameter some phase trains."""
+        params = dict(self.acc.unwrap_model(self.model).named_parameters())
+        return {n: params[n] for k in self.keys for n in self.param_names[k]}
+
+    # ------------------------------------------------------------------------------------------
+    def _save(self, step: int, epoch: int, cursor: int) -> None:
+        save_checkpoint(
+            self.run_dir, step, self.trainable_state(), self.optimizer.state_dict(), self.scheduler.state_dict(),
+            {"epoch": epoch, "cursor": cursor, "sampler_seed": self.sampler.seed, "world_size": self.acc.num_processes},
+            rank=self.acc.process_index, barrier=self.acc.wait_for_everyone, keep=self.train.keep_checkpoints,
+        )
+        if self.acc.is_main_process:
+            log.info("checkpoint step-%d (epoch %d, batch %d)", step, epoch, cursor)
+
+    def _restore(self, path: Path) -> tuple[int, int, int]:
+        """Load a checkpoint into model / optimizer / scheduler / RNG; return (step, epoch, cursor)."""
+        ckpt = load_checkpoint(path, self.acc.process_index)
+        params = dict(self.acc.unwrap_model(self.model).named_parameters())
+        expected = {n for k in self.keys for n in self.param_names[k]}
+        if set(ckpt["weights"]) != expected:
+            missing = sorted(expected - set(ckpt["weights"]))[:3]
+            from emoreason.errors import UserError
+
+            raise UserError(f"{path}: checkpoint does not match this model/schedule (e.g. missing {missing})")
+        with torch.no_grad():
+            for name, tensor in ckpt["weights"].items():
+                params[name].copy_(tensor)
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        self.scheduler.load_state_dict(ckpt["scheduler"])
+        state = ckpt["state"]
+        if ckpt["rng"] is not None and state.get("world_size") == self.acc.num_processes:
+            set_rng_state(ckpt["rng"])
+        else:
+            log.warning("checkpoint was written by %s process(es), now %d: RNG states not restored", state.get("world_size"), self.acc.num_processes)
+        return int(state["step"]), int(state["epoch"]), int(state["cursor"])
+
+    # ------------------------------------------------------------------------------------------
+    def _micro_step(self, batch: dict[str, Any], norm: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        """Forward + backward of one micro batch; returns per-example (loss sums, token counts), tasks."""
+        inputs = {k: (v.to(self.acc.device) if torch.is_tensor(v) else v) for k, v in batch.items() if k not in _NOT_MODEL_INPUTS}
+        labels = batch["labels"].to(self.acc.device)
+        ctx = contextlib.nullcontext() if sync else self.acc.no_sync(self.model)
+        with ctx:
+            with self.acc.autocast():
+                logits = self.model(**inputs).logits
+            sums, counts = token_losses(logits, labels)
+            # DDP averages gradients over processes: scale so the result is the global token mean.
+            self.acc.backward(sums.sum() * self.acc.num_processes / norm)
+        return sums.detach(), counts, batch["tasks"]
+
+    def _reduce_task_losses(self, records: list[tuple[torch.Tensor, torch.Tensor, list[str]]]) -> dict[str, float]:
+        """Token-mean loss per task over all processes' micro batches of a step (+ ``all``)."""
+        table = torch.zeros(len(self.tasks), 2, device=self.acc.device, dtype=torch.float64)
+        index = {t: i for i, t in enumerate(self.tasks)}
+        for sums, counts, tasks in records:
+            for s, c, t in zip(sums.tolist(), counts.tolist(), tasks):
+                table[index[t], 0] += s
+                table[index[t], 1] += c
+        table = self.acc.reduce(table, reduction="sum")
+        out = {t: float(table[i, 0] / table[i, 1]) for t, i in index.items() if table[i, 1] > 0}
+        out["all"] = float(table[:, 0].sum() / table[:, 1].sum().clamp(min=1))
+        return out
+
+    def fit(self, resume: str | Path | bool | None = "auto", stop_after: int | None = None) -> list[StepResult]:
+        """Run (or continue) the schedule.
+
+        ``resume``: ``"auto"`` continues from the latest checkpoint in the run directory if any;
+        a path resumes from that checkpoint; False/None starts fresh. ``stop_after``: return after
+        this many optimizer steps in total (simulates an interruption; checkpoints as usual).
+        Returns the steps this call ran.
+        """
+        ckpt = latest_checkpoint(self.run_dir) if resume == "auto" else (Path(resume) if resume else None)
+        step, epoch, cursor = (0, 0, 0) if ckpt is None else self._restore(ckpt)
+        main = self.acc.is_main_process
+        handler = None
+        if main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            handler = attach_file_log(self.run_dir)
+            if ckpt is not None:
+                log.info("resuming from %s (step %d, epoch %d, batch %d)", ckpt, step, epoch, cursor)
+        writer = MetricsWriter(self.run_dir, main, self.train.tensorboard, resume_step=step if ckpt is not None else None)
+        results: list[StepResult] = []
+        try:
+            results = self._run(step, epoch, cursor, writer, stop_after)
+        finally:
+            writer.close()
+            if handler is not None:
+                logging.getLogger("emoreason").removeHandler(handler)
+                handler.close()
+        return results
+
+    def _run(self, step: int, epoch: int, cursor: int, writer: MetricsWriter, stop_after: int | None) -> list[StepResult]:
+        from tqdm.auto import tqdm
+
+        t = self.train
+        results: list[StepResult] = []
+        bar = tqdm(total=self.total_steps, initial=step, desc="train", disable=not self.acc.is_main_process, dynamic_ncols=True)
+        self.model.train()
+        done = step >= self.total_steps
+        while epoch < t.epochs and not done:
+            phase = phase_at(self.phases, epoch)
+            active = set(phase.param_groups) & set(self.keys)
+            set_phase({k: self.groups[k] for k in self.keys}, active)
+            self.sampler.set_epoch(epoch, phase.group)
+            n_micro = len(self.sampler)
+            self.sampler.start = cursor
+            batches = iter(self._loader())
+            while cursor < n_micro:
+                if stop_after is not None and step >= stop_after:
+                    bar.close()
+                    return results
+                tic = time.perf_counter()
+                micro = [next(batches) for _ in range(min(t.grad_accum, n_micro - cursor))]
+                local_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro)
+                norm = self.acc.reduce(torch.tensor(float(local_tokens), device=self.acc.device), reduction="sum").clamp(min=1.0)
+                records = [self._micro_step(b, norm, sync=(j == len(micro) - 1)) for j, b in enumerate(micro)]
+                params = [p for k in active for p in self.groups[k]]
+                if t.max_grad_norm > 0:
+                    self.acc.clip_grad_norm_(params, t.max_grad_norm)
+                lr = self.scheduler.get_last_lr()[0]
+                self.optimizer.step()
+                self.scheduler.step()
+                self.optimizer.zero_grad(set_to_none=True)
+                cursor += len(micro)
+                step += 1
+                losses = self._reduce_task_losses(records)
+                samples = sum(len(b["tasks"]) for b in micro) * self.acc.num_processes
+                res = StepResult(step, epoch, phase.name, losses["all"], losses, lr, samples / (time.perf_counter() - tic))
+                results.append(res)
+                if step % max(t.log_every, 1) == 0 or step == 1:
+                    writer.write(step, epoch, phase.name, lr, res.samples_per_s, losses)
+                bar.update(1)
+                bar.set_postfix({"phase": phase.name, **{k: f"{v:.3f}" for k, v in losses.items()}})
+                done = step >= self.total_steps
+                if t.save_every_steps > 0 and step % t.save_every_steps == 0 and cursor < n_micro and not done:
+                    self._save(step, epoch, cursor)
+                if done:
+                    break
+            if cursor >= n_micro:
+                if self.acc.is_main_process:
+                    log.info("epoch %d done (phase %s, step %d, loss %.4f)", epoch, phase.name, step, results[-1].loss if results else float("nan"))
+                epoch, cursor = epoch + 1, 0
+            self._save(step, epoch, cursor)
+        bar.close()
+        return results
+
+    # ------------------------------------------------------------------------------------------
+    def save_final(self) -> Path:
+        """``RUN_DIR/final``: ``model.save_pretrained`` + ``processor.save_pretrained``, atomically."""
+        import shutil
+
+        final = self.run_dir / "final"
+        tmp = self.run_dir / ".tmp-final"
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            tmp.mkdir(parents=True)
+            self.acc.unwrap_model(self.model).save_pretrained(tmp)
+            if self.processor is not None:
+                self.processor.save_pretrained(tmp)
+            if final.exists():
+                shutil.rmtree(final)
+            tmp.rename(final)
+            log.info("saved %s", final)
+        self.acc.wait_for_everyone()
+        return final
+

@@ -1,0 +1,69 @@
+"""Run-directory logging: ``metrics.jsonl`` (one row per step and task), ``train.log``, TensorBoard.
+
+Only the main process writes. On resume, rows after the checkpoint's step are dropped, so the file
+reads as one uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from emoreason.errors import UserError
+
+log = logging.getLogger("emoreason.train")
+
+
+class MetricsWriter:
+    """Appends metric rows to ``RUN_DIR/metrics.jsonl`` (flushed per step) and optionally TensorBoard."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = False, resume_step: int | None = None) -> None:
+        self.path = run_dir / "metrics.jsonl"
+        self.enabled = enabled
+        self.tb = None
+        if not enabled:
+            return
+        if resume_step is not None and self.path.is_file():
+            keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= resume_step]
+            self.path.write_text("".join(ln + "\n" for ln in keep))
+        elif resume_step is None:
+            self.path.write_text("")
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                raise UserError("train.tensorboard=true needs the tensorboard package: pip install 'emoreason[tensorboard]'") from None
+            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
+
+    def write(self, step: int, epoch: int, phase: str, lr: float, samples_per_s: float, losses: dict[str, float]) -> None:
+        """``losses``: task -> token-mean loss of this step, plus ``"all"``."""
+        if not self.enabled:
+            return
+        with self.path.open("a") as f:
+            for task, loss in losses.items():
+                row: dict[str, Any] = {
+                    "step": step, "epoch": epoch, "phase": phase, "task": task, "loss": round(loss, 6),
+                    "lr": lr, "samples_per_s": round(samples_per_s, 3),
+                }
+                f.write(json.dumps(row) + "\n")
+        if self.tb is not None:
+            for task, loss in losses.items():
+                self.tb.add_scalar(f"loss/{task}", loss, step)
+            self.tb.add_scalar("lr", lr, step)
+            self.tb.add_scalar("samples_per_s", samples_per_s, step)
+
+    def close(self) -> None:
+        if self.tb is not None:
+            self.tb.close()
+
+
+def attach_file_log(run_dir: Path) -> logging.Handler:
+    """Send the ``emoreason`` loggers to ``RUN_DIR/train.log`` (appending, so resumes add to it)."""
+    handler = logging.FileHandler(run_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%Y-%m-%d %H:%M:%S"))
+    root = logging.getLogger("emoreason")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    return handler

@@ -1,0 +1,104 @@
+"""Training schedules as data: a list of phases, each an epoch range, a task-group filter and the
+parameter groups the optimizer steps.
+
+One loop runs every schedule: the sampler yields only the phase's task group, and only the
+phase's parameter groups get ``requires_grad=True`` (everything else is frozen *and* not stepped).
+
+Parameter-group keys are those of ``AudioLLM.parameter_groups()`` (docs/core-api.md):
+``speech_encoder``, ``speech_adapter``, ``emotion_encoder``, ``emotion_adapter``,
+``fusion_adapter``, ``lora``. A phase may name keys the model lacks (e.g. ``fusion_adapter`` in a
+sequence-fusion model); they are skipped.
+
+Paper (Alt x): alternate speech / emotion every x epochs for 4 epochs, then one final epoch with
+all adapters + LoRA on all tasks. Joint: everything trainable on all tasks for every epoch.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from emoreason.config import ConfigError
+
+ADAPTER_KEYS = ("speech_adapter", "emotion_adapter", "fusion_adapter")
+ALL_KEYS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora")
+
+
+@dataclass(frozen=True)
+class Phase:
+    """Epochs ``[start_epoch, end_epoch)`` training ``param_groups`` on tasks of ``group``."""
+
+    name: str
+    """``speech`` | ``emotion`` | ``final`` | ``joint`` (logged with every step)."""
+    start_epoch: int
+    end_epoch: int
+    group: str | None
+    """Task group the sampler keeps (``speech`` / ``emotion``); None keeps all tasks."""
+    param_groups: tuple[str, ...]
+
+    def covers(self, epoch: int) -> bool:
+        return self.start_epoch <= epoch < self.end_epoch
+
+
+def side_keys(side: str, encoder_trainable: bool) -> tuple[str, ...]:
+    """Parameter groups of one side's phase: its encoder (if trainable), its adapter, the shared
+    feature-fusion adapter, and LoRA."""
+    keys = (f"{side}_encoder",) if encoder_trainable else ()
+    return keys + (f"{side}_adapter", "fusion_adapter", "lora")
+
+
+def build_schedule(
+    kind: str,
+    epochs: int,
+    switch_every: int = 1,
+    alternation_epochs: int = 4,
+    first_group: str = "speech",
+    final_phase: bool = True,
+    speech_encoder_trainable: bool = False,
+    emotion_encoder_trainable: bool = False,
+) -> list[Phase]:
+    """Phases covering epochs ``0 .. epochs-1`` without gaps.
+
+    ``alternating``: epochs ``[0, alternation_epochs)`` alternate between groups every
+    ``switch_every`` epochs starting with ``first_group``; with ``final_phase`` the remaining
+    epochs (at least one) train all adapters + LoRA on all tasks, without it ``epochs`` must equal
+    ``alternation_epochs``. ``joint``: one phase, every trainable part, all tasks.
+    """
+    trainable = {"speech": speech_encoder_trainable, "emotion": emotion_encoder_trainable}
+    if kind == "joint":
+        keys = tuple(k for k in ALL_KEYS if not k.endswith("_encoder") or trainable[k.split("_")[0]])
+        return [Phase("joint", 0, epochs, None, keys)]
+    if kind != "alternating":
+        raise ConfigError(f"train.schedule={kind!r}: expected 'alternating' or 'joint'")
+    if switch_every < 1 or alternation_epochs < 1:
+        raise ConfigError("train.switch_every and train.alternation_epochs must be >= 1")
+    needed = alternation_epochs + (1 if final_phase else 0)
+    if (final_phase and epochs < needed) or (not final_phase and epochs != alternation_epochs):
+        rule = f">= alternation_epochs + 1 = {needed}" if final_phase else f"== alternation_epochs = {alternation_epochs}"
+        raise ConfigError(
+            f"train.epochs={epochs}: the alternating schedule needs epochs {rule} "
+            f"(set train.epochs, train.alternation_epochs or train.final_phase)"
+        )
+    if first_group not in trainable:
+        raise ConfigError(f"train.first_group={first_group!r}: expected 'speech' or 'emotion'")
+    order = [first_group, "emotion" if first_group == "speech" else "speech"]
+    phases = []
+    for i, start in enumerate(range(0, alternation_epochs, switch_every)):
+        side = order[i % 2]
+        end = min(start + switch_every, alternation_epochs)
+        phases.append(Phase(side, start, end, side, side_keys(side, trainable[side])))
+    if final_phase:
+        phases.append(Phase("final", alternation_epochs, epochs, None, ADAPTER_KEYS + ("lora",)))
+    return phases
+
+
+def phase_at(phases: list[Phase], epoch: int) -> Phase:
+    """The phase covering ``epoch``."""
+    for phase in phases:
+        if phase.covers(epoch):
+            return phase
+    raise IndexError(f"epoch {epoch} is outside the schedule")
+
+
+def trainable_keys(phases: list[Phase], available: set[str]) -> list[str]:
+    """Keys trained in at least one phase and present in the model, in canonical order."""
+    used = {k for p in phases for k in p.param_groups}
+    return [k for k in ALL_KEYS if k in used and k in available]
