@@ -1,0 +1,30 @@
+"""Judges turn one prepared row into a score.
+
+A prepared row (see ``emoreason.eval.scoring.prepare_row``) has ``task`` (emotion | sentiment |
+sqa | asr), ``prediction``, ``reference``, ``question``, ``transcript``, ``gold`` (canonical label
+for emotion / sentiment) and ``quotes`` (extracted from the prediction).
+
+Every judge returns a dict merged into the row: ``score`` on the task's native scale (0/1 binary,
+0-5 open-ended, WER fraction for asr), ``success`` (the rating could be read), ``judge`` (details),
+and for rows with quotes and a transcript ``groundedness`` / ``relevance`` (0-2).
+"""
+from __future__ import annotations
+
+SCALE = {"emotion": 100.0, "sentiment": 100.0, "sqa": 20.0}
+"""Per-row score -> 0-100 (AudioBench: binary x 100, 0-5 x 20)."""
+MAX_RATING = {"emotion": 1, "sentiment": 1, "sqa": 5}
+
+
+def make_judge(spec: str, **llm_options):
+    """``offline`` -> :class:`OfflineJudge`; an http(s) URL -> :class:`LLMJudge` on that endpoint."""
+    from emoreason.errors import UserError
+
+    if spec == "offline":
+        from emoreason.eval.judges.offline import OfflineJudge
+
+        return OfflineJudge()
+    if spec.startswith(("http://", "https://")):
+        from emoreason.eval.judges.llm import LLMJudge
+
+        return LLMJudge(spec, **llm_options)
+    raise UserError(f"--judge {spec!r}: expected 'offline' or an OpenAI-compatible base URL (http://host:port/v1)")

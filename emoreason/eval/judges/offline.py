@@ -1,0 +1,64 @@
+"""The embedded judge: no LLM, deterministic, ~10k rows in a few seconds.
+
+* emotion / sentiment: binary rubric by label extraction (eval/labels.py);
+* sqa: a rough 0-5 from content-word F1 against the reference (an estimate, not AudioBench's
+  LLM rubric; use an LLM judge for SQA numbers you report);
+* asr: per-utterance WER (corpus WER is computed in the metrics);
+* quotes: groundedness by fuzzy alignment to the transcript, relevance by label / cue words.
+"""
+from __future__ import annotations
+
+import re
+
+from emoreason.eval.labels import binary_match
+from emoreason.eval.quotes import groundedness, relevance
+from emoreason.eval.wer import utterance_wer
+
+_STOP = set("a an the of to in on at for and or but is are was were be been it this that with as by "
+            "from he she they we you i his her their its my your our do does did not no so".split())
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def _content_f1(reference: str, prediction: str) -> float:
+    ref = [w for w in _WORD.findall(reference.lower()) if w not in _STOP]
+    pred = [w for w in _WORD.findall(prediction.lower()) if w not in _STOP]
+    if not ref or not pred:
+        return 0.0
+    common = sum(min(ref.count(w), pred.count(w)) for w in set(ref))
+    if not common:
+        return 0.0
+    p, r = common / len(pred), common / len(ref)
+    return 2 * p * r / (p + r)
+
+
+class OfflineJudge:
+    """Rule-based judge; :meth:`judge` is synchronous (no I/O)."""
+
+    name = "offline"
+    is_async = False
+
+    def judge(self, row: dict) -> dict:
+        task = row["task"]
+        out: dict = {"success": True}
+        if task in ("emotion", "sentiment"):
+            score, got = binary_match(row["prediction"], row["gold"], task)
+            out["score"] = float(score)
+            out["judge"] = {"name": self.name, "extracted": got.to_dict()}
+        elif task == "sqa":
+            f1 = _content_f1(row["reference"], row["prediction"])
+            out["score"] = float(round(5 * f1))
+            out["judge"] = {"name": self.name, "content_f1": round(f1, 4)}
+        elif task == "asr":
+            out["score"] = utterance_wer(row["reference"], row["prediction"])
+            out["judge"] = {"name": "wer"}
+        out.update(self.judge_quotes(row))
+        return out
+
+    @staticmethod
+    def judge_quotes(row: dict) -> dict:
+        """Offline groundedness / relevance (0-2) for rows with quotes, a transcript and a label."""
+        quotes = row.get("quotes") or []
+        if not quotes or not row.get("transcript") or not row.get("gold"):
+            return {}
+        return {"groundedness": groundedness(quotes, row["transcript"]),
+                "relevance": relevance(quotes, row["gold"])}
