@@ -1,0 +1,1 @@
+"""Versioned teacher prompt templates (package data); see README.md in this folder."""
