@@ -1,0 +1,36 @@
+"""Seeded train/dev/test assignment: per item (random) or per group (speaker- / session-disjoint)."""
+from __future__ import annotations
+
+import random
+from typing import Hashable, Sequence
+
+from emoreason.errors import UserError
+
+
+def _counts(n: int, test: float, dev: float, at_least_one: bool) -> tuple[int, int]:
+    if not (0 <= test < 1 and 0 <= dev < 1 and test + dev < 1):
+        raise UserError(f"split fractions must be in [0, 1) and sum below 1 (test={test}, dev={dev})")
+    n_test, n_dev = round(n * test), round(n * dev)
+    if at_least_one:  # a group split with a non-zero fraction must hold out at least one group
+        n_test = max(n_test, 1 if test > 0 else 0)
+        n_dev = max(n_dev, 1 if dev > 0 else 0)
+    if n_test + n_dev >= n and n > 0:
+        raise UserError(f"only {n} group(s): cannot hold out {n_test} for test and {n_dev} for dev and keep any for train")
+    return n_test, n_dev
+
+
+def assign_groups(groups: Sequence[Hashable], test: float, dev: float, seed: int,
+                  at_least_one: bool = True) -> dict[Hashable, str]:
+    """Group -> split, holding out whole groups: sorted, seeded shuffle, first for test, next for dev.
+
+    Used for item-level splits too (each item its own group), giving an exact share:
+    ``round(n * test)`` items in test. ``at_least_one``: a non-zero fraction holds out at least
+    one group even when the share rounds to zero (speaker-disjoint splits of few speakers).
+    """
+    unique = sorted(set(groups), key=str)
+    n_test, n_dev = _counts(len(unique), test, dev, at_least_one)
+    random.Random(seed).shuffle(unique)
+    out = {}
+    for i, g in enumerate(unique):
+        out[g] = "test" if i < n_test else "dev" if i < n_test + n_dev else "train"
+    return out
