@@ -126,7 +126,8 @@ def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | 
     rows = [prepare_row(r, task, str(predictions)) for r in read_predictions(predictions)]
     scores_path = out / SCORES
     marker = out / "judge.txt"
-    identity = getattr(judge, "base_url", judge.name)
+    # The judge kind and model, not its address: a restarted server on another port may resume.
+    identity = "offline" if not getattr(judge, "is_async", False) else f"llm:{judge.model or 'auto'}"
     if overwrite:
         scores_path.unlink(missing_ok=True)
     elif scores_path.exists() and marker.exists() and marker.read_text().strip() != identity:

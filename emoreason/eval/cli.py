@@ -1,0 +1,135 @@
+"""`emoreason eval score | run | compare`: argument handling only; the work lives in the modules."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def _add_judge_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--judge", default="offline",
+                   help="'offline' (built-in rules, no LLM; the default) or the base URL of an OpenAI-compatible "
+                        "chat endpoint serving the judge LLM, e.g. http://127.0.0.1:8000/v1 (AudioBench used "
+                        "Llama-3-70B-Instruct on vLLM)")
+    p.add_argument("--judge-model", default=None,
+                   help="model name to request from the judge endpoint (default: the first one it lists)")
+    p.add_argument("--judge-key", default="EMPTY", help="API key sent to the judge endpoint (default: EMPTY)")
+    p.add_argument("--concurrency", type=int, default=8, help="judge requests in flight at once (default 8)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per judge request (default 120)")
+    p.add_argument("--retries", type=int, default=3,
+                   help="retries per judge request with exponential backoff (default 3); after that the run "
+                        "stops, keeping every row already scored")
+    p.add_argument("--task", choices=["emotion", "sentiment", "sqa", "asr"], default=None,
+                   help="task of rows without a 'task' field (default: inferred from the reference label)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (and of instruction choice in run)")
+    p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="discard scores already in --out instead of resuming from them")
+
+
+def _judge(args: argparse.Namespace, out: Path):
+    from emoreason.eval.judges import make_judge
+
+    return make_judge(args.judge, model=args.judge_model, api_key=args.judge_key, concurrency=args.concurrency,
+                      timeout=args.timeout, retries=args.retries, cache_path=out / "judge_cache.jsonl") \
+        if args.judge != "offline" else make_judge("offline")
+
+
+def _print_summary(metrics: dict, out: Path) -> None:
+    for task, m in metrics["tasks"].items():
+        line = f"{task:9s} n={m['n']:<6d} {m['metric']}: {m['score']:.1f} [{m['ci']['low']:.1f}, {m['ci']['high']:.1f}]"
+        if "success_rate" in m:
+            line += f"  judge success {100 * m['success_rate']:.1f}%"
+        if "classification" in m:
+            c = m["classification"]
+            line += f"  wt acc {c['weighted_accuracy']:.1f} unwt acc {c['unweighted_accuracy']:.1f} macro-F1 {c['macro_f1']:.1f}"
+        print(line)
+    print(f"wrote {out / 'scores.jsonl'}, metrics.json, report.md, report.html")
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from emoreason.eval.scoring import score_file
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics = score_file(args.predictions, out, _judge(args, out), task=args.task, seed=args.seed,
+                         bootstrap=args.bootstrap, overwrite=args.overwrite)
+    _print_summary(metrics, out)
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from emoreason.errors import UserError
+    from emoreason.eval.scoring import score_file
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    preds = out / "predictions.jsonl"
+    if args.overwrite:
+        preds.unlink(missing_ok=True)
+    if args.cascade:
+        from emoreason.eval.cascade import cascade_predictions
+
+        cascade_predictions(args.manifest, preds, llm=args.cascade_llm, llm_model=args.cascade_model,
+                            task=args.task, limit=args.limit)
+    elif args.model:
+        from emoreason.eval.run import model_predictions
+
+        model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit, batch_size=args.batch_size)
+    else:
+        raise UserError("eval run needs --model RUN_DIR or --cascade")
+    metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
+                         bootstrap=args.bootstrap, overwrite=args.overwrite)
+    _print_summary(metrics, out)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from emoreason.eval.compare import compare_table, render_markdown
+
+    head, rows = compare_table(args.dirs, args.names.split(",") if args.names else None)
+    text = render_markdown(head, rows)
+    if args.out:
+        Path(args.out).write_text(text)
+    print(text, end="")
+    return 0
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    p = subparsers.add_parser("eval", help="score predictions (offline or LLM judge), run and compare evaluations",
+                              description="Evaluate emotion / sentiment reasoning, SQA and ASR outputs, AudioBench-style.")
+    sub = p.add_subparsers(dest="eval_verb", metavar="EVAL_VERB")
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+
+    s = sub.add_parser("score", help="score an existing predictions JSONL",
+                       description="Score predictions: each row needs 'prediction' and 'reference' (gold label or a "
+                                   "reference sentence) or 'label'; optional task, question, transcript, id. Writes "
+                                   "DIR/scores.jsonl (resumable), metrics.json, report.md, report.html, confusion.png.")
+    s.add_argument("--predictions", required=True, help="predictions JSONL file")
+    s.add_argument("--out", required=True, help="output directory (rerun with the same directory to resume)")
+    _add_judge_options(s)
+    s.set_defaults(func=cmd_score)
+
+    r = sub.add_parser("run", help="generate predictions for a manifest (our model or the cascade), then score",
+                       description="Generate answers for the emotion / sentiment rows of a manifest with a trained "
+                                   "run (--model) or the ASR -> text LLM cascade baseline (--cascade), write "
+                                   "DIR/predictions.jsonl, then score it like `eval score`.")
+    r.add_argument("--model", help="run directory or its final/ directory (loaded by the inference engine)")
+    r.add_argument("--cascade", action="store_true",
+                   help="cascade baseline: packaged Whisper tiny.en (ctranslate2) transcript -> text answer")
+    r.add_argument("--cascade-llm", default="offline",
+                   help="text step of the cascade: 'offline' (lexical rule) or an OpenAI-compatible base URL")
+    r.add_argument("--cascade-model", default=None, help="model name for --cascade-llm (default: first listed)")
+    r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment rows and audio")
+    r.add_argument("--out", required=True, help="output directory (rerun with the same directory to resume)")
+    r.add_argument("--limit", type=int, default=None, help="only the first N rows (smoke tests)")
+    r.add_argument("--batch-size", type=int, default=8, help="clips per engine call (default 8)")
+    _add_judge_options(r)
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("compare", help="one table across evaluation directories",
+                       description="Print one markdown table (scores per task, average, accuracies, quote scores) "
+                                   "across directories written by `eval score` / `eval run`.")
+    c.add_argument("dirs", nargs="+", help="evaluation directories holding metrics.json")
+    c.add_argument("--names", default=None, help="comma-separated row names (default: directory names)")
+    c.add_argument("--out", default=None, help="also write the table to this markdown file")
+    c.set_defaults(func=cmd_compare)

@@ -1,0 +1,64 @@
+"""`eval run`: generate predictions for a manifest with our model (inference Engine) or the
+cascade baseline, into DIR/predictions.jsonl (appended per row, resumable), then score them."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from emoreason.errors import UserError
+
+PREDICTIONS = "predictions.jsonl"
+
+
+def _done_ids(path: Path) -> set[str]:
+    ids: set[str] = set()
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                ids.add(json.loads(line)["id"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+    return ids
+
+
+def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
+                      limit: int | None = None, batch_size: int = 8) -> Path:
+    """Run ``Engine.load(run_dir).analyze`` over the manifest's emotion / sentiment rows.
+
+    The prediction text is the engine's free-text ``explanation`` (what an LLM judge reads); the
+    forced-choice ``label`` and its ``scores`` are kept as ``model_label`` / ``model_scores``.
+    """
+    from tqdm import tqdm
+
+    from emoreason.data.manifest import read_manifest, resolve_audio
+    from emoreason.data.questions import instruction_for
+    from emoreason.inference.engine import Engine
+
+    rows = [r for r in read_manifest(manifest) if r.task in ("emotion", "sentiment") and (task is None or r.task == task)]
+    if limit:
+        rows = rows[:limit]
+    if not rows:
+        raise UserError(f"{manifest}: no emotion / sentiment rows to evaluate")
+    out_path = Path(out_path)
+    done = _done_ids(out_path)
+    todo = [r for r in rows if r.id not in done]
+    engine = Engine.load(str(run_dir))
+    with open(out_path, "a", encoding="utf-8") as fh, tqdm(total=len(todo), desc="generating", unit="utt") as bar:
+        for t in ("emotion", "sentiment"):
+            group = [r for r in todo if r.task == t]
+            for start in range(0, len(group), batch_size):
+                batch = group[start:start + batch_size]
+                results = engine.analyze([str(resolve_audio(r, manifest)) for r in batch], task=t)
+                for row, res in zip(batch, results):
+                    data = res.to_dict() if hasattr(res, "to_dict") else dict(getattr(res, "__dict__", {}))
+                    if "error" in data or type(res).__name__ == "AnalysisError":
+                        raise UserError(f"{row.id}: the engine failed: {data.get('error', res)}")
+                    text = data.get("explanation") or f"The speaker sounds {data.get('label')}."
+                    fh.write(json.dumps({
+                        "id": row.id, "task": t, "label": row.label, "reference": row.label, "prediction": text,
+                        "question": row.instruction or instruction_for(row.id, t), "transcript": row.transcript,
+                        "model_label": data.get("label"), "model_scores": data.get("scores"), "model": str(run_dir),
+                    }, ensure_ascii=False) + "\n")
+                    fh.flush()
+                    bar.update(1)
+    return out_path
