@@ -55,7 +55,7 @@ def _stats(wave: np.ndarray) -> np.ndarray:
 
 
 class FakeLoRALM(nn.Module):
-    def __init__(self, hidden: int = 16, rank: int = 4) -> None:
+    def __init__(self, hidden: int = 32, rank: int = 8, dropout: float = 0.1) -> None:
         super().__init__()
         self.embed = nn.Embedding(VOCAB, hidden)
         self.mix = nn.Linear(hidden, hidden)
@@ -63,7 +63,7 @@ class FakeLoRALM(nn.Module):
         self.lora_a = nn.Linear(hidden, rank, bias=False)
         self.lora_b = nn.Linear(rank, hidden, bias=False)
         nn.init.normal_(self.lora_b.weight, std=0.02)  # non-zero so lora_a gets gradients at step 1
-        self.dropout = nn.Dropout(0.1)
+        self.dropout = nn.Dropout(dropout)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         h = torch.tanh(self.mix(h)) + self.lora_b(self.lora_a(self.dropout(h)))
@@ -73,14 +73,14 @@ class FakeLoRALM(nn.Module):
 class FakeAudioLLM(nn.Module):
     """Contract-shaped model: forward(input_ids, attention_mask, speech_features, emotion_features)."""
 
-    def __init__(self, hidden: int = 16, seed: int = 0) -> None:
+    def __init__(self, hidden: int = 32, seed: int = 0, dropout: float = 0.1) -> None:
         super().__init__()
         torch.manual_seed(seed)
         self.speech_encoder = nn.Linear(N_FEAT, hidden)
         self.emotion_encoder = nn.Linear(N_FEAT, hidden)
         self.speech_adapter = nn.Linear(hidden, hidden)
         self.emotion_adapter = nn.Linear(hidden, hidden)
-        self.llm = FakeLoRALM(hidden)
+        self.llm = FakeLoRALM(hidden, dropout=dropout)
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         lora = [self.llm.lora_a.weight, self.llm.lora_b.weight]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -118,7 +119,10 @@ class Trainer:
         if accelerator is None:
             # Phases freeze different groups: DDP must tolerate parameters without a gradient.
             ddp = DistributedDataParallelKwargs(find_unused_parameters=len({p.param_groups for p in phases}) > 1)
-            accelerator = Accelerator(mixed_precision=resolve_precision(train.precision), kwargs_handlers=[ddp])
+            # accelerate only picks gloo multi-CPU when told cpu=True; a torchrun/`accelerate launch
+            # --multi_gpu` start on a machine without GPUs should still run distributed.
+            cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
+            accelerator = Accelerator(mixed_precision=resolve_precision(train.precision), kwargs_handlers=[ddp], cpu=cpu)
         self.acc = accelerator
         set_seed(train.seed)
 

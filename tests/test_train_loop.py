@@ -1,0 +1,111 @@
+"""The training loop on a stand-in model (tests/train_fakes.py): what each phase trains and freezes,
+which tasks it sees, that loss falls, and that an interrupted run resumes to the same losses."""
+import json
+
+import pytest
+import torch
+from train_fakes import FakeAudioLLM, FakeProcessor
+
+from emoreason.config import DataConfig, TrainConfig
+from emoreason.data.dataset import Collator, ManifestDataset
+from emoreason.testing.dummies import make_dummy_corpus
+from emoreason.train.loop import Trainer, token_losses
+from emoreason.train.schedule import build_schedule
+
+SPEECH_TASKS, EMOTION_TASKS = {"asr", "sqa"}, {"emotion", "sentiment"}
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    manifest = make_dummy_corpus(20, tmp_path_factory.mktemp("dummy"))
+    return ManifestDataset(manifest, DataConfig().task_groups)  # 16 train rows: 8 speech, 8 emotion
+
+
+def snapshot(model):
+    groups = {k: torch.cat([p.detach().flatten() for p in ps]).clone() for k, ps in model.parameter_groups().items()}
+    groups["base"] = torch.cat([model.llm.head.weight.detach().flatten(), model.llm.embed.weight.detach().flatten()]).clone()
+    return groups
+
+
+def changed(before, after):
+    return {k for k in before if not torch.equal(before[k], after[k])}
+
+
+def make_trainer(dataset, run_dir, phases, **train_kw):
+    kw = dict(epochs=phases[-1].end_epoch, alternation_epochs=2, batch_size=8, lr=1e-2, warmup_ratio=0.0,
+              weight_decay=0.1, precision="no", lr_schedule="constant")
+    kw.update(train_kw)
+    model = FakeAudioLLM()
+    return model, Trainer(model, dataset, Collator(FakeProcessor()), phases, TrainConfig(**kw), run_dir)
+
+
+def test_token_losses_shift_and_mask():
+    logits = torch.zeros(1, 3, 4)
+    logits[0, 0, 2] = 10.0  # position 0 predicts label at position 1
+    labels = torch.tensor([[-100, 2, -100]])
+    sums, counts = token_losses(logits, labels)
+    assert counts.tolist() == [1]
+    assert sums.item() == pytest.approx(torch.nn.functional.cross_entropy(logits[0, :1], labels[0, 1:2]).item())
+
+
+def test_each_alternating_phase_trains_only_its_groups_and_tasks(dataset, tmp_path):
+    phases = build_schedule("alternating", 3, 1, 2, "speech", True, speech_encoder_trainable=True, emotion_encoder_trainable=True)
+    model, trainer = make_trainer(dataset, tmp_path, phases)
+    s0 = snapshot(model)
+    (r1,) = trainer.fit(stop_after=1)  # epoch 0: speech phase, one step
+    s1 = snapshot(model)
+    assert r1.phase == "speech" and set(r1.task_losses) - {"all"} <= SPEECH_TASKS
+    assert changed(s0, s1) == {"speech_encoder", "speech_adapter", "lora"}
+
+    (r2,) = trainer.fit(stop_after=2)  # resumes from step-1, epoch 1: emotion phase
+    s2 = snapshot(model)
+    assert r2.phase == "emotion" and set(r2.task_losses) - {"all"} <= EMOTION_TASKS
+    assert changed(s1, s2) == {"emotion_encoder", "emotion_adapter", "lora"}
+
+    final = trainer.fit()  # epoch 2: final phase, all tasks, adapters + LoRA
+    s3 = snapshot(model)
+    assert [r.phase for r in final] == ["final", "final"]
+    assert set().union(*(r.task_losses for r in final)) - {"all"} == SPEECH_TASKS | EMOTION_TASKS
+    assert changed(s2, s3) == {"speech_adapter", "emotion_adapter", "lora"}
+    for p in model.llm.head.parameters():  # base LLM weights never require grad
+        assert not p.requires_grad
+
+
+def test_joint_trains_all_trainable_groups_at_once(dataset, tmp_path):
+    phases = build_schedule("joint", 1, emotion_encoder_trainable=True)
+    model, trainer = make_trainer(dataset, tmp_path, phases, max_steps=1)
+    s0 = snapshot(model)
+    (r,) = trainer.fit()
+    assert r.phase == "joint"
+    assert changed(s0, snapshot(model)) == {"emotion_encoder", "speech_adapter", "emotion_adapter", "lora"}
+
+
+def test_loss_falls_when_overfitting_a_few_examples(dataset, tmp_path):
+    phases = build_schedule("joint", 30)
+    _, trainer = make_trainer(dataset, tmp_path, phases, lr=3e-2, weight_decay=0.0, batch_size=16)
+    losses = [r.loss for r in trainer.fit()]
+    assert len(losses) == 30
+    assert sum(losses[-5:]) / 5 < 0.6 * losses[0]
+
+
+def test_interrupted_run_resumes_to_identical_losses(dataset, tmp_path):
+    """N steps straight vs k steps, stop, resume from the last checkpoint (mid-epoch) to N."""
+    phases = build_schedule("alternating", 3, 1, 2, "speech", True)
+    kw = dict(batch_size=2, grad_accum=2, save_every_steps=2, lr_schedule="cosine", warmup_ratio=0.2)
+    _, straight = make_trainer(dataset, tmp_path / "a", phases, **kw)
+    full = [r.loss for r in straight.fit()]
+    assert len(full) == 8  # 2 + 2 alternation steps, 4 final steps
+
+    _, first = make_trainer(dataset, tmp_path / "b", phases, **kw)
+    part1 = [r.loss for r in first.fit(stop_after=7)]  # stops before step 8; last checkpoint: step 6
+    assert part1 == full[:7]
+    _, second = make_trainer(dataset, tmp_path / "b", phases, **kw)  # a fresh process's view
+    part2 = second.fit()  # auto-resume
+    assert part2[0].step == 7
+    assert [r.loss for r in part2] == pytest.approx(full[6:], abs=1e-9, rel=0)
+
+    rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if r["task"] == "all"]
+    assert steps == list(range(1, 9))  # step 7 logged once: rows after the checkpoint were dropped
+    assert {r["phase"] for r in rows} == {"speech", "emotion", "final"}
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step-6", "step-8"]  # keep=2
