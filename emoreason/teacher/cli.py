@@ -48,6 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import logging
     import sys
 
     from emoreason.errors import UserError
@@ -59,6 +60,7 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("--retries and --check-retries must be >= 0")
     if args.timeout <= 0:
         raise UserError(f"--timeout must be > 0, got {args.timeout}")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the progress bar
     teacher = make_teacher(args.teacher, model=args.model, timeout=args.timeout, retries=args.retries,
                            concurrency=args.concurrency, max_tokens=args.max_tokens)
     summary = teach(args.manifest, args.out, teacher, style=args.style, cues=args.cues, concurrency=args.concurrency,
