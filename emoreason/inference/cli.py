@@ -1,0 +1,111 @@
+"""``emoreason analyze``: label + scores + explanation + quotes for audio files.
+
+    emoreason analyze --model runs/x a.wav b.mp3 --json > results.jsonl
+    emoreason analyze --model runs/x *.wav --out results.jsonl     # resumable: skips files already there
+
+A bad file (unreadable, empty, not audio, NaN samples, too long) gets one line on stderr and the
+exit code becomes 1; the other files are still analysed.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from emoreason.audio import MAX_SECONDS
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``emoreason analyze``."""
+    p = subparsers.add_parser(
+        "analyze",
+        help="analyse audio files with a trained model: label, scores, explanation, quotes",
+        description="Analyse audio files with a trained model. Each file gets a forced-choice label with a "
+        "probability per candidate label, a generated explanation, the quotes in it, and measured "
+        "acoustic cues; files longer than 30 s are analysed per 30 s window (segments) plus overall.",
+    )
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any sample rate / channel count soundfile reads)")
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
+    p.add_argument("--task", choices=["emotion", "sentiment"], default="emotion",
+                   help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral (default: emotion)")
+    p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON lines) instead of a readable "
+                   "summary; a failed file gives {\"file\", \"error\"} (and its line on stderr)")
+    p.add_argument("--out", metavar="FILE.jsonl", help="also append each result to this JSON-lines file as it finishes; "
+                   "files already in it are skipped, so an interrupted run resumes")
+    p.add_argument("--prompt", help="the instruction asked about each clip (default: the first question of the task's training pool)")
+    p.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass (default: 4)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="explanation length in tokens; 0 = label and scores only (default: 128)")
+    p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help=f"refuse longer files (default: {MAX_SECONDS:.0f})")
+    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.set_defaults(func=run)
+
+
+def _already_done(out: Path) -> set[str]:
+    """Files with a result (not an error) in an earlier run's output; a torn last line is ignored."""
+    done: set[str] = set()
+    if out.is_file():
+        for line in out.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except ValueError:
+                continue
+            if "error" not in row and "file" in row:
+                done.add(row["file"])
+    return done
+
+
+def format_summary(result: dict[str, Any], top: int = 3) -> str:
+    """A few readable lines for one result dict."""
+    ranked = sorted(result["scores"].items(), key=lambda kv: -kv[1])[:top]
+    lines = [f"{result['file']}: {result['label']} ({result['scores'][result['label']]:.0%})  [{result['duration']:.1f} s]",
+             "  scores: " + ", ".join(f"{k} {v:.0%}" for k, v in ranked)]
+    for seg in result.get("segments", []):
+        lines.append(f"  {seg['start']:7.1f}-{seg['end']:7.1f} s  {seg['label']} ({seg['scores'][seg['label']]:.0%})")
+    if result["explanation"]:
+        lines.append(f"  explanation: {result['explanation']}")
+    if result["quotes"]:
+        lines.append("  quotes: " + "; ".join(f'"{q["text"]}"' for q in result["quotes"]))
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from emoreason.inference.engine import Engine
+
+    files = list(args.files)
+    out_file: TextIO | None = None
+    if args.out:
+        done = _already_done(Path(args.out))
+        skipped = [f for f in files if f in done]
+        files = [f for f in files if f not in done]
+        if skipped:
+            print(f"emoreason: {len(skipped)} file(s) already in {args.out}, skipped", file=sys.stderr)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        if not files:
+            return 0
+        out_file = open(args.out, "a", encoding="utf-8")
+    engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds)
+    failed = 0
+    # The bar counts files (windows of long files finish at different times); tqdm hides itself
+    # when stderr is not a terminal.
+    with tqdm(total=len(files), unit="file", disable=None, file=sys.stderr, leave=False) as bar:
+        for result in engine.iter_analyze(files, task=args.task, prompt=args.prompt, batch_size=args.batch_size,
+                                          max_new_tokens=args.max_new_tokens):
+            bar.update(1)
+            row = result.to_dict()
+            if not result.ok:
+                failed += 1
+                tqdm.write(f"emoreason: error: {result.error}", file=sys.stderr)
+            if args.json:  # errors too: one object per input file, {"file", "error"}
+                print(json.dumps(row, ensure_ascii=False), flush=True)
+            elif result.ok:
+                tqdm.write(format_summary(row), file=sys.stdout)
+            if out_file is not None:
+                out_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out_file.flush()
+    if out_file is not None:
+        out_file.close()
+    return 1 if failed else 0
