@@ -1,0 +1,244 @@
+"""The AudioLLM processor: waveforms + prompts (+ targets) -> model-ready tensors.
+
+It is the single place that decides how many audio tokens a clip gets, and it builds the loss mask
+in the same pass that renders the chat (nanochat's ``render_conversation`` idea): the prompt part
+(chat template with the generation prompt) and the whole conversation are rendered, the whole text
+must start with the prompt text, and the labels are the tokens after the prompt. Because the
+prompt is tokenised on its own in both cases, training sees exactly the prompt tokens that
+``generate`` / ``score_candidates`` see.
+
+User turn: ``<audio_start>`` + ``<audio>`` x N + ``<audio_end>`` + instruction, where
+
+- N = speech tokens + emotion tokens (fusion ``sequence``), or speech tokens (``feature``/``none``);
+- speech tokens = ``num_tokens`` (100) for a 30 s window, or with ``dynamic_length``
+  ceil(ceil(ceil(samples / 160) / 2) / k) with k = 1500 / num_tokens (the clip's real length
+  rounded up to the adapter's group size).
+
+Clips longer than 30 s are cut to 30 s (split long audio with ``emoreason.audio.split_windows``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from emoreason.audio import SAMPLE_RATE, WINDOW_SECONDS
+from emoreason.model.tokenizer import AUDIO, AUDIO_END, AUDIO_START, audio_token_ids
+
+WINDOW_SAMPLES = int(SAMPLE_RATE * WINDOW_SECONDS)  # 480000
+HOP = 160  # Whisper log-mel hop: 100 mel frames per second
+MEL_FRAMES = WINDOW_SAMPLES // HOP  # 3000
+ENCODER_FRAMES = MEL_FRAMES // 2  # 1500, the 50 Hz frame rate of every encoder
+PROCESSOR_CONFIG = "processor_config.json"
+
+
+@dataclass
+class FeatureSpec:
+    """What one encoder wants as input, and how many tokens its adapter emits."""
+
+    kind: str
+    """``mel`` (Whisper log-mel) or ``wave`` (raw 16 kHz waveform)."""
+    num_tokens: int
+    """Adapter tokens for a full 30 s window."""
+    num_mel_bins: int = 80
+    dynamic_length: bool = False
+    """``mel`` only: cut features to the clip's own length (rounded up to the group size)."""
+    normalize: bool = False
+    """``wave`` only: zero mean / unit variance over the clip before zero-padding."""
+    normalize_eps: float = 1e-5
+
+    @property
+    def group(self) -> int:
+        """Encoder frames per adapter token (k)."""
+        return ENCODER_FRAMES // self.num_tokens
+
+    def tokens_for(self, num_samples: int) -> int:
+        """Audio tokens this encoder contributes for a clip of ``num_samples`` (<= 30 s)."""
+        if not self.dynamic_length:
+            return self.num_tokens
+        mel = min(MEL_FRAMES, math.ceil(num_samples / HOP))
+        frames = math.ceil(mel / 2)
+        return max(1, math.ceil(frames / self.group))
+
+
+class AudioProcessor:
+    """Turns a batch of (wave, prompt[, target]) into the model's input dict.
+
+    Args:
+        tokenizer: the LLM's tokenizer, with the audio special tokens and a chat template.
+        speech: the speech encoder's :class:`FeatureSpec`.
+        emotion: the emotion encoder's spec, None for fusion ``none``.
+        fusion: ``sequence`` | ``feature`` | ``none``.
+    """
+
+    def __init__(self, tokenizer: Any, speech: FeatureSpec, emotion: FeatureSpec | None, fusion: str):
+        if fusion not in ("sequence", "feature", "none"):
+            raise ValueError(f"unknown fusion {fusion!r}")
+        if fusion != "none" and emotion is None:
+            raise ValueError(f"fusion {fusion!r} needs an emotion encoder spec")
+        self.tokenizer = tokenizer
+        self.speech = speech
+        self.emotion = emotion if fusion != "none" else None
+        self.fusion = fusion
+        self.audio_start_id, self.audio_id, self.audio_end_id = audio_token_ids(tokenizer)
+        self._mel_extractors: dict[int, Any] = {}
+
+    # ------------------------------------------------------------------ token counts
+    def num_audio_tokens(self, num_samples: int) -> int:
+        """Placeholder count N for one clip of ``num_samples`` (16 kHz)."""
+        n = min(num_samples, WINDOW_SAMPLES)
+        count = self.speech.tokens_for(n)
+        if self.fusion == "sequence":
+            count += self.emotion.tokens_for(n)
+        return count
+
+    @property
+    def pad_token_id(self) -> int:
+        tok = self.tokenizer
+        return tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id
+
+    # ------------------------------------------------------------------ text
+    def _encode(self, text: str) -> list[int]:
+        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def _chat(self, messages: list[dict[str, str]], generation_prompt: bool) -> str:
+        return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+
+    def render(self, prompt: str, target: str | None, num_audio: int) -> tuple[list[int], list[int] | None]:
+        """One conversation -> (input_ids, labels or None); labels are -100 on the prompt part.
+
+        Raises ValueError when the chat template does not render the prompt as a prefix of the
+        whole conversation, or when the tokenizer does not keep ``<audio>`` as one token.
+        """
+        user = {"role": "user", "content": f"{AUDIO_START}{AUDIO * num_audio}{AUDIO_END}{prompt}"}
+        prompt_text = self._chat([user], generation_prompt=True)
+        prompt_ids = self._encode(prompt_text)
+        found = prompt_ids.count(self.audio_id)
+        if found != num_audio:
+            raise ValueError(f"prompt renders {found} {AUDIO} tokens, expected {num_audio} (does the text contain {AUDIO}?)")
+        if target is None:
+            return prompt_ids, None
+        full_text = self._chat([user, {"role": "assistant", "content": target}], generation_prompt=False)
+        if not full_text.startswith(prompt_text):
+            raise ValueError("the chat template does not render the prompt as a prefix of the conversation; "
+                             "cannot build a loss mask for it")
+        response_ids = self._encode(full_text[len(prompt_text):])
+        return prompt_ids + response_ids, [-100] * len(prompt_ids) + response_ids
+
+    def candidate_ids(self, candidates: Sequence[str]) -> list[list[int]]:
+        """Token ids of each candidate response start (no special tokens)."""
+        out = [self._encode(c) for c in candidates]
+        if any(len(ids) == 0 for ids in out):
+            raise ValueError(f"empty candidate in {list(candidates)}")
+        return out
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
+
+    # ------------------------------------------------------------------ audio
+    def _mel_extractor(self, n_mels: int) -> Any:
+        if n_mels not in self._mel_extractors:
+            from transformers import WhisperFeatureExtractor
+
+            self._mel_extractors[n_mels] = WhisperFeatureExtractor(feature_size=n_mels, sampling_rate=SAMPLE_RATE)
+        return self._mel_extractors[n_mels]
+
+    def features(self, spec: FeatureSpec, waves: list[np.ndarray]) -> dict[str, np.ndarray]:
+        """Encoder inputs for one encoder.
+
+        mel: ``features`` (B, n_mels, 3000) float32; with dynamic_length (B, n_mels, M) cut to the
+        longest clip's rounded length plus ``mask`` (B, M) int64 marking each clip's own frames.
+        wave: ``features`` (B, 480000) float32, normalised per clip (optional), zero-padded.
+        """
+        if spec.kind == "mel":
+            mel = self._mel_extractor(spec.num_mel_bins)(
+                waves, sampling_rate=SAMPLE_RATE, padding="max_length", return_tensors="np"
+            )["input_features"].astype(np.float32)
+            if not spec.dynamic_length:
+                return {"features": mel}
+            lengths = np.array([spec.tokens_for(w.size) * spec.group * 2 for w in waves])
+            m = int(lengths.max())
+            mask = (np.arange(m)[None, :] < lengths[:, None]).astype(np.int64)
+            return {"features": np.ascontiguousarray(mel[:, :, :m]), "mask": mask}
+        if spec.kind == "wave":
+            out = np.zeros((len(waves), WINDOW_SAMPLES), dtype=np.float32)
+            for i, w in enumerate(waves):
+                if spec.normalize:  # over the clip's own samples, before padding (data2vec / HuBERT style)
+                    w = (w - w.mean()) / np.sqrt(w.var() + spec.normalize_eps)
+                out[i, : w.size] = w
+            return {"features": out}
+        raise ValueError(f"unknown feature kind {spec.kind!r}")
+
+    # ------------------------------------------------------------------ batch
+    def __call__(self, waves: Sequence[np.ndarray], prompts: Sequence[str], targets: Sequence[str] | None = None) -> dict[str, Any]:
+        """Batch of clips -> dict of torch tensors.
+
+        Returns ``input_ids`` / ``attention_mask`` (B, L) int64 (right-padded with targets,
+        left-padded without), ``labels`` (B, L) when targets are given, ``speech_features``,
+        ``emotion_features`` (when there is an emotion encoder) and ``speech_attention_mask`` /
+        ``emotion_attention_mask`` for dynamic-length Whisper inputs.
+        """
+        import torch
+
+        if len(waves) != len(prompts) or (targets is not None and len(targets) != len(waves)):
+            raise ValueError(f"batch sizes differ: {len(waves)} waves, {len(prompts)} prompts"
+                             + (f", {len(targets)} targets" if targets is not None else ""))
+        if not waves:
+            raise ValueError("empty batch")
+        waves = [np.asarray(w, dtype=np.float32).reshape(-1)[:WINDOW_SAMPLES] for w in waves]
+        rows = [self.render(p, None if targets is None else targets[i], self.num_audio_tokens(w.size))
+                for i, (w, p) in enumerate(zip(waves, prompts))]
+        length = max(len(ids) for ids, _ in rows)
+        left = targets is None  # generation: left padding keeps every prompt's end aligned
+        ids = np.full((len(rows), length), self.pad_token_id, dtype=np.int64)
+        mask = np.zeros((len(rows), length), dtype=np.int64)
+        labels = np.full((len(rows), length), -100, dtype=np.int64)
+        for i, (row_ids, row_labels) in enumerate(rows):
+            sl = slice(length - len(row_ids), length) if left else slice(0, len(row_ids))
+            ids[i, sl] = row_ids
+            mask[i, sl] = 1
+            if row_labels is not None:
+                labels[i, sl] = row_labels
+        batch: dict[str, Any] = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
+        if targets is not None:
+            batch["labels"] = torch.from_numpy(labels)
+        for name, spec in (("speech", self.speech), ("emotion", self.emotion)):
+            if spec is None:
+                continue
+            feats = self.features(spec, waves)
+            batch[f"{name}_features"] = torch.from_numpy(feats["features"])
+            if "mask" in feats:
+                batch[f"{name}_attention_mask"] = torch.from_numpy(feats["mask"])
+        return batch
+
+    # ------------------------------------------------------------------ persistence
+    def save_pretrained(self, directory: str | Path) -> None:
+        """Write the tokenizer files and ``processor_config.json``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        self.tokenizer.save_pretrained(str(directory))
+        config = {
+            "fusion": self.fusion,
+            "speech": dataclasses.asdict(self.speech),
+            "emotion": dataclasses.asdict(self.emotion) if self.emotion is not None else None,
+        }
+        (directory / PROCESSOR_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
+
+    @classmethod
+    def from_pretrained(cls, directory: str | Path) -> "AudioProcessor":
+        """Inverse of :meth:`save_pretrained` (local files only)."""
+        from transformers import AutoTokenizer
+
+        directory = Path(directory)
+        path = directory / PROCESSOR_CONFIG
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: no processor config (was processor.save_pretrained run?)")
+        config = json.loads(path.read_text())
+        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        emotion = FeatureSpec(**config["emotion"]) if config["emotion"] else None
+        return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"])

@@ -1,0 +1,69 @@
+"""Adapters that turn encoder frames into LLM tokens (MERaLiON-AudioLLM style).
+
+    LayerNorm(d) -> group k consecutive frames (B, T, d) -> (B, T/k, k*d)
+    -> Linear(k*d, d) -> SiLU -> Linear(d, 4d) -> SiLU -> Linear(4d, H)
+
+Speech: 1500 frames, k=15 -> 100 tokens. Emotion: k=150 -> 10 tokens (its first Linear is the big
+one: 150*1280*1280 = 246M weights at Whisper-large width).
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def group_frames(x: torch.Tensor, k: int) -> torch.Tensor:
+    """(B, T, d) -> (B, T/k, k*d); T must be a multiple of k (encoders pad to guarantee it)."""
+    b, t, d = x.shape
+    if t % k:
+        raise ValueError(f"frame count {t} is not a multiple of the adapter group size {k}")
+    return x.reshape(b, t // k, k * d)
+
+
+class _MLP(nn.Sequential):
+    """Linear(k*d, d) -> SiLU -> Linear(d, 4d) -> SiLU -> Linear(4d, H)."""
+
+    def __init__(self, in_dim: int, d: int, out_dim: int):
+        super().__init__(nn.Linear(in_dim, d), nn.SiLU(), nn.Linear(d, 4 * d), nn.SiLU(), nn.Linear(4 * d, out_dim))
+
+
+class FrameAdapter(nn.Module):
+    """One encoder's adapter: (B, T, d) frames -> (B, T/k, H) LLM tokens."""
+
+    def __init__(self, in_dim: int, out_dim: int, k: int):
+        super().__init__()
+        self.k = k
+        self.norm = nn.LayerNorm(in_dim)
+        self.mlp = _MLP(k * in_dim, in_dim, out_dim)
+
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames (B, T, d) -> tokens (B, T/k, H)."""
+        x = self.norm(frames.to(self.norm.weight.dtype))
+        return self.mlp(group_frames(x, self.k))
+
+
+class FusionAdapter(nn.Module):
+    """Feature fusion (paper 3.3): both encoders' frames, each normalised by its own LayerNorm,
+    concatenated on channels, grouped by k and mapped by one MLP.
+
+    Grouping the channel-concatenated frames equals "reshape each stream to the speech token count,
+    then concatenate on channels" up to a fixed permutation of the first Linear's inputs.
+    Emotion frames are trimmed/zero-padded to the speech frame count (both are 50 Hz).
+    """
+
+    def __init__(self, speech_dim: int, emotion_dim: int, out_dim: int, k: int):
+        super().__init__()
+        self.k = k
+        self.speech_norm = nn.LayerNorm(speech_dim)
+        self.emotion_norm = nn.LayerNorm(emotion_dim)
+        d = speech_dim + emotion_dim
+        self.mlp = _MLP(k * d, d, out_dim)
+
+    def forward(self, speech: torch.Tensor, emotion: torch.Tensor) -> torch.Tensor:
+        """speech (B, T, ds), emotion (B, Te, de) -> tokens (B, T/k, H)."""
+        t = speech.shape[1]
+        if emotion.shape[1] != t:
+            emotion = nn.functional.pad(emotion[:, :t], (0, 0, 0, max(0, t - emotion.shape[1])))
+        dtype = self.speech_norm.weight.dtype
+        x = torch.cat([self.speech_norm(speech.to(dtype)), self.emotion_norm(emotion.to(dtype))], dim=-1)
+        return self.mlp(group_frames(x, self.k))
