@@ -35,7 +35,9 @@ def prepare_row(row: dict, default_task: str | None, source: str = "") -> dict:
         probe = reference_label(out["reference"], "emotion") if row.get("label") is None else row["label"].lower()
         if probe is None:
             raise PredictionsError(f"{where}: cannot tell the task; add a 'task' field or pass --task")
-        task = "sentiment" if probe in SENTIMENT else "emotion"
+        # "neutral" is in both vocabularies: only polarity words or the word "sentiment" mean sentiment.
+        is_sentiment = probe in ("positive", "negative") or "sentiment" in str(out["reference"]).lower()
+        task = "sentiment" if is_sentiment else "emotion"
     out["task"] = task
     if task in ("emotion", "sentiment"):
         if row.get("label"):
@@ -91,8 +93,10 @@ async def _score_async(judge, todo: list[dict], fh) -> None:
     for row in todo:
         queue.put_nowait(row)
     failure: list[BaseException] = []
+    finished = 0
 
     async def worker() -> None:
+        nonlocal finished
         while not failure:
             try:
                 row = queue.get_nowait()
@@ -104,6 +108,7 @@ async def _score_async(judge, todo: list[dict], fh) -> None:
                 failure.append(e)
                 return
             _append(fh, row)
+            finished += 1
             bar.update(1)
 
     async with judge:
@@ -112,7 +117,7 @@ async def _score_async(judge, todo: list[dict], fh) -> None:
     if failure:
         err = failure[0]
         if isinstance(err, UserError):
-            raise UserError(f"{err}; {bar.n} new rows were scored and kept, rerun the same command to resume")
+            raise UserError(f"{err}; {finished} new rows were scored and kept, rerun the same command to resume")
         raise err
 
 
