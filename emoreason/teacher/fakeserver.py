@@ -8,7 +8,7 @@ they pass the teacher checks unless a fault says otherwise.
 Faults are scripted per transcript substring and consumed in order, e.g.
 ``{"best day": ["500", "timeout"]}``: the first request whose prompt contains "best day" gets a 500,
 the second hangs past the client's timeout, the third is answered normally. Modes: ``500``,
-``429``, ``404``, ``timeout`` (sleeps ``hang_s``), ``close`` (drops the connection), ``nonjson``,
+``429``, ``404``, ``400``, ``timeout`` (sleeps ``hang_s``), ``close`` (drops the connection), ``nonjson``,
 ``empty`` (empty content), ``badquote`` (quotes words not in the transcript), ``wronglabel``,
 ``slow`` (answers after ``slow_s``).
 
@@ -25,7 +25,7 @@ from collections import defaultdict
 
 _TRANSCRIPT_RE = re.compile(r'^Transcript: "(.*)"\s*$', re.M)
 _LABEL_RE = re.compile(r"^(?:Emotion|Sentiment) label: (\S+)\s*$", re.M)
-_REASONS = {504: "Gateway Timeout", 200: "OK", 500: "Internal Server Error", 429: "Too Many Requests", 404: "Not Found"}
+_REASONS = {400: "Bad Request", 200: "OK", 500: "Internal Server Error", 429: "Too Many Requests", 404: "Not Found"}
 
 
 def default_answer(prompt: str, fault: str | None = None) -> str:
@@ -146,7 +146,7 @@ class FakeTeacherServer:
             await asyncio.sleep(self.hang_s)
         elif fault == "slow":
             await asyncio.sleep(self.slow_s)
-        if fault in ("500", "429", "404"):
+        if fault in ("500", "429", "404", "400"):
             return int(fault), {"error": {"message": f"scripted {fault}"}}
         if fault == "close":
             return None, None

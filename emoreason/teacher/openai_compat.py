@@ -147,7 +147,6 @@ class OpenAICompatTeacher:
 
 
 def _describe(e: Exception) -> str:
-    msg = str(e).strip() or e.__class__.__name__
-    if "refused" in msg.lower():
-        return "connection refused"
-    return _short(msg, 80)
+    if isinstance(e, httpx.ConnectError):  # httpx says "All connection attempts failed"
+        return "could not connect: is the server running and the URL right?"
+    return _short(str(e).strip() or e.__class__.__name__, 80)
