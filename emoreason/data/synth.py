@@ -100,7 +100,7 @@ def load_bank() -> dict[str, Any]:
     """The sentence bank: {"version": int, emotion: [{"text", "q", "a"}, ...]}."""
     import yaml
 
-    text = resources.files("emoreason.data").joinpath("resources/sentences.yaml").read_text(encoding="utf-8")
+    text = resources.files("emoreason.data.resources").joinpath("sentences.yaml").read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

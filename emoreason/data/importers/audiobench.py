@@ -170,7 +170,7 @@ def import_audiobench(
     from tqdm import tqdm
 
     name = short_name(source, data_dir)
-    inferred_task, inferred_vocab = infer_task(f"{source} {data_dir or ''}") if task is None else (task, None)
+    inferred_task, inferred_vocab = infer_task(name) if task is None else (task, None)
     task = inferred_task
     vocab = VOCABULARIES[vocabulary] if vocabulary else inferred_vocab
     if task == "emotion" and vocab is None:

@@ -2,7 +2,7 @@
 
 Our fields (left of ``=``): ``audio`` (required; paths relative to the table's folder), ``id``,
 ``emotion`` (alias ``label``), ``sentiment``, ``transcript``, ``speaker``, ``split``, ``question``,
-``answer``. Unmapped fields whose column name equals the field name are picked up too.
+``answer``. Unmapped fields whose column name equals the field name (or ``label``) are picked up too.
 Rows are made for every task the mapped fields support (or the ``tasks`` given); sentiment is
 derived from the emotion label when asked for and not mapped.
 """
@@ -98,6 +98,9 @@ def import_generic(
     for f in FIELDS:  # a column literally named like our field needs no mapping
         if f not in mapping and f in first:
             mapping[f] = f
+    for alias, ours in ALIASES.items():
+        if ours not in mapping and alias in first:
+            mapping[ours] = alias
     if "audio" not in mapping:
         raise UserError("the table needs an audio column: --map audio=COLUMN")
     missing = [c for c in mapping.values() if first and c not in first]
