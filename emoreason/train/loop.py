@@ -243,6 +243,12 @@ class Trainer:
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             handler = attach_file_log(self.run_dir)
+            log.info(
+                "%d optimizer steps over %d epochs on %d process(es), precision %s; phases: %s",
+                self.total_steps, self.train.epochs, self.acc.num_processes, self.acc.mixed_precision,
+                "; ".join(f"{p.name} epochs {p.start_epoch}-{p.end_epoch - 1} on {p.group or 'all'} tasks "
+                          f"-> {','.join(k for k in p.param_groups if k in self.keys)}" for p in self.phases),
+            )
             if ckpt is not None:
                 log.info("resuming from %s (step %d, epoch %d, batch %d)", ckpt, step, epoch, cursor)
         writer = MetricsWriter(self.run_dir, main, self.train.tensorboard, resume_step=step if ckpt is not None else None)
