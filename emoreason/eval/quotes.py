@@ -54,7 +54,7 @@ def extract_quotes(text: str) -> list[str]:
         spans.append((m.start(), m.group(1)))
     out: list[str] = []
     for _, body in sorted(spans):
-        body = body.strip().strip(",.;:!? ").strip()
+        body = body.strip().strip(",;: ").strip()
         if body and _WORD.search(body.lower()) and body not in out:
             out.append(body)
     return out

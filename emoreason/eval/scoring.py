@@ -71,6 +71,16 @@ def _load_done(path: Path) -> dict[str, dict]:
     return done
 
 
+def _drop_torn_tail(path: Path) -> None:
+    """Cut a half-written last line (a crash mid-write) so new rows start on a line of their own."""
+    if not path.exists() or path.stat().st_size == 0:
+        return
+    with open(path, "rb+") as fh:
+        data = fh.read()
+        if not data.endswith(b"\n"):
+            fh.truncate(data.rfind(b"\n") + 1)
+
+
 def _append(fh, row: dict) -> None:
     fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     fh.flush()
@@ -139,6 +149,7 @@ def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | 
         raise UserError(f"{out} holds scores from judge {marker.read_text().strip()!r}, not {identity!r}; "
                         "use another --out or --overwrite")
     marker.write_text(identity + "\n")
+    _drop_torn_tail(scores_path)
     done = _load_done(scores_path)
     todo = [r for r in rows if r["id"] not in done]
     if done:

@@ -1,0 +1,33 @@
+"""Quote extraction, offline groundedness and relevance."""
+import pytest
+
+from emoreason.eval.quotes import extract_quotes, ground_quote, groundedness, relevance
+
+
+@pytest.mark.parametrize("text,quotes", [
+    ('The phrase "You\'ve got to tell me" shows urgency.', ["You've got to tell me"]),
+    ("He says \u201cI hate this\u201d and \u2018leave now\u2019.", ["I hate this", "leave now"]),
+    ("The words 'not again' are repeated.", ["not again"]),
+    ("The speaker's tone isn't happy; the speakers' voices don't rise.", []),  # apostrophes only
+    ("She says 'It's over' quietly.", ["It's over"]),
+    ('"Yes!" and "Yes!" again', ["Yes!"]),
+    ("No quotes here.", []),
+])
+def test_extract_quotes(text, quotes):
+    assert extract_quotes(text) == quotes
+
+
+def test_ground_quote_levels():
+    transcript = "Oh, I will never forget his face. Ooh-rah [LAUGHTER]."
+    assert ground_quote("I will never forget his face", transcript) == 2  # direct
+    assert ground_quote("I'll never forget his face", transcript) == 1  # faithful paraphrase
+    assert ground_quote("I love this party", transcript) == 0  # not found
+    assert groundedness(["I will never forget his face", "I love this party"], transcript) == 1.0
+    assert groundedness([], transcript) == 0.0
+
+
+def test_relevance_levels():
+    assert relevance(["I hate this"], "angry") == 2  # cue word of the label
+    assert relevance(["I am so furious"], "angry") == 2  # synonym of the label
+    assert relevance(["this is so unfair!"], "angry") == 1  # generic affective cue, same polarity side
+    assert relevance(["the meeting is at noon"], "angry") == 0
