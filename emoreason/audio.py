@@ -43,6 +43,15 @@ def to_mono(data: np.ndarray) -> np.ndarray:
     return data
 
 
+def _duration(seconds: float) -> str:
+    """Readable length for messages: '65.0 s', '12.5 min', '4.5 h' (a limit of 60 s is not '0.0 h')."""
+    if seconds < 120:
+        return f"{seconds:.1f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
 def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     """Check a 16 kHz mono waveform; return it as float32 or raise AudioError."""
     if wave.ndim != 1:
@@ -55,7 +64,7 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
     if seconds < MIN_SECONDS:
         raise AudioError(f"{name}: audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)")
     if seconds > max_seconds:
-        raise AudioError(f"{name}: audio is {seconds / 3600:.1f} h long, over the {max_seconds / 3600:.1f} h limit")
+        raise AudioError(f"{name}: audio is {_duration(seconds)} long, over the {_duration(max_seconds)} limit")
     return wave.astype(np.float32, copy=False)
 
 
@@ -78,7 +87,7 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> 
         with sf.SoundFile(handle) as f:
             sr = f.samplerate
             if f.frames / max(sr, 1) > max_seconds:
-                raise AudioError(f"{name}: audio is {f.frames / sr / 3600:.1f} h long, over the {max_seconds / 3600:.1f} h limit")
+                raise AudioError(f"{name}: audio is {_duration(f.frames / sr)} long, over the {_duration(max_seconds)} limit")
             data = f.read(dtype="float32", always_2d=False)
     except AudioError:
         raise
