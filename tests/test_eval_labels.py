@@ -6,7 +6,10 @@ import pytest
 
 from emoreason.eval.labels import binary_match, extract_labels, reference_label, strip_quotes
 
-FIXTURE = Path(__file__).parent / "fixtures" / "eval" / "judged_emotion.jsonl"
+FIXTURES = Path(__file__).parent / "fixtures" / "eval"
+# judged_emotion: written while building the extractor; judged_heldout: written afterwards and
+# measured once before any fix (59/62 = 95.2% on first contact; see docs/evaluation.md).
+FIXTURE_FILES = ["judged_emotion.jsonl", "judged_heldout.jsonl"]
 
 CASES = [  # (text, task, expected primary, expected undecided)
     ("angry", "emotion", ["angry"], False),
@@ -34,6 +37,8 @@ CASES = [  # (text, task, expected primary, expected undecided)
     ("I cannot determine the emotion from the audio.", "emotion", [], True),
     ("Oh, I will never forget his face. I want to go home with you.", "emotion", [], True),  # transcript echo
     ("The speaker's tone is positive.", "emotion", [], False),  # polarity is not an emotion
+    ("I'd say the person talking is pretty irritated.", "emotion", ["angry"], False),  # not a transcript echo
+    ("The speaker uses a normal tone of voice.", "emotion", ["neutral"], False),
     ("The speaker sounds happy.", "sentiment", ["positive"], False),
     ("The speaker sounds angry, so the sentiment is negative.", "sentiment", ["negative"], False),
     ("The sentiment is neither positive nor negative.", "sentiment", ["neutral"], False),
@@ -79,9 +84,10 @@ def test_binary_match_rules():
     assert binary_match("It could be happy, sad, or angry.", "sad")[0] == 0
 
 
-def test_offline_judge_agrees_with_llm_judge_on_fixture():
-    rows = [json.loads(line) for line in FIXTURE.read_text().splitlines()]
-    assert len(rows) >= 200
+@pytest.mark.parametrize("name,min_rows", [("judged_emotion.jsonl", 200), ("judged_heldout.jsonl", 60)])
+def test_offline_judge_agrees_with_llm_judge_on_fixture(name, min_rows):
+    rows = [json.loads(line) for line in (FIXTURES / name).read_text().splitlines()]
+    assert len(rows) >= min_rows
     agree = 0
     for r in rows:
         ref = reference_label(r["reference"], r["task"])

@@ -57,7 +57,7 @@ _EXTRA: dict[str, str] = {
     "panicked": "fearful", "panicky": "fearful", "terror": "fearful", "dread": "fearful",
     "apprehensive": "fearful", "apprehension": "fearful", "nervousness": "fearful",
     "worry": "fearful", "anxiously": "fearful", "uneasy": "fearful", "alarmed": "fearful",
-    "surprising": "surprised", "astonishment": "surprised", "amazement": "surprised",
+    "surprising": "surprised", "shock": "surprised", "astonishment": "surprised", "amazement": "surprised",
     "disbelief": "surprised", "stunned": "surprised", "astounded": "surprised",
     "frustrating": "frustrated", "exasperation": "frustrated", "exasperating": "frustrated",
     "frustratedly": "frustrated",
@@ -78,7 +78,8 @@ _PHRASES: dict[tuple[str, ...], str] = {
     ("fed", "up"): "frustrated", ("pissed", "off"): "angry", ("ticked", "off"): "angry",
     ("grossed", "out"): "disgusted", ("freaked", "out"): "fearful", ("taken", "aback"): "surprised",
     ("caught", "off", "guard"): "surprised", ("in", "awe"): "surprised",
-    ("is", "flat"): "neutral", ("sounds", "flat"): "neutral",
+    ("is", "flat"): "neutral", ("sounds", "flat"): "neutral", ("normal", "tone"): "neutral",
+    ("normal", "voice"): "neutral", ("ordinary", "tone"): "neutral", ("regular", "tone"): "neutral",
 }
 # "doesn't express any particular emotion" asserts neutrality: the negated word is a non-emotion.
 _NO_EMOTION = re.compile(r"(\bnot|n't|\bno|\bwithout|\blacks?|\blacking)\b(\s+\w+){0,4}?\s+(any\s+)?"
@@ -107,7 +108,8 @@ _REFUSAL = re.compile(
 _META = re.compile(
     r"\b(speaker|speaker's|tone|emotion|emotions|emotional|sentiment|mood|voice|sounds?|sounding|feel|"
     r"feels|feeling|express|expresses|expressing|seems?|appears?|conveys?|state|attitude|indicat\w*|"
-    r"suggest\w*|likely|perceive\w*|detect\w*|label|classif\w*|answer|overall|speech)\b")
+    r"suggest\w*|likely|perceive\w*|detect\w*|label|classif\w*|answer|overall|speech|person|talking|"
+    r"speaking|speaks|says|said|i'd say|i think|i believe|i guess|i would say)\b")
 _PERSONAL = re.compile(r"\b(i|i'm|me|my|you|your|we|we're|our|us)\b")
 _QUOTES = re.compile(r'"[^"\n]*"|“[^”\n]*”|‘[^’\n]*’|«[^»\n]*»|(?<![a-z])\'[^\'\n]{2,}?\'(?![a-z])', re.I)
 _TOKEN = re.compile(r"[a-z<>]+(?:[-'][a-z]+)*|[,;:]")
