@@ -139,18 +139,14 @@ def instruction_for(row_id: str, task: str, seed: int = 0, question: str | None 
 
 
 # Label-only targets: the paper's baseline answers and the default target an importer writes when
-# the corpus has no answer sentence. Kept here, next to the questions they answer.
-_LABEL_TARGETS: dict[str, str] = {
-    "emotion": "The speaker sounds {label}.",
-    "sentiment": "The speaker's sentiment is {label}.",
-}
-
-
+# the corpus has no answer sentence. The sentence itself lives in labels.LABEL_SENTENCES (shared with
+# the teacher and the inference engine's forced choice); this wrapper checks the task and label.
 def label_target(task: str, label: str) -> str:
     """Label-only answer: ``label_target("emotion", "angry") == "The speaker sounds angry."``."""
-    template = _LABEL_TARGETS.get(task)
-    if template is None:
-        raise UserError(f"no label-only target for task {task!r} (known: {sorted(_LABEL_TARGETS)})")
+    from emoreason.labels import LABEL_SENTENCES, label_sentence
+
+    if task not in LABEL_SENTENCES:
+        raise UserError(f"no label-only target for task {task!r} (known: {sorted(LABEL_SENTENCES)})")
     if not label:
         raise UserError(f"task '{task}' label-only target needs a label")
-    return template.format(label=label)
+    return label_sentence(task, label)

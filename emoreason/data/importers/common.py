@@ -33,10 +33,6 @@ MANIFEST_NAME = "manifest.jsonl"
 WAV_DIR = "wavs"
 
 
-class ImportError_(UserError):  # noqa: N801 - avoid shadowing the builtin ImportError
-    """An import cannot proceed at all (missing corpus root, unreadable dataset, ...)."""
-
-
 def safe_name(text: str) -> str:
     """A file-name-safe version of an utterance key ("dia3_utt1", "Ses01F_impro01_F000")."""
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", text.strip()).strip("._")
