@@ -115,11 +115,12 @@ def test_meld_csv_with_mp4_and_wav_clips(tmp_path):
     csv_path = tmp_path / "test_sent_emo.csv"
     csv_path.write_text(
         MELD_HEADER
-        + '1,"Oh my God, really?",Monica,joy,positive,0,0,3,19,"00:14:38,127","00:14:40,127"\n'
+        + "0,Bad.,Joey,joy,positive,zero,0,3,19,a,b\n"  # line 2: bad Dialogue_ID
+        + '1,"Oh my God,\nreally?",Monica,joy,positive,0,0,3,19,"00:14:38,127","00:14:40,127"\n'  # lines 3-4
         + "2,Fine.,Ross,anger,negative,0,1,3,19,a,b\n"
-        + "3,Wow.,Joey,excited,positive,0,2,3,19,a,b\n"  # not a MELD label
-        + "4,Hm.,Joey,sadness,negative,0,3,3,19,a,b\n"  # no clip
-        + "5,Eh.,Joey,neutral,neutral,1,0,3,19,a,b\n",  # broken mp4
+        + "3,Wow.,Joey,excited,positive,0,2,3,19,a,b\n"  # line 6: not a MELD label
+        + "4,Hm.,Joey,sadness,negative,0,3,3,19,a,b\n"  # line 7: no clip
+        + "5,Eh.,Joey,neutral,neutral,1,0,3,19,a,b\n",  # line 8: broken mp4
         encoding="utf-8",
     )
     s = import_meld([csv_path], clips, tmp_path / "out", tasks="emotion,sentiment,asr", workers=2)
@@ -128,7 +129,7 @@ def test_meld_csv_with_mp4_and_wav_clips(tmp_path):
     assert rows[2].target == "Oh my God, really?" and rows[0].speaker == "meld/Monica" and rows[0].split == "test"
     assert {r.label for r in rows if r.task == "emotion"} == {"happy", "angry"}
     where = sorted(x.where for x in s.skipped)
-    assert where == [f"{csv_path}:4", f"{csv_path}:5", f"{csv_path}:6"]
+    assert where == [f"{csv_path}:{n}" for n in (2, 6, 7, 8)]
     info = sf.info(str(s.manifest.parent / rows[0].audio))
     assert (info.samplerate, info.channels) == (16000, 1) and 0.5 < info.duration < 0.8
 
@@ -213,7 +214,7 @@ def test_generic_csv_mapping_and_bad_rows(tmp_path):
         sf.write(tmp_path / "audio" / f"a{i}.wav", tone(200 + 30 * i, 0.3, 44100), 44100)
     table = tmp_path / "my corpus.csv"
     table.write_text("path,emotion,text,spk\n"
-                     "audio/a0.wav,Joy,hello there,s1\n"
+                     "audio/a0.wav,Joy,\"hello\nthere\",s1\n"
                      "audio/a1.wav,ANGER,go away,s2\n"
                      "audio/a2.wav,bananas,what,s1\n"  # unknown label
                      "audio/missing.wav,sad,oh no,s3\n"  # missing file
@@ -225,7 +226,7 @@ def test_generic_csv_mapping_and_bad_rows(tmp_path):
         ("emotion", "happy"), ("sentiment", "positive"), ("emotion", "angry"), ("sentiment", "negative"),
         ("emotion", "sad"), ("sentiment", "negative")]
     assert rows[0].source == "my_corpus" and rows[0].speaker == "s1" and rows[0].split == "train"
-    assert [x.where for x in s.skipped] == [f"{table}:4", f"{table}:5"]
+    assert [x.where for x in s.skipped] == [f"{table}:5", f"{table}:6"]  # row 1 spans lines 2-3
     with pytest.raises(UserError, match="FIELD=COLUMN"):
         parse_mapping("audio")
     with pytest.raises(UserError, match="not in the table"):

@@ -185,6 +185,8 @@ class ManifestBuilder:
         self._seen_keys.add(key)
         answers = answers or {}
         instructions = instructions or {}
+        if transcript:  # corpora wrap long utterances over lines; targets should not carry that
+            transcript = " ".join(transcript.split())
         base_meta = {"pools_version": POOLS_VERSION, **(meta or {})}
         made: list[ManifestRow] = []
         for task in self.tasks:

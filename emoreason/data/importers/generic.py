@@ -58,10 +58,11 @@ def read_table(path: Path) -> Iterator[tuple[str, dict[str, Any] | str]]:
     elif suffix in (".csv", ".tsv"):
         with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, delimiter="\t" if suffix == ".tsv" else ",")
-            start = 2
+            reader.fieldnames  # noqa: B018 - reads the header line, so line_num counts from it
+            prev = reader.line_num
             for rec in reader:
-                yield f"{path}:{start}", rec
-                start = reader.line_num + 1
+                yield f"{path}:{prev + 1}", rec  # the line this record starts on
+                prev = reader.line_num
     else:
         raise UserError(f"{path}: unknown table format {suffix!r} (use .csv, .tsv or .jsonl)")
 

@@ -51,12 +51,13 @@ def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
         try:
             with path.open(encoding=encoding, newline="") as f:
                 reader = csv.DictReader(f)
+                header = list(reader.fieldnames or [])  # reads the header line
                 rows = []
-                line = reader.line_num
+                prev = reader.line_num
                 for row in reader:
-                    rows.append((line + 1, row))  # line where this record starts (header is line 1)
-                    line = reader.line_num
-                return list(reader.fieldnames or []), rows
+                    rows.append((prev + 1, row))  # the line this record starts on (quoted fields may span lines)
+                    prev = reader.line_num
+                return header, rows
         except UnicodeDecodeError:
             continue
     raise UserError(f"{path}: cannot decode the CSV as UTF-8 or cp1252")
