@@ -86,6 +86,15 @@ def test_audiobench_sentiment_sqa_asr_and_parquet(tmp_path):
     rows = read_manifest(import_audiobench(str(tmp_path / "shards"), tmp_path / "o3", task="asr").manifest)
     assert [r.transcript for r in rows] == ["hello world", "good morning"] and rows[0].target == "hello world"
 
+    # a saved DatasetDict: the split is picked by --hf-split, else "test"
+    import datasets
+
+    datasets.DatasetDict({"train": ds.select([0]), "test": ds}).save_to_disk(str(tmp_path / "librispeech_dd"))
+    assert import_audiobench(str(tmp_path / "librispeech_dd"), tmp_path / "o4").utterances == 2
+    assert import_audiobench(str(tmp_path / "librispeech_dd"), tmp_path / "o5", hf_split="train").utterances == 1
+    with pytest.raises(UserError, match="available"):
+        import_audiobench(str(tmp_path / "librispeech_dd"), tmp_path / "o6", hf_split="validation")
+
 
 def test_audiobench_hub_offline_and_unknown_task(tmp_path, monkeypatch):
     from emoreason.data.importers.audiobench import import_audiobench, infer_task, short_name

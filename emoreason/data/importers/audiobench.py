@@ -84,7 +84,7 @@ def open_dataset(source: str, split: str | None = None, data_dir: str | None = N
         if not re.fullmatch(r"[\w.-]+/[\w.-]+", source):
             raise UserError(f"{source}: no such folder, and not a hub id (owner/name)")
         try:
-            ds = datasets.load_dataset(source, data_dir=data_dir, split=split or "test")
+            ds = datasets.load_dataset(source, data_dir=data_dir, split=split)  # None: a DatasetDict, picked below
         except Exception as e:  # noqa: BLE001 - offline / missing / auth errors all end here
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise UserError(
