@@ -74,7 +74,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     elif args.model:
         from emoreason.eval.run import model_predictions
 
-        model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit, batch_size=args.batch_size)
+        model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit,
+                          batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens)
     else:
         raise UserError("eval run needs --model RUN_DIR or --cascade")
     metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
@@ -123,6 +124,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="output directory (rerun with the same directory to resume)")
     r.add_argument("--limit", type=int, default=None, help="only the first N rows (smoke tests)")
     r.add_argument("--batch-size", type=int, default=8, help="clips per engine call (default 8)")
+    r.add_argument("--max-new-tokens", type=int, default=128, help="length of the generated explanation (default 128)")
     _add_judge_options(r)
     r.set_defaults(func=cmd_run)
 

@@ -22,7 +22,7 @@ def _done_ids(path: Path) -> set[str]:
 
 
 def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
-                      limit: int | None = None, batch_size: int = 8) -> Path:
+                      limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128) -> Path:
     """Run ``Engine.load(run_dir).analyze`` over the manifest's emotion / sentiment rows.
 
     The prediction text is the engine's free-text ``explanation`` (what an LLM judge reads); the
@@ -43,21 +43,27 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     done = _done_ids(out_path)
     todo = [r for r in rows if r.id not in done]
     engine = Engine.load(str(run_dir))
+    # Instruction per row from the shared pool, chosen by (seed, row id): reproducible, unlike
+    # AudioBench's unseeded random.choice. Rows sharing an instruction are batched together.
+    groups: dict[tuple[str, str], list] = {}
+    for r in todo:
+        instruction = r.instruction or instruction_for(r.id, r.task, seed=seed)
+        groups.setdefault((r.task, instruction), []).append(r)
     with open(out_path, "a", encoding="utf-8") as fh, tqdm(total=len(todo), desc="generating", unit="utt") as bar:
-        for t in ("emotion", "sentiment"):
-            group = [r for r in todo if r.task == t]
+        for (t, instruction), group in groups.items():
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
-                results = engine.analyze([str(resolve_audio(r, manifest)) for r in batch], task=t)
+                results = engine.analyze([str(resolve_audio(r, manifest)) for r in batch], task=t,
+                                         prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens)
                 for row, res in zip(batch, results):
-                    data = res.to_dict() if hasattr(res, "to_dict") else dict(getattr(res, "__dict__", {}))
-                    if "error" in data or type(res).__name__ == "AnalysisError":
-                        raise UserError(f"{row.id}: the engine failed: {data.get('error', res)}")
+                    data = res.to_dict()
+                    if not res.ok:
+                        raise UserError(f"{row.id}: the engine failed: {data.get('error')}")
                     text = data.get("explanation") or f"The speaker sounds {data.get('label')}."
                     fh.write(json.dumps({
                         "id": row.id, "task": t, "label": row.label, "reference": row.label, "prediction": text,
-                        "question": row.instruction or instruction_for(row.id, t), "transcript": row.transcript,
-                        "model_label": data.get("label"), "model_scores": data.get("scores"), "model": str(run_dir),
+                        "question": instruction, "transcript": row.transcript, "model_label": data.get("label"),
+                        "model_scores": data.get("scores"), "model": str(run_dir),
                     }, ensure_ascii=False) + "\n")
                     fh.flush()
                     bar.update(1)
