@@ -168,7 +168,18 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
         from emoreason.model.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder, load_emotion2vec
 
         if cfg.init == "random":
-            kwargs = _random_kwargs(cfg, "emotion2vec", _E2V_SIZES, "emotion2vec-plus-base")
+            if cfg.path and not preset_name(cfg.path):  # architecture from a checkpoint's config.yaml
+                import dataclasses
+
+                import yaml
+
+                from emoreason.model.emotion2vec import config_from_funasr
+
+                conf = yaml.safe_load((Path(_resolve_path(cfg.path)[0]) / "config.yaml").read_text())
+                kwargs = dataclasses.asdict(config_from_funasr(conf.get("model_conf", conf)))
+                kwargs.update(_overrides(cfg, _E2V_SIZES))
+            else:
+                kwargs = _random_kwargs(cfg, "emotion2vec", _E2V_SIZES, "emotion2vec-plus-base")
             module = Emotion2vecEncoder(Emotion2vecConfig(**kwargs))
         else:
             module = load_emotion2vec(_resolve_path(cfg.path)[0])

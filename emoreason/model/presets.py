@@ -37,9 +37,12 @@ ENCODER_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # Narrow conv front end: a 30 s clip through 512 channels costs ~200 MB per sample on CPU.
     "hubert-test": ("hubert", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7, num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)),
     # emotion2vec (FACTS: base D 768, plus-large D 1024; data2vec 2.0 front end).
-    "emotion2vec-plus-large": ("emotion2vec", dict(embed_dim=1024, depth=24, num_heads=16, ffn_dim=4096)),
-    "emotion2vec-plus-base": ("emotion2vec", dict(embed_dim=768, depth=8, num_heads=12, ffn_dim=3072)),
-    "emotion2vec-base": ("emotion2vec", dict(embed_dim=768, depth=8, num_heads=12, ffn_dim=3072)),
+    # Base layout (8 main + 4 prenet blocks, 12 heads) from the released config; the large layout
+    # (data2vec 2.0 large: 16 main + 8 prenet, 16 heads) is our best reading; a real checkpoint's
+    # config.yaml always wins when loading weights.
+    "emotion2vec-plus-large": ("emotion2vec", dict(embed_dim=1024, depth=16, prenet_depth=8, num_heads=16, ffn_dim=4096)),
+    "emotion2vec-plus-base": ("emotion2vec", dict(embed_dim=768, depth=8, prenet_depth=4, num_heads=12, ffn_dim=3072)),
+    "emotion2vec-base": ("emotion2vec", dict(embed_dim=768, depth=8, prenet_depth=4, num_heads=12, ffn_dim=3072)),
     "emotion2vec-test": ("emotion2vec", dict(embed_dim=32, depth=2, num_heads=2, ffn_dim=64, conv_dim=16, prenet_depth=2, num_extra_tokens=10, conv_pos_layers=2, conv_pos_width=15, conv_pos_groups=4)),
 }
 
