@@ -96,6 +96,25 @@ def test_audiobench_sentiment_sqa_asr_and_parquet(tmp_path):
         import_audiobench(str(tmp_path / "librispeech_dd"), tmp_path / "o6", hf_split="validation")
 
 
+def test_audiobench_older_nested_layout(tmp_path):
+    """Older AudioBench uploads nest fields: context {audio, text}, instruction {text}, answer {text}."""
+    import datasets
+
+    from emoreason.data.importers.audiobench import import_audiobench
+
+    audio = {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}
+    feats = datasets.Features({"context": {"audio": audio, "text": datasets.Value("string")},
+                               "instruction": {"text": datasets.Value("string")}, "answer": {"text": datasets.Value("string")}})
+    ds = datasets.Dataset.from_dict({
+        "context": [{"audio": {"bytes": wav_bytes(300), "path": None}, "text": "the cat sat on the mat"}],
+        "instruction": [{"text": "Where did the cat sit?"}], "answer": [{"text": "On the mat."}]}, features=feats)
+    feats["context"]["audio"] = datasets.Audio(sampling_rate=SR)
+    ds.cast(feats).save_to_disk(str(tmp_path / "slue_p2_sqa5_test"))
+    rows = read_manifest(import_audiobench(str(tmp_path / "slue_p2_sqa5_test"), tmp_path / "o").manifest)
+    assert len(rows) == 1 and rows[0].task == "sqa" and rows[0].target == "On the mat."
+    assert rows[0].transcript == "the cat sat on the mat" and rows[0].meta["question"] == "Where did the cat sit?"
+
+
 def test_audiobench_hub_offline_and_unknown_task(tmp_path, monkeypatch):
     from emoreason.data.importers.audiobench import import_audiobench, infer_task, short_name
 

@@ -99,14 +99,37 @@ def open_dataset(source: str, split: str | None = None, data_dir: str | None = N
         ds = ds[pick]
     if "context" not in ds.column_names:
         raise UserError(f"{source}: no 'context' audio column (columns: {ds.column_names}); is this an AudioBench dataset?")
-    if isinstance(ds.features["context"], datasets.Audio):
-        ds = ds.cast_column("context", datasets.Audio(decode=False))
+    undecoded = _without_decoding(ds.features, datasets)
+    if undecoded != ds.features:
+        ds = ds.cast(undecoded)  # metadata only: the stored bytes stay as they are
     return ds
+
+
+def _without_decoding(features, datasets):
+    """The same features with every Audio feature (also nested: older AudioBench uploads have
+    ``context = {"audio": Audio, "text": str}``) switched to ``decode=False``."""
+    def walk(f):
+        if isinstance(f, datasets.Audio):
+            return datasets.Audio(decode=False)
+        if isinstance(f, dict):
+            return {k: walk(v) for k, v in f.items()}
+        return f
+
+    return datasets.Features({k: walk(v) for k, v in features.items()})
+
+
+def _text(value: Any) -> str:
+    """A text field, flat (``"..."``) or in the older nested layout (``{"text": "..."}``)."""
+    if isinstance(value, dict):
+        value = value.get("text")
+    return value.strip() if isinstance(value, str) else ""
 
 
 def _audio_source(context: Any, base: Path | None) -> bytes | str:
     """Raw ``context`` value -> encoded bytes or a file path for load_audio."""
     if isinstance(context, dict):
+        if isinstance(context.get("audio"), dict):  # older nested layout
+            return _audio_source(context["audio"], base)
         if context.get("bytes"):
             return context["bytes"]
         if context.get("path"):
@@ -121,6 +144,9 @@ def _audio_source(context: Any, base: Path | None) -> bytes | str:
 
 def _transcript_of(record: dict[str, Any]) -> str | None:
     extra = record.get("other_attributes")
+    context = record.get("context")
+    if isinstance(context, dict) and _text(context.get("text")):  # older nested layout
+        return _text(context.get("text"))
     for holder in (record, extra if isinstance(extra, dict) else {}):
         for k in TRANSCRIPT_KEYS:
             v = holder.get(k)
@@ -188,8 +214,7 @@ def import_audiobench(
         except Exception as e:  # noqa: BLE001 - a corrupt record must not stop the import
             builder.skip(where, f"unreadable record ({e})")
             continue
-        instruction = (rec.get("instruction") or "").strip() if isinstance(rec.get("instruction"), str) else ""
-        answer = (rec.get("answer") or "").strip() if isinstance(rec.get("answer"), str) else ""
+        instruction, answer = _text(rec.get("instruction")), _text(rec.get("answer"))
         if not answer:
             builder.skip(where, "empty 'answer'")
             continue
