@@ -1,0 +1,97 @@
+"""``emoreason analyze`` end to end on the tiny random model: JSON lines, per-file errors and the
+exit code, readable summary, resumable --out."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from emoreason.cli import main
+
+SR = 16_000
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emoreason.model.builder import build_model
+    from emoreason.testing.tiny import tiny_model_config
+
+    torch.manual_seed(0)
+    model, processor = build_model(tiny_model_config())
+    run = tmp_path_factory.mktemp("run")
+    model.save_pretrained(run / "final")
+    processor.save_pretrained(run / "final")
+    return run
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """One good clip, one long clip, and each kind of bad input."""
+    d = tmp_path_factory.mktemp("audio")
+    t = np.arange(int(1.2 * 8000)) / 8000
+    sf.write(d / "good.flac", (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), 8000)  # 8 kHz flac
+    sf.write(d / "long.wav", (0.05 * np.random.default_rng(0).standard_normal(SR * 45)).astype(np.float32), SR)
+    (d / "junk.wav").write_bytes(b"RIFF....not really a wave file" * 4)
+    (d / "empty.wav").write_bytes(b"")
+    (d / "notes.txt").write_text("hello, I am a text file\n")
+    sf.write(d / "nan.wav", np.full(SR, np.nan, dtype=np.float32), SR, subtype="FLOAT")
+    return {p.stem: str(p) for p in d.iterdir()}
+
+
+def test_json_lines_with_bad_files(run_dir, files, capsys):
+    order = ["good", "junk", "empty", "notes", "nan", "long"]
+    code = main(["analyze", "--model", str(run_dir), *[files[k] for k in order], "--json", "--max-new-tokens", "4", "--batch-size", "2"])
+    assert code == 1
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["file"] for r in rows] == [files[k] for k in order]  # one object per file, in order
+    ok = {Path(r["file"]).stem: r for r in rows if "error" not in r}
+    assert set(ok) == {"good", "long"}
+    assert ok["good"]["label"] in ok["good"]["scores"] and abs(sum(ok["good"]["scores"].values()) - 1) < 1e-9
+    assert ok["good"]["duration"] == 1.2
+    assert [[s["start"], s["end"]] for s in ok["long"]["segments"]] == [[0.0, 30.0], [30.0, 45.0]]
+    err_lines = [line for line in captured.err.splitlines() if line.startswith("emoreason: error:")]
+    assert len(err_lines) == 4  # one line per bad file
+    for stem, fragment in [("junk", "not a readable audio file"), ("empty", "empty"), ("notes", "not a readable audio file"), ("nan", "NaN")]:
+        assert any(files[stem] in line and fragment in line for line in err_lines), stem
+
+
+def test_absurd_length_and_all_good_exit_zero(run_dir, files, capsys):
+    assert main(["analyze", "--model", str(run_dir), files["long"], "--json", "--max-seconds", "30", "--max-new-tokens", "0"]) == 1
+    err = capsys.readouterr().err
+    assert "over the 30.0 s limit" in err
+    assert main(["analyze", "--model", str(run_dir / "final"), files["good"], "--max-new-tokens", "4"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{files['good']}: ") and "scores:" in out
+
+
+def test_out_file_resumes(run_dir, files, tmp_path, capsys):
+    out = tmp_path / "res.jsonl"
+    args = ["analyze", "--model", str(run_dir), files["good"], files["junk"], "--out", str(out), "--max-new-tokens", "0"]
+    assert main(args) == 1
+    first = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [("error" in r) for r in first] == [False, True]
+    capsys.readouterr()
+    # Second run: the good file is skipped, the failed one is retried (and fails again).
+    assert main(args) == 1
+    assert "1 file(s) already in" in capsys.readouterr().err
+    second = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(second) == 3 and second[2]["file"] == files["junk"] and "error" in second[2]
+
+
+def test_missing_model_is_one_line_error(files, tmp_path, capsys):
+    assert main(["analyze", "--model", str(tmp_path / "none"), files["good"]]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"emoreason: error: {tmp_path / 'none'}: model directory not found"]
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["analyze", "--help"])
+    text = capsys.readouterr().out
+    for opt in ["--model", "--task", "--json", "--out", "--prompt", "--batch-size", "--max-new-tokens", "--max-seconds", "--device"]:
+        assert opt in text

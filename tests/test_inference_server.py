@@ -1,0 +1,116 @@
+"""``emoreason serve``: a real uvicorn server on a free 127.0.0.1 port, called with httpx."""
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from emoreason.inference.engine import Engine
+from emoreason.inference.server import create_app
+
+SR = 16_000
+
+
+def _wav(seconds: float, sr: int = SR, channels: int = 1) -> bytes:
+    t = np.arange(int(seconds * sr)) / sr
+    wave = (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)
+    buf = io.BytesIO()
+    sf.write(buf, np.stack([wave] * channels, 1) if channels > 1 else wave, sr, format="WAV", subtype="PCM_16")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory):
+    import uvicorn
+
+    from emoreason.model.builder import build_model
+    from emoreason.testing.tiny import tiny_model_config
+
+    torch.manual_seed(0)
+    model, processor = build_model(tiny_model_config())
+    run = tmp_path_factory.mktemp("run")
+    model.save_pretrained(run / "final")
+    processor.save_pretrained(run / "final")
+    engine = Engine.load(run, device="cpu", max_seconds=120)
+    app = create_app(engine, max_new_tokens=4, max_upload_bytes=20 * 1024 * 1024)
+    with socket.socket() as s:  # a free port
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 20
+    while not server.started:
+        if time.time() > deadline or not thread.is_alive():
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_health(base_url):
+    r = httpx.get(f"{base_url}/health")
+    assert r.status_code == 200
+    body = r.json()
+    assert body["status"] == "ok"
+    assert body["tasks"]["sentiment"] == ["positive", "negative", "neutral"] and "angry" in body["tasks"]["emotion"]
+
+
+def test_index_page_is_self_contained(base_url):
+    r = httpx.get(f"{base_url}/")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
+    html = r.text
+    assert "<script>" in html and 'fetch("analyze"' in html and "getUserMedia" in html
+    assert "http://" not in html and "https://" not in html  # no CDN, works offline
+
+
+def test_analyze_upload(base_url):
+    files = {"file": ("stereo.wav", _wav(2.0, sr=22_050, channels=2), "audio/wav")}
+    r = httpx.post(f"{base_url}/analyze", files=files, data={"task": "sentiment"}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["file"] == "stereo.wav" and body["task"] == "sentiment" and body["duration"] == 2.0
+    assert body["label"] in ["positive", "negative", "neutral"]
+    assert sum(body["scores"].values()) == pytest.approx(1.0)
+    assert isinstance(body["explanation"], str) and isinstance(body["quotes"], list) and body["segments"] == []
+
+
+def test_analyze_long_upload_has_segments(base_url):
+    files = {"file": ("long.wav", _wav(62.0), "audio/wav")}
+    r = httpx.post(f"{base_url}/analyze", files=files, data={"max_new_tokens": "0"}, timeout=120)
+    assert r.status_code == 200, r.text
+    segs = r.json()["segments"]
+    assert [(s["start"], s["end"]) for s in segs] == [(0.0, 30.0), (30.0, 60.0), (60.0, 62.0)]
+
+
+@pytest.mark.parametrize("name,payload,data,fragment", [
+    ("junk.wav", b"definitely not audio" * 20, {}, "junk.wav: not a readable audio file"),
+    ("empty.wav", b"", {}, "empty"),
+    ("nan.wav", None, {}, "NaN"),
+    ("ok.wav", _wav(0.5), {"task": "valence"}, "unknown task"),
+    ("huge.wav", _wav(121.0), {}, "over the"),
+])
+def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragment):
+    if payload is None:
+        buf = io.BytesIO()
+        sf.write(buf, np.full(SR, np.nan, dtype=np.float32), SR, format="WAV", subtype="FLOAT")
+        payload = buf.getvalue()
+    r = httpx.post(f"{base_url}/analyze", files={"file": (name, payload, "audio/wav")}, data=data, timeout=60)
+    assert r.status_code == 400
+    message = r.json()["error"]
+    assert fragment in message and "\n" not in message
+    assert httpx.get(f"{base_url}/health").status_code == 200  # still serving
+
+
+def test_missing_file_field_is_422(base_url):
+    r = httpx.post(f"{base_url}/analyze", data={"task": "emotion"})
+    assert r.status_code == 422
