@@ -31,6 +31,7 @@ from emoreason.teacher.templates import STYLES, render, template_name
 
 log = logging.getLogger(__name__)
 
+_ROW_FIELDS = tuple(f.name for f in dataclasses.fields(ManifestRow))
 CUES_VERSION = 1
 """Part of the cue cache key: bump when ``cues.measure_cues`` changes what it returns."""
 
@@ -114,11 +115,18 @@ def _read_done(out: Path) -> list[dict]:
     return rows
 
 
-def _rebase_audio(row: ManifestRow, manifest: Path, out_dir: Path) -> ManifestRow:
-    """Keep relative audio paths valid when the output lives in another folder."""
-    if Path(row.audio).is_absolute() or manifest.resolve().parent == out_dir.resolve():
-        return row
-    return dataclasses.replace(row, audio=os.path.relpath(resolve_audio(row, manifest), out_dir.resolve()))
+class _AudioRebaser:
+    """Keep relative audio paths valid when the output lives in another folder than the manifest."""
+
+    def __init__(self, manifest: Path, out_dir: Path) -> None:
+        self.manifest_dir = manifest.resolve().parent
+        self.out_dir = out_dir.resolve()
+        self.same_dir = self.manifest_dir == self.out_dir
+
+    def __call__(self, row: ManifestRow) -> ManifestRow:
+        if self.same_dir or os.path.isabs(row.audio):
+            return row
+        return dataclasses.replace(row, audio=os.path.relpath(self.manifest_dir / row.audio, self.out_dir))
 
 
 def measure_all_cues(rows: list[ManifestRow], manifest: Path, cache: ResponseCache, summary: TeachSummary, progress: bool) -> dict[str, dict]:
@@ -177,9 +185,14 @@ class _Run:
         self.cues, self.phrases = cues, phrases
 
     def write(self, row: ManifestRow) -> None:
-        validate_row(json.loads(row.to_json()))
+        # same JSON as ManifestRow.to_json without dataclasses.asdict's deep copy (a third of the
+        # client's CPU per row at 500 rows/s)
+        data = {k: getattr(row, k) for k in _ROW_FIELDS}
+        data = {k: v for k, v in data.items() if v is not None and not (k == "meta" and not v)}
+        validate_row(data)
+        line = json.dumps(data, ensure_ascii=False)
         # one write + flush per finished row: a kill loses at most the rows still in flight
-        self.out_file.write(row.to_json() + "\n")
+        self.out_file.write(line + "\n")
         self.out_file.flush()
 
     async def ask(self, request: TeachRequest) -> str:
@@ -277,11 +290,12 @@ async def teach_async(
     start = getattr(teacher, "start", None)
     out_file = out.open("a", encoding="utf-8")
     run = _Run(teacher, style, out_file, cache, summary, check_retries, seed, cue_values, phrases)
+    rebase = _AudioRebaser(manifest, out.parent)
     pbar = tqdm(total=len(pending), desc=f"teach ({style})", unit="row", disable=not progress)
     try:
         for row in rows:  # pass-through rows first: nothing to wait for
             if row.id not in done_ids and not needs_teaching(row):
-                run.write(_rebase_audio(row, manifest, out.parent))
+                run.write(rebase(row))
                 summary.passed_through += 1
         if pending and start is not None and style != "label":
             await start()
@@ -301,7 +315,7 @@ async def teach_async(
                     summary.errors += 1
                     log.warning("%s: %s", row.id, e)
                 else:
-                    run.write(_rebase_audio(taught, manifest, out.parent))
+                    run.write(rebase(taught))
                     summary.taught += 1
                 pbar.update(1)
 

@@ -66,6 +66,7 @@ class OpenAICompatTeacher:
         ]
         for client in self._clients:
             self._slots.put_nowait(client)
+        self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once, not per request
         self.requests_sent = 0
 
     # -- model discovery -------------------------------------------------------------------
@@ -108,7 +109,7 @@ class OpenAICompatTeacher:
 
     async def complete(self, request: TeachRequest) -> str:
         body = self.payload(request)
-        url = f"{self.base_url}/chat/completions"
+        url = self._chat_url
         failures: list[str] = []
         only_unreachable = True
         for attempt in range(self.retries + 1):
