@@ -62,8 +62,8 @@ def _quote_rows(metrics: dict) -> list[list[str]]:
     for task, m in metrics["tasks"].items():
         q = m.get("quotes")
         if q:
-            out.append([task, f"{q['quotation']:.1f}", f"{q.get('groundedness', float('nan')):.1f}",
-                        f"{q.get('relevance', float('nan')):.1f}", str(q["n_judged"])])
+            fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - no quote had a transcript
+            out.append([task, f"{q['quotation']:.1f}", fmt("groundedness"), fmt("relevance"), str(q["n_judged"])])
     return out
 
 
