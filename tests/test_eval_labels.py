@@ -39,6 +39,9 @@ CASES = [  # (text, task, expected primary, expected undecided)
     ("The speaker's tone is positive.", "emotion", [], False),  # polarity is not an emotion
     ("I'd say the person talking is pretty irritated.", "emotion", ["angry"], False),  # not a transcript echo
     ("The speaker uses a normal tone of voice.", "emotion", ["neutral"], False),
+    ("The speaker is laughing.", "emotion", ["happy"], False),  # behaviour word when no label is named
+    ("The speaker is excited, laughing as they speak.", "emotion", ["excited"], False),  # ... and only then
+    ("The speaker sounds like they are about to cry.", "emotion", ["sad"], False),
     ("The speaker sounds happy.", "sentiment", ["positive"], False),
     ("The speaker sounds angry, so the sentiment is negative.", "sentiment", ["negative"], False),
     ("The sentiment is neither positive nor negative.", "sentiment", ["neutral"], False),

@@ -47,7 +47,7 @@ _EXTRA: dict[str, str] = {
     "melancholic": "sad", "heartbroken": "sad", "despair": "sad", "despondent": "sad",
     "dejected": "sad", "mournful": "sad", "grieving": "sad", "unhappiness": "sad",
     "hopeless": "sad", "hurt": "sad", "somber": "sad", "sombre": "sad", "crying": "sad",
-    "tearful": "sad", "regretful": "sad", "regret": "sad", "lonely": "sad", "loneliness": "sad",
+    "tearful": "sad", "dissatisfied": "frustrated", "dissatisfaction": "frustrated", "regretful": "sad", "regret": "sad", "lonely": "sad", "loneliness": "sad",
     "neutrally": "neutral", "indifferent": "neutral", "indifference": "neutral",
     "unemotional": "neutral", "emotionless": "neutral", "impassive": "neutral",
     "composed": "neutral", "calmly": "neutral", "calmness": "neutral",
@@ -84,7 +84,15 @@ _PHRASES: dict[tuple[str, ...], str] = {
 # "doesn't express any particular emotion" asserts neutrality: the negated word is a non-emotion.
 _NO_EMOTION = re.compile(r"(\bnot|n't|\bno|\bwithout|\blacks?|\blacking)\b(\s+\w+){0,4}?\s+(any\s+)?"
                          r"(strong|particular|specific|real|much|clear|obvious|discernible)\s+(emotion|emotions|feeling|feelings)\b")
-_SURFACE: dict[str, str] = {k: v for k, v in {**SYNONYMS, **_EXTRA}.items() if " " not in k}
+# Behaviour words that point to a label but do not name it ("laughing", "about to cry"): used only
+# when the answer names no label at all, so "excited, laughing as they speak" stays excited.
+_WEAK: dict[str, str] = {
+    "laughing": "happy", "laughs": "happy", "laughter": "happy", "giggling": "happy", "smiling": "happy",
+    "cry": "sad", "cries": "sad", "tears": "sad", "sobbing": "sad", "sighing": "sad", "sobs": "sad",
+    "yelling": "angry", "shouting": "angry", "screaming": "angry", "yells": "angry", "shouts": "angry",
+    "trembling": "fearful", "gasps": "surprised", "gasping": "surprised",
+}
+_SURFACE: dict[str, str] = {k: v for k, v in {**SYNONYMS, **_EXTRA, **_WEAK}.items() if " " not in k}
 # Free-text words excluded from mapping (too often not an emotion word in prose).
 _PROSE_SKIP = _BARE_ONLY | {"surprisingly", "content"}
 
@@ -165,7 +173,7 @@ def _lookup(tokens: list[str], i: int, bare: bool) -> tuple[str | None, int]:
 
 
 def _scan_sentence(tokens: list[str], bare: bool) -> list[tuple[str, str]]:
-    """[(label, kind)] in order, kind in {"asserted", "minor", "negated"}."""
+    """[(label, kind)] in order, kind in {"asserted", "minor", "negated", "weak"}."""
     out: list[tuple[str, str]] = []
     concessive = False
     i = 0
@@ -197,6 +205,8 @@ def _scan_sentence(tokens: list[str], bare: bool) -> list[tuple[str, str]]:
                     break
                 if t == "and" and j < i - 1 and tokens[j + 1] not in _SURFACE:
                     break  # "and" followed by a new verb phrase ends the scope
+        if kind == "asserted" and n == 1 and tokens[i] in _WEAK:
+            kind = "weak"
         if kind == "asserted":
             before = set(tokens[max(0, i - _MINOR_WINDOW):i])
             after = tokens[i + n] if i + n < len(tokens) else ""
@@ -243,6 +253,7 @@ def extract_labels(text: str, task: str = "emotion") -> Extraction:
     secondary: list[str] = []
     negated: list[str] = []
     first_minor: list[str] = []
+    first_weak: list[str] = []
     for sentence in _SENTENCE.split(low):
         found = _scan_sentence(_TOKEN.findall(sentence), bare)
         asserted = _to_task([l for l, k in found if k == "asserted"], task)
@@ -250,6 +261,8 @@ def extract_labels(text: str, task: str = "emotion") -> Extraction:
         negated += _to_task([l for l, k in found if k == "negated"], task)
         if not first_minor:
             first_minor = minor
+        if not first_weak:
+            first_weak = _to_task([l for l, k in found if k == "weak"], task)
         if not primary and asserted:
             primary = _dedupe(asserted)
             secondary += minor
@@ -260,6 +273,8 @@ def extract_labels(text: str, task: str = "emotion") -> Extraction:
     if not primary and first_minor:
         # "The speaker sounds a bit sad." : a softened verdict is still the verdict.
         primary = _dedupe(first_minor)
+    if not primary and first_weak:
+        primary = _dedupe(first_weak)  # "the speaker is laughing" -> happy, when nothing is named
     primary = _dedupe(primary)
     undecided = len(primary) >= 3 or (not primary and bool(_REFUSAL.search(low)))
     secondary = [l for l in _dedupe(secondary) if l not in primary]
