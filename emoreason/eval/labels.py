@@ -30,7 +30,7 @@ from emoreason.labels import SENTIMENT, SYNONYMS, sentiment_of
 # Corpus codes and words that are rarely emotions in running prose: used only in bare answers
 # ("Neutral.", "hap") of at most a few words.
 _BARE_ONLY = {"ang", "hap", "neu", "dis", "fea", "sur", "fru", "exc", "oth", "xxx", "pos", "neg",
-              "other", "content", "down", "unknown", "<unk>", "mad", "upset"}
+              "other", "content", "down", "unknown", "<unk>"}
 # Extra free-text inflections that SYNONYMS (corpus-oriented) does not carry.
 _EXTRA: dict[str, str] = {
     "angrier": "angry", "angriest": "angry", "infuriated": "angry", "outraged": "angry",
@@ -163,7 +163,7 @@ def _lookup(tokens: list[str], i: int, bare: bool) -> tuple[str | None, int]:
     if tok in _PROSE_SKIP and not bare:
         # "feeling down", "quite content" are emotions; "the content of", "each other" are not.
         prev = tokens[i - 1] if i else ""
-        if tok in {"down", "content", "upset", "mad"} and prev in {"feeling", "feels", "feel", "sounds", "seems", "quite", "very", "bit", "is", "was", "sound", "and", "or", "looks", "getting", "gets", "got", "really", "so"}:
+        if tok in {"down", "content"} and prev in {"feeling", "feels", "feel", "sounds", "seems", "quite", "very", "bit", "is", "was", "sound", "and", "or", "looks", "getting", "gets", "got", "really", "so"}:
             return _SURFACE.get(tok), 1
         return None, 0
     canon = _SURFACE.get(tok)
