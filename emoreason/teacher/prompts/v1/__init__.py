@@ -1,0 +1,1 @@
+"""Prompt templates, version 1 (see ../README.md)."""
