@@ -34,7 +34,7 @@ def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):
     one = json.loads((tmp_path / "one" / "result.json").read_text())
     two = json.loads((tmp_path / "two" / "result.json").read_text())
     assert (one["world"], two["world"]) == (1, 2)
-    assert len(one["losses"]) == 4  # speech step, emotion step, 2 final steps (grad_accum 2)
+    assert len(one["losses"]) == 6  # S E S E passes of one step each, 2 final steps (grad_accum 2)
     np.testing.assert_allclose(two["losses"], one["losses"], rtol=0, atol=1e-6)
     assert set(one["weights"]) == set(two["weights"])
     for name, w in one["weights"].items():

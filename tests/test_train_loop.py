@@ -32,7 +32,7 @@ def changed(before, after):
 
 
 def make_trainer(dataset, run_dir, phases, **train_kw):
-    kw = dict(epochs=phases[-1].end_epoch, alternation_epochs=2, batch_size=8, lr=1e-2, warmup_ratio=0.0,
+    kw = dict(batch_size=8, lr=1e-2, warmup_ratio=0.0,
               weight_decay=0.1, precision="no", lr_schedule="constant")
     kw.update(train_kw)
     model = FakeAudioLLM()
@@ -49,20 +49,20 @@ def test_token_losses_shift_and_mask():
 
 
 def test_each_alternating_phase_trains_only_its_groups_and_tasks(dataset, tmp_path):
-    phases = build_schedule("alternating", 3, 1, 2, "speech", True, speech_encoder_trainable=True, emotion_encoder_trainable=True)
+    phases = build_schedule("alternating", 2, 1, 1, "speech", True, speech_encoder_trainable=True, emotion_encoder_trainable=True)
     model, trainer = make_trainer(dataset, tmp_path, phases)
     s0 = snapshot(model)
-    (r1,) = trainer.fit(stop_after=1)  # epoch 0: speech phase, one step
+    (r1,) = trainer.fit(stop_after=1)  # pass 0: speech phase, one step
     s1 = snapshot(model)
     assert r1.phase == "speech" and set(r1.task_losses) - {"all"} <= SPEECH_TASKS
     assert changed(s0, s1) == {"speech_encoder", "speech_adapter", "lora"}
 
-    (r2,) = trainer.fit(stop_after=2)  # resumes from step-1, epoch 1: emotion phase
+    (r2,) = trainer.fit(stop_after=2)  # resumes from step-1, pass 1: emotion phase
     s2 = snapshot(model)
     assert r2.phase == "emotion" and set(r2.task_losses) - {"all"} <= EMOTION_TASKS
     assert changed(s1, s2) == {"emotion_encoder", "emotion_adapter", "lora"}
 
-    final = trainer.fit()  # epoch 2: final phase, all tasks, adapters + LoRA
+    final = trainer.fit()  # pass 2: final phase, all tasks, adapters + LoRA
     s3 = snapshot(model)
     assert [r.phase for r in final] == ["final", "final"]
     assert set().union(*(r.task_losses for r in final)) - {"all"} == SPEECH_TASKS | EMOTION_TASKS
@@ -90,22 +90,22 @@ def test_loss_falls_when_overfitting_a_few_examples(dataset, tmp_path):
 
 def test_interrupted_run_resumes_to_identical_losses(dataset, tmp_path):
     """N steps straight vs k steps, stop, resume from the last checkpoint (mid-epoch) to N."""
-    phases = build_schedule("alternating", 3, 1, 2, "speech", True)
+    phases = build_schedule("alternating", 3, 1, 2, "speech", True)  # S E S E F
     kw = dict(batch_size=2, grad_accum=2, save_every_steps=2, lr_schedule="cosine", warmup_ratio=0.2)
     _, straight = make_trainer(dataset, tmp_path / "a", phases, **kw)
     full = [r.loss for r in straight.fit()]
-    assert len(full) == 8  # 2 + 2 alternation steps, 4 final steps
+    assert len(full) == 12  # 4 alternating passes of 2 steps, 4 final steps
 
     _, first = make_trainer(dataset, tmp_path / "b", phases, **kw)
-    part1 = [r.loss for r in first.fit(stop_after=7)]  # stops before step 8; last checkpoint: step 6
-    assert part1 == full[:7]
+    part1 = [r.loss for r in first.fit(stop_after=11)]  # stops before step 12; last checkpoint: step 10
+    assert part1 == full[:11]
     _, second = make_trainer(dataset, tmp_path / "b", phases, **kw)  # a fresh process's view
-    part2 = second.fit()  # auto-resume
-    assert part2[0].step == 7
-    assert [r.loss for r in part2] == pytest.approx(full[6:], abs=1e-9, rel=0)
+    part2 = second.fit()  # auto-resume, mid-epoch
+    assert part2[0].step == 11
+    assert [r.loss for r in part2] == pytest.approx(full[10:], abs=1e-9, rel=0)
 
     rows = [json.loads(line) for line in (tmp_path / "b" / "metrics.jsonl").read_text().splitlines()]
     steps = [r["step"] for r in rows if r["task"] == "all"]
-    assert steps == list(range(1, 9))  # step 7 logged once: rows after the checkpoint were dropped
+    assert steps == list(range(1, 13))  # step 11 logged once: rows after the checkpoint were dropped
     assert {r["phase"] for r in rows} == {"speech", "emotion", "final"}
-    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step-6", "step-8"]  # keep=2
+    assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step-10", "step-12"]  # keep=2

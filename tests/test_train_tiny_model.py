@@ -30,8 +30,8 @@ def test_alternating_phases_on_the_tiny_model(tmp_path, fusion, speech_side, emo
     cfg.emotion_encoder.trainable = True
     model, processor = build_model(cfg)
     dataset = ManifestDataset(make_dummy_corpus(10, tmp_path / "d"), DataConfig().task_groups)  # 4 speech + 4 emotion
-    phases = build_schedule("alternating", 3, 1, 2, speech_encoder_trainable=True, emotion_encoder_trainable=True)
-    train = TrainConfig(epochs=3, alternation_epochs=2, batch_size=4, lr=1e-2, warmup_ratio=0.0, weight_decay=0.1, precision="no")
+    phases = build_schedule("alternating", 2, 1, 1, speech_encoder_trainable=True, emotion_encoder_trainable=True)
+    train = TrainConfig(epochs=2, alternation_epochs=1, batch_size=4, lr=1e-2, warmup_ratio=0.0, weight_decay=0.1, precision="no")
     trainer = Trainer(model, dataset, Collator(processor), phases, train, tmp_path / "run", processor=processor)
     seen = []
     for stop, expected in ((1, speech_side), (2, emotion_side), (None, final_side)):

@@ -28,7 +28,7 @@ from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, save_
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_optimizer, lr_lambda
 from emoreason.train.sampler import TaskGroupSampler
-from emoreason.train.schedule import Phase, phase_at, trainable_keys
+from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
 
 log = logging.getLogger("emoreason.train")
 IGNORE_INDEX = -100
@@ -110,6 +110,7 @@ class Trainer:
 
         self.train = train
         self.phases = phases
+        self.num_epochs = num_passes(phases)
         self.run_dir = Path(run_dir)
         self.processor = processor
         self.dataset = dataset
@@ -152,7 +153,7 @@ class Trainer:
     def _count_steps(self) -> int:
         """Optimizer steps of the whole schedule (capped by ``max_steps``)."""
         total = 0
-        for epoch in range(self.train.epochs):
+        for epoch in range(self.num_epochs):
             self.sampler.set_epoch(epoch, phase_at(self.phases, epoch).group)
             total += math.ceil(len(self.sampler) / self.train.grad_accum)
         self.sampler.set_epoch(0, None)
@@ -244,8 +245,8 @@ class Trainer:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             handler = attach_file_log(self.run_dir)
             log.info(
-                "%d optimizer steps over %d epochs on %d process(es), precision %s; phases: %s",
-                self.total_steps, self.train.epochs, self.acc.num_processes, self.acc.mixed_precision,
+                "%d optimizer steps over %d passes on %d process(es), precision %s; phases: %s",
+                self.total_steps, self.num_epochs, self.acc.num_processes, self.acc.mixed_precision,
                 "; ".join(f"{p.name} epochs {p.start_epoch}-{p.end_epoch - 1} on {p.group or 'all'} tasks "
                           f"-> {','.join(k for k in p.param_groups if k in self.keys)}" for p in self.phases),
             )
@@ -270,7 +271,7 @@ class Trainer:
         bar = tqdm(total=self.total_steps, initial=step, desc="train", disable=not self.acc.is_main_process, dynamic_ncols=True)
         self.model.train()
         done = step >= self.total_steps
-        while epoch < t.epochs and not done:
+        while epoch < self.num_epochs and not done:
             phase = phase_at(self.phases, epoch)
             active = set(phase.param_groups) & set(self.keys)
             set_phase({k: self.groups[k] for k in self.keys}, active)

@@ -9,8 +9,9 @@ Parameter-group keys are those of ``AudioLLM.parameter_groups()`` (docs/core-api
 ``fusion_adapter``, ``lora``. A phase may name keys the model lacks (e.g. ``fusion_adapter`` in a
 sequence-fusion model); they are skipped.
 
-Paper (Alt x): alternate speech / emotion every x epochs for 4 epochs, then one final epoch with
-all adapters + LoRA on all tasks. Joint: everything trainable on all tasks for every epoch.
+Paper (Alt x): alternate speech / emotion every x epochs until each side has seen 4 epochs of its
+own tasks, then one final epoch with all adapters + LoRA on all tasks. Joint: everything
+trainable on all tasks for every epoch.
 """
 from __future__ import annotations
 
@@ -24,7 +25,11 @@ ALL_KEYS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adap
 
 @dataclass(frozen=True)
 class Phase:
-    """Epochs ``[start_epoch, end_epoch)`` training ``param_groups`` on tasks of ``group``."""
+    """Passes ``[start_epoch, end_epoch)`` training ``param_groups`` on tasks of ``group``.
+
+    A pass is one epoch over the phase's examples: in an alternating phase that is the speech
+    (or emotion) rows only, so one alternating round S + E costs about one epoch of all data.
+    """
 
     name: str
     """``speech`` | ``emotion`` | ``final`` | ``joint`` (logged with every step)."""
@@ -55,12 +60,16 @@ def build_schedule(
     speech_encoder_trainable: bool = False,
     emotion_encoder_trainable: bool = False,
 ) -> list[Phase]:
-    """Phases covering epochs ``0 .. epochs-1`` without gaps.
+    """Phases covering passes ``0 .. n-1`` without gaps (a pass = one epoch over the phase's tasks).
 
-    ``alternating``: epochs ``[0, alternation_epochs)`` alternate between groups every
-    ``switch_every`` epochs starting with ``first_group``; with ``final_phase`` the remaining
-    epochs (at least one) train all adapters + LoRA on all tasks, without it ``epochs`` must equal
-    ``alternation_epochs``. ``joint``: one phase, every trainable part, all tasks.
+    ``joint``: one phase of ``epochs`` passes over all tasks, every trainable part.
+
+    ``alternating`` (paper, section 3.3 and Table 2): each side gets ``alternation_epochs`` epochs
+    of its own tasks, in blocks of ``switch_every`` epochs, starting with ``first_group``; so
+    "Alt 1" is S E S E S E S E and "Alt 4" is S S S S E E E E. With ``final_phase`` the remaining
+    ``epochs - alternation_epochs`` epochs (at least one) train all adapters + LoRA on all tasks;
+    without it ``epochs`` must equal ``alternation_epochs``. Every task is thus seen ``epochs``
+    times, as in joint training.
     """
     trainable = {"speech": speech_encoder_trainable, "emotion": emotion_encoder_trainable}
     if kind == "joint":
@@ -80,14 +89,21 @@ def build_schedule(
     if first_group not in trainable:
         raise ConfigError(f"train.first_group={first_group!r}: expected 'speech' or 'emotion'")
     order = [first_group, "emotion" if first_group == "speech" else "speech"]
-    phases = []
-    for i, start in enumerate(range(0, alternation_epochs, switch_every)):
-        side = order[i % 2]
-        end = min(start + switch_every, alternation_epochs)
-        phases.append(Phase(side, start, end, side, side_keys(side, trainable[side])))
+    phases: list[Phase] = []
+    start = 0
+    for done in range(0, alternation_epochs, switch_every):
+        length = min(switch_every, alternation_epochs - done)
+        for side in order:
+            phases.append(Phase(side, start, start + length, side, side_keys(side, trainable[side])))
+            start += length
     if final_phase:
-        phases.append(Phase("final", alternation_epochs, epochs, None, ADAPTER_KEYS + ("lora",)))
+        phases.append(Phase("final", start, start + epochs - alternation_epochs, None, ADAPTER_KEYS + ("lora",)))
     return phases
+
+
+def num_passes(phases: list[Phase]) -> int:
+    """Total passes of a schedule (the loop's epoch counter runs to this)."""
+    return phases[-1].end_epoch
 
 
 def phase_at(phases: list[Phase], epoch: int) -> Phase:
