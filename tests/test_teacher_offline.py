@@ -90,3 +90,15 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("emoreason: error: ") for line in err)
     assert "manifest not found" in err[0] and "OpenAI-compatible base URL" in err[1]
+
+
+def test_plain_words_point_to_the_delivery_instead_of_a_made_up_reading():
+    from emoreason.teacher.base import TeachRequest
+    from emoreason.teacher.offline import compose
+
+    plain = TeachRequest("r1", "emotion", "detailed", "The store closes at nine.", "happy", "", ("higher pitch than usual",))
+    text = compose(plain)
+    assert '"The store closes at nine"' in text and "plain in themselves" in text and "happy" in text
+    assert "higher pitch than usual" in text and check_output(text, plain.transcript, "happy", "detailed").ok
+    charged = TeachRequest("r1", "emotion", "detailed", "I love this store!", "happy", "")
+    assert "plain in themselves" not in compose(charged)

@@ -51,7 +51,7 @@ _PATTERNS = {
     ("detailed", False): (
         'The words "{quote}" carry the {label} tone: {reading}.{cues}',
         'Saying "{quote}", the speaker reveals that they are {label}, because {reading}.{cues}',
-        'The emotion here is {label}. In "{quote}", {reading}.{cues}',
+        'In "{quote}", {reading}, which marks the speaker as {label}.{cues}',
         'Evidence for {label}: the speaker says "{quote}", and {reading}.{cues}',
     ),
     ("summary", False): (
@@ -60,7 +60,7 @@ _PATTERNS = {
         'Reading between the lines of "{quote}", the speaker is {label}, as {context}.{cues}',
     ),
     ("detailed", True): (
-        'The sentiment is {label}. The words "{quote}" show it: {reading}.{cues}',
+        'The words "{quote}" show the {label} sentiment: {reading}.{cues}',
         'Saying "{quote}", the speaker expresses a {label} sentiment, because {reading}.{cues}',
         'Evidence for a {label} sentiment: the speaker says "{quote}", and {reading}.{cues}',
     ),
@@ -68,6 +68,14 @@ _PATTERNS = {
         'Overall the sentiment is {label}: saying "{quote}" suggests that {context}.{cues}',
         'The speaker\'s sentiment is {label}; behind "{quote}" is a sense that {context}.{cues}',
     ),
+}
+# the words carry no emotion of their own (e.g. "The store closes at nine."): say so, and point to the
+# delivery instead of inventing a reading of the words
+_PLAIN_WORDS = {
+    ("detailed", False): 'The words "{quote}" are plain in themselves, so the {label} state comes from how they are said.{cues}',
+    ("summary", False): 'Nothing in "{quote}" is emotional on its face; the speaker\'s {label} state shows in the voice rather than in the words.{cues}',
+    ("detailed", True): 'The words "{quote}" are plain in themselves, so the {label} sentiment comes from how they are said.{cues}',
+    ("summary", True): 'Nothing in "{quote}" takes a side on its face; the {label} sentiment shows in the voice rather than in the words.{cues}',
 }
 _NO_TRANSCRIPT = "The speaker sounds {label}; with no transcript to quote, this rests on how it was said.{cues}"
 _CUES = (" Acoustically, the clip shows {cues}.", " The delivery fits this: {cues}.", " How it was said matters too: {cues}.")
@@ -85,6 +93,12 @@ MAX_QUOTE_WORDS = 12
 def _pick(options: tuple[str, ...], key: str) -> str:
     h = int.from_bytes(hashlib.sha1(key.encode("utf-8")).digest()[:4], "big")
     return options[h % len(options)]
+
+
+def has_verbal_evidence(text: str) -> bool:
+    """Whether ``text`` carries emotion in its words: an emotion word, a charged word, or "!"."""
+    words = re.findall(r"[\w']+", text.lower())
+    return "!" in text or any(w in SYNONYMS or w in _CHARGED for w in words)
 
 
 def salient_span(transcript: str, max_words: int = MAX_QUOTE_WORDS) -> str:
@@ -126,7 +140,10 @@ def compose(request: TeachRequest) -> str:
     quote = salient_span(request.transcript or "")
     if not quote:
         return _NO_TRANSCRIPT.format(label=f"{label} (sentiment)" if sentiment else label, cues=cues)
-    text = _pick(_PATTERNS[(request.style, sentiment)], request.row_id + request.style).format(
+    patterns = _PATTERNS[(request.style, sentiment)]
+    if label != "neutral" and not has_verbal_evidence(request.transcript):
+        patterns = (_PLAIN_WORDS[(request.style, sentiment)],)
+    text = _pick(patterns, request.row_id + request.style).format(
         label=label, quote=quote, reading=reading, context=context, cues=cues
     )
     return text[0].upper() + text[1:]
