@@ -329,7 +329,7 @@ async def teach_async(
             if t.exception() is not None:
                 raise t.exception()
     except TeacherUnavailable as e:
-        raise TeacherUnavailable(f"{e}; {summary.taught + summary.skipped} finished rows are kept in {out}, rerun to continue") from None
+        raise TeacherUnavailable(f"{e}; {summary.taught + summary.passed_through + summary.skipped} finished rows are kept in {out}, rerun to continue") from None
     finally:
         pbar.close()
         out_file.close()
