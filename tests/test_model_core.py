@@ -229,3 +229,42 @@ def test_size_fields_and_bad_token_count():
     cfg.num_tokens = 7
     with pytest.raises(ConfigError, match="must divide 1500"):
         build_encoder(cfg, "speech_encoder")
+
+
+def test_overfit_label_is_ranked_first():
+    """A few optimizer steps on one (clip, 'sad') pair make score_candidates prefer 'sad'."""
+    torch.manual_seed(0)
+    model, processor = build_model(tiny_model_config("sequence", dynamic_length=True))
+    waves, prompt = _waves(1.0), ["Which emotion?"]
+    candidates = ["happy", "sad", "angry"]
+    params = [p for group in model.parameter_groups().values() for p in group]
+    optim = torch.optim.AdamW(params, lr=2e-2)
+    batch = processor(waves, prompt, ["sad"])
+    model.train()
+    for _ in range(40):
+        loss = model(**batch).loss
+        optim.zero_grad()
+        loss.backward()
+        optim.step()
+    model.eval()
+    scores = model.score_candidates(processor(waves, prompt), candidates)
+    assert scores.argmax(-1).item() == 1, scores
+    assert model.generate(processor(waves, prompt), max_new_tokens=5) == ["sad"]
+
+
+def test_gradient_checkpointing_keeps_loss_and_grads():
+    cfg = tiny_model_config("none", dynamic_length=True)
+    cfg.speech_encoder.trainable = True
+    torch.manual_seed(0)
+    model, processor = build_model(cfg)
+    batch = processor(_waves(1.0), ["q"], ["happy"])
+    model.train()
+    ref = model(**batch).loss
+    ref.backward()
+    ref_grad = model.speech_adapter.mlp[0].weight.grad.clone()
+    model.zero_grad()
+    model.gradient_checkpointing_enable()
+    loss = model(**batch).loss
+    loss.backward()
+    assert torch.allclose(loss, ref) and torch.allclose(model.speech_adapter.mlp[0].weight.grad, ref_grad, atol=1e-6)
+    assert model.speech_encoder.encoder.layers[0].gradient_checkpointing

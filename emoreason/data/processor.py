@@ -207,10 +207,13 @@ class AudioProcessor:
         batch: dict[str, Any] = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
         if targets is not None:
             batch["labels"] = torch.from_numpy(labels)
+        done: dict[tuple, dict[str, np.ndarray]] = {}  # two Whisper encoders often share one mel setup
         for name, spec in (("speech", self.speech), ("emotion", self.emotion)):
             if spec is None:
                 continue
-            feats = self.features(spec, waves)
+            key = (spec.kind, spec.num_mel_bins, spec.dynamic_length, spec.group if spec.dynamic_length else 0,
+                   spec.normalize, spec.normalize_eps)
+            feats = done[key] = done[key] if key in done else self.features(spec, waves)
             batch[f"{name}_features"] = torch.from_numpy(feats["features"])
             if "mask" in feats:
                 batch[f"{name}_attention_mask"] = torch.from_numpy(feats["mask"])

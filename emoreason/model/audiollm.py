@@ -107,6 +107,16 @@ class AudioLLM(nn.Module):
                 module.eval()
         return self
 
+    def gradient_checkpointing_enable(self) -> None:
+        """Activation checkpointing in the LLM and in trainable encoders (non-reentrant, so frozen
+        inputs need no ``requires_grad`` tricks)."""
+        kwargs = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
+        self.llm.gradient_checkpointing_enable(**kwargs)
+        for module in self._trainable_encoders().values():
+            inner = getattr(module, "encoder", None) or getattr(module, "model", None)
+            if hasattr(inner, "gradient_checkpointing_enable"):
+                inner.gradient_checkpointing_enable(**kwargs)
+
     @property
     def device(self) -> torch.device:
         return self.llm.get_input_embeddings().weight.device
