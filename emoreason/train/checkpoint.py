@@ -3,7 +3,7 @@
 Layout of one checkpoint::
 
     trainable.safetensors   parameters of every group some phase trains (not the frozen base LLM)
-    optimizer.pt            optimizer.state_dict()
+    optimizer.pt            optimizer.state_dict() (optimizer-{rank}.pt per process when sharded)
     scheduler.pt            lr scheduler state_dict()
     rng-{rank}.pt           python / numpy / torch (/ cuda) RNG states of each process
     state.json              step, epoch, sampler position, world size; written last
@@ -32,8 +32,10 @@ _STEP_DIR = re.compile(r"^step-(\d+)$")
 
 
 def rng_state() -> dict[str, Any]:
-    """All RNG states of this process."""
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """All RNG states of this process, as tensors and plain Python (loadable with weights_only)."""
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
+    numpy_state = (name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -41,7 +43,8 @@ def rng_state() -> dict[str, Any]:
 
 def set_rng_state(state: dict[str, Any]) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    name, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -75,11 +78,13 @@ def save_checkpoint(
     rank: int = 0,
     barrier: Callable[[], None] = lambda: None,
     keep: int = 0,
+    optimizer_per_rank: bool = False,
 ) -> Path:
     """Write checkpoint ``step-{step}`` atomically; every process calls this (collective).
 
     The main process (rank 0) writes weights, optimizer, scheduler and ``state.json``; every rank
-    writes its RNG state. ``keep > 0`` deletes all but the newest ``keep`` checkpoints afterwards.
+    writes its RNG state (and, with ``optimizer_per_rank``, its shard of the optimizer state as
+    ``optimizer-{rank}.pt``: FSDP / DeepSpeed). ``keep > 0`` deletes all but the newest ``keep`` checkpoints afterwards.
     """
     root = Path(run_dir) / "checkpoints"
     final = root / f"step-{step}"
@@ -90,9 +95,12 @@ def save_checkpoint(
         tmp.mkdir(parents=True)
     barrier()
     torch.save(rng_state(), tmp / f"rng-{rank}.pt")
+    if optimizer_per_rank:
+        torch.save(optimizer_state, tmp / f"optimizer-{rank}.pt")
     if rank == 0:
         save_file({k: v.detach().to("cpu").contiguous().clone() for k, v in weights.items()}, str(tmp / WEIGHTS_FILE))
-        torch.save(optimizer_state, tmp / "optimizer.pt")
+        if not optimizer_per_rank:
+            torch.save(optimizer_state, tmp / "optimizer.pt")
         torch.save(scheduler_state, tmp / "scheduler.pt")
     barrier()
     if rank == 0:
@@ -110,15 +118,19 @@ def save_checkpoint(
 def load_checkpoint(path: str | Path, rank: int = 0) -> dict[str, Any]:
     """Read a checkpoint: ``{"state", "weights", "optimizer", "scheduler", "rng"}`` (tensors on CPU).
 
-    ``rng`` is this rank's state, or None when the checkpoint was written by fewer processes.
+    ``rng`` is this rank's state, or None when the checkpoint was written by fewer processes;
+    ``optimizer`` is None when it was saved per rank and this rank has no file.
     """
     path = Path(path)
     state = json.loads((path / STATE_FILE).read_text())
     rng_file = path / f"rng-{rank}.pt"
+    opt_file = path / "optimizer.pt"
+    if not opt_file.is_file():
+        opt_file = path / f"optimizer-{rank}.pt"
     return {
         "state": state,
         "weights": load_file(str(path / WEIGHTS_FILE)),
-        "optimizer": torch.load(path / "optimizer.pt", map_location="cpu", weights_only=False),
-        "scheduler": torch.load(path / "scheduler.pt", map_location="cpu", weights_only=False),
-        "rng": torch.load(rng_file, weights_only=False) if rng_file.is_file() else None,
+        "optimizer": torch.load(opt_file, map_location="cpu", weights_only=True) if opt_file.is_file() else None,
+        "scheduler": torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True),
+        "rng": torch.load(rng_file, weights_only=True) if rng_file.is_file() else None,
     }

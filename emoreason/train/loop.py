@@ -138,8 +138,11 @@ class Trainer:
             n = enable_gradient_checkpointing(model)
             log.info("gradient checkpointing on in %d sub-model(s)", n)
 
+        self._check_backend(phases)
         optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
+        # FSDP swaps parameters for views into its flat buffers: take the groups again.
+        self.groups = {k: list(v) for k, v in self.acc.unwrap_model(self.model).parameter_groups().items()}
         self.sampler = TaskGroupSampler(
             dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed
         )
@@ -165,10 +168,54 @@ class Trainer:
             generator=self.loader_generator,
         )
 
+    def _check_backend(self, phases: list[Phase]) -> None:
+        """Refuse combinations the sharded backends cannot run faithfully (see configs/accelerate/)."""
+        from accelerate.utils import DistributedType
+
+        from emoreason.errors import UserError
+
+        if self.acc.distributed_type == DistributedType.DEEPSPEED:
+            if len({p.param_groups for p in phases}) > 1:
+                raise UserError("DeepSpeed steps frozen parameters with zero gradients: use train.schedule=joint, or DDP/FSDP for alternating")
+            if self.train.grad_accum > 1:
+                raise UserError("with DeepSpeed set train.grad_accum=1 (DeepSpeed's gradient_accumulation_steps accumulates)")
+            # We shard batches ourselves (no prepared DataLoader), so tell DeepSpeed the micro batch.
+            self.acc.state.deepspeed_plugin.deepspeed_config["train_micro_batch_size_per_gpu"] = self.train.batch_size
+
+    @property
+    def _fsdp(self) -> bool:
+        from accelerate.utils import DistributedType
+
+        return self.acc.distributed_type == DistributedType.FSDP
+
+    @property
+    def _sharded_optimizer(self) -> bool:
+        """Whether each process holds only part of the optimizer state (then every rank saves its own)."""
+        from accelerate.utils import DistributedType
+
+        return self.acc.distributed_type in (DistributedType.FSDP, DistributedType.DEEPSPEED)
+
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Name -> tensor of every parameter some phase trains."""
+        """Name -> tensor of every parameter some phase trains (under FSDP: gathered, complete on
+        rank 0 only; a collective call)."""
+        names = [n for k in self.keys for n in self.param_names[k]]
+        if self._fsdp:
+            full = self.acc.get_state_dict(self.model)
+            return {n: full[n] for n in names if n in full}
         params = dict(self.acc.unwrap_model(self.model).named_parameters())
-        return {n: params[n] for k in self.keys for n in self.param_names[k]}
+        return {n: params[n] for n in names}
+
+    def _load_trainable(self, weights: dict[str, torch.Tensor]) -> None:
+        if self._fsdp:
+            from torch.distributed.fsdp import FullyShardedDataParallel, StateDictType
+
+            with FullyShardedDataParallel.state_dict_type(self.model, StateDictType.FULL_STATE_DICT):
+                self.model.load_state_dict(weights, strict=False)
+            return
+        params = dict(self.acc.unwrap_model(self.model).named_parameters())
+        with torch.no_grad():
+            for name, tensor in weights.items():
+                params[name].copy_(tensor)
 
     # ------------------------------------------------------------------------------------------
     def _save(self, step: int, epoch: int, cursor: int) -> None:
@@ -176,6 +223,7 @@ class Trainer:
             self.run_dir, step, self.trainable_state(), self.optimizer.state_dict(), self.scheduler.state_dict(),
             {"epoch": epoch, "cursor": cursor, "sampler_seed": self.sampler.seed, "world_size": self.acc.num_processes},
             rank=self.acc.process_index, barrier=self.acc.wait_for_everyone, keep=self.train.keep_checkpoints,
+            optimizer_per_rank=self._sharded_optimizer,
         )
         if self.acc.is_main_process:
             log.info("checkpoint step-%d (epoch %d, batch %d)", step, epoch, cursor)
@@ -183,16 +231,17 @@ class Trainer:
     def _restore(self, path: Path) -> tuple[int, int, int]:
         """Load a checkpoint into model / optimizer / scheduler / RNG; return (step, epoch, cursor)."""
         ckpt = load_checkpoint(path, self.acc.process_index)
-        params = dict(self.acc.unwrap_model(self.model).named_parameters())
         expected = {n for k in self.keys for n in self.param_names[k]}
         if set(ckpt["weights"]) != expected:
             missing = sorted(expected - set(ckpt["weights"]))[:3]
             from emoreason.errors import UserError
 
             raise UserError(f"{path}: checkpoint does not match this model/schedule (e.g. missing {missing})")
-        with torch.no_grad():
-            for name, tensor in ckpt["weights"].items():
-                params[name].copy_(tensor)
+        if ckpt["optimizer"] is None:
+            from emoreason.errors import UserError
+
+            raise UserError(f"{path}: no optimizer state for process {self.acc.process_index} (resume with the same number of processes)")
+        self._load_trainable(ckpt["weights"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
@@ -292,6 +341,11 @@ class Trainer:
                 if t.max_grad_norm > 0:
                     self.acc.clip_grad_norm_(params, t.max_grad_norm)
                 lr = self.scheduler.get_last_lr()[0]
+                # Frozen groups have no gradient, so AdamW skips them; lr 0 makes that hold for any
+                # backend that materialises zero gradients (the scheduler resets lr right after).
+                for group in self.optimizer.param_groups:
+                    if group["name"] not in active:
+                        group["lr"] = 0.0
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
