@@ -93,6 +93,7 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> 
         raise
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError on junk
         reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        reason = reason.replace(repr(handle), repr(name))  # not "<_io.BytesIO object at 0x...>"
         raise AudioError(f"{name}: not a readable audio file ({reason})") from None
     wave = resample(to_mono(np.asarray(data, dtype=np.float32)), sr)
     return validate_wave(wave, name, max_seconds)

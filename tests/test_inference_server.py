@@ -108,6 +108,7 @@ def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragme
     assert r.status_code == 400
     message = r.json()["error"]
     assert fragment in message and "\n" not in message
+    assert "BytesIO" not in message and "<bytes>" not in message  # names the upload, not a buffer
     assert httpx.get(f"{base_url}/health").status_code == 200  # still serving
 
 

@@ -32,8 +32,8 @@ from emoreason.inference.results import AnalysisError, AnalysisResult, Quote, Se
 log = logging.getLogger(__name__)
 
 TASKS = ("emotion", "sentiment")
-AudioSource = str | Path | bytes | tuple[str, np.ndarray]
-"""A path, encoded file bytes, or (name, float32 16 kHz mono waveform (T,))."""
+AudioSource = str | Path | bytes | tuple[str, bytes | np.ndarray]
+"""A path, encoded file bytes, or (name, encoded bytes | float32 16 kHz mono waveform (T,))."""
 
 
 def default_prompt(task: str) -> str:
@@ -153,7 +153,7 @@ class Engine:
         """Analyse clips; yield one result per source, in input order.
 
         Args:
-            sources: paths, encoded bytes, or (name, waveform) pairs.
+            sources: paths, encoded bytes, or (name, bytes | waveform) pairs.
             task: ``emotion`` | ``sentiment`` (which candidate labels are scored).
             prompt: the instruction (default: :func:`default_prompt`).
             batch_size: windows per forward pass (windows of different files are batched together).
@@ -185,16 +185,17 @@ class Engine:
     def _load(self, source: AudioSource) -> _Clip:
         """Read + validate one source and split it into windows; errors become ``clip.error``."""
         if isinstance(source, tuple):
-            name, wave = source
+            name, data = source
         else:
-            name, wave = ("<upload>" if isinstance(source, (bytes, bytearray)) else str(source)), None
+            name, data = ("<upload>" if isinstance(source, (bytes, bytearray)) else str(source)), source
         try:
-            if wave is None:
-                wave = load_audio(source, max_seconds=self.max_seconds)
+            if isinstance(data, np.ndarray):
+                wave = validate_wave(np.asarray(data, dtype=np.float32), name, self.max_seconds)
             else:
-                wave = validate_wave(np.asarray(wave, dtype=np.float32), name, self.max_seconds)
+                wave = load_audio(data, max_seconds=self.max_seconds)
         except AudioError as e:
-            return _Clip(name=name, error=str(e))
+            # load_audio names encoded bytes "<bytes>"; say which upload it was instead
+            return _Clip(name=name, error=str(e).replace("<bytes>", name))
         return _Clip(name=name, wave=wave, windows=split_windows(wave))
 
     def _run(self, items: list[tuple[_Clip, int]], prompt: str, sentences: list[str], max_new_tokens: int, progress: Any) -> None:
