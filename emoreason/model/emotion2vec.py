@@ -134,11 +134,10 @@ class _Attention(nn.Module):
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-        """x (B, T, D), bias (1 or B, H, T, T) float or None."""
+        """x (B, T, D), bias (1, H, T, T) additive, in x's dtype, or None."""
         b, t, d = x.shape
         q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        mask = None if bias is None else bias.to(q.dtype)
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias)
         return self.proj(out.transpose(1, 2).reshape(b, t, d))
 
 
@@ -244,19 +243,22 @@ class Emotion2vecEncoder(nn.Module):
         x = audio.project_features(x)  # (B, T, D)
         x = x + audio.relative_positional_encoder(x)
         t, n = x.shape[1], cfg.num_extra_tokens
-        base = None
-        scales: list[torch.Tensor | None] = [None] * (cfg.prenet_depth + cfg.depth)
+        blocks = list(audio.context_encoder.blocks) + list(self.blocks)
+        base = shared = scales = None
         if audio.alibi_scale is not None:
             base = F.pad(self._alibi(t, x.device), (n, 0, n, 0))  # extra tokens: no positional bias
-            s = audio.alibi_scale.clamp_min(0).float()
-            scales = [s[i] if s.shape[0] > 1 else s[0] for i in range(len(scales))]
+            scales = audio.alibi_scale.clamp_min(0).float()
+            if scales.shape[0] == 1:  # one scale for all blocks: build the (1, H, T, T) bias once
+                shared = self._scaled(base, scales[0]).to(x.dtype)
         if audio.extra_tokens is not None:
             x = torch.cat([audio.extra_tokens.expand(x.shape[0], -1, -1).to(x.dtype), x], dim=1)
         if audio.context_encoder.norm is not None:
             x = audio.context_encoder.norm(x)
-        blocks = list(audio.context_encoder.blocks) + list(self.blocks)
-        for block, scale in zip(blocks, scales):
-            x = block(x, None if base is None else self._scaled(base, scale))
+        for i, block in enumerate(blocks):
+            bias = shared
+            if bias is None and base is not None:  # per-layer scales: one bias alive at a time
+                bias = self._scaled(base, scales[i]).to(x.dtype)
+            x = block(x, bias)
         if self.norm is not None:
             x = self.norm(x)
         return x[:, n:], None
