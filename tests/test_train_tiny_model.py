@@ -41,3 +41,45 @@ def test_alternating_phases_on_the_tiny_model(tmp_path, fusion, speech_side, emo
         assert {k for k in before if not torch.equal(before[k], after[k])} == expected
     assert [r.phase for r in seen] == ["speech", "emotion", "final", "final"]
     assert all(r.loss == r.loss and r.loss > 0 for r in seen)
+
+
+def _two_steps(tmp_path, name, **train_kw):
+    torch.manual_seed(0)
+    cfg = tiny_model_config(dynamic_length=True)
+    cfg.emotion_encoder.trainable = True
+    model, processor = build_model(cfg)
+    dataset = ManifestDataset(make_dummy_corpus(10, tmp_path / "d"), DataConfig().task_groups)
+    phases = build_schedule("joint", 1, emotion_encoder_trainable=True)
+    kw = dict(epochs=1, batch_size=4, lr=1e-2, warmup_ratio=0.0, max_steps=2, lr_schedule="constant", precision="no")
+    kw.update(train_kw)
+    trainer = Trainer(model, dataset, Collator(processor), phases, TrainConfig(**kw), tmp_path / name)
+    return model, [r.loss for r in trainer.fit()]
+
+
+def test_gradient_checkpointing_changes_memory_not_results(tmp_path):
+    _, plain = _two_steps(tmp_path, "plain")
+    model, ckpt = _two_steps(tmp_path, "ckpt", gradient_checkpointing=True)
+    assert model.llm.get_base_model().model.gradient_checkpointing
+    assert any(getattr(m, "gradient_checkpointing", False) is True for m in model.emotion_encoder.modules())
+    assert ckpt == pytest.approx(plain, rel=1e-5)  # step 2 depends on step 1's gradients
+
+
+@pytest.fixture
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state whose precision cannot change: reset around a test
+    that uses another precision, so tests before and after keep working."""
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_bf16_autocast_runs_on_cpu(tmp_path, fresh_accelerate_state):
+    _, fp32 = _two_steps(tmp_path, "fp32")
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    _, bf16 = _two_steps(tmp_path, "bf16", precision="bf16")
+    assert all(l == l for l in bf16)
+    assert bf16 == pytest.approx(fp32, abs=0.1)
