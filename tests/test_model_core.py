@@ -268,3 +268,12 @@ def test_gradient_checkpointing_keeps_loss_and_grads():
     loss.backward()
     assert torch.allclose(loss, ref) and torch.allclose(model.speech_adapter.mlp[0].weight.grad, ref_grad, atol=1e-6)
     assert model.speech_encoder.encoder.layers[0].gradient_checkpointing
+
+
+def test_generation_needs_prompt_batch(seq_model):
+    model, processor = seq_model
+    train_batch = processor(_waves(1.0, 2.0), ["q", "a longer question"], ["happy", "sad"])
+    with pytest.raises(ValueError, match="prompt batch"):
+        model.score_candidates(train_batch, ["happy"])
+    with pytest.raises(ValueError, match="prompt batch"):
+        model.generate(train_batch, max_new_tokens=2)

@@ -234,10 +234,17 @@ class AudioLLM(nn.Module):
                     ids.append(int(i))
         return ids
 
+    @staticmethod
+    def _check_prompt_batch(batch: dict[str, torch.Tensor], what: str) -> None:
+        """Generation and scoring continue every row at its end: rows must be left-padded prompts."""
+        if "labels" in batch or not bool(batch["attention_mask"][:, -1].all()):
+            raise ValueError(f"{what} needs a prompt batch: call the processor without targets (left padding)")
+
     @torch.no_grad()
     def generate(self, batch: dict[str, torch.Tensor], max_new_tokens: int = 256, **gen_kwargs: Any) -> list[str]:
         """Greedy (unless ``gen_kwargs`` say otherwise) responses for a left-padded processor batch
         (``targets=None``); returns the decoded responses only."""
+        self._check_prompt_batch(batch, "generate")
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         embeds = self.embed(batch)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._eos_ids()[0]
@@ -256,6 +263,7 @@ class AudioLLM(nn.Module):
         audio is encoded once per clip. Sums candidate token log-probs with no length
         normalisation (forced choice among the candidates; the engine softmaxes).
         """
+        self._check_prompt_batch(batch, "score_candidates")
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         if not candidates:
             raise ValueError("no candidates to score")
