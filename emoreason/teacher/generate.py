@@ -85,7 +85,7 @@ def make_teacher(
     if spec.startswith("local:"):
         from emoreason.teacher.local import LocalTeacher
 
-        return LocalTeacher(spec[len("local:") :], max_new_tokens=max_tokens)
+        return LocalTeacher(spec[len("local:") :], max_new_tokens=max_tokens, batch_size=concurrency)
     if spec.startswith(("http://", "https://")):
         from emoreason.teacher.openai_compat import OpenAICompatTeacher
 
