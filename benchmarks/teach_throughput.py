@@ -65,7 +65,8 @@ def main() -> int:
     seq_rate, con_rate = seq_n / seq_s, con_n / con_s
     speedup = con_rate / seq_rate
     ideal = args.concurrency / args.delay
-    print(f"server latency {args.delay * 1000:.0f} ms, {os.cpu_count()} CPUs")
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"server latency {args.delay * 1000:.0f} ms, {os.cpu_count()} CPUs, load average {load} (client + server share them)")
     print(f"| run | rows | seconds | rows/s |")
     print(f"|---|---|---|---|")
     print(f"| sequential (concurrency 1) | {seq_n} | {seq_s:.2f} | {seq_rate:.1f} |")
