@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from emoreason.config import TrainConfig
+from emoreason.errors import UserError
 from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_optimizer, lr_lambda
@@ -172,8 +173,6 @@ class Trainer:
         """Refuse combinations the sharded backends cannot run faithfully (see configs/accelerate/)."""
         from accelerate.utils import DistributedType
 
-        from emoreason.errors import UserError
-
         if self.acc.distributed_type == DistributedType.DEEPSPEED:
             if len({p.param_groups for p in phases}) > 1:
                 raise UserError("DeepSpeed steps frozen parameters with zero gradients: use train.schedule=joint, or DDP/FSDP for alternating")
@@ -231,24 +230,22 @@ class Trainer:
     def _restore(self, path: Path) -> tuple[int, int, int]:
         """Load a checkpoint into model / optimizer / scheduler / RNG; return (step, epoch, cursor)."""
         ckpt = load_checkpoint(path, self.acc.process_index)
+        written_by = ckpt["state"].get("world_size")
+        if written_by != self.acc.num_processes:
+            # The sampler position counts micro batches of a global batch that depends on it.
+            raise UserError(f"{path} was written by {written_by} process(es), this run has {self.acc.num_processes}: resume with the same number")
         expected = {n for k in self.keys for n in self.param_names[k]}
         if set(ckpt["weights"]) != expected:
             missing = sorted(expected - set(ckpt["weights"]))[:3]
-            from emoreason.errors import UserError
-
             raise UserError(f"{path}: checkpoint does not match this model/schedule (e.g. missing {missing})")
         if ckpt["optimizer"] is None:
-            from emoreason.errors import UserError
-
             raise UserError(f"{path}: no optimizer state for process {self.acc.process_index} (resume with the same number of processes)")
         self._load_trainable(ckpt["weights"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
         state = ckpt["state"]
-        if ckpt["rng"] is not None and state.get("world_size") == self.acc.num_processes:
+        if ckpt["rng"] is not None:
             set_rng_state(ckpt["rng"])
-        else:
-            log.warning("checkpoint was written by %s process(es), now %d: RNG states not restored", state.get("world_size"), self.acc.num_processes)
         return int(state["step"]), int(state["epoch"]), int(state["cursor"])
 
     # ------------------------------------------------------------------------------------------
