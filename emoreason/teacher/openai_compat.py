@@ -18,6 +18,7 @@ import ssl
 
 import httpx
 
+from emoreason.errors import UserError
 from emoreason.teacher.base import TeachRequest, TeacherError, TeacherUnavailable
 
 API_KEY_ENVS = ("EMOREASON_TEACHER_API_KEY", "OPENAI_API_KEY")
@@ -66,7 +67,10 @@ class OpenAICompatTeacher:
         ]
         for client in self._clients:
             self._slots.put_nowait(client)
-        self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once, not per request
+        try:
+            self._chat_url = httpx.URL(f"{self.base_url}/chat/completions")  # parsed once, not per request
+        except httpx.InvalidURL as e:
+            raise UserError(f"--teacher {base_url!r} is not a valid URL ({e})") from None
         self.requests_sent = 0
 
     # -- model discovery -------------------------------------------------------------------
