@@ -46,6 +46,14 @@ def test_token_losses_shift_and_mask():
     sums, counts = token_losses(logits, labels)
     assert counts.tolist() == [1]
     assert sums.item() == pytest.approx(torch.nn.functional.cross_entropy(logits[0, :1], labels[0, 1:2]).item())
+    # random batch: summed per example, the same as a full shifted cross entropy
+    logits, labels = torch.randn(3, 7, 11), torch.randint(0, 11, (3, 7))
+    labels[0, :4] = -100
+    labels[2] = -100
+    sums, counts = token_losses(logits, labels)
+    full = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, 11), labels[:, 1:].reshape(-1), reduction="sum")
+    assert counts.tolist() == [3, 6, 0] and sums[2] == 0
+    assert sums.sum().item() == pytest.approx(full.item(), rel=1e-5)
 
 
 def test_each_alternating_phase_trains_only_its_groups_and_tasks(dataset, tmp_path):

@@ -47,15 +47,16 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     """Next-token cross entropy per example.
 
     logits (B, L, V), labels (B, L) aligned with the inputs (-100 = not a target) ->
-    (loss sum (B,), target token count (B,)); position t predicts label t+1.
+    (loss sum (B,), target token count (B,)); position t predicts label t+1. Only target
+    positions are upcast to fp32: with a 256k vocabulary the full (B, L, V) copy costs GBs.
     """
-    shift_logits = logits[:, :-1].float()
-    shift_labels = labels[:, 1:].to(shift_logits.device)
-    per_token = F.cross_entropy(
-        shift_logits.reshape(-1, shift_logits.size(-1)), shift_labels.reshape(-1), ignore_index=IGNORE_INDEX, reduction="none"
-    ).view(shift_labels.shape)
+    shift_labels = labels[:, 1:].to(logits.device)
     mask = shift_labels != IGNORE_INDEX
-    return (per_token * mask).sum(1), mask.sum(1)
+    rows, cols = mask.nonzero(as_tuple=True)
+    picked = logits[:, :-1][rows, cols].float()  # (N targets, V)
+    per_token = F.cross_entropy(picked, shift_labels[rows, cols], reduction="none")
+    sums = torch.zeros(labels.size(0), device=logits.device, dtype=per_token.dtype).index_add(0, rows, per_token)
+    return sums, mask.sum(1)
 
 
 def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
@@ -293,7 +294,7 @@ class Trainer:
             log.info(
                 "%d optimizer steps over %d passes on %d process(es), precision %s; phases: %s",
                 self.total_steps, self.num_epochs, self.acc.num_processes, self.acc.mixed_precision,
-                "; ".join(f"{p.name} epochs {p.start_epoch}-{p.end_epoch - 1} on {p.group or 'all'} tasks "
+                "; ".join(f"{p.name} passes {p.start_epoch}-{p.end_epoch - 1} on {p.group or 'all'} tasks "
                           f"-> {','.join(k for k in p.param_groups if k in self.keys)}" for p in self.phases),
             )
             if ckpt is not None:
@@ -363,7 +364,7 @@ class Trainer:
                     break
             if cursor >= n_micro:
                 if self.acc.is_main_process:
-                    log.info("epoch %d done (phase %s, step %d, loss %.4f)", epoch, phase.name, step, results[-1].loss if results else float("nan"))
+                    log.info("pass %d done (phase %s, step %d, loss %.4f)", epoch, phase.name, step, results[-1].loss if results else float("nan"))
                 epoch, cursor = epoch + 1, 0
             self._save(step, epoch, cursor)
         bar.close()
