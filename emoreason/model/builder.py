@@ -82,7 +82,7 @@ def _random_kwargs(cfg: EncoderConfig, family: str, sizes: dict[str, str], defau
     return kwargs
 
 
-def _strip_size_fields(cfg: EncoderConfig, role: str) -> None:
+def _check_size_fields(cfg: EncoderConfig, role: str) -> None:
     if cfg.init == "pretrained" and any(getattr(cfg, k) is not None for k in ("hidden_size", "num_layers", "num_heads", "ffn_size")):
         raise ConfigError(f"model.{role}: size fields only apply with init: random")
 
@@ -126,7 +126,7 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
         raise ConfigError(f"model.{role}.num_tokens={cfg.num_tokens} must divide {ENCODER_FRAMES}")
     if cfg.dynamic_length and cfg.type != "whisper":
         raise ConfigError(f"model.{role}.dynamic_length is Whisper-only (type is {cfg.type})")
-    _strip_size_fields(cfg, role)
+    _check_size_fields(cfg, role)
     if cfg.type == "whisper":
         from transformers import WhisperConfig
         from transformers.models.whisper.modeling_whisper import WhisperEncoder

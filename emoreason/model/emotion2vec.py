@@ -11,8 +11,10 @@ Loads the same state dict as FunASR's ``Emotion2vec`` (parameter names match), w
     -> extra tokens removed -> frames (B, T, D); 30 s gives T = 1499 (the model pads to 1500)
 
 Only what inference needs is built: no masking, no EMA teacher, no pretraining decoder, no
-classification head (their keys are skipped on load). Attention runs through
-``F.scaled_dot_product_attention`` with the ALiBi bias as a float mask.
+classification head (their keys are skipped on load). It can be fine-tuned (a ``trainable``
+emotion encoder: gradients flow) but applies no dropout / layerdrop. Attention runs through
+``F.scaled_dot_product_attention`` with the ALiBi bias as a float mask. No padding mask: clips are
+zero-padded to 30 s and the padding is encoded as silence, as the paper does for every encoder.
 """
 from __future__ import annotations
 
