@@ -181,6 +181,24 @@ def test_checksums_recorded_and_cache_reused(cache):
     assert not list(hf_dir.parent.glob(".*tmp*"))  # atomic build left nothing behind
 
 
+@pytest.mark.slow
+@needs["whisper-tiny.en"]
+def test_concurrent_first_use_converts_safely(tmp_path, monkeypatch):
+    """Two processes (e.g. training ranks) resolving at once into an empty cache both succeed."""
+    import os
+    import sys
+
+    env = {**os.environ, "EMOREASON_CACHE": str(tmp_path)}
+    code = "from emoreason.model.packaged import resolve_packaged; print(resolve_packaged('whisper-tiny.en'))"
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert [p.returncode for p in procs] == [0, 0]
+    assert outs[0] == outs[1] == str(tmp_path / "packaged" / "whisper-tiny.en")
+    monkeypatch.setenv("EMOREASON_CACHE", str(tmp_path))
+    assert packaged.verify("whisper-tiny.en") == []  # stamp and converted file agree
+    assert sorted(p.name for p in (tmp_path / "packaged").iterdir()) == [".whisper-tiny.en.lock", "whisper-tiny.en"]
+
+
 @needs["whisper-tiny.en"]
 def test_checksum_mismatch_is_refused(tmp_path, monkeypatch):
     monkeypatch.setenv("EMOREASON_CACHE", str(tmp_path))

@@ -24,6 +24,7 @@ so later calls skip re-hashing; ``emoreason weights verify`` re-hashes everythin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import json
@@ -31,6 +32,7 @@ import os
 import shutil
 import struct
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -411,6 +413,24 @@ def _stamp_is_current(directory: Path, weights: PackagedWeights, sources: list[P
     )
 
 
+@contextlib.contextmanager
+def _exclusive(path: Path) -> Iterator[None]:
+    """An advisory inter-process lock (POSIX ``flock``): several training ranks resolving the same
+    name convert it once; the others wait and then find the stamp current."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: the atomic rename alone still keeps the cache consistent
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def _atomic_dir(final: Path, build) -> None:
     """Run ``build(tmp_dir)`` then rename tmp_dir -> ``final`` (replacing a stale ``final``)."""
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -419,12 +439,9 @@ def _atomic_dir(final: Path, build) -> None:
     tmp.mkdir()
     try:
         build(tmp)
-        if final.exists():  # stale (failed its stamp check) or written meanwhile by another process
-            shutil.rmtree(final, ignore_errors=True)
+        if final.exists():  # stale (failed its stamp check); callers hold the name's lock
+            shutil.rmtree(final)
         os.replace(tmp, final)
-    except OSError:
-        if not final.exists():
-            raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -440,6 +457,15 @@ def prepare(name: str, force: bool = False) -> Path:
     out = cache_root() / weights.name
     if not force and _stamp_is_current(out, weights, sources):
         return out
+    with _exclusive(cache_root() / f".{weights.name}.lock"):
+        if not force and _stamp_is_current(out, weights, sources):  # another process just built it
+            return out
+        _build_prepared(weights, sources, out)
+    return out
+
+
+def _build_prepared(weights: PackagedWeights, sources: list[Path], out: Path) -> None:
+    """Hash-check the sources and write ``out`` (converted model, if any, and the stamp)."""
 
     def build(tmp: Path) -> None:
         outputs: dict[str, str] = {}
@@ -462,7 +488,6 @@ def prepare(name: str, force: bool = False) -> Path:
         (tmp / STAMP).write_text(json.dumps(stamp, indent=2))
 
     _atomic_dir(out, build)
-    return out
 
 
 def resolve_packaged(name: str) -> Path | dict[str, str]:
@@ -494,17 +519,23 @@ def ct2_model_dir(name: str) -> Path:
         return sources[0].parent
     hf_dir = prepare(weights.name)  # checks the pinned hash of the joined parts
     out = hf_dir / "ct2"
-    if not (out / "model.bin").is_file():
-
-        def build(tmp: Path) -> None:
-            with open(tmp / "model.bin", "wb") as f:
-                for p in sources:
-                    f.write(p.read_bytes())
-            for src in weights.extra_files:
-                shutil.copyfile(locate(src, weights), tmp / Path(src.relpath).name)
-
-        _atomic_dir(out, build)
+    with _exclusive(cache_root() / f".{weights.name}.lock"):
+        if not (out / "model.bin").is_file():
+            _join_ct2_parts(weights, sources, out)
     return out
+
+
+def _join_ct2_parts(weights: PackagedWeights, sources: list[Path], out: Path) -> None:
+    """Concatenate the split ``model.bin`` and copy the CT2 companion files into ``out``."""
+
+    def build(tmp: Path) -> None:
+        with open(tmp / "model.bin", "wb") as f:
+            for p in sources:
+                f.write(p.read_bytes())
+        for src in weights.extra_files:
+            shutil.copyfile(locate(src, weights), tmp / Path(src.relpath).name)
+
+    _atomic_dir(out, build)
 
 
 def verify(name: str) -> list[str]:
