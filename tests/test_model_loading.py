@@ -111,3 +111,8 @@ def test_fit_embeddings_grows_with_mean_rows():
     assert torch.allclose(new_out[50:], old_out.mean(0).expand(3, -1))
     _fit_embeddings(llm, 40)  # never shrinks
     assert llm.get_input_embeddings().weight.shape[0] == 53
+
+
+def test_emotion2vec_missing_checkpoint_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="neither a local directory nor fetchable"):
+        build_encoder(EncoderConfig(type="emotion2vec", path=str(tmp_path / "absent"), num_tokens=10), "emotion_encoder")

@@ -1,1 +1,13 @@
-"""emoreason.model"""
+"""emoreason.model: the dual-encoder AudioLLM (paper sections 3.2-3.3).
+
+- ``builder``: ``build_model(cfg.model)`` / ``load_pretrained(dir)``, the only code that reads checkpoints
+- ``audiollm``: ``AudioLLM`` (encode, adapt, splice into the LLM; forward / generate / score_candidates / save)
+- ``encoders``: Whisper (fixed 30 s or dynamic length) and HF waveform encoders behind one interface
+- ``emotion2vec``: native emotion2vec / emotion2vec+ (FunASR state-dict compatible)
+- ``adapter``: MERaLiON-style frame adapters and the feature-fusion adapter
+- ``tokenizer``: audio special tokens and the ``builtin:tiny`` byte tokenizer
+- ``lora``: peft LoRA on the LLM submodule only
+- ``presets``: named sizes for ``path: preset:NAME`` with ``init: random``
+
+Nothing heavy is imported here: ``import emoreason.model`` stays instant.
+"""

@@ -182,9 +182,23 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
                 kwargs = _random_kwargs(cfg, "emotion2vec", _E2V_SIZES, "emotion2vec-plus-base")
             module = Emotion2vecEncoder(Emotion2vecConfig(**kwargs))
         else:
-            module = load_emotion2vec(_resolve_path(cfg.path)[0])
+            module = load_emotion2vec(_emotion2vec_dir(_resolve_path(cfg.path)[0]))
         return module, FeatureSpec("wave", cfg.num_tokens, normalize=True, normalize_eps=1e-5)
     raise ConfigError(f"model.{role}.type={cfg.type!r}: expected whisper, hubert, emotion2vec or auto")
+
+
+def _emotion2vec_dir(path: str) -> str:
+    """A local emotion2vec checkpoint directory; a hub id (e.g. ``emotion2vec/emotion2vec_plus_large``)
+    is fetched with huggingface_hub (only its config.yaml and weights)."""
+    if Path(path).is_dir():
+        return path
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(path, allow_patterns=["config.yaml", "model.pt", "*.safetensors"])
+    except Exception as e:  # offline, unknown repo, ...: one readable line
+        raise ConfigError(f"emotion2vec checkpoint {path!r} is neither a local directory nor fetchable "
+                          f"from the hub ({e.__class__.__name__})") from None
 
 
 def _wants_normalized(path: str) -> bool:
