@@ -277,3 +277,23 @@ def test_generation_needs_prompt_batch(seq_model):
         model.score_candidates(train_batch, ["happy"])
     with pytest.raises(ValueError, match="prompt batch"):
         model.generate(train_batch, max_new_tokens=2)
+
+
+def test_gemma2_llm_preset_with_size_overrides():
+    """The paper's LLM family (soft-capping, sliding window, eager attention) through the same
+    splice / left-padding / scoring path, at toy width via size overrides on preset:gemma-2-9b."""
+    from emoreason.config import LLMConfig
+
+    cfg = tiny_model_config("sequence", dynamic_length=True)
+    cfg.llm = LLMConfig(path="preset:gemma-2-9b", init="random", hidden_size=64, num_layers=2, num_heads=2,
+                        num_kv_heads=1, ffn_size=128, vocab_size=300)
+    torch.manual_seed(0)
+    model, processor = build_model(cfg)
+    assert type(model.llm.get_base_model()).__name__ == "Gemma2ForCausalLM"
+    assert model.llm.config.final_logit_softcapping == 30.0
+    waves, prompts = _waves(1.0, 2.0), ["q", "a longer question"]
+    assert torch.isfinite(model(**processor(waves, prompts, ["happy", "sad"])).loss)
+    batch = processor(waves, prompts)
+    scores = model.score_candidates(batch, ["happy", "sad"])
+    alone = torch.cat([model.score_candidates(processor([w], [p]), ["happy", "sad"]) for w, p in zip(waves, prompts)])
+    assert torch.allclose(scores, alone, atol=1e-4)
