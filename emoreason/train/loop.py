@@ -67,18 +67,6 @@ def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
             p.grad = None
 
 
-def enable_gradient_checkpointing(model: nn.Module) -> int:
-    """Turn on non-reentrant gradient checkpointing in every transformers sub-model (LLM,
-    encoders). Non-reentrant, because in a LoRA-only phase the LLM's inputs need no grad.
-    Returns how many sub-models support it."""
-    count = 0
-    for module in model.modules():
-        if module is not model and hasattr(module, "gradient_checkpointing_enable") and getattr(module, "supports_gradient_checkpointing", False):
-            module.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-            count += 1
-    return count
-
-
 @dataclass
 class StepResult:
     """What one optimizer step did (returned by :meth:`Trainer.fit`, logged to metrics.jsonl)."""
@@ -137,8 +125,9 @@ class Trainer:
         names = {id(p): n for n, p in model.named_parameters()}
         self.param_names = {k: [names[id(p)] for p in self.groups[k]] for k in self.keys}
         if train.gradient_checkpointing:
-            n = enable_gradient_checkpointing(model)
-            log.info("gradient checkpointing on in %d sub-model(s)", n)
+            if not hasattr(model, "gradient_checkpointing_enable"):
+                raise UserError("train.gradient_checkpointing: this model has no gradient_checkpointing_enable()")
+            model.gradient_checkpointing_enable()  # LLM + trainable encoders, non-reentrant
 
         self._check_backend(phases)
         optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay)
