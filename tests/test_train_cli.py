@@ -69,6 +69,16 @@ def test_bad_manifest_row_names_its_line(tmp_path, capsys):
     assert f"{manifest}:2: task 'emotion' needs a 'label'" in capsys.readouterr().err
 
 
+def test_alternating_without_speech_rows_is_an_error(tmp_path, capsys):
+    from emoreason.testing.dummies import make_dummy_corpus
+
+    rows = [line for line in make_dummy_corpus(8, tmp_path / "d").read_text().splitlines() if '"emotion"' in line]
+    manifest = tmp_path / "emotion-only.jsonl"
+    manifest.write_text("\n".join(r.replace('"wav/', f'"{tmp_path}/d/n8-seed0/wav/') for r in rows) + "\n")
+    assert main(["train", "--config", TINY, "--out", str(tmp_path / "r"), f"data.train_manifest={manifest}"]) == 1
+    assert "the speech phase trains on speech tasks, but the data has none (tasks: emotion)" in capsys.readouterr().err
+
+
 def test_resume_flag_requires_a_checkpoint(tmp_path, capsys):
     assert main(["train", "--config", TINY, "--out", str(tmp_path / "r"), "--resume"]) == 1
     assert "--resume: no checkpoint in" in capsys.readouterr().err

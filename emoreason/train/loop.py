@@ -107,6 +107,13 @@ class Trainer:
         self.collate_fn = collate_fn
         self.num_workers = num_workers
         self.tasks: list[str] = list(dataset.tasks)
+        present = set(dataset.groups)
+        for phase in phases:
+            if phase.group is not None and phase.group not in present:
+                raise UserError(
+                    f"the {phase.name} phase trains on {phase.group} tasks, but the data has none (tasks: "
+                    f"{', '.join(self.tasks)}); add such rows, change data.task_groups, or use train.schedule=joint"
+                )
         if accelerator is None:
             # Phases freeze different groups: DDP must tolerate parameters without a gradient.
             ddp = DistributedDataParallelKwargs(find_unused_parameters=len({p.param_groups for p in phases}) > 1)
