@@ -47,6 +47,10 @@ def test_load_accepts_run_dir_and_final(run_dir):
         resolve_model_dir(run_dir.parent)
     with pytest.raises(UserError, match="not found"):
         resolve_model_dir(run_dir / "nope")
+    unfinished = run_dir.parent / "unfinished"
+    (unfinished / "checkpoints" / "step-10").mkdir(parents=True)
+    with pytest.raises(UserError, match="no final/ model yet"):
+        resolve_model_dir(unfinished)
 
 
 def test_result_schema(engine):

@@ -73,6 +73,8 @@ def resolve_model_dir(path: str | Path) -> Path:
             return candidate
     if not path.exists():
         raise UserError(f"{path}: model directory not found")
+    if (path / "checkpoints").is_dir():
+        raise UserError(f"{path}: no final/ model yet (training unfinished? rerun `emoreason train` to resume it)")
     raise UserError(f"{path}: not a trained model (no config.yaml here or in {path / 'final'})")
 
 
