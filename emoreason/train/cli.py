@@ -104,9 +104,7 @@ def run(args: argparse.Namespace) -> int:
     if resume != "auto" or latest_checkpoint(run_dir) is not None:
         _check_same_config(run_dir, to_dict(cfg))
 
-    import torch  # noqa: F401  (heavy imports only past argument checks)
-
-    from emoreason.data.dataset import Collator, ManifestDataset
+    from emoreason.data.dataset import Collator, ManifestDataset  # heavy imports only past the checks
     from emoreason.model.builder import build_model
     from emoreason.testing.dummies import resolve_manifest
     from emoreason.train.loop import Trainer
