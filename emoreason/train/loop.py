@@ -81,7 +81,20 @@ class StepResult:
 
 
 class Trainer:
-    """Runs the schedule's phases over a dataset with one model (see module docstring)."""
+    """Runs the schedule's phases over a dataset with one model (see module docstring).
+
+    Args:
+        model: an ``AudioLLM`` (or anything with ``parameter_groups()``, ``forward(**batch).logits``
+            and ``save_pretrained``); the trainer sets ``requires_grad`` on every parameter.
+        dataset: map-style, with ``groups`` (task group per index) and ``tasks`` (sorted names).
+        collate_fn: examples -> batch dict with ``labels (B, L)`` and ``tasks`` (see ``Collator``).
+        phases: from :func:`emoreason.train.schedule.build_schedule`.
+        train: optimisation settings (lr, batch, accumulation, precision, checkpoint cadence ...).
+        run_dir: where checkpoints, metrics.jsonl, train.log and final/ go.
+        processor: saved next to the model in ``final/`` when given.
+        accelerator: an ``accelerate.Accelerator``; built from ``train`` when None.
+        num_workers: DataLoader worker processes.
+    """
 
     def __init__(
         self,
