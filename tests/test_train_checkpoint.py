@@ -4,7 +4,9 @@ import random
 import numpy as np
 import torch
 
-from emoreason.train.checkpoint import latest_checkpoint, list_checkpoints, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from emoreason.train.checkpoint import (
+    latest_checkpoint, list_checkpoints, load_checkpoint, remove_partial, rng_state, save_checkpoint, set_rng_state,
+)
 
 
 def _save(run, step, keep=0):
@@ -25,6 +27,8 @@ def test_save_load_and_only_complete_checkpoints_count(tmp_path):
     (tmp_path / "checkpoints" / "step-8").mkdir()
     assert latest_checkpoint(tmp_path) == path
     assert latest_checkpoint(tmp_path / "nothing") is None
+    assert [p.name for p in remove_partial(tmp_path)] == [".tmp-step-9"]
+    assert not (tmp_path / "checkpoints" / ".tmp-step-9").exists() and path.is_dir()
 
 
 def test_keep_prunes_oldest(tmp_path):

@@ -63,6 +63,15 @@ def list_checkpoints(run_dir: str | Path) -> list[tuple[int, Path]]:
     return sorted(found)
 
 
+def remove_partial(run_dir: str | Path) -> list[Path]:
+    """Delete half-written checkpoints (``checkpoints/.tmp-step-*``) left by a crash; return them."""
+    root = Path(run_dir) / "checkpoints"
+    stale = sorted(root.glob(".tmp-step-*")) if root.is_dir() else []
+    for path in stale:
+        shutil.rmtree(path, ignore_errors=True)
+    return stale
+
+
 def latest_checkpoint(run_dir: str | Path) -> Path | None:
     ckpts = list_checkpoints(run_dir)
     return ckpts[-1][1] if ckpts else None

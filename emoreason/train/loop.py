@@ -25,7 +25,7 @@ from torch import nn
 
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
-from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, set_rng_state
+from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint, set_rng_state
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_optimizer, lr_lambda
 from emoreason.train.sampler import TaskGroupSampler
@@ -300,6 +300,8 @@ class Trainer:
         if main:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             handler = attach_file_log(self.run_dir)
+            for stale in remove_partial(self.run_dir):
+                log.info("removed half-written %s", stale)
             log.info(
                 "%d optimizer steps over %d passes on %d process(es), precision %s; phases: %s",
                 self.total_steps, self.num_epochs, self.acc.num_processes, self.acc.mixed_precision,
