@@ -259,9 +259,11 @@ class AudioLLM(nn.Module):
     def score_candidates(self, batch: dict[str, torch.Tensor], candidates: list[str]) -> torch.Tensor:
         """Log-likelihood of each candidate as the start of the response: (B, C) float32.
 
-        One forward over B*C sequences [prompt (left-padded), candidate tokens (right-padded)];
-        audio is encoded once per clip. Sums candidate token log-probs with no length
-        normalisation (forced choice among the candidates; the engine softmaxes).
+        The prompt (left-padded) runs once with a KV cache; the cache is repeated C times and the
+        candidate tokens (right-padded, (B*C, lc)) continue from it, so the cost is one prompt
+        forward plus B*C short continuations instead of B*C prompt forwards. Audio is encoded once
+        per clip. Sums candidate token log-probs with no length normalisation (forced choice among
+        the candidates; the engine softmaxes).
         """
         self._check_prompt_batch(batch, "score_candidates")
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -276,16 +278,25 @@ class AudioLLM(nn.Module):
         for j, ids in enumerate(cand):
             cand_ids[j, : len(ids)] = torch.tensor(ids)
             cand_mask[j, : len(ids)] = 1
-        prompt = self.embed(batch)  # (B, L, H)
-        emb = self.llm.get_input_embeddings()
-        inputs = torch.cat([prompt.repeat_interleave(c, 0), emb(cand_ids).repeat(b, 1, 1)], dim=1)
-        mask = torch.cat([batch["attention_mask"].repeat_interleave(c, 0), cand_mask.repeat(b, 1)], dim=1)
-        # Only the last lc+1 positions matter: logits at L-1+j predict candidate token j.
-        out = self.llm(inputs_embeds=inputs, attention_mask=mask, position_ids=self._positions(mask),
-                       logits_to_keep=lc + 1)
-        logp = torch.log_softmax(out.logits[:, :lc].float(), dim=-1)  # (B*C, lc, V)
-        target = cand_ids.repeat(b, 1)
-        token_logp = logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * cand_mask.repeat(b, 1)
+        prompt_mask = batch["attention_mask"]
+        prompt_pos = self._positions(prompt_mask)
+        out = self.llm(inputs_embeds=self.embed(batch), attention_mask=prompt_mask, position_ids=prompt_pos,
+                       use_cache=True, logits_to_keep=1)
+        first = torch.log_softmax(out.logits[:, -1].float(), dim=-1).repeat_interleave(c, 0)  # (B*C, V): token 0
+        target = cand_ids.repeat(b, 1)  # (B*C, lc), row i*C + j = clip i, candidate j
+        logp = [first.gather(-1, target[:, :1])]
+        if lc > 1:
+            cache = out.past_key_values
+            cache.batch_repeat_interleave(c)
+            mask = torch.cat([prompt_mask.repeat_interleave(c, 0), cand_mask.repeat(b, 1)], dim=1)
+            # Candidate token t sits right after the prompt's last real position (left padding).
+            pos = prompt_pos[:, -1:].repeat_interleave(c, 0) + 1 + torch.arange(lc - 1, device=self.device)
+            emb = self.llm.get_input_embeddings()
+            cont = self.llm(inputs_embeds=emb(target[:, :-1]), attention_mask=mask[:, :-1], position_ids=pos,
+                            past_key_values=cache, use_cache=True)
+            rest = torch.log_softmax(cont.logits.float(), dim=-1)  # (B*C, lc-1, V): predicts tokens 1..lc-1
+            logp.append(rest.gather(-1, target[:, 1:].unsqueeze(-1)).squeeze(-1))
+        token_logp = torch.cat(logp, dim=1) * cand_mask.repeat(b, 1)
         return token_logp.sum(-1).view(b, c)
 
     # ------------------------------------------------------------------ persistence

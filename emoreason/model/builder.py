@@ -50,8 +50,10 @@ def _resolve_path(path: str) -> tuple[str, str | None]:
     from emoreason.model.packaged import resolve_packaged  # lazy: written in parallel, optional
 
     resolved = resolve_packaged(path[len(PACKAGED_PREFIX):])
-    if isinstance(resolved, dict):
-        return str(resolved["path"]), resolved.get("gguf_file")
+    if isinstance(resolved, dict):  # GGUF: load the once-converted transformers copy (fast)
+        from emoreason.model.packaged import llm_dir
+
+        return str(llm_dir(path[len(PACKAGED_PREFIX):])), None
     return str(resolved), None
 
 
