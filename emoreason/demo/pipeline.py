@@ -1,0 +1,264 @@
+"""The demo pipeline: synthetic corpus -> teacher targets -> mini AudioLLMs -> evaluation -> report
+-> one analysed clip. Every stage is a :class:`~emoreason.demo.stages.StageRunner` stage, so a rerun
+reuses what finished and a changed parameter reruns only what depends on it.
+
+Layout of ``OUT`` (default ``demo_out``)::
+
+    corpus/            synthetic speech (wavs/, manifest.jsonl)           stage "corpus"
+    targets/           teach_{label,summary,detailed}.jsonl (all rows),   stage "targets"
+                       train_{style}.jsonl (the rows trained on), test.jsonl (held-out speakers)
+    runs/VARIANT/      emoreason train run directory (config.yaml, checkpoints/, final/)
+    eval/VARIANT/      predictions.jsonl, scores.jsonl, metrics.json, report.{md,html}, confusion.png
+    analysis/          analysis.json (one held-out clip through the inference engine)
+    report.md, report.html   the comparison of the variants
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from emoreason.demo.plan import STYLES, DemoPlan, Variant
+from emoreason.demo.stages import StageRunner
+from emoreason.errors import UserError
+
+log = logging.getLogger(__name__)
+
+REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
+
+def resolve_config(name: str) -> Path:
+    """``mini.yaml`` -> ``<repo>/configs/mini.yaml`` (or ``name`` itself when it is a file)."""
+    direct = Path(name)
+    if direct.is_file():
+        return direct
+    path = REPO_CONFIGS / name
+    if not path.is_file():
+        raise UserError(f"config {name} not found (looked in {REPO_CONFIGS}); pass --config FILE")
+    return path
+
+
+def _stable_rank(row_id: str, seed: int) -> str:
+    """Order rows by a hash of (seed, id): the same utterances are picked for every target style."""
+    return hashlib.sha256(f"{seed}|{row_id}".encode()).hexdigest()
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
+    from emoreason.data.manifest import write_manifest
+
+    write_manifest(path, rows)
+
+
+def select_train_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: int) -> list[dict[str, Any]]:
+    """Rows of the ``train`` split, at most ``caps[task]`` per task (tasks not in caps dropped),
+    chosen by a stable hash of the row id; returned in manifest order."""
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        if r.get("split") == "train" and r["task"] in caps:
+            by_task.setdefault(r["task"], []).append(r)
+    keep: set[str] = set()
+    for task, task_rows in by_task.items():
+        ranked = sorted(task_rows, key=lambda r: _stable_rank(r["id"], seed))
+        keep.update(r["id"] for r in ranked[: caps[task]])
+    return [r for r in rows if r["id"] in keep]
+
+
+def majority_rate(labels: list[str]) -> tuple[str, float]:
+    """(most frequent label, its share in percent) of the gold labels."""
+    if not labels:
+        return "", 0.0
+    counts: dict[str, int] = {}
+    for l in labels:
+        counts[l] = counts.get(l, 0) + 1
+    best = max(sorted(counts), key=lambda l: counts[l])
+    return best, 100.0 * counts[best] / len(labels)
+
+
+@dataclass
+class DemoResult:
+    """What :func:`run_demo` produced (paths and the numbers the CLI prints)."""
+
+    out: Path
+    report_md: Path
+    report_html: Path
+    analysis: dict[str, Any]
+    table: dict[str, dict[str, Any]]
+    best: str
+    majority: float
+    timings: dict[str, float]
+
+
+class Demo:
+    """One demo run over ``plan`` in ``out`` (see module docstring). ``say`` prints progress lines."""
+
+    def __init__(self, plan: DemoPlan, out: str | Path, say: Callable[[str], None] = print) -> None:
+        self.plan = plan
+        self.out = Path(out)
+        self.say = say
+        self.runner = StageRunner(self.out, log=say)
+        self.config = resolve_config(plan.config)
+
+    # -------------------------------------------------------------------------------- stages
+    def corpus(self) -> dict[str, Any]:
+        """Stage 1: synthetic emotional speech, speaker-disjoint splits (emotion, sentiment, asr, sqa rows)."""
+        from emoreason.data.synth import synth_corpus
+
+        p = self.plan
+        params = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions), "seed": p.seed}
+
+        def build(d: Path) -> dict[str, Any]:
+            summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers)
+            self.say(summary.text())
+            return {"rows": summary.rows, "speakers": summary.speakers, "splits": summary.splits,
+                    "audio_minutes": round(summary.audio_seconds / 60, 2)}
+
+        return self.runner.run("corpus", params, build)
+
+    def targets(self) -> dict[str, Any]:
+        """Stage 2: offline-teacher targets in every style; the training subsets; the test manifest."""
+        from emoreason.teacher.generate import make_teacher, teach
+
+        p = self.plan
+        params = {"corpus": self.runner.digest("corpus"), "styles": list(STYLES), "cues": p.teacher_cues,
+                  "train_rows": p.train_rows, "seed": p.seed}
+        manifest = self.runner.path("corpus") / "manifest.jsonl"
+
+        def build(d: Path) -> dict[str, Any]:
+            counts: dict[str, Any] = {}
+            for style in STYLES:
+                out = d / f"teach_{style}.jsonl"
+                summary = teach(manifest, out, make_teacher("offline"), style=style, cues=p.teacher_cues and style != "label",
+                                seed=p.seed, progress=True)
+                if summary.errors:
+                    raise UserError(f"teacher failed on {summary.errors} rows ({style}); rerun the demo to retry them")
+                rows = _read_jsonl(out)
+                train = select_train_rows(rows, p.train_rows, p.seed)
+                _write_jsonl(d / f"train_{style}.jsonl", train)
+                counts[style] = {"taught": summary.taught + summary.skipped, "train_rows": len(train)}
+            test = [r for r in _read_jsonl(d / "teach_label.jsonl") if r.get("split") == "test" and r["task"] == "emotion"]
+            test.sort(key=lambda r: _stable_rank(r["id"], p.seed))  # a limit must not take one speaker only
+            if p.eval_rows:
+                test = test[: p.eval_rows]
+            _write_jsonl(d / "test.jsonl", test)
+            example = next((r for r in _read_jsonl(d / "train_detailed.jsonl") if r["task"] == "emotion"), None)
+            return {"styles": counts, "test_rows": len(test), "example_target": example and example["target"]}
+
+        return self.runner.run("targets", params, build)
+
+    def train(self, variant: Variant) -> dict[str, Any]:
+        """Stage 3: one mini AudioLLM via ``emoreason train`` (auto-resumes from its checkpoints)."""
+        import argparse
+
+        from emoreason.train.cli import run as train_run
+
+        targets = self.runner.path("targets")
+        overrides = [f"data.train_manifest={(targets / f'train_{variant.style}.jsonl').resolve()}",
+                     f"model.labels=[{','.join(self.plan.emotions)}]", *variant.overrides(), *self.plan.overrides]
+        params = {"targets": self.runner.digest("targets"), "variant": variant.name, "style": variant.style,
+                  "fusion": variant.fusion, "config": self.config.read_text(), "overrides": overrides}
+        name = f"runs/{variant.name}"
+
+        def build(d: Path) -> dict[str, Any]:
+            self.say(f"[demo] training {variant.name}: {variant.description}")
+            args = argparse.Namespace(config=str(self.config), out=str(d), overrides=overrides, resume="auto", cache_dir=None)
+            train_run(args)
+            metrics = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
+            last = metrics[-1] if metrics else {}
+            return {"steps": last.get("step"), "final_loss": last.get("loss"), "final": str(d / "final")}
+
+        return self.runner.run(name, params, build)
+
+    def evaluate(self, variant: Variant) -> dict[str, Any]:
+        """Stage 4: held-out speakers through the engine, scored by the offline judge."""
+        from emoreason.eval.judges import make_judge
+        from emoreason.eval.run import model_predictions
+        from emoreason.eval.scoring import score_file
+
+        run_dir = self.runner.path(f"runs/{variant.name}")
+        test = self.runner.path("targets") / "test.jsonl"
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), "max_new_tokens": self.plan.max_new_tokens,
+                  "seed": self.plan.seed}
+
+        def build(d: Path) -> dict[str, Any]:
+            self.say(f"[demo] evaluating {variant.name} on held-out speakers")
+            preds = model_predictions(run_dir, test, d / "predictions.jsonl", task="emotion", batch_size=8,
+                                      seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens)
+            metrics = score_file(preds, d, make_judge("offline"), task="emotion", seed=self.plan.seed)
+            rows = _read_jsonl(preds)
+            forced = 100.0 * sum(r.get("model_label") == r["label"] for r in rows) / max(1, len(rows))
+            emo = metrics["tasks"]["emotion"]
+            return {"score": emo["score"], "classification": emo.get("classification"), "quotes": emo.get("quotes"),
+                    "forced_choice_accuracy": forced, "n": emo["n"]}
+
+        return self.runner.run(f"eval/{variant.name}", params, build)
+
+    def analyze(self, variant: Variant) -> dict[str, Any]:
+        """Stage 5b: one held-out clip through the inference engine (label, scores, explanation, quotes)."""
+        from emoreason.data.manifest import read_manifest, resolve_audio
+        from emoreason.inference.engine import Engine
+
+        test = self.runner.path("targets") / "test.jsonl"
+        rows = read_manifest(test)
+        # a clip whose words do not give the label away, if there is one: the voice has to carry it
+        pick = next((r for r in rows if r.label != "neutral" and r.meta.get("wording") == "neutral"),
+                    next((r for r in rows if r.label != "neutral"), rows[0]))
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), "clip": pick.id,
+                  "max_new_tokens": self.plan.max_new_tokens}
+
+        def build(d: Path) -> dict[str, Any]:
+            engine = Engine.load(self.runner.path(f"runs/{variant.name}"))
+            result = engine.analyze([str(resolve_audio(pick, test))], task="emotion", max_new_tokens=self.plan.max_new_tokens)[0]
+            data = result.to_dict()
+            if not result.ok:
+                raise UserError(f"analysis of {pick.id} failed: {data.get('error')}")
+            data.update({"variant": variant.name, "gold_label": pick.label, "transcript": pick.transcript,
+                         "wording": pick.meta.get("wording")})
+            (d / "analysis.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
+            return data
+
+        return self.runner.run("analysis", params, build)
+
+    # -------------------------------------------------------------------------------- all
+    def run(self) -> DemoResult:
+        from emoreason.demo.report import write_demo_report
+
+        p = self.plan
+        n_stages = 3 + 2 * len(p.variants) + 1
+        step = iter(range(1, n_stages + 1))
+        self.say(f"[demo] {p.mode} demo in {self.out} ({len(p.variants)} variants: {', '.join(v.name for v in p.variants)})")
+        self.say(f"[demo] stage {next(step)}/{n_stages}: synthetic corpus")
+        corpus = self.corpus()
+        self.say(f"[demo] stage {next(step)}/{n_stages}: teacher targets (label-only, summary, detailed)")
+        targets = self.targets()
+        table: dict[str, dict[str, Any]] = {}
+        for v in p.variants:
+            self.say(f"[demo] stage {next(step)}/{n_stages}: train {v.name}")
+            self.train(v)
+        for v in p.variants:
+            self.say(f"[demo] stage {next(step)}/{n_stages}: evaluate {v.name}")
+            table[v.name] = self.evaluate(v)
+        gold = [r["label"] for r in _read_jsonl(self.runner.path("targets") / "test.jsonl")]
+        majority_label, majority = majority_rate(gold)
+        best = max(p.variants, key=lambda v: (table[v.name]["score"], table[v.name]["forced_choice_accuracy"]))
+        self.say(f"[demo] stage {next(step)}/{n_stages}: analyse one held-out clip with {best.name}")
+        analysis = self.analyze(best)
+        md, html_path = write_demo_report(
+            self.out, plan=p, corpus=corpus, targets=targets, table=table, best=best.name,
+            majority=(majority_label, majority), analysis=analysis, timings=self.runner.timings,
+            eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants},
+        )
+        return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,
+                          best=best.name, majority=majority, timings=dict(self.runner.timings))
+
+
+def run_demo(plan: DemoPlan, out: str | Path, say: Callable[[str], None] = print) -> DemoResult:
+    """Run (or resume) the whole demo; see :class:`Demo`."""
+    return Demo(plan, out, say).run()

@@ -1,0 +1,115 @@
+"""What the demo runs: corpus size, the model variants it compares, training and evaluation budgets.
+
+Three sizes share one pipeline:
+
+- ``full`` (default): the paper's Tables 1-2 in miniature on real packaged weights
+  (``configs/mini.yaml``): label-only vs detailed reasoning targets, dual vs single encoder.
+- ``quick`` (``--quick``, CI): fewer clips and steps, label-only vs detailed only.
+- ``tiny`` (``--tiny``, tests): random tiny models (``configs/tiny.yaml``), seconds; checks the
+  plumbing, not the method.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from emoreason.errors import UserError
+
+STYLES = ("label", "summary", "detailed")
+"""Teacher target styles the demo builds (label-only baseline, interpretive, evidence-grounded)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One mini AudioLLM to train and evaluate."""
+
+    name: str
+    style: str
+    """Training targets: ``label`` | ``summary`` | ``detailed`` (teacher style)."""
+    fusion: str
+    """``sequence`` (speech + emotion encoder) | ``none`` (speech encoder only)."""
+    description: str
+
+    def overrides(self) -> list[str]:
+        """Config overrides that make this variant out of the base config."""
+        if self.fusion == "none":
+            return ["model.fusion=none", "model.emotion_encoder=null"]
+        return [f"model.fusion={self.fusion}"]
+
+
+LABEL_DUAL = Variant("label-dual", "label", "sequence", "label-only targets, speech + emotion encoder")
+DETAILED_DUAL = Variant("detailed-dual", "detailed", "sequence", "detailed reasoning targets, speech + emotion encoder")
+DETAILED_SINGLE = Variant("detailed-single", "detailed", "none", "detailed reasoning targets, speech encoder only")
+SUMMARY_DUAL = Variant("summary-dual", "summary", "sequence", "summary reasoning targets, speech + emotion encoder")
+VARIANTS = {v.name: v for v in (LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, SUMMARY_DUAL)}
+
+
+@dataclass(frozen=True)
+class DemoPlan:
+    """Every number that decides what a demo run computes (all of it goes into stage parameters)."""
+
+    mode: str
+    config: str
+    """Base training config: a file name under ``configs/`` (``mini.yaml``, ``tiny.yaml``) or a path."""
+    utterances: int
+    speakers: int
+    emotions: tuple[str, ...]
+    train_rows: dict[str, int]
+    """Task -> most training rows taken from the train speakers (emotion: all of them). Keeps the
+    CPU budget: the LLM forward/backward is almost all of the training time."""
+    variants: tuple[Variant, ...]
+    eval_rows: int
+    """Held-out emotion rows evaluated per variant (0: all of the test speakers' rows)."""
+    max_new_tokens: int
+    """Length of the generated explanation at evaluation and in the analysed clip."""
+    overrides: tuple[str, ...] = ()
+    """Extra dotted config overrides for every variant (e.g. schedule lengths)."""
+    seed: int = 0
+    teacher_cues: bool = True
+    """Offline teacher cites measured pitch / loudness / rate / pauses in reasoning targets."""
+
+    def params(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["variants"] = [asdict(v) for v in self.variants]
+        return data
+
+
+def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = None,
+              extra_overrides: list[str] | None = None) -> DemoPlan:
+    """The plan of ``mode`` (``full`` | ``quick`` | ``tiny``); ``variants`` picks a subset by name;
+    ``extra_overrides`` are appended to every variant's config overrides."""
+    emotions = ("neutral", "happy", "sad", "angry")
+    if mode == "full":
+        plan = DemoPlan(
+            mode=mode, config="mini.yaml", utterances=240, speakers=12, emotions=emotions,
+            train_rows={"emotion": 160, "sentiment": 32, "asr": 32, "sqa": 16},
+            variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE), eval_rows=0, max_new_tokens=64, seed=seed,
+        )
+    elif mode == "quick":
+        plan = DemoPlan(
+            mode=mode, config="mini.yaml", utterances=96, speakers=8, emotions=emotions,
+            train_rows={"emotion": 64, "sentiment": 8, "asr": 8, "sqa": 8},
+            variants=(LABEL_DUAL, DETAILED_DUAL), eval_rows=16, max_new_tokens=40, seed=seed,
+        )
+    elif mode == "tiny":
+        plan = DemoPlan(
+            mode=mode, config="tiny.yaml", utterances=16, speakers=4, emotions=emotions,
+            train_rows={"emotion": 8, "sentiment": 2, "asr": 2, "sqa": 2},
+            variants=(LABEL_DUAL, DETAILED_SINGLE), eval_rows=4, max_new_tokens=6, seed=seed,
+            overrides=("train.epochs=2", "train.alternation_epochs=1", "train.batch_size=4", "train.save_every_steps=2",
+                       "model.lora.r=2", "model.lora.alpha=4"),
+            teacher_cues=False,
+        )
+    else:
+        raise UserError(f"unknown demo mode {mode!r} (expected full, quick or tiny)")
+    if variants:
+        unknown = [v for v in variants if v not in VARIANTS]
+        if unknown:
+            raise UserError(f"unknown variant(s) {unknown} (available: {', '.join(VARIANTS)})")
+        plan = DemoPlan(**{**plan.__dict__, "variants": tuple(VARIANTS[v] for v in variants)})
+    if extra_overrides:
+        plan = DemoPlan(**{**plan.__dict__, "overrides": plan.overrides + tuple(extra_overrides)})
+    return plan
+
+
+__all__ = ["DemoPlan", "Variant", "VARIANTS", "STYLES", "make_plan"]
