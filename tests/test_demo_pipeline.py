@@ -1,0 +1,138 @@
+"""The demo pipeline on tiny random models: outputs, stage markers, resumption, parameter changes.
+
+One tiny demo run (synthetic corpus -> targets -> one variant trained -> evaluated -> analysed ->
+report) is shared by the tests of this module; the real quick demo on packaged weights is CI's job.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from emoreason.demo.pipeline import majority_rate, run_demo, select_train_rows
+from emoreason.demo.plan import make_plan
+from emoreason.demo.stages import DONE, PARAMS, StageRunner
+from emoreason.errors import UserError
+
+pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
+                                reason="needs espeak-ng and sox (scripts/setup.sh installs them)")
+
+
+@pytest.fixture(scope="module")
+def tiny_demo(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    lines: list[str] = []
+    result = run_demo(make_plan("tiny", variants=["label-dual"]), out, say=lines.append)
+    return out, result, lines
+
+
+def _read(path: Path) -> list[dict]:
+    return [json.loads(l) for l in path.read_text().splitlines() if l.strip()]
+
+
+def test_outputs_and_markers(tiny_demo):
+    out, result, _ = tiny_demo
+    for stage in ("corpus", "targets", "runs/label-dual", "eval/label-dual", "analysis"):
+        marker = json.loads((out / stage / DONE).read_text())
+        assert marker["params"] == json.loads((out / stage / PARAMS).read_text())
+        assert marker["seconds"] >= 0
+    assert (out / "runs/label-dual/final/config.yaml").is_file()
+    metrics = json.loads((out / "eval/label-dual/metrics.json").read_text())
+    assert metrics["tasks"]["emotion"]["n"] == 4  # the tiny plan evaluates 4 held-out clips
+    html = (out / "report.html").read_text()
+    assert html.startswith("<!doctype html>") and "label-dual" in html and "data:image/png;base64," in html
+    md = (out / "report.md").read_text()
+    assert "Majority-class rate" in md and "One held-out clip" in md
+    # the analysed clip: forced-choice label among the demo's emotions, scores a distribution
+    a = result.analysis
+    assert a["label"] in ("neutral", "happy", "sad", "angry") and a["variant"] == "label-dual"
+    assert abs(sum(a["scores"].values()) - 1) < 1e-6 and set(a["scores"]) == {"neutral", "happy", "sad", "angry"}
+    assert json.loads((out / "analysis/analysis.json").read_text())["label"] == a["label"]
+
+
+def test_held_out_speakers_and_targets(tiny_demo):
+    out, _, _ = tiny_demo
+    test = _read(out / "targets/test.jsonl")
+    train = _read(out / "targets/train_label.jsonl")
+    assert test and all(r["task"] == "emotion" and r["split"] == "test" for r in test)
+    assert not {r["speaker"] for r in test} & {r["speaker"] for r in train}  # speaker-disjoint
+    # every style trains on the same rows; label targets are exactly the label sentence
+    detailed = _read(out / "targets/train_detailed.jsonl")
+    assert [r["id"] for r in detailed] == [r["id"] for r in train]
+    for r in train:
+        if r["task"] == "emotion":
+            assert r["target"] == f"The speaker sounds {r['label']}."
+    emo = {r["id"]: r for r in detailed if r["task"] == "emotion"}
+    assert all(t["target"].startswith(f"The speaker sounds {t['label']}.") and len(t["target"]) > 40 for t in emo.values())
+    assert {r["task"] for r in train} == {"emotion", "sentiment", "asr", "sqa"}
+
+
+def test_rerun_reuses_every_stage(tiny_demo):
+    out, result, _ = tiny_demo
+    before = (out / "runs/label-dual/final/trainable.safetensors").stat().st_mtime_ns
+    lines: list[str] = []
+    again = run_demo(make_plan("tiny", variants=["label-dual"]), out, say=lines.append)
+    reused = [l for l in lines if "reusing" in l]
+    assert len(reused) == 5, lines
+    assert (out / "runs/label-dual/final/trainable.safetensors").stat().st_mtime_ns == before
+    assert again.analysis == result.analysis and again.table == result.table
+
+
+def test_changed_parameter_reruns_that_stage_and_after(tiny_demo):
+    out, _, _ = tiny_demo
+    lines: list[str] = []
+    run_demo(make_plan("tiny", variants=["label-dual"], extra_overrides=["train.lr=0.001"]), out, say=lines.append)
+    text = "\n".join(lines)
+    assert "corpus: done earlier" in text and "targets: done earlier" in text
+    assert "runs/label-dual: parameters changed" in text and "eval/label-dual: parameters changed" in text
+    cfg = (out / "runs/label-dual/config.yaml").read_text()
+    assert "lr: 0.001" in cfg
+
+
+def test_stage_runner_resume_and_invalidate(tmp_path):
+    runner = StageRunner(tmp_path, log=lambda _: None)
+    calls = []
+
+    def interrupted(d: Path):
+        (d / "partial.txt").write_text("kept")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        runner.run("s", {"a": 1}, interrupted)
+    assert not (tmp_path / "s" / DONE).exists()
+
+    def finish(d: Path):
+        calls.append((d / "partial.txt").exists())
+        return {"ok": True}
+
+    assert runner.run("s", {"a": 1}, finish) == {"ok": True}
+    assert calls == [True]  # same parameters: the interrupted stage's files are still there
+    assert runner.run("s", {"a": 1}, finish) == {"ok": True} and calls == [True]  # done: not called
+    runner.run("s", {"a": 2}, finish)
+    assert calls == [True, False]  # changed parameters: the directory was emptied first
+    assert runner.digest("s") == StageRunner(tmp_path).digest("s")  # from the marker on disk
+    with pytest.raises(RuntimeError):
+        runner.digest("never-ran")
+
+
+def test_select_train_rows_and_majority():
+    rows = [{"id": f"u{i}/{t}", "task": t, "split": "train" if i < 8 else "test"} for i in range(10)
+            for t in ("emotion", "asr", "sqa")]
+    picked = select_train_rows(rows, {"emotion": 100, "asr": 3}, seed=0)
+    assert sum(r["task"] == "emotion" for r in picked) == 8 and sum(r["task"] == "asr" for r in picked) == 3
+    assert all(r["split"] == "train" and r["task"] != "sqa" for r in picked)
+    assert picked == select_train_rows(rows, {"emotion": 100, "asr": 3}, seed=0)
+    assert [r["id"] for r in picked] == [r["id"] for r in rows if r in picked]  # manifest order
+    assert majority_rate(["sad", "sad", "happy", "angry"]) == ("sad", 50.0)
+
+
+def test_plan_errors():
+    with pytest.raises(UserError, match="unknown variant"):
+        make_plan("quick", variants=["nope"])
+    with pytest.raises(UserError, match="unknown demo mode"):
+        make_plan("huge")
+    full = make_plan("full")
+    names = {v.name for v in full.variants}
+    assert {"label-dual", "detailed-dual", "detailed-single"} <= names
