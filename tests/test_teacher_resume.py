@@ -6,8 +6,8 @@ import subprocess
 import sys
 import time
 
-from emoreason.data.manifest import read_manifest
-from emoreason.teacher.cache import ResponseCache, truncate_torn_tail
+from emoreason.data.manifest import read_manifest, truncate_torn_tail
+from emoreason.llm_client import ResponseCache
 from emoreason.teacher.fakeserver import FakeTeacherServer
 from emoreason.teacher.fixtures import make_manifest
 

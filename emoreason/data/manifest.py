@@ -152,3 +152,30 @@ def append_row(path: str | Path, row: ManifestRow) -> None:
     with Path(path).open("a", encoding="utf-8") as f:
         f.write(row.to_json() + "\n")
         f.flush()
+
+
+def truncate_torn_tail(path: str | Path) -> bool:
+    """Cut a JSONL file back to its last newline (a process killed mid-write leaves half a line,
+    and the next append would glue onto it). Returns whether anything was cut."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with path.open("rb+") as f:
+        f.seek(0, 2)
+        size = f.tell()
+        f.seek(max(0, size - 1))
+        if f.read(1) == b"\n":
+            return False
+        # scan back in blocks for the last newline (the file may be large)
+        pos = size
+        while pos > 0:
+            step = min(65536, pos)
+            pos -= step
+            f.seek(pos)
+            block = f.read(step)
+            idx = block.rfind(b"\n")
+            if idx >= 0:
+                f.truncate(pos + idx + 1)
+                return True
+        f.truncate(0)
+        return True

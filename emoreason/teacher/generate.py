@@ -21,10 +21,10 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from emoreason.data.manifest import ManifestRow, read_manifest, resolve_audio, validate_row
+from emoreason.data.manifest import ManifestRow, read_manifest, resolve_audio, truncate_torn_tail, validate_row
 from emoreason.errors import UserError
+from emoreason.llm_client import ResponseCache
 from emoreason.teacher.base import Teacher, TeachRequest, TeacherError, TeacherUnavailable
-from emoreason.teacher.cache import ResponseCache, truncate_torn_tail
 from emoreason.teacher.checks import CheckResult, canonical_label, check_output
 from emoreason.teacher.qa import needs_teaching, qa_row
 from emoreason.teacher.templates import STYLES, render, template_name

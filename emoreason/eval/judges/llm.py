@@ -5,14 +5,15 @@ and sentiment (score = mean x 100), 0-5 rubric for open-ended SQA (mean x 20), t
 from the final "Rating: N"; a rating that cannot be read scores 0 and is counted (success rate).
 The quote rubric (paper Fig. 5) rates groundedness and relevance 0-2 each.
 
-Calls are async with bounded concurrency, a per-request timeout, retries with exponential
-backoff, and a cache keyed by the request hash (model + prompt + max_tokens), stored append-only
-next to the scores, so a rerun never pays twice for the same judgement.
+Calls go through :class:`emoreason.llm_client.ChatClient` (bounded concurrency, per-request
+timeout, retries with exponential backoff) and a :class:`~emoreason.llm_client.ResponseCache` keyed
+by the request hash (model, prompt, max_tokens, temperature), stored append-only next to the
+scores, so a rerun never pays twice for the same judgement. Whatever stops the endpoint from
+answering (after retries, or a 4xx) stops the run with :class:`JudgeUnavailable`; rows scored
+so far are kept.
 """
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
 import logging
 import re
@@ -22,6 +23,8 @@ from pathlib import Path
 from emoreason.errors import UserError
 from emoreason.eval.judges import MAX_RATING
 from emoreason.eval.judges.offline import OfflineJudge
+from emoreason.llm_client import (ChatClient, EndpointError, ResponseCache, RetriesExhausted, chat_body,
+                                  request_hash)
 
 log = logging.getLogger(__name__)
 
@@ -47,35 +50,6 @@ def parse_score(text: str, key: str, max_value: int) -> int | None:
     return int(value)
 
 
-class JudgeCache:
-    """Append-only JSONL cache: request hash -> response text."""
-
-    def __init__(self, path: Path | None):
-        self.path = path
-        self.data: dict[str, str] = {}
-        if path is not None and path.exists():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                try:
-                    item = json.loads(line)
-                    self.data[item["key"]] = item["response"]
-                except (json.JSONDecodeError, KeyError, TypeError):
-                    continue  # a torn last line from a crash: ignore it
-        self._fh = open(path, "a", encoding="utf-8") if path is not None else None
-
-    def get(self, key: str) -> str | None:
-        return self.data.get(key)
-
-    def put(self, key: str, response: str) -> None:
-        self.data[key] = response
-        if self._fh is not None:
-            self._fh.write(json.dumps({"key": key, "response": response}, ensure_ascii=False) + "\n")
-            self._fh.flush()
-
-    def close(self) -> None:
-        if self._fh is not None:
-            self._fh.close()
-
-
 class LLMJudge:
     """Judge through ``base_url`` (e.g. ``http://127.0.0.1:8000/v1``); use inside ``async with``."""
 
@@ -94,9 +68,8 @@ class LLMJudge:
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.cache_path = Path(cache_path) if cache_path else None
-        self.cache: JudgeCache | None = None
-        self._client = None
-        self._sem: asyncio.Semaphore | None = None
+        self.cache: ResponseCache | None = None
+        self._client: ChatClient | None = None
 
     @property
     def name(self) -> str:
@@ -105,9 +78,12 @@ class LLMJudge:
     async def __aenter__(self) -> "LLMJudge":
         import httpx
 
-        self._client = httpx.AsyncClient(timeout=self.timeout, headers={"Authorization": f"Bearer {self.api_key}"})
-        self._sem = asyncio.Semaphore(self.concurrency)
-        self.cache = JudgeCache(self.cache_path)
+        try:
+            self._client = ChatClient(self.base_url, api_key=self.api_key, timeout=self.timeout, retries=self.retries,
+                                      backoff_s=self.backoff, concurrency=self.concurrency)
+        except httpx.InvalidURL as e:
+            raise JudgeUnavailable(f"--judge {self.base_url!r} is not a valid URL ({e})") from None
+        self.cache = ResponseCache(self.cache_path)
         if self.model is None:
             self.model = await self._first_model()
         return self
@@ -121,48 +97,31 @@ class LLMJudge:
     async def _first_model(self) -> str:
         """Like AudioBench: the first model the server lists (one judge model per server)."""
         try:
-            r = await self._request("GET", "/models")
-            return r["data"][0]["id"]
-        except (JudgeUnavailable, KeyError, IndexError, TypeError) as e:
-            raise JudgeUnavailable(f"judge {self.base_url}: cannot list models ({e}); pass --judge-model") from None
-
-    async def _request(self, method: str, path: str, body: dict | None = None) -> dict:
-        import httpx
-
-        last = ""
-        for attempt in range(self.retries + 1):
-            try:
-                r = await self._client.request(method, self.base_url + path, json=body)
-                if r.status_code < 400:
-                    return r.json()
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
-                if r.status_code < 500 and r.status_code != 429:
-                    break  # a client error does not heal by retrying
-            except (httpx.HTTPError, json.JSONDecodeError) as e:
-                last = f"{type(e).__name__}: {e}"
-            if attempt < self.retries:
-                await asyncio.sleep(self.backoff * 2 ** attempt)
-        raise JudgeUnavailable(f"judge {self.base_url}{path} failed after {self.retries + 1} tries ({last})")
+            return (await self._client.list_models())[0]
+        except (EndpointError, IndexError) as e:
+            reason = _failure(e) if isinstance(e, EndpointError) else "the list is empty"
+            raise JudgeUnavailable(f"judge {self.base_url}: cannot list models ({reason}); pass --judge-model") from None
 
     def request_key(self, prompt: str) -> str:
-        blob = json.dumps([self.model, prompt, self.max_tokens, self.temperature], ensure_ascii=False)
-        return hashlib.sha256(blob.encode()).hexdigest()
+        return request_hash(self._body(prompt))
+
+    def _body(self, prompt: str) -> dict:
+        return chat_body(self.model, prompt, self.max_tokens, self.temperature)
 
     async def complete(self, prompt: str) -> tuple[str, bool]:
         """Judge response text for ``prompt`` and whether it came from the cache."""
-        key = self.request_key(prompt)
-        cached = self.cache.get(key) if self.cache else None
+        body = self._body(prompt)
+        key = request_hash(body)
+        cached = self.cache.get(key) if self.cache is not None else None
         if cached is not None:
             return cached, True
-        body = {"model": self.model, "messages": [{"role": "user", "content": prompt}],
-                "max_tokens": self.max_tokens, "temperature": self.temperature}
-        async with self._sem:
-            data = await self._request("POST", "/chat/completions", body)
         try:
-            text = data["choices"][0]["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            text = ""  # a malformed reply is a parse failure, not a dead endpoint
-        if self.cache:
+            # a malformed or empty reply is not retried: it is a parse failure (score 0, counted)
+            text = await self._client.chat(body, need_answer=False)
+        except EndpointError as e:
+            tries = len(e.failures) if isinstance(e, RetriesExhausted) else 1
+            raise JudgeUnavailable(f"judge {self._client.chat_url} failed after {tries} tries ({_failure(e)})") from None
+        if self.cache is not None:
             self.cache.put(key, text)
         return text, False
 
@@ -192,3 +151,10 @@ class LLMJudge:
         r = parse_score(text, "Relevance Score", 2)
         return {"groundedness": float(g or 0), "relevance": float(r or 0),
                 "quote_judge": {"response": text, "success": g is not None and r is not None}}
+
+
+def _failure(e: EndpointError) -> str:
+    """What went wrong, with the server's words for an HTTP error."""
+    if e.status is not None and e.body and not isinstance(e, RetriesExhausted):
+        return f"HTTP {e.status}: {e.body[:200]}"
+    return e.detail
