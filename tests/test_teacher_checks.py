@@ -1,5 +1,6 @@
 """Teacher output checks: label agreement and quote grounding."""
-from emoreason.teacher.checks import check_output, extract_quotes, mentioned_labels, quote_match_ratio
+from emoreason.eval.quotes import extract_quotes
+from emoreason.teacher.checks import check_output, mentioned_labels, quote_match_ratio
 
 T = "I told you a hundred times, stop touching my stuff!"
 

@@ -7,7 +7,8 @@ from emoreason.cli import main
 from emoreason.data.manifest import read_manifest
 from emoreason.data.questions import EMOTION_POOL, SENTIMENT_POOL
 from emoreason.labels import label_sentence
-from emoreason.teacher.checks import check_output, extract_quotes, normalize_text
+from emoreason.eval.quotes import extract_quotes, normalize_quote
+from emoreason.teacher.checks import check_output
 from emoreason.teacher.fixtures import DEFAULT_ROWS, make_manifest
 from emoreason.teacher.offline import salient_span
 
@@ -38,7 +39,7 @@ def test_every_emotion_row_states_the_label_and_quotes_the_transcript(corpus, tm
         explanation = row.target[len(label_sentence(row.task, row.label)) + 1 :]
         assert row.label in explanation  # the explanation itself names the gold label
         quotes = extract_quotes(explanation)
-        assert quotes and all(normalize_text(q) in normalize_text(row.transcript) for q in quotes)
+        assert quotes and all(normalize_quote(q) in normalize_quote(row.transcript) for q in quotes)
         assert row.instruction in (SENTIMENT_POOL if row.task == "sentiment" else EMOTION_POOL)
         assert row.meta["teacher_check"] == {"ok": True, "reasons": [], "quotes": quotes}
         assert row.meta["teacher"]["prompt"] == f"v1/{style}" + ("_sentiment" if row.task == "sentiment" else "")

@@ -2,6 +2,9 @@
 
 * :func:`extract_quotes`: straight and curly double quotes, curly single quotes, and straight
   single-quoted spans that are not apostrophes ("speaker's", "don't", "the speakers' tone").
+  The one quote extractor of the package: the teacher's checks and the inference engine use it too.
+* :func:`quote_words` / :func:`normalize_quote`: the words quotes are matched on (lowercase,
+  straight apostrophes, no punctuation); also what the teacher's fuzzy quote check compares.
 * quotation score: % of predictions with at least one quote.
 * :func:`groundedness`: fuzzy word alignment of each quote to the transcript: 2 direct quote
   (near-exact contiguous match), 1 faithful paraphrase (most words found in order), 0 not found.
@@ -60,8 +63,14 @@ def extract_quotes(text: str) -> list[str]:
     return out
 
 
-def _words(text: str) -> list[str]:
+def quote_words(text: str) -> list[str]:
+    """Lowercased words of ``text`` (curly apostrophes straightened, punctuation dropped)."""
     return _WORD.findall(text.lower().replace("’", "'"))
+
+
+def normalize_quote(text: str) -> str:
+    """``text`` as its :func:`quote_words` joined by single spaces (for substring / fuzzy matching)."""
+    return " ".join(quote_words(text))
 
 
 def ground_quote(quote: str, transcript: str) -> int:
@@ -71,7 +80,7 @@ def ground_quote(quote: str, transcript: str) -> int:
     ratio >= 0.85 over the best window) is direct; when at least 60% of the quote's words appear in
     the transcript in order it is a paraphrase.
     """
-    q, t = _words(quote), _words(transcript)
+    q, t = quote_words(quote), quote_words(transcript)
     if not q or not t:
         return 0
     qs, ts = " ".join(q), " ".join(t)
@@ -108,7 +117,7 @@ def relevance(quotes: list[str], label: str) -> float:
     same_polarity = {w for w, c in SYNONYMS.items() if c != label and polarity != "neutral" and sentiment_of(c) == polarity}
     best = 0
     for q in quotes:
-        low = " " + " ".join(_words(q)) + " "
+        low = " " + normalize_quote(q) + " "
         words = set(low.split())
         if any((" " + w + " ") in low for w in own):
             return 2.0

@@ -16,7 +16,6 @@ its last window is done (so a caller can append it to a file and resume after a 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ import numpy as np
 
 from emoreason.audio import MAX_SECONDS, SAMPLE_RATE, AudioError, load_audio, split_windows, validate_wave
 from emoreason.errors import UserError
+from emoreason.eval.quotes import extract_quotes
 from emoreason.inference.results import AnalysisError, AnalysisResult, Quote, Segment
 
 log = logging.getLogger(__name__)
@@ -44,23 +44,10 @@ def default_prompt(task: str) -> str:
     return (SENTIMENT_POOL if task == "sentiment" else EMOTION_POOL)[0]
 
 
-def extract_quotes(text: str) -> list[str]:
-    """Quoted spans of ``text`` (eval's extractor, which handles apostrophes and curly quotes;
-    a plain double-quote fallback when the eval package is not installed)."""
-    try:
-        from emoreason.eval.quotes import extract_quotes as eval_extract
-    except ImportError:
-        found = re.findall(r'"([^"\n]{1,400})"|“([^”\n]{1,400})”', text)  # [(straight, curly)]
-        return list(dict.fromkeys(q.strip() for pair in found for q in pair if q.strip()))
-    return eval_extract(text)
-
-
 def measure_cues(wave: np.ndarray) -> dict[str, Any]:
-    """Acoustic delivery cues of a 16 kHz clip (teacher's ``measure_cues``; {} when unavailable)."""
-    try:
-        from emoreason.teacher.cues import measure_cues as teacher_cues
-    except ImportError:
-        return {}
+    """Acoustic delivery cues of a 16 kHz clip (the teacher's ``measure_cues``)."""
+    from emoreason.teacher.cues import measure_cues as teacher_cues
+
     return teacher_cues(wave, SAMPLE_RATE, None)  # no transcript at inference: rate fields stay None
 
 

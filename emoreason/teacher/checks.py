@@ -2,6 +2,7 @@
 
 A simple synonym match (``emoreason.labels.SYNONYMS``) is enough here because the teacher was told
 the label; the evaluation's judge (``emoreason.eval``) does the harder extraction from model output.
+Quotes are found and normalised by ``emoreason.eval.quotes`` (the package's one quote extractor).
 
     result = check_output(text, transcript="I lost my keys again", label="frustrated", style="detailed")
     result.ok, result.reasons   # (False, ["quote not in transcript: 'my wallet'"])
@@ -12,10 +13,10 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
+from emoreason.eval.quotes import extract_quotes, normalize_quote
 from emoreason.labels import SYNONYMS
 
 QUOTE_MIN_RATIO = 0.8
-_QUOTE_RE = re.compile(r'"([^"]+)"|\u201c([^\u201d]+)\u201d')
 _NEGATORS = {"not", "no", "never", "isn't", "wasn't", "aren't", "doesn't", "don't", "didn't", "hardly", "without"}
 _WORD_RE = re.compile(r"[a-z<>]+(?:'[a-z]+)?")
 
@@ -30,13 +31,6 @@ class CheckResult:
 
     def to_json(self) -> dict:
         return {"ok": self.ok, "reasons": self.reasons, "quotes": self.quotes}
-
-
-def normalize_text(text: str) -> str:
-    """Lowercase, straighten apostrophes, drop punctuation, collapse spaces (for quote matching)."""
-    text = text.lower().replace("\u2019", "'").replace("\u2018", "'")
-    text = re.sub(r"[^\w\s']", " ", text)
-    return " ".join(text.split())
 
 
 def canonical_label(label: str) -> str:
@@ -58,15 +52,10 @@ def mentioned_labels(text: str) -> list[tuple[str, bool]]:
     return out
 
 
-def extract_quotes(text: str) -> list[str]:
-    """Spans in straight or curly double quotes, stripped; empty quotes are dropped."""
-    return [q.strip() for m in _QUOTE_RE.finditer(text) for q in m.groups() if q and q.strip()]
-
-
 def quote_match_ratio(quote: str, transcript: str) -> float:
     """Best difflib ratio between the normalised quote and any same-length word window of the
     normalised transcript (1.0 for an exact substring)."""
-    q, t = normalize_text(quote), normalize_text(transcript)
+    q, t = normalize_quote(quote), normalize_quote(transcript)
     if not q:
         return 0.0
     if q in t:
@@ -98,7 +87,7 @@ def check_output(text: str, transcript: str | None, label: str, style: str) -> C
             others = sorted({c for c, neg in mentions if not neg})
             reasons.append(f"label {gold!r} not stated" + (f" (says {', '.join(others)})" if others else ""))
     # the label word in quotes ('the emotion "angry"') is not a quote of the transcript
-    quotes = [q for q in extract_quotes(text) if SYNONYMS.get(normalize_text(q)) is None]
+    quotes = [q for q in extract_quotes(text) if SYNONYMS.get(normalize_quote(q)) is None]
     if transcript and transcript.strip():
         for q in quotes:
             if quote_match_ratio(q, transcript) < QUOTE_MIN_RATIO:
