@@ -1,7 +1,7 @@
 """Quote extraction, offline groundedness and relevance."""
 import pytest
 
-from emoreason.eval.quotes import extract_quotes, ground_quote, groundedness, relevance
+from emoreason.eval.quotes import extract_quotes, ground_quote, groundedness, normalize_quote, quote_words, relevance
 
 
 @pytest.mark.parametrize("text,quotes", [
@@ -31,3 +31,11 @@ def test_relevance_levels():
     assert relevance(["I am so furious"], "angry") == 2  # synonym of the label
     assert relevance(["this is so unfair!"], "angry") == 1  # generic affective cue, same polarity side
     assert relevance(["the meeting is at noon"], "angry") == 0
+
+
+def test_quote_words_are_the_shared_normalisation():
+    assert quote_words("It’s OVER, isn't it?!") == ["it's", "over", "isn't", "it"]
+    assert normalize_quote("  Stop -- touching my_stuff!  ") == "stop touching my stuff"
+    # letters of any script survive (a non-Latin quote must not normalise to nothing)
+    assert normalize_quote("Un café crème") == "un café crème" and quote_words("你好吗？") == ["你好吗"]
+    assert ground_quote("café crème", "Un café crème, s'il vous plaît.") == 2

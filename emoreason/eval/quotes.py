@@ -24,7 +24,9 @@ _DOUBLE = re.compile(r'"([^"\n]{1,400})"|“([^”\n]{1,400})”|‘([^’\n]{1,
 # A straight single quote opens after a non-word character and closes before one; apostrophes
 # inside words ("it's") are skipped because they sit between letters.
 _SINGLE = re.compile(r"(?<![\w'])'(?=[^\s'])([^'\n]{1,300}?(?:\w'\w[^'\n]{0,300}?)*)(?<=[^\s])'(?![\w])")
-_WORD = re.compile(r"[a-z0-9]+(?:'[a-z]+)?")
+# letters and digits of any script (ASCII text gives exactly [a-z0-9]+): the teacher checks quotes
+# of any transcript with these words, and a non-Latin quote must not normalise to nothing
+_WORD = re.compile(r"[^\W_]+(?:'[^\W\d_]+)?")
 
 # Words that make a quote evidence for a label beyond the label's own synonyms.
 CUE_WORDS: dict[str, set[str]] = {
