@@ -126,15 +126,18 @@ class Collator:
     model reads, only ``tasks`` and ``ids`` for logging, which the loop removes before ``forward``.
     """
 
-    def __init__(self, processor: Callable[..., dict[str, Any]]) -> None:
+    def __init__(self, processor: Callable[..., dict[str, Any]], max_target_tokens: int | None = None) -> None:
         self.processor = processor
+        self.max_target_tokens = max_target_tokens
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        extra = {} if self.max_target_tokens is None else {"max_target_tokens": self.max_target_tokens}
         batch = dict(
             self.processor(
                 waves=[np.asarray(e["wave"], dtype=np.float32) for e in examples],
                 prompts=[e["prompt"] for e in examples],
                 targets=[e["target"] for e in examples],
+                **extra,
             )
         )
         batch["tasks"] = [e["task"] for e in examples]

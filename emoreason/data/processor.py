@@ -109,8 +109,13 @@ class AudioProcessor:
     def _chat(self, messages: list[dict[str, str]], generation_prompt: bool) -> str:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
-    def render(self, prompt: str, target: str | None, num_audio: int) -> tuple[list[int], list[int] | None]:
+    def render(self, prompt: str, target: str | None, num_audio: int,
+               max_target_tokens: int | None = None) -> tuple[list[int], list[int] | None]:
         """One conversation -> (input_ids, labels or None); labels are -100 on the prompt part.
+
+        ``max_target_tokens`` cuts the response (end-of-turn tokens included) to that many tokens:
+        long teacher explanations cost training time quadratically and the label sentence, which
+        carries the answer, always comes first.
 
         Raises ValueError when the chat template does not render the prompt as a prefix of the
         whole conversation, or when the tokenizer does not keep ``<audio>`` as one token.
@@ -128,6 +133,8 @@ class AudioProcessor:
             raise ValueError("the chat template does not render the prompt as a prefix of the conversation; "
                              "cannot build a loss mask for it")
         response_ids = self._encode(full_text[len(prompt_text):])
+        if max_target_tokens is not None and max_target_tokens > 0:
+            response_ids = response_ids[:max_target_tokens]
         return prompt_ids + response_ids, [-100] * len(prompt_ids) + response_ids
 
     def candidate_ids(self, candidates: Sequence[str]) -> list[list[int]]:
@@ -175,8 +182,9 @@ class AudioProcessor:
         raise ValueError(f"unknown feature kind {spec.kind!r}")
 
     # ------------------------------------------------------------------ batch
-    def __call__(self, waves: Sequence[np.ndarray], prompts: Sequence[str], targets: Sequence[str] | None = None) -> dict[str, Any]:
-        """Batch of clips -> dict of torch tensors.
+    def __call__(self, waves: Sequence[np.ndarray], prompts: Sequence[str], targets: Sequence[str] | None = None,
+                 max_target_tokens: int | None = None) -> dict[str, Any]:
+        """Batch of clips -> dict of torch tensors (``max_target_tokens``: see :meth:`render`).
 
         Returns ``input_ids`` / ``attention_mask`` (B, L) int64 (right-padded with targets,
         left-padded without), ``labels`` (B, L) when targets are given, ``speech_features``,
@@ -191,7 +199,7 @@ class AudioProcessor:
         if not waves:
             raise ValueError("empty batch")
         waves = [np.asarray(w, dtype=np.float32).reshape(-1)[:WINDOW_SAMPLES] for w in waves]
-        rows = [self.render(p, None if targets is None else targets[i], self.num_audio_tokens(w.size))
+        rows = [self.render(p, None if targets is None else targets[i], self.num_audio_tokens(w.size), max_target_tokens)
                 for i, (w, p) in enumerate(zip(waves, prompts))]
         length = max(len(ids) for ids, _ in rows)
         left = targets is None  # generation: left padding keeps every prompt's end aligned

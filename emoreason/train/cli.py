@@ -112,7 +112,7 @@ def run(args: argparse.Namespace) -> int:
     manifest = resolve_manifest(cfg.data.train_manifest, args.cache_dir)
     dataset = ManifestDataset(manifest, cfg.data.task_groups, cfg.data.train_split, cfg.data.max_audio_seconds)
     model, processor = build_model(cfg.model)
-    trainer = Trainer(model, dataset, Collator(processor), phases, cfg.train, run_dir, processor=processor,
+    trainer = Trainer(model, dataset, Collator(processor, cfg.data.max_target_tokens), phases, cfg.train, run_dir, processor=processor,
                       num_workers=cfg.data.num_workers)
     if trainer.acc.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
