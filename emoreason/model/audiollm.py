@@ -110,12 +110,14 @@ class AudioLLM(nn.Module):
     def gradient_checkpointing_enable(self) -> None:
         """Activation checkpointing in the LLM and in trainable encoders (non-reentrant, so frozen
         inputs need no ``requires_grad`` tricks)."""
-        kwargs = {"gradient_checkpointing_kwargs": {"use_reentrant": False}}
-        self.llm.gradient_checkpointing_enable(**kwargs)
+        # transformers 5.x names it activation checkpointing; gradient_checkpointing_enable is a
+        # deprecated alias (FutureWarning). peft forwards the call to the wrapped LLM.
+        kwargs = {"activation_checkpointing_kwargs": {"use_reentrant": False}}
+        self.llm.activation_checkpointing_enable(**kwargs)
         for module in self._trainable_encoders().values():
             inner = getattr(module, "encoder", None) or getattr(module, "model", None)
-            if hasattr(inner, "gradient_checkpointing_enable"):
-                inner.gradient_checkpointing_enable(**kwargs)
+            if hasattr(inner, "activation_checkpointing_enable"):
+                inner.activation_checkpointing_enable(**kwargs)
 
     @property
     def device(self) -> torch.device:
@@ -286,14 +288,14 @@ class AudioLLM(nn.Module):
         target = cand_ids.repeat(b, 1)  # (B*C, lc), row i*C + j = clip i, candidate j
         logp = [first.gather(-1, target[:, :1])]
         if lc > 1:
-            cache = out.past_key_values
+            cache = out.cache  # transformers 5.x name (``past_key_values`` is a deprecated alias)
             cache.batch_repeat_interleave(c)
             mask = torch.cat([prompt_mask.repeat_interleave(c, 0), cand_mask.repeat(b, 1)], dim=1)
             # Candidate token t sits right after the prompt's last real position (left padding).
             pos = prompt_pos[:, -1:].repeat_interleave(c, 0) + 1 + torch.arange(lc - 1, device=self.device)
             emb = self.llm.get_input_embeddings()
             cont = self.llm(inputs_embeds=emb(target[:, :-1]), attention_mask=mask[:, :-1], position_ids=pos,
-                            past_key_values=cache, use_cache=True)
+                            cache=cache, use_cache=True)
             rest = torch.log_softmax(cont.logits.float(), dim=-1)  # (B*C, lc-1, V): predicts tokens 1..lc-1
             logp.append(rest.gather(-1, target[:, 1:].unsqueeze(-1)).squeeze(-1))
         token_logp = torch.cat(logp, dim=1) * cand_mask.repeat(b, 1)

@@ -14,8 +14,15 @@ def apply_lora(llm: nn.Module, r: int, alpha: int, dropout: float, target_module
 
     Returns the ``PeftModelForCausalLM``; LoRA parameter names contain ``lora_``.
     """
+    import warnings
+
     from peft import LoraConfig, get_peft_model
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=list(target_modules),
                         task_type="CAUSAL_LM", bias="none")
-    return get_peft_model(llm, config)
+    with warnings.catch_warnings():
+        # peft 0.21's PeftModel.__init__ reads ``model.is_gradient_checkpointing``, an alias that
+        # transformers 5.x deprecates (FutureWarning on every model build). The read is peft's, not
+        # ours, so only this one message is silenced, only around this call.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(llm, config)
