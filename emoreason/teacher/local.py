@@ -9,12 +9,11 @@ makes a local model worth using on a GPU; greedy and sampled requests go in sepa
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import importlib.util
-import json
 from pathlib import Path
 
 from emoreason.errors import UserError
+from emoreason.llm_client import request_hash
 from emoreason.teacher.base import TeachRequest, TeacherError
 
 
@@ -74,8 +73,9 @@ class LocalTeacher:
             self._tok.pad_token = self._tok.eos_token
 
     def request_key(self, request: TeachRequest) -> str:
-        blob = json.dumps([self.model, request.prompt, request.attempt, self.max_new_tokens], ensure_ascii=False)
-        return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+        """Cache key: what decides the answer (model, prompt, attempt = sampling seed, length)."""
+        return request_hash({"model": self.model, "prompt": request.prompt, "attempt": request.attempt,
+                             "max_new_tokens": self.max_new_tokens})
 
     def _generate(self, requests: list[TeachRequest], sample: bool) -> list[str]:
         """One generate() call for ``requests`` (left-padded batch) -> decoded answers."""
