@@ -23,8 +23,8 @@ from pathlib import Path
 from emoreason.errors import UserError
 from emoreason.eval.judges import MAX_RATING
 from emoreason.eval.judges.offline import OfflineJudge
-from emoreason.llm_client import (ChatClient, EndpointError, ResponseCache, RetriesExhausted, chat_body,
-                                  request_hash)
+from emoreason.llm_client import (ChatClient, EndpointError, EndpointRejected, RequestRejected, ResponseCache,
+                                  RetriesExhausted, chat_body, request_hash)
 
 log = logging.getLogger(__name__)
 
@@ -155,6 +155,6 @@ class LLMJudge:
 
 def _failure(e: EndpointError) -> str:
     """What went wrong, with the server's words for an HTTP error."""
-    if e.status is not None and e.body and not isinstance(e, RetriesExhausted):
+    if isinstance(e, (EndpointRejected, RequestRejected)):
         return f"HTTP {e.status}: {e.body[:200]}"
     return e.detail
