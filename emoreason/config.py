@@ -77,6 +77,10 @@ class LLMConfig:
     """Weights dtype: ``float32`` | ``bfloat16`` | ``float16`` | ``auto`` (bf16 on a capable GPU)."""
     attn_implementation: str | None = None
     """Passed to transformers (``sdpa``, ``eager``, ``flex_attention``); None lets it choose."""
+    system_prompt: str | None = None
+    """System message of every conversation. None: the chat template's default (some templates,
+    e.g. SmolLM2's, inject a default system line); a string, even empty, replaces it (fewer tokens).
+    Leave None for templates without a system role (Gemma-2)."""
 
 
 @dataclass
@@ -146,6 +150,10 @@ class TrainConfig:
     final_phase: bool = True
     """Alternating: a last epoch training all adapters + LoRA on all tasks."""
     lr: float = 5e-5
+    group_lr: dict[str, float] = field(default_factory=dict)
+    """Learning rate per parameter group, overriding ``lr`` for the groups named (keys of
+    ``AudioLLM.parameter_groups()``: speech_adapter, emotion_adapter, fusion_adapter, lora, ...),
+    e.g. freshly initialised adapters faster than LoRA. Warmup and decay apply to every group."""
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
@@ -225,6 +233,12 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+    group_keys = {"speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora"}
+    for key, value in t.group_lr.items():
+        if key not in group_keys:
+            raise ConfigError(f"train.group_lr.{key}: unknown parameter group (expected one of {sorted(group_keys)})")
+        if value <= 0:
+            raise ConfigError(f"train.group_lr.{key} must be > 0, got {value}")
     if not 0 <= t.warmup_ratio < 1:
         raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
     if not cfg.data.train_manifest:

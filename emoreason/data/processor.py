@@ -76,7 +76,8 @@ class AudioProcessor:
         fusion: ``sequence`` | ``feature`` | ``none``.
     """
 
-    def __init__(self, tokenizer: Any, speech: FeatureSpec, emotion: FeatureSpec | None, fusion: str):
+    def __init__(self, tokenizer: Any, speech: FeatureSpec, emotion: FeatureSpec | None, fusion: str,
+                 system_prompt: str | None = None):
         if fusion not in ("sequence", "feature", "none"):
             raise ValueError(f"unknown fusion {fusion!r}")
         if fusion != "none" and emotion is None:
@@ -85,6 +86,9 @@ class AudioProcessor:
         self.speech = speech
         self.emotion = emotion if fusion != "none" else None
         self.fusion = fusion
+        # None: the chat template's own default (SmolLM2 injects a ~20-token system line when no
+        # system message is given); a string (even "") is rendered as the system message.
+        self.system_prompt = system_prompt
         self.audio_start_id, self.audio_id, self.audio_end_id = audio_token_ids(tokenizer)
         self._mel_extractors: dict[int, Any] = {}
 
@@ -121,14 +125,15 @@ class AudioProcessor:
         whole conversation, or when the tokenizer does not keep ``<audio>`` as one token.
         """
         user = {"role": "user", "content": f"{AUDIO_START}{AUDIO * num_audio}{AUDIO_END}{prompt}"}
-        prompt_text = self._chat([user], generation_prompt=True)
+        system = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
+        prompt_text = self._chat([*system, user], generation_prompt=True)
         prompt_ids = self._encode(prompt_text)
         found = prompt_ids.count(self.audio_id)
         if found != num_audio:
             raise ValueError(f"prompt renders {found} {AUDIO} tokens, expected {num_audio} (does the text contain {AUDIO}?)")
         if target is None:
             return prompt_ids, None
-        full_text = self._chat([user, {"role": "assistant", "content": target}], generation_prompt=False)
+        full_text = self._chat([*system, user, {"role": "assistant", "content": target}], generation_prompt=False)
         if not full_text.startswith(prompt_text):
             raise ValueError("the chat template does not render the prompt as a prefix of the conversation; "
                              "cannot build a loss mask for it")
@@ -237,6 +242,7 @@ class AudioProcessor:
             "fusion": self.fusion,
             "speech": dataclasses.asdict(self.speech),
             "emotion": dataclasses.asdict(self.emotion) if self.emotion is not None else None,
+            "system_prompt": self.system_prompt,
         }
         (directory / PROCESSOR_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -252,4 +258,4 @@ class AudioProcessor:
         config = json.loads(path.read_text())
         tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
         emotion = FeatureSpec(**config["emotion"]) if config["emotion"] else None
-        return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"])
+        return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"], config.get("system_prompt"))

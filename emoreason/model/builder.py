@@ -325,7 +325,7 @@ def build_model(cfg: ModelConfig) -> tuple[AudioLLM, AudioProcessor]:
         tokenizer=tokenizer, audio_token_id=audio_id, model_config=cfg,
     )
     model.eval()
-    processor = AudioProcessor(tokenizer, speech_spec, emotion_spec, fusion)
+    processor = AudioProcessor(tokenizer, speech_spec, emotion_spec, fusion, system_prompt=cfg.llm.system_prompt)
     return model, processor
 
 

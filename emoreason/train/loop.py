@@ -150,7 +150,7 @@ class Trainer:
             model.gradient_checkpointing_enable()  # LLM + trainable encoders, non-reentrant
 
         self._check_backend(phases)
-        optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay)
+        optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay, train.group_lr)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
         # FSDP swaps parameters for views into its flat buffers: take the groups again.
         self.groups = {k: list(v) for k, v in self.acc.unwrap_model(self.model).parameter_groups().items()}

@@ -14,13 +14,16 @@ def build_optimizer(
     lr: float,
     betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
+    group_lr: dict[str, float] | None = None,
 ) -> torch.optim.AdamW:
-    """One AdamW whose param groups are the model's parameter groups ``keys`` (tagged ``name``).
+    """One AdamW whose param groups are the model's parameter groups ``keys`` (tagged ``name``),
+    each at ``group_lr[key]`` when given, else ``lr``.
 
     A parameter whose ``.grad`` is None is skipped by AdamW's step (no update, no moment change,
     no weight decay): that is how frozen groups stay untouched during another group's phase.
     """
-    param_groups = [{"params": groups[k], "name": k} for k in keys if groups[k]]
+    group_lr = group_lr or {}
+    param_groups = [{"params": groups[k], "name": k, "lr": group_lr.get(k, lr)} for k in keys if groups[k]]
     if not param_groups:
         raise ValueError("no trainable parameters: every group of the schedule is empty")
     return torch.optim.AdamW(param_groups, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
