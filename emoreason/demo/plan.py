@@ -82,7 +82,7 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
     if mode == "full":
         plan = DemoPlan(
             mode=mode, config="mini.yaml", utterances=240, speakers=12, emotions=emotions,
-            train_rows={"emotion": 160, "sentiment": 32, "asr": 32, "sqa": 16},
+            train_rows={"emotion": 160, "sentiment": 24, "asr": 16, "sqa": 8},
             variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE), eval_rows=0, max_new_tokens=64, seed=seed,
         )
     elif mode == "quick":
@@ -90,6 +90,7 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
             mode=mode, config="mini.yaml", utterances=96, speakers=8, emotions=emotions,
             train_rows={"emotion": 64, "sentiment": 8, "asr": 8, "sqa": 8},
             variants=(LABEL_DUAL, DETAILED_DUAL), eval_rows=16, max_new_tokens=40, seed=seed,
+            overrides=("train.epochs=2", "train.alternation_epochs=1"),  # S, E, final: each group seen twice
         )
     elif mode == "tiny":
         plan = DemoPlan(

@@ -1,0 +1,96 @@
+"""Demo timings: the whole demo (``--quick`` or full) and ``emoreason analyze`` on a 5 s clip.
+
+    .venv/bin/python benchmarks/demo_speed.py --mode quick --out /tmp/demo-bench
+    .venv/bin/python benchmarks/demo_speed.py --analyze-only --out demo_out   # reuse a finished demo
+
+Prints wall times (whole demo as a subprocess; per stage from the DONE markers), the accuracies,
+and for analyze: model load, then the median of 3 analyses of one 5 s held-out clip (label scoring
++ generated explanation), in process and as a fresh ``emoreason analyze`` command. Not a test: the
+numbers depend on the machine's load (see docs/demo.md for the ones measured here).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def run_demo(mode: str, out: Path, threads: int | None) -> float:
+    cmd = [sys.executable, "-m", "emoreason", "demo", "--out", str(out)]
+    if mode == "quick":
+        cmd.append("--quick")
+    if threads:
+        cmd += ["--threads", str(threads)]
+    tic = time.perf_counter()
+    subprocess.run(cmd, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    return time.perf_counter() - tic
+
+
+def five_second_clip(out: Path) -> Path:
+    """A 5.0 s held-out clip: the first test clip, padded with silence or cut to 5 s."""
+    import numpy as np
+
+    from emoreason.audio import SAMPLE_RATE, load_audio, save_audio
+    from emoreason.data.manifest import read_manifest, resolve_audio
+
+    test = out / "targets" / "test.jsonl"
+    row = read_manifest(test)[0]
+    wave = load_audio(resolve_audio(row, test))
+    n = 5 * SAMPLE_RATE
+    wave = np.pad(wave, (0, max(0, n - wave.size)))[:n]
+    path = out / "bench_5s.wav"
+    save_audio(path, wave)
+    return path
+
+
+def bench_analyze(out: Path, threads: int | None) -> dict[str, float]:
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    from emoreason.inference.engine import Engine
+
+    best = json.loads((out / "analysis" / "analysis.json").read_text())["variant"]
+    run = out / "runs" / best
+    clip = five_second_clip(out)
+    tic = time.perf_counter()
+    engine = Engine.load(run)
+    load = time.perf_counter() - tic
+    times = []
+    for _ in range(3):
+        tic = time.perf_counter()
+        res = engine.analyze([str(clip)], task="emotion")[0]
+        times.append(time.perf_counter() - tic)
+    cmd = [sys.executable, "-m", "emoreason", "analyze", "--model", str(run), str(clip)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
+    tic = time.perf_counter()
+    subprocess.run(cmd, check=True, env=env, stdout=subprocess.DEVNULL)
+    cli = time.perf_counter() - tic
+    print(f"analyze ({best}, 5 s clip): load {load:.1f} s; analysis median {statistics.median(times):.2f} s "
+          f"(runs {', '.join(f'{t:.2f}' for t in times)}); whole `emoreason analyze` command {cli:.1f} s")
+    print(f"  -> label {res.label}, explanation: {res.explanation}")
+    return {"load_s": load, "analyze_median_s": statistics.median(times), "cli_s": cli}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--mode", choices=["quick", "full"], default="quick", help="which demo to time")
+    ap.add_argument("--out", type=Path, default=Path("/tmp/emoreason-demo-bench"), help="demo output directory")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--analyze-only", action="store_true", help="skip the demo run; time analyze on --out")
+    args = ap.parse_args()
+    if not args.analyze_only:
+        wall = run_demo(args.mode, args.out, args.threads)
+        print(f"demo {args.mode}: {wall:.0f} s wall ({wall / 60:.1f} min)")
+        for marker in sorted(args.out.rglob("DONE.json")):
+            print(f"  {marker.parent.relative_to(args.out)}: {json.loads(marker.read_text())['seconds']:.1f} s")
+    bench_analyze(args.out, args.threads)
+
+
+if __name__ == "__main__":
+    main()
