@@ -162,8 +162,12 @@ class Demo:
         targets = self.runner.path("targets")
         overrides = [f"data.train_manifest={(targets / f'train_{variant.style}.jsonl').resolve()}",
                      f"model.labels=[{','.join(self.plan.emotions)}]", *variant.overrides(), *self.plan.overrides]
-        params = {"targets": self.runner.digest("targets"), "variant": variant.name, "style": variant.style,
-                  "fusion": variant.fusion, "config": self.config.read_text(), "overrides": overrides}
+        from emoreason.config import load_config, to_dict
+
+        # the resolved config (not the file text): editing a comment must not retrain
+        resolved = to_dict(load_config(self.config, overrides))
+        resolved["data"]["train_manifest"] = f"train_{variant.style}.jsonl"  # the out dir may move
+        params = {"targets": self.runner.digest("targets"), "variant": variant.name, "config": resolved}
         name = f"runs/{variant.name}"
 
         def build(d: Path) -> dict[str, Any]:

@@ -51,8 +51,10 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
                 out.append(f"{what}: {a} and {b} tie at {da:.1f}% (n={n}).")
             else:
                 win, lose = (a, b) if da > db else (b, a)
+                fa, fb = table[a]["forced_choice_accuracy"], table[b]["forced_choice_accuracy"]
                 out.append(f"{what}: {win} beats {lose} by {abs(da - db):.1f} points ({max(da, db):.1f}% vs "
-                           f"{min(da, db):.1f}%, n={n}; with this few clips a difference under ~10 points is noise).")
+                           f"{min(da, db):.1f}%; forced choice {a} {fa:.1f}% vs {b} {fb:.1f}%; n={n}, so a "
+                           f"difference under ~10 points is within noise).")
 
     for v in plan.variants:
         if v.style == "label":
@@ -68,8 +70,11 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
     for n in reasoning:
         q = table[n].get("quotes") or {}
         if q:
+            fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - absent when nothing was quoted
             out.append(f"{n}: {q.get('quotation', 0):.1f}% of answers quote the transcript; groundedness "
-                       f"{q.get('groundedness', float('nan')):.1f}, relevance {q.get('relevance', float('nan')):.1f} (0-100).")
+                       f"{fmt('groundedness')}, relevance {fmt('relevance')} (0-100).")
+    if plan.mode == "tiny":
+        out.append("Tiny mode: random tiny models trained for a few steps; these numbers only check the plumbing.")
     return out
 
 
