@@ -1,0 +1,366 @@
+"""Paper-scale check on a GPU: our builder, Trainer and Engine at the seed paper's shapes, random weights.
+
+    python benchmarks/paper_scale.py --out paper_scale.json          # GPU: Whisper-large x2 + Gemma-2-9B, bf16
+    python benchmarks/paper_scale.py --tiny --out /tmp/ps.json       # CPU: same code path, tiny sizes (~10 s)
+    bash benchmarks/run_gpu_check.sh                                 # the one command a GPU session runs
+
+What it does (no downloads: every part is a ``preset:NAME`` with ``init: random``):
+
+1. builds the paper config (default ``configs/paper/table3-alt4-whisper-large-v3.yaml``: dual Whisper-large-v3
+   encoders, sequence fusion, Gemma-2-9B + LoRA r16) through ``emoreason.model.builder.build_model``
+   inside a ``torch.device(...)`` context, so the 9.3B random weights are created on the GPU directly;
+2. runs ``--steps`` optimizer steps of the *emotion phase* of alternating training through our
+   ``Trainer`` (emotion encoder + emotion adapter + LoRA trainable, speech side frozen; bf16 autocast,
+   token-mean loss, clipping, AdamW over the parameter groups), batch ``--batch`` of synthetic 5-10 s clips
+   (zero-padded to 30 s, as the paper does) with ~``--text-tokens`` text tokens;
+3. analyses ``--batch`` clips in one batch through ``emoreason.inference.engine.Engine`` (label scoring
+   alone, then scoring + a ``--gen-tokens`` greedy explanation).
+
+Reports median step time (the loop's own wall time, data collation included, and without it),
+samples/s, peak GPU memory (``torch.cuda.max_memory_allocated``), analyze times; prints a markdown
+table beside the FACTS.md H200 numbers of ``tools/gpu_anchor.py`` and writes JSON to ``--out``.
+Not a test: ``tests/test_bench_paper_scale.py`` runs ``--tiny``.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import gc
+import json
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = ROOT / "configs" / "paper" / "table3-alt4-whisper-large-v3.yaml"
+
+# Hub ids used by configs/paper -> the preset with the same architecture (emoreason.model.presets).
+HUB_PRESETS = {
+    "openai/whisper-large-v3": "whisper-large-v3",
+    "openai/whisper-small": "whisper-small",
+    "openai/whisper-tiny": "whisper-tiny",
+    "facebook/hubert-xlarge-ll60k": "hubert-xlarge",
+    "emotion2vec/emotion2vec_plus_large": "emotion2vec-plus-large",
+    "emotion2vec/emotion2vec_plus_base": "emotion2vec-plus-base",
+    "google/gemma-2-9b-it": "gemma-2-9b",
+}
+TINY_ENCODER = {"whisper": "whisper-test", "hubert": "hubert-test", "emotion2vec": "emotion2vec-test"}
+# --tiny keeps the paper LLM's family (Gemma-2: soft-capping, eager attention, 256-wide heads,
+# a vocabulary larger than the byte tokenizer) at a width a CPU runs in milliseconds.
+TINY_LLM = ["model.llm.hidden_size=64", "model.llm.num_layers=2", "model.llm.num_heads=4",
+            "model.llm.num_kv_heads=2", "model.llm.ffn_size=128", "model.llm.vocab_size=512"]
+# FACTS.md "Reference cost at paper scale": tools/gpu_anchor.py on one H200 (random weights, bf16).
+FACTS_H200 = {"step_s": 0.509, "samples_per_s": 11.8, "peak_mem_GiB": 64.0}
+
+
+def random_overrides(cfg: Any, tiny: bool) -> list[str]:
+    """Dotted overrides that turn every pretrained part of ``cfg.model`` into ``preset:NAME`` + ``init: random``
+    (paper sizes, or tiny test sizes with ``tiny``)."""
+    from emoreason.errors import UserError
+    from emoreason.model.presets import preset_name
+
+    out: list[str] = []
+    parts = [("speech_encoder", cfg.model.speech_encoder), ("emotion_encoder", cfg.model.emotion_encoder),
+             ("llm", cfg.model.llm)]
+    for role, part in parts:
+        if part is None or (role == "emotion_encoder" and cfg.model.fusion == "none"):
+            continue
+        if tiny and role != "llm":
+            if part.type not in TINY_ENCODER:
+                raise UserError(f"--tiny: no tiny preset for encoder type {part.type!r}")
+            name = TINY_ENCODER[part.type]
+        else:
+            name = preset_name(part.path) or HUB_PRESETS.get(part.path)
+            if name is None:
+                raise UserError(f"model.{role}.path={part.path!r}: no preset of that architecture "
+                                f"(known: {', '.join(sorted(HUB_PRESETS))}); pass --set model.{role}.path=preset:NAME")
+        out += [f"model.{role}.path=preset:{name}", f"model.{role}.init=random"]
+    if tiny:
+        out += TINY_LLM
+    return out
+
+
+class SyntheticRows:
+    """Map-style dataset the ``Trainer`` accepts: speech (asr) and emotion rows alternating, synthetic
+    voiced-looking waves of 5-10 s (16 kHz float32), one prompt and a fixed-length target.
+
+    Items: ``{"id", "wave" (T,), "prompt", "target", "task", "group"}``; ``groups`` / ``tasks`` as
+    ``ManifestDataset`` has them.
+    """
+
+    def __init__(self, n: int, prompt: str, target: str, seed: int = 0):
+        self.n, self.prompt, self.target, self.seed = n, prompt, target, seed
+        self.groups = ["speech" if i % 2 == 0 else "emotion" for i in range(n)]
+        self.tasks = ["asr", "emotion"]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {"id": f"syn{i}", "wave": synthetic_wave(self.seed * 1_000_003 + i), "prompt": self.prompt,
+                "target": self.target, "task": "asr" if self.groups[i] == "speech" else "emotion",
+                "group": self.groups[i]}
+
+
+def synthetic_wave(seed: int) -> np.ndarray:
+    """A 5-10 s clip (T,) float32: a pitch-gliding harmonic tone in noise (content is irrelevant to cost)."""
+    rng = np.random.default_rng(seed)
+    sr = 16000
+    t = np.arange(int(rng.uniform(5.0, 10.0) * sr)) / sr
+    f0 = rng.uniform(100, 250) * (1 + 0.1 * np.sin(2 * np.pi * 0.5 * t))
+    phase = 2 * np.pi * np.cumsum(f0) / sr
+    wave = sum(np.sin(k * phase) / k for k in range(1, 5)) * 0.2 + rng.normal(0, 0.01, t.size)
+    return wave.astype(np.float32)
+
+
+def target_text(tokenizer: Any, n_tokens: int) -> str:
+    """A response of about ``n_tokens`` tokens under ``tokenizer`` (at least 8)."""
+    words = ("the speaker sounds frustrated because the voice rises and the words come quickly while "
+             "saying that nothing ever works out ").split()
+    text = " ".join(words[i % len(words)] for i in range(4 * max(n_tokens, 8)))
+    ids = tokenizer(text, add_special_tokens=False)["input_ids"][: max(n_tokens, 8)]
+    return tokenizer.decode(ids).strip()
+
+
+class TimedCollator:
+    """Wraps a collate function and records how long each call took (seconds, in call order)."""
+
+    def __init__(self, collate: Any):
+        self.collate, self.times = collate, []
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        tic = time.perf_counter()
+        out = self.collate(examples)
+        self.times.append(time.perf_counter() - tic)
+        return out
+
+
+def gib(n_bytes: float) -> float:
+    return round(n_bytes / 2**30, 2)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The whole check; returns the result dict (also what ``--out`` gets)."""
+    import torch
+
+    from emoreason.config import load_config, to_dict
+    from emoreason.data.dataset import Collator
+    from emoreason.errors import UserError
+    from emoreason.inference.engine import Engine, default_prompt
+    from emoreason.inference.results import AnalysisResult
+    from emoreason.model.builder import build_model
+    from emoreason.train.loop import Trainer
+    from emoreason.train.schedule import build_schedule
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" and not args.tiny:
+        raise UserError("paper-scale shapes need a GPU (about 70 GiB); on a CPU run with --tiny")
+    cuda = device.startswith("cuda")
+    if args.tiny:
+        # Tiny matrices gain nothing from threads, and on a shared 2-core machine thread contention
+        # made a tiny step 10x slower (8 s instead of 0.6 s).
+        torch.set_num_threads(1)
+    torch.manual_seed(0)
+    base = load_config(args.config)
+    overrides = random_overrides(base, args.tiny) + [
+        f"train.batch_size={args.batch}", "train.grad_accum=1", "train.first_group=emotion",  # emotion phase first
+        "train.max_steps=0", "train.save_every_steps=0", "train.tensorboard=false",
+    ] + list(args.set)
+    cfg = load_config(args.config, overrides)
+    m, t = cfg.model, cfg.train
+    R: dict[str, Any] = {
+        "config": str(args.config), "overrides": overrides, "tiny": args.tiny, "device": device,
+        "device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
+        "batch": args.batch, "steps": args.steps, "warmup_steps": args.warmup,
+    }
+    import transformers
+    R["transformers"] = transformers.__version__
+
+    # 1. build on the device: factory calls inside the context allocate there (no 37 GB CPU detour).
+    tic = time.perf_counter()
+    with torch.device(device):
+        model, processor = build_model(m)
+    model.to(device)  # safety net for anything created with an explicit CPU device
+    if cuda:
+        torch.cuda.synchronize()
+    R["build_s"] = round(time.perf_counter() - tic, 2)
+    groups = model.parameter_groups()
+    R["params_M"] = {k: round(sum(p.numel() for p in v) / 1e6, 2) for k, v in groups.items()}
+    R["params_M"]["total"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
+    R["dtypes"] = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})
+    R["llm_dtype"] = str(model.llm.get_input_embeddings().weight.dtype).replace("torch.", "")
+    if cuda:
+        R["mem_after_build_GiB"] = gib(torch.cuda.memory_allocated())
+
+    # 2. emotion-phase training steps through the Trainer.
+    prompt = default_prompt("emotion")
+    probe = processor.render(prompt, None, 0)[0]  # template + prompt tokens, no audio
+    target = target_text(processor.tokenizer, args.text_tokens - len(probe) - 2)
+    n_rows = 2 * args.batch * (args.steps + args.warmup + 1)
+    dataset = SyntheticRows(n_rows, prompt, target)
+    collate = TimedCollator(Collator(processor, cfg.data.max_target_tokens))
+    sample = collate([dataset[1]])
+    collate.times.clear()
+    R["seq_len"] = int(sample["input_ids"].shape[1])
+    R["audio_tokens"] = int((sample["input_ids"] == model.audio_token_id).sum())
+    R["text_tokens"] = R["seq_len"] - R["audio_tokens"]
+    phases = build_schedule(t.schedule, t.epochs, t.switch_every, t.alternation_epochs, t.first_group, t.final_phase,
+                            speech_encoder_trainable=m.speech_encoder.trainable,
+                            emotion_encoder_trainable=m.emotion_encoder is not None and m.emotion_encoder.trainable)
+    R["phase"] = phases[0].name
+    R["phase_groups"] = [k for k in phases[0].param_groups if k in groups]
+    total = args.steps + args.warmup
+    steps, attempts = [], []
+    with tempfile.TemporaryDirectory(prefix="paper-scale-") as run_dir:
+        for ckpt in ([t.gradient_checkpointing, True] if not t.gradient_checkpointing else [True]):
+            train_cfg = dataclasses.replace(t, gradient_checkpointing=ckpt)
+            if cuda:
+                torch.cuda.empty_cache()
+                torch.cuda.reset_peak_memory_stats()
+            collate.times.clear()
+            trainer = None
+            try:
+                trainer = Trainer(model, dataset, collate, phases, train_cfg, run_dir, processor=processor)
+                R["mixed_precision"] = str(trainer.acc.mixed_precision)
+                tic = time.perf_counter()
+                steps = trainer.fit(resume=False, stop_after=total)
+                R["train_wall_s"] = round(time.perf_counter() - tic, 2)
+                attempts.append({"gradient_checkpointing": ckpt, "ok": True})
+                break
+            except torch.OutOfMemoryError as e:  # full-size on a smaller card: retry with checkpointing
+                attempts.append({"gradient_checkpointing": ckpt, "ok": False, "error": str(e).splitlines()[0][:200]})
+                steps = []
+            finally:
+                if trainer is not None:
+                    trainer.optimizer.zero_grad(set_to_none=True)
+                del trainer
+                for p in model.parameters():
+                    p.grad = None
+                gc.collect()
+            if cuda:
+                R.setdefault("peak_mem_oom_GiB", gib(torch.cuda.max_memory_allocated()))
+    R["train_attempts"] = attempts
+    if not steps:
+        raise RuntimeError(f"training did not run: {attempts}")
+    R["gradient_checkpointing"] = attempts[-1]["gradient_checkpointing"]
+    timed = steps[args.warmup:] or steps
+    data = collate.times[args.warmup: len(steps)] or collate.times[: len(steps)]
+    step_s = [args.batch / s.samples_per_s for s in timed]
+    R["step_s"] = round(statistics.median(step_s), 4)
+    R["samples_per_s"] = round(args.batch / R["step_s"], 2)
+    R["data_s"] = round(statistics.median(data), 4) if data else None
+    R["model_step_s"] = round(statistics.median([a - b for a, b in zip(step_s, data)]), 4) if data else None
+    R["model_samples_per_s"] = round(args.batch / R["model_step_s"], 2) if R["model_step_s"] else None
+    R["losses"] = [round(s.loss, 4) for s in steps]
+    R["phases_run"] = sorted({s.phase for s in steps})
+    R["loss_finite"] = all(math.isfinite(s.loss) for s in steps)
+    if cuda:
+        R["peak_mem_GiB"] = gib(torch.cuda.max_memory_allocated())
+        R["peak_reserved_GiB"] = gib(torch.cuda.max_memory_reserved())
+
+    # 3. one batched analyze through the Engine (built from the model in hand, not from disk).
+    model.eval()
+    if cuda:
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats()
+    engine = Engine(model, processor, name="paper-scale-random")
+    clips = [(f"clip{i}", synthetic_wave(10_000 + i)) for i in range(args.batch)]
+
+    def analyze(max_new_tokens: int) -> tuple[float, list[Any]]:
+        if cuda:
+            torch.cuda.synchronize()
+        tic = time.perf_counter()
+        out = engine.analyze(clips, task="emotion", batch_size=args.batch, max_new_tokens=max_new_tokens)
+        if cuda:
+            torch.cuda.synchronize()
+        return time.perf_counter() - tic, out
+
+    analyze(min(2, args.gen_tokens))  # warm-up: first-call kernels and allocator growth
+    R["analyze_score_only_s"] = round(analyze(0)[0], 3)
+    R["analyze_s"], results = analyze(args.gen_tokens)
+    R["analyze_s"] = round(R["analyze_s"], 3)
+    R["analyze_gen_tokens"] = args.gen_tokens
+    R["analyze_decode_ms_per_token"] = round(1000 * (R["analyze_s"] - R["analyze_score_only_s"]) / max(args.gen_tokens, 1), 1)
+    ok = [r for r in results if isinstance(r, AnalysisResult)]
+    R["analyze_ok"] = len(ok)
+    R["analyze_errors"] = [r.to_dict() for r in results if not isinstance(r, AnalysisResult)]
+    R["analyze_labels"] = [r.label for r in ok]
+    R["analyze_scores_valid"] = all(abs(sum(r.scores.values()) - 1) < 1e-6 and all(math.isfinite(v) for v in r.scores.values())
+                                    for r in ok)
+    if cuda:
+        R["analyze_peak_mem_GiB"] = gib(torch.cuda.max_memory_allocated())
+    R["model_config"] = to_dict(m)
+    return R
+
+
+def table(R: dict[str, Any]) -> str:
+    """Markdown table of the main numbers, beside FACTS' H200 anchor where one exists."""
+    show_ref = not R["tiny"]  # tiny sizes are not comparable with anything
+    rows = [
+        ("device", R["device_name"], "H200 (FACTS)"),
+        ("model build (random, on device)", f"{R['build_s']} s", ""),
+        ("params total / trainable in phase", f"{R['params_M']['total']}M / "
+         f"{sum(R['params_M'][k] for k in R['phase_groups']):.1f}M", "9.3B LLM + 2 x 637M + 320M adapters"),
+        ("sequence (audio + text tokens)", f"{R['seq_len']} ({R['audio_tokens']} + {R['text_tokens']})", "270 (110 + 160)"),
+        ("gradient checkpointing", str(R["gradient_checkpointing"]), "off"),
+        ("train step (loop, incl. data)", f"{R['step_s']} s", f"{FACTS_H200['step_s']} s (SDPA encoders)"),
+        ("train step (without collation)", f"{R['model_step_s']} s (data {R['data_s']} s)", f"{FACTS_H200['step_s']} s"),
+        ("samples/s (loop / without collation)", f"{R['samples_per_s']} / {R['model_samples_per_s']}", f"{FACTS_H200['samples_per_s']}"),
+        ("peak memory (train)", f"{R.get('peak_mem_GiB', 'n/a')} GiB", f"{FACTS_H200['peak_mem_GiB']:.0f} GiB"),
+        ("losses finite", str(R["loss_finite"]), ""),
+        (f"analyze {R['batch']} clips: scoring only", f"{R['analyze_score_only_s']} s", ""),
+        (f"analyze {R['batch']} clips: scoring + {R['analyze_gen_tokens']} tokens", f"{R['analyze_s']} s "
+         f"(~{R['analyze_decode_ms_per_token']} ms/token)", "93 ms/token (generate, inputs_embeds + PEFT)"),
+        ("analyze results ok", f"{R['analyze_ok']}/{R['batch']}", ""),
+    ]
+    lines = ["| measure | this run | reference |", "|---|---|---|"]
+    for name, value, reference in rows:
+        lines.append(f"| {name} | {value} | {reference if show_ref else '-'} |")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
+                   help="paper config to build (default: %(default)s); hub paths become preset:NAME + init: random")
+    p.add_argument("--tiny", action="store_true", help="tiny sizes on CPU: the same code path in seconds (what the test runs)")
+    p.add_argument("--steps", type=int, default=8, help="timed optimizer steps (default %(default)s)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps before them (default %(default)s)")
+    p.add_argument("--batch", type=int, default=6, help="micro batch for training and clips per analyze batch (default %(default)s)")
+    p.add_argument("--text-tokens", type=int, default=160, help="text tokens per training example, template included (default %(default)s)")
+    p.add_argument("--gen-tokens", type=int, default=32, help="explanation tokens generated by the analyze (default %(default)s)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu, which needs --tiny)")
+    p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra dotted config overrides applied last, e.g. model.llm.attn_implementation=sdpa")
+    p.add_argument("--out", type=Path, default=None, help="write the result JSON here")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from emoreason.errors import UserError
+
+    if args.steps < 1 or args.batch < 1 or args.warmup < 0:
+        print("paper_scale: --steps and --batch must be >= 1, --warmup >= 0", file=sys.stderr)
+        return 2
+    try:
+        R = run(args)
+    except UserError as e:
+        print(f"paper_scale: {e}", file=sys.stderr)
+        return 2
+    print(table(R), flush=True)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(R, indent=1) + "\n")
+    print("RESULT " + json.dumps({k: v for k, v in R.items() if k not in ("model_config", "overrides")}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
