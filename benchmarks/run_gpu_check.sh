@@ -5,7 +5,7 @@
 #   1. here, with the package index reachable (once per session):
 #        bash benchmarks/run_gpu_check.sh --prepare
 #      puts into .gpucheck/ (git-ignored via .git/info/exclude) what the GPU image lacks or has in
-#      another version: wheels of transformers / peft at this venv's versions, soundfile (+ cffi,
+#      another version: wheels of transformers / peft / regex at this venv's versions, soundfile (+ cffi,
 #      pycparser), and a copy of the shared gpu_anchor.py (../shared does not travel to the device).
 #   2. on the GPU machine (device tool: command "bash benchmarks/run_gpu_check.sh",
 #      carry [".gpucheck"], timeout_s 600):
@@ -30,7 +30,7 @@ if [ "${1:-}" = "--prepare" ]; then
   grep -qxF "/$STAGE/" .git/info/exclude 2>/dev/null || echo "/$STAGE/" >> .git/info/exclude
   versions=$($PY - <<'EOF'
 from importlib.metadata import version
-print(" ".join(f"{n}=={version(n)}" for n in ("transformers", "peft", "soundfile", "cffi", "pycparser")))
+print(" ".join(f"{n}=={version(n)}" for n in ("transformers", "peft", "regex", "soundfile", "cffi", "pycparser")))
 EOF
 )
   echo "downloading wheels for Python 3.12 x86-64: $versions"
@@ -55,6 +55,12 @@ if ls "$STAGE"/*.whl >/dev/null 2>&1; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$STAGE"/*.whl \
     && export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH} \
     || echo "warning: wheel install failed; using the image's packages"
+  # transformers checks some dependency versions at import (regex, tokenizers, hub): if the staged
+  # set does not import, fall back to the image's own packages rather than fail outright.
+  if [[ "${PYTHONPATH:-}" == /tmp/site* ]] && ! $PY -c "import transformers, peft, soundfile" 2>"$OUT_DIR/import_error.log"; then
+    echo "warning: staged wheels do not import (see import_error.log); using the image's packages"
+    PYTHONPATH=${PYTHONPATH#/tmp/site}; PYTHONPATH=${PYTHONPATH#:}; export PYTHONPATH
+  fi
 fi
 export PYTHONPATH=$ROOT${PYTHONPATH:+:$PYTHONPATH}  # emoreason from this tree, not installed there
 nvidia-smi -L 2>/dev/null || echo "no nvidia-smi"
