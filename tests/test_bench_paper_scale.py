@@ -74,3 +74,27 @@ def test_full_size_refuses_cpu(bench, capsys):
         pytest.skip("has a GPU")
     assert bench.main(["--steps", "1"]) == 2
     assert "need a GPU" in capsys.readouterr().err
+
+
+def test_out_of_memory_retries_with_gradient_checkpointing(bench, tmp_path, monkeypatch):
+    """The H100 has less memory than the H200 the reference ran on: an OOM in training must not end
+    the (one-shot) GPU check but retry once with checkpointing, and say so in the JSON."""
+    from emoreason.train.loop import Trainer
+
+    real_fit, calls = Trainer.fit, []
+
+    def fit(self, *args, **kwargs):
+        calls.append(self.train.gradient_checkpointing)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", fit)
+    out = tmp_path / "ps.json"
+    assert bench.main(["--tiny", "--steps", "1", "--warmup", "0", "--batch", "2", "--gen-tokens", "0", "--out", str(out)]) == 0
+    R = json.loads(out.read_text())
+    assert calls == [False, True]
+    assert R["gradient_checkpointing"] is True
+    assert [a["ok"] for a in R["train_attempts"]] == [False, True]
+    assert "out of memory" in R["train_attempts"][0]["error"]
+    assert R["loss_finite"] and len(R["losses"]) == 1
