@@ -148,15 +148,10 @@ def gib(n_bytes: float) -> float:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     """The whole check; returns the result dict (also what ``--out`` gets)."""
     import torch
+    import transformers
 
     from emoreason.config import load_config, to_dict
-    from emoreason.data.dataset import Collator
     from emoreason.errors import UserError
-    from emoreason.inference.engine import Engine, default_prompt
-    from emoreason.inference.results import AnalysisResult
-    from emoreason.model.builder import build_model
-    from emoreason.train.loop import Trainer
-    from emoreason.train.schedule import build_schedule
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     if device == "cpu" and not args.tiny:
@@ -167,46 +162,64 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # made a tiny step 10x slower (8 s instead of 0.6 s).
         torch.set_num_threads(1)
     torch.manual_seed(0)
-    base = load_config(args.config)
-    overrides = random_overrides(base, args.tiny) + [
+    overrides = random_overrides(load_config(args.config), args.tiny) + [
         f"train.batch_size={args.batch}", "train.grad_accum=1", "train.first_group=emotion",  # emotion phase first
         "train.max_steps=0", "train.save_every_steps=0", "train.tensorboard=false",
     ] + list(args.set)
     cfg = load_config(args.config, overrides)
-    m, t = cfg.model, cfg.train
     R: dict[str, Any] = {
         "config": str(args.config), "overrides": overrides, "tiny": args.tiny, "device": device,
         "device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
-        "batch": args.batch, "steps": args.steps, "warmup_steps": args.warmup,
+        "transformers": transformers.__version__, "batch": args.batch, "steps": args.steps, "warmup_steps": args.warmup,
     }
-    import transformers
-    R["transformers"] = transformers.__version__
+    model, processor = build_on_device(cfg.model, device, R)
+    train_steps(model, processor, cfg, args, R)
+    analyze_batch(model, processor, args, R)
+    R["model_config"] = to_dict(cfg.model)
+    return R
 
-    # 1. build on the device: factory calls inside the context allocate there (no 37 GB CPU detour).
+
+def build_on_device(model_cfg: Any, device: str, R: dict[str, Any]) -> tuple[Any, Any]:
+    """``build_model`` inside a ``torch.device`` context: factory calls allocate on the device, so the
+    9.3B random weights never take a CPU detour (37 GB and minutes of CPU init)."""
+    import torch
+
+    from emoreason.model.builder import build_model
+
     tic = time.perf_counter()
     with torch.device(device):
-        model, processor = build_model(m)
+        model, processor = build_model(model_cfg)
     model.to(device)  # safety net for anything created with an explicit CPU device
-    if cuda:
+    if device.startswith("cuda"):
         torch.cuda.synchronize()
+        R["mem_after_build_GiB"] = gib(torch.cuda.memory_allocated())
     R["build_s"] = round(time.perf_counter() - tic, 2)
     groups = model.parameter_groups()
     R["params_M"] = {k: round(sum(p.numel() for p in v) / 1e6, 2) for k, v in groups.items()}
     R["params_M"]["total"] = round(sum(p.numel() for p in model.parameters()) / 1e6, 1)
     R["dtypes"] = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})
     R["llm_dtype"] = str(model.llm.get_input_embeddings().weight.dtype).replace("torch.", "")
-    if cuda:
-        R["mem_after_build_GiB"] = gib(torch.cuda.memory_allocated())
+    return model, processor
 
-    # 2. emotion-phase training steps through the Trainer.
+
+def train_steps(model: Any, processor: Any, cfg: Any, args: argparse.Namespace, R: dict[str, Any]) -> None:
+    """``args.warmup + args.steps`` optimizer steps of the schedule's first phase (emotion) through the
+    ``Trainer``; on CUDA out-of-memory, one retry with gradient checkpointing. Fills step times into R."""
+    import torch
+
+    from emoreason.data.dataset import Collator
+    from emoreason.inference.engine import default_prompt
+    from emoreason.train.loop import Trainer
+    from emoreason.train.schedule import build_schedule
+
+    m, t = cfg.model, cfg.train
+    cuda = R["device"].startswith("cuda")
     prompt = default_prompt("emotion")
     probe = processor.render(prompt, None, 0)[0]  # template + prompt tokens, no audio
     target = target_text(processor.tokenizer, args.text_tokens - len(probe) - 2)
-    n_rows = 2 * args.batch * (args.steps + args.warmup + 1)
-    dataset = SyntheticRows(n_rows, prompt, target)
+    dataset = SyntheticRows(2 * args.batch * (args.steps + args.warmup + 1), prompt, target)
     collate = TimedCollator(Collator(processor, cfg.data.max_target_tokens))
     sample = collate([dataset[1]])
-    collate.times.clear()
     R["seq_len"] = int(sample["input_ids"].shape[1])
     R["audio_tokens"] = int((sample["input_ids"] == model.audio_token_id).sum())
     R["text_tokens"] = R["seq_len"] - R["audio_tokens"]
@@ -214,49 +227,47 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                             speech_encoder_trainable=m.speech_encoder.trainable,
                             emotion_encoder_trainable=m.emotion_encoder is not None and m.emotion_encoder.trainable)
     R["phase"] = phases[0].name
-    R["phase_groups"] = [k for k in phases[0].param_groups if k in groups]
-    total = args.steps + args.warmup
+    R["phase_groups"] = [k for k in phases[0].param_groups if k in model.parameter_groups()]
     steps, attempts = [], []
     with tempfile.TemporaryDirectory(prefix="paper-scale-") as run_dir:
-        for ckpt in ([t.gradient_checkpointing, True] if not t.gradient_checkpointing else [True]):
-            train_cfg = dataclasses.replace(t, gradient_checkpointing=ckpt)
+        for ckpt in dict.fromkeys([t.gradient_checkpointing, True]):
             if cuda:
                 torch.cuda.empty_cache()
                 torch.cuda.reset_peak_memory_stats()
             collate.times.clear()
             trainer = None
             try:
-                trainer = Trainer(model, dataset, collate, phases, train_cfg, run_dir, processor=processor)
+                trainer = Trainer(model, dataset, collate, phases, dataclasses.replace(t, gradient_checkpointing=ckpt),
+                                  run_dir, processor=processor)
                 R["mixed_precision"] = str(trainer.acc.mixed_precision)
                 tic = time.perf_counter()
-                steps = trainer.fit(resume=False, stop_after=total)
+                steps = trainer.fit(resume=False, stop_after=args.warmup + args.steps)
                 R["train_wall_s"] = round(time.perf_counter() - tic, 2)
                 attempts.append({"gradient_checkpointing": ckpt, "ok": True})
                 break
-            except torch.OutOfMemoryError as e:  # full-size on a smaller card: retry with checkpointing
+            except torch.OutOfMemoryError as e:  # full size on a smaller card: retry with checkpointing
                 attempts.append({"gradient_checkpointing": ckpt, "ok": False, "error": str(e).splitlines()[0][:200]})
-                steps = []
+                if cuda:
+                    R["peak_mem_oom_GiB"] = gib(torch.cuda.max_memory_allocated())
             finally:
-                if trainer is not None:
+                if trainer is not None:  # drop optimizer state and gradients before a retry / the analyze
                     trainer.optimizer.zero_grad(set_to_none=True)
                 del trainer
                 for p in model.parameters():
                     p.grad = None
                 gc.collect()
-            if cuda:
-                R.setdefault("peak_mem_oom_GiB", gib(torch.cuda.max_memory_allocated()))
     R["train_attempts"] = attempts
     if not steps:
         raise RuntimeError(f"training did not run: {attempts}")
     R["gradient_checkpointing"] = attempts[-1]["gradient_checkpointing"]
-    timed = steps[args.warmup:] or steps
-    data = collate.times[args.warmup: len(steps)] or collate.times[: len(steps)]
-    step_s = [args.batch / s.samples_per_s for s in timed]
+    # StepResult.samples_per_s is the loop's own wall time per optimizer step, collation included.
+    step_s = [args.batch / s.samples_per_s for s in steps][args.warmup:]
+    data_s = collate.times[args.warmup: len(steps)]
     R["step_s"] = round(statistics.median(step_s), 4)
     R["samples_per_s"] = round(args.batch / R["step_s"], 2)
-    R["data_s"] = round(statistics.median(data), 4) if data else None
-    R["model_step_s"] = round(statistics.median([a - b for a, b in zip(step_s, data)]), 4) if data else None
-    R["model_samples_per_s"] = round(args.batch / R["model_step_s"], 2) if R["model_step_s"] else None
+    R["data_s"] = round(statistics.median(data_s), 4)
+    R["model_step_s"] = round(statistics.median([a - b for a, b in zip(step_s, data_s)]), 4)
+    R["model_samples_per_s"] = round(args.batch / R["model_step_s"], 2)
     R["losses"] = [round(s.loss, 4) for s in steps]
     R["phases_run"] = sorted({s.phase for s in steps})
     R["loss_finite"] = all(math.isfinite(s.loss) for s in steps)
@@ -264,7 +275,16 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         R["peak_mem_GiB"] = gib(torch.cuda.max_memory_allocated())
         R["peak_reserved_GiB"] = gib(torch.cuda.max_memory_reserved())
 
-    # 3. one batched analyze through the Engine (built from the model in hand, not from disk).
+
+def analyze_batch(model: Any, processor: Any, args: argparse.Namespace, R: dict[str, Any]) -> None:
+    """One batch of ``args.batch`` clips through the ``Engine`` (built from the model in hand, not from
+    disk): a short warm-up, label scoring alone, then scoring + ``args.gen_tokens`` generated tokens."""
+    import torch
+
+    from emoreason.inference.engine import Engine
+    from emoreason.inference.results import AnalysisResult
+
+    cuda = R["device"].startswith("cuda")
     model.eval()
     if cuda:
         torch.cuda.empty_cache()
@@ -279,24 +299,21 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = engine.analyze(clips, task="emotion", batch_size=args.batch, max_new_tokens=max_new_tokens)
         if cuda:
             torch.cuda.synchronize()
-        return time.perf_counter() - tic, out
+        return round(time.perf_counter() - tic, 3), out
 
     analyze(min(2, args.gen_tokens))  # warm-up: first-call kernels and allocator growth
-    R["analyze_score_only_s"] = round(analyze(0)[0], 3)
+    R["analyze_score_only_s"] = analyze(0)[0]
     R["analyze_s"], results = analyze(args.gen_tokens)
-    R["analyze_s"] = round(R["analyze_s"], 3)
     R["analyze_gen_tokens"] = args.gen_tokens
     R["analyze_decode_ms_per_token"] = round(1000 * (R["analyze_s"] - R["analyze_score_only_s"]) / max(args.gen_tokens, 1), 1)
     ok = [r for r in results if isinstance(r, AnalysisResult)]
     R["analyze_ok"] = len(ok)
     R["analyze_errors"] = [r.to_dict() for r in results if not isinstance(r, AnalysisResult)]
     R["analyze_labels"] = [r.label for r in ok]
-    R["analyze_scores_valid"] = all(abs(sum(r.scores.values()) - 1) < 1e-6 and all(math.isfinite(v) for v in r.scores.values())
+    R["analyze_scores_valid"] = all(abs(sum(r.scores.values()) - 1) < 1e-6 and all(map(math.isfinite, r.scores.values()))
                                     for r in ok)
     if cuda:
         R["analyze_peak_mem_GiB"] = gib(torch.cuda.max_memory_allocated())
-    R["model_config"] = to_dict(m)
-    return R
 
 
 def table(R: dict[str, Any]) -> str:
