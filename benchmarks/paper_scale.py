@@ -172,6 +172,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
         "transformers": transformers.__version__, "batch": args.batch, "steps": args.steps, "warmup_steps": args.warmup,
     }
+    if cuda:
+        R["device_mem_GiB"] = gib(torch.cuda.get_device_properties(device).total_memory)
     model, processor = build_on_device(cfg.model, device, R)
     train_steps(model, processor, cfg, args, R)
     analyze_batch(model, processor, args, R)
