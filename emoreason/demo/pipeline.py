@@ -219,7 +219,7 @@ class Demo:
 
         def build(d: Path) -> dict[str, Any]:
             engine = Engine.load(self.runner.path(f"runs/{variant.name}"))
-            result = engine.analyze([str(resolve_audio(pick, test))], task="emotion", max_new_tokens=self.plan.max_new_tokens)[0]
+            result = engine.analyze([str(resolve_audio(pick, test).resolve())], task="emotion", max_new_tokens=self.plan.max_new_tokens)[0]
             data = result.to_dict()
             if not result.ok:
                 raise UserError(f"analysis of {pick.id} failed: {data.get('error')}")

@@ -33,7 +33,10 @@ class Variant:
     def overrides(self) -> list[str]:
         """Config overrides that make this variant out of the base config."""
         if self.fusion == "none":
-            return ["model.fusion=none", "model.emotion_encoder=null"]
+            # No emotion side to alternate with: the paper trains its single-encoder baseline
+            # jointly (Table 2 "none, joint"). Under the alternating schedule the emotion phase
+            # could not update the only adapter at all.
+            return ["model.fusion=none", "model.emotion_encoder=null", "train.schedule=joint"]
         return [f"model.fusion={self.fusion}"]
 
 
