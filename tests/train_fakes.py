@@ -92,11 +92,12 @@ class FakeAudioLLM(nn.Module):
             "lora": lora,
         }
 
-    def forward(self, input_ids, attention_mask, speech_features, emotion_features=None, labels=None):
+    def forward(self, input_ids, attention_mask, speech_features, emotion_features=None, labels=None, logits_to_keep=0):
         audio = self.speech_adapter(torch.tanh(self.speech_encoder(speech_features)))
         audio = audio + self.emotion_adapter(torch.tanh(self.emotion_encoder(emotion_features)))
         h = self.llm.embed(input_ids) + audio[:, None, :]
-        return CausalLMOutputWithPast(logits=self.llm(h))
+        # transformers' convention: keep the last N positions' logits (0 = all).
+        return CausalLMOutputWithPast(logits=self.llm(h[:, -logits_to_keep:]))
 
     def save_pretrained(self, path):
         Path(path).mkdir(parents=True, exist_ok=True)

@@ -59,6 +59,17 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     return sums, mask.sum(1)
 
 
+def first_target_position(labels: torch.Tensor) -> int:
+    """Earliest position whose logits predict a target token in ``labels`` (B, L); 0 if none.
+
+    Position t predicts label t+1, so this is (first non-ignored label column) - 1 over the batch.
+    """
+    has_target = (labels != IGNORE_INDEX).any(0)
+    if not bool(has_target.any()):
+        return 0
+    return max(0, int(has_target.nonzero()[0, 0]) - 1)
+
+
 def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
     """``requires_grad`` True exactly for the parameters of the ``active`` groups."""
     for key, params in groups.items():
@@ -265,9 +276,12 @@ class Trainer:
         labels = batch["labels"].to(self.acc.device)
         ctx = contextlib.nullcontext() if sync else self.acc.no_sync(self.model)
         with ctx:
+            start = first_target_position(labels)
             with self.acc.autocast():
-                logits = self.model(**inputs).logits
-            sums, counts = token_losses(logits, labels)
+                # Logits only from the first position that predicts a target: the LM head over the
+                # prompt (audio tokens, instruction) is wasted work, ~20% of a SmolLM2 step.
+                logits = self.model(**inputs, logits_to_keep=labels.shape[1] - start).logits
+            sums, counts = token_losses(logits, labels[:, start:])
             # DDP averages gradients over processes: scale so the result is the global token mean.
             self.acc.backward(sums.sum() * self.acc.num_processes / norm)
         return sums.detach(), counts, batch["tasks"]
