@@ -86,7 +86,7 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
         plan = DemoPlan(
             mode=mode, config="mini.yaml", utterances=240, speakers=12, emotions=emotions,
             train_rows={"emotion": 160, "sentiment": 24, "asr": 16, "sqa": 8},
-            variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE), eval_rows=0, max_new_tokens=64, seed=seed,
+            variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE), eval_rows=0, max_new_tokens=48, seed=seed,
         )
     elif mode == "quick":
         plan = DemoPlan(
