@@ -42,19 +42,9 @@ def test_eval_run_cascade(manifest, tmp_path):
 
 @needs_espeak
 def test_eval_run_with_our_model(manifest, tmp_path):
-    try:
-        from emoreason.inference.engine import Engine  # noqa: F401
-        from emoreason.model.builder import build_model
-        from emoreason.testing.tiny import tiny_model_config
-    except ImportError as e:  # the engine is written in parallel; skip until it exists
-        pytest.skip(f"inference engine not available: {e}")
-    import torch
+    from emoreason.testing.tiny import save_tiny_run
 
-    torch.manual_seed(0)
-    model, processor = build_model(tiny_model_config())
-    run = tmp_path / "run"
-    model.save_pretrained(run / "final")
-    processor.save_pretrained(run / "final")
+    run = save_tiny_run(tmp_path / "run")
     out = tmp_path / "ours"
     argv = ["eval", "run", "--model", str(run), "--manifest", str(manifest), "--out", str(out),
             "--max-new-tokens", "4", "--bootstrap", "50"]

@@ -8,7 +8,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from emoreason.cli import main
 
@@ -17,15 +16,9 @@ SR = 16_000
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from emoreason.model.builder import build_model
-    from emoreason.testing.tiny import tiny_model_config
+    from emoreason.testing.tiny import save_tiny_run
 
-    torch.manual_seed(0)
-    model, processor = build_model(tiny_model_config())
-    run = tmp_path_factory.mktemp("run")
-    model.save_pretrained(run / "final")
-    processor.save_pretrained(run / "final")
-    return run
+    return save_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="module")

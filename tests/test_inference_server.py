@@ -11,7 +11,6 @@ import httpx
 import numpy as np
 import pytest
 import soundfile as sf
-import torch
 
 from emoreason.inference.engine import Engine
 from emoreason.inference.server import create_app
@@ -31,14 +30,9 @@ def _wav(seconds: float, sr: int = SR, channels: int = 1) -> bytes:
 def base_url(tmp_path_factory: pytest.TempPathFactory):
     import uvicorn
 
-    from emoreason.model.builder import build_model
-    from emoreason.testing.tiny import tiny_model_config
+    from emoreason.testing.tiny import save_tiny_run
 
-    torch.manual_seed(0)
-    model, processor = build_model(tiny_model_config())
-    run = tmp_path_factory.mktemp("run")
-    model.save_pretrained(run / "final")
-    processor.save_pretrained(run / "final")
+    run = save_tiny_run(tmp_path_factory.mktemp("run"))
     engine = Engine.load(run, device="cpu", max_seconds=120)
     app = create_app(engine, max_new_tokens=4, max_upload_bytes=20 * 1024 * 1024)
     with socket.socket() as s:  # a free port

@@ -38,3 +38,20 @@ def tiny_model_config(fusion: str = "sequence", emotion_type: str = "whisper", d
         llm=LLMConfig(path="builtin:tiny", init="random", dtype="float32"),
         lora=LoRAConfig(enabled=True, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
     )
+
+
+def save_tiny_run(run_dir, seed: int = 0):
+    """Build the tiny random model with ``seed`` and write it as a run directory (``run_dir/final``,
+    the ``save_pretrained`` layout ``Engine.load`` / ``eval run`` / ``analyze`` read). Returns run_dir."""
+    from pathlib import Path
+
+    import torch
+
+    from emoreason.model.builder import build_model
+
+    run_dir = Path(run_dir)
+    torch.manual_seed(seed)
+    model, processor = build_model(tiny_model_config())
+    model.save_pretrained(run_dir / "final")
+    processor.save_pretrained(run_dir / "final")
+    return run_dir
