@@ -164,7 +164,7 @@ class TrainConfig:
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     precision: str = "auto"
-    """``auto`` (bf16 where supported) | ``no`` | ``bf16`` | ``fp16``."""
+    """``auto`` (bf16 on a bf16 GPU or a CPU with native bf16, see emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
     seed: int = 0
     save_every_steps: int = 0
@@ -174,6 +174,14 @@ class TrainConfig:
     max_steps: int = 0
     """0: no limit (smoke tests set a few)."""
     tensorboard: bool = False
+    feature_cache: bool = True
+    """Compute each clip's frames once per frozen encoder and reuse them in later epochs and phases
+    (``emoreason.model.frame_cache``); trainable encoders always run."""
+    feature_cache_dir: str | None = None
+    """Also keep those frames on disk here, shared by runs with the same frozen encoders (the demo
+    gives its variants one); None: in memory only."""
+    feature_cache_memory_mb: int = 2048
+    """Bound of the in-memory part (least recently used clips are dropped first)."""
 
 
 @dataclass

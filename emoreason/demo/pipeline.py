@@ -160,13 +160,18 @@ class Demo:
         from emoreason.train.cli import run as train_run
 
         targets = self.runner.path("targets")
+        # One frame cache for every variant: their frozen encoders are the same packaged weights, so
+        # each clip is encoded once per encoder in the whole demo, not once per epoch and variant.
+        cache = self.runner.path("feature_cache").resolve()
         overrides = [f"data.train_manifest={(targets / f'train_{variant.style}.jsonl').resolve()}",
-                     f"model.labels=[{','.join(self.plan.emotions)}]", *variant.overrides(), *self.plan.overrides]
+                     f"model.labels=[{','.join(self.plan.emotions)}]", f"train.feature_cache_dir={cache}",
+                     *variant.overrides(), *self.plan.overrides]
         from emoreason.config import load_config, to_dict
 
         # the resolved config (not the file text): editing a comment must not retrain
         resolved = to_dict(load_config(self.config, overrides))
         resolved["data"]["train_manifest"] = f"train_{variant.style}.jsonl"  # the out dir may move
+        resolved["train"]["feature_cache_dir"] = "feature_cache"
         params = {"targets": self.runner.digest("targets"), "variant": variant.name, "config": resolved}
         name = f"runs/{variant.name}"
 

@@ -18,6 +18,7 @@ from torch import nn
 
 from emoreason.model.adapter import FrameAdapter, FusionAdapter
 from emoreason.model.encoders import FRAMES_PER_WINDOW, fit_frames
+from emoreason.model.frame_cache import FrameCache
 
 CONFIG_FILE = "config.yaml"
 TRAINABLE_FILE = "trainable.safetensors"
@@ -64,6 +65,8 @@ class AudioLLM(nn.Module):
         self.audio_token_id = audio_token_id
         self.model_config = model_config
         self.fusion: str = model_config.fusion
+        self.frame_cache: FrameCache | None = None
+        """When set (:meth:`use_frame_cache`), frozen encoders' frames come from this cache."""
 
     # ------------------------------------------------------------------ structure
     def _trainable_encoders(self) -> dict[str, nn.Module]:
@@ -119,15 +122,28 @@ class AudioLLM(nn.Module):
             if hasattr(inner, "activation_checkpointing_enable"):
                 inner.activation_checkpointing_enable(**kwargs)
 
+    def use_frame_cache(self, cache: FrameCache | None) -> list[str]:
+        """Serve the frozen encoders' frames from ``cache`` (None: stop). Trainable encoders always
+        run. Returns the names of the encoders the cache now serves."""
+        self.frame_cache = cache
+        if cache is None:
+            return []
+        trainable = self._trainable_encoders()
+        return [n for n in ("speech_encoder", "emotion_encoder") if getattr(self, n) is not None and n not in trainable]
+
     @property
     def device(self) -> torch.device:
         return self.llm.get_input_embeddings().weight.device
 
     # ------------------------------------------------------------------ audio -> tokens
-    def _encode(self, encoder: nn.Module, features: torch.Tensor, mask: torch.Tensor | None, k: int
+    def _encode(self, name: str, features: torch.Tensor, mask: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """features -> frames (B, T, d), T a multiple of k, and frame mask (B, T) or None."""
-        frames, frame_mask = encoder(features, mask)
+        """features -> frames (B, T, d) of encoder ``name``, and frame mask (B, T) or None."""
+        encoder = getattr(self, name)
+        if self.frame_cache is not None and name not in self._trainable_encoders():
+            frames, frame_mask = self.frame_cache.encode(encoder, features, mask)
+        else:
+            frames, frame_mask = encoder(features, mask)
         if frame_mask is None:  # fixed 30 s window: exactly 1500 frames
             frames = fit_frames(frames, FRAMES_PER_WINDOW)
         return frames, frame_mask
@@ -151,14 +167,14 @@ class AudioLLM(nn.Module):
         are what fills its placeholders."""
         mc = self.model_config
         ks = FRAMES_PER_WINDOW // mc.speech_encoder.num_tokens
-        s_frames, s_mask = self._encode(self.speech_encoder, speech_features, speech_attention_mask, ks)
+        s_frames, s_mask = self._encode("speech_encoder", speech_features, speech_attention_mask)
         if self.fusion == "none":
             tokens = self.speech_adapter(s_frames)
             return tokens, self._token_mask(tokens, s_mask, ks)
         if emotion_features is None:
             raise ValueError(f"fusion {self.fusion!r} needs emotion_features (the processor makes them)")
         ke = FRAMES_PER_WINDOW // mc.emotion_encoder.num_tokens
-        e_frames, e_mask = self._encode(self.emotion_encoder, emotion_features, emotion_attention_mask, ke)
+        e_frames, e_mask = self._encode("emotion_encoder", emotion_features, emotion_attention_mask)
         if self.fusion == "feature":
             tokens = self.fusion_adapter(s_frames, e_frames)
             return tokens, self._token_mask(tokens, s_mask, ks)

@@ -25,6 +25,7 @@ from torch import nn
 
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
+from emoreason.hardware import auto_mixed_precision
 from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint, set_rng_state
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_optimizer, lr_lambda
@@ -37,10 +38,11 @@ _NOT_MODEL_INPUTS = ("labels", "tasks", "ids")
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``bf16`` on a GPU that supports it, else ``no`` (fp32); others pass through."""
+    """``auto`` -> ``bf16`` on a GPU that supports it or a CPU with native bf16, else ``no`` (fp32)
+    (see :func:`emoreason.hardware.auto_mixed_precision`); others pass through."""
     if precision != "auto":
         return precision
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
+    return auto_mixed_precision()
 
 
 def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -159,6 +161,14 @@ class Trainer:
             if not hasattr(model, "gradient_checkpointing_enable"):
                 raise UserError("train.gradient_checkpointing: this model has no gradient_checkpointing_enable()")
             model.gradient_checkpointing_enable()  # LLM + trainable encoders, non-reentrant
+
+        self.frame_cache = None
+        if train.feature_cache and hasattr(model, "use_frame_cache"):
+            from emoreason.model.frame_cache import FrameCache
+
+            cache = FrameCache(train.feature_cache_dir, train.feature_cache_memory_mb)
+            self.cached_encoders = model.use_frame_cache(cache)
+            self.frame_cache = cache if self.cached_encoders else None
 
         self._check_backend(phases)
         optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay, train.group_lr)
@@ -393,6 +403,9 @@ class Trainer:
                 epoch, cursor = epoch + 1, 0
             self._save(step, epoch, cursor)
         bar.close()
+        if self.frame_cache is not None and self.acc.is_main_process:
+            log.info("frozen-encoder frames (%s): %d clips encoded, %d reused from the cache",
+                     ", ".join(self.cached_encoders), self.frame_cache.misses, self.frame_cache.hits)
         return results
 
     # ------------------------------------------------------------------------------------------
