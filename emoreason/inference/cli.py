@@ -39,6 +39,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-new-tokens", type=int, default=128, help="explanation length in tokens; 0 = label and scores only (default: 128)")
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help=f"refuse longer files (default: {MAX_SECONDS:.0f})")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="weights dtype at inference; auto: bf16 on a CPU with native bf16 (AVX512-BF16 / AMX), "
+                   "else as the model was trained (default: auto)")
     p.set_defaults(func=run)
 
 
@@ -87,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         if not files:
             return 0
         out_file = open(args.out, "a", encoding="utf-8")
-    engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds)
+    engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
     failed = 0
     # The bar counts files (windows of long files finish at different times); tqdm hides itself
     # when stderr is not a terminal.

@@ -86,6 +86,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                   help="weights dtype at inference; auto: bf16 on a CPU with native bf16 (AVX512-BF16 / AMX), "
+                   "else as the model was trained (default: auto)")
     p.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass for long uploads (default: 4)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="default explanation length; a request may override it (default: 128)")
     p.add_argument("--max-seconds", type=float, default=SERVER_MAX_SECONDS, help=f"refuse longer clips (default: {SERVER_MAX_SECONDS:.0f})")
@@ -98,7 +101,7 @@ def run(args: argparse.Namespace) -> int:
 
     from emoreason.inference.engine import Engine
 
-    engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds)
+    engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
     app = create_app(engine, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
                      max_upload_bytes=args.max_upload_mb * 1024 * 1024)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")

@@ -1,0 +1,66 @@
+"""``auto`` precision: bf16 only where the CPU multiplies bf16 in hardware; the engine's dtype."""
+import numpy as np
+import pytest
+import torch
+
+from emoreason import hardware
+from emoreason.errors import UserError
+from emoreason.inference.engine import Engine
+from emoreason.testing.tiny import save_tiny_run
+from emoreason.train.loop import resolve_precision
+
+
+@pytest.fixture
+def cpuinfo(tmp_path, monkeypatch):
+    """Point the detection at a fake /proc/cpuinfo with the given flags."""
+    def use(flags: str):
+        fake = tmp_path / "cpuinfo"
+        fake.write_text(f"processor\t: 0\nmodel name\t: test\nflags\t\t: fpu sse2 avx2 {flags}\n\n")
+        real = hardware.Path
+
+        monkeypatch.setattr(hardware, "Path", lambda p: fake if p == "/proc/cpuinfo" else real(p))
+        monkeypatch.delenv("EMOREASON_CPU_BF16", raising=False)
+        hardware.cpu_has_native_bf16.cache_clear()
+
+    yield use
+    hardware.cpu_has_native_bf16.cache_clear()
+
+
+@pytest.mark.parametrize("flags, native", [("avx512f avx512_bf16", True), ("amx_tile amx_bf16", True),
+                                           ("avx512f avx512bw", False), ("", False)])
+def test_native_bf16_detection(cpuinfo, monkeypatch, flags, native):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpuinfo(flags)
+    assert hardware.cpu_has_native_bf16() is native
+    assert resolve_precision("auto") == ("bf16" if native else "no")
+    assert resolve_precision("no") == "no" and resolve_precision("bf16") == "bf16"
+
+
+def test_environment_overrides_detection(cpuinfo, monkeypatch):
+    cpuinfo("avx512_bf16")
+    monkeypatch.setenv("EMOREASON_CPU_BF16", "0")
+    hardware.cpu_has_native_bf16.cache_clear()
+    assert hardware.cpu_has_native_bf16() is False
+    monkeypatch.setenv("EMOREASON_CPU_BF16", "1")
+    hardware.cpu_has_native_bf16.cache_clear()
+    assert hardware.cpu_has_native_bf16() is True
+
+
+def test_engine_dtypes(tmp_path, monkeypatch):
+    run = save_tiny_run(tmp_path / "run")
+    monkeypatch.setenv("EMOREASON_CPU_BF16", "0")
+    hardware.cpu_has_native_bf16.cache_clear()
+    fp32 = Engine.load(run)  # auto without native bf16: as trained
+    assert next(fp32.model.llm.parameters()).dtype == torch.float32
+    bf16 = Engine.load(run, dtype="bfloat16")
+    assert {p.dtype for p in bf16.model.parameters()} == {torch.bfloat16}
+    monkeypatch.setenv("EMOREASON_CPU_BF16", "1")
+    hardware.cpu_has_native_bf16.cache_clear()
+    assert next(Engine.load(run).model.parameters()).dtype == torch.bfloat16  # auto with native bf16
+    hardware.cpu_has_native_bf16.cache_clear()
+    wave = (0.1 * np.sin(np.arange(32000) / 20)).astype(np.float32)
+    a, b = fp32.analyze([("clip", wave)], max_new_tokens=4)[0], bf16.analyze([("clip", wave)], max_new_tokens=4)[0]
+    assert sum(b.scores.values()) == pytest.approx(1.0)
+    assert b.scores == pytest.approx(a.scores, abs=0.05)  # bf16 rounding, same model
+    with pytest.raises(UserError, match="unknown dtype"):
+        Engine.load(run, dtype="int8")
