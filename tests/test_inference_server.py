@@ -109,3 +109,42 @@ def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragme
 def test_missing_file_field_is_422(base_url):
     r = httpx.post(f"{base_url}/analyze", data={"task": "emotion"})
     assert r.status_code == 422
+
+
+def test_analyze_cli_through_the_server(base_url, tmp_path, capsys):
+    """`emoreason analyze --server URL`: the same JSON as the engine, bad files as one line each."""
+    import json
+
+    from emoreason.cli import main
+
+    good, junk = tmp_path / "good.wav", tmp_path / "junk.wav"
+    good.write_bytes(_wav(1.5))
+    junk.write_bytes(b"RIFF not a wave" * 3)
+    out = tmp_path / "results.jsonl"
+    code = main(["analyze", "--server", base_url, str(good), str(junk), str(tmp_path / "missing.wav"),
+                 "--json", "--max-new-tokens", "4", "--out", str(out), "--prompt", "How does the speaker feel?"])
+    assert code == 1
+    rows = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in rows] == [str(good), str(junk), str(tmp_path / "missing.wav")]
+    assert rows[0]["label"] in rows[0]["scores"] and sum(rows[0]["scores"].values()) == pytest.approx(1.0)
+    assert rows[1]["error"].startswith(str(junk)) and "\n" not in rows[1]["error"]
+    assert "no such file" in rows[2]["error"]
+    direct = httpx.post(f"{base_url}/analyze", files={"file": ("good.wav", good.read_bytes())},
+                        data={"max_new_tokens": "4", "prompt": "How does the speaker feel?"}).json()
+    assert rows[0]["scores"] == pytest.approx(direct["scores"]) and rows[0]["explanation"] == direct["explanation"]
+    # resumable: the finished file is skipped, only the failed ones are tried again
+    assert main(["analyze", "--server", base_url, str(good), "--json", "--out", str(out)]) == 0
+    assert len(out.read_text().splitlines()) == 3
+
+
+def test_analyze_cli_with_a_dead_server_says_so_in_one_line(tmp_path, capsys):
+    from emoreason.cli import main
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(_wav(1.0))
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["analyze", "--server", f"http://127.0.0.1:{port}", str(clip)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "cannot reach the emoreason server" in err[0] and "emoreason serve" in err[0]

@@ -247,8 +247,9 @@ class AudioProcessor:
         (directory / PROCESSOR_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
     @classmethod
-    def from_pretrained(cls, directory: str | Path) -> "AudioProcessor":
-        """Inverse of :meth:`save_pretrained` (local files only)."""
+    def from_pretrained(cls, directory: str | Path, tokenizer: Any = None) -> "AudioProcessor":
+        """Inverse of :meth:`save_pretrained` (local files only); ``tokenizer``: use this one
+        instead of loading the saved copy (the caller already has the same tokenizer)."""
         from transformers import AutoTokenizer
 
         directory = Path(directory)
@@ -256,6 +257,7 @@ class AudioProcessor:
         if not path.is_file():
             raise FileNotFoundError(f"{path}: no processor config (was processor.save_pretrained run?)")
         config = json.loads(path.read_text())
-        tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+        if tokenizer is None:
+            tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
         emotion = FeatureSpec(**config["emotion"]) if config["emotion"] else None
         return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"], config.get("system_prompt"))

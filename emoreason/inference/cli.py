@@ -2,6 +2,11 @@
 
     emoreason analyze --model runs/x a.wav b.mp3 --json > results.jsonl
     emoreason analyze --model runs/x *.wav --out results.jsonl     # resumable: skips files already there
+    emoreason analyze --server http://127.0.0.1:8000 a.wav          # ask a running `emoreason serve`
+
+Loading torch, transformers and the model costs a few seconds per command; ``--server`` sends the
+files to a running ``emoreason serve`` instead (model loaded once), so a short clip comes back in
+about the time of its analysis.
 
 A bad file (unreadable, empty, not audio, NaN samples, too long) gets one line on stderr and the
 exit code becomes 1; the other files are still analysed.
@@ -12,7 +17,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Iterator, TextIO
 
 from emoreason.audio import MAX_SECONDS
 
@@ -27,7 +32,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "acoustic cues; files longer than 30 s are analysed per 30 s window (segments) plus overall.",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any sample rate / channel count soundfile reads)")
-    p.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
+    source.add_argument("--server", metavar="URL", help="instead of loading a model, send each file to a running "
+                        "`emoreason serve` at URL (e.g. http://127.0.0.1:8000); --batch-size/--device/--dtype are the server's")
     p.add_argument("--task", choices=["emotion", "sentiment"], default="emotion",
                    help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral (default: emotion)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON lines) instead of a readable "
@@ -76,8 +84,6 @@ def format_summary(result: dict[str, Any], top: int = 3) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from emoreason.inference.engine import Engine
-
     files = list(args.files)
     out_file: TextIO | None = None
     if args.out:
@@ -90,25 +96,68 @@ def run(args: argparse.Namespace) -> int:
         if not files:
             return 0
         out_file = open(args.out, "a", encoding="utf-8")
-    engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
+    if args.server:
+        results = _remote_results(args, files)
+    else:
+        from emoreason.inference.engine import Engine
+
+        engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
+        results = (r.to_dict() for r in engine.iter_analyze(files, task=args.task, prompt=args.prompt,
+                                                            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
     failed = 0
     # The bar counts files (windows of long files finish at different times); tqdm hides itself
     # when stderr is not a terminal.
     with tqdm(total=len(files), unit="file", disable=None, file=sys.stderr, leave=False) as bar:
-        for result in engine.iter_analyze(files, task=args.task, prompt=args.prompt, batch_size=args.batch_size,
-                                          max_new_tokens=args.max_new_tokens):
-            bar.update(1)
-            row = result.to_dict()
-            if not result.ok:
-                failed += 1
-                tqdm.write(f"emoreason: error: {result.error}", file=sys.stderr)
-            if args.json:  # errors too: one object per input file, {"file", "error"}
-                print(json.dumps(row, ensure_ascii=False), flush=True)
-            elif result.ok:
-                tqdm.write(format_summary(row), file=sys.stdout)
+        try:
+            for row in results:
+                bar.update(1)
+                if "error" in row:
+                    failed += 1
+                    tqdm.write(f"emoreason: error: {row['error']}", file=sys.stderr)
+                if args.json:  # errors too: one object per input file, {"file", "error"}
+                    print(json.dumps(row, ensure_ascii=False), flush=True)
+                elif "error" not in row:
+                    tqdm.write(format_summary(row), file=sys.stdout)
+                if out_file is not None:
+                    out_file.write(json.dumps(row, ensure_ascii=False) + "\n")
+                    out_file.flush()
+        finally:  # a dead server mid-run: what finished is already in --out
             if out_file is not None:
-                out_file.write(json.dumps(row, ensure_ascii=False) + "\n")
-                out_file.flush()
-    if out_file is not None:
-        out_file.close()
+                out_file.close()
     return 1 if failed else 0
+
+
+def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict[str, Any]]:
+    """POST each file to ``{args.server}/analyze``; yield result dicts (``{"file", "error"}`` for a
+    file the server refused). An unreachable or misbehaving server raises UserError (one line)."""
+    import httpx
+
+    from emoreason.errors import UserError
+
+    url = args.server.rstrip("/") + "/analyze"
+    form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or ""}
+    with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client:  # long clips take long: no read timeout
+        for name in files:
+            path = Path(name)
+            if not path.is_file():
+                yield {"file": name, "error": f"{name}: no such file"}
+                continue
+            try:
+                with path.open("rb") as fh:
+                    response = client.post(url, data=form, files={"file": (path.name, fh)})
+            except httpx.HTTPError as e:
+                raise UserError(f"cannot reach the emoreason server at {args.server} ({type(e).__name__}: {e}); "
+                                "is `emoreason serve` running?") from None
+            try:
+                body = response.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise UserError(f"{url} answered HTTP {response.status_code} with no JSON object: not an emoreason server?")
+            if response.status_code == 200 and "label" in body:
+                yield {**body, "file": name}
+            elif response.status_code in (400, 413) and "error" in body:
+                message = str(body["error"]).replace(path.name, name, 1)
+                yield {"file": name, "error": message if name in message else f"{name}: {message}"}
+            else:
+                raise UserError(f"{url} answered HTTP {response.status_code}: {str(body)[:200]}")

@@ -4,7 +4,7 @@
     curl -F file=@clip.wav -F task=emotion http://127.0.0.1:8000/analyze
 
 Endpoints:
-- ``POST /analyze``: multipart ``file`` (+ optional form fields ``task``, ``max_new_tokens``) ->
+- ``POST /analyze``: multipart ``file`` (+ optional form fields ``task``, ``max_new_tokens``, ``prompt``) ->
   the analysis JSON (``emoreason.inference.results``); 400 ``{"error": "..."}`` (one line) for bad
   audio or a bad field, 413 for an upload over the size limit.
 - ``GET /health``: ``{"status": "ok", "model", "tasks": {task: [labels]}}``.
@@ -52,6 +52,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
         file: UploadFile = File(..., description="an audio file (wav, flac, ogg, mp3, ...)"),
         task: str = Form("emotion"),
         max_new_tokens: int = Form(max_new_tokens),
+        prompt: str = Form(""),
     ) -> Any:
         name = file.filename or "upload"
         if task not in TASKS:
@@ -64,7 +65,8 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
         if not data:
             return error(400, f"{name}: file is empty (0 bytes)")
         try:
-            [result] = engine.analyze([(name, data)], task=task, batch_size=batch_size, max_new_tokens=max_new_tokens)
+            [result] = engine.analyze([(name, data)], task=task, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                      prompt=prompt or None)
         except UserError as e:
             return error(400, str(e))
         if not result.ok:

@@ -105,7 +105,10 @@ def _load_whisper_encoder(path: str) -> nn.Module:
     from safetensors.torch import load_file
 
     config = WhisperConfig.from_pretrained(path)
-    encoder = WhisperEncoder._from_config(config, attn_implementation="sdpa")
+    # Built on the meta device: every weight comes from the file (assign=True below), so the
+    # random initialisation a normal build runs (~0.1 s per encoder) would be thrown away.
+    with torch.device("meta"):
+        encoder = WhisperEncoder._from_config(config, attn_implementation="sdpa")
     state: dict[str, torch.Tensor] = {}
     for f in files:
         for key, value in load_file(str(f)).items():
@@ -118,7 +121,10 @@ def _load_whisper_encoder(path: str) -> nn.Module:
     missing = [k for k in own if k not in state]
     if missing:
         raise ConfigError(f"{path}: Whisper checkpoint lacks encoder weights, e.g. {missing[:3]}")
-    encoder.load_state_dict(state)
+    encoder.load_state_dict(state, assign=True)
+    left = [n for n, t in [*encoder.named_parameters(), *encoder.named_buffers()] if t.is_meta]
+    if left:  # a buffer outside the state dict: cannot come from the file
+        raise ConfigError(f"{path}: Whisper encoder tensors not in the checkpoint: {left[:3]}")
     return encoder
 
 
@@ -346,8 +352,9 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None = N
     cfg = from_dict(ModelConfig, yaml.safe_load(cfg_path.read_text()), prefix="model")
     model, processor = build_model(cfg)
     if (directory / "processor_config.json").is_file():
-        processor = AudioProcessor.from_pretrained(directory)
-        model.tokenizer = processor.tokenizer
+        # The saved tokenizer is the one build_model just made (base tokenizer + audio tokens):
+        # reuse it rather than parse tokenizer.json a second time (~0.2 s for SmolLM2).
+        processor = AudioProcessor.from_pretrained(directory, tokenizer=model.tokenizer)
     if device is not None:
         model.to(device)
     for name in (RANDOM_BASE_FILE, TRAINABLE_FILE):
