@@ -105,15 +105,20 @@ def test_torn_file_is_recomputed_and_memory_is_bounded(tmp_path):
     assert cache.hits == 6 and torch.equal(tokens, ref)
 
 
-def test_autocast_frames_are_kept_apart_from_fp32_frames():
+def test_frames_are_computed_outside_autocast():
     model, processor = _model(dynamic_length=True)
     batch = _batch(processor)
     cache = FrameCache()
     model.use_frame_cache(cache)
-    _tokens(model, batch)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         _tokens(model, batch)
-    assert cache.misses == 12 and cache.hits == 0
+    assert all(f.dtype == torch.float32 for f in cache._memory.values())  # not bf16-rounded
+    _tokens(model, batch)  # the same frames serve fp32 and autocast runs
+    assert cache.misses == 6 and cache.hits == 6
+    plain = FrameCache()
+    model.use_frame_cache(plain)
+    _tokens(model, batch)
+    assert all(torch.equal(a, b) for a, b in zip(cache._memory.values(), plain._memory.values()))
 
 
 def test_trainable_encoder_always_runs():

@@ -1,8 +1,9 @@
 """Reuse a frozen encoder's output frames instead of recomputing them every epoch.
 
 A frozen encoder in eval mode is a pure function of its input features, so its frames for a clip
-can be computed once and looked up afterwards. Entries are content-addressed: the key hashes the
-encoder's weights (a cheap fingerprint), the autocast state and the clip's own valid features, so
+can be computed once and looked up afterwards, at the encoder's own precision (autocast off: it is
+once per clip). Entries are content-addressed: the key hashes the encoder's weights (a cheap
+fingerprint) and the clip's own valid features, so
 no clip ids have to be threaded through the data pipeline, and two runs with the same frozen
 encoder (the demo's variants) can share one directory.
 
@@ -37,14 +38,6 @@ def encoder_fingerprint(encoder: nn.Module) -> str:
             stats = torch.stack([t.sum(), t.square().sum()]).cpu().tolist()
             h.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}{stats[0]:.9e}{stats[1]:.9e}".encode())
     return h.hexdigest()
-
-
-def _autocast_tag(device: torch.device) -> str:
-    """Frames computed under autocast differ from fp32 ones: the key says which they are."""
-    kind = device.type
-    if torch.is_autocast_enabled(kind):
-        return f"autocast-{torch.get_autocast_dtype(kind)}"
-    return "plain"
 
 
 class FrameCache:
@@ -121,7 +114,7 @@ class FrameCache:
         Returns frames (B, T, d) and frame_mask (B, T) bool (None when mask is None).
         """
         device = features.device
-        prefix = f"{self._fingerprint(encoder)}|{_autocast_tag(device)}|"
+        prefix = f"{self._fingerprint(encoder)}|"
         lengths = [features.shape[-1]] * features.shape[0] if mask is None else mask.sum(-1).long().tolist()
         rows: list[torch.Tensor] = []
         for i, length in enumerate(lengths):
@@ -134,7 +127,10 @@ class FrameCache:
             if frames is None:
                 self.misses += 1
                 clip_mask = None if mask is None else mask[i : i + 1, :length]
-                out, out_mask = encoder(clip, clip_mask)
+                # Outside autocast: once per clip, full precision costs little, and one entry then
+                # serves fp32 and autocast runs alike.
+                with torch.autocast(device.type, enabled=False):
+                    out, out_mask = encoder(clip, clip_mask)
                 if out_mask is not None:
                     out = out[:, : int(out_mask[0].sum())]
                 frames = out[0]
