@@ -133,6 +133,10 @@ class DataConfig:
     max_audio_seconds: float = 30.0
     max_target_tokens: int = 256
     num_workers: int = 0
+    skip_flagged_targets: bool = True
+    """Leave out rows whose teacher target failed its checks after every retry
+    (``meta.teacher_check.ok == false``, written by ``emoreason data teach``): a target that
+    contradicts the gold label or quotes words never said would teach exactly that."""
 
 
 @dataclass

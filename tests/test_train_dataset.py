@@ -91,3 +91,23 @@ def test_collator_calls_processor_and_keeps_tasks(corpus):
     assert batch["input_ids"].shape[0] == 3 and batch["labels"].shape == batch["input_ids"].shape
     assert batch["tasks"] == [ds.examples[i].task for i in range(3)]
     assert batch["ids"] == [ds.examples[i].id for i in range(3)]
+
+
+def test_rows_whose_teacher_target_failed_its_checks_are_left_out(corpus, tmp_path):
+    rows = [json.loads(l) for l in corpus.read_text().splitlines()]
+    for r in rows:
+        r["audio"] = str(corpus.parent / r["audio"])
+    train = [r for r in rows if r["split"] == "train"]
+    train[0]["meta"] = {"teacher_check": {"ok": False, "problems": ["label contradicts gold"]}}
+    train[1]["meta"] = {"teacher_check": {"ok": True, "problems": []}}
+    flagged = tmp_path / "flagged.jsonl"
+    flagged.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    ds = ManifestDataset(flagged, GROUPS)
+    assert len(ds) == 15 and ds.skipped_flagged == 1
+    assert train[0]["id"] not in {e.id for e in ds.examples} and train[1]["id"] in {e.id for e in ds.examples}
+    kept = ManifestDataset(flagged, GROUPS, skip_flagged_targets=False)
+    assert len(kept) == 16 and kept.skipped_flagged == 0
+    only = tmp_path / "only.jsonl"
+    only.write_text(json.dumps(train[0]) + "\n")
+    with pytest.raises(UserError, match="1 left out because their teacher target failed"):
+        ManifestDataset(only, GROUPS)

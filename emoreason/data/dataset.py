@@ -75,13 +75,20 @@ class ManifestDataset:
         task_groups: dict[str, list[str]],
         split: str | None = "train",
         max_audio_seconds: float = 30.0,
+        skip_flagged_targets: bool = True,
     ) -> None:
         self.manifest = Path(manifest)
         self.max_samples = int(max_audio_seconds * SAMPLE_RATE)
         groups = task_to_group(task_groups)
         self.examples: list[Example] = []
+        self.skipped_flagged = 0
+        """Rows left out because their teacher target failed its checks (``skip_flagged_targets``)."""
         for lineno, row in iter_manifest(self.manifest):
             if split is not None and row.split != split:
+                continue
+            check = row.meta.get("teacher_check") if isinstance(row.meta, dict) else None
+            if skip_flagged_targets and isinstance(check, dict) and check.get("ok") is False:
+                self.skipped_flagged += 1
                 continue
             if row.task not in groups:
                 raise ManifestError(
@@ -97,7 +104,9 @@ class ManifestDataset:
             )
         if not self.examples:
             where = f" with split {split!r}" if split is not None else ""
-            raise UserError(f"{self.manifest}: no rows{where}")
+            flagged = (f" ({self.skipped_flagged} left out because their teacher target failed its checks; "
+                       "data.skip_flagged_targets=false keeps them)") if self.skipped_flagged else ""
+            raise UserError(f"{self.manifest}: no rows{where}{flagged}")
 
     def __len__(self) -> int:
         return len(self.examples)

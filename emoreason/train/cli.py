@@ -6,6 +6,7 @@ one GPU, or many processes under ``accelerate launch`` / ``torchrun``.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +111,11 @@ def run(args: argparse.Namespace) -> int:
     from emoreason.train.loop import Trainer
 
     manifest = resolve_manifest(cfg.data.train_manifest, args.cache_dir)
-    dataset = ManifestDataset(manifest, cfg.data.task_groups, cfg.data.train_split, cfg.data.max_audio_seconds)
+    dataset = ManifestDataset(manifest, cfg.data.task_groups, cfg.data.train_split, cfg.data.max_audio_seconds,
+                              skip_flagged_targets=cfg.data.skip_flagged_targets)
+    if dataset.skipped_flagged:
+        print(f"emoreason train: left out {dataset.skipped_flagged} row(s) whose teacher target failed its checks "
+              "(meta.teacher_check; data.skip_flagged_targets=false keeps them)", file=sys.stderr)
     model, processor = build_model(cfg.model)
     trainer = Trainer(model, dataset, Collator(processor, cfg.data.max_target_tokens), phases, cfg.train, run_dir, processor=processor,
                       num_workers=cfg.data.num_workers)
