@@ -91,6 +91,10 @@ def test_user_errors_are_one_line(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 2 and all(line.startswith("emoreason: error: ") for line in err)
     assert "manifest not found" in err[0] and "OpenAI-compatible base URL" in err[1]
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["data", "teach", "--manifest", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "o.jsonl")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].endswith("the manifest has no rows to teach")
 
 
 def test_plain_words_point_to_the_delivery_instead_of_a_made_up_reading():

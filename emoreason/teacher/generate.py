@@ -267,6 +267,8 @@ async def teach_async(
     if out.exists() and out.resolve() == manifest.resolve():
         raise UserError(f"--out {out} is the input manifest: write the targets to a new file")
     rows = read_manifest(manifest)
+    if not rows:
+        raise UserError(f"{manifest}: the manifest has no rows to teach")
     if limit is not None:
         rows = rows[:limit]
     seen: set[str] = set()
