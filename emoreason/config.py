@@ -168,7 +168,7 @@ class TrainConfig:
     grad_accum: int = 1
     max_grad_norm: float = 1.0
     precision: str = "auto"
-    """``auto`` (bf16 on a bf16-capable GPU, else fp32) | ``no`` | ``bf16`` | ``fp16``."""
+    """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
     seed: int = 0
     save_every_steps: int = 0

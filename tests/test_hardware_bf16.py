@@ -1,4 +1,4 @@
-"""Native-bf16 CPU detection, training's ``auto`` precision (fp32 on CPUs) and the engine's ``auto`` dtype."""
+"""``auto`` precision and the engine's ``auto`` dtype: bf16 only where the CPU multiplies bf16 in hardware."""
 import numpy as np
 import pytest
 import torch
@@ -32,7 +32,7 @@ def test_native_bf16_detection(cpuinfo, monkeypatch, flags, native):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     cpuinfo(flags)
     assert hardware.cpu_has_native_bf16() is native
-    assert resolve_precision("auto") == "no"  # CPU training opts in to bf16 (accuracy, docs/training.md)
+    assert resolve_precision("auto") == ("bf16" if native else "no")
     assert resolve_precision("no") == "no" and resolve_precision("bf16") == "bf16"
 
 

@@ -38,7 +38,7 @@ _NOT_MODEL_INPUTS = ("labels", "tasks", "ids")
 
 
 def resolve_precision(precision: str) -> str:
-    """``auto`` -> ``bf16`` on a GPU that supports it, else ``no`` (fp32)
+    """``auto`` -> ``bf16`` on a GPU that supports it or a CPU with native bf16, else ``no`` (fp32)
     (:func:`emoreason.hardware.auto_mixed_precision`); others pass through."""
     if precision != "auto":
         return precision
