@@ -84,3 +84,21 @@ def test_resume_flag_requires_a_checkpoint(tmp_path, capsys):
     assert "--resume: no checkpoint in" in capsys.readouterr().err
     assert main(["train", "--config", TINY, "--out", str(tmp_path / "r"), "--resume", str(tmp_path)]) == 1
     assert "not a complete checkpoint directory" in capsys.readouterr().err
+
+
+def test_train_seed_reproduces_a_run_whatever_used_the_rng_before(tmp_path):
+    """The adapters are initialised while the model is built: two runs with the same train.seed are
+    identical even when something else drew random numbers before one of them."""
+    import torch
+    from safetensors.torch import load_file
+
+    losses, weights = [], []
+    for i in range(2):
+        torch.rand(1000 * (i + 1))  # a different RNG history before each run
+        out = tmp_path / f"r{i}"
+        assert main(["train", "--config", TINY, "--out", str(out), "--cache-dir", str(tmp_path / "c"), *SMALL]) == 0
+        losses.append([json.loads(l)["loss"] for l in (out / "metrics.jsonl").read_text().splitlines()])
+        weights.append(load_file(str(out / "final" / "trainable.safetensors")))
+    assert losses[0] == losses[1]
+    assert weights[0].keys() == weights[1].keys()
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])

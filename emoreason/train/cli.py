@@ -116,6 +116,12 @@ def run(args: argparse.Namespace) -> int:
     if dataset.skipped_flagged:
         print(f"emoreason train: left out {dataset.skipped_flagged} row(s) whose teacher target failed its checks "
               "(meta.teacher_check; data.skip_flagged_targets=false keeps them)", file=sys.stderr)
+    from accelerate.utils import set_seed
+
+    # The adapters (and any init: random part) are initialised while the model is built: seed
+    # first, or their start depends on whatever used the RNG before (an earlier demo variant,
+    # a test) and train.seed would not reproduce a run.
+    set_seed(cfg.train.seed)
     model, processor = build_model(cfg.model)
     trainer = Trainer(model, dataset, Collator(processor, cfg.data.max_target_tokens), phases, cfg.train, run_dir, processor=processor,
                       num_workers=cfg.data.num_workers)
