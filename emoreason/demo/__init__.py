@@ -20,8 +20,8 @@ and everything after it):
   4. evaluate on held-out speakers with the offline judge (accuracy, per-class, quotes, confusion)
   5. write OUT/report.html + OUT/report.md and analyse one held-out clip with the inference engine
 
-Budget: the full demo trains 3 variants x 78 steps (about 15 min on 2 idle cores, 28 min on a busy
-shared machine); --quick trains 2 x 22 steps (about 3 min; what CI runs). See docs/demo.md."""
+Budget: the full demo trains 3 variants x 130 steps (about 11 min on 2 idle cores with native bf16;
+fp32 CPUs take longer); --quick trains 2 x 22 steps (about 1.5 min; what CI runs). See docs/demo.md."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
