@@ -64,7 +64,7 @@ def main() -> int:
     results: dict[str, dict[str, list[float]]] = {}
     precisions = ["fp32", "bf16"]
     for precision in precisions:
-        times: dict[str, list[float]] = {"encoders": [], "encoders (cache hit)": [], "forward": [], "backward": []}
+        times: dict[str, list[float]] = {"encoders": [], "encoders (cache hit)": [], "forward (encoders + LLM)": [], "backward": []}
         cache = FrameCache()
         for batch in batches:
             inputs = {k: v for k, v in batch.items() if k not in ("labels", "tasks", "ids")}
@@ -87,7 +87,7 @@ def main() -> int:
                 tic = time.perf_counter()
                 logits = model(**inputs, logits_to_keep=labels.shape[1] - start).logits
                 sums, _ = token_losses(logits.float(), labels[:, start:])
-                times["forward"].append(time.perf_counter() - tic)
+                times["forward (encoders + LLM)"].append(time.perf_counter() - tic)
             tic = time.perf_counter()
             sums.sum().backward()
             times["backward"].append(time.perf_counter() - tic)
@@ -101,7 +101,7 @@ def main() -> int:
     for part in results["fp32"]:
         cells = [f"{statistics.median(results[p][part]):.3f} s" for p in precisions]
         print(f"| {part} | " + " | ".join(cells) + " |")
-    step = {p: statistics.median(results[p]["forward"]) + statistics.median(results[p]["backward"]) for p in precisions}
+    step = {p: statistics.median(results[p]["forward (encoders + LLM)"]) + statistics.median(results[p]["backward"]) for p in precisions}
     print(f"\nforward + backward: fp32 {step['fp32']:.2f} s, bf16 {step['bf16']:.2f} s -> {step['fp32'] / step['bf16']:.2f}x")
     return 0
 
