@@ -178,9 +178,11 @@ class TrainConfig:
     max_steps: int = 0
     """0: no limit (smoke tests set a few)."""
     tensorboard: bool = False
-    feature_cache: bool = True
+    feature_cache: bool = False
     """Compute each clip's frames once per frozen encoder and reuse them in later epochs and phases
-    (``emoreason.model.frame_cache``); trainable encoders always run."""
+    (``emoreason.model.frame_cache``); trainable encoders always run. Pays off when the frames fit
+    in ``feature_cache_memory_mb`` or on disk (the CPU configs turn it on); a paper-scale corpus of
+    30 s Whisper-large frames (~4 MB per clip) needs ``feature_cache_dir`` on a large disk."""
     feature_cache_dir: str | None = None
     """Also keep those frames on disk here, shared by runs with the same frozen encoders (the demo
     gives its variants one); None: in memory only."""

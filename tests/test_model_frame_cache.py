@@ -100,9 +100,20 @@ def test_torn_file_is_recomputed_and_memory_is_bounded(tmp_path):
     model.use_frame_cache(cache)
     tokens, _ = _tokens(model, batch)
     assert cache.misses == 6 and torch.equal(tokens, ref)
-    assert len(cache._memory) == 1
+    assert len(cache._memory) == 1 and cache.evicted == 5
     tokens, _ = _tokens(model, batch)  # evicted from memory, read back from the rewritten files
     assert cache.hits == 6 and torch.equal(tokens, ref)
+
+
+def test_a_full_memory_cache_without_a_directory_warns_once(caplog):
+    model, processor = _model(dynamic_length=True)
+    cache = FrameCache(max_memory_mb=0.001)
+    model.use_frame_cache(cache)
+    with caplog.at_level("WARNING", logger="emoreason.train"):
+        _tokens(model, _batch(processor))
+    warnings = [r.message for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "train.feature_cache_dir" in warnings[0]
+    assert cache.evicted == 5
 
 
 def test_frames_are_computed_outside_autocast():

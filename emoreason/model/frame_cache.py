@@ -20,12 +20,15 @@ written there (one safetensors file per clip) and survive the process.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 from collections import OrderedDict
 from pathlib import Path
 
 import torch
 from torch import nn
+
+log = logging.getLogger("emoreason.train")
 
 
 def encoder_fingerprint(encoder: nn.Module) -> str:
@@ -56,6 +59,8 @@ class FrameCache:
         self._fingerprints: dict[int, str] = {}
         self.hits = 0
         self.misses = 0
+        self.evicted = 0
+        """Entries dropped from memory; with no directory each is recomputed when next needed."""
 
     # ------------------------------------------------------------------ storage
     def _path(self, key: str) -> Path:
@@ -85,6 +90,11 @@ class FrameCache:
         while self._bytes > self.max_bytes and len(self._memory) > 1:
             _, old = self._memory.popitem(last=False)
             self._bytes -= old.numel() * old.element_size()
+            if self.evicted == 0 and self.directory is None:
+                log.warning("frame cache: %.0f MB hold %d clips and it is full, so clips will be encoded again; "
+                            "set train.feature_cache_dir (disk) or raise train.feature_cache_memory_mb",
+                            self.max_bytes / 2**20, len(self._memory))
+            self.evicted += 1
 
     def _put(self, key: str, frames: torch.Tensor) -> None:
         frames = frames.detach().to("cpu").contiguous().clone()
