@@ -46,11 +46,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass (default: 4)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="explanation length in tokens; 0 = label and scores only (default: 128)")
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help=f"refuse longer files (default: {MAX_SECONDS:.0f})")
+    add_runtime_arguments(p)
+    p.set_defaults(func=run)
+
+
+def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--dtype``: where and in which dtype ``Engine.load`` puts the model
+    (shared by ``analyze`` and ``serve``)."""
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="weights dtype at inference; auto: bf16 on a CPU with native bf16 (AVX512-BF16 / AMX), "
                    "else as the model was trained (default: auto)")
-    p.set_defaults(func=run)
 
 
 def _already_done(out: Path) -> set[str]:

@@ -116,7 +116,7 @@ class Engine:
         import torch
 
         from emoreason.hardware import cpu_has_native_bf16
-        from emoreason.model.builder import load_pretrained
+        from emoreason.model.builder import load_pretrained, resolve_dtype
 
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
@@ -127,7 +127,7 @@ class Engine:
         if dtype == "auto" and torch.device(device).type == "cpu" and cpu_has_native_bf16():
             dtype = "bfloat16"
         if dtype != "auto":
-            model.to({"float32": torch.float32, "bfloat16": torch.bfloat16}[dtype])
+            model.to(resolve_dtype(dtype))
         model.eval()
         return cls(model, processor, name=str(path), max_seconds=max_seconds)
 

@@ -87,10 +87,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
-    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
-                   help="weights dtype at inference; auto: bf16 on a CPU with native bf16 (AVX512-BF16 / AMX), "
-                   "else as the model was trained (default: auto)")
+    from emoreason.inference.cli import add_runtime_arguments
+
+    add_runtime_arguments(p)
     p.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass for long uploads (default: 4)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="default explanation length; a request may override it (default: 128)")
     p.add_argument("--max-seconds", type=float, default=SERVER_MAX_SECONDS, help=f"refuse longer clips (default: {SERVER_MAX_SECONDS:.0f})")

@@ -67,6 +67,7 @@ class AudioLLM(nn.Module):
         self.fusion: str = model_config.fusion
         self.frame_cache: FrameCache | None = None
         """When set (:meth:`use_frame_cache`), frozen encoders' frames come from this cache."""
+        self._cached_encoders: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ structure
     def _trainable_encoders(self) -> dict[str, nn.Module]:
@@ -126,10 +127,11 @@ class AudioLLM(nn.Module):
         """Serve the frozen encoders' frames from ``cache`` (None: stop). Trainable encoders always
         run. Returns the names of the encoders the cache now serves."""
         self.frame_cache = cache
-        if cache is None:
-            return []
         trainable = self._trainable_encoders()
-        return [n for n in ("speech_encoder", "emotion_encoder") if getattr(self, n) is not None and n not in trainable]
+        served = [] if cache is None else [n for n in ("speech_encoder", "emotion_encoder")
+                                           if getattr(self, n) is not None and n not in trainable]
+        self._cached_encoders = frozenset(served)
+        return served
 
     @property
     def device(self) -> torch.device:
@@ -140,7 +142,7 @@ class AudioLLM(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """features -> frames (B, T, d) of encoder ``name``, and frame mask (B, T) or None."""
         encoder = getattr(self, name)
-        if self.frame_cache is not None and name not in self._trainable_encoders():
+        if self.frame_cache is not None and name in self._cached_encoders:
             frames, frame_mask = self.frame_cache.encode(encoder, features, mask)
         else:
             frames, frame_mask = encoder(features, mask)

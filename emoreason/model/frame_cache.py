@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import weakref
 from collections import OrderedDict
 from pathlib import Path
 
@@ -56,7 +57,8 @@ class FrameCache:
         self.max_bytes = int(max_memory_mb * 2**20)
         self._memory: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._bytes = 0
-        self._fingerprints: dict[int, str] = {}
+        # Keyed by the module itself (weakly): an id() could be reused by a later encoder.
+        self._fingerprints: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
         self.hits = 0
         self.misses = 0
         self.evicted = 0
@@ -110,9 +112,9 @@ class FrameCache:
 
     # ------------------------------------------------------------------ encoding
     def _fingerprint(self, encoder: nn.Module) -> str:
-        if id(encoder) not in self._fingerprints:
-            self._fingerprints[id(encoder)] = encoder_fingerprint(encoder)
-        return self._fingerprints[id(encoder)]
+        if encoder not in self._fingerprints:
+            self._fingerprints[encoder] = encoder_fingerprint(encoder)
+        return self._fingerprints[encoder]
 
     @torch.no_grad()
     def encode(self, encoder: nn.Module, features: torch.Tensor, mask: torch.Tensor | None = None
