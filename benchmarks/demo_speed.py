@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/demo_speed.py --mode quick --out /tmp/demo-bench
     .venv/bin/python benchmarks/demo_speed.py --analyze-only --out demo_out   # reuse a finished demo
+    .venv/bin/python benchmarks/demo_speed.py --analyze-only --out demo_out --variant detailed-dual --dtypes
 
 Prints wall times (whole demo as a subprocess; per stage from the DONE markers), the accuracies,
 and for analyze on one 5 s held-out clip (label scoring + generated explanation): imports, model
@@ -49,20 +50,40 @@ def five_second_clip(out: Path) -> Path:
     return path
 
 
-def bench_analyze(out: Path, threads: int | None) -> dict[str, float]:
+def bench_dtypes(run: Path, clip: Path, max_new_tokens: int = 48) -> None:
+    """In-process analysis of ``clip`` by ``run`` in fp32 and in bf16 (median of 3 each), with the
+    label and the start of the explanation: what ``Engine.load(dtype="auto")`` trades."""
+    from emoreason.inference.engine import Engine
+
+    for dtype in ("float32", "bfloat16"):
+        engine = Engine.load(run, dtype=dtype)
+        engine.analyze([str(clip)], max_new_tokens=max_new_tokens)  # warm-up
+        times = []
+        for _ in range(3):
+            tic = time.perf_counter()
+            res = engine.analyze([str(clip)], max_new_tokens=max_new_tokens)[0]
+            times.append(time.perf_counter() - tic)
+        print(f"{run.name} {dtype:8s} 5 s clip, {max_new_tokens}-token explanation: median {statistics.median(times):.2f} s "
+              f"-> {res.label} | {res.explanation[:70]!r}")
+        del engine
+
+
+def bench_analyze(out: Path, threads: int | None, variant: str | None = None, dtypes: bool = False) -> dict[str, float]:
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     from emoreason.inference.engine import Engine
 
-    best = json.loads((out / "analysis" / "analysis.json").read_text())["variant"]
+    best = variant or json.loads((out / "analysis" / "analysis.json").read_text())["variant"]
     run = out / "runs" / best
     clip = five_second_clip(out)
     tic = time.perf_counter()
     import transformers.modeling_utils  # noqa: F401  (after torch: what every model load imports first)
 
     imports = time.perf_counter() - tic
+    if dtypes:
+        bench_dtypes(run, clip)
     tic = time.perf_counter()
     engine = Engine.load(run)
     load = time.perf_counter() - tic
@@ -126,13 +147,15 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("/tmp/emoreason-demo-bench"), help="demo output directory")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     ap.add_argument("--analyze-only", action="store_true", help="skip the demo run; time analyze on --out")
+    ap.add_argument("--variant", help="which trained variant to time (default: the one the demo analysed, its best)")
+    ap.add_argument("--dtypes", action="store_true", help="also time the in-process analysis in fp32 and in bf16")
     args = ap.parse_args()
     if not args.analyze_only:
         wall = run_demo(args.mode, args.out, args.threads)
         print(f"demo {args.mode}: {wall:.0f} s wall ({wall / 60:.1f} min)")
         for marker in sorted(args.out.rglob("DONE.json")):
             print(f"  {marker.parent.relative_to(args.out)}: {json.loads(marker.read_text())['seconds']:.1f} s")
-    bench_analyze(args.out, args.threads)
+    bench_analyze(args.out, args.threads, args.variant, args.dtypes)
 
 
 if __name__ == "__main__":

@@ -110,7 +110,7 @@ class Engine:
 
         ``dtype``: ``auto`` keeps the weights as the model config built them, except on a CPU with
         native bf16 (see :mod:`emoreason.hardware`), where everything runs in bf16 (generation
-        about 1.7x faster there; scores are still softmaxed in fp32); ``float32`` / ``bfloat16``
+        1.8x faster for the demo model, benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32); ``float32`` / ``bfloat16``
         force one.
         """
         import torch
