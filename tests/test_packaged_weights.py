@@ -183,6 +183,27 @@ def test_checksums_recorded_and_cache_reused(cache):
 
 @pytest.mark.slow
 @needs["whisper-tiny.en"]
+def test_same_bytes_at_another_path_are_restamped_not_reconverted(cache, tmp_path, monkeypatch):
+    """A second venv on the machine installs the same pinned file elsewhere: hash and re-stamp only."""
+    import shutil
+
+    hf_dir = resolve_packaged("whisper-tiny.en")
+    original = packaged._source_paths(REGISTRY["whisper-tiny.en"])
+    copy = tmp_path / "other-venv" / original[0].name
+    copy.parent.mkdir()
+    shutil.copy(original[0], copy)
+    mtime = (hf_dir / "model.safetensors").stat().st_mtime_ns
+    monkeypatch.setattr(packaged, "_source_paths", lambda weights: [copy])
+    assert resolve_packaged("whisper-tiny.en") == hf_dir
+    assert (hf_dir / "model.safetensors").stat().st_mtime_ns == mtime  # not converted again
+    assert json.loads((hf_dir / packaged.STAMP).read_text())["source_files"] == [str(copy)]
+    copy.write_bytes(copy.read_bytes()[:-1] + b"x")  # different bytes there: refused, as before
+    with pytest.raises(UserError, match="checksum mismatch"):
+        resolve_packaged("whisper-tiny.en")
+
+
+@pytest.mark.slow
+@needs["whisper-tiny.en"]
 def test_concurrent_first_use_converts_safely(tmp_path, monkeypatch):
     """Two processes (e.g. training ranks) resolving at once into an empty cache both succeed."""
     import os

@@ -460,8 +460,27 @@ def prepare(name: str, force: bool = False) -> Path:
     with _exclusive(cache_root() / f".{weights.name}.lock"):
         if not force and _stamp_is_current(out, weights, sources):  # another process just built it
             return out
+        if not force and _restamp_if_same_bytes(out, weights, sources):
+            return out
         _build_prepared(weights, sources, out)
     return out
+
+
+def _restamp_if_same_bytes(directory: Path, weights: PackagedWeights, sources: list[Path]) -> bool:
+    """The same pinned files at another path or mtime (a second venv, a reinstall): re-hash them and,
+    when they still match, only rewrite the stamp. The conversion depends on the bytes alone, so
+    redoing it (15-40 s for the GGUF LLM) would be wasted. Caller holds the name's lock."""
+    stamp = _read_stamp(directory)
+    if not (stamp and stamp.get("format_version") == FORMAT_VERSION and stamp.get("source_sha256") == weights.sha256
+            and all((directory / name).is_file() for name in stamp.get("outputs", {}))):
+        return False
+    if _sha256_files(sources) != weights.sha256:
+        return False
+    stamp.update(source_files=[str(p) for p in sources], source_signature=_file_signature(sources))
+    tmp = directory / f"{STAMP}.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(stamp, indent=2))
+    os.replace(tmp, directory / STAMP)
+    return True
 
 
 def _build_prepared(weights: PackagedWeights, sources: list[Path], out: Path) -> None:
