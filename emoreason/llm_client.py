@@ -32,7 +32,7 @@ from typing import Any, Callable, TypeVar
 
 import httpx
 
-from emoreason.data.manifest import truncate_torn_tail
+from emoreason.jsonl import ResumableJsonl
 
 T = TypeVar("T")
 _THINK_RE = re.compile(r"<think>.*?</think>", re.S)
@@ -251,22 +251,9 @@ class ResponseCache:
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path is not None else None
-        self._data: dict[str, Any] = {}
-        self._f = None
+        self._file = ResumableJsonl(self.path, key="key") if self.path is not None else None
+        self._data: dict[str, Any] = {k: row.get("value") for k, row in self._file.done.items()} if self._file else {}
         self.hits = 0
-        if self.path is None:
-            return
-        truncate_torn_tail(self.path)
-        if self.path.is_file():
-            with self.path.open(encoding="utf-8") as f:
-                for line in f:
-                    try:
-                        item = json.loads(line)
-                        self._data[item["key"]] = item["value"]
-                    except (ValueError, KeyError, TypeError):
-                        continue
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._f = self.path.open("a", encoding="utf-8")
 
     def __len__(self) -> int:
         return len(self._data)
@@ -279,10 +266,9 @@ class ResponseCache:
 
     def put(self, key: str, value: Any) -> None:
         self._data[key] = value
-        if self._f is not None:
-            self._f.write(json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n")
-            self._f.flush()
+        if self._file is not None:
+            self._file.append({"key": key, "value": value})
 
     def close(self) -> None:
-        if self._f is not None:
-            self._f.close()
+        if self._file is not None:
+            self._file.close()

@@ -6,7 +6,8 @@ import subprocess
 import sys
 import time
 
-from emoreason.data.manifest import read_manifest, truncate_torn_tail
+from emoreason.data.manifest import read_manifest
+from emoreason.jsonl import cut_torn_tail
 from emoreason.llm_client import ResponseCache
 from emoreason.teacher.fakeserver import FakeTeacherServer
 from emoreason.teacher.fixtures import make_manifest
@@ -66,4 +67,4 @@ def test_torn_last_line_is_cut_and_cache_survives_it(tmp_path):
     cache.put("c", "answer c")
     cache.close()
     assert ResponseCache(path).get("c") == "answer c"
-    assert not truncate_torn_tail(path) and path.read_text().count("\n") == 2
+    assert not cut_torn_tail(path) and path.read_text().count("\n") == 2

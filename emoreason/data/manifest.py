@@ -6,13 +6,13 @@ import never silently loses or silently accepts data.
 """
 from __future__ import annotations
 
-from emoreason.errors import UserError
-
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
+
+from emoreason.errors import UserError
+from emoreason.jsonl import atomic_open
 
 MANIFEST_VERSION = 1
 KNOWN_TASKS = {"asr", "sqa", "emotion", "sentiment", "st", "caption"}
@@ -127,55 +127,16 @@ def resolve_audio(row: ManifestRow, manifest_path: str | Path) -> Path:
 def write_manifest(path: str | Path, rows: Iterable[ManifestRow | dict]) -> int:
     """Validate and write rows atomically (temp file + rename). Returns the number written."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
     n = 0
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:  # a bad row or a crash leaves the old file as it was
         for i, row in enumerate(rows, 1):
             if isinstance(row, dict):
                 try:
                     row = validate_row(row)
                 except ManifestError as e:
-                    tmp.unlink(missing_ok=True)
                     raise ManifestError(f"{path}: row {i}: {e}") from None
             else:
                 validate_row(json.loads(row.to_json()))
             f.write(row.to_json() + "\n")
             n += 1
-    os.replace(tmp, path)
     return n
-
-
-def append_row(path: str | Path, row: ManifestRow) -> None:
-    """Append one validated row and flush (for resumable, append-only producers)."""
-    validate_row(json.loads(row.to_json()))
-    with Path(path).open("a", encoding="utf-8") as f:
-        f.write(row.to_json() + "\n")
-        f.flush()
-
-
-def truncate_torn_tail(path: str | Path) -> bool:
-    """Cut a JSONL file back to its last newline (a process killed mid-write leaves half a line,
-    and the next append would glue onto it). Returns whether anything was cut."""
-    path = Path(path)
-    if not path.is_file() or path.stat().st_size == 0:
-        return False
-    with path.open("rb+") as f:
-        f.seek(0, 2)
-        size = f.tell()
-        f.seek(max(0, size - 1))
-        if f.read(1) == b"\n":
-            return False
-        # scan back in blocks for the last newline (the file may be large)
-        pos = size
-        while pos > 0:
-            step = min(65536, pos)
-            pos -= step
-            f.seek(pos)
-            block = f.read(step)
-            idx = block.rfind(b"\n")
-            if idx >= 0:
-                f.truncate(pos + idx + 1)
-                return True
-        f.truncate(0)
-        return True

@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 import time
 from pathlib import Path
 from typing import Any, Callable
+
+from emoreason.jsonl import atomic_write
 
 PARAMS = "PARAMS.json"
 DONE = "DONE.json"
@@ -36,9 +37,7 @@ def _canonical(params: dict[str, Any]) -> Any:
 
 def _write_json(path: Path, data: Any) -> None:
     """Atomic write (temp file + rename): a killed process never leaves half a marker."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def _read_json(path: Path) -> Any:

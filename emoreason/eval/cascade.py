@@ -14,7 +14,6 @@ Produces prediction rows that ``eval score`` scores like any other model's.
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 from collections.abc import Awaitable
 from pathlib import Path
@@ -23,7 +22,8 @@ import httpx
 
 from emoreason.errors import UserError
 from emoreason.eval.quotes import CUE_WORDS
-from emoreason.eval.run import done_ids, emotion_rows
+from emoreason.eval.run import emotion_rows
+from emoreason.jsonl import ResumableJsonl
 from emoreason.labels import IEMOCAP, SENTIMENT, SYNONYMS, sentiment_of
 from emoreason.llm_client import ChatClient, EndpointError, RetriesExhausted, chat_body, shorten
 
@@ -114,9 +114,9 @@ def cascade_predictions(manifest: str | Path, out_path: str | Path, llm: str = "
     """Run the cascade over an emotion / sentiment manifest; write prediction rows (resumable)."""
     rows = emotion_rows(manifest, task, limit, "run the cascade on")
     out_path = Path(out_path)
-    done = done_ids(out_path)
+    with ResumableJsonl(out_path) as out:  # cuts a torn last line before anything is appended
+        todo = [r for r in rows if r.id not in out]
     asr = WhisperASR()
-    todo = [r for r in rows if r.id not in done]
     asyncio.run(_run(asr, manifest, todo, out_path, llm, llm_model))
     return out_path
 
@@ -142,18 +142,16 @@ async def _run(asr: WhisperASR, manifest: str | Path, todo: list, out_path: Path
             if not models:
                 raise UserError(f"cascade LLM {client.base_url}/models lists no model: pass --cascade-model")
             llm_model = models[0]
-        with open(out_path, "a", encoding="utf-8") as fh:
+        with ResumableJsonl(out_path) as out:
             for row in tqdm(todo, desc="cascade", unit="utt"):
                 hyp = asr.transcribe([load_audio(resolve_audio(row, manifest))])[0]
                 if client is None:
                     _, answer = offline_text_answer(hyp, row.task)
                 else:
                     answer = await llm_text_answer(client, llm_model, hyp, row.task)
-                fh.write(json.dumps({"id": row.id, "task": row.task, "label": row.label, "reference": row.label,
-                                     "prediction": answer, "question": row.instruction or instruction_for(row.id, row.task),
-                                     "transcript": row.transcript, "asr_transcript": hyp, "model": f"cascade:whisper-tiny.en+{llm}"},
-                                    ensure_ascii=False) + "\n")
-                fh.flush()
+                out.append({"id": row.id, "task": row.task, "label": row.label, "reference": row.label,
+                            "prediction": answer, "question": row.instruction or instruction_for(row.id, row.task),
+                            "transcript": row.transcript, "asr_transcript": hyp, "model": f"cascade:whisper-tiny.en+{llm}"})
                 written += 1
     except EndpointError as e:
         raise UserError(f"cascade LLM {llm} failed ({_describe_failure(e)}); {written} new rows were kept in "

@@ -2,10 +2,10 @@
 cascade baseline, into DIR/predictions.jsonl (appended per row, resumable), then score them."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from emoreason.errors import UserError
+from emoreason.jsonl import ResumableJsonl
 
 PREDICTIONS = "predictions.jsonl"
 
@@ -23,18 +23,6 @@ def emotion_rows(manifest: str | Path, task: str | None, limit: int | None, purp
     return rows
 
 
-def done_ids(path: Path) -> set[str]:
-    """Ids already in a predictions file (resuming); unreadable lines (a torn last one) are skipped."""
-    ids: set[str] = set()
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                ids.add(json.loads(line)["id"])
-            except (json.JSONDecodeError, KeyError, TypeError):
-                continue
-    return ids
-
-
 def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
                       limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128) -> Path:
     """Run ``Engine.load(run_dir).analyze`` over the manifest's emotion / sentiment rows.
@@ -50,8 +38,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
     rows = emotion_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
-    done = done_ids(out_path)
-    todo = [r for r in rows if r.id not in done]
+    out = ResumableJsonl(out_path)
+    todo = [r for r in rows if r.id not in out]
     engine = Engine.load(str(run_dir))
     # Instruction per row from the shared pool, chosen by (seed, row id): reproducible, unlike
     # AudioBench's unseeded random.choice. Rows sharing an instruction are batched together.
@@ -59,7 +47,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     for r in todo:
         instruction = r.instruction or instruction_for(r.id, r.task, seed=seed)
         groups.setdefault((r.task, instruction), []).append(r)
-    with open(out_path, "a", encoding="utf-8") as fh, tqdm(total=len(todo), desc="generating", unit="utt") as bar:
+    with out, tqdm(total=len(todo), desc="generating", unit="utt") as bar:
         for (t, instruction), group in groups.items():
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
@@ -70,11 +58,10 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                     if not res.ok:
                         raise UserError(f"{row.id}: the engine failed: {data.get('error')}")
                     text = data.get("explanation") or f"The speaker sounds {data.get('label')}."
-                    fh.write(json.dumps({
+                    out.append({
                         "id": row.id, "task": t, "label": row.label, "reference": row.label, "prediction": text,
                         "question": instruction, "transcript": row.transcript, "model_label": data.get("label"),
                         "model_scores": data.get("scores"), "model": str(run_dir),
-                    }, ensure_ascii=False) + "\n")
-                    fh.flush()
+                    })
                     bar.update(1)
     return out_path

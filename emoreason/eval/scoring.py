@@ -10,15 +10,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from pathlib import Path
 
-from emoreason.data.manifest import truncate_torn_tail
 from emoreason.errors import UserError
 from emoreason.eval.judges import SCALE
 from emoreason.eval.labels import extract_labels, reference_label
 from emoreason.eval.predictions import PredictionsError, read_predictions
 from emoreason.eval.quotes import extract_quotes
+from emoreason.jsonl import ResumableJsonl, run_bounded
 from emoreason.labels import SENTIMENT, normalize_label, sentiment_of
 
 log = logging.getLogger(__name__)
@@ -58,68 +57,33 @@ def prepare_row(row: dict, default_task: str | None, source: str = "") -> dict:
     return out
 
 
-def _load_done(path: Path) -> dict[str, dict]:
-    """Rows already scored (a torn last line from a crash is dropped and rescored)."""
-    done: dict[str, dict] = {}
-    if path.exists():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(row, dict) and "id" in row and "score" in row:
-                done[str(row["id"])] = row
-    return done
-
-
-def _append(fh, row: dict) -> None:
-    fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    fh.flush()
-
-
-def _score_offline(judge, todo: list[dict], fh) -> None:
+def _score_offline(judge, todo: list[dict], out: ResumableJsonl) -> None:
     from tqdm import tqdm
 
     for row in tqdm(todo, desc="scoring", unit="row", disable=len(todo) < 1000):
         row.update(judge.judge(row))
-        fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    fh.flush()
+        out.append(row)
 
 
-async def _score_async(judge, todo: list[dict], fh) -> None:
+async def _score_async(judge, todo: list[dict], out: ResumableJsonl) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(todo), desc="judging", unit="row", disable=len(todo) < 20)
-    queue: asyncio.Queue = asyncio.Queue()
-    for row in todo:
-        queue.put_nowait(row)
-    failure: list[BaseException] = []
-    finished = 0
+    finished_before = out.appended
 
-    async def worker() -> None:
-        nonlocal finished
-        while not failure:
-            try:
-                row = queue.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            try:
-                row.update(await judge.judge(row))
-            except Exception as e:  # noqa: BLE001 - stop all workers, keep what is done
-                failure.append(e)
-                return
-            _append(fh, row)
-            finished += 1
-            bar.update(1)
+    async def score(row: dict) -> None:
+        row.update(await judge.judge(row))
+        out.append(row)
+        bar.update(1)
 
-    async with judge:
-        await asyncio.gather(*(worker() for _ in range(max(1, judge.concurrency))))
-    bar.close()
-    if failure:
-        err = failure[0]
-        if isinstance(err, UserError):
-            raise UserError(f"{err}; {finished} new rows were scored and kept, rerun the same command to resume")
-        raise err
+    try:
+        async with judge:
+            await run_bounded(todo, score, judge.concurrency)
+    except UserError as e:
+        raise UserError(f"{e}; {out.appended - finished_before} new rows were scored and kept, "
+                        "rerun the same command to resume") from None
+    finally:
+        bar.close()
 
 
 def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | None = None,
@@ -140,23 +104,18 @@ def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | 
         raise UserError(f"{out} holds scores from judge {marker.read_text().strip()!r}, not {identity!r}; "
                         "use another --out or --overwrite")
     marker.write_text(identity + "\n")
-    truncate_torn_tail(scores_path)  # a half-written last line (a crash mid-write): new rows start on their own line
-    done = _load_done(scores_path)
-    todo = [r for r in rows if r["id"] not in done]
-    if done:
+    # rows with a score are done; a torn last line (a crash mid-write) is cut off and rescored
+    scores = ResumableJsonl(scores_path, key=lambda row: str(row["id"]) if "id" in row else None,
+                            finished=lambda row: "score" in row)
+    todo = [r for r in rows if r["id"] not in scores]
+    if scores.done:
         log.info("resuming: %d rows already scored, %d to go", len(rows) - len(todo), len(todo))
-    with open(scores_path, "a", encoding="utf-8") as fh:
+    with scores:
         if getattr(judge, "is_async", False):
-            asyncio.run(_score_async(judge, todo, fh))
+            asyncio.run(_score_async(judge, todo, scores))
         else:
-            _score_offline(judge, todo, fh)
-    done = _load_done(scores_path)
-    ordered = [done[r["id"]] for r in rows if r["id"] in done]
-    tmp = scores_path.with_suffix(".jsonl.tmp")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        for row in ordered:
-            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
-    os.replace(tmp, scores_path)
+            _score_offline(judge, todo, scores)
+    ordered = scores.rewrite_in_order(r["id"] for r in rows)
     metrics = summarize(ordered, seed=seed, resamples=bootstrap)
     metrics["judge"] = getattr(judge, "name", "offline")
     metrics["predictions"] = str(predictions)

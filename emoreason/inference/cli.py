@@ -17,9 +17,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Iterator, TextIO
+from typing import Any, Iterator
 
 from emoreason.audio import MAX_SECONDS
+from emoreason.jsonl import ResumableJsonl
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,20 +60,6 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    "else as the model was trained (default: auto)")
 
 
-def _already_done(out: Path) -> set[str]:
-    """Files with a result (not an error) in an earlier run's output; a torn last line is ignored."""
-    done: set[str] = set()
-    if out.is_file():
-        for line in out.read_text(encoding="utf-8").splitlines():
-            try:
-                row = json.loads(line)
-            except ValueError:
-                continue
-            if "error" not in row and "file" in row:
-                done.add(row["file"])
-    return done
-
-
 def format_summary(result: dict[str, Any], top: int = 3) -> str:
     """A few readable lines for one result dict."""
     ranked = sorted(result["scores"].items(), key=lambda kv: -kv[1])[:top]
@@ -91,17 +78,17 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     files = list(args.files)
-    out_file: TextIO | None = None
+    out_file: ResumableJsonl | None = None
     if args.out:
-        done = _already_done(Path(args.out))
-        skipped = [f for f in files if f in done]
-        files = [f for f in files if f not in done]
+        # files with a result (not an error) in an earlier run's output are skipped; failed ones retried
+        out_file = ResumableJsonl(args.out, key="file", finished=lambda row: "error" not in row)
+        skipped = [f for f in files if f in out_file]
+        files = [f for f in files if f not in out_file]
         if skipped:
             print(f"emoreason: {len(skipped)} file(s) already in {args.out}, skipped", file=sys.stderr)
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         if not files:
+            out_file.close()
             return 0
-        out_file = open(args.out, "a", encoding="utf-8")
     if args.server:
         results = _remote_results(args, files)
     else:
@@ -125,8 +112,7 @@ def run(args: argparse.Namespace) -> int:
                 elif "error" not in row:
                     tqdm.write(format_summary(row), file=sys.stdout)
                 if out_file is not None:
-                    out_file.write(json.dumps(row, ensure_ascii=False) + "\n")
-                    out_file.flush()
+                    out_file.append(row)
         finally:  # a dead server mid-run: what finished is already in --out
             if out_file is not None:
                 out_file.close()

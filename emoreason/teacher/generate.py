@@ -21,8 +21,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from emoreason.data.manifest import ManifestRow, read_manifest, resolve_audio, truncate_torn_tail, validate_row
+from emoreason.data.manifest import ManifestRow, read_manifest, resolve_audio, validate_row
 from emoreason.errors import UserError
+from emoreason.jsonl import ResumableJsonl, run_bounded
 from emoreason.llm_client import ResponseCache
 from emoreason.teacher.base import Teacher, TeachRequest, TeacherError, TeacherUnavailable
 from emoreason.teacher.checks import CheckResult, canonical_label, check_output
@@ -95,24 +96,17 @@ def make_teacher(
     raise UserError(f"--teacher {spec!r}: expected 'offline', an OpenAI-compatible base URL (http://host:port/v1) or local:PATH")
 
 
-def _read_done(out: Path) -> list[dict]:
-    """Rows already in the output (a torn last line from a killed run is cut off first)."""
-    truncate_torn_tail(out)
-    if not out.is_file():
-        return []
-    rows = []
-    with out.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            if not isinstance(row, dict) or not isinstance(row.get("id"), str):
-                raise UserError(f"{out}:{lineno}: not a manifest row; is --out pointing at the right file?")
-            rows.append(row)
-    return rows
+def _open_output(out: Path) -> ResumableJsonl:
+    """The output file, resumed: rows already there are done (a torn last line from a killed run
+    is cut off first); a line that is not a manifest row means --out names some other file."""
+    what = "a manifest row; is --out pointing at the right file?"
+
+    def row_id(row: dict) -> str:
+        if not isinstance(row.get("id"), str):
+            raise UserError(f"{out}: a row without an id is not {what}")
+        return row["id"]
+
+    return ResumableJsonl(out, key=row_id, strict=True, what=what)
 
 
 class _AudioRebaser:
@@ -178,7 +172,7 @@ def cue_phrases_by_row(rows: list[ManifestRow], cues: dict[str, dict]) -> dict[s
 class _Run:
     """State of one teach run: the output file, the cache, the counts."""
 
-    def __init__(self, teacher: Teacher, style: str, out_file, cache: ResponseCache | None, summary: TeachSummary,
+    def __init__(self, teacher: Teacher, style: str, out_file: ResumableJsonl, cache: ResponseCache | None, summary: TeachSummary,
                  check_retries: int, seed: int, cues: dict[str, dict] | None, phrases: dict[str, list[str]]) -> None:
         self.teacher, self.style, self.out_file, self.cache = teacher, style, out_file, cache
         self.summary, self.check_retries, self.seed = summary, check_retries, seed
@@ -190,10 +184,8 @@ class _Run:
         data = {k: getattr(row, k) for k in _ROW_FIELDS}
         data = {k: v for k, v in data.items() if v is not None and not (k == "meta" and not v)}
         validate_row(data)
-        line = json.dumps(data, ensure_ascii=False)
         # one write + flush per finished row: a kill loses at most the rows still in flight
-        self.out_file.write(line + "\n")
-        self.out_file.flush()
+        self.out_file.append(data)
 
     async def ask(self, request: TeachRequest) -> str:
         key_fn = getattr(self.teacher, "request_key", None)
@@ -275,8 +267,8 @@ async def teach_async(
     dups = {r.id for r in rows if r.id in seen or seen.add(r.id)}
     if dups:
         raise UserError(f"{manifest}: duplicate row ids (resuming needs unique ids): {sorted(dups)[:5]}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    done_ids = {r["id"] for r in _read_done(out)}
+    out_file = _open_output(out)
+    done_ids = set(out_file.done)
     summary = TeachSummary(rows=len(rows))
     summary.skipped = sum(r.id in done_ids for r in rows)
     cache = ResponseCache(cache_path or out.with_name(out.name + ".cache.jsonl"))
@@ -290,7 +282,6 @@ async def teach_async(
 
     pending = [r for r in teach_rows if r.id not in done_ids]
     start = getattr(teacher, "start", None)
-    out_file = out.open("a", encoding="utf-8")
     run = _Run(teacher, style, out_file, cache, summary, check_retries, seed, cue_values, phrases)
     rebase = _AudioRebaser(manifest, out.parent)
     pbar = tqdm(total=len(pending), desc=f"teach ({style})", unit="row", disable=not progress)
@@ -301,35 +292,20 @@ async def teach_async(
                 summary.passed_through += 1
         if pending and start is not None and style != "label":
             await start()
-        queue: asyncio.Queue[ManifestRow] = asyncio.Queue()
-        for row in pending:
-            queue.put_nowait(row)
 
-        async def worker() -> None:
-            while True:
-                try:
-                    row = queue.get_nowait()
-                except asyncio.QueueEmpty:
-                    return
-                try:
-                    taught = await run.teach_row(row)
-                except TeacherError as e:
-                    summary.errors += 1
-                    log.warning("%s: %s", row.id, e)
-                else:
-                    run.write(rebase(taught))
-                    summary.taught += 1
-                pbar.update(1)
+        async def teach_one(row: ManifestRow) -> None:
+            try:
+                taught = await run.teach_row(row)
+            except TeacherError as e:  # this row only: counted, the others go on
+                summary.errors += 1
+                log.warning("%s: %s", row.id, e)
+            else:
+                run.write(rebase(taught))
+                summary.taught += 1
+            pbar.update(1)
 
-        n_workers = min(concurrency, teacher.max_concurrency or concurrency, max(1, len(pending)))
-        tasks = [asyncio.create_task(worker()) for _ in range(n_workers)]
-        finished, unfinished = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        for t in unfinished:
-            t.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
-        for t in finished:
-            if t.exception() is not None:
-                raise t.exception()
+        if pending:
+            await run_bounded(pending, teach_one, min(concurrency, teacher.max_concurrency or concurrency))
     except TeacherUnavailable as e:
         raise TeacherUnavailable(f"{e}; {summary.taught + summary.passed_through + summary.skipped} finished rows are kept in {out}, rerun to continue") from None
     finally:
@@ -337,25 +313,10 @@ async def teach_async(
         out_file.close()
         cache.close()
         await teacher.aclose()
-    if summary.errors == 0:
-        _reorder(out, [r.id for r in rows])
+    order = [r.id for r in rows]
+    if summary.errors == 0 and all(i in out_file.done for i in order):
+        out_file.rewrite_in_order(order)  # manifest order, once every row is present
     return summary
-
-
-def _reorder(out: Path, order: list[str]) -> None:
-    """Rewrite ``out`` in manifest order (atomically), once every row is present."""
-    by_id: dict[str, dict] = {}
-    for r in _read_done(out):
-        by_id.setdefault(r["id"], r)
-    if not all(i in by_id for i in order):
-        return
-    rank = {i: k for k, i in enumerate(order)}
-    done = sorted(by_id.values(), key=lambda r: rank.get(r["id"], len(order)))
-    tmp = out.with_name(out.name + ".tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for r in done:
-            f.write(json.dumps(r, ensure_ascii=False) + "\n")
-    os.replace(tmp, out)
 
 
 def teach(manifest: str | Path, out: str | Path, teacher: Teacher, **kwargs) -> TeachSummary:

@@ -5,12 +5,12 @@ reads as one uninterrupted run.
 """
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 from typing import Any
 
 from emoreason.errors import UserError
+from emoreason.jsonl import ResumableJsonl, cut_torn_tail, iter_jsonl, write_jsonl
 
 log = logging.getLogger("emoreason.train")
 
@@ -24,11 +24,15 @@ class MetricsWriter:
         self.tb = None
         if not enabled:
             return
-        if resume_step is not None and self.path.is_file():
-            keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= resume_step]
-            self.path.write_text("".join(ln + "\n" for ln in keep))
-        elif resume_step is None:
-            self.path.write_text("")
+        if resume_step is not None:
+            # keep the rows up to the checkpoint resumed from (a kill may have left later ones, or
+            # half a line: cut_torn_tail drops that, iter_jsonl skips any other unreadable line)
+            cut_torn_tail(self.path)
+            keep = [row for _, row in iter_jsonl(self.path) if isinstance(row.get("step"), int) and row["step"] <= resume_step]
+            write_jsonl(self.path, keep)
+        else:
+            write_jsonl(self.path, [])
+        self._file = ResumableJsonl(self.path, key=lambda row: None)  # append only: nothing to look up
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -40,13 +44,12 @@ class MetricsWriter:
         """``losses``: task -> token-mean loss of this step, plus ``"all"``."""
         if not self.enabled:
             return
-        with self.path.open("a") as f:
-            for task, loss in losses.items():
-                row: dict[str, Any] = {
-                    "step": step, "epoch": epoch, "phase": phase, "task": task, "loss": round(loss, 6),
-                    "lr": lr, "samples_per_s": round(samples_per_s, 3),
-                }
-                f.write(json.dumps(row) + "\n")
+        for task, loss in losses.items():
+            row: dict[str, Any] = {
+                "step": step, "epoch": epoch, "phase": phase, "task": task, "loss": round(loss, 6),
+                "lr": lr, "samples_per_s": round(samples_per_s, 3),
+            }
+            self._file.append(row)
         if self.tb is not None:
             for task, loss in losses.items():
                 self.tb.add_scalar(f"loss/{task}", loss, step)
@@ -54,6 +57,8 @@ class MetricsWriter:
             self.tb.add_scalar("samples_per_s", samples_per_s, step)
 
     def close(self) -> None:
+        if self.enabled:
+            self._file.close()
         if self.tb is not None:
             self.tb.close()
 
