@@ -10,7 +10,9 @@
     summary.py      per-task scores, bootstrap CIs, classification and quote metrics
     metrics.py      per-class accuracy, weighted / unweighted accuracy, macro-F1, confusion
     bootstrap.py    seeded percentile bootstrap
-    report.py       report.md, self-contained report.html, confusion PNGs
+    report.py       the evaluation report (report.md, self-contained report.html) and confusion PNGs
+    render.py       report content as data -> Markdown / HTML (shared by eval, compare and the demo)
+    templates/      report.md.j2, report.html.j2 (package data)
     compare.py      one table across evaluation directories
     run.py          `eval run` with the inference engine
     cascade.py      ASR (CT2 Whisper) -> text answer baseline

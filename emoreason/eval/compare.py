@@ -50,6 +50,7 @@ def compare_table(run_dirs: list[str | Path], names: list[str] | None = None) ->
 
 
 def render_markdown(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    """The comparison table as Markdown (the report renderer's table, with no title around it)."""
+    from emoreason.eval.render import Report, Table, render
+
+    return render(Report("", [Table(head, rows)]), "md")

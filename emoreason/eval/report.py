@@ -1,10 +1,14 @@
-"""report.md + self-contained report.html (plots as base64 PNG) + confusion.png from metrics.json."""
+"""The evaluation report from metrics.json: report.md, self-contained report.html, confusion PNGs.
+
+The content is built once as :class:`~emoreason.eval.render.Report` data (:func:`build_report`) and
+rendered to both formats by :mod:`emoreason.eval.render`.
+"""
 from __future__ import annotations
 
-import base64
-import html
 import io
 from pathlib import Path
+
+from emoreason.eval.render import Image, Paragraph, Report, Section, Table, code, write_report_files
 
 
 def confusion_png(classification: dict, title: str) -> bytes:
@@ -37,69 +41,70 @@ def confusion_png(classification: dict, title: str) -> bytes:
     return buf.getvalue()
 
 
-def _headline_rows(metrics: dict) -> list[list[str]]:
-    rows = []
-    for task, m in metrics["tasks"].items():
-        ci = m.get("ci", {})
-        extra = ""
-        if "success_rate" in m:
-            extra = f"{100 * m['success_rate']:.1f}%"
-        rows.append([task, str(m["n"]), f"{m['score']:.1f}", f"[{ci.get('low', 0):.1f}, {ci.get('high', 0):.1f}]",
-                     m["metric"], extra])
-    return rows
-
-
-def _class_rows(c: dict) -> list[list[str]]:
-    rows = [[l, str(int(v["n"])), f"{v['accuracy']:.1f}", f"{v['precision']:.1f}", f"{v['f1']:.1f}"]
-            for l, v in c["per_class"].items()]
-    rows.append(["**Unwt Avg**", str(c["n"]), f"{c['unweighted_accuracy']:.1f}", "", f"{c['macro_f1']:.1f}"])
-    rows.append(["**Wt Avg**", str(c["n"]), f"{c['weighted_accuracy']:.1f}", "", ""])
-    return rows
-
-
-def _quote_rows(metrics: dict) -> list[list[str]]:
-    out = []
-    for task, m in metrics["tasks"].items():
-        q = m.get("quotes")
-        if q:
-            fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - no quote had a transcript
-            out.append([task, f"{q['quotation']:.1f}", fmt("groundedness"), fmt("relevance"), str(q["n_judged"])])
-    return out
-
-
 HEAD = ["task", "n", "score", "95% CI", "metric", "judge success"]
 CLASS_HEAD = ["class", "n", "accuracy", "precision", "F1"]
 QUOTE_HEAD = ["task", "quotation %", "groundedness", "relevance", "quotes judged"]
 
 
-def _md_table(head: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
-    return "\n".join(lines)
+def headline_table(metrics: dict) -> Table:
+    """One row per task: n, score with its bootstrap CI, metric name and judge success rate."""
+    rows = []
+    for task, m in metrics["tasks"].items():
+        ci = m.get("ci", {})
+        success = f"{100 * m['success_rate']:.1f}%" if "success_rate" in m else ""
+        rows.append([task, str(m["n"]), f"{m['score']:.1f}", f"[{ci.get('low', 0):.1f}, {ci.get('high', 0):.1f}]",
+                     m["metric"], success])
+    return Table(HEAD, rows)
 
 
-def _html_table(head: list[str], rows: list[list[str]]) -> str:
-    th = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c.replace('**', ''))}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>"
+def class_table(classification: dict) -> Table:
+    """Per-class accuracy / precision / F1 of one classification summary, with the unweighted
+    (macro) and weighted averages as totals rows. The demo report shows the same table."""
+    c = classification
+    rows = [[label, str(int(v["n"])), f"{v['accuracy']:.1f}", f"{v['precision']:.1f}", f"{v['f1']:.1f}"]
+            for label, v in c["per_class"].items()]
+    totals = [["Unwt Avg", str(c["n"]), f"{c['unweighted_accuracy']:.1f}", "", f"{c['macro_f1']:.1f}"],
+              ["Wt Avg", str(c["n"]), f"{c['weighted_accuracy']:.1f}", "", ""]]
+    return Table(CLASS_HEAD, rows, totals)
+
+
+def quote_table(metrics: dict) -> Table | None:
+    """Quote scores per task that has them; ``None`` when no task quoted anything."""
+    rows = []
+    for task, m in metrics["tasks"].items():
+        q = m.get("quotes")
+        if q:
+            fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - no quote had a transcript
+            rows.append([task, f"{q['quotation']:.1f}", fmt("groundedness"), fmt("relevance"), str(q["n_judged"])])
+    return Table(QUOTE_HEAD, rows) if rows else None
+
+
+def build_report(metrics: dict, confusions: dict[str, tuple[str, bytes]]) -> Report:
+    """The evaluation report as data. ``confusions``: task -> (PNG file name next to the report,
+    PNG bytes) for every task with a classification summary."""
+    intro = Paragraph(["Predictions: ", code(str(metrics.get("predictions", ""))), f"; rows: {metrics['n']}; "
+                       f"bootstrap seed {metrics['seed']}, {metrics['bootstrap_resamples']} resamples."])
+    sections = [Section("Headline scores", [headline_table(metrics)])]
+    quotes = quote_table(metrics)
+    if quotes:
+        sections.append(Section("Grounded reasoning (quotes, 0-100)", [quotes]))
+    for task, m in metrics["tasks"].items():
+        c = m.get("classification")
+        if c and task in confusions:
+            name, png = confusions[task]
+            sections.append(Section(f"{task}: per-class accuracy (label extracted from the answer)",
+                                    [class_table(c), Image(f"confusion matrix of {task}", name, png)]))
+    return Report(f"emoreason evaluation ({metrics.get('judge', 'offline')} judge)", [intro], sections)
 
 
 def write_report(out_dir: str | Path, metrics: dict) -> list[Path]:
-    """Write report.md, report.html and confusion PNGs into ``out_dir``; return the paths."""
+    """Write report.md, report.html and confusion PNGs into ``out_dir``; return the paths.
+
+    ``confusion.png`` repeats the first task's matrix under a fixed name (the CLI and the demo
+    point at it without knowing the task)."""
     out = Path(out_dir)
-    title = f"emoreason evaluation ({metrics.get('judge', 'offline')} judge)"
-    md = [f"# {title}", "", f"Predictions: `{metrics.get('predictions', '')}`; rows: {metrics['n']}; "
-          f"bootstrap seed {metrics['seed']}, {metrics['bootstrap_resamples']} resamples.", "",
-          "## Headline scores", "", _md_table(HEAD, _headline_rows(metrics)), ""]
-    parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p>Predictions: <code>{html.escape(str(metrics.get('predictions', '')))}</code>; rows: {metrics['n']}.</p>",
-             "<h2>Headline scores</h2>", _html_table(HEAD, _headline_rows(metrics))]
-    quotes = _quote_rows(metrics)
-    if quotes:
-        md += ["## Grounded reasoning (quotes, 0-100)", "", _md_table(QUOTE_HEAD, quotes), ""]
-        parts += ["<h2>Grounded reasoning (quotes, 0-100)</h2>", _html_table(QUOTE_HEAD, quotes)]
-    written = []
-    first_png = True
+    written: list[Path] = []
+    confusions: dict[str, tuple[str, bytes]] = {}
     for task, m in metrics["tasks"].items():
         c = m.get("classification")
         if not c:
@@ -108,20 +113,9 @@ def write_report(out_dir: str | Path, metrics: dict) -> list[Path]:
         name = f"confusion_{task}.png"
         (out / name).write_bytes(png)
         written.append(out / name)
-        if first_png:
+        if not confusions:
             (out / "confusion.png").write_bytes(png)
             written.append(out / "confusion.png")
-            first_png = False
-        md += [f"## {task}: per-class accuracy (label extracted from the answer)", "",
-               _md_table(CLASS_HEAD, _class_rows(c)), "", f"![confusion matrix]({name})", ""]
-        b64 = base64.b64encode(png).decode()
-        parts += [f"<h2>{html.escape(task)}: per-class accuracy</h2>", _html_table(CLASS_HEAD, _class_rows(c)),
-                  f'<img alt="{html.escape(task)} confusion matrix" src="data:image/png;base64,{b64}">']
-    (out / "report.md").write_text("\n".join(md), encoding="utf-8")
-    style = ("body{font-family:sans-serif;max-width:60em;margin:2em auto;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:.3em .7em;text-align:right}"
-             "th{background:#eef}td:first-child{text-align:left}img{max-width:100%}")
-    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-            f"<style>{style}</style></head><body>{''.join(parts)}</body></html>")
-    (out / "report.html").write_text(page, encoding="utf-8")
-    return written + [out / "report.md", out / "report.html"]
+        confusions[task] = (name, png)
+    md_path, html_path = write_report_files(build_report(metrics, confusions), out)
+    return written + [md_path, html_path]
