@@ -17,12 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from emoreason.teacher.fixtures import make_manifest
+from emoreason.testing.fixtures import make_manifest
 from emoreason.teacher.generate import make_teacher, teach
 
 
 def start_server(delay: float) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-m", "emoreason.teacher.fakeserver", "--delay", str(delay)],
+    proc = subprocess.Popen([sys.executable, "-m", "emoreason.testing.fakeserver", "--delay", str(delay)],
                             stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline().strip()
     if not line.startswith("READY "):

@@ -2,7 +2,7 @@
 
 Canonical labels are lowercase adjectives ("angry", "happy", ...). Importers normalise corpus
 labels with :func:`normalize_label`; the inference engine scores the candidates of a vocabulary;
-the offline judge extracts labels from free text with the same synonym table (eval/labels.py adds
+the offline judge extracts labels from free text with the same synonym table (text/label_extraction.py adds
 negation and hedging on top).
 """
 from __future__ import annotations

@@ -9,8 +9,8 @@ import pytest
 from emoreason.data.manifest import read_manifest
 from emoreason.errors import UserError
 from emoreason.eval.cascade import _run
-from emoreason.teacher.fakeserver import FakeTeacherServer
-from emoreason.teacher.fixtures import make_manifest
+from emoreason.testing.fakeserver import FakeTeacherServer
+from emoreason.testing.fixtures import make_manifest
 
 
 class TranscriptASR:

@@ -6,7 +6,7 @@ import pytest
 
 from emoreason.llm_client import (ChatClient, EndpointRejected, RequestRejected, ResponseCache, RetriesExhausted,
                                   chat_body, request_hash)
-from emoreason.teacher.fakeserver import FakeTeacherServer
+from emoreason.testing.fakeserver import FakeTeacherServer
 
 
 def _chat(server, prompt, need_answer=True, **kw):

@@ -10,7 +10,7 @@ from emoreason.config import DataConfig, TrainConfig
 from emoreason.data.dataset import Collator, ManifestDataset
 from emoreason.model.builder import build_model
 from emoreason.model.frame_cache import FrameCache, encoder_fingerprint
-from emoreason.testing.dummies import make_dummy_corpus
+from emoreason.data.dummy import make_dummy_corpus
 from emoreason.testing.tiny import tiny_model_config
 from emoreason.train.loop import Trainer
 from emoreason.train.schedule import build_schedule

@@ -1,5 +1,5 @@
 """Teacher output checks: label agreement and quote grounding."""
-from emoreason.eval.quotes import extract_quotes
+from emoreason.text.quotes import extract_quotes
 from emoreason.teacher.checks import check_output, mentioned_labels, quote_match_ratio
 
 T = "I told you a hundred times, stop touching my stuff!"

@@ -5,8 +5,8 @@ import pytest
 
 from emoreason.cli import main
 from emoreason.data.manifest import read_manifest
-from emoreason.teacher.fakeserver import FakeTeacherServer
-from emoreason.teacher.fixtures import DEFAULT_ROWS, make_manifest
+from emoreason.testing.fakeserver import FakeTeacherServer
+from emoreason.testing.fixtures import DEFAULT_ROWS, make_manifest
 from emoreason.teacher.generate import make_teacher, teach
 
 N_TAUGHT = sum(1 for r in DEFAULT_ROWS if r[2])

@@ -6,7 +6,7 @@ import pytest
 
 from emoreason.data.manifest import read_manifest
 from emoreason.errors import UserError
-from emoreason.teacher.fixtures import make_manifest
+from emoreason.testing.fixtures import make_manifest
 from emoreason.teacher.generate import make_teacher, teach
 from emoreason.teacher.local import resolve_model_path
 

@@ -7,9 +7,9 @@ from emoreason.cli import main
 from emoreason.data.manifest import read_manifest
 from emoreason.data.questions import EMOTION_POOL, SENTIMENT_POOL
 from emoreason.labels import label_sentence
-from emoreason.eval.quotes import extract_quotes, normalize_quote
+from emoreason.text.quotes import extract_quotes, normalize_quote
 from emoreason.teacher.checks import check_output
-from emoreason.teacher.fixtures import DEFAULT_ROWS, make_manifest
+from emoreason.testing.fixtures import DEFAULT_ROWS, make_manifest
 from emoreason.teacher.offline import salient_span
 
 

@@ -9,8 +9,8 @@ import time
 from emoreason.data.manifest import read_manifest
 from emoreason.jsonl import cut_torn_tail
 from emoreason.llm_client import ResponseCache
-from emoreason.teacher.fakeserver import FakeTeacherServer
-from emoreason.teacher.fixtures import make_manifest
+from emoreason.testing.fakeserver import FakeTeacherServer
+from emoreason.testing.fixtures import make_manifest
 
 N = 150
 

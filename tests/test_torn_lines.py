@@ -84,7 +84,7 @@ def test_eval_run_recovers_from_a_torn_last_line(run_dir, tmp_path):
 def test_cascade_recovers_from_a_torn_last_line(tmp_path, monkeypatch):
     from emoreason.data.manifest import read_manifest
     from emoreason.eval import cascade
-    from emoreason.teacher.fixtures import make_manifest
+    from emoreason.testing.fixtures import make_manifest
 
     manifest = make_manifest(tmp_path / "corpus", audio=True)
     rows = [r for r in read_manifest(manifest) if r.task in ("emotion", "sentiment")]

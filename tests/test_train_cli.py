@@ -70,7 +70,7 @@ def test_bad_manifest_row_names_its_line(tmp_path, capsys):
 
 
 def test_alternating_without_speech_rows_is_an_error(tmp_path, capsys):
-    from emoreason.testing.dummies import make_dummy_corpus
+    from emoreason.data.dummy import make_dummy_corpus
 
     rows = [line for line in make_dummy_corpus(8, tmp_path / "d").read_text().splitlines() if '"emotion"' in line]
     manifest = tmp_path / "emotion-only.jsonl"

@@ -10,7 +10,7 @@ from emoreason.audio import load_audio
 from emoreason.data.dataset import Collator, ManifestDataset, task_to_group
 from emoreason.data.manifest import ManifestError, read_manifest
 from emoreason.errors import UserError
-from emoreason.testing.dummies import make_dummy_corpus, parse_dummy_spec, resolve_manifest
+from emoreason.data.dummy import make_dummy_corpus, parse_dummy_spec, resolve_manifest
 
 GROUPS = {"speech": ["asr", "sqa"], "emotion": ["emotion", "sentiment"]}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emoreason.testing.dummies import make_dummy_corpus
+from emoreason.data.dummy import make_dummy_corpus
 
 WORKER = Path(__file__).parent / "train_ddp_worker.py"
 

@@ -8,7 +8,7 @@ from train_fakes import FakeAudioLLM, FakeProcessor
 
 from emoreason.config import DataConfig, TrainConfig
 from emoreason.data.dataset import Collator, ManifestDataset
-from emoreason.testing.dummies import make_dummy_corpus
+from emoreason.data.dummy import make_dummy_corpus
 from emoreason.train.loop import Trainer, token_losses
 from emoreason.train.schedule import build_schedule
 

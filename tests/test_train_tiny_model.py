@@ -6,7 +6,7 @@ import torch
 from emoreason.config import DataConfig, TrainConfig
 from emoreason.data.dataset import Collator, ManifestDataset
 from emoreason.model.builder import build_model
-from emoreason.testing.dummies import make_dummy_corpus
+from emoreason.data.dummy import make_dummy_corpus
 from emoreason.testing.tiny import tiny_model_config
 from emoreason.train.loop import Trainer
 from emoreason.train.schedule import build_schedule

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from emoreason.errors import UserError
-from emoreason.eval.quotes import CUE_WORDS
+from emoreason.text.quotes import CUE_WORDS
 from emoreason.eval.run import emotion_rows
 from emoreason.jsonl import ResumableJsonl
 from emoreason.labels import IEMOCAP, SENTIMENT, SYNONYMS, sentiment_of

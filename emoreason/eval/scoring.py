@@ -14,9 +14,9 @@ from pathlib import Path
 
 from emoreason.errors import UserError
 from emoreason.eval.judges import SCALE
-from emoreason.eval.labels import extract_labels, reference_label
+from emoreason.text.label_extraction import extract_labels, reference_label
 from emoreason.eval.predictions import PredictionsError, read_predictions
-from emoreason.eval.quotes import extract_quotes
+from emoreason.text.quotes import extract_quotes
 from emoreason.jsonl import ResumableJsonl, run_bounded
 from emoreason.labels import SENTIMENT, normalize_label, sentiment_of
 

@@ -26,7 +26,7 @@ import numpy as np
 
 from emoreason.audio import MAX_SECONDS, SAMPLE_RATE, AudioError, load_audio, split_windows, validate_wave
 from emoreason.errors import UserError
-from emoreason.eval.quotes import extract_quotes
+from emoreason.text.quotes import extract_quotes
 from emoreason.inference.results import AnalysisError, AnalysisResult, Quote, Segment
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def default_prompt(task: str) -> str:
 
 def measure_cues(wave: np.ndarray) -> dict[str, Any]:
     """Acoustic delivery cues of a 16 kHz clip (the teacher's ``measure_cues``)."""
-    from emoreason.teacher.cues import measure_cues as teacher_cues
+    from emoreason.cues import measure_cues as teacher_cues
 
     return teacher_cues(wave, SAMPLE_RATE, None)  # no transcript at inference: rate fields stay None
 

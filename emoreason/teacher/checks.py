@@ -2,7 +2,7 @@
 
 A simple synonym match (``emoreason.labels.SYNONYMS``) is enough here because the teacher was told
 the label; the evaluation's judge (``emoreason.eval``) does the harder extraction from model output.
-Quotes are found and normalised by ``emoreason.eval.quotes`` (the package's one quote extractor).
+Quotes are found and normalised by ``emoreason.text.quotes`` (the package's one quote extractor).
 
     result = check_output(text, transcript="I lost my keys again", label="frustrated", style="detailed")
     result.ok, result.reasons   # (False, ["quote not in transcript: 'my wallet'"])
@@ -13,7 +13,7 @@ import difflib
 import re
 from dataclasses import dataclass, field
 
-from emoreason.eval.quotes import extract_quotes, normalize_quote
+from emoreason.text.quotes import extract_quotes, normalize_quote
 from emoreason.labels import SYNONYMS
 
 QUOTE_MIN_RATIO = 0.8

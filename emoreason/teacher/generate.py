@@ -128,7 +128,7 @@ def measure_all_cues(rows: list[ManifestRow], manifest: Path, cache: ResponseCac
     from tqdm import tqdm
 
     from emoreason.audio import SAMPLE_RATE, AudioError, load_audio
-    from emoreason.teacher.cues import measure_cues
+    from emoreason.cues import measure_cues
 
     out: dict[str, dict] = {}
     for row in tqdm(rows, desc="cues", unit="clip", disable=not progress):
@@ -155,7 +155,7 @@ def measure_all_cues(rows: list[ManifestRow], manifest: Path, cache: ResponseCac
 def cue_phrases_by_row(rows: list[ManifestRow], cues: dict[str, dict]) -> dict[str, list[str]]:
     """Describe each row's cues against its speaker's baseline (same source + speaker, >= 3 clips),
     or in absolute terms where the corpus has no such baseline."""
-    from emoreason.teacher.cues import describe_cues, speaker_baseline
+    from emoreason.cues import describe_cues, speaker_baseline
 
     groups: dict[tuple, list[str]] = defaultdict(list)
     for row in rows:

@@ -107,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
 
     from emoreason.data.dataset import Collator, ManifestDataset  # heavy imports only past the checks
     from emoreason.model.builder import build_model
-    from emoreason.testing.dummies import resolve_manifest
+    from emoreason.data.dummy import resolve_manifest
     from emoreason.train.loop import Trainer
 
     manifest = resolve_manifest(cfg.data.train_manifest, args.cache_dir)

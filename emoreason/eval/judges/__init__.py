@@ -10,9 +10,9 @@ and for rows with quotes and a transcript ``groundedness`` / ``relevance`` (0-2)
 """
 from __future__ import annotations
 
-SCALE = {"emotion": 100.0, "sentiment": 100.0, "sqa": 20.0}
-"""Per-row score -> 0-100 (AudioBench: binary x 100, 0-5 x 20)."""
-MAX_RATING = {"emotion": 1, "sentiment": 1, "sqa": 5}
+from emoreason.eval.judges.scales import MAX_RATING, SCALE
+
+__all__ = ["MAX_RATING", "SCALE", "make_judge"]
 
 
 def make_judge(spec: str, **llm_options):

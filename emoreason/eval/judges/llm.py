@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 
 from emoreason.errors import UserError
-from emoreason.eval.judges import MAX_RATING
+from emoreason.eval.judges.scales import MAX_RATING
 from emoreason.eval.judges.offline import OfflineJudge
 from emoreason.llm_client import (ChatClient, EndpointError, EndpointRejected, RequestRejected, ResponseCache,
                                   RetriesExhausted, chat_body, request_hash)

@@ -1,6 +1,6 @@
 """The embedded judge: no LLM, deterministic, ~10k rows in a few seconds.
 
-* emotion / sentiment: binary rubric by label extraction (eval/labels.py);
+* emotion / sentiment: binary rubric by label extraction (text/label_extraction.py);
 * sqa: a rough 0-5 from content-word F1 against the reference (an estimate, not AudioBench's
   LLM rubric; use an LLM judge for SQA numbers you report);
 * asr: per-utterance WER (corpus WER is computed in the metrics);
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import re
 
-from emoreason.eval.labels import binary_match
-from emoreason.eval.quotes import groundedness, relevance
+from emoreason.text.label_extraction import binary_match
+from emoreason.text.quotes import groundedness, relevance
 from emoreason.eval.wer import utterance_wer
 
 _STOP = set("a an the of to in on at for and or but is are was were be been it this that with as by "

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from emoreason.audio import SAMPLE_RATE, load_audio
-from emoreason.teacher.cues import count_syllables, describe_cues, measure_cues, speaker_baseline, yin_f0
-from emoreason.teacher.fixtures import speak, tone
+from emoreason.cues import count_syllables, describe_cues, measure_cues, speaker_baseline, yin_f0
+from emoreason.testing.fixtures import speak, tone
 
 SR = SAMPLE_RATE
 TEXT = "I cannot believe you did that to me, this is outrageous"

@@ -12,7 +12,7 @@ the second hangs past the client's timeout, the third is answered normally. Mode
 ``empty`` (empty content), ``badquote`` (quotes words not in the transcript), ``wronglabel``,
 ``slow`` (answers after ``slow_s``).
 
-    python -m emoreason.teacher.fakeserver --port 8123 --delay 0.05   # prints READY <url>
+    python -m emoreason.testing.fakeserver --port 8123 --delay 0.05   # prints READY <url>
 """
 from __future__ import annotations
 

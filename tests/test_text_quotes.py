@@ -1,7 +1,7 @@
 """Quote extraction, offline groundedness and relevance."""
 import pytest
 
-from emoreason.eval.quotes import extract_quotes, ground_quote, groundedness, normalize_quote, quote_words, relevance
+from emoreason.text.quotes import extract_quotes, ground_quote, groundedness, normalize_quote, quote_words, relevance
 
 
 @pytest.mark.parametrize("text,quotes", [

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from emoreason.eval.labels import binary_match, extract_labels, reference_label, strip_quotes
+from emoreason.text.label_extraction import binary_match, extract_labels, reference_label, strip_quotes
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval"
 # judged_emotion: written while building the extractor; judged_heldout: written afterwards and
