@@ -21,7 +21,7 @@ VERBS: dict[str, str] = {
     "serve": "emoreason.inference.server",
     "eval": "emoreason.eval.cli",
     "demo": "emoreason.demo",
-    "weights": "emoreason.model.packaged",
+    "weights": "emoreason.weights.cli",
 }
 DATA_VERBS: list[str] = ["emoreason.data.cli", "emoreason.teacher.cli"]
 

@@ -4,7 +4,7 @@
     model, processor = load_pretrained("runs/x/final")
 
 Paths (encoders and LLM): a hub id, a local directory, ``packaged:NAME`` (resolved by
-``emoreason.model.packaged.resolve_packaged``), ``preset:NAME`` (named sizes, ``init: random``
+``emoreason.weights.resolve_packaged``), ``preset:NAME`` (named sizes, ``init: random``
 only; see ``emoreason.model.presets``), and for the LLM ``builtin:tiny``. ``init: random`` builds the
 architecture from the path's config (or preset) with the config's size fields as overrides.
 Checkpoints are read with safetensors, or transformers / ``torch.load(weights_only=True)`` for
@@ -26,11 +26,12 @@ from emoreason.model.audiollm import CONFIG_FILE, RANDOM_BASE_FILE, TRAINABLE_FI
 from emoreason.model.encoders import WaveFrames, WhisperFrames
 from emoreason.model.presets import encoder_preset, llm_preset, preset_name
 from emoreason.model.tokenizer import add_audio_tokens, audio_token_ids, build_tiny_tokenizer
+from emoreason.weights import PREFIX as PACKAGED_PREFIX
+from emoreason.weights import llm_dir, resolve_packaged
 
 log = logging.getLogger(__name__)
 
 BUILTIN_TINY = "builtin:tiny"
-PACKAGED_PREFIX = "packaged:"
 
 
 def resolve_dtype(name: str) -> torch.dtype:
@@ -47,12 +48,8 @@ def _resolve_path(path: str) -> tuple[str, str | None]:
     """``packaged:NAME`` -> (local dir, gguf file or None); other paths unchanged."""
     if not path.startswith(PACKAGED_PREFIX):
         return path, None
-    from emoreason.model.packaged import resolve_packaged  # lazy: written in parallel, optional
-
     resolved = resolve_packaged(path[len(PACKAGED_PREFIX):])
     if isinstance(resolved, dict):  # GGUF: load the once-converted transformers copy (fast)
-        from emoreason.model.packaged import llm_dir
-
         return str(llm_dir(path[len(PACKAGED_PREFIX):])), None
     return str(resolved), None
 
