@@ -211,8 +211,7 @@ def train_steps(model: Any, processor: Any, cfg: Any, args: argparse.Namespace, 
 
     from emoreason.data.dataset import Collator
     from emoreason.inference.engine import default_prompt
-    from emoreason.train.loop import Trainer
-    from emoreason.train.schedule import build_schedule
+    from emoreason.train.recipe import TrainData, TrainingRecipe
 
     m, t = cfg.model, cfg.train
     cuda = R["device"].startswith("cuda")
@@ -225,9 +224,7 @@ def train_steps(model: Any, processor: Any, cfg: Any, args: argparse.Namespace, 
     R["seq_len"] = int(sample["input_ids"].shape[1])
     R["audio_tokens"] = int((sample["input_ids"] == model.audio_token_id).sum())
     R["text_tokens"] = R["seq_len"] - R["audio_tokens"]
-    phases = build_schedule(t.schedule, t.epochs, t.switch_every, t.alternation_epochs, t.first_group, t.final_phase,
-                            speech_encoder_trainable=m.speech_encoder.trainable,
-                            emotion_encoder_trainable=m.emotion_encoder is not None and m.emotion_encoder.trainable)
+    phases = TrainingRecipe(cfg, tempfile.gettempdir()).phases
     R["phase"] = phases[0].name
     R["phase_groups"] = [k for k in phases[0].param_groups if k in model.parameter_groups()]
     steps, attempts = [], []
@@ -239,8 +236,9 @@ def train_steps(model: Any, processor: Any, cfg: Any, args: argparse.Namespace, 
             collate.times.clear()
             trainer = None
             try:
-                trainer = Trainer(model, dataset, collate, phases, dataclasses.replace(t, gradient_checkpointing=ckpt),
-                                  run_dir, processor=processor)
+                # the library's recipe with this benchmark's parts: synthetic rows, a timed collator
+                run_cfg = dataclasses.replace(cfg, train=dataclasses.replace(t, gradient_checkpointing=ckpt))
+                trainer = TrainingRecipe(run_cfg, run_dir).setup_trainer(model, processor, TrainData(dataset), collate)
                 R["mixed_precision"] = str(trainer.acc.mixed_precision)
                 tic = time.perf_counter()
                 steps = trainer.fit(resume=False, stop_after=args.warmup + args.steps)

@@ -122,6 +122,8 @@ class DataConfig:
     train_manifest: str = ""
     """Manifest JSONL path, or ``dummy:N`` for N generated clips (tests, smoke runs)."""
     eval_manifest: str | None = None
+    """Validation manifest (or dummy:N); its rows whose split equals eval_split (None: all) give a
+    validation loss per task during training."""
     train_split: str | None = "train"
     """Only rows whose ``split`` equals this are used (None: all rows)."""
     eval_split: str | None = "dev"
@@ -178,6 +180,13 @@ class TrainConfig:
     max_steps: int = 0
     """0: no limit (smoke tests set a few)."""
     tensorboard: bool = False
+    eval_every_steps: int = 0
+    """0: validate at each epoch end when data.eval_manifest is set."""
+    eval_max_batches: int = 0
+    """0: the whole validation set."""
+    final_from_best: bool = False
+    """final/ holds the checkpoint with the lowest validation loss instead of the last one; needs
+    data.eval_manifest."""
     feature_cache: bool = False
     """Compute each clip's frames once per frozen encoder and reuse them in later epochs and phases
     (``emoreason.model.frame_cache``); trainable encoders always run. Pays off when the frames fit
@@ -197,7 +206,6 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
-    name: str = "run"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -253,6 +261,11 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"train.group_lr.{key}: unknown parameter group (expected one of {sorted(group_keys)})")
         if value <= 0:
             raise ConfigError(f"train.group_lr.{key} must be > 0, got {value}")
+    for key in ("eval_every_steps", "eval_max_batches"):
+        if getattr(t, key) < 0:
+            raise ConfigError(f"train.{key} must be >= 0, got {getattr(t, key)}")
+    if t.final_from_best and not cfg.data.eval_manifest:
+        raise ConfigError("train.final_from_best needs data.eval_manifest (a validation set to choose by)")
     if not 0 <= t.warmup_ratio < 1:
         raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
     if not cfg.data.train_manifest:

@@ -5,7 +5,7 @@ import torch
 from emoreason.data.dataset import Collator
 from emoreason.model.builder import build_model
 from emoreason.testing.tiny import tiny_model_config
-from emoreason.train.loop import first_target_position, token_losses
+from emoreason.train.losses import first_target_position, token_losses
 
 
 def test_first_target_position():

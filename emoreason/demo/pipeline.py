@@ -154,10 +154,8 @@ class Demo:
         return self.runner.run("targets", params, build)
 
     def train(self, variant: Variant) -> dict[str, Any]:
-        """Stage 3: one mini AudioLLM via ``emoreason train`` (auto-resumes from its checkpoints)."""
-        import argparse
-
-        from emoreason.train.cli import run as train_run
+        """Stage 3: one mini AudioLLM via :func:`emoreason.train.train` (auto-resumes from its checkpoints)."""
+        from emoreason.train.recipe import train
 
         targets = self.runner.path("targets")
         # One frame cache for every variant: their frozen encoders are the same packaged weights, so
@@ -177,8 +175,7 @@ class Demo:
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] training {variant.name}: {variant.description}")
-            args = argparse.Namespace(config=str(self.config), out=str(d), overrides=overrides, resume="auto", cache_dir=None)
-            train_run(args)
+            train(self.config, d, overrides=overrides)
             metrics = [json.loads(l) for l in (d / "metrics.jsonl").read_text().splitlines() if l.strip()]
             last = metrics[-1] if metrics else {}
             return {"steps": last.get("step"), "final_loss": last.get("loss"), "final": str(d / "final")}

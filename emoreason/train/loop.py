@@ -20,20 +20,20 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
+from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses
 from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint, set_rng_state
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_optimizer, lr_lambda
 from emoreason.train.sampler import TaskGroupSampler
+from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_marker, validation_losses
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
 
 log = logging.getLogger("emoreason.train")
-IGNORE_INDEX = -100
 _NOT_MODEL_INPUTS = ("labels", "tasks", "ids")
 
 
@@ -43,33 +43,6 @@ def resolve_precision(precision: str) -> str:
     if precision != "auto":
         return precision
     return auto_mixed_precision()
-
-
-def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Next-token cross entropy per example.
-
-    logits (B, L, V), labels (B, L) aligned with the inputs (-100 = not a target) ->
-    (loss sum (B,), target token count (B,)); position t predicts label t+1. Only target
-    positions are upcast to fp32: with a 256k vocabulary the full (B, L, V) copy costs GBs.
-    """
-    shift_labels = labels[:, 1:].to(logits.device)
-    mask = shift_labels != IGNORE_INDEX
-    rows, cols = mask.nonzero(as_tuple=True)
-    picked = logits[:, :-1][rows, cols].float()  # (N targets, V)
-    per_token = F.cross_entropy(picked, shift_labels[rows, cols], reduction="none")
-    sums = torch.zeros(labels.size(0), device=logits.device, dtype=per_token.dtype).index_add(0, rows, per_token)
-    return sums, mask.sum(1)
-
-
-def first_target_position(labels: torch.Tensor) -> int:
-    """Earliest position whose logits predict a target token in ``labels`` (B, L); 0 if none.
-
-    Position t predicts label t+1, so this is (first non-ignored label column) - 1 over the batch.
-    """
-    has_target = (labels != IGNORE_INDEX).any(0)
-    if not bool(has_target.any()):
-        return 0
-    return max(0, int(has_target.nonzero()[0, 0]) - 1)
 
 
 def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
@@ -107,6 +80,9 @@ class Trainer:
         processor: saved next to the model in ``final/`` when given.
         accelerator: an ``accelerate.Accelerator``; built from ``train`` when None.
         num_workers: DataLoader worker processes.
+        eval_dataset: validation rows (same item format as ``dataset``); their loss per task is
+            logged every ``train.eval_every_steps`` steps (0: at each pass end) and selects the
+            best model (``RUN_DIR/best``; ``final/`` with ``train.final_from_best``).
     """
 
     def __init__(
@@ -120,6 +96,7 @@ class Trainer:
         processor: Any = None,
         accelerator: Any = None,
         num_workers: int = 0,
+        eval_dataset: Any = None,
     ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -132,6 +109,9 @@ class Trainer:
         self.dataset = dataset
         self.collate_fn = collate_fn
         self.num_workers = num_workers
+        self.eval_dataset = eval_dataset
+        if train.final_from_best and eval_dataset is None:
+            raise UserError("train.final_from_best needs validation data (data.eval_manifest)")
         self.tasks: list[str] = list(dataset.tasks)
         present = set(dataset.groups)
         for phase in phases:
@@ -249,9 +229,12 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _save(self, step: int, epoch: int, cursor: int) -> None:
+        if epoch != self.sampler.epoch:  # a pass just ended: the next one starts at its first batch
+            self.sampler.set_epoch(epoch, phase_at(self.phases, epoch).group if epoch < self.num_epochs else None)
+        self.sampler.start = cursor  # the running loader iterator has already read its start
         save_checkpoint(
             self.run_dir, step, self.trainable_state(), self.optimizer.state_dict(), self.scheduler.state_dict(),
-            {"epoch": epoch, "cursor": cursor, "sampler_seed": self.sampler.seed, "world_size": self.acc.num_processes},
+            {"sampler": self.sampler.state_dict(), "world_size": self.acc.num_processes},
             rank=self.acc.process_index, barrier=self.acc.wait_for_everyone, keep=self.train.keep_checkpoints,
             optimizer_per_rank=self._sharded_optimizer,
         )
@@ -277,7 +260,8 @@ class Trainer:
         state = ckpt["state"]
         if ckpt["rng"] is not None:
             set_rng_state(ckpt["rng"])
-        return int(state["step"]), int(state["epoch"]), int(state["cursor"])
+        self.sampler.load_state_dict(state["sampler"])
+        return int(state["step"]), self.sampler.epoch, self.sampler.start
 
     # ------------------------------------------------------------------------------------------
     def _micro_step(self, batch: dict[str, Any], norm: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
@@ -393,6 +377,11 @@ class Trainer:
                 bar.update(1)
                 bar.set_postfix({"phase": phase.name, **{k: f"{v:.3f}" for k, v in losses.items()}})
                 done = step >= self.total_steps
+                pass_end = cursor >= n_micro
+                if self.eval_dataset is not None and (
+                        (t.eval_every_steps > 0 and step % t.eval_every_steps == 0) or done
+                        or (t.eval_every_steps == 0 and pass_end)):
+                    self._validate(step, epoch, phase.name, writer)
                 if t.save_every_steps > 0 and step % t.save_every_steps == 0 and cursor < n_micro and not done:
                     self._save(step, epoch, cursor)
                 if done:
@@ -409,13 +398,27 @@ class Trainer:
                      self.frame_cache.evicted)
         return results
 
+    def _validate(self, step: int, epoch: int, phase: str, writer: MetricsWriter) -> dict[str, float]:
+        """Validation loss per task (logged); a new best overall loss saves ``RUN_DIR/best``."""
+        loader = torch.utils.data.DataLoader(self.eval_dataset, batch_size=self.train.batch_size,
+                                             collate_fn=self.collate_fn, num_workers=self.num_workers)
+        losses = validation_losses(self.model, loader, self.acc.device, self.acc.autocast, self.train.eval_max_batches)
+        writer.write_validation(step, epoch, phase, losses)
+        best = best_loss(self.run_dir)
+        if "all" in losses and (best is None or losses["all"] < best):
+            self._save_model(BEST_DIR, {BEST_FILE: best_marker(step, losses["all"])})
+        if self.acc.is_main_process:
+            log.info("validation at step %d: %s", step, ", ".join(f"{k} {v:.4f}" for k, v in losses.items()))
+        return losses
+
     # ------------------------------------------------------------------------------------------
-    def save_final(self) -> Path:
-        """``RUN_DIR/final``: ``model.save_pretrained`` + ``processor.save_pretrained``, atomically."""
+    def _save_model(self, name: str, extra_files: dict[str, str] | None = None) -> Path:
+        """``RUN_DIR/<name>``: ``model.save_pretrained`` + ``processor.save_pretrained`` (+ extra
+        text files), atomically: built beside it, then renamed. Every process calls this."""
         import shutil
 
-        final = self.run_dir / "final"
-        tmp = self.run_dir / ".tmp-final"
+        target = self.run_dir / name
+        tmp = self.run_dir / f".tmp-{name}"
         self.acc.wait_for_everyone()
         if self.acc.is_main_process:
             if tmp.exists():
@@ -424,10 +427,33 @@ class Trainer:
             self.acc.unwrap_model(self.model).save_pretrained(tmp)
             if self.processor is not None:
                 self.processor.save_pretrained(tmp)
+            for file_name, text in (extra_files or {}).items():
+                (tmp / file_name).write_text(text)
+            if target.exists():
+                shutil.rmtree(target)
+            tmp.rename(target)
+            log.info("saved %s", target)
+        self.acc.wait_for_everyone()
+        return target
+
+    def save_final(self) -> Path:
+        """``RUN_DIR/final``: the trained model (``train.final_from_best``: the one with the lowest
+        validation loss, ``RUN_DIR/best``), atomically."""
+        import shutil
+
+        best = self.run_dir / BEST_DIR
+        if not (self.train.final_from_best and (best / BEST_FILE).is_file()):
+            return self._save_model("final")
+        final, tmp = self.run_dir / "final", self.run_dir / ".tmp-final"
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+            shutil.copytree(best, tmp)
             if final.exists():
                 shutil.rmtree(final)
             tmp.rename(final)
-            log.info("saved %s", final)
+            log.info("saved %s (the best model by validation loss: %s)", final, (best / BEST_FILE).read_text().strip())
         self.acc.wait_for_everyone()
         return final
 

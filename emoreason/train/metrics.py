@@ -56,6 +56,16 @@ class MetricsWriter:
             self.tb.add_scalar("lr", lr, step)
             self.tb.add_scalar("samples_per_s", samples_per_s, step)
 
+    def write_validation(self, step: int, epoch: int, phase: str, losses: dict[str, float]) -> None:
+        """``losses``: task -> validation loss (token mean), plus ``"all"``; one row each with ``val_loss``."""
+        if not self.enabled:
+            return
+        for task, loss in losses.items():
+            self._file.append({"step": step, "epoch": epoch, "phase": phase, "task": task, "val_loss": round(loss, 6)})
+        if self.tb is not None:
+            for task, loss in losses.items():
+                self.tb.add_scalar(f"val_loss/{task}", loss, step)
+
     def close(self) -> None:
         if self.enabled:
             self._file.close()
