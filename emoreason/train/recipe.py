@@ -139,10 +139,8 @@ class TrainingRecipe:
             print(f"emoreason train: left out {train.skipped_flagged} row(s) whose teacher target failed its checks "
                   "(meta.teacher_check; data.skip_flagged_targets=false keeps them)", file=sys.stderr)
         validation = None
-        if d.eval_manifest:
+        if d.eval_manifest:  # an empty split is a UserError from ManifestDataset, naming the file
             validation = dataset(d.eval_manifest, d.eval_split)
-            if len(validation) == 0:
-                raise UserError(f"data.eval_manifest {d.eval_manifest}: no rows of split {d.eval_split!r} to validate on")
         return TrainData(train, validation)
 
     def setup_model(self) -> tuple[Any, Any]:
