@@ -1,31 +1,37 @@
 """Typed run configuration: dataclasses, YAML files plus dotted ``key=value`` overrides, validation.
 
-The config is validated here, at the edge, and then unpacked into plain arguments: library code
-takes sizes and paths, not this object.
+The dataclasses are the schema; OmegaConf merges the YAML file and the overrides onto their
+defaults and converts each value to the annotated type. The config is validated here, at the edge,
+and then unpacked into plain arguments: library code takes sizes and paths, not this object.
 
     cfg = load_config("configs/tiny.yaml", ["train.epochs=2", "model.fusion=feature"])
 """
 from __future__ import annotations
 
-from emoreason.errors import UserError
-
 import dataclasses
-import types
 import typing
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
+from omegaconf.nodes import BooleanNode, FloatNode, IntegerNode, StringNode
+
+from emoreason.errors import UserError
+
+PARAMETER_GROUPS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora")
+"""Keys of ``AudioLLM.parameter_groups()``: what ``train.group_lr`` may name."""
 
 
 class ConfigError(UserError):
     """A config file or override is invalid; the message names the offending key."""
 
 
-# ----------------------------------------------------------------------------------------------
-# Sections
-# ----------------------------------------------------------------------------------------------
+# --- Sections ---------------------------------------------------------------------------------
 
 
 @dataclass
@@ -102,7 +108,8 @@ class ModelConfig:
 
     speech_encoder: EncoderConfig = field(default_factory=EncoderConfig)
     emotion_encoder: EncoderConfig | None = field(default_factory=lambda: EncoderConfig(num_tokens=10))
-    """None (or ``fusion: none``) gives the single-encoder baseline."""
+    """None (or ``fusion: none``) gives the single-encoder baseline. A YAML section is merged onto
+    this default, so fields it leaves out keep these values (``num_tokens`` 10)."""
     fusion: str = "sequence"
     """``sequence`` (speech tokens then emotion tokens) | ``feature`` (channel concat, one adapter)
     | ``none`` (speech encoder only)."""
@@ -122,15 +129,16 @@ class DataConfig:
     train_manifest: str = ""
     """Manifest JSONL path, or ``dummy:N`` for N generated clips (tests, smoke runs)."""
     eval_manifest: str | None = None
-    """Validation manifest (or dummy:N); its rows whose split equals eval_split (None: all) give a
-    validation loss per task during training."""
+    """Validation manifest (or ``dummy:N``); its rows whose ``split`` equals ``eval_split`` (None:
+    all) give a validation loss per task during training."""
     train_split: str | None = "train"
     """Only rows whose ``split`` equals this are used (None: all rows)."""
     eval_split: str | None = "dev"
+    """See ``eval_manifest``."""
     task_groups: dict[str, list[str]] = field(
         default_factory=lambda: {"speech": ["asr", "sqa", "st"], "emotion": ["emotion", "sentiment", "er", "sr"]}
     )
-    """Task -> group. The alternating schedule trains the speech side on ``speech`` tasks and the
+    """Group -> tasks. The alternating schedule trains the speech side on ``speech`` tasks and the
     emotion side on ``emotion`` tasks."""
     max_audio_seconds: float = 30.0
     max_target_tokens: int = 256
@@ -157,10 +165,11 @@ class TrainConfig:
     """Alternating: a last epoch training all adapters + LoRA on all tasks."""
     lr: float = 5e-5
     group_lr: dict[str, float] = field(default_factory=dict)
-    """Learning rate per parameter group, overriding ``lr`` for the groups named (keys of
-    ``AudioLLM.parameter_groups()``: speech_adapter, emotion_adapter, fusion_adapter, lora, ...),
-    e.g. freshly initialised adapters faster than LoRA. Warmup and decay apply to every group."""
-    betas: tuple[float, float] = (0.9, 0.999)
+    """Learning rate per parameter group (``PARAMETER_GROUPS``), overriding ``lr`` for the groups
+    named, e.g. freshly initialised adapters faster than LoRA. Warmup and decay apply to every group."""
+    betas: list[float] = field(default_factory=lambda: [0.9, 0.999])
+    """AdamW (beta1, beta2). A list, not ``tuple[float, float]``: OmegaConf reads a tuple
+    annotation as a list of any length, so ``validate`` checks there are two."""
     weight_decay: float = 0.0
     warmup_ratio: float = 0.03
     lr_schedule: str = "cosine"
@@ -179,14 +188,15 @@ class TrainConfig:
     log_every: int = 1
     max_steps: int = 0
     """0: no limit (smoke tests set a few)."""
-    tensorboard: bool = False
     eval_every_steps: int = 0
-    """0: validate at each epoch end when data.eval_manifest is set."""
+    """Validate every this many optimizer steps; 0: validate at each epoch end when
+    ``data.eval_manifest`` is set."""
     eval_max_batches: int = 0
-    """0: the whole validation set."""
+    """Batches per validation; 0: the whole validation set."""
     final_from_best: bool = False
-    """final/ holds the checkpoint with the lowest validation loss instead of the last one; needs
-    data.eval_manifest."""
+    """``final/`` holds the checkpoint with the lowest validation loss instead of the last one;
+    needs ``data.eval_manifest``."""
+    tensorboard: bool = False
     feature_cache: bool = False
     """Compute each clip's frames once per frozen encoder and reuse them in later epochs and phases
     (``emoreason.model.frame_cache``); trainable encoders always run. Pays off when the frames fit
@@ -208,9 +218,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-# ----------------------------------------------------------------------------------------------
-# Validation
-# ----------------------------------------------------------------------------------------------
+# --- Validation (cross-field rules; OmegaConf has already checked keys and types) -------------
 
 _CHOICES = {
     "model.fusion": {"sequence", "feature", "none"},
@@ -253,128 +261,113 @@ def validate(cfg: Config) -> Config:
     for key in ("epochs", "switch_every", "batch_size", "grad_accum"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
-    if t.lr <= 0:
-        raise ConfigError(f"train.lr must be > 0, got {t.lr}")
-    group_keys = {"speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora"}
-    for key, value in t.group_lr.items():
-        if key not in group_keys:
-            raise ConfigError(f"train.group_lr.{key}: unknown parameter group (expected one of {sorted(group_keys)})")
-        if value <= 0:
-            raise ConfigError(f"train.group_lr.{key} must be > 0, got {value}")
     for key in ("eval_every_steps", "eval_max_batches"):
         if getattr(t, key) < 0:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(t, key)}")
-    if t.final_from_best and not cfg.data.eval_manifest:
-        raise ConfigError("train.final_from_best needs data.eval_manifest (a validation set to choose by)")
+    if t.lr <= 0:
+        raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+    if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
+        raise ConfigError(f"train.betas must be two numbers in [0, 1) (beta1, beta2), got {t.betas}")
+    for key, value in t.group_lr.items():
+        if key not in PARAMETER_GROUPS:
+            raise ConfigError(f"train.group_lr.{key}: unknown parameter group (expected one of {sorted(PARAMETER_GROUPS)})")
+        if value <= 0:
+            raise ConfigError(f"train.group_lr.{key} must be > 0, got {value}")
     if not 0 <= t.warmup_ratio < 1:
         raise ConfigError(f"train.warmup_ratio must be in [0, 1), got {t.warmup_ratio}")
+    if t.final_from_best and not cfg.data.eval_manifest:
+        raise ConfigError("train.final_from_best=true needs data.eval_manifest (the validation loss picks the checkpoint)")
     if not cfg.data.train_manifest:
         raise ConfigError("data.train_manifest is empty: give a manifest path or dummy:N")
     groups = cfg.data.task_groups
     if set(groups) != {"speech", "emotion"}:
         raise ConfigError(f"data.task_groups must have exactly the keys 'speech' and 'emotion', got {sorted(groups)}")
+    # OmegaConf 2.3 lets a list or mapping stand as an item of a list[str]
+    str_lists = {"model.labels": m.labels, "model.sentiment_labels": m.sentiment_labels,
+                 "model.lora.target_modules": m.lora.target_modules, **{f"data.task_groups.{g}": v for g, v in groups.items()}}
+    for key, items in str_lists.items():
+        for i, item in enumerate(items):
+            if not isinstance(item, str):
+                raise ConfigError(f"{key}[{i}]: expected a string, got {item!r}")
     return cfg
 
 
-# ----------------------------------------------------------------------------------------------
-# Building dataclasses from plain dicts
-# ----------------------------------------------------------------------------------------------
+# --- Building the dataclasses with OmegaConf --------------------------------------------------
+
+# Words for "expected ..." in errors, by the type a node holds.
+_EXPECTED = {int: "an integer", float: "a number", bool: "true/false", str: "a string", list: "a list", dict: "a mapping"}
+_NODE_TYPES = {IntegerNode: int, FloatNode: float, BooleanNode: bool, StringNode: str, ListConfig: list, DictConfig: dict}
 
 
-def _strip_optional(tp: Any) -> tuple[Any, bool]:
-    """Return (inner type, is_optional) for ``X | None``."""
-    origin = typing.get_origin(tp)
-    if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(tp) if a is not type(None)]
-        if len(args) == 1:
-            return args[0], True
-    return tp, False
+def _expected(e: OmegaConfBaseException) -> str | None:
+    """What the rejected value should have been, or None if OmegaConf does not say."""
+    if e.child_node is not None:
+        return _EXPECTED.get(_NODE_TYPES.get(type(e.child_node)))
+    # an item of a typed dict or list (train.group_lr.lora): no node yet, the annotation has the type
+    args = typing.get_args(e.ref_type)
+    return _EXPECTED.get(args[-1]) if args else None
 
 
-def _coerce(value: Any, tp: Any, key: str) -> Any:
-    """Convert a YAML value to the annotated type, or raise ConfigError naming ``key``."""
-    inner, optional = _strip_optional(tp)
-    if value is None:
-        if optional:
-            return None
-        raise ConfigError(f"{key}: null is not allowed here")
-    if dataclasses.is_dataclass(inner):
-        if isinstance(value, inner):
-            return value
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return from_dict(inner, value, prefix=key)
-    origin = typing.get_origin(inner)
-    if origin is list:
-        (item_tp,) = typing.get_args(inner) or (Any,)
-        if isinstance(value, str):  # "a,b,c" from the command line
-            value = [v for v in value.split(",") if v]
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list, got {value!r}")
-        return [_coerce(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value)]
-    if origin is tuple:
-        args = typing.get_args(inner)
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v]
-        if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ConfigError(f"{key}: expected {len(args)} values, got {value!r}")
-        return tuple(_coerce(v, a, f"{key}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
-        _, val_tp = typing.get_args(inner) or (Any, Any)
-        return {str(k): _coerce(v, val_tp, f"{key}.{k}") for k, v in value.items()}
-    if inner is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.lower() in {"true", "false", "1", "0", "yes", "no"}:
-            return value.lower() in {"true", "1", "yes"}
-        raise ConfigError(f"{key}: expected true/false, got {value!r}")
-    if inner is int:
-        if isinstance(value, bool):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}")
-        try:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError
-            return int(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected an integer, got {value!r}") from None
-    if inner is float:
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{key}: expected a number, got {value!r}") from None
-    if inner is str:
-        if isinstance(value, (dict, list)):
-            raise ConfigError(f"{key}: expected a string, got {value!r}")
-        return str(value)
-    return value
+@contextmanager
+def _config_errors(prefix: str = "") -> Iterator[None]:
+    """Turn OmegaConf's multi-line exceptions into a one-line ConfigError naming the key."""
+    try:
+        yield
+    except OmegaConfBaseException as e:
+        key = ".".join(p for p in (prefix, e.full_key) if p) or "config"
+        if isinstance(e, ConfigKeyError):
+            known = ""
+            if isinstance(e.object_type, type) and dataclasses.is_dataclass(e.object_type):
+                known = f" (known: {', '.join(sorted(f.name for f in dataclasses.fields(e.object_type)))})"
+            raise ConfigError(f"unknown key {key}{known}") from None
+        if isinstance(e, ValidationError):
+            if "is not Optional" in e.msg:  # a section set to null (OmegaConf gives no value for it)
+                raise ConfigError(f"{key}: null is not allowed here") from None
+            expected = _expected(e)
+            if expected is not None:
+                raise ConfigError(f"{key}: expected {expected}, got {e.value!r}") from None
+        raise ConfigError(f"{key}: {e.msg.splitlines()[0]}") from None
 
 
-def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
-    """Build dataclass ``cls`` from a dict; unknown keys are errors (typos must not pass silently)."""
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        where = f"{prefix}." if prefix else ""
-        raise ConfigError(f"unknown key {where}{unknown[0]} (known: {', '.join(sorted(names))})")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
-    return cls(**kwargs)
+def _check_sections(schema: Any, data: Any, prefix: str) -> None:
+    """Raise if a scalar or list stands where a section or mapping belongs (OmegaConf's error for
+    that names the type, not the key)."""
+    if not isinstance(schema, DictConfig) or not isinstance(data, Mapping):
+        return
+    for key, value in data.items():
+        sub = schema.get(key) if isinstance(key, str) and key in schema else None  # None: unknown key
+        if isinstance(sub, DictConfig) and value is not None and not isinstance(value, Mapping):
+            raise ConfigError(f"{prefix}{key}: expected a mapping, got {value!r}")
+        _check_sections(sub, value, f"{prefix}{key}.")
 
 
-def to_dict(obj: Any) -> Any:
-    """Dataclass -> plain dict/list structure (tuples become lists) for YAML/JSON."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_dict(v) for v in obj]
-    if isinstance(obj, dict):
-        return {k: to_dict(v) for k, v in obj.items()}
-    return obj
+def _build(schema: DictConfig, layers: list[Any], prefix: str = "") -> Any:
+    """Merge ``layers`` (dicts / DictConfigs, later wins) onto ``schema`` (a structured config),
+    convert, and return the dataclass instance."""
+    with _config_errors(prefix):
+        for layer in layers:
+            plain = OmegaConf.to_container(layer) if isinstance(layer, DictConfig) else layer
+            _check_sections(schema, plain, f"{prefix}." if prefix else "")
+        return OmegaConf.to_object(OmegaConf.merge(schema, *layers))
+
+
+def from_dict(cls: type, data: Mapping[str, Any], prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a dict; unknown keys are errors (typos must not pass silently).
+
+    ``prefix`` is the section's dotted key, for error messages (``from_dict(ModelConfig, d, "model")``).
+    """
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {type(data).__name__}")
+    return _build(OmegaConf.structured(cls), [dict(data)], prefix)
+
+
+def to_dict(obj: Any) -> dict[str, Any]:
+    """Dataclass -> plain dict/list structure for YAML/JSON."""
+    return dataclasses.asdict(obj)
 
 
 def get_dotted(obj: Any, key: str) -> Any:
+    """``get_dotted(cfg, "model.llm.path")``; ConfigError if a part is missing or its section is None."""
     for part in key.split("."):
         if obj is None or not hasattr(obj, part):
             raise ConfigError(f"unknown key {key}")
@@ -382,39 +375,28 @@ def get_dotted(obj: Any, key: str) -> Any:
     return obj
 
 
-def _set_dotted(data: dict[str, Any], key: str, value: Any) -> None:
-    parts = key.split(".")
-    node = data
-    for part in parts[:-1]:
-        if node.get(part) is None:
-            node[part] = {}
-        if not isinstance(node[part], dict):
-            raise ConfigError(f"cannot set {key}: {part} is not a section")
-        node = node[part]
-    node[parts[-1]] = value
-
-
-def parse_overrides(overrides: list[str]) -> list[tuple[str, Any]]:
-    """``["train.lr=1e-4", "model.fusion=feature"]`` -> [(key, YAML-parsed value)]."""
-    out = []
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value")
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if not key:
-            raise ConfigError(f"override {item!r} has an empty key")
-        try:
-            value = yaml.safe_load(raw) if raw != "" else ""
-        except yaml.YAMLError:
-            value = raw
-        out.append((key, value))
-    return out
+def _override(item: str, schema: DictConfig) -> DictConfig:
+    """``"train.lr=1e-4"`` -> a one-key DictConfig; the value is read as YAML (``[a,b]``, ``null``, ``{k: v}``)."""
+    key, sep, raw = item.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not key=value")
+    if raw == "":
+        raw = "''"  # from_dotlist reads `key=` as null; keep it the empty string (an empty system prompt)
+    try:
+        layer = OmegaConf.from_dotlist([f"{key}={raw}"])
+    except yaml.YAMLError as e:
+        raise ConfigError(f"override {item!r}: the value is not valid YAML ({str(e).splitlines()[0]}); quote it") from None
+    with _config_errors():
+        value = OmegaConf.select(layer, key, throw_on_resolution_failure=False)
+        if isinstance(value, str) and isinstance(OmegaConf.select(schema, key, default=None), ListConfig):
+            OmegaConf.update(layer, key, [v for v in value.split(",") if v])  # "a,b,c" from a shell
+    return layer
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> Config:
-    """Read YAML (optional), apply dotted overrides, coerce types, validate."""
-    data: dict[str, Any] = {}
+    """Read YAML (optional), merge it and the dotted overrides onto the defaults, validate."""
+    layers: list[Any] = []
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -427,10 +409,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
             loaded = {}
         if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping")
-        data = loaded
-    for key, value in parse_overrides(overrides or []):
-        _set_dotted(data, key, value)
-    return validate(from_dict(Config, data))
+        layers.append(loaded)
+    schema = OmegaConf.structured(Config)
+    layers += [_override(item, schema) for item in overrides or []]
+    return validate(_build(schema, layers))
 
 
 def save_config(cfg: Config, path: str | Path) -> None:

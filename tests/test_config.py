@@ -23,7 +23,7 @@ def test_yaml_and_dotted_overrides(tmp_path):
     assert isinstance(cfg, Config)
     assert cfg.train.lr == pytest.approx(1e-4)
     assert cfg.model.fusion == "feature"
-    assert cfg.train.betas == (0.8, 0.99)
+    assert cfg.train.betas == [0.8, 0.99]  # a list: OmegaConf has no fixed-length tuple
     assert cfg.model.emotion_encoder.num_tokens == 10
 
 
@@ -43,11 +43,37 @@ def test_roundtrip(tmp_path):
         (["train.epochs=0"], "train.epochs must be >= 1"),
         (["model.emotion_encoder=null"], "needs model.emotion_encoder"),
         (["noequals"], "not key=value"),
+        (["model.speech_encoder.pth=x"], "unknown key model.speech_encoder.pth (known: dynamic_length"),
+        (["train.tensorboard=maybe"], "train.tensorboard: expected true/false, got 'maybe'"),
+        (["train.group_lr={lora: fast}"], "train.group_lr.lora: expected a number, got 'fast'"),
+        (["model.speech_encoder=3"], "model.speech_encoder: expected a mapping, got 3"),
+        (["model.speech_encoder=null"], "model.speech_encoder: null is not allowed here"),
+        (["model.llm.system_prompt=[unclosed"], "not valid YAML"),
+        (["train.betas=[0.9]"], "train.betas must be two numbers"),
+        (["train.eval_every_steps=-1"], "train.eval_every_steps must be >= 0"),
+        (["train.final_from_best=true"], "train.final_from_best=true needs data.eval_manifest"),
     ],
 )
 def test_errors_name_the_key(tmp_path, override, message):
     with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace("[", r"\[")):
         load_config(_write(tmp_path, BASE), override)
+
+
+def test_override_conveniences(tmp_path):
+    cfg = load_config(_write(tmp_path, BASE), ["model.labels=a,b,c", "train.tensorboard=yes", "model.llm.system_prompt=",
+                                               "data.eval_manifest=dummy:4", "train.final_from_best=true"])
+    assert cfg.model.labels == ["a", "b", "c"]  # comma-separated list from a shell
+    assert cfg.train.tensorboard is True
+    assert cfg.model.llm.system_prompt == ""  # `key=` is the empty string, not null
+    assert cfg.train.final_from_best and cfg.data.eval_split == "dev"
+
+
+def test_from_dict_names_the_section():
+    from emoreason.config import ModelConfig, from_dict
+
+    assert from_dict(ModelConfig, {"llm": {"path": "x"}}).llm.path == "x"
+    with pytest.raises(ConfigError, match="unknown key model.llm.pth"):
+        from_dict(ModelConfig, {"llm": {"pth": "x"}}, prefix="model")
 
 
 def test_single_encoder_baseline(tmp_path):
