@@ -24,8 +24,11 @@ a RUN_DIR without checkpoints starts fresh. `--resume` without a value insists o
 `--resume CKPT` continues from that checkpoint directory. A resumed run must use the same config
 (train.max_steps, log_every, save_every_steps, keep_checkpoints, tensorboard may change).
 
-Multi-GPU / multi-node: `accelerate launch [--config_file configs/accelerate/ddp.yaml] -m emoreason
-train ...`; on a machine without GPUs `torchrun --nproc_per_node N -m emoreason train ...` runs
+--config takes a YAML file or the name of a packaged config (mini, tiny, paper/table2-sequence-alt1;
+`python -m emoreason.configs` lists them and prints their paths).
+
+Multi-GPU / multi-node: `accelerate launch [--config_file "$(python -m emoreason.configs accelerate/ddp)"]
+-m emoreason train ...`; on a machine without GPUs `torchrun --nproc_per_node N -m emoreason train ...` runs
 N CPU processes (gloo)."""
 
 
@@ -34,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train the AudioLLM (joint or task-alternating schedule)", description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", required=True, metavar="FILE", help="run config YAML (e.g. configs/tiny.yaml, configs/paper/*.yaml)")
+    p.add_argument("--config", required=True, metavar="FILE|NAME",
+                   help="run config: a YAML file, else a packaged config name (e.g. tiny, mini, paper/table2-sequence-alt1)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",
@@ -79,10 +83,11 @@ def _check_same_config(run_dir: Path, cfg_dict: dict[str, Any]) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from emoreason.config import load_config, save_config, to_dict
+    from emoreason.configs import find_config
     from emoreason.train.checkpoint import latest_checkpoint
     from emoreason.train.schedule import build_schedule
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(find_config(args.config), args.overrides)
     t, m = cfg.train, cfg.model
     phases = build_schedule(  # validates the schedule before anything heavy happens
         t.schedule, t.epochs, t.switch_every, t.alternation_epochs, t.first_group, t.final_phase,
