@@ -6,7 +6,7 @@
 
 What it does (no downloads: every part is a ``preset:NAME`` with ``init: random``):
 
-1. builds the paper config (default ``configs/paper/table3-alt4-whisper-large-v3.yaml``: dual Whisper-large-v3
+1. builds the paper config (default: packaged ``paper/table3-alt4-whisper-large-v3``: dual Whisper-large-v3
    encoders, sequence fusion, Gemma-2-9B + LoRA r16) through ``emoreason.model.builder.build_model``
    inside a ``torch.device(...)`` context, so the 9.3B random weights are created on the GPU directly;
 2. runs ``--steps`` optimizer steps of the *emotion phase* of alternating training through our
@@ -37,10 +37,9 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CONFIG = ROOT / "configs" / "paper" / "table3-alt4-whisper-large-v3.yaml"
+DEFAULT_CONFIG = "paper/table3-alt4-whisper-large-v3"  # a packaged config name (emoreason.configs)
 
-# Hub ids used by configs/paper -> the preset with the same architecture (emoreason.model.presets).
+# Hub ids used by the paper configs -> the preset with the same architecture (emoreason.model.presets).
 HUB_PRESETS = {
     "openai/whisper-large-v3": "whisper-large-v3",
     "openai/whisper-small": "whisper-small",
@@ -151,6 +150,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     import transformers
 
     from emoreason.config import load_config, to_dict
+    from emoreason.configs import find_config
     from emoreason.errors import UserError
 
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -162,11 +162,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         # made a tiny step 10x slower (8 s instead of 0.6 s).
         torch.set_num_threads(1)
     torch.manual_seed(0)
-    overrides = random_overrides(load_config(args.config), args.tiny) + [
+    config = find_config(args.config)
+    overrides = random_overrides(load_config(config), args.tiny) + [
         f"train.batch_size={args.batch}", "train.grad_accum=1", "train.first_group=emotion",  # emotion phase first
         "train.max_steps=0", "train.save_every_steps=0", "train.tensorboard=false",
     ] + list(args.set)
-    cfg = load_config(args.config, overrides)
+    cfg = load_config(config, overrides)
     R: dict[str, Any] = {
         "config": str(args.config), "overrides": overrides, "tiny": args.tiny, "device": device,
         "device_name": torch.cuda.get_device_name() if cuda else "cpu", "torch": torch.__version__,
@@ -344,8 +345,8 @@ def table(R: dict[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG,
-                   help="paper config to build (default: %(default)s); hub paths become preset:NAME + init: random")
+    p.add_argument("--config", default=DEFAULT_CONFIG, metavar="FILE|NAME",
+                   help="paper config to build, a file or packaged name (default: %(default)s); hub paths become preset:NAME + init: random")
     p.add_argument("--tiny", action="store_true", help="tiny sizes on CPU: the same code path in seconds (what the test runs)")
     p.add_argument("--steps", type=int, default=8, help="timed optimizer steps (default %(default)s)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps before them (default %(default)s)")

@@ -1,7 +1,7 @@
 """Where a training step's time goes, fp32 vs bf16 autocast, with and without the frame cache.
 
-    .venv/bin/python benchmarks/train_step_parts.py                      # configs/mini.yaml, 4 batches
-    .venv/bin/python benchmarks/train_step_parts.py --config configs/tiny.yaml --batches 2   # plumbing check
+    .venv/bin/python benchmarks/train_step_parts.py                      # packaged config mini, 4 batches
+    .venv/bin/python benchmarks/train_step_parts.py --config tiny --batches 2   # plumbing check
 
 Synthesizes a small corpus (espeak-ng) into a temporary directory, builds the model once, then for
 each precision times, per batch of emotion rows: the encoders (no grad), the same from a warm
@@ -22,7 +22,7 @@ from pathlib import Path
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="configs/mini.yaml")
+    ap.add_argument("--config", default="mini", help="a config file or packaged name (default: mini)")
     ap.add_argument("--batches", type=int, default=4, help="timed batches per precision (default 4)")
     ap.add_argument("--batch-size", type=int, default=8)
     args = ap.parse_args()
@@ -30,6 +30,7 @@ def main() -> int:
     import torch
 
     from emoreason.config import load_config
+    from emoreason.configs import find_config
     from emoreason.data.dataset import Collator, ManifestDataset
     from emoreason.data.synth import synth_corpus
     from emoreason.hardware import cpu_has_native_bf16
@@ -40,7 +41,7 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="emoreason-step-parts-"))
     n = args.batches * args.batch_size * 2
     manifest = synth_corpus(tmp / "corpus", n=max(n, 24), seed=0).manifest
-    cfg = load_config(args.config, [f"data.train_manifest={manifest}"])
+    cfg = load_config(find_config(args.config), [f"data.train_manifest={manifest}"])
     model, processor = build_model(cfg.model)
     dataset = ManifestDataset(manifest, cfg.data.task_groups, split=None)
     collate = Collator(processor, cfg.data.max_target_tokens)

@@ -26,6 +26,18 @@ VERBS: dict[str, str] = {
 DATA_VERBS: list[str] = ["emoreason.data.cli", "emoreason.teacher.cli"]
 
 
+def package_version() -> str:
+    """The installed distribution's version; the source tree's ``__version__`` when not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("emoreason")
+    except PackageNotFoundError:
+        from emoreason import __version__
+
+        return __version__
+
+
 def _register(module_name: str, subparsers: argparse._SubParsersAction) -> None:
     try:
         module = importlib.import_module(module_name)
@@ -42,6 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Speech emotion reasoning with multi-task audio LLMs: build data, train, evaluate, analyze.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"emoreason {package_version()}")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     data = sub.add_parser("data", help="import corpora, synthesize speech, build reasoning targets")
     data_sub = data.add_subparsers(dest="data_verb", metavar="DATA_VERB")

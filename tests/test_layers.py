@@ -96,6 +96,8 @@ def test_every_module_has_a_layer(graph):
 def test_no_upward_or_sideways_import(graph):
     bad = []
     for module, imported in sorted(graph.items()):
+        if module == "emoreason":
+            continue  # the package facade re-exports Engine / load_model / train on first use (PEP 562)
         src = unit_of(module)
         for target in sorted(imported):
             dst = unit_of(target)

@@ -18,6 +18,7 @@ import pytest
 import soundfile as sf
 
 from emoreason.cli import main
+from emoreason.configs import config_path
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 
@@ -108,7 +109,7 @@ def test_cascade_recovers_from_a_torn_last_line(tmp_path, monkeypatch):
 
 
 def test_train_resumes_when_metrics_end_in_a_torn_line(tmp_path):
-    tiny = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+    tiny = config_path("tiny")
     out = tmp_path / "run"
     args = ["train", "--config", str(tiny), "--out", str(out), "data.train_manifest=dummy:12",
             "train.max_steps=3", "train.save_every_steps=2"]

@@ -1,15 +1,13 @@
-"""`emoreason train` end to end on configs/tiny.yaml (real tiny model, generated clips), resume of
+"""`emoreason train` end to end on the packaged tiny config (real tiny model, generated clips), resume of
 a finished run, and one-line errors for bad configs and data."""
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
 from emoreason.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = str(ROOT / "configs" / "tiny.yaml")
+TINY = "tiny"  # a packaged config name: `--config` looks it up in emoreason/configs/
 # Fewer clips than the shipped config: the same code paths, half the time.
 SMALL = ["data.train_manifest=dummy:20"]
 

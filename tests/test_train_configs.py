@@ -1,13 +1,12 @@
 """Shipped configs load, validate, and say what the paper says (Tables 1-3, section 4)."""
-from pathlib import Path
 
 import pytest
 
 from emoreason.config import load_config
+from emoreason.configs import config_path, list_configs
 from emoreason.train.schedule import build_schedule, num_passes
 
-ROOT = Path(__file__).resolve().parents[1]
-PAPER = sorted((ROOT / "configs" / "paper").glob("*.yaml"))
+PAPER = [config_path(n) for n in list_configs() if n.startswith("paper/")]
 
 
 def _schedule(cfg):
@@ -47,7 +46,7 @@ def test_paper_config_settings(path):
 
 
 def test_tiny_config_is_tiny():
-    cfg = load_config(ROOT / "configs" / "tiny.yaml")
+    cfg = load_config(config_path("tiny"))
     assert cfg.model.llm.path == "builtin:tiny" and cfg.data.train_manifest.startswith("dummy:")
     assert [p.name for p in _schedule(cfg)] == ["speech", "emotion"] * 4 + ["final"]
 
@@ -56,5 +55,5 @@ def test_tiny_config_is_tiny():
 def test_accelerate_configs_parse(name):
     from accelerate.commands.config.config_args import load_config_from_file
 
-    cfg = load_config_from_file(str(ROOT / "configs" / "accelerate" / f"{name}.yaml"))
+    cfg = load_config_from_file(str(config_path(f"accelerate/{name}")))
     assert cfg.num_processes == 8 and cfg.mixed_precision == "bf16"

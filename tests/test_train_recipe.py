@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 
 from emoreason.config import load_config
+from emoreason.configs import config_path
 from emoreason.errors import UserError
 from emoreason.train import train
 
-TINY = Path(__file__).resolve().parents[1] / "configs" / "tiny.yaml"
+TINY = config_path("tiny")
 BASE = ["data.train_manifest=dummy:20", "train.schedule=joint", "train.epochs=1", "train.max_steps=4",
         "train.save_every_steps=0"]
 

@@ -32,13 +32,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     mode.add_argument("--quick", action="store_true",
                       help="smaller corpus, fewer steps, two variants (label-only vs detailed): a few minutes; CI runs this")
     mode.add_argument("--tiny", action="store_true",
-                      help="random tiny models (configs/tiny.yaml) instead of the packaged weights: seconds, "
+                      help="random tiny models (packaged config tiny) instead of the packaged weights: seconds, "
                       "checks the plumbing only (tests use it); the numbers mean nothing")
     p.add_argument("--variants", default=None, metavar="A,B",
                    help="comma-separated subset of variants: label-dual, detailed-dual, detailed-single, summary-dual "
                    "(default: the mode's own set)")
-    p.add_argument("--config", default=None, metavar="FILE",
-                   help="base training config (default: configs/mini.yaml, or configs/tiny.yaml with --tiny)")
+    p.add_argument("--config", default=None, metavar="FILE|NAME",
+                   help="base training config: a YAML file or a packaged name (default: mini, or tiny with --tiny; "
+                   "python -m emoreason.configs lists them)")
     p.add_argument("--seed", type=int, default=0, help="seed of the corpus, row selection, training and evaluation (default 0)")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice). On a machine shared with other jobs, 1 can "

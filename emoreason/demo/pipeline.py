@@ -21,25 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from emoreason.configs import find_config
 from emoreason.demo.plan import STYLES, DemoPlan, Variant
 from emoreason.demo.stages import StageRunner
 from emoreason.errors import UserError
 
 log = logging.getLogger(__name__)
-
-REPO_CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-
-
-def resolve_config(name: str) -> Path:
-    """``mini.yaml`` -> ``<repo>/configs/mini.yaml`` (or ``name`` itself when it is a file)."""
-    direct = Path(name)
-    if direct.is_file():
-        return direct
-    path = REPO_CONFIGS / name
-    if not path.is_file():
-        raise UserError(f"config {name} not found (looked in {REPO_CONFIGS}); pass --config FILE")
-    return path
-
 
 def _stable_rank(row_id: str, seed: int) -> str:
     """Order rows by a hash of (seed, id): the same utterances are picked for every target style."""
@@ -104,7 +91,7 @@ class Demo:
         self.out = Path(out)
         self.say = say
         self.runner = StageRunner(self.out, log=say)
-        self.config = resolve_config(plan.config)
+        self.config = find_config(plan.config)
 
     # -------------------------------------------------------------------------------- stages
     def corpus(self) -> dict[str, Any]:

@@ -3,9 +3,9 @@
 Three sizes share one pipeline:
 
 - ``full`` (default): the paper's Tables 1-2 in miniature on real packaged weights
-  (``configs/mini.yaml``): label-only vs detailed reasoning targets, dual vs single encoder.
+  (packaged config ``mini``): label-only vs detailed reasoning targets, dual vs single encoder.
 - ``quick`` (``--quick``, CI): fewer clips and steps, label-only vs detailed only.
-- ``tiny`` (``--tiny``, tests): random tiny models (``configs/tiny.yaml``), seconds; checks the
+- ``tiny`` (``--tiny``, tests): random tiny models (packaged config ``tiny``), seconds; checks the
   plumbing, not the method.
 """
 from __future__ import annotations
@@ -53,7 +53,7 @@ class DemoPlan:
 
     mode: str
     config: str
-    """Base training config: a file name under ``configs/`` (``mini.yaml``, ``tiny.yaml``) or a path."""
+    """Base training config: a packaged name (``mini.yaml``, ``tiny.yaml``; see :mod:`emoreason.configs`) or a path."""
     utterances: int
     speakers: int
     emotions: tuple[str, ...]

@@ -20,8 +20,11 @@ Validation: with data.eval_manifest set, the loss per task on its data.eval_spli
 metrics.jsonl (val_loss rows) every train.eval_every_steps steps (0: each pass end), the best model
 so far is kept in RUN_DIR/best, and train.final_from_best=true makes it final/.
 
-Multi-GPU / multi-node: `accelerate launch [--config_file configs/accelerate/ddp.yaml] -m emoreason
-train ...`; on a machine without GPUs `torchrun --nproc_per_node N -m emoreason train ...` runs
+--config takes a YAML file or the name of a packaged config (mini, tiny, paper/table2-sequence-alt1;
+`python -m emoreason.configs` lists them and prints their paths).
+
+Multi-GPU / multi-node: `accelerate launch [--config_file "$(python -m emoreason.configs accelerate/ddp)"]
+-m emoreason train ...`; on a machine without GPUs `torchrun --nproc_per_node N -m emoreason train ...` runs
 N CPU processes (gloo)."""
 
 
@@ -30,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train", help="train the AudioLLM (joint or task-alternating schedule)", description=HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--config", required=True, metavar="FILE", help="run config YAML (e.g. configs/tiny.yaml, configs/paper/*.yaml)")
+    p.add_argument("--config", required=True, metavar="FILE|NAME",
+                   help="run config: a YAML file, else a packaged config name (e.g. tiny, mini, paper/table2-sequence-alt1)")
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run directory to create or resume")
     p.add_argument(
         "overrides", nargs="*", metavar="KEY=VALUE",

@@ -181,7 +181,7 @@ class Trainer:
         )
 
     def _check_backend(self, phases: list[Phase]) -> None:
-        """Refuse combinations the sharded backends cannot run faithfully (see configs/accelerate/)."""
+        """Refuse combinations the sharded backends cannot run faithfully (see emoreason/configs/accelerate/)."""
         from accelerate.utils import DistributedType
 
         if self.acc.distributed_type == DistributedType.DEEPSPEED:

@@ -174,14 +174,17 @@ def train(config: Config | str | Path, run_dir: str | Path, resume: str | Path |
     """Train a model; return where it is (``final/``) and how many steps the schedule has.
 
     Args:
-        config: a Config, or a YAML file (with ``overrides``: dotted ``key=value`` strings).
+        config: a Config, or a YAML file or packaged config name (``"mini"``, ``"paper/table2-sequence-alt1"``),
+            with ``overrides``: dotted ``key=value`` strings.
         run_dir: the run directory; rerunning the same call continues an interrupted run.
         resume: ``"auto"`` (continue from the newest checkpoint if any), ``"latest"`` (require
             one), a checkpoint directory, or False (start from scratch).
         cache_dir: where ``dummy:N`` corpora are generated.
     """
     if not isinstance(config, Config):
-        config = load_config(config, overrides)
+        from emoreason.configs import find_config  # a file, or a packaged name such as "mini"
+
+        config = load_config(find_config(config), overrides)
     elif overrides:
         raise UserError("overrides apply to a config file; apply them before building the Config object")
     recipe = TrainingRecipe(config, run_dir, cache_dir)
