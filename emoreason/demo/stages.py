@@ -65,10 +65,6 @@ class StageRunner:
     def path(self, name: str) -> Path:
         return self.out / name
 
-    def is_done(self, name: str, params: dict[str, Any]) -> bool:
-        marker = _read_json(self.path(name) / DONE)
-        return isinstance(marker, dict) and marker.get("params") == _canonical(params)
-
     def digest(self, name: str) -> str:
         """Short hash of a finished stage's parameters (for downstream stages' parameters)."""
         marker = _read_json(self.path(name) / DONE)

@@ -163,12 +163,6 @@ def _jsonable(value: Any) -> Any:
         return None
 
 
-def iter_records(ds) -> Iterator[tuple[int, dict[str, Any]]]:
-    """(index, record) over a dataset, without decoding audio."""
-    for i in range(len(ds)):
-        yield i, ds[i]
-
-
 def import_audiobench(
     source: str,
     out_dir: str | Path,

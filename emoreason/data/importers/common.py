@@ -247,14 +247,6 @@ def wav_duration(path: Path) -> float:
     return info.frames / info.samplerate
 
 
-def seeded_fraction(key: str, seed: int) -> float:
-    """A stable number in [0, 1) for ``key`` under ``seed`` (for hash-based splits)."""
-    import hashlib
-
-    digest = hashlib.sha256(f"{seed}|{key}".encode("utf-8")).digest()
-    return int.from_bytes(digest[:8], "big") / 2**64
-
-
 def run_parallel(jobs: list[Callable[[], Any]], workers: int, desc: str) -> list[Any]:
     """Run callables on a thread pool (they mostly wait on subprocesses); results in input order.
 
