@@ -17,7 +17,7 @@ import json
 import logging
 import re
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from emoreason.audio import AudioError
 from emoreason.data.importers.common import ManifestBuilder, ImportSummary, label_from_text, safe_name
