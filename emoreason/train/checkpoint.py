@@ -143,3 +143,34 @@ def load_checkpoint(path: str | Path, rank: int = 0) -> dict[str, Any]:
         "scheduler": torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True),
         "rng": torch.load(rng_file, weights_only=True) if rng_file.is_file() else None,
     }
+
+
+def _replace_dir(tmp: Path, target: Path) -> None:
+    """Swap a finished directory into place (the old one, if any, is removed first)."""
+    if target.exists():
+        shutil.rmtree(target)
+    tmp.rename(target)
+
+
+def save_model_dir(model: Any, processor: Any, target: Path, extra_files: dict[str, str] | None = None) -> None:
+    """``model.save_pretrained`` + ``processor.save_pretrained`` (+ small text files) into ``target``,
+    built beside it in ``.tmp-<name>`` and renamed, so a crash never leaves half a model there."""
+    tmp = target.with_name(f".tmp-{target.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    model.save_pretrained(tmp)
+    if processor is not None:
+        processor.save_pretrained(tmp)
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text)
+    _replace_dir(tmp, target)
+
+
+def copy_dir_atomic(source: Path, target: Path) -> None:
+    """Copy a model directory to ``target`` (e.g. ``best/`` -> ``final/``) the same atomic way."""
+    tmp = target.with_name(f".tmp-{target.name}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    shutil.copytree(source, tmp)
+    _replace_dir(tmp, target)

@@ -7,6 +7,10 @@ token-weighted loss, gradient accumulation and clipping, checkpoints and exact r
 The loss of an optimizer step is the mean over *all* target tokens of its global batch (all
 micro batches of all processes), so 2 processes x micro batch b/2 compute the same gradient as
 1 process x b, and gradient accumulation equals a larger batch.
+
+Over 400 lines on purpose: the Trainer is the one loop, and its checkpoint / resume / validation
+hooks read best next to the step they interrupt. Losses, validation, checkpoint files, the sampler
+and the metrics writer live in their own modules.
 """
 from __future__ import annotations
 
@@ -26,7 +30,8 @@ from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
 from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses
-from emoreason.train.checkpoint import latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint, set_rng_state
+from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
+                                        save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_optimizer, lr_lambda
 from emoreason.train.sampler import TaskGroupSampler
@@ -413,25 +418,11 @@ class Trainer:
 
     # ------------------------------------------------------------------------------------------
     def _save_model(self, name: str, extra_files: dict[str, str] | None = None) -> Path:
-        """``RUN_DIR/<name>``: ``model.save_pretrained`` + ``processor.save_pretrained`` (+ extra
-        text files), atomically: built beside it, then renamed. Every process calls this."""
-        import shutil
-
-        target = self.run_dir / name
-        tmp = self.run_dir / f".tmp-{name}"
+        """``RUN_DIR/<name>`` from the model and processor, atomically (every process calls this)."""
         self.acc.wait_for_everyone()
+        target = self.run_dir / name
         if self.acc.is_main_process:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-            self.acc.unwrap_model(self.model).save_pretrained(tmp)
-            if self.processor is not None:
-                self.processor.save_pretrained(tmp)
-            for file_name, text in (extra_files or {}).items():
-                (tmp / file_name).write_text(text)
-            if target.exists():
-                shutil.rmtree(target)
-            tmp.rename(target)
+            save_model_dir(self.acc.unwrap_model(self.model), self.processor, target, extra_files)
             log.info("saved %s", target)
         self.acc.wait_for_everyone()
         return target
@@ -439,21 +430,13 @@ class Trainer:
     def save_final(self) -> Path:
         """``RUN_DIR/final``: the trained model (``train.final_from_best``: the one with the lowest
         validation loss, ``RUN_DIR/best``), atomically."""
-        import shutil
-
         best = self.run_dir / BEST_DIR
         if not (self.train.final_from_best and (best / BEST_FILE).is_file()):
             return self._save_model("final")
-        final, tmp = self.run_dir / "final", self.run_dir / ".tmp-final"
         self.acc.wait_for_everyone()
+        final = self.run_dir / "final"
         if self.acc.is_main_process:
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            shutil.copytree(best, tmp)
-            if final.exists():
-                shutil.rmtree(final)
-            tmp.rename(final)
+            copy_dir_atomic(best, final)
             log.info("saved %s (the best model by validation loss: %s)", final, (best / BEST_FILE).read_text().strip())
         self.acc.wait_for_everyone()
         return final
-
