@@ -5,7 +5,8 @@
 - ``encoders``: Whisper (fixed 30 s or dynamic length) and HF waveform encoders behind one interface
 - ``emotion2vec``: native emotion2vec / emotion2vec+ (FunASR state-dict compatible)
 - ``adapter``: MERaLiON-style frame adapters and the feature-fusion adapter
-- ``tokenizer``: audio special tokens and the ``builtin:tiny`` byte tokenizer
+- ``processing``: audio special tokens, the ``builtin:tiny`` byte tokenizer, and ``AudioProcessor``
+  (chat template, placeholder expansion, loss mask)
 - ``lora``: peft LoRA on the LLM submodule only
 - ``presets``: named sizes for ``path: preset:NAME`` with ``init: random``
 

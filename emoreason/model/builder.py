@@ -20,12 +20,11 @@ import torch
 from torch import nn
 
 from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
-from emoreason.data.processor import ENCODER_FRAMES, AudioProcessor, FeatureSpec
+from emoreason.model.processing import AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids, build_tiny_tokenizer
 from emoreason.model.adapter import FrameAdapter, FusionAdapter
 from emoreason.model.audiollm import CONFIG_FILE, RANDOM_BASE_FILE, TRAINABLE_FILE, AudioLLM
-from emoreason.model.encoders import WaveFrames, WhisperFrames
+from emoreason.model.encoders import FRAMES_PER_WINDOW, WaveFrames, WhisperFrames
 from emoreason.model.presets import encoder_preset, llm_preset, preset_name
-from emoreason.model.tokenizer import add_audio_tokens, audio_token_ids, build_tiny_tokenizer
 
 log = logging.getLogger(__name__)
 
@@ -130,8 +129,8 @@ def _load_whisper_encoder(path: str) -> nn.Module:
 
 def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec]:
     """One frame encoder (see ``emoreason.model.encoders``) and the processor spec for its input."""
-    if ENCODER_FRAMES % cfg.num_tokens:
-        raise ConfigError(f"model.{role}.num_tokens={cfg.num_tokens} must divide {ENCODER_FRAMES}")
+    if FRAMES_PER_WINDOW % cfg.num_tokens:
+        raise ConfigError(f"model.{role}.num_tokens={cfg.num_tokens} must divide {FRAMES_PER_WINDOW}")
     if cfg.dynamic_length and cfg.type != "whisper":
         raise ConfigError(f"model.{role}.dynamic_length is Whisper-only (type is {cfg.type})")
     _check_size_fields(cfg, role)
@@ -141,7 +140,7 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
 
         if cfg.init == "random":
             kwargs = _random_kwargs(cfg, "whisper", _WHISPER_SIZES, "whisper-tiny")
-            kwargs["max_source_positions"] = ENCODER_FRAMES
+            kwargs["max_source_positions"] = FRAMES_PER_WINDOW
             encoder = WhisperEncoder._from_config(WhisperConfig(**kwargs), attn_implementation="sdpa")
         else:
             encoder = _load_whisper_encoder(_resolve_path(cfg.path)[0])

@@ -11,8 +11,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-FRAMES_PER_WINDOW = 1500
-"""Encoder frames for a 30 s window (50 Hz), the paper's fixed audio length."""
+from emoreason.audio import MEL_FRAMES
+
+FRAMES_PER_WINDOW = MEL_FRAMES // 2
+"""1500 encoder frames for a 30 s window: Whisper's conv2 has stride 2, so 50 Hz; the waveform
+encoders (20 ms hop) are padded to the same count. Every adapter's group size divides it."""
 
 
 def fit_frames(frames: torch.Tensor, target: int) -> torch.Tensor:
