@@ -108,26 +108,26 @@ class Engine:
              dtype: str = "auto") -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
-        ``dtype``: ``auto`` keeps the weights as the model config built them, except on a CPU with
-        native bf16 (see :mod:`emoreason.hardware`), where everything runs in bf16 (generation
-        1.8x faster for the demo model, benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32); ``float32`` / ``bfloat16``
-        force one.
+        ``dtype``: ``auto`` follows :mod:`emoreason.hardware`'s rule for ``device``: on a GPU the
+        weights stay as the builder made them (it applied the rule already), on a CPU with native
+        bf16 everything runs in bf16 (generation 1.8x faster for the demo model,
+        benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32), elsewhere as built;
+        ``float32`` / ``bfloat16`` force one.
         """
         import torch
 
-        from emoreason.hardware import cpu_has_native_bf16
-        from emoreason.model.builder import load_pretrained, resolve_dtype
+        from emoreason.hardware import auto_dtype, default_device, resolve_dtype
+        from emoreason.model.builder import load_pretrained
 
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
         directory = resolve_model_dir(path)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(device) if device is not None else default_device()
         model, processor = load_pretrained(directory, device=device)
-        if dtype == "auto" and torch.device(device).type == "cpu" and cpu_has_native_bf16():
-            dtype = "bfloat16"
         if dtype != "auto":
             model.to(resolve_dtype(dtype))
+        elif device.type == "cpu" and auto_dtype(device) != torch.float32:
+            model.to(auto_dtype(device))  # CPU weights are built fp32 (for training): cast for inference
         model.eval()
         return cls(model, processor, name=str(path), max_seconds=max_seconds)
 

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
+from emoreason.hardware import resolve_dtype
 from emoreason.model.processing import AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids, build_tiny_tokenizer
 from emoreason.model.adapter import FrameAdapter, FusionAdapter
 from emoreason.model.audiollm import CONFIG_FILE, RANDOM_BASE_FILE, TRAINABLE_FILE, AudioLLM
@@ -30,16 +31,6 @@ log = logging.getLogger(__name__)
 
 BUILTIN_TINY = "builtin:tiny"
 PACKAGED_PREFIX = "packaged:"
-
-
-def resolve_dtype(name: str) -> torch.dtype:
-    """``float32`` | ``bfloat16`` | ``float16`` | ``auto`` (bf16 on a bf16-capable GPU, else fp32)."""
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-    except KeyError:
-        raise ConfigError(f"unknown dtype {name!r}") from None
 
 
 def _resolve_path(path: str) -> tuple[str, str | None]:
