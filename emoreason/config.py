@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+PARAMETER_GROUPS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora")
+
 
 class ConfigError(UserError):
     """A config file or override is invalid; the message names the offending key."""
