@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
         _check_same_config(run_dir, to_dict(cfg))
 
     from emoreason.data.dataset import Collator, ManifestDataset  # heavy imports only past the checks
-    from emoreason.model.builder import build_model
+    from emoreason.model.builder import build_model, save_pretrained
     from emoreason.testing.dummies import resolve_manifest
     from emoreason.train.loop import Trainer
 
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
     trainer.fit(resume=resume)
-    final = trainer.save_final()
+    final = trainer.save_final(lambda model, directory: save_pretrained(model, cfg.model, directory))
     if trainer.acc.is_main_process:
         print(f"emoreason train: done, {trainer.total_steps} steps; model in {final}")
     return 0

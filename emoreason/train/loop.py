@@ -97,8 +97,8 @@ class Trainer:
     """Runs the schedule's phases over a dataset with one model (see module docstring).
 
     Args:
-        model: an ``AudioLLM`` (or anything with ``parameter_groups()``, ``forward(**batch).logits``
-            and ``save_pretrained``); the trainer sets ``requires_grad`` on every parameter.
+        model: an ``AudioLLM`` (or anything with ``parameter_groups()`` and ``forward(**batch).logits``;
+            :meth:`save_final` saves it); the trainer sets ``requires_grad`` on every parameter.
         dataset: map-style, with ``groups`` (task group per index) and ``tasks`` (sorted names).
         collate_fn: examples -> batch dict with ``labels (B, L)`` and ``tasks`` (see ``Collator``).
         phases: from :func:`emoreason.train.schedule.build_schedule`.
@@ -410,8 +410,10 @@ class Trainer:
         return results
 
     # ------------------------------------------------------------------------------------------
-    def save_final(self) -> Path:
-        """``RUN_DIR/final``: ``model.save_pretrained`` + ``processor.save_pretrained``, atomically."""
+    def save_final(self, save_model: Callable[[nn.Module, Path], None] | None = None) -> Path:
+        """``RUN_DIR/final``: the model (``save_model(model, directory)``, e.g. the builder's
+        ``save_pretrained`` with the run's model config; default ``model.save_pretrained``) +
+        ``processor.save_pretrained``, atomically."""
         import shutil
 
         final = self.run_dir / "final"
@@ -421,7 +423,11 @@ class Trainer:
             if tmp.exists():
                 shutil.rmtree(tmp)
             tmp.mkdir(parents=True)
-            self.acc.unwrap_model(self.model).save_pretrained(tmp)
+            model = self.acc.unwrap_model(self.model)
+            if save_model is not None:
+                save_model(model, tmp)
+            else:
+                model.save_pretrained(tmp)
             if self.processor is not None:
                 self.processor.save_pretrained(tmp)
             if final.exists():
