@@ -177,7 +177,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         R["device_mem_GiB"] = gib(torch.cuda.get_device_properties(device).total_memory)
     model, processor = build_on_device(cfg.model, device, R)
     train_steps(model, processor, cfg, args, R)
-    analyze_batch(model, processor, args, R)
+    analyze_batch(model, processor, cfg.model, args, R)
     R["model_config"] = to_dict(cfg.model)
     return R
 
@@ -277,12 +277,12 @@ def train_steps(model: Any, processor: Any, cfg: Any, args: argparse.Namespace, 
         R["peak_reserved_GiB"] = gib(torch.cuda.max_memory_reserved())
 
 
-def analyze_batch(model: Any, processor: Any, args: argparse.Namespace, R: dict[str, Any]) -> None:
+def analyze_batch(model: Any, processor: Any, model_cfg: Any, args: argparse.Namespace, R: dict[str, Any]) -> None:
     """One batch of ``args.batch`` clips through the ``Engine`` (built from the model in hand, not from
     disk): a short warm-up, label scoring alone, then scoring + ``args.gen_tokens`` generated tokens."""
     import torch
 
-    from emoreason.inference.engine import Engine
+    from emoreason.inference.engine import Engine, config_labels
     from emoreason.inference.results import AnalysisResult
 
     cuda = R["device"].startswith("cuda")
@@ -290,7 +290,7 @@ def analyze_batch(model: Any, processor: Any, args: argparse.Namespace, R: dict[
     if cuda:
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
-    engine = Engine(model, processor, name="paper-scale-random")
+    engine = Engine(model, processor, config_labels(model_cfg), name="paper-scale-random")
     clips = [(f"clip{i}", synthetic_wave(10_000 + i)) for i in range(args.batch)]
 
     def analyze(max_new_tokens: int) -> tuple[float, list[Any]]:

@@ -18,6 +18,12 @@ SAMPLE_RATE = 16_000
 """All encoders in emoreason take 16 kHz mono."""
 WINDOW_SECONDS = 30.0
 """Whisper's fixed input window; longer clips are split into windows of at most this length."""
+WINDOW_SAMPLES = int(SAMPLE_RATE * WINDOW_SECONDS)
+"""480000 samples in one window."""
+MEL_HOP = 160
+"""Samples between Whisper log-mel frames: 100 mel frames per second."""
+MEL_FRAMES = WINDOW_SAMPLES // MEL_HOP
+"""3000 log-mel frames in one window (what Whisper's feature extractor pads to)."""
 MAX_SECONDS = 4 * 3600.0
 """Anything longer is treated as a mistake (an 'absurd length'), not as audio to process."""
 MIN_SECONDS = 0.05

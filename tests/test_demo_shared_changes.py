@@ -28,7 +28,7 @@ def test_group_lr_validation():
 
 
 def test_system_prompt_rendered_and_saved(tmp_path):
-    from emoreason.data.processor import AudioProcessor
+    from emoreason.model.processing import AudioProcessor
     from emoreason.model.builder import build_model
 
     cfg = load_config(TINY, ["model.llm.system_prompt=Be brief."])

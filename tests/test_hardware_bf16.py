@@ -64,3 +64,17 @@ def test_engine_dtypes(tmp_path, monkeypatch):
     assert b.scores == pytest.approx(a.scores, abs=0.05)  # bf16 rounding, same model
     with pytest.raises(UserError, match="unknown dtype"):
         Engine.load(run, dtype="int8")
+
+
+@pytest.mark.parametrize("flags, native", [("avx512_bf16", True), ("", False)])
+def test_one_auto_rule(cpuinfo, monkeypatch, flags, native):
+    """Every ``auto`` asks hardware.auto_dtype; built weights stay fp32 on a CPU-only machine."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    cpuinfo(flags)
+    expected = torch.bfloat16 if native else torch.float32
+    assert hardware.auto_dtype("cpu") == hardware.resolve_dtype("auto", "cpu") == expected
+    assert hardware.resolve_dtype("auto") == torch.float32  # builder: fp32 master weights for CPU training
+    assert hardware.resolve_dtype("bfloat16") == torch.bfloat16
+    assert hardware.auto_mixed_precision() == ("bf16" if native else "no")
+    with pytest.raises(UserError, match="unknown dtype"):
+        hardware.resolve_dtype("int8")

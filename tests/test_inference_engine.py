@@ -10,6 +10,7 @@ import torch
 
 from emoreason.errors import UserError
 from emoreason.inference.engine import Engine, resolve_model_dir
+from emoreason.testing.tiny import tiny_model_config
 
 SR = 16_000
 
@@ -51,7 +52,7 @@ def test_result_schema(engine):
     [r] = engine.analyze([("clip.wav", tone(2.0))], max_new_tokens=6)
     assert r.ok
     d = r.to_dict()
-    labels = engine.model.model_config.labels
+    labels = tiny_model_config().labels  # what the saved config.yaml says
     assert set(d) == {"file", "model", "task", "duration", "label", "scores", "explanation", "quotes", "cues", "segments"}
     assert d["file"] == "clip.wav" and d["task"] == "emotion" and d["duration"] == 2.0
     assert d["label"] in labels
@@ -86,7 +87,7 @@ def test_scores_are_softmax_of_candidate_loglikelihoods(engine, monkeypatch):
     monkeypatch.setattr(engine.model, "score_candidates", fake_score)
     monkeypatch.setattr(engine.model, "generate", lambda batch, max_new_tokens: ['It says "I hate this" loudly.'] * batch["input_ids"].shape[0])
     [r] = engine.analyze([("x.wav", tone(1.0))])
-    labels = engine.model.model_config.labels
+    labels = tiny_model_config().labels  # what the saved config.yaml says
     assert seen["candidates"][3] == f"The speaker sounds {labels[3]}."
     want = torch.softmax(torch.tensor([-10.0] * 3 + [-1.0, -10.0, -2.0] + [-10.0] * (len(labels) - 6)), 0)
     assert r.label == labels[3]
@@ -111,7 +112,7 @@ def test_long_audio_windows_and_weighted_overall(engine, monkeypatch):
     monkeypatch.setattr(engine.model, "generate", fake_generate)
     wave = np.concatenate([tone(30.0) * 3, tone(30.0) * 0.2, tone(10.5) * 0.2])  # 70.5 s
     [r] = engine.analyze([("long.wav", wave)], batch_size=2)
-    labels = engine.model.model_config.labels
+    labels = tiny_model_config().labels  # what the saved config.yaml says
     assert r.duration == 70.5
     assert [(s.start, s.end) for s in r.segments] == [(0.0, 30.0), (30.0, 60.0), (60.0, 70.5)]
     assert [s.label for s in r.segments] == [labels[0], labels[1], labels[1]]

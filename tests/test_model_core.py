@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from emoreason.model.builder import build_model, load_pretrained
+from emoreason.model.builder import build_model, load_pretrained, save_pretrained
 from emoreason.testing.tiny import tiny_encoder_config, tiny_model_config
 
 SR = 16_000
@@ -129,10 +129,37 @@ def test_frozen_encoders_stay_in_eval_mode(seq_model):
         model.eval()
 
 
+def test_fusion_is_which_adapters(seq_model):
+    """The builder wires fusion as adapters in order; AudioLLM takes parts and fills placeholders
+    with each adapter's tokens in that order."""
+    from emoreason.model.audiollm import AudioLLM
+
+    model, processor = seq_model
+    assert list(model.encoders) == ["speech", "emotion"] and list(model.adapters) == ["speech", "emotion"]
+    assert model.speech_adapter.sources == ("speech",) and model.emotion_adapter.sources == ("emotion",)
+    feature, _ = build_model(tiny_model_config("feature"))
+    assert list(feature.adapters) == ["fusion"] and feature.fusion_adapter.sources == ("speech", "emotion")
+    batch = processor(_waves(1.0), ["q"])
+    tokens, mask = model.audio_tokens(batch["speech_features"], batch["emotion_features"])
+    assert tokens.shape[:2] == (1, 110) and bool(mask.all())
+    swapped = AudioLLM(model.encoders, {"emotion": model.emotion_adapter, "speech": model.speech_adapter},
+                       model.llm, model.tokenizer, model.audio_token_id)
+    t2, _ = swapped.audio_tokens(batch["speech_features"], batch["emotion_features"])
+    assert torch.equal(t2, torch.cat([tokens[:, 100:], tokens[:, :100]], dim=1))
+    speech_only = AudioLLM({"speech": model.speech_encoder}, {"speech": model.speech_adapter},
+                           model.llm, model.tokenizer, model.audio_token_id)
+    assert torch.equal(speech_only.audio_tokens(batch["speech_features"])[0], tokens[:, :100])
+    assert set(speech_only.parameter_groups()) == {"speech_adapter", "lora"}
+    with pytest.raises(ValueError, match="reads encoders"):
+        AudioLLM({"speech": model.speech_encoder}, {"emotion": model.emotion_adapter}, model.llm, model.tokenizer, 0)
+    with pytest.raises(ValueError, match="unknown part names"):
+        AudioLLM({"speech": model.speech_encoder}, {"mixer": model.speech_adapter}, model.llm, model.tokenizer, 0)
+
+
 def test_save_load_identical_logits(seq_model, tmp_path):
     model, processor = seq_model
     waves, prompts = _waves(1.0, 2.5), ["Which emotion?", "Why?"]
-    model.save_pretrained(tmp_path)
+    save_pretrained(model, tiny_model_config("sequence"), tmp_path)
     processor.save_pretrained(tmp_path)
     assert {"config.yaml", "trainable.safetensors", "random_base.safetensors", "processor_config.json"} <= {
         p.name for p in tmp_path.iterdir()}
@@ -147,11 +174,11 @@ def test_save_only_selected_groups(seq_model, tmp_path):
     from safetensors.torch import load_file
 
     model, _ = seq_model
-    model.save_pretrained(tmp_path, groups=["emotion_adapter"])
+    save_pretrained(model, tiny_model_config("sequence"), tmp_path, groups=["emotion_adapter"])
     keys = load_file(str(tmp_path / "trainable.safetensors")).keys()
     assert keys and all(k.startswith("emotion_adapter.") for k in keys)
     with pytest.raises(ValueError, match="unknown parameter groups"):
-        model.save_pretrained(tmp_path, groups=["nope"])
+        save_pretrained(model, tiny_model_config("sequence"), tmp_path, groups=["nope"])
 
 
 def test_score_candidates_matches_forward(seq_model):

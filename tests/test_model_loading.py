@@ -77,7 +77,7 @@ def test_presets_give_paper_shapes_without_memory():
 
     with torch.device("meta"):
         enc, spec = build_encoder(EncoderConfig(type="whisper", path="preset:whisper-large-v3", init="random"), "speech_encoder")
-        adapter = FrameAdapter(enc.hidden_size, 3584, spec.group)
+        adapter = FrameAdapter(enc.hidden_size, 3584, spec.group, "speech")
     assert spec.num_mel_bins == 128 and spec.group == 15
     assert round(sum(p.numel() for p in enc.parameters()) / 1e6) == 637
     assert round(sum(p.numel() for p in adapter.parameters()) / 1e6) == 49

@@ -11,20 +11,23 @@ from emoreason.config import EncoderConfig, LLMConfig, LoRAConfig, ModelConfig
 from emoreason.errors import UserError
 
 
-@pytest.fixture(scope="module")
-def real_model():
-    from emoreason.model.builder import build_model
-
-    cfg = ModelConfig(
+def _real_config() -> ModelConfig:
+    return ModelConfig(
         speech_encoder=EncoderConfig(type="whisper", path="packaged:whisper-tiny.en", dynamic_length=True),
         emotion_encoder=None,
         fusion="none",
         llm=LLMConfig(path="packaged:smollm2-135m-instruct"),
         lora=LoRAConfig(r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
     )
+
+
+@pytest.fixture(scope="module")
+def real_model():
+    from emoreason.model.builder import build_model
+
     try:
         torch.manual_seed(0)
-        return build_model(cfg)
+        return build_model(_real_config())
     except UserError as e:  # package not installed: the message carries the pip command
         pytest.skip(str(e))
 
@@ -52,10 +55,11 @@ def test_real_save_load_identical_logits(real_model, tmp_path):
             if "lora_B" in name:
                 p.normal_(0, 0.02)
     wave = (0.1 * np.random.default_rng(1).standard_normal(16_000)).astype(np.float32)
-    model.save_pretrained(tmp_path)
+    from emoreason.model.builder import load_pretrained, save_pretrained
+
+    save_pretrained(model, _real_config(), tmp_path)
     processor.save_pretrained(tmp_path)
     assert not (tmp_path / "random_base.safetensors").exists()  # base weights stay in the package
-    from emoreason.model.builder import load_pretrained
 
     loaded, proc2 = load_pretrained(tmp_path)
     b1, b2 = processor([wave], ["Which emotion?"]), proc2([wave], ["Which emotion?"])

@@ -16,7 +16,7 @@ def tiny_model_dir(tmp_path_factory):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from emoreason.model.tokenizer import build_tiny_tokenizer
+    from emoreason.model.processing import build_tiny_tokenizer
 
     tok = build_tiny_tokenizer()
     torch.manual_seed(0)

@@ -2,7 +2,7 @@
 
 The dataset is processor-free: it yields raw waves and strings; :class:`Collator` calls the
 model's processor on a list of examples, so chat rendering, audio token counts and the loss mask
-are decided in one place (``emoreason/data/processor.py``).
+are decided in one place (``emoreason/model/processing.py``).
 """
 from __future__ import annotations
 

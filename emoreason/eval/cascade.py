@@ -63,7 +63,9 @@ class WhisperASR:
         import ctranslate2
         import numpy as np
 
-        feats = self.features(waves, sampling_rate=16000, return_tensors="np").input_features  # (B, 80, 3000)
+        from emoreason.audio import SAMPLE_RATE
+
+        feats = self.features(waves, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features  # (B, 80, 3000)
         out = self.model.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats, dtype=np.float32)),
                                   [self.prompt] * len(waves), beam_size=1, max_length=200)
         return [self.tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in out]

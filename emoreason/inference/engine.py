@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,19 +84,28 @@ class _Clip:
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
 
 
+def config_labels(model_config: Any) -> dict[str, list[str]]:
+    """A ``ModelConfig``'s candidate labels per task, as :class:`Engine` takes them."""
+    return {"emotion": list(model_config.labels), "sentiment": list(model_config.sentiment_labels)}
+
+
 class Engine:
     """A loaded model + processor, ready to analyse clips.
 
     Args:
-        model: ``AudioLLM`` (``generate``, ``score_candidates``, ``model_config``).
+        model: ``AudioLLM`` (``generate``, ``score_candidates``).
         processor: ``AudioProcessor`` for the same model.
+        labels: task -> candidate labels scored for it (``emotion``: the model config's ``labels``,
+            ``sentiment``: its ``sentiment_labels``; see :func:`config_labels`).
         name: what results report as ``model`` (the directory it was loaded from).
         max_seconds: longer inputs are refused as a mistake (an "absurd length").
     """
 
-    def __init__(self, model: Any, processor: Any, name: str = "model", max_seconds: float = MAX_SECONDS):
+    def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
+                 max_seconds: float = MAX_SECONDS):
         self.model = model
         self.processor = processor
+        self.candidate_labels = {task: list(values) for task, values in labels.items()}
         self.name = name
         self.max_seconds = max_seconds
         # One forward at a time: the server calls from a thread pool; torch modules are not
@@ -108,36 +117,35 @@ class Engine:
              dtype: str = "auto") -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
-        ``dtype``: ``auto`` keeps the weights as the model config built them, except on a CPU with
-        native bf16 (see :mod:`emoreason.hardware`), where everything runs in bf16 (generation
-        1.8x faster for the demo model, benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32); ``float32`` / ``bfloat16``
-        force one.
+        ``dtype``: ``auto`` follows :mod:`emoreason.hardware`'s rule for ``device``: on a GPU the
+        weights stay as the builder made them (it applied the rule already), on a CPU with native
+        bf16 everything runs in bf16 (generation 1.8x faster for the demo model,
+        benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32), elsewhere as built;
+        ``float32`` / ``bfloat16`` force one.
         """
         import torch
 
-        from emoreason.hardware import cpu_has_native_bf16
-        from emoreason.model.builder import load_pretrained, resolve_dtype
+        from emoreason.hardware import auto_dtype, default_device, resolve_dtype
+        from emoreason.model.builder import load_pretrained, read_config
 
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
         directory = resolve_model_dir(path)
-        if device is None:
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = torch.device(device) if device is not None else default_device()
         model, processor = load_pretrained(directory, device=device)
-        if dtype == "auto" and torch.device(device).type == "cpu" and cpu_has_native_bf16():
-            dtype = "bfloat16"
         if dtype != "auto":
             model.to(resolve_dtype(dtype))
+        elif device.type == "cpu" and auto_dtype(device) != torch.float32:
+            model.to(auto_dtype(device))  # CPU weights are built fp32 (for training): cast for inference
         model.eval()
-        return cls(model, processor, name=str(path), max_seconds=max_seconds)
+        return cls(model, processor, config_labels(read_config(directory)), name=str(path), max_seconds=max_seconds)
 
     # ------------------------------------------------------------------ vocabulary
     def labels(self, task: str = "emotion") -> list[str]:
-        """Candidate labels: the model config's ``labels`` (emotion) or ``sentiment_labels``."""
+        """Candidate labels of ``task`` (``emotion`` | ``sentiment``)."""
         if task not in TASKS:
             raise UserError(f"unknown task {task!r} (expected one of {list(TASKS)})")
-        cfg = self.model.model_config
-        labels = list(cfg.sentiment_labels if task == "sentiment" else cfg.labels)
+        labels = list(self.candidate_labels.get(task, ()))
         if not labels:
             raise UserError(f"the model config has no candidate labels for task {task!r}")
         return labels

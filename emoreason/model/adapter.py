@@ -5,6 +5,10 @@
 
 Speech: 1500 frames, k=15 -> 100 tokens. Emotion: k=150 -> 10 tokens (its first Linear is the big
 one: 150*1280*1280 = 246M weights at Whisper-large width).
+
+Every adapter names the encoders that feed it (``sources``, in the order ``forward`` takes their
+frames) and its group size ``k``: that is all ``AudioLLM`` needs to route frames to it and to tell
+which of its tokens belong to a clip. Fusion is then a choice of adapters (see the builder).
 """
 from __future__ import annotations
 
@@ -28,11 +32,17 @@ class _MLP(nn.Sequential):
 
 
 class FrameAdapter(nn.Module):
-    """One encoder's adapter: (B, T, d) frames -> (B, T/k, H) LLM tokens."""
+    """One encoder's adapter: (B, T, d) frames -> (B, T/k, H) LLM tokens.
 
-    def __init__(self, in_dim: int, out_dim: int, k: int):
+    Args:
+        in_dim: the encoder's width d; out_dim: the LLM's hidden size H; k: frames per token.
+        source: name of the encoder that feeds it (a key of ``AudioLLM``'s encoders).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, k: int, source: str):
         super().__init__()
         self.k = k
+        self.sources: tuple[str, ...] = (source,)
         self.norm = nn.LayerNorm(in_dim)
         self.mlp = _MLP(k * in_dim, in_dim, out_dim)
 
@@ -51,9 +61,12 @@ class FusionAdapter(nn.Module):
     Emotion frames are trimmed/zero-padded to the speech frame count (both are 50 Hz).
     """
 
-    def __init__(self, speech_dim: int, emotion_dim: int, out_dim: int, k: int):
+    def __init__(self, speech_dim: int, emotion_dim: int, out_dim: int, k: int,
+                 sources: tuple[str, str] = ("speech", "emotion")):
         super().__init__()
         self.k = k
+        self.sources: tuple[str, ...] = tuple(sources)
+        """(speech encoder, emotion encoder): the first one's frames set the token count and mask."""
         self.speech_norm = nn.LayerNorm(speech_dim)
         self.emotion_norm = nn.LayerNorm(emotion_dim)
         d = speech_dim + emotion_dim

@@ -1,113 +1,130 @@
-"""The dual-encoder AudioLLM: encoders -> adapters -> audio tokens spliced into the LLM's input.
+"""The AudioLLM: encoders -> adapters -> audio tokens spliced into the LLM's input.
 
-The model holds its parts and does not subclass the LLM. It does three things the processor does
-not: encode audio, map frames to tokens, and swap those tokens into the ``<audio>`` placeholder
-positions (``masked_scatter``), checking that every clip brought exactly as many tokens as the
-processor put placeholders in its prompt.
+The model holds its parts and does not subclass the LLM (torchtune's ``EarlyFusionModel`` idea):
+a dict of encoders, an ordered dict of adapters, the LLM and its tokenizer. It does three things
+the processor does not: encode audio, map frames to tokens, and swap those tokens into the
+``<audio>`` placeholder positions (``masked_scatter``), checking that every clip brought exactly as
+many tokens as the processor put placeholders in its prompt.
 
-Token order per clip: fusion ``sequence`` -> [speech tokens, emotion tokens]; ``feature`` -> fused
-tokens; ``none`` -> speech tokens.
+Fusion is not a switch here: each adapter names the encoder(s) that feed it (``adapter.sources``),
+and a clip's placeholders are filled with the adapters' tokens in adapter order. The builder picks
+the adapters: ``sequence`` = speech adapter then emotion adapter, ``feature`` = one fusion adapter
+over both encoders' frames, ``none`` = the speech adapter alone.
+
+Names: encoder ``x`` is the submodule ``x_encoder`` and reads the batch's ``x_features`` /
+``x_attention_mask``; adapter ``y`` is the submodule ``y_adapter``. Those submodule names are the
+parameter-group names (``emoreason.config.PARAMETER_GROUPS``) and the prefixes of saved weights.
+Saving and loading are the builder's (``emoreason.model.builder``), which knows the config.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-from emoreason.model.adapter import FrameAdapter, FusionAdapter
+from emoreason.config import PARAMETER_GROUPS
 from emoreason.model.encoders import FRAMES_PER_WINDOW, fit_frames
 from emoreason.model.frame_cache import FrameCache
 
-CONFIG_FILE = "config.yaml"
-TRAINABLE_FILE = "trainable.safetensors"
-RANDOM_BASE_FILE = "random_base.safetensors"
-"""Full weights of the parts built with ``init: random`` (they cannot be re-created from an id)."""
+ENCODER_INPUTS = ("speech", "emotion")
+"""Encoder names ``forward`` has inputs for (``speech_features``, ``emotion_features``, ...)."""
 
 
 class AudioLLM(nn.Module):
-    """Speech encoder (+ emotion encoder) + adapters + causal LM.
+    """Encoders + adapters + causal LM.
 
     Args:
-        speech_encoder / emotion_encoder: frame encoders (``emoreason.model.encoders``);
-            emotion_encoder is None for fusion ``none``.
-        speech_adapter / emotion_adapter / fusion_adapter: see ``emoreason.model.adapter``;
-            ``sequence`` uses speech+emotion adapters, ``feature`` only the fusion adapter,
-            ``none`` only the speech adapter.
+        encoders: name (``speech`` | ``emotion``) -> frame encoder (``emoreason.model.encoders``):
+            ``encoder(features, mask) -> frames (B, T, d), frame_mask (B, T) | None``.
+        adapters: name (``speech`` | ``emotion`` | ``fusion``) -> adapter
+            (``emoreason.model.adapter``) with ``sources`` (encoder names whose frames it takes, in
+            order) and ``k`` (frames per token); their order is the order their tokens fill each
+            clip's placeholders.
         llm: a transformers causal LM, peft-wrapped when LoRA is on.
         tokenizer: the LLM tokenizer with the audio tokens (used by ``generate`` / scoring).
-        audio_token_id: id of ``<audio>``.
-        model_config: the ``ModelConfig`` this was built from (saved with the weights).
+        audio_token_id: id of ``<audio>``, the placeholder every adapter's tokens fill.
+        trainable_encoders: names of the encoders that are trained (they get a parameter group,
+            train mode and activation checkpointing; the others are frozen and may be cached).
     """
 
     def __init__(
         self,
-        *,
-        speech_encoder: nn.Module,
-        emotion_encoder: nn.Module | None,
-        speech_adapter: FrameAdapter | None,
-        emotion_adapter: FrameAdapter | None,
-        fusion_adapter: FusionAdapter | None,
+        encoders: Mapping[str, nn.Module],
+        adapters: Mapping[str, nn.Module],
         llm: nn.Module,
         tokenizer: Any,
         audio_token_id: int,
-        model_config: Any,
+        trainable_encoders: Iterable[str] = (),
     ):
         super().__init__()
-        self.speech_encoder = speech_encoder
-        self.emotion_encoder = emotion_encoder
-        self.speech_adapter = speech_adapter
-        self.emotion_adapter = emotion_adapter
-        self.fusion_adapter = fusion_adapter
+        unknown = [n for n in encoders if n not in ENCODER_INPUTS]
+        unknown += [f"{n}_adapter" for n in adapters if f"{n}_adapter" not in PARAMETER_GROUPS]
+        if unknown:
+            raise ValueError(f"unknown part names {unknown} (parameter groups are {PARAMETER_GROUPS})")
+        if not adapters:
+            raise ValueError("an AudioLLM needs at least one adapter")
+        for name, adapter in adapters.items():
+            missing = [s for s in adapter.sources if s not in encoders]
+            if missing:
+                raise ValueError(f"the {name} adapter reads encoders {missing}, which are not given")
+        self.trainable_encoders = frozenset(trainable_encoders)
+        if not self.trainable_encoders <= set(encoders):
+            raise ValueError(f"trainable_encoders {sorted(self.trainable_encoders - set(encoders))} are not given")
+        # Registered under their group names (not in a ModuleDict), so parameter names, and with
+        # them every saved trainable.safetensors and checkpoint, read speech_adapter.*, llm.*, ...
+        self.encoder_names: tuple[str, ...] = tuple(encoders)
+        self.adapter_names: tuple[str, ...] = tuple(adapters)
+        for name, module in encoders.items():
+            self.add_module(f"{name}_encoder", module)
+        for name, module in adapters.items():
+            self.add_module(f"{name}_adapter", module)
         self.llm = llm
         self.tokenizer = tokenizer
         self.audio_token_id = audio_token_id
-        self.model_config = model_config
-        self.fusion: str = model_config.fusion
         self.frame_cache: FrameCache | None = None
         """When set (:meth:`use_frame_cache`), frozen encoders' frames come from this cache."""
         self._cached_encoders: frozenset[str] = frozenset()
 
     # ------------------------------------------------------------------ structure
-    def _trainable_encoders(self) -> dict[str, nn.Module]:
-        out = {}
-        for name in ("speech_encoder", "emotion_encoder"):
-            module, cfg = getattr(self, name), getattr(self.model_config, name)
-            if module is not None and cfg is not None and cfg.trainable:
-                out[name] = module
-        return out
+    @property
+    def encoders(self) -> dict[str, nn.Module]:
+        """name -> encoder, in construction order."""
+        return {n: getattr(self, f"{n}_encoder") for n in self.encoder_names}
+
+    @property
+    def adapters(self) -> dict[str, nn.Module]:
+        """name -> adapter, in placeholder order."""
+        return {n: getattr(self, f"{n}_adapter") for n in self.adapter_names}
 
     def parameter_groups(self) -> dict[str, list[nn.Parameter]]:
         """Trainable-able parameters by group; each parameter is in exactly one group.
 
-        Keys: ``speech_adapter`` / ``emotion_adapter`` (fusion sequence), ``fusion_adapter``
-        (feature), ``speech_adapter`` (none), ``lora`` (when LoRA is on), and ``speech_encoder`` /
-        ``emotion_encoder`` only for encoders whose config says ``trainable``. Whisper's fixed
-        sinusoidal position table is never trainable. Frozen LLM base weights are in no group.
-        Groups come from the structure, not from ``requires_grad``, so a training loop may flip
-        ``requires_grad`` per phase and still get the same groups.
+        Keys (in ``PARAMETER_GROUPS`` order): ``<name>_adapter`` per adapter, ``<name>_encoder``
+        only for trainable encoders, ``lora`` when LoRA is on. Whisper's fixed sinusoidal position
+        table is never trainable. Frozen LLM base weights are in no group. Groups come from the
+        structure, not from ``requires_grad``, so a training loop may flip ``requires_grad`` per
+        phase and still get the same groups.
         """
         groups: dict[str, list[nn.Parameter]] = {}
-        for name in ("speech_adapter", "emotion_adapter", "fusion_adapter"):
-            module = getattr(self, name)
-            if module is not None:
-                groups[name] = list(module.parameters())
-        for name, module in self._trainable_encoders().items():
-            groups[name] = [p for n, p in module.named_parameters() if not n.endswith("embed_positions.weight")]
+        for name, module in self.adapters.items():
+            groups[f"{name}_adapter"] = list(module.parameters())
+        for name, module in self.encoders.items():
+            if name in self.trainable_encoders:
+                groups[f"{name}_encoder"] = [p for n, p in module.named_parameters()
+                                             if not n.endswith("embed_positions.weight")]
         lora = [p for n, p in self.llm.named_parameters() if "lora_" in n]
         if lora:
             groups["lora"] = lora
-        return groups
+        return {k: groups[k] for k in PARAMETER_GROUPS if k in groups}
 
     def train(self, mode: bool = True) -> "AudioLLM":
         """Like ``nn.Module.train`` but frozen encoders stay in eval mode (no dropout/layerdrop
         noise in features nobody trains)."""
         super().train(mode)
-        trainable = self._trainable_encoders()
-        for name in ("speech_encoder", "emotion_encoder"):
-            module = getattr(self, name)
-            if module is not None and name not in trainable:
+        for name, module in self.encoders.items():
+            if name not in self.trainable_encoders:
                 module.eval()
         return self
 
@@ -118,20 +135,18 @@ class AudioLLM(nn.Module):
         # deprecated alias (FutureWarning). peft forwards the call to the wrapped LLM.
         kwargs = {"activation_checkpointing_kwargs": {"use_reentrant": False}}
         self.llm.activation_checkpointing_enable(**kwargs)
-        for module in self._trainable_encoders().values():
+        for name, module in self.encoders.items():
             inner = getattr(module, "encoder", None) or getattr(module, "model", None)
-            if hasattr(inner, "activation_checkpointing_enable"):
+            if name in self.trainable_encoders and hasattr(inner, "activation_checkpointing_enable"):
                 inner.activation_checkpointing_enable(**kwargs)
 
     def use_frame_cache(self, cache: FrameCache | None) -> list[str]:
         """Serve the frozen encoders' frames from ``cache`` (None: stop). Trainable encoders always
-        run. Returns the names of the encoders the cache now serves."""
+        run. Returns the submodule names (``speech_encoder``, ...) of the encoders the cache serves."""
         self.frame_cache = cache
-        trainable = self._trainable_encoders()
-        served = [] if cache is None else [n for n in ("speech_encoder", "emotion_encoder")
-                                           if getattr(self, n) is not None and n not in trainable]
+        served = [] if cache is None else [n for n in self.encoder_names if n not in self.trainable_encoders]
         self._cached_encoders = frozenset(served)
-        return served
+        return [f"{n}_encoder" for n in served]
 
     @property
     def device(self) -> torch.device:
@@ -141,12 +156,12 @@ class AudioLLM(nn.Module):
     def _encode(self, name: str, features: torch.Tensor, mask: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """features -> frames (B, T, d) of encoder ``name``, and frame mask (B, T) or None."""
-        encoder = getattr(self, name)
+        encoder = getattr(self, f"{name}_encoder")
         if self.frame_cache is not None and name in self._cached_encoders:
             frames, frame_mask = self.frame_cache.encode(encoder, features, mask)
         else:
             frames, frame_mask = encoder(features, mask)
-        if frame_mask is None:  # fixed 30 s window: exactly 1500 frames
+        if frame_mask is None:  # fixed 30 s window: exactly FRAMES_PER_WINDOW frames
             frames = fit_frames(frames, FRAMES_PER_WINDOW)
         return frames, frame_mask
 
@@ -165,25 +180,28 @@ class AudioLLM(nn.Module):
         speech_attention_mask: torch.Tensor | None = None,
         emotion_attention_mask: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Audio -> (tokens (B, N, H), mask (B, N) bool). Each clip's valid tokens, in row order,
-        are what fills its placeholders."""
-        mc = self.model_config
-        ks = FRAMES_PER_WINDOW // mc.speech_encoder.num_tokens
-        s_frames, s_mask = self._encode("speech_encoder", speech_features, speech_attention_mask)
-        if self.fusion == "none":
-            tokens = self.speech_adapter(s_frames)
-            return tokens, self._token_mask(tokens, s_mask, ks)
-        if emotion_features is None:
-            raise ValueError(f"fusion {self.fusion!r} needs emotion_features (the processor makes them)")
-        ke = FRAMES_PER_WINDOW // mc.emotion_encoder.num_tokens
-        e_frames, e_mask = self._encode("emotion_encoder", emotion_features, emotion_attention_mask)
-        if self.fusion == "feature":
-            tokens = self.fusion_adapter(s_frames, e_frames)
-            return tokens, self._token_mask(tokens, s_mask, ks)
-        s_tok, e_tok = self.speech_adapter(s_frames), self.emotion_adapter(e_frames)
-        tokens = torch.cat([s_tok, e_tok], dim=1)
-        mask = torch.cat([self._token_mask(s_tok, s_mask, ks), self._token_mask(e_tok, e_mask, ke)], dim=1)
-        return tokens, mask
+        """Audio -> (tokens (B, N, H), mask (B, N) bool). N sums the adapters' token counts, in
+        adapter order; each clip's valid tokens, in row order, are what fills its placeholders.
+
+        ``*_features``: (B, n_mels, M) log-mel or (B, S) waveform per encoder; ``*_attention_mask``
+        (B, M) for dynamic-length mel. Raises ValueError when an encoder's features are missing.
+        """
+        inputs = {"speech": (speech_features, speech_attention_mask),
+                  "emotion": (emotion_features, emotion_attention_mask)}
+        frames: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        for name in self.encoder_names:
+            features, mask = inputs[name]
+            if features is None:
+                raise ValueError(f"the model's {name} encoder needs {name}_features (the processor makes them)")
+            frames[name] = self._encode(name, features, mask)
+        tokens, masks = [], []
+        for adapter in self.adapters.values():
+            out = adapter(*(frames[s][0] for s in adapter.sources))
+            tokens.append(out)
+            masks.append(self._token_mask(out, frames[adapter.sources[0]][1], adapter.k))
+        if len(tokens) == 1:
+            return tokens[0], masks[0]
+        return torch.cat(tokens, dim=1), torch.cat(masks, dim=1)
 
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Processor batch -> LLM input embeddings (B, L, H) with audio tokens in the placeholders.
@@ -318,71 +336,3 @@ class AudioLLM(nn.Module):
             logp.append(rest.gather(-1, target[:, 1:].unsqueeze(-1)).squeeze(-1))
         token_logp = torch.cat(logp, dim=1) * cand_mask.repeat(b, 1)
         return token_logp.sum(-1).view(b, c)
-
-    # ------------------------------------------------------------------ persistence
-    def _random_parts(self) -> dict[str, nn.Module]:
-        """Parts built with ``init: random``: saved in full (there is no id to reload them from)."""
-        mc = self.model_config
-        parts: dict[str, nn.Module] = {}
-        for name in ("speech_encoder", "emotion_encoder"):
-            cfg = getattr(mc, name)
-            if getattr(self, name) is not None and cfg is not None and cfg.init == "random":
-                parts[name] = getattr(self, name)
-        if mc.llm.init == "random" or mc.llm.path == "builtin:tiny":
-            parts["llm"] = self.llm
-        return parts
-
-    def save_pretrained(self, directory: str | Path, groups: list[str] | None = None) -> None:
-        """Write ``config.yaml``, ``trainable.safetensors`` and, when some parts were randomly
-        initialised, ``random_base.safetensors``; plus the tokenizer files.
-
-        Args:
-            groups: parameter-group keys to save (default: every group of ``parameter_groups()``,
-                i.e. adapters + LoRA + encoders whose config says trainable).
-        """
-        import yaml
-        from safetensors.torch import save_file
-
-        from emoreason.config import to_dict
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        all_groups = self.parameter_groups()
-        keys = list(all_groups) if groups is None else groups
-        unknown = [k for k in keys if k not in all_groups]
-        if unknown:
-            raise ValueError(f"unknown parameter groups {unknown} (have {sorted(all_groups)})")
-        wanted = {id(p) for k in keys for p in all_groups[k]}
-        trainable = {n: p for n, p in self.named_parameters() if id(p) in wanted}
-        save_file(_plain(trainable), str(directory / TRAINABLE_FILE), metadata={"groups": ",".join(keys)})
-        random_parts = self._random_parts()
-        if random_parts:
-            state = {f"{name}.{k}": v for name, part in random_parts.items() for k, v in part.state_dict().items()}
-            save_file(_plain(state), str(directory / RANDOM_BASE_FILE))
-        (directory / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(self.model_config), sort_keys=False))
-        self.tokenizer.save_pretrained(str(directory))
-
-    def load_weights(self, path: str | Path) -> list[str]:
-        """Load a safetensors file written by :meth:`save_pretrained` into this model.
-
-        Every key in the file must exist here (a mismatch means a different architecture).
-        Returns the loaded key names.
-        """
-        from safetensors.torch import load_file
-
-        state = load_file(str(path), device=str(self.device))
-        own = self.state_dict(keep_vars=True)
-        unexpected = [k for k in state if k not in own]
-        if unexpected:
-            raise ValueError(f"{path}: {len(unexpected)} weights do not fit this model, e.g. {unexpected[:3]}")
-        with torch.no_grad():
-            for k, v in state.items():
-                if own[k].shape != v.shape:
-                    raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model has {tuple(own[k].shape)}")
-                own[k].copy_(v.to(own[k].dtype))
-        return list(state)
-
-
-def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached, contiguous, unshared CPU copies (safetensors refuses tied/shared storage)."""
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}

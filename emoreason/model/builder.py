@@ -20,12 +20,13 @@ import torch
 from torch import nn
 
 from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
-from emoreason.data.processor import ENCODER_FRAMES, AudioProcessor, FeatureSpec
+from emoreason.hardware import resolve_dtype
+from emoreason.model.processing import (PROCESSOR_CONFIG, AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids,
+                                         build_tiny_tokenizer)
 from emoreason.model.adapter import FrameAdapter, FusionAdapter
-from emoreason.model.audiollm import CONFIG_FILE, RANDOM_BASE_FILE, TRAINABLE_FILE, AudioLLM
-from emoreason.model.encoders import WaveFrames, WhisperFrames
-from emoreason.model.presets import encoder_preset, llm_preset, preset_name
-from emoreason.model.tokenizer import add_audio_tokens, audio_token_ids, build_tiny_tokenizer
+from emoreason.model.audiollm import AudioLLM
+from emoreason.model.encoders import FRAMES_PER_WINDOW, WaveFrames, WhisperFrames, load_whisper_encoder
+from emoreason.model.presets import encoder_preset, llm_preset, preset_name, size_overrides
 from emoreason.weights import PREFIX as PACKAGED_PREFIX
 from emoreason.weights import llm_dir, resolve_packaged
 
@@ -33,15 +34,11 @@ log = logging.getLogger(__name__)
 
 BUILTIN_TINY = "builtin:tiny"
 
-
-def resolve_dtype(name: str) -> torch.dtype:
-    """``float32`` | ``bfloat16`` | ``float16`` | ``auto`` (bf16 on a bf16-capable GPU, else fp32)."""
-    if name == "auto":
-        return torch.bfloat16 if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else torch.float32
-    try:
-        return {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-    except KeyError:
-        raise ConfigError(f"unknown dtype {name!r}") from None
+CONFIG_FILE = "config.yaml"
+TRAINABLE_FILE = "trainable.safetensors"
+"""Parameter groups (adapters, LoRA, trained encoders): what training changed."""
+RANDOM_BASE_FILE = "random_base.safetensors"
+"""Full weights of the parts built with ``init: random`` (they cannot be re-created from an id)."""
 
 
 def _resolve_path(path: str) -> tuple[str, str | None]:
@@ -54,20 +51,8 @@ def _resolve_path(path: str) -> tuple[str, str | None]:
     return str(resolved), None
 
 
-def _overrides(cfg: Any, mapping: dict[str, str]) -> dict[str, Any]:
-    """Size fields set in ``cfg`` -> config kwargs under the family's names."""
-    return {dst: getattr(cfg, src) for src, dst in mapping.items() if getattr(cfg, src) is not None}
-
-
 # ------------------------------------------------------------------------------------------ encoders
-_WHISPER_SIZES = {"hidden_size": "d_model", "num_layers": "encoder_layers", "num_heads": "encoder_attention_heads",
-                  "ffn_size": "encoder_ffn_dim", "num_mel_bins": "num_mel_bins"}
-_HUBERT_SIZES = {"hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
-                 "ffn_size": "intermediate_size"}
-_E2V_SIZES = {"hidden_size": "embed_dim", "num_layers": "depth", "num_heads": "num_heads", "ffn_size": "ffn_dim"}
-
-
-def _random_kwargs(cfg: EncoderConfig, family: str, sizes: dict[str, str], default_preset: str) -> dict[str, Any]:
+def _random_kwargs(cfg: EncoderConfig, family: str, default_preset: str) -> dict[str, Any]:
     """Architecture kwargs for ``init: random``: preset or checkpoint config, then size fields."""
     name = preset_name(cfg.path) if cfg.path else default_preset
     if name is not None:
@@ -77,7 +62,7 @@ def _random_kwargs(cfg: EncoderConfig, family: str, sizes: dict[str, str], defau
 
         path, _ = _resolve_path(cfg.path)
         kwargs = AutoConfig.from_pretrained(path).to_dict()
-    kwargs.update(_overrides(cfg, sizes))
+    kwargs.update(size_overrides(cfg, family))
     return kwargs
 
 
@@ -86,49 +71,10 @@ def _check_size_fields(cfg: EncoderConfig, role: str) -> None:
         raise ConfigError(f"model.{role}: size fields only apply with init: random")
 
 
-def _load_whisper_encoder(path: str) -> nn.Module:
-    """Whisper encoder weights from a local HF directory (safetensors) or a hub id."""
-    from transformers import WhisperConfig, WhisperModel
-    from transformers.models.whisper.modeling_whisper import WhisperEncoder
-
-    local = Path(path)
-    files = sorted(local.glob("*.safetensors")) if local.is_dir() else []
-    if not files:  # hub id, or a .bin checkpoint: transformers loads it (weights_only) and we keep the encoder
-        model, info = WhisperModel.from_pretrained(path, attn_implementation="sdpa", output_loading_info=True)
-        missing = [k for k in info["missing_keys"] if k.startswith("encoder.")]
-        if missing:
-            raise ConfigError(f"{path}: Whisper checkpoint lacks encoder weights, e.g. {missing[:3]}")
-        return model.encoder
-    from safetensors.torch import load_file
-
-    config = WhisperConfig.from_pretrained(path)
-    # Built on the meta device: every weight comes from the file (assign=True below), so the
-    # random initialisation a normal build runs (~0.1 s per encoder) would be thrown away.
-    with torch.device("meta"):
-        encoder = WhisperEncoder._from_config(config, attn_implementation="sdpa")
-    state: dict[str, torch.Tensor] = {}
-    for f in files:
-        for key, value in load_file(str(f)).items():
-            for prefix in ("model.encoder.", "encoder.", ""):
-                if key.startswith(prefix) and (prefix or not key.startswith(("model.", "decoder.", "proj_out"))):
-                    state[key[len(prefix):]] = value
-                    break
-    own = encoder.state_dict()
-    state = {k: v for k, v in state.items() if k in own}
-    missing = [k for k in own if k not in state]
-    if missing:
-        raise ConfigError(f"{path}: Whisper checkpoint lacks encoder weights, e.g. {missing[:3]}")
-    encoder.load_state_dict(state, assign=True)
-    left = [n for n, t in [*encoder.named_parameters(), *encoder.named_buffers()] if t.is_meta]
-    if left:  # a buffer outside the state dict: cannot come from the file
-        raise ConfigError(f"{path}: Whisper encoder tensors not in the checkpoint: {left[:3]}")
-    return encoder
-
-
 def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec]:
     """One frame encoder (see ``emoreason.model.encoders``) and the processor spec for its input."""
-    if ENCODER_FRAMES % cfg.num_tokens:
-        raise ConfigError(f"model.{role}.num_tokens={cfg.num_tokens} must divide {ENCODER_FRAMES}")
+    if FRAMES_PER_WINDOW % cfg.num_tokens:
+        raise ConfigError(f"model.{role}.num_tokens={cfg.num_tokens} must divide {FRAMES_PER_WINDOW}")
     if cfg.dynamic_length and cfg.type != "whisper":
         raise ConfigError(f"model.{role}.dynamic_length is Whisper-only (type is {cfg.type})")
     _check_size_fields(cfg, role)
@@ -137,11 +83,11 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
         from transformers.models.whisper.modeling_whisper import WhisperEncoder
 
         if cfg.init == "random":
-            kwargs = _random_kwargs(cfg, "whisper", _WHISPER_SIZES, "whisper-tiny")
-            kwargs["max_source_positions"] = ENCODER_FRAMES
+            kwargs = _random_kwargs(cfg, "whisper", "whisper-tiny")
+            kwargs["max_source_positions"] = FRAMES_PER_WINDOW
             encoder = WhisperEncoder._from_config(WhisperConfig(**kwargs), attn_implementation="sdpa")
         else:
-            encoder = _load_whisper_encoder(_resolve_path(cfg.path)[0])
+            encoder = load_whisper_encoder(_resolve_path(cfg.path)[0])
         module = WhisperFrames(encoder)
         return module, FeatureSpec("mel", cfg.num_tokens, num_mel_bins=module.num_mel_bins, dynamic_length=cfg.dynamic_length)
     if cfg.type in ("hubert", "auto"):
@@ -149,14 +95,14 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
 
         if cfg.init == "random":
             if cfg.type == "hubert":
-                kwargs = _random_kwargs(cfg, "hubert", _HUBERT_SIZES, "hubert-base")
+                kwargs = _random_kwargs(cfg, "hubert", "hubert-base")
                 kwargs.pop("model_type", None)
                 model = HubertModel._from_config(HubertConfig(**kwargs), attn_implementation="sdpa")
             else:
                 if not cfg.path or preset_name(cfg.path):
                     raise ConfigError(f"model.{role}: type auto with init random needs a path with a config")
                 config = AutoConfig.from_pretrained(_resolve_path(cfg.path)[0])
-                for key, value in _overrides(cfg, _HUBERT_SIZES).items():
+                for key, value in size_overrides(cfg, "hubert").items():
                     setattr(config, key, value)
                 model = AutoModel.from_config(config)
             normalize = True
@@ -182,9 +128,9 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
 
                 conf = yaml.safe_load((Path(_resolve_path(cfg.path)[0]) / "config.yaml").read_text())
                 kwargs = dataclasses.asdict(config_from_funasr(conf.get("model_conf", conf)))
-                kwargs.update(_overrides(cfg, _E2V_SIZES))
+                kwargs.update(size_overrides(cfg, "emotion2vec"))
             else:
-                kwargs = _random_kwargs(cfg, "emotion2vec", _E2V_SIZES, "emotion2vec-plus-base")
+                kwargs = _random_kwargs(cfg, "emotion2vec", "emotion2vec-plus-base")
             module = Emotion2vecEncoder(Emotion2vecConfig(**kwargs))
         else:
             module = load_emotion2vec(_emotion2vec_dir(_resolve_path(cfg.path)[0]))
@@ -218,17 +164,13 @@ def _wants_normalized(path: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ LLM
-_LLM_SIZES = {"hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
-              "num_kv_heads": "num_key_value_heads", "ffn_size": "intermediate_size", "vocab_size": "vocab_size"}
-
-
 def build_llm(cfg: LLMConfig) -> tuple[nn.Module, Any]:
     """(causal LM, tokenizer with chat template and audio tokens)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     dtype = resolve_dtype(cfg.dtype)
     attn = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
-    if any(getattr(cfg, k) is not None for k in _LLM_SIZES) and cfg.init == "pretrained" and cfg.path != BUILTIN_TINY:
+    if size_overrides(cfg, "llm") and cfg.init == "pretrained" and cfg.path != BUILTIN_TINY:
         raise ConfigError("model.llm: size fields only apply with init: random (or builtin:tiny)")
     preset = "llama-test" if cfg.path == BUILTIN_TINY else preset_name(cfg.path)
     if preset is not None:
@@ -238,7 +180,7 @@ def build_llm(cfg: LLMConfig) -> tuple[nn.Module, Any]:
         model_type, kwargs = llm_preset(preset)
         if cfg.path == BUILTIN_TINY:
             kwargs["vocab_size"] = len(tokenizer)
-        kwargs.update(_overrides(cfg, _LLM_SIZES))
+        kwargs.update(size_overrides(cfg, "llm"))
         kwargs.update(bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
         config = AutoConfig.for_model(model_type, **kwargs)
         if config.vocab_size < len(tokenizer):
@@ -255,7 +197,7 @@ def build_llm(cfg: LLMConfig) -> tuple[nn.Module, Any]:
         raise ConfigError(f"model.llm.path={cfg.path}: the tokenizer has no chat template (use an instruct model)")
     if cfg.init == "random":
         config = AutoConfig.from_pretrained(path, **extra)
-        for key, value in _overrides(cfg, _LLM_SIZES).items():
+        for key, value in size_overrides(cfg, "llm").items():
             setattr(config, key, value)
         llm = AutoModelForCausalLM.from_config(config, dtype=dtype, **attn)
     else:
@@ -281,6 +223,22 @@ def _fit_embeddings(llm: nn.Module, vocab: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------ model
+def fusion_adapters(fusion: str, speech: nn.Module, emotion: nn.Module | None, hidden: int,
+                    speech_k: int, emotion_k: int | None) -> dict[str, nn.Module]:
+    """The adapters that make a fusion mode, in the order their tokens fill each clip's placeholders.
+
+    ``sequence``: speech adapter (k = ``speech_k``) then emotion adapter (``emotion_k``);
+    ``feature``: one fusion adapter over both encoders' channel-concatenated frames (``speech_k``);
+    ``none``: the speech adapter alone. ``hidden`` is the LLM's width; encoders give ``hidden_size``.
+    """
+    if fusion == "feature":
+        return {"fusion": FusionAdapter(speech.hidden_size, emotion.hidden_size, hidden, speech_k, ("speech", "emotion"))}
+    adapters: dict[str, nn.Module] = {"speech": FrameAdapter(speech.hidden_size, hidden, speech_k, "speech")}
+    if fusion == "sequence":
+        adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion")
+    return adapters
+
+
 def build_model(cfg: ModelConfig) -> tuple[AudioLLM, AudioProcessor]:
     """Build the AudioLLM and its processor from config (weights per each part's ``init``).
 
@@ -292,29 +250,25 @@ def build_model(cfg: ModelConfig) -> tuple[AudioLLM, AudioProcessor]:
         raise ConfigError(f"model.fusion={fusion!r}: expected sequence, feature or none")
     if fusion != "none" and cfg.emotion_encoder is None:
         raise ConfigError(f"model.fusion={fusion!r} needs model.emotion_encoder")
+    # Build order (LLM, speech, emotion, adapters) fixes which random numbers each part draws:
+    # a seeded run must keep initialising the same way.
     llm, tokenizer = build_llm(cfg.llm)
-    hidden = llm.get_input_embeddings().embedding_dim
-    speech, speech_spec = build_encoder(cfg.speech_encoder, "speech_encoder")
-    emotion, emotion_spec = (None, None)
+    encoders: dict[str, nn.Module] = {}
+    specs: dict[str, FeatureSpec] = {}
+    encoders["speech"], specs["speech"] = build_encoder(cfg.speech_encoder, "speech_encoder")
     if fusion != "none":
-        emotion, emotion_spec = build_encoder(cfg.emotion_encoder, "emotion_encoder")
-    ks = speech_spec.group
-    speech_adapter = emotion_adapter = fusion_adapter = None
-    if fusion == "feature":
-        fusion_adapter = FusionAdapter(speech.hidden_size, emotion.hidden_size, hidden, ks)
-    else:
-        speech_adapter = FrameAdapter(speech.hidden_size, hidden, ks)
-    if fusion == "sequence":
-        emotion_adapter = FrameAdapter(emotion.hidden_size, hidden, emotion_spec.group)
+        encoders["emotion"], specs["emotion"] = build_encoder(cfg.emotion_encoder, "emotion_encoder")
+    adapters = fusion_adapters(fusion, encoders["speech"], encoders.get("emotion"), llm.get_input_embeddings().embedding_dim,
+                               specs["speech"].group, specs["emotion"].group if "emotion" in specs else None)
     dtype = resolve_dtype(cfg.llm.dtype)
-    for enc, ecfg in ((speech, cfg.speech_encoder), (emotion, cfg.emotion_encoder)):
-        if enc is not None:
-            # Frozen encoders run in the LLM's dtype (memory); trainable ones stay fp32 for the optimizer.
-            enc.to(torch.float32 if ecfg.trainable else dtype)
-            enc.requires_grad_(ecfg.trainable)
-            for name, p in enc.named_parameters():
-                if name.endswith("embed_positions.weight"):  # Whisper's fixed sinusoids
-                    p.requires_grad_(False)
+    trainable = [name for name in encoders if _encoder_config(cfg, name).trainable]
+    for name, enc in encoders.items():
+        # Frozen encoders run in the LLM's dtype (memory); trainable ones stay fp32 for the optimizer.
+        enc.to(torch.float32 if name in trainable else dtype)
+        enc.requires_grad_(name in trainable)
+        for pname, p in enc.named_parameters():
+            if pname.endswith("embed_positions.weight"):  # Whisper's fixed sinusoids
+                p.requires_grad_(False)
     if cfg.lora.enabled:
         from emoreason.model.lora import apply_lora
 
@@ -322,33 +276,105 @@ def build_model(cfg: ModelConfig) -> tuple[AudioLLM, AudioProcessor]:
     else:
         llm.requires_grad_(False)
     _, audio_id, _ = audio_token_ids(tokenizer)
-    model = AudioLLM(
-        speech_encoder=speech, emotion_encoder=emotion, speech_adapter=speech_adapter,
-        emotion_adapter=emotion_adapter, fusion_adapter=fusion_adapter, llm=llm,
-        tokenizer=tokenizer, audio_token_id=audio_id, model_config=cfg,
-    )
+    model = AudioLLM(encoders, adapters, llm, tokenizer, audio_id, trainable_encoders=trainable)
     model.eval()
-    processor = AudioProcessor(tokenizer, speech_spec, emotion_spec, fusion, system_prompt=cfg.llm.system_prompt)
+    processor = AudioProcessor(tokenizer, specs["speech"], specs.get("emotion"), fusion, system_prompt=cfg.llm.system_prompt)
     return model, processor
 
 
-def load_pretrained(directory: str | Path, device: str | torch.device | None = None) -> tuple[AudioLLM, AudioProcessor]:
-    """Rebuild a model saved by ``AudioLLM.save_pretrained`` (+ ``processor.save_pretrained``).
+def _encoder_config(cfg: ModelConfig, name: str) -> EncoderConfig:
+    """The config section of encoder ``name`` (``speech`` -> ``model.speech_encoder``)."""
+    return getattr(cfg, f"{name}_encoder")
 
-    Base weights come from the ids/paths in ``config.yaml``; randomly initialised parts from
-    ``random_base.safetensors``; adapters / LoRA / trained encoders from ``trainable.safetensors``.
+
+# ------------------------------------------------------------------------------------------ persistence
+def _random_parts(model: AudioLLM, cfg: ModelConfig) -> dict[str, nn.Module]:
+    """Parts built with ``init: random``, by submodule name: saved in full (no id to reload them from)."""
+    parts = {f"{n}_encoder": m for n, m in model.encoders.items() if _encoder_config(cfg, n).init == "random"}
+    if cfg.llm.init == "random" or cfg.llm.path == BUILTIN_TINY:
+        parts["llm"] = model.llm
+    return parts
+
+
+def save_pretrained(model: AudioLLM, cfg: ModelConfig, directory: str | Path, groups: list[str] | None = None) -> None:
+    """Write ``config.yaml`` (``cfg``, the config ``model`` was built from), ``trainable.safetensors``
+    and, when some parts were randomly initialised, ``random_base.safetensors``; plus the tokenizer.
+
+    Args:
+        groups: parameter-group keys to save (default: every group of ``model.parameter_groups()``,
+            i.e. adapters + LoRA + encoders whose config says trainable).
     """
+    import yaml
+    from safetensors.torch import save_file
+
+    from emoreason.config import to_dict
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    all_groups = model.parameter_groups()
+    keys = list(all_groups) if groups is None else groups
+    unknown = [k for k in keys if k not in all_groups]
+    if unknown:
+        raise ValueError(f"unknown parameter groups {unknown} (have {sorted(all_groups)})")
+    wanted = {id(p) for k in keys for p in all_groups[k]}
+    trainable = {n: p for n, p in model.named_parameters() if id(p) in wanted}
+    save_file(_plain(trainable), str(directory / TRAINABLE_FILE), metadata={"groups": ",".join(keys)})
+    random_parts = _random_parts(model, cfg)
+    if random_parts:
+        state = {f"{name}.{k}": v for name, part in random_parts.items() for k, v in part.state_dict().items()}
+        save_file(_plain(state), str(directory / RANDOM_BASE_FILE))
+    (directory / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
+    model.tokenizer.save_pretrained(str(directory))
+
+
+def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached, contiguous, unshared CPU copies (safetensors refuses tied/shared storage)."""
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
+
+
+def load_weights(model: nn.Module, path: str | Path) -> list[str]:
+    """Load a safetensors file written by :func:`save_pretrained` into ``model``.
+
+    Every key in the file must exist in the model (a mismatch means a different architecture).
+    Returns the loaded key names.
+    """
+    from safetensors.torch import load_file
+
+    own = model.state_dict(keep_vars=True)
+    device = next(iter(own.values())).device
+    state = load_file(str(path), device=str(device))
+    unexpected = [k for k in state if k not in own]
+    if unexpected:
+        raise ValueError(f"{path}: {len(unexpected)} weights do not fit this model, e.g. {unexpected[:3]}")
+    with torch.no_grad():
+        for k, v in state.items():
+            if own[k].shape != v.shape:
+                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model has {tuple(own[k].shape)}")
+            own[k].copy_(v.to(device=own[k].device, dtype=own[k].dtype))
+    return list(state)
+
+
+def read_config(directory: str | Path) -> ModelConfig:
+    """The ``ModelConfig`` a :func:`save_pretrained` directory was built from."""
     import yaml
 
     from emoreason.config import from_dict
 
-    directory = Path(directory)
-    cfg_path = directory / CONFIG_FILE
-    if not cfg_path.is_file():
+    path = Path(directory) / CONFIG_FILE
+    if not path.is_file():
         raise ConfigError(f"{directory}: no {CONFIG_FILE} (not a save_pretrained directory)")
-    cfg = from_dict(ModelConfig, yaml.safe_load(cfg_path.read_text()), prefix="model")
-    model, processor = build_model(cfg)
-    if (directory / "processor_config.json").is_file():
+    return from_dict(ModelConfig, yaml.safe_load(path.read_text()), prefix="model")
+
+
+def load_pretrained(directory: str | Path, device: str | torch.device | None = None) -> tuple[AudioLLM, AudioProcessor]:
+    """Rebuild a model saved by :func:`save_pretrained` (+ ``processor.save_pretrained``).
+
+    Base weights come from the ids/paths in ``config.yaml``; randomly initialised parts from
+    ``random_base.safetensors``; adapters / LoRA / trained encoders from ``trainable.safetensors``.
+    """
+    directory = Path(directory)
+    model, processor = build_model(read_config(directory))
+    if (directory / PROCESSOR_CONFIG).is_file():
         # The saved tokenizer is the one build_model just made (base tokenizer + audio tokens):
         # reuse it rather than parse tokenizer.json a second time (~0.2 s for SmolLM2).
         processor = AudioProcessor.from_pretrained(directory, tokenizer=model.tokenizer)
@@ -356,6 +382,6 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None = N
         model.to(device)
     for name in (RANDOM_BASE_FILE, TRAINABLE_FILE):
         if (directory / name).is_file():
-            model.load_weights(directory / name)
+            load_weights(model, directory / name)
     model.eval()
     return model, processor

@@ -3,16 +3,23 @@
     encoder(features, feature_mask=None) -> (frames (B, T, d), frame_mask (B, T) bool | None)
 
 ``frame_mask`` is None when every frame is valid (fixed 30 s windows) and only set by Whisper in
-``dynamic_length`` mode. ``encoder.hidden_size`` is d. Weights are never loaded here: the builder
-constructs these wrappers around already-built transformers modules (or our emotion2vec module).
+``dynamic_length`` mode. ``encoder.hidden_size`` is d. The builder constructs these wrappers around
+already-built transformers modules (or our emotion2vec module); :func:`load_whisper_encoder` is the
+Whisper checkpoint reader it calls (as ``emotion2vec.load_emotion2vec`` is emotion2vec's).
 """
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
 
-FRAMES_PER_WINDOW = 1500
-"""Encoder frames for a 30 s window (50 Hz), the paper's fixed audio length."""
+from emoreason.audio import MEL_FRAMES
+from emoreason.config import ConfigError
+
+FRAMES_PER_WINDOW = MEL_FRAMES // 2
+"""1500 encoder frames for a 30 s window: Whisper's conv2 has stride 2, so 50 Hz; the waveform
+encoders (20 ms hop) are padded to the same count. Every adapter's group size divides it."""
 
 
 def fit_frames(frames: torch.Tensor, target: int) -> torch.Tensor:
@@ -103,3 +110,43 @@ class WaveFrames(nn.Module):
         param = next(self.model.parameters())
         out = self.model(input_values=wave.to(param.dtype))
         return out.last_hidden_state, None
+
+
+def load_whisper_encoder(path: str) -> nn.Module:
+    """A transformers ``WhisperEncoder`` with the weights of a local HF directory (safetensors) or a
+    hub id (only the encoder half of the checkpoint is kept). Raises ConfigError when weights are missing."""
+    from transformers import WhisperConfig, WhisperModel
+    from transformers.models.whisper.modeling_whisper import WhisperEncoder
+
+    local = Path(path)
+    files = sorted(local.glob("*.safetensors")) if local.is_dir() else []
+    if not files:  # hub id, or a .bin checkpoint: transformers loads it (weights_only) and we keep the encoder
+        model, info = WhisperModel.from_pretrained(path, attn_implementation="sdpa", output_loading_info=True)
+        missing = [k for k in info["missing_keys"] if k.startswith("encoder.")]
+        if missing:
+            raise ConfigError(f"{path}: Whisper checkpoint lacks encoder weights, e.g. {missing[:3]}")
+        return model.encoder
+    from safetensors.torch import load_file
+
+    config = WhisperConfig.from_pretrained(path)
+    # Built on the meta device: every weight comes from the file (assign=True below), so the
+    # random initialisation a normal build runs (~0.1 s per encoder) would be thrown away.
+    with torch.device("meta"):
+        encoder = WhisperEncoder._from_config(config, attn_implementation="sdpa")
+    state: dict[str, torch.Tensor] = {}
+    for f in files:
+        for key, value in load_file(str(f)).items():
+            for prefix in ("model.encoder.", "encoder.", ""):
+                if key.startswith(prefix) and (prefix or not key.startswith(("model.", "decoder.", "proj_out"))):
+                    state[key[len(prefix):]] = value
+                    break
+    own = encoder.state_dict()
+    state = {k: v for k, v in state.items() if k in own}
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ConfigError(f"{path}: Whisper checkpoint lacks encoder weights, e.g. {missing[:3]}")
+    encoder.load_state_dict(state, assign=True)
+    left = [n for n, t in [*encoder.named_parameters(), *encoder.named_buffers()] if t.is_meta]
+    if left:  # a buffer outside the state dict: cannot come from the file
+        raise ConfigError(f"{path}: Whisper encoder tensors not in the checkpoint: {left[:3]}")
+    return encoder

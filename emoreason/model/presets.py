@@ -77,3 +77,21 @@ def llm_preset(name: str) -> tuple[str, dict[str, Any]]:
         raise UserError(f"unknown LLM preset {name!r} (known: {', '.join(sorted(LLM_PRESETS))})")
     fam, kwargs = LLM_PRESETS[name]
     return fam, dict(kwargs)
+
+
+SIZE_FIELDS: dict[str, dict[str, str]] = {
+    "whisper": {"hidden_size": "d_model", "num_layers": "encoder_layers", "num_heads": "encoder_attention_heads",
+                "ffn_size": "encoder_ffn_dim", "num_mel_bins": "num_mel_bins"},
+    "hubert": {"hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+               "ffn_size": "intermediate_size"},
+    "emotion2vec": {"hidden_size": "embed_dim", "num_layers": "depth", "num_heads": "num_heads", "ffn_size": "ffn_dim"},
+    "llm": {"hidden_size": "hidden_size", "num_layers": "num_hidden_layers", "num_heads": "num_attention_heads",
+            "num_kv_heads": "num_key_value_heads", "ffn_size": "intermediate_size", "vocab_size": "vocab_size"},
+}
+"""Config size field -> the family's config-class kwarg (``hubert`` also serves ``auto``)."""
+
+
+def size_overrides(cfg: Any, family: str) -> dict[str, Any]:
+    """The size fields set (not None) in an encoder / LLM config section, under ``family``'s names."""
+    return {dst: getattr(cfg, src) for src, dst in SIZE_FIELDS[family].items() if getattr(cfg, src) is not None}
+

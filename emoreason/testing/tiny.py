@@ -47,11 +47,12 @@ def save_tiny_run(run_dir, seed: int = 0):
 
     import torch
 
-    from emoreason.model.builder import build_model
+    from emoreason.model.builder import build_model, save_pretrained
 
     run_dir = Path(run_dir)
     torch.manual_seed(seed)
-    model, processor = build_model(tiny_model_config())
-    model.save_pretrained(run_dir / "final")
+    cfg = tiny_model_config()
+    model, processor = build_model(cfg)
+    save_pretrained(model, cfg, run_dir / "final")
     processor.save_pretrained(run_dir / "final")
     return run_dir

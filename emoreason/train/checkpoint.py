@@ -152,14 +152,15 @@ def _replace_dir(tmp: Path, target: Path) -> None:
     tmp.rename(target)
 
 
-def save_model_dir(model: Any, processor: Any, target: Path, extra_files: dict[str, str] | None = None) -> None:
-    """``model.save_pretrained`` + ``processor.save_pretrained`` (+ small text files) into ``target``,
+def save_model_dir(save_model: Callable[[Path], None], processor: Any, target: Path,
+                   extra_files: dict[str, str] | None = None) -> None:
+    """``save_model(directory)`` + ``processor.save_pretrained`` (+ small text files) into ``target``,
     built beside it in ``.tmp-<name>`` and renamed, so a crash never leaves half a model there."""
     tmp = target.with_name(f".tmp-{target.name}")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
+    save_model(tmp)
     if processor is not None:
         processor.save_pretrained(tmp)
     for name, text in (extra_files or {}).items():

@@ -75,8 +75,8 @@ class Trainer:
     """Runs the schedule's phases over a dataset with one model (see module docstring).
 
     Args:
-        model: an ``AudioLLM`` (or anything with ``parameter_groups()``, ``forward(**batch).logits``
-            and ``save_pretrained``); the trainer sets ``requires_grad`` on every parameter.
+        model: an ``AudioLLM`` (or anything with ``parameter_groups()`` and ``forward(**batch).logits``;
+            :meth:`save_final` saves it); the trainer sets ``requires_grad`` on every parameter.
         dataset: map-style, with ``groups`` (task group per index) and ``tasks`` (sorted names).
         collate_fn: examples -> batch dict with ``labels (B, L)`` and ``tasks`` (see ``Collator``).
         phases: from :func:`emoreason.train.schedule.build_schedule`.
@@ -85,6 +85,8 @@ class Trainer:
         processor: saved next to the model in ``final/`` when given.
         accelerator: an ``accelerate.Accelerator``; built from ``train`` when None.
         num_workers: DataLoader worker processes.
+        save_model: ``save_model(model, directory)`` writes a model directory (``final/``, ``best/``),
+            e.g. the builder's ``save_pretrained`` with the run's model config; None: ``model.save_pretrained``.
         eval_dataset: validation rows (same item format as ``dataset``); their loss per task is
             logged every ``train.eval_every_steps`` steps (0: at each pass end) and selects the
             best model (``RUN_DIR/best``; ``final/`` with ``train.final_from_best``).
@@ -101,6 +103,7 @@ class Trainer:
         processor: Any = None,
         accelerator: Any = None,
         num_workers: int = 0,
+        save_model: Callable[[nn.Module, Path], None] | None = None,
         eval_dataset: Any = None,
     ) -> None:
         from accelerate import Accelerator
@@ -115,6 +118,7 @@ class Trainer:
         self.collate_fn = collate_fn
         self.num_workers = num_workers
         self.eval_dataset = eval_dataset
+        self.save_model = save_model or (lambda model, directory: model.save_pretrained(directory))
         if train.final_from_best and eval_dataset is None:
             raise UserError("train.final_from_best needs validation data (data.eval_manifest)")
         self.tasks: list[str] = list(dataset.tasks)
@@ -422,7 +426,7 @@ class Trainer:
         self.acc.wait_for_everyone()
         target = self.run_dir / name
         if self.acc.is_main_process:
-            save_model_dir(self.acc.unwrap_model(self.model), self.processor, target, extra_files)
+            save_model_dir(lambda d: self.save_model(self.acc.unwrap_model(self.model), d), self.processor, target, extra_files)
             log.info("saved %s", target)
         self.acc.wait_for_everyone()
         return target

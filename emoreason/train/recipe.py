@@ -158,11 +158,14 @@ class TrainingRecipe:
         """The :class:`~emoreason.train.loop.Trainer` for this run (``collate_fn`` None: the
         processor's ``Collator``). Writes the resolved ``config.yaml`` into the run directory."""
         from emoreason.data.dataset import Collator
+        from emoreason.model.builder import save_pretrained
         from emoreason.train.loop import Trainer
 
         collate_fn = collate_fn or Collator(processor, self.cfg.data.max_target_tokens)
+        model_cfg = self.cfg.model
         trainer = Trainer(model, data.train, collate_fn, self.phases, self.cfg.train, self.run_dir, processor=processor,
-                          num_workers=self.cfg.data.num_workers, eval_dataset=data.validation)
+                          num_workers=self.cfg.data.num_workers, eval_dataset=data.validation,
+                          save_model=lambda m, directory: save_pretrained(m, model_cfg, directory))
         if trainer.acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")

@@ -4,9 +4,8 @@ parameter groups the optimizer steps.
 One loop runs every schedule: the sampler yields only the phase's task group, and only the
 phase's parameter groups get ``requires_grad=True`` (everything else is frozen *and* not stepped).
 
-Parameter-group keys are those of ``AudioLLM.parameter_groups()`` (docs/core-api.md):
-``speech_encoder``, ``speech_adapter``, ``emotion_encoder``, ``emotion_adapter``,
-``fusion_adapter``, ``lora``. A phase may name keys the model lacks (e.g. ``fusion_adapter`` in a
+Parameter-group keys are ``emoreason.config.PARAMETER_GROUPS``, the keys
+``AudioLLM.parameter_groups()`` uses (docs/core-api.md). A phase may name keys the model lacks (e.g. ``fusion_adapter`` in a
 sequence-fusion model); they are skipped.
 
 Paper (Alt x): alternate speech / emotion every x epochs until each side has seen 4 epochs of its
@@ -17,10 +16,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from emoreason.config import ConfigError
+from emoreason.config import PARAMETER_GROUPS, ConfigError
 
-ADAPTER_KEYS = ("speech_adapter", "emotion_adapter", "fusion_adapter")
-ALL_KEYS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora")
+ADAPTER_KEYS = tuple(k for k in PARAMETER_GROUPS if k.endswith("_adapter"))
 
 
 @dataclass(frozen=True)
@@ -73,7 +71,7 @@ def build_schedule(
     """
     trainable = {"speech": speech_encoder_trainable, "emotion": emotion_encoder_trainable}
     if kind == "joint":
-        keys = tuple(k for k in ALL_KEYS if not k.endswith("_encoder") or trainable[k.split("_")[0]])
+        keys = tuple(k for k in PARAMETER_GROUPS if not k.endswith("_encoder") or trainable[k.split("_")[0]])
         return [Phase("joint", 0, epochs, None, keys)]
     if kind != "alternating":
         raise ConfigError(f"train.schedule={kind!r}: expected 'alternating' or 'joint'")
@@ -117,4 +115,4 @@ def phase_at(phases: list[Phase], epoch: int) -> Phase:
 def trainable_keys(phases: list[Phase], available: set[str]) -> list[str]:
     """Keys trained in at least one phase and present in the model, in canonical order."""
     used = {k for p in phases for k in p.param_groups}
-    return [k for k in ALL_KEYS if k in used and k in available]
+    return [k for k in PARAMETER_GROUPS if k in used and k in available]

@@ -1,6 +1,18 @@
-"""The AudioLLM processor: waveforms + prompts (+ targets) -> model-ready tensors.
+"""Processing beside the model: the LLM's audio tokens, and the processor that turns
+waveforms + prompts (+ targets) into model-ready tensors (as transformers keeps qwen2_audio's
+processor beside its model).
 
-It is the single place that decides how many audio tokens a clip gets, and it builds the loss mask
+Audio tokens. Every LLM gets three special tokens: ``<audio_start>``, ``<audio>`` (the placeholder the model
+replaces with adapter outputs) and ``<audio_end>``. For the built-in tokenizer they are part of the
+vocabulary; for real LLMs :func:`add_audio_tokens` appends them (the builder then grows the
+embedding matrix only if the tokenizer outgrew it; see ``builder._fit_embeddings``).
+
+Why real special tokens and not plain-text markers: a placeholder must be exactly one token so that
+"N placeholders" is a token count the processor and the model agree on; the start/end markers are
+special too so that no user text can forge them. Their embedding rows are never trained (LoRA only):
+``<audio>`` rows are overwritten by audio embeddings, the markers keep a fixed (mean) embedding.
+
+The processor is the single place that decides how many audio tokens a clip gets, and it builds the loss mask
 in the same pass that renders the chat (nanochat's ``render_conversation`` idea): the prompt part
 (chat template with the generation prompt) and the whole conversation are rendered, the whole text
 must start with the prompt text, and the labels are the tokens after the prompt. Because the
@@ -23,17 +35,93 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
-from emoreason.audio import SAMPLE_RATE, WINDOW_SECONDS
-from emoreason.model.tokenizer import AUDIO, AUDIO_END, AUDIO_START, audio_token_ids
+from emoreason.audio import MEL_FRAMES, MEL_HOP, SAMPLE_RATE, WINDOW_SAMPLES
+from emoreason.model.encoders import FRAMES_PER_WINDOW
 
-WINDOW_SAMPLES = int(SAMPLE_RATE * WINDOW_SECONDS)  # 480000
-HOP = 160  # Whisper log-mel hop: 100 mel frames per second
-MEL_FRAMES = WINDOW_SAMPLES // HOP  # 3000
-ENCODER_FRAMES = MEL_FRAMES // 2  # 1500, the 50 Hz frame rate of every encoder
+if TYPE_CHECKING:  # heavy import only for type checkers
+    from transformers import PreTrainedTokenizerBase
+
+AUDIO_START = "<audio_start>"
+AUDIO = "<audio>"
+AUDIO_END = "<audio_end>"
+AUDIO_TOKENS = [AUDIO_START, AUDIO, AUDIO_END]
+
+# The tiny tokenizer's specials, in id order after the 256 byte tokens.
+_TINY_SPECIALS = ["<|pad|>", "<|bos|>", "<|end|>", "<|system|>", "<|user|>", "<|assistant|>", *AUDIO_TOKENS]
+
+# Roles are rendered as special tokens; the end-of-turn token doubles as EOS so generation stops at
+# the end of the assistant turn and the loss teaches the model to emit it.
+TINY_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{{ '<|' + message['role'] + '|>' + message['content'] + '<|end|>' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>' }}{% endif %}"
+)
+
+
+def build_tiny_tokenizer() -> "PreTrainedTokenizerBase":
+    """Byte-level tokenizer (256 byte tokens + 9 specials = 265 ids), built in code, no files.
+
+    Every UTF-8 string round-trips; there are no merges, so one byte is one token (fine for tests,
+    which is all this is for).
+    """
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = pre_tokenizers.ByteLevel.alphabet()  # the 256 printable stand-ins for bytes
+    # Deterministic ids: sort by the byte each character stands for.
+    byte_chars = sorted(alphabet, key=_byte_of)
+    vocab = {ch: i for i, ch in enumerate(byte_chars)}
+    core = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    core.decoder = decoders.ByteLevel()
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=core,
+        bos_token="<|bos|>",
+        eos_token="<|end|>",
+        pad_token="<|pad|>",
+        additional_special_tokens=[t for t in _TINY_SPECIALS if t not in ("<|pad|>", "<|bos|>", "<|end|>")],
+    )
+    # Specials are added in the order given above; re-add any missing (idempotent).
+    tok.add_special_tokens({"additional_special_tokens": [t for t in _TINY_SPECIALS[3:]]})
+    tok.chat_template = TINY_CHAT_TEMPLATE
+    tok.padding_side = "right"
+    return tok
+
+
+def _byte_of(ch: str) -> int:
+    """Inverse of GPT-2's bytes_to_unicode for one character."""
+    code = ord(ch)
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + list(range(ord("®"), ord("ÿ") + 1))
+    if code in printable:
+        return code
+    others = [b for b in range(256) if b not in printable]
+    return others[code - 256]
+
+
+def add_audio_tokens(tokenizer: "PreTrainedTokenizerBase") -> int:
+    """Register the three audio tokens as special tokens (no-op when present); return how many were new."""
+    missing = [t for t in AUDIO_TOKENS if t not in tokenizer.get_vocab()]
+    if not missing:
+        return 0
+    return tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
+
+
+def audio_token_ids(tokenizer: "PreTrainedTokenizerBase") -> tuple[int, int, int]:
+    """(start, placeholder, end) ids; raises ValueError when the tokenizer lacks them."""
+    vocab = tokenizer.get_vocab()
+    missing = [t for t in AUDIO_TOKENS if t not in vocab]
+    if missing:
+        raise ValueError(f"tokenizer has no {missing} tokens: call add_audio_tokens() first")
+    return vocab[AUDIO_START], vocab[AUDIO], vocab[AUDIO_END]
+
+
+# ---------------------------------------------------------------------------------------------- processor
 PROCESSOR_CONFIG = "processor_config.json"
 
 
@@ -55,13 +143,13 @@ class FeatureSpec:
     @property
     def group(self) -> int:
         """Encoder frames per adapter token (k)."""
-        return ENCODER_FRAMES // self.num_tokens
+        return FRAMES_PER_WINDOW // self.num_tokens
 
     def tokens_for(self, num_samples: int) -> int:
         """Audio tokens this encoder contributes for a clip of ``num_samples`` (<= 30 s)."""
         if not self.dynamic_length:
             return self.num_tokens
-        mel = min(MEL_FRAMES, math.ceil(num_samples / HOP))
+        mel = min(MEL_FRAMES, math.ceil(num_samples / MEL_HOP))
         frames = math.ceil(mel / 2)
         return max(1, math.ceil(frames / self.group))
 
@@ -141,16 +229,6 @@ class AudioProcessor:
         if max_target_tokens is not None and max_target_tokens > 0:
             response_ids = response_ids[:max_target_tokens]
         return prompt_ids + response_ids, [-100] * len(prompt_ids) + response_ids
-
-    def candidate_ids(self, candidates: Sequence[str]) -> list[list[int]]:
-        """Token ids of each candidate response start (no special tokens)."""
-        out = [self._encode(c) for c in candidates]
-        if any(len(ids) == 0 for ids in out):
-            raise ValueError(f"empty candidate in {list(candidates)}")
-        return out
-
-    def decode(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=True)
 
     # ------------------------------------------------------------------ audio
     def _mel_extractor(self, n_mels: int) -> Any:
