@@ -29,8 +29,6 @@ from emoreason.errors import UserError
 PARAMETER_GROUPS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora")
 """Keys of ``AudioLLM.parameter_groups()``: what ``train.group_lr`` may name."""
 
-PARAMETER_GROUPS = ("speech_encoder", "speech_adapter", "emotion_encoder", "emotion_adapter", "fusion_adapter", "lora")
-
 
 class ConfigError(UserError):
     """A config file or override is invalid; the message names the offending key."""
