@@ -84,6 +84,6 @@ def resolve_dtype(name: str, device: str | torch.device | None = None) -> torch.
 
 def auto_mixed_precision() -> str:
     """accelerate's ``mixed_precision`` for ``auto``: ``bf16`` when :func:`auto_dtype` of the training
-    device (GPU if any, else CPU) is bf16 (a ``configs/mini.yaml`` step is ~1.8x faster on a CPU with
+    device (GPU if any, else CPU) is bf16 (a ``mini`` config step is ~1.8x faster on a CPU with
     native bf16), else ``no`` (fp32). Very short CPU runs may prefer ``no``: see docs/training.md."""
     return "bf16" if auto_dtype(default_device()) == torch.bfloat16 else "no"

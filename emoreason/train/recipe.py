@@ -1,7 +1,7 @@
 """The training recipe: a validated config and a run directory in, a trained model in ``final/`` out.
 
     from emoreason.train import train
-    final = train("configs/mini.yaml", "runs/mini", overrides=["train.epochs=2"])
+    final = train("mini", "runs/mini", overrides=["train.epochs=2"])
 
 :func:`train` is what ``emoreason train``, the demo and the benchmarks call. Its steps are the
 methods of :class:`TrainingRecipe` (torchtune's recipe shape), so a caller that brings its own
