@@ -86,5 +86,41 @@ def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["analyze", "--help"])
     text = capsys.readouterr().out
-    for opt in ["--model", "--task", "--json", "--out", "--prompt", "--batch-size", "--max-new-tokens", "--max-seconds", "--device"]:
+    for opt in ["--model", "--task", "--json", "--out", "--prompt", "--batch-size", "--max-new-tokens", "--max-seconds", "--device",
+                "--question", "--transcript"]:
         assert opt in text
+    assert "asr" in text and "sqa" in text
+
+
+def test_asr_json_and_sqa_summary(run_dir, files, capsys):
+    assert main(["analyze", "--model", str(run_dir), files["good"], files["long"], "--task", "asr", "--json",
+                 "--max-new-tokens", "3", "--batch-size", "3"]) == 0
+    good, long = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert good["task"] == "asr" and good["label"] is None and good["scores"] == {}
+    assert good["transcript"]["source"] == "model-asr" and isinstance(good["transcript"]["text"], str)
+    texts = [s["transcript"]["text"] for s in long["segments"]]
+    assert len(texts) == 2 and long["transcript"]["text"] == " ".join(t for t in texts if t)
+    assert main(["analyze", "--model", str(run_dir), files["good"], "--task", "sqa", "--question", "Who speaks?",
+                 "--max-new-tokens", "3"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"{files['good']}: sqa") and "  question: Who speaks?" in out and "  answer: " in out
+    assert "  transcript (model-asr): " in out
+
+
+@pytest.mark.parametrize("extra,fragment", [
+    (["--task", "sqa"], "task sqa needs a question"),
+    (["--question", "Who?"], "only asked with task sqa"),
+    (["--task", "asr", "--max-new-tokens", "0"], "max_new_tokens must be >= 1"),
+])
+def test_task_arguments_are_checked_before_loading(files, tmp_path, capsys, extra, fragment):
+    # the model directory does not exist: the argument error must come first
+    assert main(["analyze", "--model", str(tmp_path / "none"), files["good"], *extra]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and fragment in err[0]
+
+
+def test_summary_of_an_emotion_result_shows_the_transcript(run_dir, files, capsys):
+    assert main(["analyze", "--model", str(run_dir), files["good"], "--max-new-tokens", "3"]) == 0
+    assert "  transcript (model-asr): " in capsys.readouterr().out
+    assert main(["analyze", "--model", str(run_dir), files["good"], "--max-new-tokens", "3", "--transcript", "none"]) == 0
+    assert "transcript" not in capsys.readouterr().out

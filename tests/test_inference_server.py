@@ -57,6 +57,7 @@ def test_health(base_url):
     body = r.json()
     assert body["status"] == "ok"
     assert body["tasks"]["sentiment"] == ["positive", "negative", "neutral"] and "angry" in body["tasks"]["emotion"]
+    assert body["tasks"]["asr"] == [] and body["tasks"]["sqa"] == []  # text tasks: no candidate labels
 
 
 def test_index_page_is_self_contained(base_url):
@@ -78,6 +79,33 @@ def test_analyze_upload(base_url):
     assert isinstance(body["explanation"], str) and isinstance(body["quotes"], list) and body["segments"] == []
 
 
+def test_sqa_and_asr_uploads(base_url):
+    files = {"file": ("clip.wav", _wav(1.5), "audio/wav")}
+    r = httpx.post(f"{base_url}/analyze", files=files, data={"task": "sqa", "question": "Who is speaking?"}, timeout=60)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["task"] == "sqa" and body["question"] == "Who is speaking?" and isinstance(body["answer"], str)
+    assert body["label"] is None and body["transcript"]["source"] == "model-asr"
+    r = httpx.post(f"{base_url}/analyze", files=files, data={"task": "asr"}, timeout=60)
+    assert r.status_code == 200 and isinstance(r.json()["transcript"]["text"], str) and r.json()["answer"] is None
+    r = httpx.post(f"{base_url}/analyze", files=files, data={"transcript": "none"}, timeout=60)
+    assert r.status_code == 200 and r.json()["transcript"] is None and r.json()["label"] in r.json()["scores"]
+
+
+def test_analyze_cli_through_the_server_passes_task_and_question(base_url, tmp_path, capsys):
+    import json
+
+    from emoreason.cli import main
+
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(_wav(1.0))
+    assert main(["analyze", "--server", base_url, str(clip), "--json", "--task", "sqa", "--question", "Why?",
+                 "--transcript", "none"]) == 0
+    [row] = [json.loads(l) for l in capsys.readouterr().out.splitlines()]
+    assert row["file"] == str(clip) and row["question"] == "Why?" and isinstance(row["answer"], str)
+    assert row["transcript"] is None
+
+
 def test_analyze_long_upload_has_segments(base_url):
     files = {"file": ("long.wav", _wav(62.0), "audio/wav")}
     r = httpx.post(f"{base_url}/analyze", files=files, data={"max_new_tokens": "0"}, timeout=120)
@@ -92,6 +120,10 @@ def test_analyze_long_upload_has_segments(base_url):
     ("nan.wav", None, {}, "NaN"),
     ("ok.wav", _wav(0.5), {"task": "valence"}, "unknown task"),
     ("huge.wav", _wav(121.0), {}, "over the"),
+    ("ok.wav", _wav(0.5), {"task": "sqa"}, "needs a question"),
+    ("ok.wav", _wav(0.5), {"task": "sqa", "question": "why? " * 401}, "at most 2000"),
+    ("ok.wav", _wav(0.5), {"task": "emotion", "question": "why?"}, "only asked with task sqa"),
+    ("ok.wav", _wav(0.5), {"transcript": "whisper"}, "unknown transcript setting"),
 ])
 def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragment):
     if payload is None:

@@ -97,7 +97,9 @@ def _index(key: int | str, n: int) -> int:
     return int.from_bytes(digest[:8], "big") % n
 
 
-def _fill(template: str, task: str, question: str | None) -> str:
+def fill_instruction(template: str, task: str, question: str | None) -> str:
+    """``template`` with ``{question}`` / ``{question_lc}`` filled (unchanged when it has neither);
+    UserError when it needs a question and ``question`` is empty."""
     if "{question" not in template:
         return template
     if not question or not question.strip():
@@ -126,7 +128,17 @@ def sample_instruction(task: str, rng: SeedKey, question: str | None = None) -> 
         template = pool[_index(f"{task}|{rng}", len(pool))]
     else:
         raise TypeError(f"rng must be random.Random, int or str, got {type(rng).__name__}")
-    return _fill(template, task, question)
+    return fill_instruction(template, task, question)
+
+
+def default_instruction(task: str, question: str | None = None) -> str:
+    """The first template of ``task``'s pool, filled: what inference asks when the caller gives no
+    prompt (the paper's own example for emotion; for SQA the bare question, as the pool's first
+    template renders it). UserError for an unknown task or an SQA call without a question."""
+    pool = POOLS.get(task)
+    if pool is None:
+        raise UserError(f"no instruction pool for task {task!r} (known: {sorted(POOLS)})")
+    return fill_instruction(pool[0], task, question)
 
 
 def instruction_for(row_id: str, task: str, seed: int = 0, question: str | None = None) -> str:

@@ -52,7 +52,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
                 results = engine.analyze([str(resolve_audio(r, manifest)) for r in batch], task=t,
-                                         prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens)
+                                         prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                                         transcript="none")  # the row's own transcript is kept: skip the model's ASR
                 for row, res in zip(batch, results):
                     data = res.to_dict()
                     if not res.ok:

@@ -1,6 +1,9 @@
-"""``emoreason analyze``: label + scores + explanation + quotes for audio files.
+"""``emoreason analyze``: label + scores + explanation + quotes (+ transcript) for audio files, or
+the model's other trained tasks: a transcript (``--task asr``), an answer (``--task sqa``).
 
     emoreason analyze --model runs/x a.wav b.mp3 --json > results.jsonl
+    emoreason analyze --model runs/x a.wav --task asr               # transcript
+    emoreason analyze --model runs/x a.wav --task sqa --question "What does the speaker want?"
     emoreason analyze --model runs/x *.wav --out results.jsonl     # resumable: skips files already there
     emoreason analyze --server http://127.0.0.1:8000 a.wav          # ask a running `emoreason serve`
 
@@ -27,25 +30,38 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add ``emoreason analyze``."""
     p = subparsers.add_parser(
         "analyze",
-        help="analyse audio files with a trained model: label, scores, explanation, quotes",
-        description="Analyse audio files with a trained model. Each file gets a forced-choice label with a "
-        "probability per candidate label, a generated explanation, the quotes in it, and measured "
-        "acoustic cues; files longer than 30 s are analysed per 30 s window (segments) plus overall.",
+        help="analyse audio files with a trained model: label, scores, explanation, quotes, transcript; or "
+        "transcribe (--task asr) or answer a question (--task sqa)",
+        description="Analyse audio files with a trained model. With --task emotion or sentiment each file gets "
+        "a forced-choice label with a probability per candidate label, a generated explanation, the quotes in it, "
+        "measured acoustic cues and the transcript the model's own ASR task writes (--transcript none skips it); "
+        "--task asr gives the transcript only, --task sqa the answer to --question. Files longer than 30 s are "
+        "analysed per 30 s window (segments) plus overall (transcripts stitched in window order).",
     )
     p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any sample rate / channel count soundfile reads)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
     source.add_argument("--server", metavar="URL", help="instead of loading a model, send each file to a running "
                         "`emoreason serve` at URL (e.g. http://127.0.0.1:8000); --batch-size/--device/--dtype are the server's")
-    p.add_argument("--task", choices=["emotion", "sentiment"], default="emotion",
-                   help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral (default: emotion)")
+    p.add_argument("--task", choices=["emotion", "sentiment", "asr", "sqa"], default="emotion",
+                   help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral; "
+                   "asr: transcribe; sqa: answer --question about each file (default: emotion)")
+    p.add_argument("--question", metavar="TEXT", help="the question asked about each file (required with --task sqa, "
+                   "refused otherwise); long files are answered per 30 s window, one line each")
+    p.add_argument("--transcript", choices=["model", "none"], default="model",
+                   help="model: emotion / sentiment / sqa results also carry the transcript of the model's ASR task "
+                   "(one more generation per window, in the same batch; up to --max-new-tokens tokens); "
+                   "none: skip it (default: model)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON lines) instead of a readable "
                    "summary; a failed file gives {\"file\", \"error\"} (and its line on stderr)")
     p.add_argument("--out", metavar="FILE.jsonl", help="also append each result to this JSON-lines file as it finishes; "
                    "files already in it are skipped, so an interrupted run resumes")
-    p.add_argument("--prompt", help="the instruction asked about each clip (default: the first question of the task's training pool)")
+    p.add_argument("--prompt", help="the instruction asked about each clip (default: the first question of the task's "
+                   "training pool; for sqa a template containing {question})")
     p.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass (default: 4)")
-    p.add_argument("--max-new-tokens", type=int, default=128, help="explanation length in tokens; 0 = label and scores only (default: 128)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="length limit of each generated text (explanation, "
+                   "transcript, answer) in tokens; 0 = label and scores only, no explanation and no transcript "
+                   "(emotion / sentiment only) (default: 128)")
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help=f"refuse longer files (default: {MAX_SECONDS:.0f})")
     add_runtime_arguments(p)
     p.set_defaults(func=run)
@@ -61,22 +77,42 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def format_summary(result: dict[str, Any], top: int = 3) -> str:
-    """A few readable lines for one result dict."""
-    ranked = sorted(result["scores"].items(), key=lambda kv: -kv[1])[:top]
-    lines = [f"{result['file']}: {result['label']} ({result['scores'][result['label']]:.0%})  [{result['duration']:.1f} s]",
-             "  scores: " + ", ".join(f"{k} {v:.0%}" for k, v in ranked)]
+    """A few readable lines for one result dict (any task; older results without the transcript,
+    answer and question keys too)."""
+    duration = f"[{result['duration']:.1f} s]"
+    if result.get("label") is not None:
+        ranked = sorted(result["scores"].items(), key=lambda kv: -kv[1])[:top]
+        lines = [f"{result['file']}: {result['label']} ({result['scores'][result['label']]:.0%})  {duration}",
+                 "  scores: " + ", ".join(f"{k} {v:.0%}" for k, v in ranked)]
+    else:
+        lines = [f"{result['file']}: {result['task']}  {duration}"]
+    if result.get("question"):
+        lines.append(f"  question: {result['question']}")
     for seg in result.get("segments", []):
-        lines.append(f"  {seg['start']:7.1f}-{seg['end']:7.1f} s  {seg['label']} ({seg['scores'][seg['label']]:.0%})")
+        if seg.get("label") is not None:
+            what = f"{seg['label']} ({seg['scores'][seg['label']]:.0%})"
+        else:
+            what = seg.get("answer") or (seg.get("transcript") or {}).get("text", "")
+        lines.append(f"  {seg['start']:7.1f}-{seg['end']:7.1f} s  {what}")
+    if result.get("answer") is not None:
+        lines.append(f"  answer: {result['answer']}")
     if result["explanation"]:
         lines.append(f"  explanation: {result['explanation']}")
     if result["quotes"]:
         lines.append("  quotes: " + "; ".join(f'"{q["text"]}"' for q in result["quotes"]))
+    if result.get("transcript"):
+        lines.append(f"  transcript ({result['transcript']['source']}): {result['transcript']['text']}")
     return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from emoreason.inference.generation import make_plan
+
+    # Check task / question / transcript now, before loading a model or sending any file (no labels
+    # needed for that: the engine re-checks with the model's own).
+    make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript)
     files = list(args.files)
     out_file: ResumableJsonl | None = None
     if args.out:
@@ -95,8 +131,9 @@ def run(args: argparse.Namespace) -> int:
         from emoreason.inference.engine import Engine
 
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
-        results = (r.to_dict() for r in engine.iter_analyze(files, task=args.task, prompt=args.prompt,
-                                                            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
+        results = (r.to_dict() for r in engine.iter_analyze(
+            files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
+            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
     failed = 0
     # The bar counts files (windows of long files finish at different times); tqdm hides itself
     # when stderr is not a terminal.
@@ -127,7 +164,8 @@ def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict
     from emoreason.errors import UserError
 
     url = args.server.rstrip("/") + "/analyze"
-    form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or ""}
+    form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or "",
+            "question": args.question or "", "transcript": args.transcript}
     with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client:  # long clips take long: no read timeout
         for name in files:
             path = Path(name)

@@ -2,10 +2,22 @@
 
     {"file": "a.wav", "model": "runs/x/final", "task": "emotion", "duration": 3.2,
      "label": "angry", "scores": {"angry": 0.71, ...}, "explanation": "The speaker sounds angry. ...",
-     "quotes": [{"text": "I hate this", "start": null, "end": null}], "cues": {...}, "segments": []}
+     "quotes": [{"text": "I hate this", "start": null, "end": null}], "cues": {...}, "segments": [],
+     "transcript": {"text": "I hate this.", "source": "model-asr", "words": []},
+     "answer": null, "question": null}
+
+Which fields a task fills:
+
+| task | label / scores | explanation, quotes | transcript | answer, question |
+|---|---|---|---|---|
+| emotion, sentiment | forced choice | generated | the model's ASR (unless turned off) | null |
+| asr | null / {} | "" / [] | the generated transcript | null |
+| sqa | null / {} | "" / [] | the model's ASR (unless turned off) | generated / asked |
 
 ``segments`` is empty for clips of at most one window (30 s); longer clips get one entry per
 window (same fields, with ``start`` / ``end`` seconds) and the top-level fields summarise them.
+The keys of earlier versions keep their meaning; ``transcript``, ``answer`` and ``question`` were
+added (always present, null when not produced).
 """
 from __future__ import annotations
 
@@ -24,34 +36,64 @@ class Quote:
     end: float | None = None
 
 
+TRANSCRIPT_SOURCES = ("model-asr",)
+"""Where a transcript came from. ``model-asr``: the AudioLLM's own ASR task (greedy generation
+from the first ASR instruction of the training pool). Other sources (e.g. a Whisper decoder with
+word timings) add their name here."""
+
+
+@dataclass
+class Transcript:
+    """What was said: ``text``, its ``source`` (one of :data:`TRANSCRIPT_SOURCES`) and ``words``
+    (``{"text", "start", "end"}`` seconds in the file) where a source knows word timings; the
+    model's ASR does not, so its ``words`` is empty."""
+
+    text: str
+    source: str
+    words: list[dict[str, Any]] = field(default_factory=list)
+
+
 @dataclass
 class Segment:
-    """The analysis of one window of a long clip (``start`` / ``end`` in seconds)."""
+    """The analysis of one window of a long clip (``start`` / ``end`` in seconds).
+
+    ``label`` is None and ``scores`` empty for tasks without labels (asr, sqa)."""
 
     start: float
     end: float
-    label: str
+    label: str | None
     scores: dict[str, float]
     explanation: str
     quotes: list[Quote]
     cues: dict[str, Any] = field(default_factory=dict)
+    transcript: Transcript | None = None
+    """This window's transcript (asr: the task's output; other tasks: the extra ASR generation)."""
+    answer: str | None = None
+    """sqa: this window's answer to the question."""
 
 
 @dataclass
 class AnalysisResult:
     """One clip's answer: forced-choice ``label`` + ``scores`` (sum to 1), generated ``explanation``,
-    its ``quotes``, measured ``cues``; ``segments`` for clips longer than one window."""
+    its ``quotes``, measured ``cues``; ``segments`` for clips longer than one window; the clip's
+    ``transcript``; for sqa the ``question`` and the generated ``answer`` (see the module table)."""
 
     file: str
     model: str
     task: str
     duration: float
-    label: str
+    label: str | None
     scores: dict[str, float]
     explanation: str
     quotes: list[Quote]
     cues: dict[str, Any] = field(default_factory=dict)
     segments: list[Segment] = field(default_factory=list)
+    transcript: Transcript | None = None
+    """Window transcripts stitched in window order (long audio), or None when none was generated."""
+    answer: str | None = None
+    """sqa: the answer; long audio: the windows' answers, one line each, in window order."""
+    question: str | None = None
+    """sqa: the question asked."""
     ok: bool = field(default=True, init=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -2,12 +2,14 @@
 
     emoreason serve --model runs/x --port 8000
     curl -F file=@clip.wav -F task=emotion http://127.0.0.1:8000/analyze
+    curl -F file=@clip.wav -F task=sqa -F question="What does the speaker want?" http://127.0.0.1:8000/analyze
 
 Endpoints:
-- ``POST /analyze``: multipart ``file`` (+ optional form fields ``task``, ``max_new_tokens``, ``prompt``) ->
-  the analysis JSON (``emoreason.inference.results``); 400 ``{"error": "..."}`` (one line) for bad
+- ``POST /analyze``: multipart ``file`` (+ optional form fields ``task`` (emotion | sentiment | asr |
+  sqa), ``question`` (sqa), ``transcript`` (model | none), ``max_new_tokens``, ``prompt``) -> the
+  analysis JSON (``emoreason.inference.results``); 400 ``{"error": "..."}`` (one line) for bad
   audio or a bad field, 413 for an upload over the size limit.
-- ``GET /health``: ``{"status": "ok", "model", "tasks": {task: [labels]}}``.
+- ``GET /health``: ``{"status": "ok", "model", "tasks": {task: [labels]}}`` (asr, sqa: no labels).
 - ``GET /``: a self-contained page (no CDN) to upload or record a clip and see the label, score
   bars, the explanation with its quotes highlighted, and a timeline of segments for long audio.
 """
@@ -30,6 +32,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
 
     from emoreason.errors import UserError
     from emoreason.inference.engine import TASKS
+    from emoreason.inference.generation import MAX_QUESTION_CHARS
 
     app = FastAPI(title="emoreason", description="Speech emotion reasoning: label, scores, explanation, quotes.")
     page = resources.files("emoreason.inference").joinpath("index.html").read_text(encoding="utf-8")
@@ -53,12 +56,17 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
         task: str = Form("emotion"),
         max_new_tokens: int = Form(max_new_tokens),
         prompt: str = Form(""),
+        question: str = Form("", description="sqa: the question asked about the clip"),
+        transcript: str = Form("model", description="model: also transcribe with the model's ASR task; none: skip"),
     ) -> Any:
         name = file.filename or "upload"
         if task not in TASKS:
             return error(400, f"unknown task {task!r} (expected one of {list(TASKS)})")
         if not 0 <= max_new_tokens <= 1024:
             return error(400, f"max_new_tokens must be in [0, 1024], got {max_new_tokens}")
+        for field, value in (("prompt", prompt), ("question", question)):
+            if len(value) > MAX_QUESTION_CHARS:  # before reading the upload: refuse cheaply
+                return error(400, f"{field} is {len(value)} characters long; at most {MAX_QUESTION_CHARS} are accepted")
         data = file.file.read(max_upload_bytes + 1)
         if len(data) > max_upload_bytes:
             return error(413, f"{name}: upload is over the {max_upload_bytes // (1024 * 1024)} MB limit")
@@ -66,7 +74,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
             return error(400, f"{name}: file is empty (0 bytes)")
         try:
             [result] = engine.analyze([(name, data)], task=task, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                      prompt=prompt or None)
+                                      prompt=prompt or None, question=question or None, transcript=transcript)
         except UserError as e:
             return error(400, str(e))
         if not result.ok:
@@ -81,7 +89,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "serve",
         help="serve a trained model over HTTP (POST /analyze, GET /health) with a web page at /",
-        description="Load a trained model once and serve it: POST /analyze (multipart 'file', optional 'task'), "
+        description="Load a trained model once and serve it: POST /analyze (multipart 'file', optional 'task' "
+        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' model|none), "
         "GET /health, and a web page at / to upload or record a clip.",
     )
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")

@@ -1,0 +1,145 @@
+"""What the engine asks the model about one batch of 30 s windows, per task.
+
+A :class:`TaskPlan` fixes, for one ``analyze`` call, the prompt, the candidate label sentences
+(forced choice; none for asr / sqa), the generation budget and whether the model's own ASR task
+also writes a transcript. :func:`run_windows` runs a plan on a batch of windows:
+
+- the task's prompt rows (B of them) are scored against the candidates (emotion, sentiment) and
+  continued greedily (explanation / transcript / answer);
+- with an extra transcript, B more rows ask the ASR instruction about the same windows; they join
+  the same ``generate`` call (2B rows), because greedy decoding is memory-bound: one batch of 2B
+  rows costs far less than two batches of B.
+
+Prompts match training: the default instruction of each task is the first of its training pool
+(``emoreason.data.questions``); an SQA prompt is the question itself (the pool's first template is
+``{question}``).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from emoreason.errors import UserError
+
+LABEL_TASKS = ("emotion", "sentiment")
+"""Tasks answered by a forced choice over candidate labels (+ a generated explanation)."""
+TEXT_TASKS = ("asr", "sqa")
+"""Tasks whose answer is generated text only."""
+TASKS = LABEL_TASKS + TEXT_TASKS
+TRANSCRIPT_MODES = ("model", "none")
+"""``model``: one extra ASR generation per window gives the clip's transcript; ``none``: skip it."""
+MAX_QUESTION_CHARS = 2000
+
+
+def default_prompt(task: str, question: str | None = None) -> str:
+    """The instruction asked when the caller gives none: the first question of the task's training
+    pool (the paper's own example for emotion), so inference sees a phrasing the model was trained
+    on; for ``sqa`` the pool's first template filled with ``question`` (required)."""
+    from emoreason.data.questions import default_instruction
+
+    return default_instruction(task, question)
+
+
+@dataclass(frozen=True)
+class TaskPlan:
+    """What to ask about every window of one ``analyze`` call.
+
+    Build it with :func:`make_plan`, which checks the arguments."""
+
+    task: str
+    prompt: str
+    """The task's instruction (sqa: with the question filled in)."""
+    sentences: tuple[str, ...]
+    """Candidate label sentences scored as the start of the response; empty for asr / sqa."""
+    max_new_tokens: int
+    """Budget of every generation (explanation, transcript, answer); 0: none at all."""
+    transcript_prompt: str | None
+    """The ASR instruction for the extra transcript rows; None: no extra rows."""
+    question: str | None = None
+
+
+def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: str | None,
+              max_new_tokens: int, transcript: str) -> TaskPlan:
+    """Check one call's arguments (UserError, one line) and fix what every window is asked.
+
+    ``labels``: the task's candidate labels (empty for asr / sqa). ``prompt`` overrides the default
+    instruction; for sqa it must contain ``{question}``. ``transcript``: one of
+    :data:`TRANSCRIPT_MODES`; asr always produces its transcript (it is the task), so the setting
+    only decides the extra ASR rows of the other tasks.
+    """
+    from emoreason.data.questions import fill_instruction
+    from emoreason.labels import label_sentence
+
+    if task not in TASKS:
+        raise UserError(f"unknown task {task!r} (expected one of {list(TASKS)})")
+    if transcript not in TRANSCRIPT_MODES:
+        raise UserError(f"unknown transcript setting {transcript!r} (expected one of {list(TRANSCRIPT_MODES)})")
+    if max_new_tokens < 0:
+        raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    question = question.strip() if question else None
+    if task == "sqa":
+        if not question:
+            raise UserError("task sqa needs a question (--question TEXT, or the 'question' form field)")
+        if len(question) > MAX_QUESTION_CHARS:
+            raise UserError(f"the question is {len(question)} characters long; at most {MAX_QUESTION_CHARS} are accepted")
+        if prompt and "{question" not in prompt:
+            raise UserError("an sqa prompt is a template and must contain {question}")
+    elif question:
+        raise UserError(f"a question is only asked with task sqa (got task {task!r})")
+    if task in TEXT_TASKS and max_new_tokens == 0:
+        raise UserError(f"task {task} generates text: max_new_tokens must be >= 1")
+    text = fill_instruction(prompt, task, question) if prompt else default_prompt(task, question)
+    extra = transcript == "model" and task != "asr" and max_new_tokens > 0
+    return TaskPlan(
+        task=task, prompt=text, sentences=tuple(label_sentence(task, label) for label in labels),
+        max_new_tokens=max_new_tokens, transcript_prompt=default_prompt("asr") if extra else None,
+        question=question,
+    )
+
+
+@dataclass
+class WindowOutput:
+    """What the model said about one window."""
+
+    probs: np.ndarray | None
+    """(C,) float64 probabilities over the candidate labels; None for asr / sqa."""
+    text: str
+    """The task's generation: explanation (emotion, sentiment), transcript (asr), answer (sqa);
+    "" when nothing was generated."""
+    transcript: str | None
+    """The extra ASR generation; None when it was not asked for (asr: see ``text``)."""
+
+
+def _rows(batch: dict[str, Any], rows: slice) -> dict[str, Any]:
+    """The ``rows`` of a processor batch: every tensor in it is batch-first."""
+    return {k: v[rows] for k, v in batch.items()}
+
+
+def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: TaskPlan) -> list[WindowOutput]:
+    """One batch of windows (each (T,) float32 16 kHz, T <= 30 s) -> one output per window.
+
+    The caller holds the model lock and ``torch.inference_mode``.
+    """
+    import torch
+
+    b = len(waves)
+    extra = plan.transcript_prompt is not None
+    prompts = [plan.prompt] * b + ([plan.transcript_prompt] * b if extra else [])
+    batch = processor(waves=list(waves) * (2 if extra else 1), prompts=prompts)  # (B or 2B, L) left-padded
+    probs: list[np.ndarray | None] = [None] * b
+    if plan.sentences:
+        # Scored on the task's rows only; they may carry a little extra left padding (the ASR
+        # prompt can be longer), which the attention mask and position ids ignore.
+        logp = model.score_candidates(_rows(batch, slice(0, b)) if extra else batch, list(plan.sentences))  # (B, C)
+        probs = [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
+    texts = model.generate(batch, max_new_tokens=plan.max_new_tokens) if plan.max_new_tokens > 0 else [""] * len(prompts)
+    texts = [t.strip() for t in texts]
+    return [WindowOutput(probs[i], texts[i], texts[b + i] if extra else None) for i in range(b)]
+
+
+def stitch(texts: Sequence[str], sep: str = " ") -> str:
+    """Window texts in window order -> one text (empty ones skipped)."""
+    return sep.join(t for t in (s.strip() for s in texts) if t)
