@@ -28,6 +28,7 @@ import re
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 
+_DOLLARS = re.compile(r"\$(\d[\d,.]*)")
 _TOKEN = re.compile(r"\d+(?:[:.,]\d+)*|[a-z]+")
 _NUMBER_WORDS = {w: str(i) for i, w in enumerate(
     "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
@@ -38,7 +39,8 @@ _NUMBER_WORDS.update({"thirty": "30", "forty": "40", "fifty": "50", "sixty": "60
 _STOP = set("""a an the of to in on at for from by with about as into over under than then and or but nor so
 is are was were be been being am do does did done has have had having will would shall should can could may
 might must it its it's this that these those there here he she they we you i me him her them us my your his
-their our one ones some any more most very just also too not no yes because due instead rather
+their our one ones some any all every each both more most very just also too not no yes because due
+instead rather
 what which who whom whose when where why how speaker speakers man woman person people they'd he's she's
 say says said tell tells told mention mentions mentioned answer audio clip recording
 don doesn didn isn wasn aren weren won couldn shouldn wouldn re ve ll""".split())
@@ -81,7 +83,8 @@ def _words(text: str) -> list[str]:
     """Lowercased tokens, American spelling, number words as digits ("6:45" stays one token)."""
     spelling = _spelling()
     out = []
-    for w in _TOKEN.findall(text.lower().replace("\u2019", "'")):
+    text = _DOLLARS.sub(r"\1 dollars", text.lower().replace("\u2019", "'"))  # "$15" meets "fifteen dollars"
+    for w in _TOKEN.findall(text):
         w = spelling.get(w, w)
         out.append(_NUMBER_WORDS.get(w, w.replace(",", "")))
     return out
@@ -90,6 +93,8 @@ def _words(text: str) -> list[str]:
 def _stem(word: str) -> str:
     if word[0].isdigit():
         return word
+    if word.endswith("ily") and len(word) > 5:  # "heavily" -> "heavy"
+        word = word[:-3] + "y"
     for suffix in ("ing", "ies", "ed", "es", "ly", "s"):
         if word.endswith(suffix) and len(word) - len(suffix) >= 3 and not word.endswith("ss"):
             word = word[: -len(suffix)]
