@@ -57,13 +57,13 @@ def test_compare_table(predictions, tmp_path, capsys):
     main(["eval", "score", "--predictions", str(predictions), "--out", str(a), "--bootstrap", "50"])
     shutil.copytree(a, b)
     m = json.loads((b / "metrics.json").read_text())
-    m["tasks"]["emotion"]["score"] = 12.5
+    next(d for d in m["datasets"] if d["task"] == "emotion")["score"] = 12.5
     (b / "metrics.json").write_text(json.dumps(m))
     capsys.readouterr()
     assert main(["eval", "compare", str(a), str(b), "--names", "ours,other", "--out", str(tmp_path / "t.md")]) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].startswith("| run | asr WER% | emotion | wt acc | unwt acc | macro-F1 |")
-    assert lines[3].startswith("| other | 20.0 | 12.5 |")
+    assert lines[0].startswith("| run | emotion | asr WER | wt acc | unwt acc | macro-F1 |")
+    assert lines[3].startswith("| other | 12.5 [")  # rows without a source: one column per task
     assert (tmp_path / "t.md").read_text().splitlines() == lines
 
 

@@ -26,3 +26,30 @@ def bootstrap_ci(values: list[float], resamples: int = 1000, confidence: float =
     alpha = (1 - confidence) / 2
     low, high = np.quantile(boot, [alpha, 1 - alpha])
     return {"mean": float(x.mean() * scale), "low": float(low * scale), "high": float(high * scale), "n": int(x.size)}
+
+
+def bootstrap_ratio_ci(numerators: list[float], denominators: list[float], resamples: int = 1000,
+                       confidence: float = 0.95, seed: int = 0, scale: float = 1.0) -> dict[str, float]:
+    """sum(numerators) / sum(denominators) x ``scale`` with a percentile bootstrap interval.
+
+    Items are resampled as (numerator, denominator) pairs, so the interval is that of a pooled
+    ratio such as corpus WER (errors / reference words), not of the mean per-item ratio.
+    Returns ``{"value", "low", "high", "n"}``.
+    """
+    num = np.asarray(numerators, dtype=np.float64)
+    den = np.asarray(denominators, dtype=np.float64)
+    if num.shape != den.shape:
+        raise ValueError(f"{num.size} numerators but {den.size} denominators")
+    if num.size == 0:
+        return {"value": 0.0, "low": 0.0, "high": 0.0, "n": 0}
+    rng = np.random.default_rng(seed)
+    ratios = []
+    chunk = max(1, 2_000_000 // num.size)
+    for start in range(0, resamples, chunk):
+        idx = rng.integers(0, num.size, size=(min(chunk, resamples - start), num.size))
+        ratios.append(num[idx].sum(axis=1) / np.maximum(den[idx].sum(axis=1), 1.0))
+    boot = np.concatenate(ratios)
+    alpha = (1 - confidence) / 2
+    low, high = np.quantile(boot, [alpha, 1 - alpha])
+    value = num.sum() / max(den.sum(), 1.0)
+    return {"value": float(value * scale), "low": float(low * scale), "high": float(high * scale), "n": int(num.size)}

@@ -75,7 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from emoreason.eval.run import model_predictions
 
         model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit,
-                          batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens)
+                          batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
+                          instructions=args.instructions)
     else:
         raise UserError("eval run needs --model RUN_DIR or --cascade")
     metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
@@ -111,16 +112,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     s.set_defaults(func=cmd_score)
 
     r = sub.add_parser("run", help="generate predictions for a manifest (our model or the cascade), then score",
-                       description="Generate answers for the emotion / sentiment rows of a manifest with a trained "
-                                   "run (--model) or the ASR -> text LLM cascade baseline (--cascade), write "
-                                   "DIR/predictions.jsonl, then score it like `eval score`.")
+                       description="Generate answers for the rows of a manifest with a trained run (--model: "
+                                   "emotion, sentiment, sqa and asr rows) or the ASR -> text LLM cascade baseline "
+                                   "(--cascade: emotion / sentiment rows), write DIR/predictions.jsonl, then score it "
+                                   "like `eval score` (asr by corpus WER).")
     r.add_argument("--model", help="run directory or its final/ directory (loaded by the inference engine)")
     r.add_argument("--cascade", action="store_true",
                    help="cascade baseline: packaged Whisper tiny.en (ctranslate2) transcript -> text answer")
     r.add_argument("--cascade-llm", default="offline",
                    help="text step of the cascade: 'offline' (lexical rule) or an OpenAI-compatible base URL")
     r.add_argument("--cascade-model", default=None, help="model name for --cascade-llm (default: first listed)")
-    r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment rows and audio")
+    r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment / sqa / asr rows and audio")
+    r.add_argument("--instructions", choices=["dataset", "pool"], default="dataset",
+                   help="instruction given to the model: 'dataset' (the dataset's own, as AudioBench evaluates; "
+                        "the default) or 'pool' (our training pool's questions, chosen by --seed and row id)")
     r.add_argument("--out", required=True, help="output directory (rerun with the same directory to resume)")
     r.add_argument("--limit", type=int, default=None, help="only the first N rows (smoke tests)")
     r.add_argument("--batch-size", type=int, default=8, help="clips per engine call (default 8)")

@@ -1,68 +1,145 @@
 """`eval run`: generate predictions for a manifest with our model (inference Engine) or the
-cascade baseline, into DIR/predictions.jsonl (appended per row, resumable), then score them."""
+cascade baseline, into DIR/predictions.jsonl (appended per row, resumable), then score them.
+
+Every task of the paper is evaluated: emotion / sentiment (the engine's explanation, judged
+against the dataset's answer sentence), sqa (the engine's answer, judged against the reference
+answer) and asr (the engine's transcript, scored by WER against the row's transcript).
+"""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from emoreason.errors import UserError
 from emoreason.jsonl import ResumableJsonl
 
 PREDICTIONS = "predictions.jsonl"
+EVAL_TASKS = ("emotion", "sentiment", "sqa", "asr")
+INSTRUCTION_SOURCES = ("dataset", "pool")
+"""Where the instruction comes from: the dataset's own (AudioBench's protocol), or our pool."""
 
 
-def emotion_rows(manifest: str | Path, task: str | None, limit: int | None, purpose: str) -> list:
-    """The manifest's emotion / sentiment rows (only ``task``'s when given), the first ``limit``;
+def eval_rows(manifest: str | Path, task: str | None, limit: int | None, purpose: str,
+              tasks: tuple[str, ...] = EVAL_TASKS) -> list:
+    """The manifest's rows of ``tasks`` (only ``task``'s when given), the first ``limit``;
     UserError naming ``purpose`` when there are none."""
     from emoreason.data.manifest import read_manifest
 
-    rows = [r for r in read_manifest(manifest) if r.task in ("emotion", "sentiment") and (task is None or r.task == task)]
+    rows = [r for r in read_manifest(manifest) if r.task in tasks and (task is None or r.task == task)]
     if limit:
         rows = rows[:limit]
     if not rows:
-        raise UserError(f"{manifest}: no emotion / sentiment rows to {purpose}")
+        raise UserError(f"{manifest}: no {' / '.join(tasks)} rows to {purpose}")
     return rows
 
 
-def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
-                      limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128) -> Path:
-    """Run ``Engine.load(run_dir).analyze`` over the manifest's emotion / sentiment rows.
+def emotion_rows(manifest: str | Path, task: str | None, limit: int | None, purpose: str) -> list:
+    """The emotion / sentiment rows (what the cascade baseline answers)."""
+    return eval_rows(manifest, task, limit, purpose, tasks=("emotion", "sentiment"))
 
-    The prediction text is the engine's free-text ``explanation`` (what an LLM judge reads); the
-    forced-choice ``label`` and its ``scores`` are kept as ``model_label`` / ``model_scores``.
+
+def instruction_of(row, source: str = "dataset", seed: int = 0) -> str:
+    """The instruction ``row`` is evaluated with.
+
+    ``dataset``: the dataset's own instruction. An AudioBench import keeps it in
+    ``meta.corpus_instruction`` (or in ``instruction`` when imported with ``--keep-instructions``);
+    other corpora have none, and their row's instruction is used. ``pool``: a question from our
+    training pool chosen by ``(seed, row id)`` (``data.questions.instruction_for``), reproducible,
+    unlike AudioBench's unseeded ``random.choice``.
+    """
+    if source not in INSTRUCTION_SOURCES:
+        raise UserError(f"unknown instruction source {source!r} (expected one of {', '.join(INSTRUCTION_SOURCES)})")
+    if source == "dataset":
+        own = row.meta.get("corpus_instruction") or row.instruction
+        if own:
+            return own
+    from emoreason.data.questions import instruction_for
+
+    question = (row.meta.get("question") or row.instruction) if row.task == "sqa" else None
+    return instruction_for(row.id, row.task, seed=seed, question=question)
+
+
+def reference_of(row) -> str:
+    """What the prediction is compared with: the transcript (asr), the reference answer (sqa), the
+    dataset's answer sentence ("The speaker's tone sounds anger.", as AudioBench's judge gets it)
+    for emotion / sentiment, or the bare label for rows whose target a teacher wrote (it holds
+    our own explanation, not the dataset's answer)."""
+    if row.task == "asr":
+        return row.transcript if row.transcript is not None else (row.target or "")
+    if row.task == "sqa":
+        answer = row.target or row.meta.get("answer")
+        if not answer:
+            raise UserError(f"{row.id}: an sqa row needs its reference answer in 'target'")
+        return answer
+    if row.target and "teacher" not in row.meta:
+        return row.target
+    return row.label
+
+
+def _prediction_row(row, data: dict[str, Any], instruction: str, model: str) -> dict[str, Any]:
+    """One predictions.jsonl row from an engine result (``AnalysisResult.to_dict()``)."""
+    out: dict[str, Any] = {"id": row.id, "task": row.task, "source": row.source, "reference": reference_of(row),
+                           "question": instruction, "model": model}
+    if row.task == "asr":
+        out["prediction"] = (data.get("transcript") or {}).get("text") or ""
+    elif row.task == "sqa":
+        out["prediction"] = data.get("answer") or ""
+        # the judge reads the bare question; the pool's template around it is not the dataset's
+        out["question"] = row.meta.get("question") or instruction
+    else:
+        out["prediction"] = data.get("explanation") or f"The speaker sounds {data.get('label')}."
+        out.update(label=row.label, transcript=row.transcript, model_label=data.get("label"),
+                   model_scores=data.get("scores"))
+    return out
+
+
+def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_size: int, max_new_tokens: int):
+    """The engine API per task: asr and emotion / sentiment take the instruction as ``prompt``;
+    sqa takes it as ``question`` (one question per call). Only asr transcribes: the other tasks
+    keep the row's own transcript, so the engine's extra ASR generation would be wasted."""
+    if task == "sqa":
+        return engine.analyze(paths, task="sqa", question=instruction, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, transcript="none")
+    return engine.analyze(paths, task=task, prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens,
+                          transcript="model" if task == "asr" else "none")
+
+
+def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
+                      limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128,
+                      instructions: str = "dataset", engine: Any = None) -> Path:
+    """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
+
+    Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
+    sentiment its free-text ``explanation`` (what an LLM judge reads; the forced-choice ``label``
+    and its ``scores`` are kept as ``model_label`` / ``model_scores``). ``instructions``: see
+    :func:`instruction_of`. ``engine``: an already loaded engine (default: ``Engine.load(run_dir)``).
     """
     from tqdm import tqdm
 
     from emoreason.data.manifest import resolve_audio
-    from emoreason.data.questions import instruction_for
-    from emoreason.inference.engine import Engine
 
-    rows = emotion_rows(manifest, task, limit, "evaluate")
+    rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
     out = ResumableJsonl(out_path)
     todo = [r for r in rows if r.id not in out]
-    engine = Engine.load(str(run_dir))
-    # Instruction per row from the shared pool, chosen by (seed, row id): reproducible, unlike
-    # AudioBench's unseeded random.choice. Rows sharing an instruction are batched together.
+    if engine is None and todo:
+        from emoreason.inference.engine import Engine
+
+        engine = Engine.load(str(run_dir))
+    # Rows sharing task and instruction are batched together (each SQA question is its own group).
     groups: dict[tuple[str, str], list] = {}
     for r in todo:
-        instruction = r.instruction or instruction_for(r.id, r.task, seed=seed)
-        groups.setdefault((r.task, instruction), []).append(r)
+        groups.setdefault((r.task, instruction_of(r, instructions, seed)), []).append(r)
     with out, tqdm(total=len(todo), desc="generating", unit="utt") as bar:
         for (t, instruction), group in groups.items():
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
-                results = engine.analyze([str(resolve_audio(r, manifest)) for r in batch], task=t,
-                                         prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                         transcript="none")  # the row's own transcript is kept: skip the model's ASR
-                for row, res in zip(batch, results):
+                paths = [str(resolve_audio(r, manifest)) for r in batch]
+                results = _engine_call(engine, paths, t, instruction, batch_size, max_new_tokens)
+                for row, res in zip(batch, results, strict=True):
                     data = res.to_dict()
                     if not res.ok:
                         raise UserError(f"{row.id}: the engine failed: {data.get('error')}")
-                    text = data.get("explanation") or f"The speaker sounds {data.get('label')}."
-                    out.append({
-                        "id": row.id, "task": t, "label": row.label, "reference": row.label, "prediction": text,
-                        "question": instruction, "transcript": row.transcript, "model_label": data.get("label"),
-                        "model_scores": data.get("scores"), "model": str(run_dir),
-                    })
+                    out.append(_prediction_row(row, data, instruction, str(run_dir)))
                     bar.update(1)
     return out_path

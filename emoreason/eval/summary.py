@@ -1,10 +1,10 @@
 """Per-task headline numbers from scored rows (what metrics.json holds)."""
 from __future__ import annotations
 
-from emoreason.eval.bootstrap import bootstrap_ci
+from emoreason.eval.bootstrap import bootstrap_ci, bootstrap_ratio_ci
 from emoreason.eval.judges import SCALE
 from emoreason.eval.metrics import classification_metrics
-from emoreason.eval.wer import corpus_wer
+from emoreason.eval.wer import corpus_wer, utterance_counts
 from emoreason.labels import IEMOCAP, MELD_EMOTION, SENTIMENT
 
 
@@ -17,25 +17,33 @@ def _label_order(task: str, gold: list[str]) -> list[str] | None:
     return None
 
 
+def headline(task: str, rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
+    """``n``, ``score`` (0-100; ASR: corpus WER %), ``metric`` and the 95% bootstrap ``ci`` of one
+    task's scored rows (judge success rate too for judged tasks)."""
+    m: dict = {"n": len(rows)}
+    if task == "asr":
+        refs, hyps = [r["reference"] for r in rows], [r["prediction"] for r in rows]
+        errors, words = utterance_counts(refs, hyps)
+        # Resample utterances and pool their errors: the interval of the corpus WER itself.
+        ci = bootstrap_ratio_ci(errors, words, resamples=resamples, seed=seed, scale=100)
+        m.update({"score": ci["value"], "metric": "WER % (lower is better)", "wer": corpus_wer(refs, hyps),
+                  "ci": {"low": ci["low"], "high": ci["high"], "note": "bootstrap of the corpus WER over utterances"}})
+    else:
+        ci = bootstrap_ci([r["score"] for r in rows], resamples=resamples, seed=seed, scale=SCALE[task])
+        fails = sum(1 for r in rows if not r.get("success", True))
+        m.update({"score": ci["mean"], "metric": "judge score (0-100)", "ci": {"low": ci["low"], "high": ci["high"]},
+                  "success_rate": 1 - fails / len(rows), "parse_failures": fails})
+    return m
+
+
 def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
     """metrics.json content: per task ``score`` (0-100; ASR: corpus WER %), 95% bootstrap CI,
-    judge success rate, classification metrics (emotion / sentiment) and quote scores."""
+    judge success rate, classification metrics (emotion / sentiment) and quote scores; and
+    ``datasets``: the headline per (row ``source``, task), the cells of the paper's tables."""
     tasks: dict[str, dict] = {}
     for task in sorted({r["task"] for r in rows}):
         sub = [r for r in rows if r["task"] == task]
-        m: dict = {"n": len(sub)}
-        if task == "asr":
-            w = corpus_wer([r["reference"] for r in sub], [r["prediction"] for r in sub])
-            m.update({"score": 100 * w["wer"], "metric": "WER % (lower is better)", "wer": w})
-            per = [r["score"] for r in sub]
-            ci = bootstrap_ci(per, resamples=resamples, seed=seed, scale=100)
-            m["ci"] = {"low": ci["low"], "high": ci["high"], "note": "bootstrap of the mean utterance WER"}
-        else:
-            scale = SCALE[task]
-            ci = bootstrap_ci([r["score"] for r in sub], resamples=resamples, seed=seed, scale=scale)
-            fails = sum(1 for r in sub if not r.get("success", True))
-            m.update({"score": ci["mean"], "metric": "judge score (0-100)", "ci": {"low": ci["low"], "high": ci["high"]},
-                      "success_rate": 1 - fails / len(sub), "parse_failures": fails})
+        m = headline(task, sub, seed, resamples)
         if task in ("emotion", "sentiment"):
             gold = [r["gold"] for r in sub]
             m["classification"] = classification_metrics(gold, [r.get("pred_label") for r in sub], _label_order(task, gold))
@@ -47,4 +55,9 @@ def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
                 q["relevance"] = 50 * sum(r["relevance"] for r in judged) / len(judged)
             m["quotes"] = q
         tasks[task] = m
-    return {"n": len(rows), "seed": seed, "bootstrap_resamples": resamples, "tasks": tasks}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("source") or "", r["task"]), []).append(r)
+    datasets = [{"source": source or None, "task": task, **headline(task, sub, seed, resamples)}
+                for (source, task), sub in sorted(groups.items())]
+    return {"n": len(rows), "seed": seed, "bootstrap_resamples": resamples, "tasks": tasks, "datasets": datasets}

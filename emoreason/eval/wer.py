@@ -1,14 +1,21 @@
 """Word error rate with AudioBench's text normaliser, aggregated at corpus level.
 
-Normaliser steps, in AudioBench's order (FACTS.md):
+Normaliser steps, in AudioBench's order (``preprocess_text_asr`` in AudioBench's
+``text_normalizer/preprocess_text.py``):
+
 1. lowercase;
-2. Whisper's English normaliser (transformers' ``EnglishTextNormalizer``; we pass an empty
-   British->American spelling map because the map ships with Whisper tokenizer files we do not
-   have offline — spelling variants therefore count as errors, as they would for any model);
-3. digits 0-20 and the tens back to words, plus a few contraction spellings;
-4. drop bracketed spans ("[laughter]", "(noise)", "<unk>");
-5. collapse spaces, expand contractions, remove Kaldi non-words, remove punctuation;
-6. drop hesitations uh / umm / um / er / ah;
+2. Whisper's English normaliser: transformers' ``EnglishTextNormalizer`` with Whisper's
+   British -> American spelling map (``english.json``, 1,739 entries, read from the
+   ``whisper-normalizer`` package; the packaged Whisper tiny.en tokenizer has no
+   ``normalizer.json``). It drops bracketed / parenthesised spans and "hmm / mm / uh / um", expands
+   contractions ("can't" -> "can not", "'s" -> " is"), turns symbols and apostrophes into spaces,
+   writes spelled-out numbers as digits ("twenty five" -> "25") and maps spellings
+   ("colour" -> "color");
+3. digits 0-20 and the tens back to words ("5" -> "five"; "25" stays), then a short contraction map;
+4. drop bracketed spans ``[..] (..) {..} <..>``;
+5. jiwer: collapse spaces, expand common English contractions, remove Kaldi non-words
+   (``<unk>``, ``[noise]``), remove punctuation;
+6. drop the hesitations uh / umm / um / er / ah;
 7. an empty result becomes "empty" (so an empty reference still has one word).
 
 Corpus WER = sum(S + D + I) / sum(S + D + H) over all utterances (jiwer on the lists), not the
@@ -16,8 +23,10 @@ mean of per-utterance WERs.
 """
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
+from importlib import resources
 
 _NUMBERS = {
     "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
@@ -26,49 +35,57 @@ _NUMBERS = {
     "18": "eighteen", "19": "nineteen", "20": "twenty", "30": "thirty", "40": "forty",
     "50": "fifty", "60": "sixty", "70": "seventy", "80": "eighty", "90": "ninety",
 }
+_NUMBER = re.compile(r"\b(" + "|".join(sorted(_NUMBERS, key=len, reverse=True)) + r")\b")
+# AudioBench's step-3 map; after Whisper's normaliser it rarely fires (apostrophes are gone), but
+# it matters when the Whisper step is off and keeps the steps the same as theirs.
 _CONTRACTIONS = {
-    "won't": "will not", "can't": "can not", "cannot": "can not", "let's": "let us",
-    "n't": " not", "'re": " are", "'s": " is", "'d": " would", "'ll": " will", "'ve": " have", "'m": " am",
+    "i'm": "i am", "you're": "you are", "he's": "he is", "she's": "she is", "it's": "it is",
+    "we're": "we are", "they're": "they are", "i've": "i have", "you've": "you have", "we've": "we have",
+    "they've": "they have", "isn't": "is not", "aren't": "are not", "wasn't": "was not",
+    "weren't": "were not", "hasn't": "has not", "haven't": "have not", "hadn't": "had not",
+    "doesn't": "does not", "don't": "do not", "didn't": "did not", "that's": "that is",
 }
-_KALDI_NONWORDS = {"<unk>", "<noise>", "<spoken_noise>", "<sil>", "[noise]", "[laughter]", "[vocalized-noise]"}
-_HESITATIONS = {"uh", "umm", "um", "er", "ah", "uhm", "erm"}
-_BRACKETS = re.compile(r"\[[^\]]*\]|\([^)]*\)|<[^>]*>|\{[^}]*\}")
-_NUMBER = re.compile(r"\b(\d{1,2})\b")
-_PUNCT = re.compile(r"[^\w\s']|_")
-_SPACES = re.compile(r"\s+")
+_CONTRACTION = re.compile(r"\b(" + "|".join(re.escape(c) for c in _CONTRACTIONS) + r")\b")
+# Any bracket pair with no nested bracket or newline inside. (AudioBench's pattern also excludes
+# the letter "n" from the span by an escaping slip; Whisper's step has removed brackets by then.)
+_BRACKETS = re.compile(r"[\[({<][^()\[\]\n]*[\])}>]")
+_HESITATIONS = re.compile(r"\b(uh|umm|um|er|ah)\b")
+
+
+def spelling_map() -> dict[str, str]:
+    """Whisper's British -> American spelling map (``english.json`` of the whisper-normalizer
+    package, identical to the file openai-whisper ships)."""
+    path = resources.files("whisper_normalizer").joinpath("normalizers", "english.json")
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)
 def _whisper_normalizer():
     from transformers.models.whisper.english_normalizer import EnglishTextNormalizer
 
-    return EnglishTextNormalizer({})
+    return EnglishTextNormalizer(spelling_map())
 
 
-def _expand_contractions(text: str) -> str:
-    for short, full in _CONTRACTIONS.items():
-        if short.startswith("'") or short == "n't":
-            text = text.replace(short, full)
-        else:
-            text = re.sub(rf"\b{re.escape(short)}\b", full, text)
-    return text
+@lru_cache(maxsize=1)
+def _jiwer_steps():
+    import jiwer
+
+    return jiwer.Compose([jiwer.RemoveMultipleSpaces(), jiwer.ExpandCommonEnglishContractions(),
+                          jiwer.RemoveKaldiNonWords(), jiwer.RemovePunctuation()])
 
 
 def normalize(text: str, whisper: bool = True) -> str:
-    """AudioBench-style normalisation of one transcript (see module docstring for the steps)."""
-    text = text.lower()
-    # Kaldi non-words are bracketed tokens: remove them before the Whisper normaliser eats the brackets.
-    for w in _KALDI_NONWORDS:
-        text = text.replace(w, " ")
+    """AudioBench-style normalisation of one transcript (steps in the module docstring);
+    ``whisper=False`` skips step 2."""
+    text = (text or "").lower()
     if whisper:
         text = _whisper_normalizer()(text)
-    text = _NUMBER.sub(lambda m: _NUMBERS.get(m.group(1), m.group(1)), text)
-    text = _BRACKETS.sub(" ", text)
-    text = _SPACES.sub(" ", text)
-    text = _expand_contractions(text)
-    text = _PUNCT.sub(" ", text).replace("'", " ")
-    words = [w for w in text.split() if w not in _HESITATIONS]
-    return " ".join(words) if words else "empty"
+    text = _NUMBER.sub(lambda m: _NUMBERS[m.group(1)], text)
+    text = _CONTRACTION.sub(lambda m: _CONTRACTIONS[m.group(1)], text)
+    text = _BRACKETS.sub("", text)
+    text = _jiwer_steps()(text)
+    text = _HESITATIONS.sub("", text)
+    return " ".join(text.split()) or "empty"
 
 
 def corpus_wer(references: list[str], hypotheses: list[str], normalise: bool = True) -> dict[str, float]:
@@ -88,6 +105,19 @@ def corpus_wer(references: list[str], hypotheses: list[str], normalise: bool = T
     s, d, i, h = out.substitutions, out.deletions, out.insertions, out.hits
     return {"wer": (s + d + i) / max(1, s + d + h), "substitutions": s, "deletions": d,
             "insertions": i, "hits": h, "n_ref_words": s + d + h}
+
+
+def utterance_counts(references: list[str], hypotheses: list[str]) -> tuple[list[int], list[int]]:
+    """Per utterance (errors S + D + I, reference words S + D + H) after normalisation: the pieces
+    a bootstrap of the corpus WER resamples."""
+    import jiwer
+
+    errors, words = [], []
+    for ref, hyp in zip(references, hypotheses, strict=True):
+        out = jiwer.process_words(normalize(ref), normalize(hyp))
+        errors.append(out.substitutions + out.deletions + out.insertions)
+        words.append(out.substitutions + out.deletions + out.hits)
+    return errors, words
 
 
 def utterance_wer(reference: str, hypothesis: str) -> float:

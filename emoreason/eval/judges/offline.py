@@ -1,34 +1,17 @@
 """The embedded judge: no LLM, deterministic, ~10k rows in a few seconds.
 
 * emotion / sentiment: binary rubric by label extraction (text/label_extraction.py);
-* sqa: a rough 0-5 from content-word F1 against the reference (an estimate, not AudioBench's
-  LLM rubric; use an LLM judge for SQA numbers you report);
+* sqa: 0-5 from containment of the reference's words (judges/sqa_offline.py; an estimate, not
+  AudioBench's LLM rubric; use an LLM judge for SQA numbers you report);
 * asr: per-utterance WER (corpus WER is computed in the metrics);
 * quotes: groundedness by fuzzy alignment to the transcript, relevance by label / cue words.
 """
 from __future__ import annotations
 
-import re
-
 from emoreason.text.label_extraction import binary_match
 from emoreason.text.quotes import groundedness, relevance
+from emoreason.eval.judges.sqa_offline import rate_sqa
 from emoreason.eval.wer import utterance_wer
-
-_STOP = set("a an the of to in on at for and or but is are was were be been it this that with as by "
-            "from he she they we you i his her their its my your our do does did not no so".split())
-_WORD = re.compile(r"[a-z0-9]+")
-
-
-def _content_f1(reference: str, prediction: str) -> float:
-    ref = [w for w in _WORD.findall(reference.lower()) if w not in _STOP]
-    pred = [w for w in _WORD.findall(prediction.lower()) if w not in _STOP]
-    if not ref or not pred:
-        return 0.0
-    common = sum(min(ref.count(w), pred.count(w)) for w in set(ref))
-    if not common:
-        return 0.0
-    p, r = common / len(pred), common / len(ref)
-    return 2 * p * r / (p + r)
 
 
 class OfflineJudge:
@@ -44,10 +27,9 @@ class OfflineJudge:
             score, got = binary_match(row["prediction"], row["gold"], task)
             out["score"] = float(score)
             out["judge"] = {"name": self.name, "extracted": got.to_dict()}
-        elif task == "sqa":
-            f1 = _content_f1(row["reference"], row["prediction"])
-            out["score"] = float(round(5 * f1))
-            out["judge"] = {"name": self.name, "content_f1": round(f1, 4)}
+        elif task == "sqa":  # containment of the reference's words: judges/sqa_offline.py
+            rated = rate_sqa(row["reference"], row["prediction"], row.get("question") or "")
+            out["score"], out["judge"] = float(rated.rating), {"name": self.name, **rated.to_dict()}
         elif task == "asr":
             out["score"] = utterance_wer(row["reference"], row["prediction"])
             out["judge"] = {"name": "wer"}
