@@ -91,6 +91,18 @@ def sentiment_of(label: str) -> str:
     return "neutral"
 
 
+# Near-synonym classes an LLM judge accepts for each other: the usual IEMOCAP 4-class merge
+# (excited -> happy) plus frustration -> anger, which AudioBench's Llama-3-70B binary judge also
+# rates as "covering the meaning" of the reference. Only the offline judge's default reading uses
+# this; the classification metrics keep the classes apart.
+NEAR_SYNONYMS: dict[str, str] = {"excited": "happy", "frustrated": "angry"}
+
+
+def merged_label(label: str) -> str:
+    """The near-synonym class of a canonical label: ``merged_label("excited") == "happy"``."""
+    return NEAR_SYNONYMS.get(label, label)
+
+
 # Every emotion / sentiment training target starts with this sentence (label-only targets are just
 # the sentence; reasoning targets continue after it). The inference engine scores exactly these
 # sentences for its forced choice, so training and scoring agree on where the label is.

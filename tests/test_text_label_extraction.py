@@ -4,12 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from emoreason.text.label_extraction import binary_match, extract_labels, reference_label, strip_quotes
+from emoreason.text.label_extraction import (READINGS, BinaryReading, binary_match, extract_labels,
+                                             reference_label, strip_quotes)
 
 FIXTURES = Path(__file__).parent / "fixtures" / "eval"
 # judged_emotion: written while building the extractor; judged_heldout: written afterwards and
 # measured once before any fix (59/62 = 95.2% on first contact; see docs/evaluation.md).
 FIXTURE_FILES = ["judged_emotion.jsonl", "judged_heldout.jsonl"]
+# judge_reading_cases: hand-written by us (not from any judge log) for the reference-compatible
+# reading: near-synonym classes, "no emotion" = neutral, hedges, implied sentiment, ordinary answers.
+# judge_reading_heldout: a second batch written after the rules and measured once (41/42 then).
+READING_CASES = FIXTURES / "judge_reading_cases.txt"
+READING_HELDOUT = FIXTURES / "judge_reading_heldout.txt"
+LITERAL = BinaryReading.literal()
 
 CASES = [  # (text, task, expected primary, expected undecided)
     ("angry", "emotion", ["angry"], False),
@@ -81,7 +88,9 @@ def test_reference_label(ref, label):
 
 
 def test_binary_match_rules():
-    assert binary_match("The speaker is frustrated and angry.", "angry")[0] == 1
+    assert binary_match("The speaker is frustrated and angry.", "angry")[0] == 1  # one near-synonym class
+    assert binary_match("The speaker is sad and angry.", "angry")[0] == 0  # two classes: not committed
+    assert binary_match("The speaker is sad and angry.", "angry", reading=LITERAL)[0] == 1
     assert binary_match("The speaker sounds neutral, with hints of sadness.", "sad")[0] == 0
     assert binary_match("The speaker is not sad at all.", "sad")[0] == 0
     assert binary_match("It could be happy, sad, or angry.", "sad")[0] == 0
@@ -97,3 +106,61 @@ def test_offline_judge_agrees_with_llm_judge_on_fixture(name, min_rows):
         assert ref is not None, r["reference"]
         agree += binary_match(r["prediction"], ref, r["task"])[0] == r["llm_rating"]
     assert agree / len(rows) >= 0.95
+
+
+def _reading_cases(path: Path = READING_CASES) -> list[tuple[str, str, str, int, str]]:
+    """(kind, task, gold, expected, answer) from the ``kind | task | gold | expected | answer`` file."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            kind, task, gold, expected, answer = (f.strip() for f in line.split(" | ", 4))
+            rows.append((kind, task, gold, int(expected), answer))
+    return rows
+
+
+@pytest.mark.parametrize("path,min_rows,min_agreement", [(READING_CASES, 120, 0.97), (READING_HELDOUT, 40, 0.95)])
+def test_default_reading_agrees_with_our_hand_written_cases(path, min_rows, min_agreement):
+    rows = _reading_cases(path)
+    assert len(rows) >= min_rows and {r[0] for r in rows} == {"near_synonym", "no_emotion", "hedged", "implied", "ordinary"}
+    agree = {name: 0 for name in READINGS}
+    for kind, task, gold, expected, answer in rows:
+        label = reference_label(gold, task)
+        assert label is not None, gold
+        for name, reading in READINGS.items():
+            agree[name] += binary_match(answer, label, task, reading)[0] == expected
+    assert agree["audiobench"] / len(rows) >= min_agreement  # 144/145 and 41/42 (docs/evaluation.md)
+    assert agree["literal"] / len(rows) < 0.7  # the cases are built around what the literal reading misses
+
+
+def test_ordinary_answers_read_the_same_in_both_readings():
+    for kind, task, gold, expected, answer in _reading_cases():
+        if kind == "ordinary":
+            label = reference_label(gold, task)
+            assert binary_match(answer, label, task)[0] == binary_match(answer, label, task, LITERAL)[0] == expected
+
+
+@pytest.mark.parametrize("flag,answer,task,gold,default,without", [
+    ("merge_near_synonyms", "The speaker sounds frustrated.", "emotion", "angry", 1, 0),
+    ("merge_near_synonyms", "The speaker is excited.", "emotion", "happy", 1, 0),
+    ("merge_near_synonyms", "The speaker is not angry, just frustrated.", "emotion", "angry", 0, 0),
+    ("no_emotion_is_neutral", "I cannot detect any emotion in the voice.", "emotion", "neutral", 1, 0),
+    ("no_emotion_is_neutral", "The speech is not emotional.", "emotion", "neutral", 1, 0),
+    ("no_emotion_is_neutral", "I can't hear audio, so I cannot detect any emotion.", "emotion", "neutral", 0, 0),
+    ("hedged_is_wrong", "The speaker could be sad or neutral.", "emotion", "sad", 0, 1),
+    ("hedged_is_wrong", "It is unclear whether the speaker is sad.", "emotion", "sad", 0, 1),
+    ("hedged_is_wrong", "It might be neutral or slightly sad.", "emotion", "neutral", 0, 1),
+    ("hedged_is_wrong", "Hard to say, but the speaker sounds sad.", "emotion", "sad", 1, 1),
+    ("hedged_is_wrong", "The speaker is clearly upset and raising their voice in anger.", "emotion", "angry", 1, 1),
+    ("implied_sentiment", "The speaker expresses love for her son.", "sentiment", "positive", 1, 0),
+    ("implied_sentiment", "The speaker is complaining about the service.", "sentiment", "negative", 1, 0),
+    ("implied_sentiment", "The speaker has no complaints; the sentiment is neutral.", "sentiment", "neutral", 1, 1),
+])
+def test_each_reading_option(flag, answer, task, gold, default, without):
+    assert binary_match(answer, gold, task)[0] == default
+    assert binary_match(answer, gold, task, BinaryReading(**{flag: False}))[0] == without
+
+
+def test_doubted_labels_are_reported_and_only_under_the_default_reading():
+    got = extract_labels("It's hard to tell if the speaker is angry.")
+    assert got.primary == [] and got.doubted == ["angry"] and got.undecided
+    assert extract_labels("It's hard to tell if the speaker is angry.", reading=LITERAL).primary == ["angry"]

@@ -4,12 +4,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from emoreason.text.label_extraction import READINGS
+
 
 def _add_judge_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--judge", default="offline",
                    help="'offline' (built-in rules, no LLM; the default) or the base URL of an OpenAI-compatible "
                         "chat endpoint serving the judge LLM, e.g. http://127.0.0.1:8000/v1 (AudioBench used "
                         "Llama-3-70B-Instruct on vLLM)")
+    p.add_argument("--offline-reading", choices=sorted(READINGS), default="audiobench",
+                   help="how the offline judge rates emotion / sentiment answers: 'audiobench' (default; as "
+                        "AudioBench's Llama-3-70B judge reads its binary rubric: frustrated~angry and "
+                        "excited~happy, 'no emotion detected' = neutral, hedged answers wrong, implied "
+                        "sentiment) or 'literal' (exact label match; a two-label verdict covers either)")
     p.add_argument("--judge-model", default=None,
                    help="model name to request from the judge endpoint (default: the first one it lists)")
     p.add_argument("--judge-key", default="EMPTY", help="API key sent to the judge endpoint (default: EMPTY)")
@@ -31,7 +38,7 @@ def _judge(args: argparse.Namespace, out: Path):
 
     return make_judge(args.judge, model=args.judge_model, api_key=args.judge_key, concurrency=args.concurrency,
                       timeout=args.timeout, retries=args.retries, cache_path=out / "judge_cache.jsonl") \
-        if args.judge != "offline" else make_judge("offline")
+        if args.judge != "offline" else make_judge("offline", offline_reading=args.offline_reading)
 
 
 def _print_summary(metrics: dict, out: Path) -> None:

@@ -97,7 +97,9 @@ def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | 
     scores_path = out / SCORES
     marker = out / "judge.txt"
     # The judge kind and model, not its address: a restarted server on another port may resume.
-    identity = "offline" if not getattr(judge, "is_async", False) else f"llm:{judge.model or 'auto'}"
+    # The offline judge's name carries its reading, so literal and default scores are not mixed.
+    identity = getattr(judge, "name", "offline") if not getattr(judge, "is_async", False) \
+        else f"llm:{judge.model or 'auto'}"
     if overwrite:
         scores_path.unlink(missing_ok=True)
     elif scores_path.exists() and marker.exists() and marker.read_text().strip() != identity:

@@ -19,82 +19,26 @@ The extractor is a small rule system over tokens, in one left-to-right pass:
 
 Hedges ("might be", "seems", "probably") do not weaken a single verdict: an LLM judge accepts
 "the speaker might be sad" for a sad reference, and so do we.
+
+How a verdict is rated against a gold label is a :class:`BinaryReading`: by default the reading of
+AudioBench's Llama-3-70B binary judge (near-synonym classes, "no emotion detected" is neutral,
+alternatives and doubts are wrong, implied sentiment); :meth:`BinaryReading.literal` is the exact
+label match this module had before. The surface-form tables are in text/label_vocab.py.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 
-from emoreason.labels import SENTIMENT, SYNONYMS, sentiment_of
+from emoreason.labels import SENTIMENT, SYNONYMS, merged_label, sentiment_of
+from emoreason.text.label_vocab import BARE_ONLY, EXTRA_FORMS, IMPLIED_SENTIMENT, PHRASES, VAGUE_WORDS, WEAK_CUES
 
-# Corpus codes and words that are rarely emotions in running prose: used only in bare answers
-# ("Neutral.", "hap") of at most a few words.
-_BARE_ONLY = {"ang", "hap", "neu", "dis", "fea", "sur", "fru", "exc", "oth", "xxx", "pos", "neg",
-              "other", "content", "down", "unknown", "<unk>"}
-# Extra free-text inflections that SYNONYMS (corpus-oriented) does not carry.
-_EXTRA: dict[str, str] = {
-    "angrier": "angry", "angriest": "angry", "infuriated": "angry", "outraged": "angry",
-    "outrage": "angry", "livid": "angry", "irritation": "angry", "irritable": "angry",
-    "agitated": "angry", "agitation": "angry", "resentful": "angry", "resentment": "angry",
-    "indignant": "angry", "indignation": "angry", "aggressive": "angry", "aggression": "angry",
-    "hostility": "angry", "furiously": "angry",
-    "happier": "happy", "happiest": "happy", "happily": "happy", "joyfully": "happy",
-    "cheerfully": "happy", "cheerfulness": "happy", "elated": "happy", "elation": "happy",
-    "gleeful": "happy", "glee": "happy", "jubilant": "happy", "contented": "happy",
-    "contentment": "happy", "delight": "happy", "pleasure": "happy", "satisfied": "happy",
-    "satisfaction": "happy", "merry": "happy", "lighthearted": "happy", "playful": "happy",
-    "sadder": "sad", "saddest": "sad", "sadly": "sad", "saddened": "sad", "sorrowfully": "sad",
-    "melancholic": "sad", "heartbroken": "sad", "despair": "sad", "despondent": "sad",
-    "dejected": "sad", "mournful": "sad", "grieving": "sad", "unhappiness": "sad",
-    "hopeless": "sad", "hurt": "sad", "somber": "sad", "sombre": "sad", "crying": "sad",
-    "tearful": "sad", "dissatisfied": "frustrated", "dissatisfaction": "frustrated", "regretful": "sad", "regret": "sad", "lonely": "sad", "loneliness": "sad",
-    "neutrally": "neutral", "indifferent": "neutral", "indifference": "neutral",
-    "unemotional": "neutral", "emotionless": "neutral", "impassive": "neutral",
-    "composed": "neutral", "calmly": "neutral", "calmness": "neutral",
-    "disgustedly": "disgusted", "repulsion": "disgusted", "repelled": "disgusted",
-    "revolted": "disgusted", "grossed": "disgusted", "contempt": "disgusted", "disdain": "disgusted",
-    "fearfully": "fearful", "fright": "fearful", "scary": "fearful", "panic": "fearful",
-    "panicked": "fearful", "panicky": "fearful", "terror": "fearful", "dread": "fearful",
-    "apprehensive": "fearful", "apprehension": "fearful", "nervousness": "fearful",
-    "worry": "fearful", "anxiously": "fearful", "uneasy": "fearful", "alarmed": "fearful",
-    "surprising": "surprised", "shock": "surprised", "astonishment": "surprised", "amazement": "surprised",
-    "disbelief": "surprised", "stunned": "surprised", "astounded": "surprised",
-    "frustrating": "frustrated", "exasperation": "frustrated", "exasperating": "frustrated",
-    "frustratedly": "frustrated",
-    "exciting": "excited", "excitedly": "excited", "enthusiasm": "excited",
-    "enthusiastically": "excited", "thrill": "excited", "eagerness": "excited",
-    "exhilarated": "excited", "animated": "excited", "energetic": "excited", "elevated": "excited",
-    "positively": "positive", "positivity": "positive", "optimistic": "positive",
-    "favorable": "positive", "favourable": "positive",
-    "negatively": "negative", "negativity": "negative", "pessimistic": "negative",
-    "unfavorable": "negative", "unfavourable": "negative",
-}
-# Multi-word surface forms (checked before single tokens).
-_PHRASES: dict[tuple[str, ...], str] = {
-    ("no", "strong", "emotion"): "neutral", ("no", "strong", "emotions"): "neutral",
-    ("no", "particular", "emotion"): "neutral", ("no", "emotion"): "neutral",
-    ("matter", "of", "fact"): "neutral", ("matter-of-fact",): "neutral", ("flat", "tone"): "neutral",
-    ("monotone",): "neutral", ("even", "tone"): "neutral", ("neither", "positive", "nor", "negative"): "neutral",
-    ("fed", "up"): "frustrated", ("pissed", "off"): "angry", ("ticked", "off"): "angry",
-    ("grossed", "out"): "disgusted", ("freaked", "out"): "fearful", ("taken", "aback"): "surprised",
-    ("caught", "off", "guard"): "surprised", ("in", "awe"): "surprised",
-    ("is", "flat"): "neutral", ("sounds", "flat"): "neutral", ("normal", "tone"): "neutral",
-    ("normal", "voice"): "neutral", ("ordinary", "tone"): "neutral", ("regular", "tone"): "neutral",
-}
 # "doesn't express any particular emotion" asserts neutrality: the negated word is a non-emotion.
 _NO_EMOTION = re.compile(r"(\bnot|n't|\bno|\bwithout|\blacks?|\blacking)\b(\s+\w+){0,4}?\s+(any\s+)?"
                          r"(strong|particular|specific|real|much|clear|obvious|discernible)\s+(emotion|emotions|feeling|feelings)\b")
-# Behaviour words that point to a label but do not name it ("laughing", "about to cry"): used only
-# when the answer names no label at all, so "excited, laughing as they speak" stays excited.
-_WEAK: dict[str, str] = {
-    "laughing": "happy", "laughs": "happy", "laughter": "happy", "giggling": "happy", "smiling": "happy",
-    "cry": "sad", "cries": "sad", "tears": "sad", "sobbing": "sad", "sighing": "sad", "sobs": "sad",
-    "yelling": "angry", "shouting": "angry", "screaming": "angry", "yells": "angry", "shouts": "angry",
-    "trembling": "fearful", "gasps": "surprised", "gasping": "surprised",
-}
-_SURFACE: dict[str, str] = {k: v for k, v in {**SYNONYMS, **_EXTRA, **_WEAK}.items() if " " not in k}
+_SURFACE: dict[str, str] = {k: v for k, v in {**SYNONYMS, **EXTRA_FORMS, **WEAK_CUES}.items() if " " not in k}
 # Free-text words excluded from mapping (too often not an emotion word in prose).
-_PROSE_SKIP = _BARE_ONLY | {"surprisingly", "content"}
+_PROSE_SKIP = BARE_ONLY | {"surprisingly", "content"}
 
 _NEGATORS = {"not", "no", "never", "without", "neither", "nor", "nothing", "none", "lacks", "lack",
              "lacking", "absence", "free", "instead", "rather", "hardly", "barely", "isn't", "aren't",
@@ -109,6 +53,26 @@ _MINOR_BEFORE = {"hint", "hints", "slight", "slightly", "touch", "tinge", "trace
                  "somewhat", "faint", "faintly", "glimmer", "shade", "twinge", "note", "notes", "element",
                  "elements", "hidden", "occasional", "minor", "possible", "secondary", "later", "also", "some"}
 _MINOR_AFTER = {"undertone", "undertones", "tinge", "tinges", "hint", "hints", "overtones", "edge"}
+# Broader "there is no emotion" forms (BinaryReading.no_emotion_is_neutral): an LLM judge reads "I
+# cannot detect any emotion", "the speech is not emotional" as a neutral verdict. "Any"/"no" must
+# quantify the emotion: "I cannot determine the emotion" is a refusal, not a verdict.
+_EMO_NOUN = r"(emotions?|emotional\w*|feelings?|affect|sentiments?)"
+_NO_EMOTION_BROAD = re.compile(
+    r"\b(no|zero)\s+(\w+\s+){0,2}?" + _EMO_NOUN + r"\b"
+    r"|(\bnot|n't|\bnever|\bwithout|\black(s|ing)?|\bdevoid\s+of|\bfree\s+of|\babsence\s+of|\bunable\s+to|"
+    r"\bcannot|\bfail(s|ed)?\s+to)\b(\s+\w+){0,4}?\s+any\s+(\w+\s+)?" + _EMO_NOUN + r"\b"
+    r"|(\bnot|n't)\s+(\w+\s+){0,2}?(emotional|emotive|emotionally)\b"
+    r"|\b(without|devoid\s+of|lacks?|lacking|absence\s+of|free\s+of)\s+(\w+\s+)?" + _EMO_NOUN + r"\b"
+    r"|\b(non-?emotional|emotionally\s+(flat|neutral|detached))\b")
+# A refusal because the model got no audio is not a "no emotion" verdict.
+_NO_AUDIO = re.compile(r"\b(no audio|without (the |an |any )?audio|(cannot|can't|unable to|not able to) "
+                       r"(hear|listen|process|access|play)|as an ai|text-based|only (read )?text)\b")
+# Doubt (BinaryReading.hedged_is_wrong): a label inside "unclear whether ...", "hard to tell if
+# ..." is not committed to; the scope ends at a clause break ("hard to say, but it sounds sad").
+_DOUBT = {"whether", "unclear", "unsure", "uncertain", "ambiguous", "undetermined", "debatable"}
+_DOUBT_BEFORE_IF = {"tell", "say", "determine", "know", "sure", "certain", "clear", "judge", "decide",
+                    "identify"}
+_DOUBT_ENDS = {",", ";", ":", "but", "however", "although", "though", "yet", "whereas"}
 _REFUSAL = re.compile(
     r"\b(cannot|can't|can not|unable to|not possible to|impossible to|hard to|difficult to|not sure|unclear|"
     r"no audio|as an ai|i'm sorry|i am sorry)\b")
@@ -126,6 +90,39 @@ _NEG_WINDOW = 6
 _MINOR_WINDOW = 3
 
 
+@dataclass(frozen=True)
+class BinaryReading:
+    """How the binary rubric reads an answer against a gold label.
+
+    Every field defaults to how AudioBench's Llama-3-70B binary judge reads its rubric ("correct:
+    capturing or covering the meaning of the reference"); :meth:`literal` turns them all off.
+    """
+
+    merge_near_synonyms: bool = True
+    """Frustrated counts as angry and excited as happy (:data:`emoreason.labels.NEAR_SYNONYMS`),
+    unless the answer explicitly denies the gold label ("not angry, frustrated")."""
+    no_emotion_is_neutral: bool = True
+    """"No emotion can be detected", "the speech is not emotional" assert neutral (a refusal for
+    lack of audio does not)."""
+    hedged_is_wrong: bool = True
+    """A verdict across two classes ("angry or sad", "a mix of happiness and sadness") or a label
+    only inside a doubt ("unclear whether the speaker is sad") scores 0, even with the gold label."""
+    implied_sentiment: bool = True
+    """Sentiment task: words that imply a polarity (love, acceptance, complaint) count when the
+    sentence names no polarity or emotion."""
+
+    @classmethod
+    def literal(cls) -> "BinaryReading":
+        """Exact labels only: the offline judge's reading before the reference-compatible options."""
+        return cls(merge_near_synonyms=False, no_emotion_is_neutral=False, hedged_is_wrong=False,
+                   implied_sentiment=False)
+
+
+AUDIOBENCH_READING = BinaryReading()
+# Named readings for the command line (``eval score --offline-reading NAME``).
+READINGS: dict[str, BinaryReading] = {"audiobench": AUDIOBENCH_READING, "literal": BinaryReading.literal()}
+
+
 @dataclass
 class Extraction:
     """What a text commits to. Labels are canonical (emotion words, or sentiment words for sentiment)."""
@@ -136,7 +133,10 @@ class Extraction:
     """Asserted later or as a minor mention (hints of, slightly, concessive clause)."""
     negated: list[str] = field(default_factory=list)
     undecided: bool = False
-    """Three or more alternatives, or a refusal without any label."""
+    """Three or more alternatives, or a refusal (or doubt) without any committed label."""
+    doubted: list[str] = field(default_factory=list)
+    """Labels only inside a doubt ("unclear whether ..."); kept out of ``primary`` when the
+    reading has ``hedged_is_wrong``."""
 
     @property
     def label(self) -> str | None:
@@ -145,7 +145,7 @@ class Extraction:
 
     def to_dict(self) -> dict:
         return {"primary": self.primary, "secondary": self.secondary, "negated": self.negated,
-                "undecided": self.undecided}
+                "undecided": self.undecided, "doubted": self.doubted}
 
 
 def strip_quotes(text: str) -> str:
@@ -153,9 +153,9 @@ def strip_quotes(text: str) -> str:
     return _QUOTES.sub(" QUOTED ", text)
 
 
-def _lookup(tokens: list[str], i: int, bare: bool) -> tuple[str | None, int]:
+def _lookup(tokens: list[str], i: int, bare: bool, surface: dict[str, str]) -> tuple[str | None, int]:
     """Canonical label starting at token ``i`` and the number of tokens it spans (0 if none)."""
-    for phrase, canon in _PHRASES.items():
+    for phrase, canon in PHRASES.items():
         n = len(phrase)
         if tuple(tokens[i:i + n]) == phrase:
             return canon, n
@@ -164,18 +164,22 @@ def _lookup(tokens: list[str], i: int, bare: bool) -> tuple[str | None, int]:
         # "feeling down", "quite content" are emotions; "the content of", "each other" are not.
         prev = tokens[i - 1] if i else ""
         if tok in {"down", "content"} and prev in {"feeling", "feels", "feel", "sounds", "seems", "quite", "very", "bit", "is", "was", "sound", "and", "or", "looks", "getting", "gets", "got", "really", "so"}:
-            return _SURFACE.get(tok), 1
+            return surface.get(tok), 1
         return None, 0
-    canon = _SURFACE.get(tok)
+    canon = surface.get(tok)
     if canon is None and tok.endswith("ness"):
-        canon = _SURFACE.get(tok[:-4])  # nervousness, gloominess-like forms
+        canon = surface.get(tok[:-4])  # nervousness, gloominess-like forms
     return canon, (1 if canon else 0)
 
 
-def _scan_sentence(tokens: list[str], bare: bool) -> list[tuple[str, str]]:
-    """[(label, kind)] in order, kind in {"asserted", "minor", "negated", "weak"}."""
+def _scan_sentence(tokens: list[str], bare: bool, reading: BinaryReading = AUDIOBENCH_READING,
+                   task: str = "emotion") -> list[tuple[str, str]]:
+    """[(label, kind)] in order, kind in {"asserted", "minor", "negated", "weak", "implied",
+    "doubted", "vague"} (the last three only under the matching ``reading`` options)."""
+    implied = task == "sentiment" and reading.implied_sentiment
+    surface = {**IMPLIED_SENTIMENT, **_SURFACE} if implied else _SURFACE
     out: list[tuple[str, str]] = []
-    concessive = False
+    concessive = doubt = False
     i = 0
     while i < len(tokens):
         tok = tokens[i]
@@ -183,7 +187,11 @@ def _scan_sentence(tokens: list[str], bare: bool) -> list[tuple[str, str]]:
             concessive = True
         elif tok in {",", ";", ":"}:
             concessive = False
-        canon, n = _lookup(tokens, i, bare)
+        if tok in _DOUBT or tok == "if" and i and tokens[i - 1] in _DOUBT_BEFORE_IF:
+            doubt = True
+        elif tok in _DOUBT_ENDS:
+            doubt = False
+        canon, n = _lookup(tokens, i, bare, surface)
         if not canon:
             i += 1
             continue
@@ -205,13 +213,21 @@ def _scan_sentence(tokens: list[str], bare: bool) -> list[tuple[str, str]]:
                     break
                 if t == "and" and j < i - 1 and tokens[j + 1] not in _SURFACE:
                     break  # "and" followed by a new verb phrase ends the scope
-        if kind == "asserted" and n == 1 and tokens[i] in _WEAK:
+        if kind == "asserted" and n == 1 and tokens[i] in WEAK_CUES:
             kind = "weak"
+        if kind == "asserted" and n == 1 and tokens[i] not in _SURFACE and implied:
+            kind = "implied"  # a polarity the sentence only implies: below any named label
+        if reading.hedged_is_wrong:
+            if kind == "asserted" and doubt:
+                kind = "doubted"
+            elif kind == "asserted" and tokens[i] in VAGUE_WORDS:
+                kind = "vague"
         if kind == "asserted":
-            before = set(tokens[max(0, i - _MINOR_WINDOW):i])
+            before = tokens[max(0, i - _MINOR_WINDOW):i]
             after = tokens[i + n] if i + n < len(tokens) else ""
-            if concessive or before & _MINOR_BEFORE or after in _MINOR_AFTER:
-                kind = "minor"
+            if concessive or set(before) & _MINOR_BEFORE or after in _MINOR_AFTER:
+                # ... but "neutral or slightly sad" offers an alternative, not a nuance
+                kind = "asserted" if reading.hedged_is_wrong and "or" in before else "minor"
         out.append((canon, kind))
         i += n
     return out
@@ -237,11 +253,13 @@ def _dedupe(xs: list[str]) -> list[str]:
     return list(dict.fromkeys(xs))
 
 
-def extract_labels(text: str, task: str = "emotion") -> Extraction:
+def extract_labels(text: str, task: str = "emotion", reading: BinaryReading = AUDIOBENCH_READING) -> Extraction:
     """Extract the labels a free-text answer commits to.
 
     ``task`` is ``emotion`` (canonical emotion labels) or ``sentiment`` (positive / negative /
-    neutral; emotion words map to their polarity when no polarity word is asserted).
+    neutral; emotion words map to their polarity when no polarity word is asserted). ``reading``
+    switches the reference-compatible readings that change extraction (no emotion -> neutral,
+    doubts, implied sentiment); see :class:`BinaryReading`.
     """
     low = strip_quotes(text.lower().replace("’", "'"))
     words = _TOKEN.findall(low)
@@ -252,17 +270,25 @@ def extract_labels(text: str, task: str = "emotion") -> Extraction:
     primary: list[str] = []
     secondary: list[str] = []
     negated: list[str] = []
+    doubted: list[str] = []
     first_minor: list[str] = []
     first_weak: list[str] = []
     for sentence in _SENTENCE.split(low):
-        found = _scan_sentence(_TOKEN.findall(sentence), bare)
-        asserted = _to_task([l for l, k in found if k == "asserted"], task)
-        minor = _to_task([l for l, k in found if k == "minor"], task)
-        negated += _to_task([l for l, k in found if k == "negated"], task)
+        found = _scan_sentence(_TOKEN.findall(sentence), bare, reading, task)
+
+        def of_kind(kind: str) -> list[str]:
+            return _to_task([l for l, k in found if k == kind], task)
+
+        # vague ("upset") and implied ("expresses love") words only speak when the sentence names no
+        # label itself
+        asserted = of_kind("asserted") or of_kind("vague") or of_kind("implied")
+        minor = of_kind("minor")
+        negated += of_kind("negated")
+        doubted += of_kind("doubted")
         if not first_minor:
             first_minor = minor
         if not first_weak:
-            first_weak = _to_task([l for l, k in found if k == "weak"], task)
+            first_weak = of_kind("weak")
         if not primary and asserted:
             primary = _dedupe(asserted)
             secondary += minor
@@ -270,15 +296,18 @@ def extract_labels(text: str, task: str = "emotion") -> Extraction:
             secondary += asserted + minor
     if not primary and (_NO_EMOTION.search(low) or ("neither" in low and _opposed(negated))):
         primary = ["neutral"]  # "no particular emotion", "neither happy nor sad"
+    if (not primary and reading.no_emotion_is_neutral and _NO_EMOTION_BROAD.search(low)
+            and not _NO_AUDIO.search(low)):
+        primary = ["neutral"]  # "I cannot detect any emotion", "the speech is not emotional"
     if not primary and first_minor:
         # "The speaker sounds a bit sad." : a softened verdict is still the verdict.
         primary = _dedupe(first_minor)
     if not primary and first_weak:
         primary = _dedupe(first_weak)  # "the speaker is laughing" -> happy, when nothing is named
     primary = _dedupe(primary)
-    undecided = len(primary) >= 3 or (not primary and bool(_REFUSAL.search(low)))
-    secondary = [l for l in _dedupe(secondary) if l not in primary]
-    return Extraction(primary, secondary, _dedupe(negated), undecided)
+    undecided = len(primary) >= 3 or (not primary and (bool(_REFUSAL.search(low)) or bool(doubted)))
+    secondary = [l for l in _dedupe(secondary + doubted) if l not in primary]
+    return Extraction(primary, secondary, _dedupe(negated), undecided, _dedupe(doubted))
 
 
 def reference_label(reference: str, task: str = "emotion") -> str | None:
@@ -290,12 +319,26 @@ def reference_label(reference: str, task: str = "emotion") -> str | None:
     return None
 
 
-def binary_match(prediction: str, reference_label_: str, task: str = "emotion") -> tuple[int, Extraction]:
-    """AudioBench binary rubric, offline: 1 when the answer's verdict contains the reference label.
+def verdict_matches(got: Extraction, gold: str, reading: BinaryReading = AUDIOBENCH_READING) -> bool:
+    """Whether an extracted verdict is rated correct (1) for the canonical ``gold`` label."""
+    if got.undecided:
+        return False
+    cls = merged_label if reading.merge_near_synonyms else str
+    classes = {cls(label) for label in got.primary}
+    if reading.hedged_is_wrong and len(classes) > 1:
+        return False  # "angry or sad", "a mix of happiness and sadness": the answer does not commit
+    if reading.merge_near_synonyms and gold in got.negated:
+        return False  # "not angry but frustrated" denies the gold label its near-synonym stands for
+    return cls(gold) in classes
 
-    A verdict of two labels ("frustrated and angry") covers either; three or more alternatives,
-    a refusal, a negated or merely hinted reference label score 0.
+
+def binary_match(prediction: str, gold: str, task: str = "emotion",
+                 reading: BinaryReading = AUDIOBENCH_READING) -> tuple[int, Extraction]:
+    """AudioBench binary rubric, offline: 1 when the answer's verdict captures the gold label.
+
+    Under the literal reading a verdict of two labels ("frustrated and angry") covers either; under
+    the default reading the verdict must stay within one near-synonym class. Three or more
+    alternatives, a refusal, a negated or merely hinted gold label score 0 in both.
     """
-    got = extract_labels(prediction, task)
-    ok = (not got.undecided) and reference_label_ in got.primary
-    return int(ok), got
+    got = extract_labels(prediction, task, reading)
+    return int(verdict_matches(got, gold, reading)), got

@@ -15,14 +15,19 @@ from emoreason.eval.judges.scales import MAX_RATING, SCALE
 __all__ = ["MAX_RATING", "SCALE", "make_judge"]
 
 
-def make_judge(spec: str, **llm_options):
-    """``offline`` -> :class:`OfflineJudge`; an http(s) URL -> :class:`LLMJudge` on that endpoint."""
+def make_judge(spec: str, *, offline_reading: str = "audiobench", **llm_options):
+    """``offline`` -> :class:`OfflineJudge` with the named reading (``audiobench`` or ``literal``,
+    see ``emoreason.text.label_extraction.READINGS``); an http(s) URL -> :class:`LLMJudge` on that
+    endpoint."""
     from emoreason.errors import UserError
 
     if spec == "offline":
         from emoreason.eval.judges.offline import OfflineJudge
+        from emoreason.text.label_extraction import READINGS
 
-        return OfflineJudge()
+        if offline_reading not in READINGS:
+            raise UserError(f"--offline-reading {offline_reading!r}: expected one of {sorted(READINGS)}")
+        return OfflineJudge(reading=READINGS[offline_reading])
     if spec.startswith(("http://", "https://")):
         from emoreason.eval.judges.llm import LLMJudge
 
