@@ -18,6 +18,7 @@ cache format.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -144,14 +145,20 @@ class WhisperASR:
 
     def transcribe(self, waves: list[np.ndarray]) -> list[str]:
         """float32 (T,) waves at 16 kHz, any length -> one transcript each (windows joined by a space)."""
-        windows: list[np.ndarray] = []
-        owner: list[int] = []
-        for i, wave in enumerate(waves):
-            pieces = split_windows(np.asarray(wave, dtype=np.float32))
-            windows += pieces
-            owner += [i] * len(pieces)
-        out: list[list[str]] = [[] for _ in waves]
-        for i, text in zip(owner, self._decode_windows(windows)):
-            if text:
-                out[i].append(text)
-        return [" ".join(parts) for parts in out]
+        return transcribe_in_windows(waves, self._decode_windows)
+
+
+def transcribe_in_windows(waves: list[np.ndarray], decode: Callable[[list[np.ndarray]], list[str]]) -> list[str]:
+    """Cut every wave into <= 30 s windows (:func:`split_windows`), decode all windows in one call
+    (so windows of different clips share batches), and join each clip's texts with a space."""
+    windows: list[np.ndarray] = []
+    owner: list[int] = []
+    for i, wave in enumerate(waves):
+        pieces = split_windows(np.asarray(wave, dtype=np.float32))
+        windows += pieces
+        owner += [i] * len(pieces)
+    out: list[list[str]] = [[] for _ in waves]
+    for i, text in zip(owner, decode(windows), strict=True):
+        if text:
+            out[i].append(text)
+    return [" ".join(parts) for parts in out]
