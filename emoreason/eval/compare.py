@@ -98,6 +98,32 @@ def compare_table(run_dirs: list[str | Path], names: list[str] | None = None) ->
     return head, rows
 
 
+def per_class_table(run_dirs: list[str | Path], names: list[str] | None = None,
+                    task: str = "emotion") -> tuple[list[str], list[list[str]]]:
+    """(header, rows) in the shape of paper Table 6: per run the accuracy (recall, %) of every
+    class of ``task``, then "Wt Avg" (weighted by class size = overall accuracy) and "Unwt Avg"
+    (mean per-class accuracy). Classes are the union over runs, in the first run's order."""
+    metrics = [load_metrics(d) for d in run_dirs]
+    names = names or [Path(d).name or str(d) for d in run_dirs]
+    classes: list[str] = []
+    for m in metrics:
+        cls = m["tasks"].get(task, {}).get("classification")
+        classes += [l for l in (cls["labels"] if cls else []) if l not in classes]
+    if not classes:
+        raise UserError(f"no {task} classification metrics in {', '.join(str(d) for d in run_dirs)}")
+    head = ["run"] + classes + ["Wt Avg", "Unwt Avg"]
+    rows = []
+    for name, m in zip(names, metrics):
+        cls = m["tasks"].get(task, {}).get("classification")
+        if cls is None:
+            rows.append([name] + ["-"] * (len(classes) + 2))
+            continue
+        per = cls["per_class"]
+        row = [name] + [f"{per[l]['accuracy']:.1f}" if l in per and per[l]["n"] else "-" for l in classes]
+        rows.append(row + [f"{cls['weighted_accuracy']:.1f}", f"{cls['unweighted_accuracy']:.1f}"])
+    return head, rows
+
+
 def render_markdown(head: list[str], rows: list[list[str]]) -> str:
     """The comparison table as Markdown (the report renderer's table, with no title around it)."""
     from emoreason.eval.render import Report, Table, render

@@ -347,9 +347,11 @@ def encoder_state(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v for k, v in state.items() if not k.startswith(_SKIPPED_PREFIXES)}
 
 
-def load_emotion2vec(path: str | Path) -> Emotion2vecEncoder:
-    """Load an official checkpoint directory (``config.yaml`` + ``model.pt`` or ``*.safetensors``).
+def read_emotion2vec_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """An official checkpoint directory -> (its ``config.yaml`` as a dict, the full state dict).
 
+    The state dict still holds what the encoder skips (the ``proj.`` classification head of
+    emotion2vec+, the pretraining decoder): the classifier baseline reads the head from it.
     ``model.pt`` is read with ``torch.load(weights_only=True)``: tensors only, no code runs.
     """
     import yaml
@@ -358,7 +360,6 @@ def load_emotion2vec(path: str | Path) -> Emotion2vecEncoder:
     if not (path / "config.yaml").is_file():
         raise FileNotFoundError(f"{path}: no config.yaml (expected an emotion2vec checkpoint directory)")
     conf = yaml.safe_load((path / "config.yaml").read_text())
-    model = Emotion2vecEncoder(config_from_funasr(conf.get("model_conf", conf)))
     safes = sorted(path.glob("*.safetensors"))
     if safes:
         from safetensors.torch import load_file
@@ -371,6 +372,18 @@ def load_emotion2vec(path: str | Path) -> Emotion2vecEncoder:
                 state = state[key]
     else:
         raise FileNotFoundError(f"{path}: no model.pt or *.safetensors")
+    return conf, state
+
+
+def load_emotion2vec(path: str | Path, checkpoint: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None
+                     ) -> Emotion2vecEncoder:
+    """Load an official checkpoint directory (``config.yaml`` + ``model.pt`` or ``*.safetensors``).
+
+    ``checkpoint``: what :func:`read_emotion2vec_checkpoint` already returned for ``path`` (saves a
+    second read when the caller also needs the head).
+    """
+    conf, state = checkpoint or read_emotion2vec_checkpoint(path)
+    model = Emotion2vecEncoder(config_from_funasr(conf.get("model_conf", conf)))
     state = encoder_state(state)
     own = model.state_dict()
     missing = [k for k in own if k not in state]
@@ -384,4 +397,3 @@ def load_emotion2vec(path: str | Path) -> Emotion2vecEncoder:
         state[key] = state[key].unsqueeze(0)
     model.load_state_dict(state)
     return model
-
