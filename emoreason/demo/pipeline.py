@@ -204,7 +204,7 @@ class Demo:
         pick = next((r for r in rows if r.label != "neutral" and r.meta.get("wording") == "neutral"),
                     next((r for r in rows if r.label != "neutral"), rows[0]))
         params = {"run": self.runner.digest(f"runs/{variant.name}"), "clip": pick.id,
-                  "max_new_tokens": self.plan.max_new_tokens}
+                  "max_new_tokens": self.plan.max_new_tokens, "transcript": "model"}
 
         def build(d: Path) -> dict[str, Any]:
             engine = Engine.load(self.runner.path(f"runs/{variant.name}"))
@@ -212,7 +212,8 @@ class Demo:
             data = result.to_dict()
             if not result.ok:
                 raise UserError(f"analysis of {pick.id} failed: {data.get('error')}")
-            data.update({"variant": variant.name, "gold_label": pick.label, "transcript": pick.transcript,
+            # ``transcript`` is the model's own (its ASR task); what the speaker said is the corpus text
+            data.update({"variant": variant.name, "gold_label": pick.label, "gold_transcript": pick.transcript,
                          "wording": pick.meta.get("wording")})
             (d / "analysis.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             return data

@@ -75,7 +75,8 @@ def _analysis_lines(a: dict[str, Any]) -> list[str]:
                          ("f0_median_hz", "f0_std_semitones", "loudness_dbfs", "speech_s", "pause_count")) or "(none)"
     return [
         f"clip: {a.get('file')} (held-out speaker; gold label {a.get('gold_label')}, {a.get('wording')} wording)",
-        f"transcript: {a.get('transcript')}",
+        f"said: {a.get('gold_transcript')}",
+        f"model's transcript: {(a.get('transcript') or {}).get('text') if isinstance(a.get('transcript'), dict) else a.get('transcript')}",
         f"model: {a.get('variant')}",
         f"label: {a.get('label')}",
         f"scores: {scores}",
