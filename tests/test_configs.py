@@ -15,7 +15,7 @@ PACKAGE = Path(emoreason.__file__).parent
 def test_list_configs_names_every_packaged_yaml():
     names = list_configs()
     assert {"mini", "tiny", "accelerate/ddp", "accelerate/fsdp", "paper/table2-sequence-alt1"} <= set(names)
-    assert len([n for n in names if n.startswith("paper/")]) == 22 and names == sorted(names)
+    assert len([n for n in names if n.startswith("paper/")]) == 27 and names == sorted(names)
     assert all(not n.endswith(".yaml") for n in names)
 
 
