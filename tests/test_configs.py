@@ -36,7 +36,7 @@ def test_unknown_name_error_summarises_what_exists():
     with pytest.raises(UserError) as err:
         config_path("paper/table9")
     message = str(err.value)
-    assert "mini, tiny" in message and "paper/* (22)" in message and "\n" not in message
+    assert "mini, tiny" in message and "paper/* (27)" in message and "\n" not in message
 
 
 def test_find_config_prefers_an_existing_file(tmp_path, monkeypatch):

@@ -165,7 +165,7 @@ class TrainingRecipe:
             from emoreason.train.warm_start import warm_start
 
             loaded = warm_start(model, self.cfg.train.init_from)
-            log.info("warm start: %d tensors from %s", len(loaded), self.cfg.train.init_from)
+            print(f"emoreason train: warm start from {self.cfg.train.init_from} ({len(loaded)} tensors)", file=sys.stderr)
         return model, processor
 
     def setup_trainer(self, model: Any, processor: Any, data: TrainData, collate_fn: Any = None) -> Any:
