@@ -157,12 +157,18 @@ class TrainConfig:
     """Optimisation and the task schedule."""
 
     schedule: str = "alternating"
-    """``alternating`` (paper) | ``joint``."""
+    """``alternating`` (paper, Tables 2-3) | ``joint`` | ``emotion_then_all`` (Table 7: the emotion
+    side for ``alternation_epochs`` epochs, then all adapters + LoRA on all tasks)."""
+    init_from: str | None = None
+    """Warm start: a run directory (its ``final/``) or model directory whose trained weights
+    (adapters, LoRA, trained encoders, randomly initialised parts) are loaded into the freshly built
+    model before training (Table 7). Parts it lacks (a new emotion encoder) keep their fresh init."""
     epochs: int = 5
     switch_every: int = 1
     """Alternating: switch group every x epochs ("Alt x")."""
     alternation_epochs: int = 4
-    """Alternating: epochs of alternation before the final phase."""
+    """Alternating: epochs of alternation before the final phase; ``emotion_then_all``: epochs of
+    the emotion phase."""
     first_group: str = "speech"
     final_phase: bool = True
     """Alternating: a last epoch training all adapters + LoRA on all tasks."""
@@ -177,6 +183,10 @@ class TrainConfig:
     warmup_ratio: float = 0.03
     lr_schedule: str = "cosine"
     """``cosine`` | ``linear`` | ``constant``."""
+    lr_schedule_scope: str = "phase"
+    """What one warmup + decay spans: ``phase`` (each phase, for the groups it trains: a fresh
+    adapter warms up, every phase starts at the peak lr) | ``group`` (the steps in which each group
+    is trained) | ``run`` (all steps, one clock for every group: the schedule before this option)."""
     batch_size: int = 8
     """Per-device micro batch."""
     grad_accum: int = 1
@@ -231,7 +241,8 @@ _CHOICES = {
     "model.emotion_encoder.init": {"pretrained", "random"},
     "model.llm.init": {"pretrained", "random"},
     "model.llm.dtype": {"float32", "bfloat16", "float16", "auto"},
-    "train.schedule": {"alternating", "joint"},
+    "train.schedule": {"alternating", "joint", "emotion_then_all"},
+    "train.lr_schedule_scope": {"run", "group", "phase"},
     "train.lr_schedule": {"cosine", "linear", "constant"},
     "train.precision": {"auto", "no", "bf16", "fp16"},
     "train.first_group": {"speech", "emotion"},

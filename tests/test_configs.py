@@ -15,7 +15,7 @@ PACKAGE = Path(emoreason.__file__).parent
 def test_list_configs_names_every_packaged_yaml():
     names = list_configs()
     assert {"mini", "tiny", "accelerate/ddp", "accelerate/fsdp", "paper/table2-sequence-alt1"} <= set(names)
-    assert len([n for n in names if n.startswith("paper/")]) == 22 and names == sorted(names)
+    assert len([n for n in names if n.startswith("paper/")]) == 27 and names == sorted(names)
     assert all(not n.endswith(".yaml") for n in names)
 
 
@@ -36,7 +36,7 @@ def test_unknown_name_error_summarises_what_exists():
     with pytest.raises(UserError) as err:
         config_path("paper/table9")
     message = str(err.value)
-    assert "mini, tiny" in message and "paper/* (22)" in message and "\n" not in message
+    assert "mini, tiny" in message and "paper/* (27)" in message and "\n" not in message
 
 
 def test_find_config_prefers_an_existing_file(tmp_path, monkeypatch):

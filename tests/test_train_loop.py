@@ -96,13 +96,22 @@ def test_loss_falls_when_overfitting_a_few_examples(dataset, tmp_path):
     assert sum(losses[-5:]) / 5 < 0.6 * losses[0]
 
 
-def test_interrupted_run_resumes_to_identical_losses(dataset, tmp_path):
-    """N steps straight vs k steps, stop, resume from the last checkpoint (mid-epoch) to N."""
+@pytest.mark.parametrize("scope", ["run", "phase"])
+def test_interrupted_run_resumes_to_identical_losses(dataset, tmp_path, scope):
+    """N steps straight vs k steps, stop, resume from the last checkpoint (mid-epoch) to N, under the
+    run-wide lr schedule and under per-phase schedules."""
     phases = build_schedule("alternating", 3, 1, 2, "speech", True)  # S E S E F
-    kw = dict(batch_size=2, grad_accum=2, save_every_steps=2, lr_schedule="cosine", warmup_ratio=0.2)
+    kw = dict(batch_size=2, grad_accum=2, save_every_steps=2, lr_schedule="cosine", warmup_ratio=0.2,
+              lr_schedule_scope=scope)
     _, straight = make_trainer(dataset, tmp_path / "a", phases, **kw)
-    full = [r.loss for r in straight.fit()]
+    results = straight.fit()
+    full = [r.loss for r in results]
     assert len(full) == 12  # 4 alternating passes of 2 steps, 4 final steps
+    lrs = [r.lr for r in results]
+    if scope == "phase":  # each phase decays from the peak (int(0.2 x 2 or 4) = 0 warmup steps)
+        assert lrs[0:8:2] == [1e-2] * 4 and lrs[1] == pytest.approx(0.5e-2) and lrs[8] == 1e-2
+    else:  # one warmup (2 steps) + cosine over all 12: the final phase starts at 35 % of the peak
+        assert lrs[0] == pytest.approx(1e-2 / 3) and lrs[8] == pytest.approx(0.345e-2, abs=1e-5)
 
     _, first = make_trainer(dataset, tmp_path / "b", phases, **kw)
     part1 = [r.loss for r in first.fit(stop_after=11)]  # stops before step 12; last checkpoint: step 10

@@ -67,3 +67,14 @@ def test_trainable_keys_skip_groups_the_model_lacks():
     assert trainable_keys(phases, {"speech_adapter", "emotion_adapter", "lora", "speech_encoder"}) == [
         "speech_adapter", "emotion_adapter", "lora"
     ]
+
+
+def test_emotion_then_all_trains_the_emotion_side_then_everything():
+    """Table 7 (section 6): emotion encoder + adapter + LoRA on emotion tasks, then adapters + LoRA on all."""
+    phases = build_schedule("emotion_then_all", epochs=5, alternation_epochs=4, emotion_encoder_trainable=True,
+                            speech_encoder_trainable=True)
+    assert [(p.name, p.start_epoch, p.end_epoch, p.group) for p in phases] == [("emotion", 0, 4, "emotion"), ("final", 4, 5, None)]
+    assert phases[0].param_groups == ("emotion_encoder", "emotion_adapter", "fusion_adapter", "lora")
+    assert "speech_encoder" not in trainable_keys(phases, {"speech_encoder", "speech_adapter", "emotion_encoder", "lora"})
+    with pytest.raises(ConfigError, match="emotion_then_all schedule needs epochs >= alternation_epochs \\+ 1"):
+        build_schedule("emotion_then_all", epochs=4, alternation_epochs=4)

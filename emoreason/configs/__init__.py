@@ -6,7 +6,7 @@
     list_configs()                             # ["accelerate/ddp", ..., "mini", "paper/...", "tiny"]
 
 Run configs: ``mini`` (the embedded default), ``tiny`` (random tiny models, tests), ``paper/*`` (the
-paper's Tables 1-3). ``accelerate/*`` are ``accelerate launch --config_file`` files; print a path with
+paper's Tables 1-3, 6, 7). ``accelerate/*`` are ``accelerate launch --config_file`` files; print a path with
 ``python -m emoreason.configs accelerate/ddp``.
 """
 from __future__ import annotations
@@ -52,7 +52,7 @@ def config_path(name: str) -> Path:
 
 
 def _summary(names: list[str]) -> str:
-    """``mini, tiny, accelerate/* (4), paper/* (25)``: top-level names, then a count per folder."""
+    """``mini, tiny, accelerate/* (4), paper/* (27)``: top-level names, then a count per folder."""
     folders: dict[str, int] = {}
     for n in names:
         if "/" in n:

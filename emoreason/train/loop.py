@@ -33,7 +33,7 @@ from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_lo
 from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
                                         save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
-from emoreason.train.optim import build_optimizer, lr_lambda
+from emoreason.train.optim import build_lr_scheduler, build_optimizer
 from emoreason.train.sampler import TaskGroupSampler
 from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_marker, validation_losses
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
@@ -167,21 +167,25 @@ class Trainer:
         self.sampler = TaskGroupSampler(
             dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed
         )
-        self.total_steps = self._count_steps()
-        warmup = int(train.warmup_ratio * self.total_steps)
+        plan = self._step_plan()
+        self.total_steps = sum(n for _, _, n in plan)
         # Not prepared by accelerate: its scheduler wrapper steps once per process.
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(train.lr_schedule, self.total_steps, warmup))
+        self.scheduler = build_lr_scheduler(optimizer, train.lr_schedule, train.warmup_ratio, train.lr_schedule_scope, plan)
         self.loader_generator = torch.Generator()  # keeps DataLoader iterators off the global RNG
 
     # ------------------------------------------------------------------------------------------
-    def _count_steps(self) -> int:
-        """Optimizer steps of the whole schedule (capped by ``max_steps``)."""
-        total = 0
+    def _step_plan(self) -> list[tuple[int, frozenset[str], int]]:
+        """Optimizer steps of the schedule (capped by ``max_steps``) as one ``(phase index, trained
+        groups, steps)`` per pass: what the per-group lr schedule (``optim.group_lr_lambdas``) needs."""
+        plan, left = [], self.train.max_steps if self.train.max_steps > 0 else math.inf
         for epoch in range(self.num_epochs):
-            self.sampler.set_epoch(epoch, phase_at(self.phases, epoch).group)
-            total += math.ceil(len(self.sampler) / self.train.grad_accum)
+            phase = phase_at(self.phases, epoch)
+            self.sampler.set_epoch(epoch, phase.group)
+            steps = min(math.ceil(len(self.sampler) / self.train.grad_accum), left)
+            plan.append((self.phases.index(phase), frozenset(phase.param_groups) & set(self.keys), int(steps)))
+            left -= steps
         self.sampler.set_epoch(0, None)
-        return min(total, self.train.max_steps) if self.train.max_steps > 0 else total
+        return plan
 
     def _loader(self) -> torch.utils.data.DataLoader:
         return torch.utils.data.DataLoader(
@@ -366,7 +370,7 @@ class Trainer:
                 params = [p for k in active for p in self.groups[k]]
                 if t.max_grad_norm > 0:
                     self.acc.clip_grad_norm_(params, t.max_grad_norm)
-                lr = self.scheduler.get_last_lr()[0]
+                lr = next((g["lr"] for g in self.optimizer.param_groups if g["name"] in active), 0.0)  # first trained group's
                 # Frozen groups have no gradient, so AdamW skips them; lr 0 makes that hold for any
                 # backend that materialises zero gradients (the scheduler resets lr right after).
                 for group in self.optimizer.param_groups:

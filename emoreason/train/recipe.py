@@ -9,14 +9,16 @@ data or model (``benchmarks/paper_scale.py``) runs the same steps with its parts
 
     recipe = TrainingRecipe(cfg, run_dir)      # validates the schedule, nothing heavy yet
     resume = recipe.resume_point("auto")       # which checkpoint, and is it this config's?
-    data = recipe.setup_data()                 # train (and validation) rows
-    model, processor = recipe.setup_model()    # seeded, so train.seed reproduces a run
+    data = recipe.setup_data()                 # train (and validation) rows; RUN_DIR/train_clips.json
+    model, processor = recipe.setup_model()    # seeded, so train.seed reproduces a run; train.init_from
     trainer = recipe.setup_trainer(model, processor, data)
     trainer.fit(resume=resume); trainer.save_final()
 """
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +40,7 @@ is observed or where it stops, not what it computes."""
 
 
 def schedule_of(cfg: Config) -> list[Phase]:
-    """The config's phases (joint or alternating); raises ConfigError for an impossible schedule."""
+    """The config's phases (joint, alternating, emotion_then_all); raises ConfigError for an impossible schedule."""
     t, m = cfg.train, cfg.model
     return build_schedule(
         t.schedule, t.epochs, t.switch_every, t.alternation_epochs, t.first_group, t.final_phase,
@@ -124,7 +126,9 @@ class TrainingRecipe:
 
     def setup_data(self) -> TrainData:
         """Training rows of ``data.train_split`` and, with ``data.eval_manifest``, validation rows
-        of ``data.eval_split`` (manifests validated up front; ``dummy:N`` generated first)."""
+        of ``data.eval_split`` (manifests validated up front; ``dummy:N`` generated first). Records
+        the content hash of every training clip in ``RUN_DIR/train_clips.json`` (the contamination
+        guard, ``emoreason.train.contamination``; cached, so a rerun decodes nothing)."""
         from emoreason.data.dataset import ManifestDataset
         from emoreason.data.dummy import resolve_manifest
 
@@ -138,6 +142,10 @@ class TrainingRecipe:
         if train.skipped_flagged:
             print(f"emoreason train: left out {train.skipped_flagged} row(s) whose teacher target failed its checks "
                   "(meta.teacher_check; data.skip_flagged_targets=false keeps them)", file=sys.stderr)
+        if int(os.environ.get("RANK", "0")) == 0:  # one process records; the others need no hashes
+            from emoreason.train.contamination import record_training_clips
+
+            record_training_clips([(e.id, e.audio) for e in train.examples], self.run_dir)
         validation = None
         if d.eval_manifest:  # an empty split is a UserError from ManifestDataset, naming the file
             validation = dataset(d.eval_manifest, d.eval_split)
@@ -152,7 +160,13 @@ class TrainingRecipe:
         from emoreason.model.builder import build_model
 
         set_seed(self.cfg.train.seed)
-        return build_model(self.cfg.model)
+        model, processor = build_model(self.cfg.model)
+        if self.cfg.train.init_from:  # also on resume: the checkpoint holds only what this run trains
+            from emoreason.train.warm_start import warm_start
+
+            loaded = warm_start(model, self.cfg.train.init_from)
+            print(f"emoreason train: warm start from {self.cfg.train.init_from} ({len(loaded)} tensors)", file=sys.stderr)
+        return model, processor
 
     def setup_trainer(self, model: Any, processor: Any, data: TrainData, collate_fn: Any = None) -> Any:
         """The :class:`~emoreason.train.loop.Trainer` for this run (``collate_fn`` None: the
@@ -161,11 +175,18 @@ class TrainingRecipe:
         from emoreason.model.builder import save_pretrained
         from emoreason.train.loop import Trainer
 
+        from emoreason.train.contamination import TRAIN_CLIPS_FILE
+
         collate_fn = collate_fn or Collator(processor, self.cfg.data.max_target_tokens)
-        model_cfg = self.cfg.model
+        model_cfg, clips = self.cfg.model, self.run_dir / TRAIN_CLIPS_FILE
+
+        def save_model(m: Any, directory: Path) -> None:
+            save_pretrained(m, model_cfg, directory)
+            if clips.is_file():  # the model carries what it was trained on: evaluation checks it
+                shutil.copyfile(clips, directory / TRAIN_CLIPS_FILE)
+
         trainer = Trainer(model, data.train, collate_fn, self.phases, self.cfg.train, self.run_dir, processor=processor,
-                          num_workers=self.cfg.data.num_workers, eval_dataset=data.validation,
-                          save_model=lambda m, directory: save_pretrained(m, model_cfg, directory))
+                          num_workers=self.cfg.data.num_workers, eval_dataset=data.validation, save_model=save_model)
         if trainer.acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")

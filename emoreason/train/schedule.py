@@ -10,7 +10,8 @@ sequence-fusion model); they are skipped.
 
 Paper (Alt x): alternate speech / emotion every x epochs until each side has seen 4 epochs of its
 own tasks, then one final epoch with all adapters + LoRA on all tasks. Joint: everything
-trainable on all tasks for every epoch.
+trainable on all tasks for every epoch. Emotion then all (section 6, Table 7): a warm-started
+model trains its emotion side on emotion tasks, then all adapters + LoRA on all tasks.
 """
 from __future__ import annotations
 
@@ -68,28 +69,35 @@ def build_schedule(
     ``epochs - alternation_epochs`` epochs (at least one) train all adapters + LoRA on all tasks;
     without it ``epochs`` must equal ``alternation_epochs``. Every task is thus seen ``epochs``
     times, as in joint training.
+
+    ``emotion_then_all`` (section 6, Table 7, for a warm-started model, ``train.init_from``): the
+    emotion side (its encoder if trainable, its adapter, LoRA) for ``alternation_epochs`` epochs of
+    emotion tasks, then the final phase as above; the speech side is never trained on its own.
     """
     trainable = {"speech": speech_encoder_trainable, "emotion": emotion_encoder_trainable}
     if kind == "joint":
         keys = tuple(k for k in PARAMETER_GROUPS if not k.endswith("_encoder") or trainable[k.split("_")[0]])
         return [Phase("joint", 0, epochs, None, keys)]
-    if kind != "alternating":
-        raise ConfigError(f"train.schedule={kind!r}: expected 'alternating' or 'joint'")
+    if kind not in ("alternating", "emotion_then_all"):
+        raise ConfigError(f"train.schedule={kind!r}: expected 'alternating', 'joint' or 'emotion_then_all'")
     if switch_every < 1 or alternation_epochs < 1:
         raise ConfigError("train.switch_every and train.alternation_epochs must be >= 1")
     needed = alternation_epochs + (1 if final_phase else 0)
     if (final_phase and epochs < needed) or (not final_phase and epochs != alternation_epochs):
         rule = f">= alternation_epochs + 1 = {needed}" if final_phase else f"== alternation_epochs = {alternation_epochs}"
         raise ConfigError(
-            f"train.epochs={epochs}: the alternating schedule needs epochs {rule} "
+            f"train.epochs={epochs}: the {kind} schedule needs epochs {rule} "
             f"(set train.epochs, train.alternation_epochs or train.final_phase)"
         )
+    phases: list[Phase] = []
+    start = 0
+    if kind == "emotion_then_all":
+        phases.append(Phase("emotion", 0, alternation_epochs, "emotion", side_keys("emotion", trainable["emotion"])))
+        start = alternation_epochs
     if first_group not in trainable:
         raise ConfigError(f"train.first_group={first_group!r}: expected 'speech' or 'emotion'")
     order = [first_group, "emotion" if first_group == "speech" else "speech"]
-    phases: list[Phase] = []
-    start = 0
-    for done in range(0, alternation_epochs, switch_every):
+    for done in range(0, alternation_epochs if kind == "alternating" else 0, switch_every):
         length = min(switch_every, alternation_epochs - done)
         for side in order:
             phases.append(Phase(side, start, start + length, side, side_keys(side, trainable[side])))

@@ -1,0 +1,133 @@
+"""Contamination guard: every training run records a content hash of each training clip, and an
+evaluation refuses (or drops) test clips the model was trained on.
+
+    record_training_clips([(row_id, audio_path), ...], run_dir)   # the recipe, in setup_data
+    kept, dropped = check_contamination(model_dir, rows, audio_paths, exclude=False)  # evaluation
+
+A clip's hash is the sha256 of its decoded samples (float32, 16 kHz mono, :func:`emoreason.audio.load_audio`),
+so the same recording under another id, file name or lossless container is caught; a re-encoded
+(lossy) or trimmed copy is not. Hashes are cached by (path, size, mtime) in
+``$EMOREASON_CACHE/clip_hashes.json``, so a rerun or a resumed run decodes nothing twice.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+
+from emoreason.audio import load_audio
+from emoreason.errors import UserError
+from emoreason.jsonl import atomic_write
+
+log = logging.getLogger("emoreason.train")
+
+TRAIN_CLIPS_FILE = "train_clips.json"
+"""In ``RUN_DIR`` and copied into every model directory the run writes (``final/``, ``best/``)."""
+HASH_KIND = "sha256 of float32 16 kHz mono samples (emoreason.audio.load_audio)"
+
+
+def default_cache_file() -> Path:
+    """``$EMOREASON_CACHE/clip_hashes.json`` or ``~/.cache/emoreason/clip_hashes.json``."""
+    return Path(os.environ.get("EMOREASON_CACHE") or Path.home() / ".cache" / "emoreason") / "clip_hashes.json"
+
+
+def clip_hash(path: str | Path) -> str:
+    """Content hash of one clip: sha256 of its decoded float32 16 kHz samples (uncached)."""
+    wave = np.ascontiguousarray(load_audio(path), dtype=np.float32)
+    return hashlib.sha256(wave.tobytes()).hexdigest()
+
+
+def hash_clips(paths: Iterable[str | Path], cache_file: str | Path | None = None) -> list[str]:
+    """:func:`clip_hash` of each path, reusing hashes cached under (resolved path, size, mtime)."""
+    cache_file = Path(cache_file) if cache_file is not None else default_cache_file()
+    try:
+        cache: dict[str, str] = json.loads(cache_file.read_text())
+    except (OSError, ValueError):  # absent or torn: start over, it is only a cache
+        cache = {}
+    out, added = [], 0
+    for path in paths:
+        path = Path(path).resolve()
+        stat = path.stat()
+        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+        if key not in cache:
+            cache[key] = clip_hash(path)
+            added += 1
+        out.append(cache[key])
+    if added:
+        cache_file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(cache_file, json.dumps(cache))  # concurrent writers: last one wins, nothing is torn
+    return out
+
+
+def record_training_clips(clips: Sequence[tuple[str, str | Path]], run_dir: str | Path,
+                          cache_file: str | Path | None = None) -> Path:
+    """Write ``RUN_DIR/train_clips.json``: the hash of every training clip ``(row id, audio path)``
+    (one entry per distinct audio file; the first row id that uses it)."""
+    seen: dict[str, str] = {}
+    for row_id, audio in clips:
+        seen.setdefault(str(Path(audio).resolve()), row_id)
+    paths = list(seen)
+    hashes = hash_clips(paths, cache_file)
+    record = {"hash": HASH_KIND, "clips": [{"id": seen[p], "audio": p, "sha256": h} for p, h in zip(paths, hashes)]}
+    target = Path(run_dir) / TRAIN_CLIPS_FILE
+    target.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(target, json.dumps(record, indent=0))
+    return target
+
+
+def load_training_hashes(model_dir: str | Path) -> set[str] | None:
+    """Hashes of the clips a model was trained on, from ``model_dir`` (a model directory or a run
+    directory, whose ``final/`` is tried next); None when the model has no record (packaged
+    weights, runs from before the record existed)."""
+    model_dir = Path(model_dir)
+    for directory in (model_dir, model_dir / "final"):
+        path = directory / TRAIN_CLIPS_FILE
+        if path.is_file():
+            return {c["sha256"] for c in json.loads(path.read_text())["clips"]}
+    return None
+
+
+def overlaps(hashes: set[str], clips: Mapping[str, str | Path], cache_file: str | Path | None = None) -> list[str]:
+    """Ids of ``clips`` (id -> audio path) whose audio is one of the training ``hashes``, in order."""
+    ids = list(clips)
+    return [i for i, h in zip(ids, hash_clips([clips[i] for i in ids], cache_file)) if h in hashes]
+
+
+def _row_id(row: Any) -> str:
+    return str(row["id"] if isinstance(row, Mapping) else row.id)
+
+
+def check_contamination(model_dir: str | Path, manifest_rows: Sequence[Any], audio_paths: Sequence[str | Path],
+                        exclude: bool, cache_file: str | Path | None = None) -> tuple[list[Any], list[str]]:
+    """Evaluation rows whose audio the model was not trained on.
+
+    Args:
+        model_dir: the model (or run) directory being evaluated.
+        manifest_rows: rows with an ``id`` (``ManifestRow`` or dicts), in evaluation order.
+        audio_paths: each row's audio file (same order).
+        exclude: drop overlapping rows instead of refusing.
+
+    Returns:
+        (rows kept, ids of overlapping rows). Without a training record every row is kept.
+
+    Raises:
+        UserError: some rows overlap the training clips and ``exclude`` is False (names a few).
+    """
+    if len(manifest_rows) != len(audio_paths):
+        raise ValueError(f"{len(manifest_rows)} rows but {len(audio_paths)} audio paths")
+    hashes = load_training_hashes(model_dir)
+    if hashes is None:
+        log.warning("%s has no %s: cannot check the evaluation clips against its training data", model_dir, TRAIN_CLIPS_FILE)
+        return list(manifest_rows), []
+    trained = [h in hashes for h in hash_clips(audio_paths, cache_file)]
+    bad = [_row_id(r) for r, t in zip(manifest_rows, trained) if t]
+    if bad and not exclude:
+        raise UserError(f"{len(bad)} evaluation clip(s) have the same audio as clips {model_dir} was trained on "
+                        f"({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}): evaluate on held-out clips, "
+                        "or exclude them")
+    return [r for r, t in zip(manifest_rows, trained) if not t], bad
