@@ -67,3 +67,37 @@ def test_hash_is_of_the_decoded_audio_and_cached(corpus, tmp_path):
 def test_models_without_a_record_are_not_checked(tmp_path):
     rows = [{"id": "a"}]
     assert check_contamination(tmp_path, rows, ["/nonexistent.wav"], exclude=False) == (rows, [])
+
+
+def test_eval_run_refuses_test_clips_the_model_was_trained_on(tmp_path, capsys):
+    """`eval run --model` checks every clip against the run's train_clips.json: a test clip whose
+    audio is a training clip (renamed, under another id) stops the run, naming it; with
+    --exclude-training-clips it is left out and the rest is evaluated. Fails without the guard."""
+    import json
+
+    import numpy as np
+    import soundfile as sf
+
+    from emoreason.cli import main
+    from emoreason.testing.tiny import save_tiny_run
+    from emoreason.train.contamination import record_training_clips
+
+    run = save_tiny_run(tmp_path / "run")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rng = np.random.default_rng(0)
+    for name in ("trained", "fresh"):
+        sf.write(corpus / f"{name}.wav", (0.1 * rng.standard_normal(16000)).astype(np.float32), 16000)
+    (corpus / "leaked.wav").write_bytes((corpus / "trained.wav").read_bytes())  # same audio, new name
+    record_training_clips([("train/1", corpus / "trained.wav")], run / "final", cache_file=tmp_path / "h.json")
+    rows = [{"id": "test/leaked", "audio": "leaked.wav", "task": "emotion", "label": "sad", "split": "test"},
+            {"id": "test/fresh", "audio": "fresh.wav", "task": "emotion", "label": "happy", "split": "test"}]
+    manifest = corpus / "test.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    argv = ["eval", "run", "--model", str(run), "--manifest", str(manifest), "--max-new-tokens", "2", "--bootstrap", "10"]
+    assert main(argv + ["--out", str(tmp_path / "refused")]) == 1
+    err = capsys.readouterr().err
+    assert "test/leaked" in err and "trained on" in err and len(err.strip().splitlines()) == 1
+    assert main(argv + ["--out", str(tmp_path / "kept"), "--exclude-training-clips"]) == 0
+    preds = [json.loads(line) for line in (tmp_path / "kept" / "predictions.jsonl").read_text().splitlines()]
+    assert [p["id"] for p in preds] == ["test/fresh"]

@@ -87,7 +87,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit,
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
-                          instructions=args.instructions)
+                          instructions=args.instructions, exclude_training_clips=args.exclude_training_clips)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade or --classifier CHECKPOINT_DIR")
     metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
@@ -142,6 +142,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="text step of the cascade: 'offline' (lexical rule) or an OpenAI-compatible base URL")
     r.add_argument("--cascade-model", default=None, help="model name for --cascade-llm (default: first listed)")
     r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment / sqa / asr rows and audio")
+    r.add_argument("--exclude-training-clips", action="store_true",
+                   help="--model: leave out test clips whose audio the model was trained on (default: refuse to "
+                        "evaluate and name them; the run's train_clips.json records its training audio)")
     r.add_argument("--instructions", choices=["dataset", "pool"], default="dataset",
                    help="instruction given to the model: 'dataset' (the dataset's own, as AudioBench evaluates; "
                         "the default) or 'pool' (our training pool's questions, chosen by --seed and row id)")

@@ -106,20 +106,26 @@ def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_si
 
 def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
                       limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128,
-                      instructions: str = "dataset", engine: Any = None) -> Path:
+                      instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
     sentiment its free-text ``explanation`` (what an LLM judge reads; the forced-choice ``label``
     and its ``scores`` are kept as ``model_label`` / ``model_scores``). ``instructions``: see
     :func:`instruction_of`. ``engine``: an already loaded engine (default: ``Engine.load(run_dir)``).
+    Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
+    a UserError naming them, or left out with ``exclude_training_clips``.
     """
     from tqdm import tqdm
 
     from emoreason.data.manifest import resolve_audio
 
+    from emoreason.train.contamination import check_contamination
+
     rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
+    rows, _ = check_contamination(run_dir, rows, [resolve_audio(r, manifest) for r in rows], exclude=exclude_training_clips,
+                                  cache_file=out_path.with_name("clip_hashes.json"))
     out = ResumableJsonl(out_path)
     todo = [r for r in rows if r.id not in out]
     if engine is None and todo:

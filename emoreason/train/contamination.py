@@ -20,7 +20,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from emoreason.audio import load_audio
+from emoreason.audio import AudioError, load_audio
 from emoreason.errors import UserError
 from emoreason.jsonl import atomic_write
 
@@ -42,8 +42,11 @@ def clip_hash(path: str | Path) -> str:
     return hashlib.sha256(wave.tobytes()).hexdigest()
 
 
-def hash_clips(paths: Iterable[str | Path], cache_file: str | Path | None = None) -> list[str]:
-    """:func:`clip_hash` of each path, reusing hashes cached under (resolved path, size, mtime)."""
+def hash_clips(paths: Iterable[str | Path], cache_file: str | Path | None = None, unreadable_ok: bool = False) -> list[str]:
+    """:func:`clip_hash` of each path, reusing hashes cached under (resolved path, size, mtime).
+
+    ``unreadable_ok``: a missing or undecodable file gets ``""`` (evaluation reports it per row
+    later) instead of raising."""
     cache_file = Path(cache_file) if cache_file is not None else default_cache_file()
     try:
         cache: dict[str, str] = json.loads(cache_file.read_text())
@@ -52,11 +55,17 @@ def hash_clips(paths: Iterable[str | Path], cache_file: str | Path | None = None
     out, added = [], 0
     for path in paths:
         path = Path(path).resolve()
-        stat = path.stat()
-        key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
-        if key not in cache:
-            cache[key] = clip_hash(path)
-            added += 1
+        try:
+            stat = path.stat()
+            key = f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
+            if key not in cache:
+                cache[key] = clip_hash(path)
+                added += 1
+        except (OSError, AudioError):
+            if not unreadable_ok:
+                raise
+            out.append("")
+            continue
         out.append(cache[key])
     if added:
         cache_file.parent.mkdir(parents=True, exist_ok=True)
@@ -124,7 +133,7 @@ def check_contamination(model_dir: str | Path, manifest_rows: Sequence[Any], aud
     if hashes is None:
         log.warning("%s has no %s: cannot check the evaluation clips against its training data", model_dir, TRAIN_CLIPS_FILE)
         return list(manifest_rows), []
-    trained = [h in hashes for h in hash_clips(audio_paths, cache_file)]
+    trained = [bool(h) and h in hashes for h in hash_clips(audio_paths, cache_file, unreadable_ok=True)]
     bad = [_row_id(r) for r, t in zip(manifest_rows, trained) if t]
     if bad and not exclude:
         raise UserError(f"{len(bad)} evaluation clip(s) have the same audio as clips {model_dir} was trained on "
