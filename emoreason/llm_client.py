@@ -90,6 +90,14 @@ def describe(e: Exception) -> str:
     return shorten(str(e).strip() or e.__class__.__name__, 80)
 
 
+def describe_failure(e: EndpointError) -> str:
+    """A failed request in a few words for a one-line message: how many tries and the last
+    failure, or the HTTP status with the server's words."""
+    if isinstance(e, RetriesExhausted):
+        return f"{len(e.failures)} tries: {e.failures[-1]}"
+    return f"HTTP {e.status}: {shorten(e.body)}" if e.body else e.detail
+
+
 def request_hash(body: dict) -> str:
     """Cache key of a request body (model, messages, sampling): sha256 of its canonical JSON. The
     host is not part of it, so the same model behind another URL reuses the cache."""
@@ -156,13 +164,16 @@ class ChatClient:
 
         return await self.send("GET", f"{self.base_url}/models", None, decode, retries=retries, timeout=timeout)
 
-    async def chat(self, body: dict, *, need_answer: bool = True) -> str:
+    async def chat(self, body: dict, *, need_answer: bool = True, allow_empty: bool = False) -> str:
         """The assistant's text for a chat-completions ``body``.
 
         ``need_answer``: the reply must carry text once ``<think>...</think>`` blocks are removed,
         and a reply that does not (malformed JSON, no choices, empty content) is retried; the text
         returned is the cleaned one. Off, such a reply returns ``""`` (raw content otherwise) and
         the caller decides what it means (the judge scores it as a parse failure).
+        ``allow_empty`` (with ``need_answer``): a well-formed completion whose cleaned content is
+        empty returns ``""`` instead of being retried (a model under evaluation that says nothing
+        at temperature 0 says nothing again; its empty answer is what gets scored).
         """
         def decode(r: httpx.Response) -> str:
             try:
@@ -176,7 +187,7 @@ class ChatClient:
             if not need_answer:
                 return content or ""
             content = _THINK_RE.sub("", content or "").strip()
-            if not content:
+            if not content and not allow_empty:
                 raise _Retry("empty content")
             return content
 

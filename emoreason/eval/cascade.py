@@ -27,7 +27,7 @@ from emoreason.text.quotes import CUE_WORDS
 from emoreason.eval.run import emotion_rows
 from emoreason.jsonl import ResumableJsonl
 from emoreason.labels import IEMOCAP, SENTIMENT, SYNONYMS, sentiment_of
-from emoreason.llm_client import ChatClient, EndpointError, RetriesExhausted, chat_body, shorten
+from emoreason.llm_client import ChatClient, EndpointError, chat_body, describe_failure
 
 LLM_TIMEOUT_S = 120.0
 """Per request to the cascade's text LLM (a long explanation on a busy server can take a while)."""
@@ -130,14 +130,9 @@ async def _run(asr, manifest: str | Path, todo: list, out_path: Path, llm: str, 
                     written += 1
                     bar.update(1)
     except EndpointError as e:
-        raise UserError(f"cascade LLM {llm} failed ({_describe_failure(e)}); {written} new rows were kept in "
+        raise UserError(f"cascade LLM {llm} failed ({describe_failure(e)}); {written} new rows were kept in "
                         f"{out_path}, rerun the same command to resume") from None
     finally:
         if client is not None:
             await client.aclose()
 
-
-def _describe_failure(e: EndpointError) -> str:
-    if isinstance(e, RetriesExhausted):
-        return f"{len(e.failures)} tries: {e.failures[-1]}"
-    return f"HTTP {e.status}: {shorten(e.body)}" if e.body else e.detail

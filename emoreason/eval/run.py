@@ -1,5 +1,7 @@
-"""`eval run`: generate predictions for a manifest with our model (inference Engine) or the
-cascade baseline, into DIR/predictions.jsonl (appended per row, resumable), then score them.
+"""`eval run`: generate predictions for a manifest with our model (inference Engine) into
+DIR/predictions.jsonl (appended per row, resumable), then score them. The rows, instructions and
+references defined here are shared by the other generators: the cascade, the classifier and an
+outside audio LLM behind an endpoint (``eval/endpoint.py``).
 
 Every task of the paper is evaluated: emotion / sentiment (the engine's explanation, judged
 against the dataset's answer sentence), sqa (the engine's answer, judged against the reference
@@ -76,20 +78,28 @@ def reference_of(row) -> str:
     return row.label
 
 
+def prediction_row(row, prediction: str, instruction: str, model: str) -> dict[str, Any]:
+    """One predictions.jsonl row, the fields every generator of the paper's tasks writes: the
+    prediction text, the row's reference, the question the judge reads (the bare question for sqa:
+    the pool's template around it is not the dataset's) and, for emotion / sentiment, the gold
+    label and the transcript (for quote scores)."""
+    out: dict[str, Any] = {"id": row.id, "task": row.task, "source": row.source, "reference": reference_of(row),
+                           "question": instruction, "model": model, "prediction": prediction}
+    if row.task == "sqa":
+        out["question"] = row.meta.get("question") or instruction
+    elif row.task in ("emotion", "sentiment"):
+        out.update(label=row.label, transcript=row.transcript)
+    return out
+
+
 def _prediction_row(row, data: dict[str, Any], instruction: str, model: str) -> dict[str, Any]:
     """One predictions.jsonl row from an engine result (``AnalysisResult.to_dict()``)."""
-    out: dict[str, Any] = {"id": row.id, "task": row.task, "source": row.source, "reference": reference_of(row),
-                           "question": instruction, "model": model}
     if row.task == "asr":
-        out["prediction"] = (data.get("transcript") or {}).get("text") or ""
-    elif row.task == "sqa":
-        out["prediction"] = data.get("answer") or ""
-        # the judge reads the bare question; the pool's template around it is not the dataset's
-        out["question"] = row.meta.get("question") or instruction
-    else:
-        out["prediction"] = data.get("explanation") or f"The speaker sounds {data.get('label')}."
-        out.update(label=row.label, transcript=row.transcript, model_label=data.get("label"),
-                   model_scores=data.get("scores"))
+        return prediction_row(row, (data.get("transcript") or {}).get("text") or "", instruction, model)
+    if row.task == "sqa":
+        return prediction_row(row, data.get("answer") or "", instruction, model)
+    out = prediction_row(row, data.get("explanation") or f"The speaker sounds {data.get('label')}.", instruction, model)
+    out.update(model_label=data.get("label"), model_scores=data.get("scores"))
     return out
 
 

@@ -12,16 +12,29 @@ the second hangs past the client's timeout, the third is answered normally. Mode
 ``empty`` (empty content), ``badquote`` (quotes words not in the transcript), ``wronglabel``,
 ``slow`` (answers after ``slow_s``).
 
+Audio chat (an audio LLM under evaluation): a user turn whose content is a list of parts, ``text``
+and ``input_audio`` (``{"data": base64, "format": "wav"}``) as OpenAI and vLLM take them. The text
+parts are the prompt (faults match it); every audio part must decode to a wav file, else the
+request gets a 400 like a real server's; the decoded clips are kept in ``audio`` as
+``(sample rate, samples)`` (float32, (T,) mono or (T, C)). ``audio_answer(prompt, sr, wave)``
+writes the reply (default: the teacher-like answer to the prompt).
+
     python -m emoreason.testing.fakeserver --port 8123 --delay 0.05   # prints READY <url>
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import binascii
+import io
 import json
 import re
 import threading
 from collections import defaultdict
+from typing import Callable
+
+import numpy as np
 
 _TRANSCRIPT_RE = re.compile(r'^Transcript: "(.*)"\s*$', re.M)
 _LABEL_RE = re.compile(r"^(?:Emotion|Sentiment) label: (\S+)\s*$", re.M)
@@ -43,15 +56,44 @@ def default_answer(prompt: str, fault: str | None = None) -> str:
     return f'The speaker is {label}. When they say "{quote}", the wording shows it.'
 
 
+AudioAnswer = Callable[[str, int, np.ndarray], str]
+"""(prompt text, sample rate, samples) -> reply text, for chat turns that carry audio."""
+
+
+def split_content(content: str | list) -> tuple[str, list[dict]]:
+    """A user turn's content -> (its text, its ``input_audio`` objects). A plain string is all text."""
+    if isinstance(content, str):
+        return content, []
+    text = "\n".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return text, [p.get("input_audio") or {} for p in content if p.get("type") == "input_audio"]
+
+
+def decode_wav(part: dict) -> tuple[int, np.ndarray]:
+    """An ``input_audio`` object -> (sample rate, float32 samples); ValueError saying what is wrong."""
+    import soundfile as sf
+
+    if part.get("format") != "wav":
+        raise ValueError(f"input_audio format {part.get('format')!r} is not 'wav'")
+    try:
+        blob = base64.b64decode(part.get("data") or "", validate=True)
+        data, sr = sf.read(io.BytesIO(blob), dtype="float32")
+    except (binascii.Error, ValueError, RuntimeError, TypeError) as e:
+        raise ValueError(f"input_audio data is not base64 of a wav file ({e})") from None
+    return sr, data
+
+
 class FakeTeacherServer:
-    """The server; ``requests`` counts chat requests, ``bodies`` keeps their JSON bodies."""
+    """The server; ``requests`` counts chat requests, ``bodies`` keeps their JSON bodies, ``audio``
+    the clips decoded from ``input_audio`` parts, in arrival order."""
 
     def __init__(self, delay_s: float = 0.0, faults: dict[str, list[str]] | None = None, hang_s: float = 3.0,
-                 slow_s: float = 0.3, model: str = "fake-teacher") -> None:
+                 slow_s: float = 0.3, model: str = "fake-teacher", audio_answer: AudioAnswer | None = None) -> None:
         self.delay_s, self.hang_s, self.slow_s, self.model = delay_s, hang_s, slow_s, model
         self.faults: dict[str, list[str]] = defaultdict(list, {k: list(v) for k, v in (faults or {}).items()})
+        self.audio_answer = audio_answer
         self.requests = 0
         self.bodies: list[dict] = []
+        self.audio: list[tuple[int, np.ndarray]] = []
         self._server: asyncio.base_events.Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -138,7 +180,12 @@ class FakeTeacherServer:
         self.requests += 1
         req = json.loads(body)
         self.bodies.append(req)
-        prompt = req["messages"][-1]["content"]
+        prompt, parts = split_content(req["messages"][-1]["content"])
+        try:
+            clips = [decode_wav(part) for part in parts]
+        except ValueError as e:
+            return 400, {"error": {"message": str(e)}}
+        self.audio.extend(clips)
         fault = next((modes.pop(0) for key, modes in self.faults.items() if modes and key in prompt), None)
         if self.delay_s:
             await asyncio.sleep(self.delay_s)
@@ -152,7 +199,12 @@ class FakeTeacherServer:
             return None, None
         if fault == "nonjson":
             return 200, b"<html>502 Bad Gateway</html>"
-        content = "" if fault == "empty" else default_answer(prompt, fault)
+        if fault == "empty":
+            content = ""
+        elif clips and self.audio_answer is not None:
+            content = self.audio_answer(prompt, *clips[0])
+        else:
+            content = default_answer(prompt, fault)
         return 200, {
             "id": f"cmpl-{self.requests}", "object": "chat.completion", "model": req.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
