@@ -18,6 +18,7 @@
     cascade.py      ASR -> text answer baseline (paper Table 5)
     asr_whisper.py  the cascade's ASR: any Whisper through transformers, batched, 30 s windows
     classifier.py   emotion2vec+ head baseline (paper Table 6)
+    endpoint.py     another audio LLM behind an OpenAI-compatible endpoint (input_audio parts)
     cli.py          `emoreason eval score | run | compare`
 See docs/evaluation.md.
 """

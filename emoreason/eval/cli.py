@@ -73,7 +73,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     preds = out / "predictions.jsonl"
     if args.overwrite:
         preds.unlink(missing_ok=True)
-    if args.cascade:
+    chosen = [flag for flag, value in (("--model", args.model), ("--cascade", args.cascade),
+                                       ("--classifier", args.classifier), ("--endpoint", args.endpoint)) if value]
+    if len(chosen) > 1:
+        raise UserError(f"eval run takes one of --model, --cascade, --classifier, --endpoint (got {', '.join(chosen)})")
+    if args.endpoint:
+        from emoreason.eval.endpoint import endpoint_predictions
+
+        endpoint_predictions(args.endpoint, args.manifest, preds, model=args.endpoint_model, task=args.task,
+                             limit=args.limit, seed=args.seed, max_tokens=args.max_new_tokens,
+                             instructions=args.instructions, concurrency=args.endpoint_concurrency,
+                             api_key=args.endpoint_key)
+    elif args.cascade:
         from emoreason.eval.cascade import cascade_predictions
 
         cascade_predictions(args.manifest, preds, llm=args.cascade_llm, llm_model=args.cascade_model,
@@ -89,7 +100,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips)
     else:
-        raise UserError("eval run needs --model RUN_DIR, --cascade or --classifier CHECKPOINT_DIR")
+        raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
                          bootstrap=args.bootstrap, overwrite=args.overwrite)
     _print_summary(metrics, out)
@@ -123,13 +134,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     _add_judge_options(s)
     s.set_defaults(func=cmd_score)
 
-    r = sub.add_parser("run", help="generate predictions for a manifest (our model, the cascade or a classifier), then score",
-                       description="Generate answers for the rows of a manifest with a trained run (--model: "
-                                   "emotion, sentiment, sqa and asr rows), the ASR -> text LLM cascade baseline "
-                                   "(--cascade) or an emotion2vec+ classifier (--classifier), both on emotion / "
-                                   "sentiment rows; write DIR/predictions.jsonl, then score it like `eval score` "
-                                   "(asr by corpus WER).")
+    r = sub.add_parser("run", help="generate predictions for a manifest (our model, another audio LLM, the cascade "
+                                   "or a classifier), then score",
+                       description="Generate answers for the rows of a manifest with a trained run (--model) or "
+                                   "another audio LLM behind an OpenAI-compatible endpoint (--endpoint), both on "
+                                   "emotion, sentiment, sqa and asr rows with the same instructions; the ASR -> "
+                                   "text LLM cascade baseline (--cascade) or an emotion2vec+ classifier "
+                                   "(--classifier), both on emotion / sentiment rows; write DIR/predictions.jsonl, "
+                                   "then score it like `eval score` (asr by corpus WER).")
     r.add_argument("--model", help="run directory or its final/ directory (loaded by the inference engine)")
+    r.add_argument("--endpoint", default=None, metavar="URL",
+                   help="base URL of an OpenAI-compatible chat endpoint serving an audio LLM that takes input_audio "
+                        "parts (e.g. vLLM serving Qwen2-Audio: http://127.0.0.1:8000/v1); each clip is sent as "
+                        "16 kHz mono wav with the row's instruction")
+    r.add_argument("--endpoint-model", default=None, metavar="NAME",
+                   help="model name to request from --endpoint (default: the first one it lists)")
+    r.add_argument("--endpoint-key", default="EMPTY", help="API key sent to --endpoint (default: EMPTY)")
+    r.add_argument("--endpoint-concurrency", type=int, default=4,
+                   help="--endpoint requests in flight at once (default 4)")
     r.add_argument("--cascade", action="store_true",
                    help="cascade baseline (paper Table 5): Whisper transcript (--cascade-asr) -> text answer")
     r.add_argument("--cascade-asr", default="packaged:whisper-tiny.en",
@@ -151,7 +173,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="output directory (rerun with the same directory to resume)")
     r.add_argument("--limit", type=int, default=None, help="only the first N rows (smoke tests)")
     r.add_argument("--batch-size", type=int, default=8, help="clips per engine call (default 8)")
-    r.add_argument("--max-new-tokens", type=int, default=128, help="length of the generated explanation (default 128)")
+    r.add_argument("--max-new-tokens", type=int, default=128,
+                   help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)
     r.set_defaults(func=cmd_run)
 
