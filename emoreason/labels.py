@@ -103,9 +103,10 @@ def merged_label(label: str) -> str:
     return NEAR_SYNONYMS.get(label, label)
 
 
-# Every emotion / sentiment training target starts with this sentence (label-only targets are just
-# the sentence; reasoning targets continue after it). The inference engine scores exactly these
-# sentences for its forced choice, so training and scoring agree on where the label is.
+# By default every emotion / sentiment training target starts with this sentence (label-only targets
+# are just the sentence; reasoning targets continue after it). The inference engine scores exactly
+# these sentences for its forced choice, so training and scoring agree on where the label is.
+# Paper-faithful data (``data teach --no-label-prefix``, corpus answer sentences) trades that away.
 LABEL_SENTENCES: dict[str, str] = {
     "emotion": "The speaker sounds {label}.",
     "sentiment": "The speaker's sentiment is {label}.",

@@ -55,6 +55,7 @@ def test_audiobench_emotion_labels_from_answers_and_bad_records(tmp_path):
     assert [r.label for r in rows] == ["angry", "happy", "frustrated"]
     assert all(r.task == "emotion" and r.split == "test" and r.duration == pytest.approx(0.5) for r in rows)
     assert rows[0].target == "The speaker's tone sounds anger."  # the corpus answer is kept as target
+    assert rows[0].meta["corpus_answer"] == "The speaker's tone sounds anger."  # and in meta, for data teach --style label
     assert rows[0].meta["corpus_instruction"] == "What emotion?"
     assert {x.where for x in s.skipped} == {"record 3", "record 4"}
     assert "no emotion label" in s.skipped[0].reason and "not a readable audio" in s.skipped[1].reason
@@ -231,6 +232,55 @@ def test_iemocap_speaker_and_session_disjoint(tmp_path):
                                         test_sessions=[2]).manifest)
     assert {r.meta["session"] for r in rows if r.split == "test"} == {"Session2"}
     assert {r.meta["session"] for r in rows if r.split == "train"} == {"Session1"}
+
+
+def test_iemocap_exclude_manifest_by_audio_hash_and_utterance_id(tmp_path, monkeypatch):
+    """AudioBench's test clips (imported by our audiobench importer) are left out of a raw import."""
+    datasets = pytest.importorskip("datasets")
+    from emoreason.data.importers.audiobench import import_audiobench
+    from emoreason.data.importers.iemocap import import_iemocap
+
+    monkeypatch.setenv("EMOREASON_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "IEMOCAP"
+    expected = make_iemocap(root)
+    wavs = {p.stem: p for p in sorted(root.glob("Session*/sentences/wav/*/*.wav"))}
+    for i, path in enumerate(wavs.values()):  # the fixture repeats tones across dialogs: make every clip distinct
+        sf.write(path, tone(110 + 13 * i, 0.4), SR)
+
+    def flac(path: Path) -> bytes:  # the same samples in another lossless container
+        buf = io.BytesIO()
+        sf.write(buf, sf.read(path, dtype="int16")[0], SR, format="FLAC")
+        return buf.getvalue()
+
+    # AudioBench-style test set: two IEMOCAP clips (wav bytes as shipped, and re-encoded as FLAC), one
+    # clip named only by its utterance id in other_attributes (audio differs), one clip IEMOCAP lacks
+    contexts = [wavs["Ses01F_impro01_F000"].read_bytes(), flac(wavs["Ses02F_script01_M001"]), wav_bytes(900), wav_bytes(950)]
+    others = [{"file": ""}, {"file": ""}, {"file": "Ses01F_script01_F002.wav"}, {"file": "elsewhere.wav"}]
+    string = datasets.Value("string")
+    feats = datasets.Features({"context": {"bytes": datasets.Value("binary"), "path": string}, "instruction": string,
+                               "answer": string, "other_attributes": {"file": string}})
+    ds = datasets.Dataset.from_dict({
+        "context": [{"bytes": b, "path": None} for b in contexts], "instruction": ["What emotion?"] * 4,
+        "answer": ["The speaker's emotion is neutral.", "Anger.", "The emotion is anger.", "Sad."],
+        "other_attributes": others}, features=feats)
+    ds.save_to_disk(str(tmp_path / "iemocap_emotion_test"))
+    ab = import_audiobench(str(tmp_path / "iemocap_emotion_test"), tmp_path / "ab")
+
+    s = import_iemocap(root, tmp_path / "out", exclude_manifest=ab.manifest)
+    rows = read_manifest(s.manifest)
+    gone = {"Ses01F_impro01_F000", "Ses02F_script01_M001", "Ses01F_script01_F002"}
+    assert {r.id.split("/")[1] for r in rows} == set(expected) - gone
+    assert {r.task for r in rows} == {"emotion"}  # the paper's task only, by default
+    assert s.excluded == {"audio hash": 2, "utterance id": 1}
+    assert not any((tmp_path / "out" / "wavs" / f"{turn}.wav").exists() for turn in gone)
+    text = s.text()
+    assert "excluded 3 utterance(s) listed in the exclude manifest (2 by audio hash, 1 by utterance id)" in text
+    assert "3 of 4 clips found in this import; 1 not found" in text
+    # excluded clips take no split places: 12 utterances, random 90/10 -> round(1.2) = 1 test
+    assert sum(r.split == "test" for r in rows) == 1
+
+    with pytest.raises(UserError, match="exclude-manifest .*no such file"):
+        import_iemocap(root, tmp_path / "out2", exclude_manifest=tmp_path / "missing.jsonl")
 
 
 # ------------------------------------------------------------------------------------ generic

@@ -44,6 +44,7 @@ def _run_iemocap(args: argparse.Namespace) -> int:
     return _print(import_iemocap(
         args.root, args.out, tasks=args.tasks, split_by=args.split_by, test_fraction=args.test_fraction,
         dev_fraction=args.dev_fraction, test_sessions=sessions, xxx=args.xxx, seed=args.seed,
+        exclude_manifest=args.exclude_manifest,
     ))
 
 
@@ -106,8 +107,9 @@ def _register_import(sub: argparse._SubParsersAction) -> None:
     iem = fmt.add_parser("iemocap", help="IEMOCAP release tree (Session1..5)",
                          description="IEMOCAP release layout: Session*/dialog/EmoEvaluation, transcriptions, sentences/wav.")
     iem.add_argument("root", help="folder holding Session1 .. Session5")
-    _common(iem, "comma list among emotion, sentiment, asr (default emotion,sentiment)")
-    iem.set_defaults(tasks="emotion,sentiment")
+    _common(iem, "comma list among emotion, sentiment, asr (default emotion, as the paper; sentiment rows are "
+                 "derived from the emotion label, an extra)")
+    iem.set_defaults(tasks="emotion")
     iem.add_argument("--split-by", choices=["random", "speaker", "session"], default="random",
                      help="random: AudioBench-like seeded 90/10 over utterances; speaker / session: disjoint held-out groups")
     iem.add_argument("--test-fraction", type=float, default=0.1, help="held-out test share of utterances or speakers (default 0.1)")
@@ -115,6 +117,9 @@ def _register_import(sub: argparse._SubParsersAction) -> None:
     iem.add_argument("--test-sessions", default="5", help="--split-by session: comma list of test sessions (default 5)")
     iem.add_argument("--xxx", choices=["vote", "drop", "other"], default="vote",
                      help="turns without a majority label: vote = most frequent annotator category (default), drop, or other")
+    iem.add_argument("--exclude-manifest", default=None, metavar="PATH",
+                     help="leave out utterances of this manifest (e.g. AudioBench's IEMOCAP test set imported with "
+                     "'data import audiobench'): same utterance id, or same decoded audio (content hash); counted in the summary")
     iem.set_defaults(func=_run_iemocap)
 
     gen = fmt.add_parser("generic", aliases=["csv", "jsonl"], help="any CSV/TSV/JSONL with a column mapping",

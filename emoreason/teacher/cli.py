@@ -4,6 +4,13 @@ from __future__ import annotations
 import argparse
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """Shows defaults, except ``None`` ones: their help says what happens without the option."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        return action.help if action.default is None else super()._get_help_string(action)
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "teach",
@@ -12,10 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "For every emotion / sentiment row, ask a teacher for an explanation of the gold label "
             "(transcript + label + versioned prompt), check it (label stated, quotes in the transcript), "
             "and write a QA training row: a sampled question as 'instruction', label sentence + explanation "
-            "as 'target'. Other rows pass through. Append-only and resumable: rerun the same command to "
-            "continue after an interruption."
+            "as 'target' (--no-label-prefix: the explanation alone, as in the paper). Other rows pass through. "
+            "Append-only and resumable: rerun the same command to continue after an interruption. "
+            "Paper-faithful targets: --no-label-prefix for summary/detailed, --label-targets corpus for label, "
+            "no --cues (docs/teacher.md)."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        formatter_class=_HelpFormatter,
     )
     p.add_argument("--manifest", required=True, help="input manifest (JSONL)")
     p.add_argument("--out", required=True, help="output manifest (JSONL); rows already in it are skipped")
@@ -29,6 +38,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--style", default="detailed", choices=["summary", "detailed", "label"],
                    help="summary: interpretive reasoning; detailed: evidence quoting the transcript; label: label-only baseline")
+    p.add_argument("--label-targets", choices=["corpus", "template"], default=None,
+                   help="--style label only: corpus = the corpus' own answer sentence where the row has one "
+                   "(meta.corpus_answer, e.g. AudioBench's), else the label sentence (default, as the paper's baseline); "
+                   "template = always the label sentence 'The speaker sounds X.'")
+    p.add_argument("--label-prefix", action=argparse.BooleanOptionalAction, default=None,
+                   help="--style summary/detailed only: start each target with the label sentence (default: on, "
+                   "inference scores that sentence as its forced choice); --no-label-prefix = the explanation "
+                   "alone, as the paper's targets")
     p.add_argument("--model", default=None, help="model name sent to the server (default: the first one GET /models lists)")
     p.add_argument("--concurrency", type=int, default=32, help="requests in flight at once (local teachers: the generation batch size)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds per HTTP request before it is retried")
@@ -39,7 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--max-tokens", type=int, default=300, help="longest teacher answer, in tokens")
     p.add_argument("--cues", action="store_true",
                    help="measure pitch, loudness, speaking rate and pauses from the audio (relative to the speaker's "
-                   "other clips where there are >= 3) and give them to the teacher to cite")
+                   "other clips where there are >= 3) and give them to the teacher to cite (our extra: the paper's "
+                   "teacher sees transcript + label only)")
     p.add_argument("--limit", type=int, default=None, help="only the first N manifest rows (for a trial run)")
     p.add_argument("--cache", default=None, help="answer cache (JSONL keyed by request hash); default OUT.cache.jsonl")
     p.add_argument("--seed", type=int, default=0, help="seed of the question sampled for rows without an instruction")
@@ -60,12 +78,18 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("--retries and --check-retries must be >= 0")
     if args.timeout <= 0:
         raise UserError(f"--timeout must be > 0, got {args.timeout}")
+    # an option the chosen style ignores is refused: a run must not look paper-faithful when it is not
+    if args.label_targets is not None and args.style != "label":
+        raise UserError(f"--label-targets applies to --style label only (got --style {args.style})")
+    if args.label_prefix is not None and args.style == "label":
+        raise UserError("--label-prefix / --no-label-prefix apply to --style summary / detailed only")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request drowns the progress bar
     teacher = make_teacher(args.teacher, model=args.model, timeout=args.timeout, retries=args.retries,
                            concurrency=args.concurrency, max_tokens=args.max_tokens)
     summary = teach(args.manifest, args.out, teacher, style=args.style, cues=args.cues, concurrency=args.concurrency,
                     check_retries=args.check_retries, limit=args.limit, cache_path=args.cache, seed=args.seed,
-                    progress=not args.no_progress)
+                    progress=not args.no_progress, label_targets=args.label_targets or "corpus",
+                    label_prefix=True if args.label_prefix is None else args.label_prefix)
     print(f"teach: {summary.format()} -> {args.out}", file=sys.stderr)
     if summary.errors:
         print(f"teach: {summary.errors} rows failed (see the warnings above); rerun the same command to retry them", file=sys.stderr)

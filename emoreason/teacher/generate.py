@@ -27,7 +27,7 @@ from emoreason.jsonl import ResumableJsonl, run_bounded
 from emoreason.llm_client import ResponseCache
 from emoreason.teacher.base import Teacher, TeachRequest, TeacherError, TeacherUnavailable
 from emoreason.teacher.checks import CheckResult, canonical_label, check_output
-from emoreason.teacher.qa import needs_teaching, qa_row
+from emoreason.teacher.qa import LABEL_TARGETS, compose_target, label_only_target, needs_teaching, qa_row
 from emoreason.teacher.templates import STYLES, render, template_name
 
 log = logging.getLogger(__name__)
@@ -59,6 +59,11 @@ class TeachSummary:
     requests: int = 0
     """Teacher calls made (cache misses)."""
     cue_errors: int = 0
+    corpus_answers: int = 0
+    """Label-only rows whose target is the corpus' answer sentence (``meta.corpus_answer``)."""
+    label_sentences: int = 0
+    """Label-only rows whose target is ``labels.label_sentence`` (no usable corpus answer, or
+    ``label_targets="template"``)."""
 
     def format(self) -> str:
         return (
@@ -66,6 +71,8 @@ class TeachSummary:
             f"{self.failed_checks} failed checks, {self.errors} errors; {self.requests} teacher requests, "
             f"{self.cache_hits} cache hits, {self.rejected_answers} answers rejected and retried"
             + (f", {self.cue_errors} clips without cues" if self.cue_errors else "")
+            + (f"; label-only targets: {self.corpus_answers} corpus answers, {self.label_sentences} label sentences"
+               if self.corpus_answers or self.label_sentences else "")
         )
 
 
@@ -173,10 +180,12 @@ class _Run:
     """State of one teach run: the output file, the cache, the counts."""
 
     def __init__(self, teacher: Teacher, style: str, out_file: ResumableJsonl, cache: ResponseCache | None, summary: TeachSummary,
-                 check_retries: int, seed: int, cues: dict[str, dict] | None, phrases: dict[str, list[str]]) -> None:
+                 check_retries: int, seed: int, cues: dict[str, dict] | None, phrases: dict[str, list[str]],
+                 label_targets: str, label_prefix: bool) -> None:
         self.teacher, self.style, self.out_file, self.cache = teacher, style, out_file, cache
         self.summary, self.check_retries, self.seed = summary, check_retries, seed
         self.cues, self.phrases = cues, phrases
+        self.label_targets, self.label_prefix = label_targets, label_prefix
 
     def write(self, row: ManifestRow) -> None:
         # same JSON as ManifestRow.to_json without dataclasses.asdict's deep copy (a third of the
@@ -208,8 +217,13 @@ class _Run:
             meta["cues"] = self.cues[row.id]
             meta["cue_phrases"] = self.phrases.get(row.id, [])
         if self.style == "label":
-            meta["teacher"] = {"style": "label"}
-            return qa_row(row, label, None, self.seed, meta)
+            target, source = label_only_target(row, label, self.label_targets)
+            if source == "corpus":
+                self.summary.corpus_answers += 1
+            else:
+                self.summary.label_sentences += 1
+            meta["teacher"] = {"style": "label", "label_target": source}
+            return qa_row(row, target, self.seed, meta)
         transcript = row.transcript or ""
         phrases = tuple(self.phrases.get(row.id, ()))
         name = template_name(self.style, row.task)
@@ -229,9 +243,9 @@ class _Run:
             self.summary.failed_checks += 1
             log.debug("%s: check failed: %s", row.id, "; ".join(result.reasons))
         meta["teacher"] = {"backend": self.teacher.name, "model": self.teacher.model, "style": self.style,
-                           "prompt": name, "attempts": attempt + 1}
+                           "prompt": name, "attempts": attempt + 1, "label_prefix": self.label_prefix}
         meta["teacher_check"] = result.to_json()
-        return qa_row(row, label, text, self.seed, meta)
+        return qa_row(row, compose_target(row.task, label, text, self.label_prefix), self.seed, meta)
 
 
 async def teach_async(
@@ -246,15 +260,24 @@ async def teach_async(
     cache_path: str | Path | None = None,
     seed: int = 0,
     progress: bool = True,
+    label_targets: str = "corpus",
+    label_prefix: bool = True,
 ) -> TeachSummary:
     """Run the pipeline (see module docstring); returns the counts. Raises TeacherUnavailable
-    when the teacher cannot serve at all (rows finished before stay in ``out``)."""
+    when the teacher cannot serve at all (rows finished before stay in ``out``).
+
+    ``label_targets`` (style ``label``): ``corpus`` = the corpus' answer sentence where the row has
+    one (``meta.corpus_answer``), else the label sentence; ``template`` = always the label sentence.
+    ``label_prefix`` (styles ``summary`` / ``detailed``): start the target with the label sentence
+    (our default: inference scores that sentence) or give the explanation alone (the paper)."""
     from tqdm import tqdm
 
     if style not in STYLES:
         raise UserError(f"--style {style!r}: expected one of {list(STYLES)}")
     if concurrency < 1:
         raise UserError(f"--concurrency must be >= 1, got {concurrency}")
+    if label_targets not in LABEL_TARGETS:
+        raise UserError(f"--label-targets {label_targets!r}: expected one of {list(LABEL_TARGETS)}")
     manifest, out = Path(manifest), Path(out)
     if out.exists() and out.resolve() == manifest.resolve():
         raise UserError(f"--out {out} is the input manifest: write the targets to a new file")
@@ -282,7 +305,7 @@ async def teach_async(
 
     pending = [r for r in teach_rows if r.id not in done_ids]
     start = getattr(teacher, "start", None)
-    run = _Run(teacher, style, out_file, cache, summary, check_retries, seed, cue_values, phrases)
+    run = _Run(teacher, style, out_file, cache, summary, check_retries, seed, cue_values, phrases, label_targets, label_prefix)
     rebase = _AudioRebaser(manifest, out.parent)
     pbar = tqdm(total=len(pending), desc=f"teach ({style})", unit="row", disable=not progress)
     try:

@@ -18,7 +18,7 @@ SENTIMENT_TASKS = {"sentiment", "sr"}
 
 def template_name(style: str, task: str, version: str = DEFAULT_VERSION) -> str:
     """``("detailed", "sentiment") -> "v1/detailed_sentiment"``: the id recorded in row meta.
-    The ``label`` style has no template (its target is ``labels.label_sentence``)."""
+    The ``label`` style has no template (its target is a corpus answer or ``labels.label_sentence``)."""
     if style == "label":
         raise UserError("the 'label' style has no prompt template (its target is labels.label_sentence)")
     if style not in STYLES:

@@ -73,6 +73,10 @@ class ImportSummary:
     labels: dict[str, Counter] = field(default_factory=dict)
     splits: Counter = field(default_factory=Counter)
     skipped: list[Skipped] = field(default_factory=list)
+    excluded: Counter = field(default_factory=Counter)
+    """Utterances left out on purpose (``--exclude-manifest``), by how they matched."""
+    notes: list[str] = field(default_factory=list)
+    """Extra lines for the report (e.g. how much of an exclude manifest was found)."""
 
     def text(self, max_skipped: int = 20) -> str:
         lines = [
@@ -83,6 +87,10 @@ class ImportSummary:
         ]
         for task, counts in sorted(self.labels.items()):
             lines.append(f"  {task} labels: " + ", ".join(f"{k}={v}" for k, v in counts.most_common()))
+        if self.excluded:
+            how = ", ".join(f"{v} by {k}" for k, v in sorted(self.excluded.items()))
+            lines.append(f"  excluded {sum(self.excluded.values())} utterance(s) listed in the exclude manifest ({how})")
+        lines += [f"  {note}" for note in self.notes]
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} input record(s):")
             for s in self.skipped[:max_skipped]:
@@ -176,7 +184,9 @@ class ManifestBuilder:
         """Rows for one utterance, one per task in ``self.tasks`` that the given fields support.
 
         emotion / sentiment rows need the label; asr needs the transcript; sqa needs question and
-        answer. ``answers`` (task -> corpus answer sentence) replaces the label-only target;
+        answer. ``answers`` (task -> corpus answer sentence) replaces the label-only target and is
+        kept in ``meta.corpus_answer`` (``data teach --style label`` reads it there, because teaching
+        replaces ``target``);
         ``instructions`` (task -> corpus instruction) is used when ``keep_instructions`` is on.
         Returns the rows added (possibly none).
         """
@@ -213,6 +223,8 @@ class ManifestBuilder:
                 row_meta["question"] = question
             if task in instructions and not self.keep_instructions:
                 row_meta["corpus_instruction"] = instructions[task]
+            if task in ("emotion", "sentiment") and answers.get(task):
+                row_meta["corpus_answer"] = answers[task]
             row = validate_row(
                 {
                     "id": row_id, "audio": audio, "task": task, "duration": duration, "transcript": transcript,

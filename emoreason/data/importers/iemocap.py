@@ -1,4 +1,4 @@
-"""IEMOCAP's release layout -> manifest (emotion + sentiment, optionally asr rows).
+"""IEMOCAP's release layout -> manifest (emotion rows; sentiment and asr rows on request).
 
 Layout (per session ``Session1`` .. ``Session5``)::
 
@@ -15,6 +15,14 @@ skips those turns; ``other`` labels them other.
 Splits: ``random`` = AudioBench-like seeded 90/10 over utterances; ``speaker`` = whole speakers
 (the speaker is session + the gender letter of the turn's last field: Ses01F_impro01_M003 -> Ses01M)
 held out; ``session`` = whole sessions (``--test-sessions 5``).
+
+Tasks: ``emotion`` by default, as the paper (it trains IEMOCAP emotion recognition only; its
+sentiment task is MELD's). ``sentiment`` rows are our extra: IEMOCAP has no sentiment annotation,
+so they are derived from the emotion label (``labels.sentiment_of``).
+
+``exclude_manifest``: utterances that are in another manifest (AudioBench's IEMOCAP test set as
+imported by our audiobench importer) are left out, by utterance id or audio content hash
+(:mod:`emoreason.data.importers.exclude`), before the split is drawn; the summary counts them.
 """
 from __future__ import annotations
 
@@ -25,6 +33,7 @@ from pathlib import Path
 
 from emoreason.audio import AudioError
 from emoreason.data.importers.common import ImportSummary, ManifestBuilder, parse_tasks
+from emoreason.data.importers.exclude import ExcludeList
 from emoreason.data.importers.splits import assign_groups
 from emoreason.errors import UserError
 from emoreason.labels import IEMOCAP, normalize_label, sentiment_of
@@ -32,6 +41,10 @@ from emoreason.labels import IEMOCAP, normalize_label, sentiment_of
 log = logging.getLogger(__name__)
 
 SUPPORTED_TASKS = ("emotion", "sentiment", "asr")
+DEFAULT_TASKS = "emotion"
+"""The paper's IEMOCAP task; sentiment (derived from emotion) and asr are extras."""
+TURN_ID = re.compile(r"Ses\d\d[FM]_[A-Za-z0-9_]+?_[FM]\d{3}(?!\d)")
+"""An IEMOCAP utterance id (``Ses01F_impro01_F000``, ``Ses05M_script02_2_M045``) inside any text."""
 _TURN_LINE = re.compile(r"^\[\s*([\d.]+)\s*-\s*([\d.]+)\s*\]\s+(\S+)\s+(\S+)\s+\[([^\]]*)\]\s*$")
 _ANNOT_LINE = re.compile(r"^C-\S+:\s*(.*)$")
 _TRANS_LINE = re.compile(r"^(\S+)\s+\[[\d.]+-[\d.]+\]:\s*(.*)$")
@@ -103,13 +116,14 @@ def import_iemocap(
     root: str | Path,
     out_dir: str | Path,
     *,
-    tasks: str | None = "emotion,sentiment",
+    tasks: str | None = DEFAULT_TASKS,
     split_by: str = "random",
     test_fraction: float = 0.1,
     dev_fraction: float = 0.0,
     test_sessions: list[int] | None = None,
     xxx: str = "vote",
     seed: int = 0,
+    exclude_manifest: str | Path | None = None,
 ) -> ImportSummary:
     """Import an IEMOCAP release tree into ``out_dir``; see the module docstring.
 
@@ -119,6 +133,8 @@ def import_iemocap(
         test_sessions: for ``session``: which sessions are test (default [5]); with a dev
             fraction the dev sessions are drawn from the rest.
         xxx: ``vote`` | ``drop`` | ``other`` for turns without a majority label.
+        exclude_manifest: leave out the utterances of this manifest (by utterance id, or by audio
+            content hash); see the module docstring.
     """
     root = Path(root)
     sessions = sorted(p for p in root.glob("Session*") if p.is_dir())
@@ -127,6 +143,7 @@ def import_iemocap(
     if xxx not in ("vote", "drop", "other"):
         raise UserError(f"--xxx must be vote, drop or other (got {xxx!r})")
     builder = ManifestBuilder(out_dir, source="iemocap", tasks=parse_tasks(tasks, SUPPORTED_TASKS), seed=seed)
+    exclude = ExcludeList.load(exclude_manifest, TURN_ID) if exclude_manifest else None
     items: list[dict] = []
     for session in sessions:
         evals = sorted((session / "dialog" / "EmoEvaluation").glob("*.txt"))
@@ -147,12 +164,16 @@ def import_iemocap(
                 if label is None:
                     builder.skip(where, f"{t['turn']}: no majority label (xxx) and --xxx {xxx}")
                     continue
+                if exclude is not None and exclude.match_id(t["turn"]):
+                    builder.summary.excluded["utterance id"] += 1
+                    continue
                 wav = session / "sentences" / "wav" / ev.stem / f"{t['turn']}.wav"
                 if not wav.is_file() and not builder.has_audio(t["turn"]):
                     builder.skip(where, f"{t['turn']}: audio {wav} not found")
                     continue
                 items.append({**t, "where": where, "label": label, "wav": wav, "session": session.name,
                               "transcript": transcripts.get(t["turn"])})
+    items = _write_audio(builder, items, exclude)
     if split_by == "random":
         splits = assign_groups([it["turn"] for it in items], test_fraction, dev_fraction, seed, at_least_one=False)
         split_of = lambda it: splits[it["turn"]]  # noqa: E731
@@ -169,16 +190,43 @@ def import_iemocap(
     else:
         raise UserError(f"--split-by must be random, speaker or session (got {split_by!r})")
 
+    for it in items:
+        meta = {"start": it["start"], "end": it["end"], "vad": it["vad"], "code": it["code"], "session": it["session"]}
+        builder.add_utterance(it["turn"], it["audio"], it["duration"], transcript=it["transcript"], emotion=it["label"],
+                              sentiment=sentiment_of(it["label"]), split=split_of(it),
+                              speaker=f"iemocap/{speaker_of(it['turn'])}", meta=meta)
+    if exclude is not None:
+        builder.summary.notes.append(exclude.report())
+    return builder.finish()
+
+
+def _write_audio(builder: ManifestBuilder, items: list[dict], exclude: ExcludeList | None) -> list[dict]:
+    """Write every item's wav (adding ``audio`` and ``duration``); the items whose audio is in
+    ``exclude`` lose their wav and are dropped. Returns the items kept, in order.
+
+    Runs before the split is drawn, so excluded and unreadable clips take no split places."""
     from tqdm import tqdm
 
+    written = []
     for it in tqdm(items, desc="import iemocap", unit="utt"):
         try:
-            audio, duration = builder.write_audio(it["turn"], it["wav"])
+            it["audio"], it["duration"] = builder.write_audio(it["turn"], it["wav"])
         except AudioError as e:
             builder.skip(it["where"], str(e))
             continue
-        meta = {"start": it["start"], "end": it["end"], "vad": it["vad"], "code": it["code"], "session": it["session"]}
-        builder.add_utterance(it["turn"], audio, duration, transcript=it["transcript"], emotion=it["label"],
-                              sentiment=sentiment_of(it["label"]), split=split_of(it),
-                              speaker=f"iemocap/{speaker_of(it['turn'])}", meta=meta)
-    return builder.finish()
+        written.append(it)
+    if exclude is None:
+        return written
+    from emoreason.train.contamination import hash_clips
+
+    # the wav we wrote, not the release's file: the exclude manifest's audio went through the same
+    # decode -> 16-bit wav step, so the hashes compare like with like
+    digests = hash_clips([builder.out_dir / it["audio"] for it in written])
+    kept = []
+    for it, hit in zip(written, exclude.match_hashes(digests)):
+        if hit:
+            (builder.out_dir / it["audio"]).unlink(missing_ok=True)  # no test clip left in the training folder
+            builder.summary.excluded["audio hash"] += 1
+        else:
+            kept.append(it)
+    return kept
