@@ -10,8 +10,9 @@ from emoreason.data.dataset import ManifestDataset
 from emoreason.data.dummy import make_dummy_corpus
 from emoreason.data.manifest import read_manifest, resolve_audio
 from emoreason.errors import UserError
-from emoreason.train.contamination import (TRAIN_CLIPS_FILE, check_contamination, clip_hash, hash_clips,
-                                           load_training_hashes, overlaps, record_training_clips)
+from emoreason.data.clip_hashes import clip_hash, hash_clips
+from emoreason.train.contamination import (TRAIN_CLIPS_FILE, check_contamination, load_training_hashes, overlaps,
+                                           record_training_clips)
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ AudioLLMs/iemocap_emotion_test``). An utterance is left out when
 - its utterance id appears in an exclude row (its ``id``, ``audio`` or ``meta``, e.g. AudioBench's
   ``other_attributes``), found with the corpus' id pattern; or
 - its audio has the content hash of an exclude row's audio
-  (:func:`emoreason.train.contamination.hash_clips`: sha256 of the decoded float32 16 kHz samples).
+  (:func:`emoreason.data.clip_hashes.hash_clips`: sha256 of the decoded float32 16 kHz samples).
 
 The importer hashes the wav it wrote, and the exclude manifest's audio was written by the same
 importer code (decode -> 16 kHz mono -> 16-bit wav), so the same recording matches whatever
@@ -52,7 +52,7 @@ class ExcludeList:
              cache_file: str | Path | None = None) -> ExcludeList:
         """Read ``manifest`` and hash its audio (cached, see ``hash_clips``). A missing or
         unreadable clip is an error: an exclusion with holes would leak test clips silently."""
-        from emoreason.train.contamination import hash_clips
+        from emoreason.data.clip_hashes import hash_clips
 
         manifest = Path(manifest)
         if not manifest.is_file():

@@ -217,7 +217,7 @@ def _write_audio(builder: ManifestBuilder, items: list[dict], exclude: ExcludeLi
         written.append(it)
     if exclude is None:
         return written
-    from emoreason.train.contamination import hash_clips
+    from emoreason.data.clip_hashes import hash_clips
 
     # the wav we wrote, not the release's file: the exclude manifest's audio went through the same
     # decode -> 16-bit wav step, so the hashes compare like with like
