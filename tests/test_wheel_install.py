@@ -92,8 +92,10 @@ def test_wheel_installs_and_runs_the_tiny_demo_outside_the_checkout(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"emoreason/configs/mini.yaml", "emoreason/configs/tiny.yaml", "emoreason/configs/paper/table2-none-joint.yaml",
             "emoreason/configs/accelerate/ddp.yaml", "emoreason/inference/index.html",
+            "emoreason/eval/templates/report.md.j2", "emoreason/eval/templates/report.html.j2",
             f"emoreason-{VERSION}.dist-info/licenses/LICENSE"} <= names
-    assert len([n for n in names if n.startswith("emoreason/configs/paper/")]) == 22
+    in_checkout = {f"emoreason/configs/paper/{p.name}" for p in (ROOT / "emoreason" / "configs" / "paper").glob("*.yaml")}
+    assert in_checkout and in_checkout == {n for n in names if n.startswith("emoreason/configs/paper/")}
 
     python = _make_venv(tmp_path, wheel)
     work = tmp_path / "work"  # cwd outside the checkout: nothing may be found relative to it
