@@ -175,14 +175,16 @@ def test_select_train_rows_and_majority():
     assert picked == select_train_rows(rows, {"emotion": 100, "asr": 3}, seed=0)
     assert [r["id"] for r in picked] == [r["id"] for r in rows if r in picked]  # manifest order
     assert majority_rate(["sad", "sad", "happy", "angry"]) == ("sad", 50.0)
-    rows = [{"id": f"u{i}/{t}", "audio": f"u{i}.wav", "task": t, "split": "test" if i >= 4 else "train"}
-            for i in range(10) for t in ("emotion", "asr", "sqa")]
+    rows = [{"id": f"u{i}/{t}", "audio": f"u{i}.wav", "task": t, "split": "test" if i >= 4 else "train",
+             "speaker": f"s{i % 2}"} for i in range(10) for t in ("emotion", "asr", "sqa")]
     test = select_test_rows(rows, {"emotion": 0, "asr": 3, "sqa": 2}, seed=0)
     assert [sum(r["task"] == t for r in test) for t in ("emotion", "asr", "sqa")] == [6, 3, 2]
     assert all(r["split"] == "test" for r in test)
     order = [r["audio"] for r in test if r["task"] == "emotion"]  # one ranking of the clips for every task
     assert [r["audio"] for r in test if r["task"] == "asr"] == order[:3]
     assert [r["audio"] for r in test if r["task"] == "sqa"] == order[:2]
+    speakers = [rows[[r["audio"] for r in rows].index(a)]["speaker"] for a in order]
+    assert speakers[0] != speakers[1] and speakers[2] != speakers[3]  # the held-out speakers in turn
 
 
 def test_plan_errors():

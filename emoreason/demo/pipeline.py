@@ -60,15 +60,24 @@ def select_train_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: in
     return [r for r in rows if r["id"] in keep]
 
 
+def _clip_order(row: dict[str, Any], rows: list[dict[str, Any]], seed: int) -> tuple[int, str]:
+    """(position of the clip among its speaker's clips in hash order, hash of the speaker): sorting by
+    it takes the speakers in turn, each speaker's clips in a seeded order."""
+    own = sorted({r["audio"] for r in rows if r.get("speaker") == row.get("speaker")}, key=lambda a: _stable_rank(a, seed))
+    return own.index(row["audio"]), _stable_rank(str(row.get("speaker")), seed)
+
+
 def select_test_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: int) -> list[dict[str, Any]]:
     """Rows of the ``test`` split, at most ``caps[task]`` per task (0: all; tasks not in caps
-    dropped). Clips are ranked once by a stable hash of their audio, so a limit takes clips of every
-    held-out speaker, not the first speaker's, and a task with a smaller cap is evaluated on a subset
-    of the clips of a task with a larger one. Returned task by task (``caps`` order), in rank order."""
+    dropped). Clips are ranked once: the held-out speakers in turn, each speaker's clips by a stable
+    hash of their audio, so a limit takes clips of every held-out speaker and a task with a smaller
+    cap is evaluated on a subset of the clips of a task with a larger one. Returned task by task
+    (``caps`` order), in rank order."""
+    test = [r for r in rows if r.get("split") == "test"]
+    rank = {r["audio"]: _clip_order(r, test, seed) for r in test}
     out: list[dict[str, Any]] = []
     for task, cap in caps.items():
-        task_rows = [r for r in rows if r.get("split") == "test" and r["task"] == task]
-        task_rows.sort(key=lambda r: _stable_rank(r["audio"], seed))
+        task_rows = sorted((r for r in test if r["task"] == task), key=lambda r: rank[r["audio"]])
         out += task_rows[:cap] if cap else task_rows
     return out
 
