@@ -40,7 +40,7 @@ def five_second_clip(out: Path) -> Path:
     from emoreason.audio import SAMPLE_RATE, load_audio, save_audio
     from emoreason.data.manifest import read_manifest, resolve_audio
 
-    test = out / "targets" / "test.jsonl"
+    test = out / "testset" / "test.jsonl"
     row = read_manifest(test)[0]
     wave = load_audio(resolve_audio(row, test))
     n = 5 * SAMPLE_RATE

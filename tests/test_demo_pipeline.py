@@ -1,17 +1,19 @@
 """The demo pipeline on tiny random models: outputs, stage markers, resumption, parameter changes.
 
-One tiny demo run (synthetic corpus -> targets -> one variant trained -> evaluated -> analysed ->
-report) is shared by the tests of this module; the real quick demo on packaged weights is CI's job.
+One tiny demo run (synthetic corpus -> targets + held-out rows of every task -> one variant
+trained -> evaluated on emotion, sentiment, asr and sqa -> analysed -> report) is shared by the tests of this module; the real quick demo on packaged weights is CI's job.
 """
 from __future__ import annotations
 
 import json
+import math
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from emoreason.demo.pipeline import majority_rate, run_demo, select_train_rows
+from emoreason.demo.pipeline import majority_rate, run_demo, select_test_rows, select_train_rows
 from emoreason.demo.plan import make_plan
 from emoreason.demo.stages import DONE, PARAMS, StageRunner
 from emoreason.errors import UserError
@@ -34,29 +36,65 @@ def _read(path: Path) -> list[dict]:
 
 def test_outputs_and_markers(tiny_demo):
     out, result, _ = tiny_demo
-    for stage in ("corpus", "targets", "runs/label-dual", "eval/label-dual", "analysis"):
+    for stage in ("corpus", "targets", "testset", "runs/label-dual", "eval/label-dual", "analysis"):
         marker = json.loads((out / stage / DONE).read_text())
         assert marker["params"] == json.loads((out / stage / PARAMS).read_text())
         assert marker["seconds"] >= 0
     assert (out / "runs/label-dual/final/config.yaml").is_file()
     metrics = json.loads((out / "eval/label-dual/metrics.json").read_text())
-    assert metrics["tasks"]["emotion"]["n"] == 4  # the tiny plan evaluates 4 held-out clips
+    # the tiny plan evaluates every task on held-out clips: 4 emotion rows, 2 of each other task
+    assert {t: m["n"] for t, m in metrics["tasks"].items()} == {"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 2}
+    assert all(math.isfinite(m["score"]) for m in metrics["tasks"].values())
+    assert 0 <= metrics["tasks"]["sqa"]["score"] <= 100 and metrics["tasks"]["asr"]["score"] >= 0  # WER may exceed 100
+    entry = result.table["label-dual"]
+    assert set(entry["tasks"]) == {"emotion", "sentiment", "asr", "sqa"} and set(entry["forced_choice"]) == {"emotion", "sentiment"}
+    assert entry["tasks"]["emotion"]["score"] == entry["score"]
     html = (out / "report.html").read_text()
     assert html.startswith("<!doctype html>") and "label-dual" in html and "data:image/png;base64," in html
     md = (out / "report.md").read_text()
     assert "Majority-class rate" in md and "One held-out clip" in md
+    # the results table is eval compare's: one column per dataset x task, each cell "score [low, high]"
+    table = _md_table(md, "| run |")
+    columns = ["synth-ER", "synth-SR", "synth-SQA", "synth-ASR WER"]
+    assert table["run"] == ["label-dual"] and all(c in table for c in columns + ["avg", "forced-choice acc"])
+    for c in columns:
+        score, low, high = (float(x) for x in table[c][0].replace("[", "").replace("]", "").replace(",", "").split())
+        assert all(map(math.isfinite, (score, low, high))) and low <= score <= high
+    assert all(f"<th>{c}</th>" in html for c in columns)
+    assert "analyze --task asr:" in md and "analyze --task sqa --question" in md
     # the analysed clip: forced-choice label among the demo's emotions, scores a distribution
     a = result.analysis
     assert a["label"] in ("neutral", "happy", "sad", "angry") and a["variant"] == "label-dual"
     assert abs(sum(a["scores"].values()) - 1) < 1e-6 and set(a["scores"]) == {"neutral", "happy", "sad", "angry"}
     assert json.loads((out / "analysis/analysis.json").read_text())["label"] == a["label"]
+    # the same clip through --task asr and --task sqa with the clip's own content question
+    assert isinstance(a["asr"]["transcript"], str) and a["asr"]["error"] is None
+    assert a["sqa"]["question"] and isinstance(a["sqa"]["answer"], str) and a["sqa"]["reference"]
+    assert json.loads((out / "analysis/PARAMS.json").read_text())["question"] == a["sqa"]["question"]
+
+
+def _md_table(md: str, header_start: str) -> dict[str, list[str]]:
+    """The first Markdown table whose header line starts with ``header_start``: column -> cells."""
+    lines = md.splitlines()
+    i = next(k for k, l in enumerate(lines) if l.startswith(header_start))
+    cells = lambda line: [c.strip() for c in line.strip().strip("|").split(" | ")]  # noqa: E731
+    head = cells(lines[i])
+    end = next((k for k in range(i + 2, len(lines)) if not lines[k].startswith("|")), len(lines))
+    body = [cells(l) for l in lines[i + 2:end]]
+    return {h: [row[j] for row in body] for j, h in enumerate(head)}
 
 
 def test_held_out_speakers_and_targets(tiny_demo):
     out, _, _ = tiny_demo
-    test = _read(out / "targets/test.jsonl")
+    test = _read(out / "testset/test.jsonl")
     train = _read(out / "targets/train_label.jsonl")
-    assert test and all(r["task"] == "emotion" and r["split"] == "test" for r in test)
+    assert test and all(r["split"] == "test" for r in test)
+    assert {t: sum(r["task"] == t for r in test) for t in ("emotion", "sentiment", "asr", "sqa")} == \
+        {"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 2}
+    clips = {t: {r["audio"] for r in test if r["task"] == t} for t in ("emotion", "sentiment", "asr", "sqa")}
+    assert clips["sentiment"] | clips["asr"] | clips["sqa"] <= clips["emotion"]  # subsets of the same clips
+    assert all((out / "testset" / r["audio"]).is_file() for r in test)  # audio paths valid from testset/
+    assert all(r["target"] and r["meta"]["question"] for r in test if r["task"] == "sqa")
     assert not {r["speaker"] for r in test} & {r["speaker"] for r in train}  # speaker-disjoint
     # every style trains on the same rows; label targets are exactly the label sentence
     detailed = _read(out / "targets/train_detailed.jsonl")
@@ -75,9 +113,20 @@ def test_rerun_reuses_every_stage(tiny_demo):
     lines: list[str] = []
     again = run_demo(make_plan("tiny", variants=["label-dual"]), out, say=lines.append)
     reused = [l for l in lines if "reusing" in l]
-    assert len(reused) == 5, lines
+    assert len(reused) == 6, lines
     assert (out / "runs/label-dual/final/trainable.safetensors").stat().st_mtime_ns == before
     assert again.analysis == result.analysis and again.table == result.table
+
+
+def test_changed_test_rows_reevaluate_without_retraining(tiny_demo):
+    out, _, _ = tiny_demo
+    lines: list[str] = []
+    plan = replace(make_plan("tiny", variants=["label-dual"]), test_rows={"emotion": 2, "sentiment": 1, "asr": 1, "sqa": 1})
+    again = run_demo(plan, out, say=lines.append)
+    text = "\n".join(lines)
+    assert "targets: done earlier" in text and "runs/label-dual: done earlier" in text
+    assert "testset: parameters changed" in text and "eval/label-dual: parameters changed" in text
+    assert {t: m["n"] for t, m in again.table["label-dual"]["tasks"].items()} == {"emotion": 2, "sentiment": 1, "asr": 1, "sqa": 1}
 
 
 def test_changed_parameter_reruns_that_stage_and_after(tiny_demo):
@@ -126,6 +175,16 @@ def test_select_train_rows_and_majority():
     assert picked == select_train_rows(rows, {"emotion": 100, "asr": 3}, seed=0)
     assert [r["id"] for r in picked] == [r["id"] for r in rows if r in picked]  # manifest order
     assert majority_rate(["sad", "sad", "happy", "angry"]) == ("sad", 50.0)
+    rows = [{"id": f"u{i}/{t}", "audio": f"u{i}.wav", "task": t, "split": "test" if i >= 4 else "train",
+             "speaker": f"s{i % 2}"} for i in range(10) for t in ("emotion", "asr", "sqa")]
+    test = select_test_rows(rows, {"emotion": 0, "asr": 3, "sqa": 2}, seed=0)
+    assert [sum(r["task"] == t for r in test) for t in ("emotion", "asr", "sqa")] == [6, 3, 2]
+    assert all(r["split"] == "test" for r in test)
+    order = [r["audio"] for r in test if r["task"] == "emotion"]  # one ranking of the clips for every task
+    assert [r["audio"] for r in test if r["task"] == "asr"] == order[:3]
+    assert [r["audio"] for r in test if r["task"] == "sqa"] == order[:2]
+    speakers = [rows[[r["audio"] for r in rows].index(a)]["speaker"] for a in order]
+    assert speakers[0] != speakers[1] and speakers[2] != speakers[3]  # the held-out speakers in turn
 
 
 def test_plan_errors():
@@ -133,6 +192,10 @@ def test_plan_errors():
         make_plan("quick", variants=["nope"])
     with pytest.raises(UserError, match="unknown demo mode"):
         make_plan("huge")
+    with pytest.raises(UserError, match="test_rows needs a count"):
+        replace(make_plan("tiny"), test_rows={"emotion": 4})
+    for mode in ("full", "quick", "tiny"):  # every mode evaluates every task
+        assert set(make_plan(mode).test_rows) == {"emotion", "sentiment", "asr", "sqa"}
     full = make_plan("full")
     names = {v.name for v in full.variants}
     assert {"label-dual", "detailed-dual", "detailed-single"} <= names

@@ -15,10 +15,13 @@ HELP = """Run the whole method on the embedded default: no GPU, no model hub, no
 Stages (each resumable: rerunning reuses finished stages; a changed parameter reruns that stage
 and everything after it):
   1. synthesize a corpus (espeak-ng voices, speaker-disjoint train/dev/test splits)
-  2. build targets with the offline teacher: label-only, summary and detailed reasoning
+  2. build targets with the offline teacher: label-only, summary and detailed reasoning; pick the
+     held-out speakers' test rows of every task (emotion, sentiment, asr, sqa)
   3. train mini AudioLLMs: label-only vs detailed targets, dual vs single encoder
-  4. evaluate on held-out speakers with the offline judge (accuracy, per-class, quotes, confusion)
-  5. write OUT/report.html + OUT/report.md and analyse one held-out clip with the inference engine
+  4. evaluate every task on held-out speakers with the offline judge: emotion and sentiment
+     accuracy (per-class, quotes, confusion), SQA score, ASR WER
+  5. analyse one held-out clip with the inference engine (emotion, --task asr, --task sqa) and
+     write OUT/report.html + OUT/report.md
 
 Budget: the full demo trains 3 variants x 130 steps (about 11 min on 2 idle cores with native bf16;
 fp32 CPUs take longer); --quick trains 2 x 22 steps (about 1.5 min; what CI runs). See docs/demo.md."""
@@ -80,12 +83,15 @@ def _run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - tic
     print("\nAnalysis of one held-out clip:")
     print(format_analysis(result.analysis))
-    print("\nEmotion accuracy on held-out speakers (offline judge):")
+    print("\nHeld-out speakers (offline judge): emotion / sentiment accuracy %, SQA score 0-100, ASR WER %:")
     for name, entry in result.table.items():
         c = entry.get("classification") or {}
-        print(f"  {name:16s} {c.get('weighted_accuracy', entry['score']):5.1f}%  "
-              f"(forced choice {entry['forced_choice_accuracy']:.1f}%)")
-    print(f"  majority class   {result.majority:5.1f}%")
+        tasks = entry.get("tasks") or {}
+        other = "  ".join(f"{label} {tasks[t]['score']:5.1f}" for t, label in
+                          (("sentiment", "sentiment"), ("sqa", "SQA"), ("asr", "WER")) if t in tasks)
+        print(f"  {name:16s} emotion {c.get('weighted_accuracy', entry['score']):5.1f}  "
+              f"(forced choice {entry['forced_choice_accuracy']:.1f})  {other}")
+    print(f"  majority class   emotion {result.majority:5.1f}")
     print(f"\nReport: {result.report_html.resolve()}  (and {result.report_md})")
     print(f"Wall time this run: {wall:.0f} s")
     return 0

@@ -6,10 +6,11 @@ Layout of ``OUT`` (default ``demo_out``)::
 
     corpus/            synthetic speech (wavs/, manifest.jsonl)           stage "corpus"
     targets/           teach_{label,summary,detailed}.jsonl (all rows),   stage "targets"
-                       train_{style}.jsonl (the rows trained on), test.jsonl (held-out speakers)
+                       train_{style}.jsonl (the rows trained on)
+    testset/           test.jsonl: held-out speakers' rows of every task  stage "testset"
     runs/VARIANT/      emoreason train run directory (config.yaml, checkpoints/, final/)
     eval/VARIANT/      predictions.jsonl, scores.jsonl, metrics.json, report.{md,html}, confusion.png
-    analysis/          analysis.json (one held-out clip through the inference engine)
+    analysis/          analysis.json (one held-out clip: emotion, asr and sqa through the engine)
     report.md, report.html   the comparison of the variants
 """
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -58,6 +60,28 @@ def select_train_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: in
     return [r for r in rows if r["id"] in keep]
 
 
+def _clip_order(row: dict[str, Any], rows: list[dict[str, Any]], seed: int) -> tuple[int, str]:
+    """(position of the clip among its speaker's clips in hash order, hash of the speaker): sorting by
+    it takes the speakers in turn, each speaker's clips in a seeded order."""
+    own = sorted({r["audio"] for r in rows if r.get("speaker") == row.get("speaker")}, key=lambda a: _stable_rank(a, seed))
+    return own.index(row["audio"]), _stable_rank(str(row.get("speaker")), seed)
+
+
+def select_test_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: int) -> list[dict[str, Any]]:
+    """Rows of the ``test`` split, at most ``caps[task]`` per task (0: all; tasks not in caps
+    dropped). Clips are ranked once: the held-out speakers in turn, each speaker's clips by a stable
+    hash of their audio, so a limit takes clips of every held-out speaker and a task with a smaller
+    cap is evaluated on a subset of the clips of a task with a larger one. Returned task by task
+    (``caps`` order), in rank order."""
+    test = [r for r in rows if r.get("split") == "test"]
+    rank = {r["audio"]: _clip_order(r, test, seed) for r in test}
+    out: list[dict[str, Any]] = []
+    for task, cap in caps.items():
+        task_rows = sorted((r for r in test if r["task"] == task), key=lambda r: rank[r["audio"]])
+        out += task_rows[:cap] if cap else task_rows
+    return out
+
+
 def majority_rate(labels: list[str]) -> tuple[str, float]:
     """(most frequent label, its share in percent) of the gold labels."""
     if not labels:
@@ -67,6 +91,23 @@ def majority_rate(labels: list[str]) -> tuple[str, float]:
         counts[l] = counts.get(l, 0) + 1
     best = max(sorted(counts), key=lambda l: counts[l])
     return best, 100.0 * counts[best] / len(labels)
+
+
+def evaluation_summary(metrics: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+    """What the demo keeps of one variant's evaluation: the emotion headline (``score``,
+    ``classification``, ``quotes``, ``n``), the engine's forced-choice accuracy per classification
+    task (``forced_choice_accuracy`` is emotion's, ``forced_choice`` has both), and ``tasks``:
+    ``{task: {"score", "n", "ci", "metric"}}`` for every task evaluated (asr: corpus WER %)."""
+    forced = {}
+    for task in ("emotion", "sentiment"):
+        rows = [r for r in predictions if r["task"] == task]
+        if rows:
+            forced[task] = 100.0 * sum(r.get("model_label") == r["label"] for r in rows) / len(rows)
+    emo = metrics["tasks"]["emotion"]
+    tasks = {t: {"score": m["score"], "n": m["n"], "ci": m.get("ci"), "metric": m["metric"]}
+             for t, m in metrics["tasks"].items()}
+    return {"score": emo["score"], "classification": emo.get("classification"), "quotes": emo.get("quotes"),
+            "forced_choice_accuracy": forced["emotion"], "forced_choice": forced, "n": emo["n"], "tasks": tasks}
 
 
 @dataclass
@@ -130,15 +171,33 @@ class Demo:
                 train = select_train_rows(rows, p.train_rows, p.seed)
                 _write_jsonl(d / f"train_{style}.jsonl", train)
                 counts[style] = {"taught": summary.taught + summary.skipped, "train_rows": len(train)}
-            test = [r for r in _read_jsonl(d / "teach_label.jsonl") if r.get("split") == "test" and r["task"] == "emotion"]
-            test.sort(key=lambda r: _stable_rank(r["id"], p.seed))  # a limit must not take one speaker only
-            if p.eval_rows:
-                test = test[: p.eval_rows]
-            _write_jsonl(d / "test.jsonl", test)
             example = next((r for r in _read_jsonl(d / "train_detailed.jsonl") if r["task"] == "emotion"), None)
-            return {"styles": counts, "test_rows": len(test), "example_target": example and example["target"]}
+            return {"styles": counts, "example_target": example and example["target"]}
 
         return self.runner.run("targets", params, build)
+
+    def testset(self) -> dict[str, Any]:
+        """Stage 2b: the held-out speakers' rows of every task, bounded per task (``plan.test_rows``).
+
+        Taken from the corpus as synthesized (no teacher targets: the references are the corpus's
+        own), and its own stage so that changing the test counts re-evaluates without retraining."""
+        p = self.plan
+        params = {"corpus": self.runner.digest("corpus"), "test_rows": p.test_rows, "seed": p.seed}
+        corpus = self.runner.path("corpus")
+
+        def build(d: Path) -> dict[str, Any]:
+            rows = select_test_rows(_read_jsonl(corpus / "manifest.jsonl"), p.test_rows, p.seed)
+            rebase = os.path.relpath(corpus.resolve(), d.resolve())  # keep relative audio paths valid here
+            rows = [r if os.path.isabs(r["audio"]) else {**r, "audio": os.path.join(rebase, r["audio"])} for r in rows]
+            missing = [t for t in p.test_rows if not any(r["task"] == t for r in rows)]
+            if missing:
+                raise UserError(f"the held-out speakers have no {', '.join(missing)} rows; "
+                                "the corpus needs rows of every task")
+            _write_jsonl(d / "test.jsonl", rows)
+            per_task = {t: sum(r["task"] == t for r in rows) for t in p.test_rows}
+            return {"rows": per_task, "clips": len({r["audio"] for r in rows})}
+
+        return self.runner.run("testset", params, build)
 
     def train(self, variant: Variant) -> dict[str, Any]:
         """Stage 3: one mini AudioLLM via :func:`emoreason.train.train` (auto-resumes from its checkpoints)."""
@@ -170,51 +229,63 @@ class Demo:
         return self.runner.run(name, params, build)
 
     def evaluate(self, variant: Variant) -> dict[str, Any]:
-        """Stage 4: held-out speakers through the engine, scored by the offline judge."""
+        """Stage 4: the held-out rows of every task through the engine, scored by the offline judge:
+        emotion / sentiment accuracy, SQA score (0-5 rating x 20), ASR corpus WER."""
         from emoreason.eval.judges import make_judge
         from emoreason.eval.run import model_predictions
         from emoreason.eval.scoring import score_file
 
         run_dir = self.runner.path(f"runs/{variant.name}")
-        test = self.runner.path("targets") / "test.jsonl"
-        params = {"run": self.runner.digest(f"runs/{variant.name}"), "max_new_tokens": self.plan.max_new_tokens,
-                  "seed": self.plan.seed}
+        test = self.runner.path("testset") / "test.jsonl"
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
+                  "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed}
 
         def build(d: Path) -> dict[str, Any]:
-            self.say(f"[demo] evaluating {variant.name} on held-out speakers")
-            preds = model_predictions(run_dir, test, d / "predictions.jsonl", task="emotion", batch_size=8,
+            self.say(f"[demo] evaluating {variant.name} on held-out speakers (emotion, sentiment, asr, sqa)")
+            preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=8,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens)
-            metrics = score_file(preds, d, make_judge("offline"), task="emotion", seed=self.plan.seed)
-            rows = _read_jsonl(preds)
-            forced = 100.0 * sum(r.get("model_label") == r["label"] for r in rows) / max(1, len(rows))
-            emo = metrics["tasks"]["emotion"]
-            return {"score": emo["score"], "classification": emo.get("classification"), "quotes": emo.get("quotes"),
-                    "forced_choice_accuracy": forced, "n": emo["n"]}
+            metrics = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)
+            return evaluation_summary(metrics, _read_jsonl(preds))
 
         return self.runner.run(f"eval/{variant.name}", params, build)
 
     def analyze(self, variant: Variant) -> dict[str, Any]:
-        """Stage 5b: one held-out clip through the inference engine (label, scores, explanation, quotes)."""
+        """Stage 5b: one held-out clip through the inference engine: the emotion analysis (label,
+        scores, explanation, quotes), the model's transcript (``task="asr"``) and its answer to the
+        clip's content question (``task="sqa"``)."""
         from emoreason.data.manifest import read_manifest, resolve_audio
         from emoreason.inference.engine import Engine
 
-        test = self.runner.path("targets") / "test.jsonl"
-        rows = read_manifest(test)
+        test = self.runner.path("testset") / "test.jsonl"
+        rows = [r for r in read_manifest(test) if r.task == "emotion"]
         # a clip whose words do not give the label away, if there is one: the voice has to carry it
         pick = next((r for r in rows if r.label != "neutral" and r.meta.get("wording") == "neutral"),
                     next((r for r in rows if r.label != "neutral"), rows[0]))
-        params = {"run": self.runner.digest(f"runs/{variant.name}"), "clip": pick.id,
-                  "max_new_tokens": self.plan.max_new_tokens, "transcript": "model"}
+        audio = resolve_audio(pick, test).resolve()
+        corpus = self.runner.path("corpus") / "manifest.jsonl"
+        # the clip's content question: the corpus's sqa row of the same audio (it may not be in the test set)
+        sqa = next((r for r in read_manifest(corpus) if r.task == "sqa" and resolve_audio(r, corpus).resolve() == audio), None)
+        question = sqa and (sqa.meta.get("question") or sqa.instruction)
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), "clip": pick.id, "question": question,
+                  "max_new_tokens": self.plan.max_new_tokens, "transcript": "model", "tasks": ["emotion", "asr", "sqa"]}
 
         def build(d: Path) -> dict[str, Any]:
             engine = Engine.load(self.runner.path(f"runs/{variant.name}"))
-            result = engine.analyze([str(resolve_audio(pick, test).resolve())], task="emotion", max_new_tokens=self.plan.max_new_tokens)[0]
+            n = self.plan.max_new_tokens
+            result = engine.analyze([str(audio)], task="emotion", max_new_tokens=n)[0]
             data = result.to_dict()
             if not result.ok:
                 raise UserError(f"analysis of {pick.id} failed: {data.get('error')}")
             # ``transcript`` is the model's own (its ASR task); what the speaker said is the corpus text
             data.update({"variant": variant.name, "gold_label": pick.label, "gold_transcript": pick.transcript,
                          "wording": pick.meta.get("wording")})
+            asr = engine.analyze([str(audio)], task="asr", max_new_tokens=n)[0].to_dict()
+            data["asr"] = {"transcript": (asr.get("transcript") or {}).get("text"), "error": asr.get("error")}
+            if question:
+                answer = engine.analyze([str(audio)], task="sqa", question=question, max_new_tokens=n,
+                                        transcript="none")[0].to_dict()
+                data["sqa"] = {"question": question, "answer": answer.get("answer"), "reference": sqa.target,
+                               "error": answer.get("error")}
             (d / "analysis.json").write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
             return data
 
@@ -225,13 +296,15 @@ class Demo:
         from emoreason.demo.report import write_demo_report
 
         p = self.plan
-        n_stages = 3 + 2 * len(p.variants) + 1
+        n_stages = 4 + 2 * len(p.variants) + 1
         step = iter(range(1, n_stages + 1))
         self.say(f"[demo] {p.mode} demo in {self.out} ({len(p.variants)} variants: {', '.join(v.name for v in p.variants)})")
         self.say(f"[demo] stage {next(step)}/{n_stages}: synthetic corpus")
         corpus = self.corpus()
         self.say(f"[demo] stage {next(step)}/{n_stages}: teacher targets (label-only, summary, detailed)")
         targets = self.targets()
+        self.say(f"[demo] stage {next(step)}/{n_stages}: held-out test rows (emotion, sentiment, asr, sqa)")
+        testset = self.testset()
         table: dict[str, dict[str, Any]] = {}
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: train {v.name}")
@@ -239,14 +312,15 @@ class Demo:
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: evaluate {v.name}")
             table[v.name] = self.evaluate(v)
-        gold = [r["label"] for r in _read_jsonl(self.runner.path("targets") / "test.jsonl")]
-        majority_label, majority = majority_rate(gold)
+        test_rows = _read_jsonl(self.runner.path("testset") / "test.jsonl")
+        majorities = {t: majority_rate([r["label"] for r in test_rows if r["task"] == t]) for t in ("emotion", "sentiment")}
+        majority_label, majority = majorities["emotion"]
         best = max(p.variants, key=lambda v: (table[v.name]["score"], table[v.name]["forced_choice_accuracy"]))
         self.say(f"[demo] stage {next(step)}/{n_stages}: analyse one held-out clip with {best.name}")
         analysis = self.analyze(best)
         md, html_path = write_demo_report(
-            self.out, plan=p, corpus=corpus, targets=targets, table=table, best=best.name,
-            majority=(majority_label, majority), analysis=analysis, timings=self.runner.timings,
+            self.out, plan=p, corpus=corpus, targets=targets, testset=testset, table=table, best=best.name,
+            majorities=majorities, analysis=analysis, timings=self.runner.timings,
             eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants},
         )
         return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,

@@ -17,6 +17,8 @@ from emoreason.errors import UserError
 
 STYLES = ("label", "summary", "detailed")
 """Teacher target styles the demo builds (label-only baseline, interpretive, evidence-grounded)."""
+TASKS = ("emotion", "sentiment", "asr", "sqa")
+"""Every task the demo trains on and evaluates (the synthetic corpus has rows of all four)."""
 
 
 @dataclass(frozen=True)
@@ -61,15 +63,24 @@ class DemoPlan:
     """Task -> most training rows taken from the train speakers (emotion: all of them). Keeps the
     CPU budget: the LLM forward/backward is almost all of the training time."""
     variants: tuple[Variant, ...]
-    eval_rows: int
-    """Held-out emotion rows evaluated per variant (0: all of the test speakers' rows)."""
+    test_rows: dict[str, int]
+    """Task -> most held-out rows evaluated per variant (0: all of the test speakers' rows of that
+    task). Every task in :data:`TASKS` is evaluated; the smaller sets are the same clips as the
+    larger ones (one ranking of the clips), so bounding them keeps the evaluation stage short."""
     max_new_tokens: int
-    """Length of the generated explanation at evaluation and in the analysed clip."""
+    """Length of the generated explanation, transcript and answer at evaluation and in the analysed clip."""
     overrides: tuple[str, ...] = ()
     """Extra dotted config overrides for every variant (e.g. schedule lengths)."""
     seed: int = 0
     teacher_cues: bool = True
     """Offline teacher cites measured pitch / loudness / rate / pauses in reasoning targets."""
+
+    def __post_init__(self) -> None:
+        missing = [t for t in TASKS if t not in self.test_rows]
+        unknown = [t for t in self.test_rows if t not in TASKS]
+        if missing or unknown or any(n < 0 for n in self.test_rows.values()):
+            raise UserError(f"test_rows needs a count >= 0 for each of {', '.join(TASKS)} "
+                            f"(missing {missing}, unknown {unknown}): {self.test_rows}")
 
     def params(self) -> dict[str, Any]:
         data = asdict(self)
@@ -86,20 +97,24 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
         plan = DemoPlan(
             mode=mode, config="mini.yaml", utterances=240, speakers=12, emotions=emotions,
             train_rows={"emotion": 160, "sentiment": 24, "asr": 16, "sqa": 8},
-            variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE), eval_rows=0, max_new_tokens=48, seed=seed,
+            variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE), max_new_tokens=48, seed=seed,
+            # all 40 emotion clips; the other tasks on a subset of them (each SQA question is its own batch)
+            test_rows={"emotion": 0, "sentiment": 20, "asr": 20, "sqa": 12},
         )
     elif mode == "quick":
         plan = DemoPlan(
             mode=mode, config="mini.yaml", utterances=96, speakers=8, emotions=emotions,
             train_rows={"emotion": 64, "sentiment": 8, "asr": 8, "sqa": 8},
-            variants=(LABEL_DUAL, DETAILED_DUAL), eval_rows=16, max_new_tokens=40, seed=seed,
+            variants=(LABEL_DUAL, DETAILED_DUAL), max_new_tokens=40, seed=seed,
+            test_rows={"emotion": 16, "sentiment": 6, "asr": 6, "sqa": 4},
             overrides=("train.epochs=2", "train.alternation_epochs=1"),  # S, E, final: each group seen twice
         )
     elif mode == "tiny":
         plan = DemoPlan(
             mode=mode, config="tiny.yaml", utterances=16, speakers=4, emotions=emotions,
             train_rows={"emotion": 8, "sentiment": 2, "asr": 2, "sqa": 2},
-            variants=(LABEL_DUAL, DETAILED_SINGLE), eval_rows=4, max_new_tokens=6, seed=seed,
+            variants=(LABEL_DUAL, DETAILED_SINGLE), max_new_tokens=6, seed=seed,
+            test_rows={"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 2},
             overrides=("train.epochs=2", "train.alternation_epochs=1", "train.batch_size=4", "train.save_every_steps=2",
                        "model.lora.r=2", "model.lora.alpha=4"),
             teacher_cues=False,
@@ -116,4 +131,4 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
     return plan
 
 
-__all__ = ["DemoPlan", "Variant", "VARIANTS", "STYLES", "make_plan"]
+__all__ = ["DemoPlan", "Variant", "VARIANTS", "STYLES", "TASKS", "make_plan"]

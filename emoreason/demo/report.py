@@ -1,9 +1,10 @@
 """``OUT/report.md`` + self-contained ``OUT/report.html``: the demo's variants side by side.
 
-The comparison table is eval's (:func:`emoreason.eval.compare.compare_table`), the per-class table
+The comparison table is eval's (:func:`emoreason.eval.compare.compare_table`: one column per dataset
+x task, so emotion, sentiment, SQA and ASR WER, as ``eval compare`` prints it), the per-class table
 and confusion matrix are those eval wrote for the best variant; this module adds what only the
-demo knows: the majority-class baseline, the honest reading of label-only vs reasoning and single vs
-dual encoder, stage timings, and the analysed clip. The report is built once as data
+demo knows: the majority-class baselines, the honest reading of label-only vs reasoning and single vs
+dual encoder, stage timings, and the analysed clip (emotion, transcript, one spoken question). The report is built once as data
 (:func:`build_demo_report`) and rendered to both formats by :mod:`emoreason.eval.render`.
 """
 from __future__ import annotations
@@ -62,18 +63,33 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
             fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - absent when nothing was quoted
             out.append(f"{n}: {q.get('quotation', 0):.1f}% of answers quote the transcript; groundedness "
                        f"{fmt('groundedness')}, relevance {fmt('relevance')} (0-100).")
+    for n in (v.name for v in plan.variants if v.name in table):
+        out.append(f"{n}, the other tasks: {_other_tasks(table[n])}.")
     if plan.mode == "tiny":
         out.append("Tiny mode: random tiny models trained for a few steps; these numbers only check the plumbing.")
     return out
 
 
+def _other_tasks(entry: dict[str, Any]) -> str:
+    """Sentiment accuracy, SQA score and ASR WER of one variant, as a clause."""
+    tasks = entry.get("tasks") or {}
+    parts = []
+    for task, what in (("sentiment", "sentiment accuracy {:.1f}%"), ("sqa", "SQA score {:.1f} (0-100)"),
+                       ("asr", "WER {:.1f}% (lower is better)")):
+        if task in tasks:
+            parts.append(what.format(tasks[task]["score"]) + f" (n={tasks[task]['n']})")
+    return "; ".join(parts) or "not evaluated"
+
+
 def _analysis_lines(a: dict[str, Any]) -> list[str]:
+    """The analysed clip (``analysis.json``) as lines: emotion analysis, then ``--task asr`` and
+    ``--task sqa`` outputs when present (analyses from before those were added lack them)."""
     scores = ", ".join(f"{k} {v:.2f}" for k, v in sorted(a.get("scores", {}).items(), key=lambda kv: -kv[1]))
     quotes = "; ".join(f'"{q["text"]}"' for q in a.get("quotes", [])) or "(none)"
     cues = a.get("cues") or {}
     cue_text = ", ".join(f"{k} {v}" for k, v in cues.items() if v is not None and k in
                          ("f0_median_hz", "f0_std_semitones", "loudness_dbfs", "speech_s", "pause_count")) or "(none)"
-    return [
+    lines = [
         f"clip: {a.get('file')} (held-out speaker; gold label {a.get('gold_label')}, {a.get('wording')} wording)",
         f"said: {a.get('gold_transcript')}",
         f"model's transcript: {(a.get('transcript') or {}).get('text') if isinstance(a.get('transcript'), dict) else a.get('transcript')}",
@@ -84,6 +100,14 @@ def _analysis_lines(a: dict[str, Any]) -> list[str]:
         f"quotes: {quotes}",
         f"measured cues: {cue_text}",
     ]
+    asr = a.get("asr")
+    if asr:
+        lines.append(f"analyze --task asr: {asr.get('transcript')}")
+    sqa = a.get("sqa")
+    if sqa:
+        lines += [f"analyze --task sqa --question \"{sqa.get('question')}\": {sqa.get('answer')}",
+                  f"  reference answer: {sqa.get('reference')}"]
+    return lines
 
 
 def format_analysis(a: dict[str, Any]) -> str:
@@ -91,52 +115,86 @@ def format_analysis(a: dict[str, Any]) -> str:
     return "\n".join("  " + line for line in _analysis_lines(a))
 
 
-def _examples(eval_dirs: dict[str, Path], limit: int = 4) -> Table | None:
-    """A few held-out rows with every variant's answer (same rows for all variants)."""
+def _read_predictions(eval_dirs: dict[str, Path]) -> dict[str, dict[str, dict[str, Any]]]:
+    """variant -> row id -> its predictions.jsonl row (variants without predictions left out)."""
     preds = {}
     for name, d in eval_dirs.items():
         path = d / "predictions.jsonl"
         if path.is_file():
             preds[name] = {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r}
+    return preds
+
+
+def _examples(eval_dirs: dict[str, Path], limit: int = 4) -> Table | None:
+    """A few held-out emotion rows with every variant's answer (same rows for all variants)."""
+    preds = _read_predictions(eval_dirs)
     if not preds:
         return None
     first = next(iter(preds.values()))
-    ids = list(first)[:limit]
+    ids = [i for i, r in first.items() if r["task"] == "emotion"][:limit]
     if not ids:
         return None
     head = ["clip", "gold", "transcript"] + list(preds)
     rows = []
     for i in ids:
         row = first[i]
-        rows.append([i.split("/")[-2] if "/" in i else i, row["label"], row.get("transcript") or ""]
+        rows.append([_clip(i), row["label"], row.get("transcript") or ""]
                     + [preds[n].get(i, {}).get("prediction", "-") for n in preds])
     return Table(head, rows)
 
 
+def _clip(row_id: str) -> str:
+    """``synth/syn00012/emotion`` -> ``syn00012``."""
+    return row_id.split("/")[-2] if "/" in row_id else row_id
+
+
+def _task_examples(eval_dirs: dict[str, Path], per_task: int = 2) -> Table | None:
+    """A few held-out sentiment, asr and sqa rows: what was asked, the reference, every variant's output."""
+    preds = _read_predictions(eval_dirs)
+    if not preds:
+        return None
+    first = next(iter(preds.values()))
+    ids = [i for task in ("sentiment", "asr", "sqa") for i in [i for i, r in first.items() if r["task"] == task][:per_task]]
+    if not ids:
+        return None
+    rows = [[first[i]["task"], _clip(i), first[i].get("question") or "", first[i].get("reference") or ""]
+            + [preds[n].get(i, {}).get("prediction", "-") for n in preds] for i in ids]
+    return Table(["task", "clip", "asked", "reference"] + list(preds), rows)
+
+
 def _results_table(plan: DemoPlan, table: dict[str, dict[str, Any]], eval_dirs: dict[str, Path]) -> Table:
-    """eval's comparison table across the variants, plus the engine's forced-choice accuracy."""
+    """eval's comparison table across the variants (``eval compare``'s layout: one column per
+    dataset x task with its 95% CI), plus the engine's forced-choice accuracy per classification task."""
     from emoreason.eval.compare import compare_table
 
     names = [v.name for v in plan.variants]
     head, rows = compare_table([eval_dirs[n] for n in names], names)
-    return Table(head + ["forced-choice acc"],
-                 [r + [f"{table[n]['forced_choice_accuracy']:.1f}"] for r, n in zip(rows, names)])
+
+    def forced(name: str, task: str) -> str:
+        value = (table[name].get("forced_choice") or {}).get(task)
+        return f"{value:.1f}" if value is not None else "-"
+
+    return Table(head + ["forced-choice acc", "forced-choice sentiment"],
+                 [r + [forced(n, "emotion"), forced(n, "sentiment")] for r, n in zip(rows, names)])
 
 
 def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
-                      table: dict[str, dict[str, Any]], best: str, majority: tuple[str, float],
-                      analysis: dict[str, Any], timings: dict[str, float], eval_dirs: dict[str, Path]) -> Report:
+                      testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
+                      majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
+                      eval_dirs: dict[str, Path]) -> Report:
     """The demo report as data (see :func:`write_demo_report` for the arguments)."""
     from emoreason.eval.report import class_table  # eval's per-class table layout
 
     speakers = corpus.get("speakers", {})
+    counts = ", ".join(f"{n} {t} rows" for t, n in (testset.get("rows") or {}).items())
     intro = Paragraph([
         "Mode ", strong(plan.mode),
         f": {plan.utterances} synthetic utterances (espeak-ng) from {plan.speakers} speakers; "
         f"trained on speakers {', '.join(speakers.get('train', []))}; evaluated on held-out speakers "
-        f"{', '.join(speakers.get('test', []))} ({targets.get('test_rows')} emotion clips). "
-        f"Targets from the offline teacher; scores from the offline judge (label extracted from the generated "
-        f"answer). 'forced-choice acc' is the engine's label (scores of the label sentences)."])
+        f"{', '.join(speakers.get('test', []))} ({counts}). Targets from the offline teacher; scores from the "
+        f"offline judge: emotion (ER) and sentiment (SR) accuracy with the label extracted from the generated "
+        f"answer, SQA a 0-5 rating of the answer (x20), ASR the corpus WER of the model's transcript "
+        f"(lower is better; not in 'avg'). 'forced-choice' is the engine's label (scores of the label sentences)."])
     variants = Table(["variant", "targets", "encoders", "what"],
                      [[v.name, v.style, "speech + emotion" if v.fusion != "none" else "speech only", v.description]
                       for v in plan.variants])
@@ -144,8 +202,9 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         Section("Variants", [variants]),
         Section("Results on held-out speakers", [
             _results_table(plan, table, eval_dirs),
-            Paragraph([f"Majority-class rate: {majority[1]:.1f}% ({majority[0]})."])]),
-        Section("Findings", [Bullets(findings(plan, table, best, majority))]),
+            Paragraph(["Majority-class rate: " + "; ".join(f"{t} {rate:.1f}% ({label})"
+                                                           for t, (label, rate) in majorities.items()) + "."])]),
+        Section("Findings", [Bullets(findings(plan, table, best, majorities["emotion"]))]),
     ]
     best_cls = table[best].get("classification")
     if best_cls:
@@ -159,6 +218,9 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     examples = _examples(eval_dirs)
     if examples:
         sections.append(Section("Example answers (same clips, every variant)", [examples]))
+    task_examples = _task_examples(eval_dirs)
+    if task_examples:
+        sections.append(Section("Sentiment, ASR and SQA examples (every variant)", [task_examples]))
     if targets.get("example_target"):
         sections.append(Section("A detailed reasoning target (offline teacher)", [Quote(targets["example_target"])]))
     time_rows = [[k, f"{v:.1f}"] for k, v in timings.items()]
@@ -172,15 +234,18 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
 
 
 def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
-                      table: dict[str, dict[str, Any]], best: str, majority: tuple[str, float],
-                      analysis: dict[str, Any], timings: dict[str, float], eval_dirs: dict[str, Path]) -> tuple[Path, Path]:
+                      testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
+                      majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
+                      eval_dirs: dict[str, Path]) -> tuple[Path, Path]:
     """Write ``out/report.md`` and ``out/report.html``; return their paths.
 
-    ``table``: variant -> its emotion metrics plus ``forced_choice_accuracy``; ``best``: the variant
-    whose per-class table, confusion matrix and analysed clip are shown; ``majority``: (label, % of
-    held-out clips); ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation
-    directory under ``out``.
+    ``corpus`` / ``targets`` / ``testset``: those stages' results (``testset["rows"]``: task -> rows
+    evaluated); ``table``: variant -> :func:`~emoreason.demo.pipeline.evaluation_summary`;
+    ``best``: the variant whose per-class table, confusion matrix and analysed clip are shown;
+    ``majorities``: task (emotion, sentiment) -> (majority label, its % of the held-out rows);
+    ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation directory under ``out``.
     """
-    report = build_demo_report(out, plan=plan, corpus=corpus, targets=targets, table=table, best=best,
-                               majority=majority, analysis=analysis, timings=timings, eval_dirs=eval_dirs)
+    report = build_demo_report(out, plan=plan, corpus=corpus, targets=targets, testset=testset, table=table,
+                               best=best, majorities=majorities, analysis=analysis, timings=timings,
+                               eval_dirs=eval_dirs)
     return write_report_files(report, out)
