@@ -85,11 +85,12 @@ def _run(args: argparse.Namespace) -> int:
     print(format_analysis(result.analysis))
     print("\nHeld-out speakers (offline judge): emotion / sentiment accuracy %, SQA score 0-100, ASR WER %:")
     for name, entry in result.table.items():
-        c = entry.get("classification") or {}
         tasks = entry.get("tasks") or {}
         other = "  ".join(f"{label} {tasks[t]['score']:5.1f}" for t, label in
                           (("sentiment", "sentiment"), ("sqa", "SQA"), ("asr", "WER")) if t in tasks)
-        print(f"  {name:16s} emotion {c.get('weighted_accuracy', entry['score']):5.1f}  "
+        # the judge's score, as the report's ER column (not the extracted-label accuracy, which
+        # counts a hedged answer by its first label)
+        print(f"  {name:16s} emotion {entry['score']:5.1f}  "
               f"(forced choice {entry['forced_choice_accuracy']:.1f})  {other}")
     print(f"  majority class   emotion {result.majority:5.1f}")
     print(f"\nReport: {result.report_html.resolve()}  (and {result.report_md})")
