@@ -263,7 +263,8 @@ class AudioLLM(nn.Module):
             **llm_kwargs,
         )
 
-    def _eos_ids(self) -> list[int]:
+    def eos_ids(self) -> list[int]:
+        """The ids that end a generation (the generation config's and the tokenizer's EOS)."""
         ids: list[int] = []
         gen_eos = getattr(self.llm.generation_config, "eos_token_id", None)
         for value in (gen_eos, self.tokenizer.eos_token_id):
@@ -285,8 +286,8 @@ class AudioLLM(nn.Module):
         self._check_prompt_batch(batch, "generate")
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         embeds = self.embed(batch)
-        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self._eos_ids()[0]
-        kwargs = {"do_sample": False, "eos_token_id": self._eos_ids(), "pad_token_id": pad}
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids()[0]
+        kwargs = {"do_sample": False, "eos_token_id": self.eos_ids(), "pad_token_id": pad}
         kwargs.update(gen_kwargs)
         out = self.llm.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                 max_new_tokens=max_new_tokens, **kwargs)

@@ -75,6 +75,13 @@ def normalize_quote(text: str) -> str:
     return " ".join(quote_words(text))
 
 
+def is_transcript_span(quote: str, transcript: str | None) -> bool:
+    """``quote`` is a contiguous run of whole words of ``transcript`` after :func:`normalize_quote`
+    (what constrained decoding guarantees); False without a transcript or words."""
+    q = normalize_quote(quote)
+    return bool(q and transcript) and f" {q} " in f" {normalize_quote(transcript or '')} "
+
+
 def ground_quote(quote: str, transcript: str) -> int:
     """0 / 1 / 2: not found / faithful paraphrase / direct quote of ``transcript``.
 

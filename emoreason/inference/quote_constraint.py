@@ -1,0 +1,256 @@
+"""Quote-constrained decoding: inside a quotation the model may only write transcript words.
+
+While a row's generated text has an open double quote (``"`` or ``“``), only tokens are allowed
+that keep the quote's text, normalised the way :func:`emoreason.text.quotes.normalize_quote` does
+(lowercase, straight apostrophes, punctuation and spacing as word breaks), a prefix of a span of
+the row's transcript that starts at a word boundary; the closing mark (``"`` after ``"``, ``”``
+after ``“``) only once the quote holds at least one word and ends at the end of a transcript word.
+So every quote the model closes is a transcript span after normalisation.
+
+How (all plain Python; :class:`QuoteConstraint` is the thin ``LogitsProcessor`` on top):
+
+- :class:`TokenTable` (once per tokenizer, cached): each vocabulary token's decoded text, reduced
+  to its *canonical form* (the per-character normalisation: word characters lowercased, other
+  characters a single space), in a character trie; tokens that hold a quote mark are kept aside
+  (a few hundred) and checked one by one by simulating them character by character.
+- :class:`TranscriptIndex` (per row): the normalised transcript's suffixes that start at a word
+  (sorted, each with a trailing space so a complete word ends in one): the quote so far is a valid
+  prefix when some suffix starts with its canonical form (a bisect); the tokens that may follow are
+  found by walking the token trie along those suffixes' remainders (short: tokens are a few chars).
+
+Rows without a transcript (empty ASR output) may not open a quote: every token holding an opening
+mark is masked (there is nothing to ground a quote in). Tokens that decode to a partial UTF-8
+character (``\\ufffd``), special tokens and newlines are not allowed inside a quote; if nothing is
+allowed (e.g. a transcript word the tokenizer can only spell with byte pieces) the closing mark
+is allowed when it would be valid, else only EOS, so generation always ends and never closes an
+ungrounded quote (an unclosed quote is not extracted). The tokenizer must decode single tokens with
+their leading space (byte-level BPE such as SmolLM2 / Llama 3, and the tiny byte tokenizer do;
+SentencePiece tokenizers strip it and are not supported).
+"""
+from __future__ import annotations
+
+import bisect
+import re
+import weakref
+from collections.abc import Sequence
+from typing import Any
+
+from emoreason.text.quotes import normalize_quote
+
+OPEN_TO_CLOSE = {'"': '"', "“": "”"}
+"""Opening mark -> its closing mark (what ``extract_quotes`` pairs)."""
+QUOTE_CHARS = frozenset('"“”«»‘')
+"""Characters that open or close a quotation; ``’`` is not here: it is also an apostrophe."""
+_WORDCHAR = re.compile(r"[^\W_]")
+MAX_QUOTE_CHARS = 300
+"""A quote this long must close (``extract_quotes`` takes bodies of at most 400 characters)."""
+
+
+def canonical(text: str) -> str:
+    """``text`` reduced per character the way ``normalize_quote`` reads it: word characters
+    lowercased, ``’`` -> ``'``, everything else a space; runs of spaces collapsed to one."""
+    out: list[str] = []
+    for ch in text.lower().replace("’", "'"):
+        c = ch if (ch == "'" or _WORDCHAR.match(ch)) else " "
+        if c == " " and out and out[-1] == " ":
+            continue
+        out.append(c)
+    return "".join(out)
+
+
+def _join(key: str, piece: str) -> str:
+    """Canonical key + canonical piece (spaces collapse across the seam; a key never starts with one)."""
+    if piece.startswith(" ") and (not key or key.endswith(" ")):
+        piece = piece[1:]
+    return key + piece
+
+
+class TranscriptIndex:
+    """One transcript's normalised word-start suffixes, for prefix queries."""
+
+    def __init__(self, transcript: str):
+        words = normalize_quote(transcript).split()
+        self.suffixes = sorted(" ".join(words[i:]) + " " for i in range(len(words)))
+        self.forbidden: tuple[Any, list[int]] | None = None  # (table, ids): forbidden_openings' cache
+
+    def __bool__(self) -> bool:
+        return bool(self.suffixes)
+
+    def matches(self, key: str) -> list[str]:
+        """The suffixes starting with ``key``."""
+        i = bisect.bisect_left(self.suffixes, key)
+        out = []
+        while i < len(self.suffixes) and self.suffixes[i].startswith(key):
+            out.append(self.suffixes[i])
+            i += 1
+        return out
+
+    def is_prefix(self, key: str) -> bool:
+        """``key`` (canonical) starts some word-start suffix: a valid quote so far."""
+        i = bisect.bisect_left(self.suffixes, key)
+        return i < len(self.suffixes) and self.suffixes[i].startswith(key)
+
+    def can_close(self, key: str) -> bool:
+        """A quote whose canonical text is ``key`` is a whole-word transcript span, non-empty."""
+        body = key.strip()
+        return bool(body) and any(c != "'" for c in body) and self.is_prefix(body + " ")
+
+
+class TokenTable:
+    """Decoded vocabulary of one tokenizer: plain tokens in a canonical-form trie, quote-mark
+    tokens apart, and the tokens never allowed inside a quote."""
+
+    def __init__(self, tokenizer: Any):
+        n = len(tokenizer)
+        special = set(tokenizer.all_special_ids)
+        self.size = n
+        self.texts: list[str] = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
+        self.trie: dict[str, Any] = {}
+        self.quote_tokens: list[int] = []  # hold a quote mark: simulated one by one
+        self.opening_tokens: list[int] = []  # hold an opening mark
+        for i, text in enumerate(self.texts):
+            if i in special or not text:
+                continue
+            if any(c in QUOTE_CHARS for c in text):
+                self.quote_tokens.append(i)
+                if any(c in OPEN_TO_CLOSE for c in text):
+                    self.opening_tokens.append(i)
+                continue
+            if "\ufffd" in text or "\n" in text or "\r" in text:
+                continue  # partial UTF-8 / line break: never inside a quote
+            node = self.trie
+            for c in canonical(text):
+                node = node.setdefault(c, {})
+            node.setdefault("", []).append(i)  # "" holds the ids ending here (no char is "")
+
+    def continuations(self, index: TranscriptIndex, key: str) -> set[int]:
+        """Plain tokens that keep the quote (canonical ``key``) a valid transcript prefix."""
+        allowed: set[int] = set()
+        for suffix in index.matches(key):
+            rest = suffix[len(key):]
+            starts = [(self.trie, rest)]
+            if not key or key.endswith(" "):
+                if " " in self.trie:  # a leading space collapses into the key's
+                    starts.append((self.trie[" "], rest))
+            for node, text in starts:
+                allowed.update(node.get("", ()) if node is not self.trie else ())
+                for c in text:
+                    node = node.get(c)
+                    if node is None:
+                        break
+                    allowed.update(node.get("", ()))
+        return allowed
+
+
+_TABLES: "weakref.WeakKeyDictionary[Any, TokenTable]" = weakref.WeakKeyDictionary()
+
+
+def token_table(tokenizer: Any) -> TokenTable:
+    """The tokenizer's :class:`TokenTable`, built once (a batch decode of the vocabulary)."""
+    table = _TABLES.get(tokenizer)
+    if table is None:
+        table = _TABLES[tokenizer] = TokenTable(tokenizer)
+    return table
+
+
+def open_quote(text: str) -> tuple[str, str] | None:
+    """(opening mark, text after it) of the quotation still open at the end of ``text``; None
+    when no quote is open."""
+    opener, start = None, 0
+    for i, c in enumerate(text):
+        if opener is None and c in OPEN_TO_CLOSE:
+            opener, start = c, i + 1
+        elif opener is not None and c == OPEN_TO_CLOSE[opener]:
+            opener = None
+    return None if opener is None else (opener, text[start:])
+
+
+def step(state: tuple[str, str] | None, text: str, index: TranscriptIndex) -> tuple[str, str] | None | bool:
+    """Feed ``text`` (one token's) to a row in ``state`` (None: outside, or (opener, canonical key)).
+
+    Returns the new state, or False when the text breaks the constraint somewhere."""
+    closed = False  # a quote closed inside this token: the rest may not start another (',"'' etc.)
+    for c in text:
+        if state is None:
+            if closed and (c in QUOTE_CHARS or c in "'’"):
+                return False
+            if c in OPEN_TO_CLOSE:
+                if not index:
+                    return False
+                state = (c, "")
+            continue
+        opener, key = state
+        if c == OPEN_TO_CLOSE[opener]:
+            if not index.can_close(key):
+                return False
+            state, closed = None, True
+        elif c in QUOTE_CHARS or c in "\n\r\ufffd":
+            return False
+        else:
+            key = _join(key, canonical(c))
+            if not index.is_prefix(key):
+                return False
+            state = (opener, key)
+    return state
+
+
+def forbidden_openings(table: TokenTable, index: TranscriptIndex) -> list[int]:
+    """Tokens holding an opening mark that lead nowhere for this transcript (all of them without
+    one); the same at every step outside a quote, so cached on the index."""
+    if index.forbidden is None or index.forbidden[0] is not table:
+        index.forbidden = (table, [i for i in table.opening_tokens if step(None, table.texts[i], index) is False])
+    return index.forbidden[1]
+
+
+def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids: Sequence[int]) -> tuple[bool, list[int]]:
+    """What one row may generate next, given its generated ``text`` so far.
+
+    Returns (inside, ids): outside a quote ``ids`` are the *forbidden* tokens (opening marks that
+    lead nowhere), inside a quote the *allowed* ones (never empty: EOS at worst)."""
+    state = open_quote(text)
+    if state is None:
+        return False, forbidden_openings(table, index)
+    opener, body = state
+    key = canonical(body).lstrip(" ")
+    allowed: list[int] = []
+    if len(body) < MAX_QUOTE_CHARS:
+        allowed = sorted(table.continuations(index, key))
+    allowed += [i for i in table.quote_tokens if step((opener, key), table.texts[i], index) is not False]
+    if not allowed:
+        allowed = list(eos_ids)  # stuck mid-word: end rather than close an ungrounded quote
+    return True, allowed
+
+
+class QuoteConstraint:
+    """``LogitsProcessor``: one transcript per batch row ("" = no transcript: no quotes there).
+
+    Args:
+        tokenizer: the LLM's tokenizer (decodes the rows' generated ids).
+        transcripts: (B,) one per generated row.
+        eos_ids: the ids that end generation (the fallback when nothing else is allowed).
+    """
+
+    def __init__(self, tokenizer: Any, transcripts: Sequence[str], eos_ids: Sequence[int]):
+        self.tokenizer = tokenizer
+        self.table = token_table(tokenizer)
+        self.indexes = [TranscriptIndex(t or "") for t in transcripts]
+        self.eos_ids = list(eos_ids)
+        self.start: int | None = None  # prompt length in input_ids (0 with inputs_embeds only)
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        """input_ids (B, L) long, scores (B, V) float -> scores with disallowed tokens at -inf."""
+        import torch
+
+        if self.start is None:
+            self.start = input_ids.shape[1]
+        generated = input_ids[:, self.start:].tolist()
+        mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)  # True = forbidden
+        for row, (ids, index) in enumerate(zip(generated, self.indexes)):
+            text = self.tokenizer.decode(ids, skip_special_tokens=True)
+            inside, ids_ = allowed_tokens(self.table, index, text, self.eos_ids)
+            if inside:
+                mask[row] = True
+                mask[row, ids_] = False
+            elif ids_:
+                mask[row, ids_] = True
+        return scores.masked_fill(mask, float("-inf"))
