@@ -86,7 +86,7 @@ def test_scores_are_softmax_of_candidate_loglikelihoods(engine, monkeypatch):
         return logp
 
     monkeypatch.setattr(engine.model, "score_candidates", fake_score)
-    monkeypatch.setattr(engine.model, "generate", lambda batch, max_new_tokens: ['It says "I hate this" loudly.'] * batch["input_ids"].shape[0])
+    monkeypatch.setattr(engine.model, "generate", lambda batch, max_new_tokens, **kw: ['It says "I hate this" loudly.'] * batch["input_ids"].shape[0])
     [r] = engine.analyze([("x.wav", tone(1.0))])
     labels = tiny_model_config().labels  # what the saved config.yaml says
     assert seen["candidates"][3] == f"The speaker sounds {labels[3]}."
@@ -94,6 +94,7 @@ def test_scores_are_softmax_of_candidate_loglikelihoods(engine, monkeypatch):
     assert r.label == labels[3]
     np.testing.assert_allclose(list(r.scores.values()), want.numpy(), rtol=1e-5)
     assert [q.text for q in r.quotes] == ["I hate this"] and r.quotes[0].start is None
+    assert r.quotes[0].grounded  # the fake's ASR rows say the same sentence
 
 
 def test_long_audio_windows_and_weighted_overall(engine, monkeypatch):
@@ -106,7 +107,7 @@ def test_long_audio_windows_and_weighted_overall(engine, monkeypatch):
         logp[~loud, 1] = 0.0
         return logp
 
-    def fake_generate(batch, max_new_tokens):
+    def fake_generate(batch, max_new_tokens, **kw):
         return [f'Window says "quote {i}".' for i in range(batch["input_ids"].shape[0])]
 
     monkeypatch.setattr(engine.model, "score_candidates", fake_score)

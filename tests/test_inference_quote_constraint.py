@@ -20,7 +20,7 @@ WORDS = ["I", "hate", "this", "don't", "You", "really", "so", "much", "it's", "2
 PUNCT = ["", "", "", ",", ".", "!", "?", " -", ";"]
 # A fake model writes none of these outside quotes: extract_quotes would read them as single-quoted
 # spans, which the constraint does not cover (it holds double quotes, the ones explanations use).
-UNGUARDED = set("'‘’«»")
+UNGUARDED = set("'‘’")
 
 
 def random_transcript(rng: random.Random) -> str:
@@ -31,9 +31,9 @@ def random_transcript(rng: random.Random) -> str:
 def _fake_model_tokens(tokenizer) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(opening-mark tokens, tokens the fake never writes outside quotes, quote-mark tokens)."""
     table = token_table(tokenizer)
-    openers = set(table.opening_tokens)
-    unguarded = [i for i, t in enumerate(table.texts) if set(t) & UNGUARDED and i not in openers]
-    return torch.tensor(table.opening_tokens), torch.tensor(unguarded), torch.tensor(table.quote_tokens)
+    unguarded = [i for i, t in enumerate(table.texts) if set(t) & UNGUARDED]
+    openers = [i for i in table.opening_tokens if not set(table.texts[i]) & UNGUARDED]
+    return torch.tensor(openers), torch.tensor(unguarded), torch.tensor(table.quote_tokens)
 
 
 def fake_decode(tokenizer, constraint: QuoteConstraint, rng: random.Random, steps: int) -> str:
@@ -66,7 +66,7 @@ def fake_decode_core(tokenizer, index: TranscriptIndex, rng: random.Random, step
     (a closing token 30% of the time inside a quote, an opening one 30% of the time outside);
     fast enough for a 49k vocabulary."""
     table = token_table(tokenizer)
-    _, unguarded, _ = _fake_model_tokens(tokenizer)
+    openers, unguarded, _ = _fake_model_tokens(tokenizer)
     banned = set(unguarded.tolist()) | set(tokenizer.all_special_ids)
     eos = [tokenizer.eos_token_id]
     ids: list[int] = []
@@ -76,7 +76,7 @@ def fake_decode_core(tokenizer, index: TranscriptIndex, rng: random.Random, step
             closers = [i for i in listed if i in table.quote_tokens]
             token = rng.choice(closers if closers and rng.random() < 0.3 else listed)
         elif rng.random() < 0.3:
-            token = rng.choice([i for i in table.opening_tokens if i not in set(listed)] or [eos[0]])
+            token = rng.choice([i for i in openers.tolist() if i not in set(listed)] or [eos[0]])
         else:
             token = rng.randrange(table.size)
             if token in banned or token in listed:
@@ -179,3 +179,114 @@ def test_smollm2_merged_quote_tokens(smollm_tokenizer):
     _, allowed = allowed_tokens(table, index, 'He says "I', [tok.eos_token_id])
     texts = {table.texts[i] for i in allowed}
     assert " hate" in texts and '"' in texts and '."' in texts and " this" not in texts
+
+
+# ---------------------------------------------------------------------------- the engine
+SR = 16_000
+
+
+def tone(seconds: float, freq: float = 220.0, seed: int = 0) -> np.ndarray:
+    t = np.arange(int(seconds * SR)) / SR
+    noise = np.random.default_rng(seed).standard_normal(t.size)
+    return (0.3 * np.sin(2 * np.pi * freq * t) + 0.01 * noise).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def engine(tmp_path_factory: pytest.TempPathFactory):
+    from emoreason.inference.engine import Engine
+    from emoreason.testing.tiny import save_tiny_run
+
+    return Engine.load(save_tiny_run(tmp_path_factory.mktemp("run")), device="cpu")
+
+
+@pytest.fixture
+def spy_generate(engine, monkeypatch):
+    """Records (rows, gen kwargs) of every generate call; the real tiny model still generates."""
+    calls: list[tuple[int, dict]] = []
+    real = engine.model.generate
+
+    def generate(batch, max_new_tokens, **kw):
+        calls.append((batch["input_ids"].shape[0], kw))
+        return real(batch, max_new_tokens, **kw)
+
+    monkeypatch.setattr(engine.model, "generate", generate)
+    return calls
+
+
+def test_free_quotes_leave_generation_unchanged(engine, spy_generate):
+    """quotes="free": one generate call for task + ASR rows, no processor: the text of before."""
+    clips = [("a.wav", tone(1.5)), ("b.wav", tone(2.0, freq=330.0, seed=1))]
+    free = engine.analyze(clips, max_new_tokens=12, quotes="free")
+    assert [(rows, kw) for rows, kw in spy_generate] == [(4, {})]
+    [batch_call] = spy_generate
+    # the same generate call made by hand on the same rows: identical texts (greedy, fixed weights)
+    from emoreason.inference.generation import make_plan
+
+    plan = make_plan("emotion", engine.labels(), None, None, 12, "model")
+    batch = engine.processor(waves=[w for _, w in clips] * 2, prompts=[plan.prompt] * 2 + [plan.transcript_prompt] * 2)
+    with torch.inference_mode():
+        texts = [t.strip() for t in engine.model.generate(batch, max_new_tokens=12)]
+    assert [r.explanation for r in free] == texts[:2]
+    assert [r.transcript.text for r in free] == texts[2:]
+
+
+def test_constrained_is_the_default_with_a_transcript(engine, spy_generate):
+    [r] = engine.analyze([("a.wav", tone(1.0))], max_new_tokens=6)
+    (asr_rows, asr_kw), (task_rows, task_kw) = spy_generate  # transcripts first, then explanations
+    assert asr_rows == task_rows == 1 and asr_kw == {}
+    [constraint] = task_kw["logits_processor"]
+    assert isinstance(constraint, QuoteConstraint) and [i.suffixes for i in constraint.indexes] == [
+        TranscriptIndex(r.transcript.text).suffixes]
+    spy_generate.clear()
+    engine.analyze([("a.wav", tone(1.0))], max_new_tokens=6, transcript="none")
+    assert [kw for _, kw in spy_generate] == [{}]  # no transcript: free
+    spy_generate.clear()
+    engine.analyze([("a.wav", tone(1.0))], max_new_tokens=0)
+    assert spy_generate == []  # --max-new-tokens 0 stays generation-free
+
+
+def test_constrained_refused_without_a_transcript(engine):
+    from emoreason.errors import UserError
+
+    with pytest.raises(UserError, match="needs the model's transcript"):
+        engine.analyze([("a.wav", tone(1.0))], quotes="constrained", transcript="none")
+    with pytest.raises(UserError, match="unknown quotes setting"):
+        engine.analyze([("a.wav", tone(1.0))], quotes="strict")
+
+
+TRANSCRIPTS = ["I hate this, I really do!", "Well, it's fine. Nothing to see here.", "No no NO, stop it now."]
+
+
+def test_engine_constrained_quotes_are_grounded(engine, monkeypatch):
+    """The tiny random model, pushed to open quotes often, with fixed ASR outputs: every quote it
+    closes is a span of its clip's transcript (``grounded``), and some are closed."""
+    from transformers import LogitsProcessor
+
+    real = engine.model.generate
+    tok = engine.processor.tokenizer
+    quote = tok.convert_tokens_to_ids('"')
+
+    class PushQuotes(LogitsProcessor):
+        """Adds a bias to '"' (opening and closing); the constraint runs after it."""
+
+        def __call__(self, input_ids, scores):
+            scores = scores.clone()
+            scores[:, quote] += 6.0
+            return scores
+
+    def generate(batch, max_new_tokens, **kw):
+        rows = batch["input_ids"].shape[0]
+        if "logits_processor" not in kw:  # the ASR rows: a known transcript per clip
+            return [TRANSCRIPTS[i % len(TRANSCRIPTS)] for i in range(rows)]
+        [constraint] = kw["logits_processor"]
+        return real(batch, max_new_tokens, logits_processor=[PushQuotes(), constraint])
+
+    monkeypatch.setattr(engine.model, "generate", generate)
+    clips = [(f"{i}.wav", tone(1.0 + i / 2, freq=200.0 + 50 * i, seed=i)) for i in range(3)]
+    results = engine.analyze(clips, max_new_tokens=40, batch_size=3)
+    quotes = [(r, q) for r in results for q in r.quotes]
+    assert quotes, [r.explanation for r in results]
+    for r, q in quotes:
+        assert q.grounded and is_transcript_span(q.text, r.transcript.text), (r.explanation, r.transcript.text)
+        assert q.start is None and q.end is None
+    assert all(r.to_dict()["quotes"][0].keys() == {"text", "start", "end", "grounded"} for r in results if r.quotes)

@@ -41,7 +41,7 @@ def fake_generate(engine, monkeypatch):
     'E "quote"' otherwise; records the prompts it saw."""
     seen: list[list[str]] = []
 
-    def generate(batch, max_new_tokens):
+    def generate(batch, max_new_tokens, **kw):
         prompts = prompt_texts(engine, batch)
         seen.append(prompts)
         loud = batch["speech_features"].flatten(1).mean(1)  # louder windows: larger log-mels
@@ -151,7 +151,7 @@ def test_real_sqa_answer_is_text(engine):
 
 
 def test_emotion_carries_the_model_transcript(engine):
-    [r] = engine.analyze([("a.wav", tone(2.0))], max_new_tokens=4)
+    [r] = engine.analyze([("a.wav", tone(2.0))], max_new_tokens=4, quotes="free")
     assert r.transcript is not None and r.transcript.source == "model-asr" and isinstance(r.transcript.text, str)
     assert r.answer is None and r.question is None and r.label in r.scores
     [off] = engine.analyze([("a.wav", tone(2.0))], max_new_tokens=4, transcript="none")
@@ -164,8 +164,8 @@ def test_emotion_carries_the_model_transcript(engine):
 
 def test_emotion_long_audio_transcript_and_cues(engine, fake_generate):
     wave = np.concatenate([tone(30.0, amp=0.5), tone(15.0, amp=0.001)])
-    [r] = engine.analyze([("long.wav", wave)], task="sentiment", batch_size=2, max_new_tokens=4)
-    [prompts] = fake_generate  # both windows, task rows then ASR rows, in one call
+    [r] = engine.analyze([("long.wav", wave)], task="sentiment", batch_size=2, max_new_tokens=4, quotes="free")
+    [prompts] = fake_generate  # both windows, task rows then ASR rows, in one call (free quotes)
     assert len(prompts) == 4 and all(ASR_POOL[0] in p for p in prompts[2:]) and not any(ASR_POOL[0] in p for p in prompts[:2])
     assert [s.explanation for s in r.segments] == ['It says "loud".', 'It says "soft".']
     assert [s.transcript.text for s in r.segments] == ["loud words", "soft words"]

@@ -52,6 +52,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="model: emotion / sentiment / sqa results also carry the transcript of the model's ASR task "
                    "(one more generation per window, in the same batch; up to --max-new-tokens tokens); "
                    "none: skip it (default: model)")
+    p.add_argument("--quotes", choices=["constrained", "free"], default=None,
+                   help="constrained: quotes in emotion / sentiment explanations may only hold spans of the transcript "
+                   "(it is generated first, then the explanation); free: unconstrained generation (transcript and "
+                   "explanation in one batch); every quote says whether it is grounded "
+                   "(default: constrained with a transcript, free with --transcript none)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON lines) instead of a readable "
                    "summary; a failed file gives {\"file\", \"error\"} (and its line on stderr)")
     p.add_argument("--out", metavar="FILE.jsonl", help="also append each result to this JSON-lines file as it finishes; "
@@ -112,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
 
     # Check task / question / transcript now, before loading a model or sending any file (no labels
     # needed for that: the engine re-checks with the model's own).
-    make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript)
+    make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript, args.quotes)
     files = list(args.files)
     out_file: ResumableJsonl | None = None
     if args.out:
@@ -133,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
+            quotes=args.quotes,
             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
     failed = 0
     # The bar counts files (windows of long files finish at different times); tqdm hides itself
@@ -165,7 +171,7 @@ def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict
 
     url = args.server.rstrip("/") + "/analyze"
     form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or "",
-            "question": args.question or "", "transcript": args.transcript}
+            "question": args.question or "", "transcript": args.transcript, "quotes": args.quotes or ""}
     with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client:  # long clips take long: no read timeout
         for name in files:
             path = Path(name)

@@ -16,7 +16,10 @@ Every task the model was trained on can be asked (``emoreason.inference.generati
 - sqa: the answer to a question about the clip.
 
 Unless ``transcript="none"``, the non-asr tasks also get the clip's transcript from the model's
-own ASR task (one extra generation per window, batched with the task's own).
+own ASR task (one extra generation per window, batched with the task's own). With a transcript,
+an explanation's quotes are held to it by default (``quotes="constrained"``: the transcript is
+generated first, then the explanation may quote only its spans; ``emoreason.inference.quote_constraint``);
+every returned quote says whether it is ``grounded`` in the transcript.
 
 Clips longer than one 30 s window are split; each window is analysed on its own (``segments``):
 the clip's scores are the duration-weighted mean, its transcript the windows' stitched in order.
@@ -36,15 +39,15 @@ import numpy as np
 
 from emoreason.audio import MAX_SECONDS, SAMPLE_RATE, AudioError, load_audio, split_windows, validate_wave
 from emoreason.errors import UserError
-from emoreason.text.quotes import extract_quotes
+from emoreason.text.quotes import extract_quotes, is_transcript_span
 from emoreason.inference.generation import (
-    LABEL_TASKS, TASKS, TRANSCRIPT_MODES, TaskPlan, WindowOutput, default_prompt, make_plan, run_windows, stitch,
+    LABEL_TASKS, QUOTE_MODES, TASKS, TRANSCRIPT_MODES, TaskPlan, WindowOutput, default_prompt, make_plan, run_windows, stitch,
 )
 from emoreason.inference.results import AnalysisError, AnalysisResult, Quote, Segment, Transcript
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Engine", "TASKS", "LABEL_TASKS", "TRANSCRIPT_MODES", "default_prompt", "resolve_model_dir", "config_labels"]
+__all__ = ["Engine", "TASKS", "LABEL_TASKS", "TRANSCRIPT_MODES", "QUOTE_MODES", "default_prompt", "resolve_model_dir", "config_labels"]
 
 AudioSource = str | Path | bytes | tuple[str, bytes | np.ndarray]
 """A path, encoded file bytes, or (name, encoded bytes | float32 16 kHz mono waveform (T,))."""
@@ -185,6 +188,7 @@ class Engine:
         progress: Any = None,
         question: str | None = None,
         transcript: str = "model",
+        quotes: str | None = None,
     ) -> Iterator[AnalysisResult | AnalysisError]:
         """Analyse clips; yield one result per source, in input order.
 
@@ -205,8 +209,12 @@ class Engine:
             transcript: ``model``: the non-asr tasks also get the clip's transcript from the
                 model's ASR task (one extra generation per window: the same ``generate`` call
                 runs twice the rows); ``none``: no transcript.
+            quotes: ``constrained``: emotion / sentiment explanations may quote only spans of the
+                window's transcript (generated first, then the explanation: two ``generate``
+                calls); ``free``: unconstrained (one call for both); None (default):
+                ``constrained`` when there is a transcript, else ``free``.
         """
-        plan = make_plan(task, self.labels(task), prompt, question, max_new_tokens, transcript)
+        plan = make_plan(task, self.labels(task), prompt, question, max_new_tokens, transcript, quotes)
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
         return self._iter(sources, plan, batch_size, progress)
@@ -311,7 +319,7 @@ def _window_fields(out: WindowOutput, labels: list[str], task: str, span: tuple[
     start, end = (round(span[0], 3), round(span[1], 3)) if span else (None, None)
     return dict(
         label=label, scores=scores, explanation=explanation,
-        quotes=[Quote(q, start, end) for q in extract_quotes(explanation)],
+        quotes=[Quote(q, start, end, is_transcript_span(q, out.transcript)) for q in extract_quotes(explanation)],
         transcript=Transcript(transcript_text, MODEL_ASR) if transcript_text is not None else None, answer=answer,
     )
 

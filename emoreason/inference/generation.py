@@ -8,7 +8,10 @@ also writes a transcript. :func:`run_windows` runs a plan on a batch of windows:
   continued greedily (explanation / transcript / answer);
 - with an extra transcript, B more rows ask the ASR instruction about the same windows; they join
   the same ``generate`` call (2B rows), because greedy decoding is memory-bound: one batch of 2B
-  rows costs far less than two batches of B.
+  rows costs far less than two batches of B;
+- except with constrained quotes (emotion / sentiment with a transcript, the default): the
+  explanation's quotes may only hold spans of the window's transcript, so the ASR rows are
+  generated first and the explanations after them, under :class:`QuoteConstraint`.
 
 Prompts match training: the default instruction of each task is the first of its training pool
 (``emoreason.data.questions``); an SQA prompt is the question itself (the pool's first template is
@@ -31,6 +34,9 @@ TEXT_TASKS = ("asr", "sqa")
 TASKS = LABEL_TASKS + TEXT_TASKS
 TRANSCRIPT_MODES = ("model", "none")
 """``model``: one extra ASR generation per window gives the clip's transcript; ``none``: skip it."""
+QUOTE_MODES = ("constrained", "free")
+"""``constrained``: quotes in explanations may only hold transcript spans
+(``emoreason.inference.quote_constraint``); ``free``: generation is not touched."""
 MAX_QUESTION_CHARS = 2000
 
 
@@ -59,16 +65,21 @@ class TaskPlan:
     transcript_prompt: str | None
     """The ASR instruction for the extra transcript rows; None: no extra rows."""
     question: str | None = None
+    quotes: str = "free"
+    """``constrained``: explanations are generated after the transcript, their quotes held to it."""
 
 
 def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: str | None,
-              max_new_tokens: int, transcript: str) -> TaskPlan:
+              max_new_tokens: int, transcript: str, quotes: str | None = None) -> TaskPlan:
     """Check one call's arguments (UserError, one line) and fix what every window is asked.
 
     ``labels``: the task's candidate labels (empty for asr / sqa). ``prompt`` overrides the default
     instruction; for sqa it must contain ``{question}``. ``transcript``: one of
     :data:`TRANSCRIPT_MODES`; asr always produces its transcript (it is the task), so the setting
-    only decides the extra ASR rows of the other tasks.
+    only decides the extra ASR rows of the other tasks. ``quotes``: one of :data:`QUOTE_MODES`,
+    or None: ``constrained`` when an emotion / sentiment explanation gets a transcript, else
+    ``free``; ``constrained`` without a transcript is refused (nothing to hold quotes to). Tasks
+    without an explanation (asr, sqa) and max_new_tokens 0 ignore it.
     """
     from emoreason.data.questions import fill_instruction
     from emoreason.labels import label_sentence
@@ -77,6 +88,10 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         raise UserError(f"unknown task {task!r} (expected one of {list(TASKS)})")
     if transcript not in TRANSCRIPT_MODES:
         raise UserError(f"unknown transcript setting {transcript!r} (expected one of {list(TRANSCRIPT_MODES)})")
+    if quotes is not None and quotes not in QUOTE_MODES:
+        raise UserError(f"unknown quotes setting {quotes!r} (expected one of {list(QUOTE_MODES)})")
+    if quotes == "constrained" and transcript == "none" and task in LABEL_TASKS:
+        raise UserError("quotes 'constrained' needs the model's transcript (transcript 'model'), not 'none'")
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     question = question.strip() if question else None
@@ -93,10 +108,11 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         raise UserError(f"task {task} generates text: max_new_tokens must be >= 1")
     text = fill_instruction(prompt, task, question) if prompt else default_prompt(task, question)
     extra = transcript == "model" and task != "asr" and max_new_tokens > 0
+    constrained = extra and task in LABEL_TASKS and quotes in (None, "constrained")
     return TaskPlan(
         task=task, prompt=text, sentences=tuple(label_sentence(task, label) for label in labels),
         max_new_tokens=max_new_tokens, transcript_prompt=default_prompt("asr") if extra else None,
-        question=question,
+        question=question, quotes="constrained" if constrained else "free",
     )
 
 
@@ -135,9 +151,28 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
         # prompt can be longer), which the attention mask and position ids ignore.
         logp = model.score_candidates(_rows(batch, slice(0, b)) if extra else batch, list(plan.sentences))  # (B, C)
         probs = [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
-    texts = model.generate(batch, max_new_tokens=plan.max_new_tokens) if plan.max_new_tokens > 0 else [""] * len(prompts)
+    if plan.max_new_tokens == 0:
+        texts = [""] * len(prompts)
+    elif extra and plan.quotes == "constrained":
+        texts = _constrained(model, batch, b, plan.max_new_tokens)
+    else:
+        texts = model.generate(batch, max_new_tokens=plan.max_new_tokens)
     texts = [t.strip() for t in texts]
     return [WindowOutput(probs[i], texts[i], texts[b + i] if extra else None) for i in range(b)]
+
+
+def _constrained(model: Any, batch: dict[str, Any], b: int, max_new_tokens: int) -> list[str]:
+    """The 2B rows of ``batch`` (task rows, then ASR rows) generated in two calls: transcripts
+    first, then the explanations with quotes held to their window's transcript."""
+    from transformers import LogitsProcessorList
+
+    from emoreason.inference.quote_constraint import QuoteConstraint
+
+    transcripts = [t.strip() for t in model.generate(_rows(batch, slice(b, 2 * b)), max_new_tokens=max_new_tokens)]
+    constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
+    explanations = model.generate(_rows(batch, slice(0, b)), max_new_tokens=max_new_tokens,
+                                  logits_processor=LogitsProcessorList([constraint]))
+    return list(explanations) + transcripts
 
 
 def stitch(texts: Sequence[str], sep: str = " ") -> str:

@@ -1,10 +1,10 @@
 """Quote-constrained decoding: inside a quotation the model may only write transcript words.
 
-While a row's generated text has an open double quote (``"`` or ``“``), only tokens are allowed
+While a row's generated text has an open double quote (``"``, ``“`` or ``«``), only tokens are allowed
 that keep the quote's text, normalised the way :func:`emoreason.text.quotes.normalize_quote` does
 (lowercase, straight apostrophes, punctuation and spacing as word breaks), a prefix of a span of
 the row's transcript that starts at a word boundary; the closing mark (``"`` after ``"``, ``”``
-after ``“``) only once the quote holds at least one word and ends at the end of a transcript word.
+after ``“``, ``»`` after ``«``) only once the quote holds at least one word and ends at the end of a transcript word.
 So every quote the model closes is a transcript span after normalisation.
 
 How (all plain Python; :class:`QuoteConstraint` is the thin ``LogitsProcessor`` on top):
@@ -37,11 +37,16 @@ from typing import Any
 
 from emoreason.text.quotes import normalize_quote
 
-OPEN_TO_CLOSE = {'"': '"', "“": "”"}
+OPEN_TO_CLOSE = {'"': '"', "“": "”", "«": "»"}
 """Opening mark -> its closing mark (what ``extract_quotes`` pairs)."""
 QUOTE_CHARS = frozenset('"“”«»‘')
 """Characters that open or close a quotation; ``’`` is not here: it is also an apostrophe."""
 _WORDCHAR = re.compile(r"[^\W_]")
+_LEADING_GAP = re.compile(r"^(?:[^\w']|_)+")
+_TRAILING_GAP = re.compile(r"(?:[^\w']|_)+$")
+MAX_GAP = 4
+"""At most this many non-word characters in a row inside a quote: punctuation and spaces all
+normalise away, so without a limit a degenerate model can fill a quote with "____" forever."""
 MAX_QUOTE_CHARS = 300
 """A quote this long must close (``extract_quotes`` takes bodies of at most 400 characters)."""
 
@@ -106,6 +111,8 @@ class TokenTable:
         self.size = n
         self.texts: list[str] = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
         self.trie: dict[str, Any] = {}
+        # leading non-word characters of each token (what it adds to the gap at the quote's end)
+        self.lead = [len(t) - len(_LEADING_GAP.sub("", t, count=1)) for t in self.texts]
         self.quote_tokens: list[int] = []  # hold a quote mark: simulated one by one
         self.opening_tokens: list[int] = []  # hold an opening mark
         for i, text in enumerate(self.texts):
@@ -215,6 +222,10 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
     allowed: list[int] = []
     if len(body) < MAX_QUOTE_CHARS:
         allowed = sorted(table.continuations(index, key))
+        gap = _TRAILING_GAP.search(body)
+        if gap:
+            room = MAX_GAP - len(gap.group())
+            allowed = [i for i in allowed if table.lead[i] <= room]
     allowed += [i for i in table.quote_tokens if step((opener, key), table.texts[i], index) is not False]
     if not allowed:
         allowed = list(eos_ids)  # stuck mid-word: end rather than close an ungrounded quote

@@ -2,7 +2,7 @@
 
     {"file": "a.wav", "model": "runs/x/final", "task": "emotion", "duration": 3.2,
      "label": "angry", "scores": {"angry": 0.71, ...}, "explanation": "The speaker sounds angry. ...",
-     "quotes": [{"text": "I hate this", "start": null, "end": null}], "cues": {...}, "segments": [],
+     "quotes": [{"text": "I hate this", "start": null, "end": null, "grounded": true}], "cues": {...}, "segments": [],
      "transcript": {"text": "I hate this.", "source": "model-asr", "words": []},
      "answer": null, "question": null}
 
@@ -29,11 +29,15 @@ from typing import Any
 @dataclass
 class Quote:
     """A span quoted in the explanation. ``start`` / ``end`` (seconds in the file) bound where it
-    was said when known: for long audio, the window whose explanation quoted it; else None."""
+    was said when known: for long audio, the window whose explanation quoted it; else None.
+    ``grounded``: the quote is a span of its window's transcript after normalisation
+    (``emoreason.text.quotes.is_transcript_span``); False when there is no transcript. With
+    constrained quotes (the default when a transcript is made) every quote is grounded."""
 
     text: str
     start: float | None = None
     end: float | None = None
+    grounded: bool = False
 
 
 TRANSCRIPT_SOURCES = ("model-asr",)

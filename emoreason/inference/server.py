@@ -6,7 +6,8 @@
 
 Endpoints:
 - ``POST /analyze``: multipart ``file`` (+ optional form fields ``task`` (emotion | sentiment | asr |
-  sqa), ``question`` (sqa), ``transcript`` (model | none), ``max_new_tokens``, ``prompt``) -> the
+  sqa), ``question`` (sqa), ``transcript`` (model | none), ``quotes`` (constrained | free),
+  ``max_new_tokens``, ``prompt``) -> the
   analysis JSON (``emoreason.inference.results``); 400 ``{"error": "..."}`` (one line) for bad
   audio or a bad field, 413 for an upload over the size limit.
 - ``GET /health``: ``{"status": "ok", "model", "tasks": {task: [labels]}}`` (asr, sqa: no labels).
@@ -58,6 +59,8 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
         prompt: str = Form(""),
         question: str = Form("", description="sqa: the question asked about the clip"),
         transcript: str = Form("model", description="model: also transcribe with the model's ASR task; none: skip"),
+        quotes: str = Form("", description="constrained: quotes only from the transcript; free: unconstrained; "
+                           "empty: constrained when there is a transcript"),
     ) -> Any:
         name = file.filename or "upload"
         if task not in TASKS:
@@ -74,7 +77,8 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
             return error(400, f"{name}: file is empty (0 bytes)")
         try:
             [result] = engine.analyze([(name, data)], task=task, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                                      prompt=prompt or None, question=question or None, transcript=transcript)
+                                      prompt=prompt or None, question=question or None, transcript=transcript,
+                                      quotes=quotes or None)
         except UserError as e:
             return error(400, str(e))
         if not result.ok:
@@ -90,7 +94,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a trained model over HTTP (POST /analyze, GET /health) with a web page at /",
         description="Load a trained model once and serve it: POST /analyze (multipart 'file', optional 'task' "
-        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' model|none), "
+        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' model|none, 'quotes' constrained|free), "
         "GET /health, and a web page at / to upload or record a clip.",
     )
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
