@@ -75,7 +75,7 @@ def test_ravdess(tmp_path):
                       tasks="emotion,asr")
     rows = emotion_rows(tmp_path / "out")
     assert Counter(r.label for r in rows) == {"neutral": 4, "angry": 4, "happy": 4}  # calm left out
-    assert s.excluded == {"emotion 'calm': not in our label vocabulary": 4, "song (vocal channel 02): the speech part only": 1}
+    assert s.left_out == {"emotion 'calm': not in our label vocabulary": 4, "song (vocal channel 02): the speech part only": 1}
     assert {r.transcript for r in rows} == {"Kids are talking by the door.", "Dogs are sitting by the door."}
     angry = next(r for r in rows if r.id == "ravdess/03-01-05-02-02-01-03/emotion")
     assert angry.speaker == "ravdess/03" and angry.meta["intensity"] == "strong" and angry.meta["gender"] == "male"
@@ -153,7 +153,7 @@ def test_emodb_labels_transcripts_and_emotion_filter(tmp_path):
                       emotions=["neutral", "happy", "sad", "angry"], tasks="emotion,sentiment")
     rows = emotion_rows(tmp_path / "out")
     assert Counter(r.label for r in rows) == {"angry": 6, "happy": 6, "neutral": 6, "sad": 6}
-    assert s.excluded == {"emotion 'boredom (Langeweile)': not in our label vocabulary": 6,
+    assert s.left_out == {"emotion 'boredom (Langeweile)': not in our label vocabulary": 6,
                           "fearful: not among the chosen emotions": 6}
     r = next(r for r in rows if r.id == "emodb/10b10Fa/emotion")
     assert r.transcript == "Die wird auf dem Platz sein, wo wir sie immer hinlegen."
@@ -185,6 +185,7 @@ def test_emobox_folds_are_read_from_its_fold_files(tmp_path):
                       options=SplitOptions(split_by="emobox", fold=2, emobox=tmp_path / "EmoBox"))
     rows = emotion_rows(tmp_path / "out")
     assert sorted(r.id.split("/")[1] for r in rows if r.split == "test") == ["03a01Wa", "08b10Fa"]
+    assert "left out 6 input(s): 6 x emotion 'boredom (Langeweile)': not in our label vocabulary" in s.text()
     assert "EmoBox fold 2 (3 test, 0 valid clips listed; 1 of the held-out ones not in this import)" in s.text()
     with pytest.raises(UserError, match="no fold_3 folder"):
         import_corpus("emodb", tmp_path / "emodb", tmp_path / "o2",
@@ -233,7 +234,7 @@ def test_esd(tmp_path):
     assert len(rows) == 9 and Counter(r.label for r in rows) == {"neutral": 3, "angry": 3, "surprised": 3}
     r = next(r for r in rows if r.id == "esd/0012_001401/emotion")
     assert r.transcript == "Go to the window." and r.meta["official_split"] == "test" and r.speaker == "esd/0012"
-    assert s.excluded == {"language zh (speakers 0001-0010): not chosen": 1}
+    assert s.left_out == {"language zh (speakers 0001-0010): not chosen": 1}
     where = sorted(k.where.replace(str(tmp_path), "") for k in s.skipped)
     assert sum("0012.txt:5" in w for w in where) == 1  # the broken line, by file:line
     assert sum(w.endswith("_000702.wav") for w in where) == 3  # folder Sad, txt Happy
@@ -268,7 +269,7 @@ def test_msppodcast(tmp_path):
                    "MSP-PODCAST_0003_0002": ("sad", "test", "msppodcast/13")}
     first = next(r for r in emotion_rows(tmp_path / "out") if r.id.endswith("0001_0001/emotion"))
     assert first.transcript == "well that is just great" and first.meta["EmoAct"] == "4.2"
-    assert s.excluded == {"emotion 'C': not in our label vocabulary": 1}
+    assert s.left_out == {"emotion 'C': not in our label vocabulary": 1}
     assert sorted(k.where.rsplit(":", 1)[1] for k in s.skipped) == ["7", "8"]  # bad EmoClass; missing audio
     # speaker folds: the unknown speaker's clip always trains
     import_corpus("msppodcast", root, tmp_path / "spk", options=SplitOptions(folds=2, fold=1))

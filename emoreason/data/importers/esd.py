@@ -67,7 +67,7 @@ def scan(root: Path, languages: tuple[str, ...] = ("en",)) -> Scan:
             continue
         language = language_of(speaker)
         if language not in languages:
-            out.exclude(f"language {language} (speakers {'0001-0010' if language == 'zh' else '0011-0020'}): not chosen")
+            out.leave_out(f"language {language} (speakers {'0001-0010' if language == 'zh' else '0011-0020'}): not chosen")
             continue
         spk_dir = next((p for p in path.parents if p.name == speaker), None)
         if speaker not in texts:

@@ -72,11 +72,11 @@ class Scan:
     clips: list[Clip] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(path or file:line, reason) of every input that does not follow the naming scheme."""
-    excluded: dict[str, int] = field(default_factory=dict)
+    left_out: dict[str, int] = field(default_factory=dict)
     """Inputs left out on purpose by the scan (song files, other languages), reason -> count."""
 
-    def exclude(self, reason: str) -> None:
-        self.excluded[reason] = self.excluded.get(reason, 0) + 1
+    def leave_out(self, reason: str) -> None:
+        self.left_out[reason] = self.left_out.get(reason, 0) + 1
 
 
 @dataclass(frozen=True)
@@ -249,8 +249,8 @@ def import_clips(
     summary = builder.summary
     for where, reason in scan.skipped:
         builder.skip(where, reason)
-    for reason, n in scan.excluded.items():
-        summary.excluded[reason] += n
+    for reason, n in scan.left_out.items():
+        summary.left_out[reason] += n
     keep: list[Clip] = []
     seen: dict[str, Path] = {}
     wanted = set(emotions) if emotions else None
@@ -260,15 +260,15 @@ def import_clips(
             continue
         seen[clip.key] = clip.path
         if clip.label is None:
-            summary.excluded[f"emotion {clip.code!r}: not in our label vocabulary"] += 1
+            summary.left_out[f"emotion {clip.code!r}: not in our label vocabulary"] += 1
         elif wanted is not None and clip.label not in wanted:
-            summary.excluded[f"{clip.label}: not among the chosen emotions"] += 1
+            summary.left_out[f"{clip.label}: not among the chosen emotions"] += 1
         else:
             keep.append(clip)
     if not keep:
         first = f"; first problem: {scan.skipped[0][0]}: {scan.skipped[0][1]}" if scan.skipped else ""
         raise UserError(f"nothing to import for {source}: no clip follows the naming scheme with a usable emotion "
-                        f"({len(scan.skipped)} malformed, {sum(summary.excluded.values())} left out){first}")
+                        f"({len(scan.skipped)} malformed, {sum(summary.left_out.values())} left out){first}")
     splits, notes = assign_splits(keep, options, source)
     summary.notes += notes
 

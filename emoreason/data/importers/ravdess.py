@@ -35,7 +35,7 @@ def scan(root: Path, calm_as: str | None = None) -> Scan:
             continue
         modality, channel, emo, intensity, statement, rep, actor = m.groups()
         if channel == "02":
-            out.exclude("song (vocal channel 02): the speech part only")
+            out.leave_out("song (vocal channel 02): the speech part only")
             continue
         problems = [what for what, ok in (
             ("modality", modality in ("01", "02", "03")), ("vocal channel", channel == "01"), ("emotion", emo in EMOTIONS),
