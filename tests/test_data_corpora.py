@@ -328,6 +328,7 @@ def test_cli_import_and_errors(tmp_path, capsys):
                  "--fold", "3", "--emotions", "neutral,happy,sad,angry", "--tasks", "emotion,asr"])
     out = capsys.readouterr().out
     assert code == 0 and "skipped 3 input record(s)" in out and "leave-2-speakers-out fold 3 of 3" in out
+    assert out.rstrip().endswith("3 input(s) skipped (listed above); the rest was imported")
     assert len(emotion_rows(tmp_path / "out")) == 24
     assert main(["data", "import", "tess", str(tmp_path / "emodb"), "--out", str(tmp_path / "o2")]) == 1
     err = capsys.readouterr().err

@@ -86,8 +86,12 @@ def _run_named(args: argparse.Namespace) -> int:
         scan_options["languages"] = tuple(s.strip() for s in args.languages.split(",") if s.strip())
     emotions = [e.strip() for e in args.emotions.split(",") if e.strip()] if args.emotions else None
     transcriber, name = make_transcriber(args.transcribe)
-    return _print(import_corpus(args.format, args.root, args.out, options=options, tasks=args.tasks, emotions=emotions,
-                                transcriber=transcriber, transcriber_name=name, scan_options=scan_options))
+    summary = import_corpus(args.format, args.root, args.out, options=options, tasks=args.tasks, emotions=emotions,
+                            transcriber=transcriber, transcriber_name=name, scan_options=scan_options)
+    print(summary.text(max_skipped=len(summary.skipped)))  # every malformed name, one line each
+    if summary.skipped:
+        print(f"{len(summary.skipped)} input(s) skipped (listed above); the rest was imported")
+    return 0
 
 
 def _register_named(fmt: argparse._SubParsersAction) -> None:

@@ -30,6 +30,9 @@ from emoreason.errors import UserError
 
 log = logging.getLogger(__name__)
 
+SPEECH_TASKS = ("asr", "sqa", "st")
+"""The speech group of the default ``data.task_groups`` (the alternating schedule's S phase)."""
+
 def _stable_rank(row_id: str, seed: int) -> str:
     """Order rows by a hash of (seed, id): the same utterances are picked for every target style."""
     return hashlib.sha256(f"{seed}|{row_id}".encode()).hexdigest()
@@ -268,6 +271,10 @@ class Demo:
         overrides = [f"data.train_manifest={(targets / f'train_{variant.style}.jsonl').resolve()}",
                      f"model.labels=[{','.join(self.plan.emotions)}]", f"train.feature_cache_dir={cache}",
                      *variant.overrides(), *self.plan.overrides]
+        if self.plan.corpora and not any(r["task"] in SPEECH_TASKS for r in _read_jsonl(targets / f"train_{variant.style}.jsonl")):
+            # a real corpus without transcripts has no speech-task rows: the alternating schedule's
+            # speech phase would have nothing to train on, so train every group jointly
+            overrides.append("train.schedule=joint")
         from emoreason.config import load_config, to_dict
 
         # the resolved config (not the file text): editing a comment must not retrain
