@@ -82,3 +82,12 @@ def test_demo_corpus_besides_synthetic_and_bad_specs(tmp_path):
         make_plan("tiny", corpora=[f"emodb:{tmp_path / 'nope'}"])
     with pytest.raises(UserError, match="only makes sense"):
         make_plan("tiny", with_synthetic=True)
+
+
+def test_demo_cli_corpus_flags_need_a_corpus(capsys):
+    from emoreason.cli import main
+
+    assert main(["demo", "--tiny", "--with-synthetic"]) == 1
+    assert "need --corpus KIND:PATH" in capsys.readouterr().err
+    assert main(["demo", "--tiny", "--corpus", "emodb"]) == 1
+    assert "expected KIND:PATH" in capsys.readouterr().err
