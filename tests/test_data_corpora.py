@@ -240,6 +240,11 @@ def test_esd(tmp_path):
     assert sum(w.endswith("_000702.wav") for w in where) == 3  # folder Sad, txt Happy
     assert Counter(next(iter(v)) for v in speaker_split(rows).values()) == {"test": 1, "train": 2}
     # ESD's own folders: sentences split, every speaker in every split
+    # the Mandarin speakers on request: their UTF-16 text file names the emotion in Chinese
+    zh = import_corpus("esd", tmp_path / "ESD", tmp_path / "zh", options=SplitOptions(split_by="official"),
+                       scan_options={"languages": ("zh",)})
+    (r,) = emotion_rows(tmp_path / "zh")
+    assert (r.label, r.transcript, r.meta["language"], r.split) == ("neutral", "打远一看", "zh", "train") and not zh.skipped
     import_corpus("esd", tmp_path / "ESD", tmp_path / "off", options=SplitOptions(split_by="official"))
     assert {r.id.split("/")[1][5:]: r.split for r in emotion_rows(tmp_path / "off")} == {
         "000001": "train", "000351": "dev", "001401": "test"}

@@ -20,6 +20,8 @@ NAME = "esd"
 PATTERN = re.compile(r"(\d{4})_(\d{6})")
 EMOTIONS = {"angry": "angry", "happy": "happy", "neutral": "neutral", "sad": "sad", "surprise": "surprised"}
 SPLIT_FOLDERS = {"train": "train", "evaluation": "dev", "test": "test"}
+CHINESE_EMOTIONS = {"中立": "neutral", "生气": "angry", "快乐": "happy", "伤心": "sad", "惊喜": "surprise"}
+"""Emotion words of the Mandarin speakers' text files (their lines name the emotion in Chinese)."""
 
 
 def language_of(speaker: str) -> str:
@@ -45,6 +47,8 @@ def read_transcripts(path: Path) -> tuple[dict[str, tuple[str, str]], list[tuple
         if not line.strip():
             continue
         parts = [p.strip() for p in line.split("\t")]
+        if len(parts) >= 3:
+            parts[-1] = CHINESE_EMOTIONS.get(parts[-1], parts[-1])
         if len(parts) < 3 or not PATTERN.fullmatch(parts[0]) or parts[-1].lower() not in EMOTIONS:
             bad.append((f"{path}:{lineno}", "not 'SPK_NNNNNN<TAB>text<TAB>Emotion'"))
             continue
