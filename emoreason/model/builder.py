@@ -37,6 +37,13 @@ BUILTIN_TINY = "builtin:tiny"
 CONFIG_FILE = "config.yaml"
 TRAINABLE_FILE = "trainable.safetensors"
 """Parameter groups (adapters, LoRA, trained encoders): what training changed."""
+HF_CONFIG_FILE = "config.json"
+"""The transformers view of the directory (``model_type: emoreason``; see ``emoreason.model.hf``)."""
+MODEL_TYPE = "emoreason"
+FORMAT_VERSION = 1
+"""Version of the directory layout ``config.json`` describes (config.yaml + safetensors + adapter/)."""
+ADAPTER_DIR = "adapter"
+"""The LoRA as a standard PEFT adapter folder (adapter_config.json + adapter_model.safetensors)."""
 EMOTION2VEC_CONFIG = "emotion2vec_config.json"
 """An exported emotion2vec's architecture (``Emotion2vecConfig`` as JSON; see ``emoreason.model.export``)."""
 RANDOM_BASE_FILE = "random_base.safetensors"
@@ -335,11 +342,21 @@ def save_pretrained(model: AudioLLM, cfg: ModelConfig, directory: str | Path, gr
         save_file(_plain(state), str(directory / RANDOM_BASE_FILE))
     (directory / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     model.tokenizer.save_pretrained(str(directory))
-    from emoreason.model.hf import save_adapter, write_hf_config
+    _write_hf_config(directory, to_dict(cfg))
+    if "lora" in keys and hasattr(model.llm, "peft_config"):
+        model.llm.save_pretrained(str(directory / ADAPTER_DIR))  # peft: adapter_config.json + adapter_model.safetensors
 
-    write_hf_config(directory, to_dict(cfg))
-    if "lora" in keys:
-        save_adapter(model.llm, directory)
+
+def _write_hf_config(directory: Path, model_cfg: dict[str, Any]) -> None:
+    """``config.json`` as ``EmoReasonConfig.to_dict()`` writes it, without importing transformers here
+    (``emoreason.model.hf`` reads it)."""
+    import json
+
+    import transformers
+
+    config = {"architectures": ["EmoReasonModel"], "emoreason": model_cfg, "format_version": FORMAT_VERSION,
+              "model_type": MODEL_TYPE, "transformers_version": transformers.__version__}
+    (directory / HF_CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -6,8 +6,9 @@
     model = AutoModel.from_pretrained("runs/x/final")    # EmoReasonModel: .audiollm, .processor
 
 ``config.yaml`` stays the source of truth of a directory (``builder.read_config``); ``config.json``
-carries the same ``ModelConfig`` (``emoreason`` field) plus a format version, so transformers'
-Auto classes can find the class that reads it. Loading goes through ``builder.load_pretrained``
+(written by ``builder.save_pretrained``, with the LoRA as a PEFT ``adapter/`` folder) carries the
+same ``ModelConfig`` (``emoreason`` field) plus a format version, so transformers' Auto classes can
+find the class that reads it. Loading goes through ``builder.load_pretrained``
 (one code path reads checkpoints): ``EmoReasonModel.from_pretrained`` is that call wrapped in a
 ``PreTrainedModel``, not a second weight loader.
 
@@ -16,20 +17,13 @@ at once if it already is (see ``emoreason/__init__.py``), so ``import emoreason`
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
-MODEL_TYPE = "emoreason"
-HF_CONFIG_FILE = "config.json"
-FORMAT_VERSION = 1
-"""Version of the directory layout ``config.json`` describes (config.yaml + safetensors + adapter/)."""
-ADAPTER_DIR = "adapter"
-"""The LoRA as a standard PEFT adapter folder (adapter_config.json + adapter_model.safetensors)."""
-
+from emoreason.model.builder import CONFIG_FILE, FORMAT_VERSION, HF_CONFIG_FILE, MODEL_TYPE, load_pretrained, read_config
 
 class EmoReasonConfig(PretrainedConfig):
     """transformers config of an emoreason model directory.
@@ -81,7 +75,6 @@ class EmoReasonModel(PreTrainedModel):
 
         from emoreason.config import to_dict
         from emoreason.errors import UserError
-        from emoreason.model.builder import CONFIG_FILE, read_config
 
         directory = Path(pretrained_model_name_or_path)
         if not (directory / CONFIG_FILE).is_file():
@@ -93,25 +86,6 @@ class EmoReasonModel(PreTrainedModel):
         device = device_map if isinstance(device_map, (str, torch.device)) and device_map != "auto" else None
         audiollm, processor = load_pretrained(directory, device=device)
         return cls(config, audiollm, processor)
-
-
-def write_hf_config(directory: str | Path, model_cfg: dict[str, Any]) -> Path:
-    """Write ``directory/config.json`` for a model directory holding ``model_cfg`` (a ``ModelConfig`` dict)."""
-    path = Path(directory) / HF_CONFIG_FILE
-    config = EmoReasonConfig(emoreason=model_cfg)
-    config.architectures = [EmoReasonModel.__name__]
-    path.write_text(json.dumps(config.to_dict(), indent=2, sort_keys=True) + "\n")
-    return path
-
-
-def save_adapter(llm: torch.nn.Module, directory: str | Path) -> Path | None:
-    """Save a peft-wrapped LLM's LoRA as ``directory/adapter`` (loadable with
-    ``PeftModel.from_pretrained(base_llm, directory/adapter)``); None when ``llm`` has no LoRA."""
-    if not hasattr(llm, "peft_config"):
-        return None
-    target = Path(directory) / ADAPTER_DIR
-    llm.save_pretrained(str(target))  # PeftModel: adapter_config.json + adapter_model.safetensors only
-    return target
 
 
 _registered = False
