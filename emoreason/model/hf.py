@@ -23,7 +23,10 @@ from typing import Any
 import torch
 from transformers import AutoConfig, AutoModel, PretrainedConfig, PreTrainedModel
 
+from emoreason.config import to_dict
+from emoreason.errors import UserError
 from emoreason.model.builder import CONFIG_FILE, FORMAT_VERSION, HF_CONFIG_FILE, MODEL_TYPE, load_pretrained, read_config
+
 
 class EmoReasonConfig(PretrainedConfig):
     """transformers config of an emoreason model directory.
@@ -71,11 +74,6 @@ class EmoReasonModel(PreTrainedModel):
         ``device_map``: a single device (``"cpu"``, ``"cuda:0"``) or None; other transformers
         loading options do not apply and are ignored.
         """
-        from emoreason.model.builder import load_pretrained
-
-        from emoreason.config import to_dict
-        from emoreason.errors import UserError
-
         directory = Path(pretrained_model_name_or_path)
         if not (directory / CONFIG_FILE).is_file():
             raise UserError(f"{directory}: not an emoreason model directory (no {CONFIG_FILE}); a run directory's "
@@ -83,6 +81,9 @@ class EmoReasonModel(PreTrainedModel):
         if config is None:  # a directory saved before config.json existed: the same config from config.yaml
             config = (EmoReasonConfig.from_pretrained(str(directory)) if (directory / HF_CONFIG_FILE).is_file()
                       else EmoReasonConfig(emoreason=to_dict(read_config(directory))))
+        if config.format_version > FORMAT_VERSION:
+            raise UserError(f"{directory}: written by a newer emoreason (layout version {config.format_version}, "
+                            f"this one reads up to {FORMAT_VERSION}): upgrade emoreason")
         device = device_map if isinstance(device_map, (str, torch.device)) and device_map != "auto" else None
         audiollm, processor = load_pretrained(directory, device=device)
         return cls(config, audiollm, processor)
