@@ -66,7 +66,8 @@ class _RegisterAfterTransformers(importlib.abc.MetaPathFinder):
     def find_spec(self, fullname: str, path: Any, target: Any = None) -> Any:
         if fullname != "transformers":
             return None
-        sys.meta_path.remove(self)  # once; and lets PathFinder below find the real spec
+        # Stays installed until transformers really executes: availability checks
+        # (importlib.util.find_spec("transformers"), as accelerate and peft do) also land here.
         spec = importlib.machinery.PathFinder.find_spec(fullname, path)
         if spec is None or spec.loader is None:
             return spec
@@ -74,6 +75,8 @@ class _RegisterAfterTransformers(importlib.abc.MetaPathFinder):
 
         def exec_then_register(module: Any) -> None:
             exec_module(module)
+            if self in sys.meta_path:
+                sys.meta_path.remove(self)
             _register_hf()
 
         spec.loader.exec_module = exec_then_register  # type: ignore[method-assign]

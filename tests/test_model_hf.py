@@ -95,7 +95,9 @@ def test_autoconfig_and_automodel_open_final(run, reference):
 
 def test_registration_needs_only_import_emoreason(run):
     # a fresh interpreter: emoreason first (torch-free), transformers afterwards, then AutoConfig works
-    code = ("import sys, emoreason; assert 'torch' not in sys.modules\n"
+    # (an availability check first, as accelerate and peft do, must not use up the registration)
+    code = ("import sys, importlib.util, emoreason; assert 'torch' not in sys.modules\n"
+            "assert importlib.util.find_spec('transformers') is not None\n"
             "from transformers import AutoConfig\n"
             f"print(type(AutoConfig.from_pretrained({str(run / 'final')!r})).__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

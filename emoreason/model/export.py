@@ -82,7 +82,7 @@ def self_contained_config(cfg: ModelConfig, model: Any, out: Path, merge: bool) 
 def find_eval_reports(run: Path) -> list[Path]:
     """``report.md`` files of ``emoreason eval`` runs kept inside the run directory (two levels deep)."""
     return sorted(p for pattern in ("report.md", "*/report.md", "*/*/report.md") for p in run.glob(pattern)
-                  if "final" not in p.parts)
+                  if not {"final", "best"} & set(p.relative_to(run).parts))
 
 
 def model_card(run: Path, cfg: ModelConfig, run_config: str | None, reports: list[Path], merged: bool) -> str:
