@@ -127,6 +127,12 @@ def test_errors_are_one_line_and_leave_nothing_half_written(tmp_path, cache, mon
     assert not cache.exists() or not any(p.name.startswith(".") for p in (cache / "datasets").iterdir())
 
 
+def test_a_jsonl_manifest_with_a_hash_in_its_name_is_still_a_manifest(tmp_path):
+    path = tmp_path / "take#2.jsonl"
+    path.write_text('{"id": "a", "audio": "a.wav", "task": "asr", "transcript": "hi"}\n')
+    assert not is_dataset_source(path) and [r.id for r in read_manifest(path)] == ["a"]
+
+
 def test_split_spec():
     assert split_spec("d#audio=speech, task==emotion") == ("d", {"audio": "speech", "task": "=emotion"})
     assert split_spec("plain.jsonl") == ("plain.jsonl", {})

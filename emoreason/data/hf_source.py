@@ -63,7 +63,9 @@ def split_spec(spec: str) -> tuple[str, dict[str, str]]:
 
 def is_dataset_source(spec: str | Path) -> bool:
     """Whether ``spec`` names a datasets directory, a parquet file or a hub id (not a JSONL manifest)."""
-    source, _ = split_spec(str(spec))
+    if Path(spec).is_file() and not str(spec).endswith(".parquet"):  # a manifest, even with '#' in its name
+        return False
+    source = str(spec).partition(MAPPING_SEP)[0]
     if source.startswith(HUB_PREFIX) or source.endswith(".parquet"):
         return True
     path = Path(source)
