@@ -65,7 +65,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     return _print(synth_corpus(
         args.out, n=args.n, seed=args.seed, emotions=emotions, n_speakers=args.speakers,
         neutral_text_share=args.neutral_text_share, test_fraction=args.test_fraction, dev_fraction=args.dev_fraction,
-        tasks=args.tasks, workers=args.workers,
+        tasks=args.tasks, workers=args.workers, style=args.style, augment=not args.no_augment,
     ))
 
 
@@ -157,6 +157,11 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--dev-fraction", type=float, default=0.15, help="share of speakers held out for dev (default 0.15)")
     syn.add_argument("--tasks", default=None, help="comma list among emotion, sentiment, asr, sqa (default all)")
     syn.add_argument("--workers", type=int, default=None, help="concurrent synthesis jobs (default: CPU count)")
+    syn.add_argument("--style", default="v2", choices=("v1", "v2"),
+                     help="v2 (default): varied voices, prosody ranges from the acoustic-correlates literature, "
+                          "spectral tilt, augmentation; v1: the first corpus (fixed prosody, clean audio)")
+    syn.add_argument("--no-augment", action="store_true",
+                     help="v2 without noise / reverberation / channel / gain / speed augmentation")
     syn.set_defaults(func=_run_synth)
 
 
