@@ -172,6 +172,23 @@ def test_v2_voices_prosody_and_augmentation(corpus, corpus_clean, corpus_v1):
     assert set(VARIANTS_V2) <= files, sorted(set(VARIANTS_V2) - files)  # -v VOICE+NAME looks up !v/NAME
 
 
+def test_reuse_only_wavs_of_the_same_plan(corpus_v1, tmp_path):
+    """A folder first written with v1 and then asked for v2 gets new audio, not stale v1 wavs;
+    the v2 rerun reuses all; a lost plan stamp means redo (cheap), never keep unknown audio."""
+    from emoreason.data.synth import PLAN_STAMP, synth_corpus
+
+    d = tmp_path / "d"
+    shutil.copytree(corpus_v1, d)
+    first = synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v1")
+    assert first.reused == 8  # the v1 fixture's wavs and stamps
+    second = synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)  # default v2
+    assert second.synthesized == 8
+    assert (d / "wavs" / "syn00000.wav").read_bytes() != (corpus_v1 / "wavs" / "syn00000.wav").read_bytes()
+    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2).reused == 8
+    (d / "wavs" / PLAN_STAMP).unlink()
+    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2).synthesized == 8
+
+
 def test_bad_arguments(tmp_path):
     from emoreason.data.synth import synth_corpus
     from emoreason.errors import UserError

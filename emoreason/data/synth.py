@@ -13,6 +13,9 @@ disjoint: whole speakers are held out for dev and test.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 import logging
 import os
 import random
@@ -30,6 +33,7 @@ from emoreason.data.importers.splits import assign_groups
 from emoreason.data.manifest import ManifestRow, validate_row, write_manifest
 from emoreason.data.questions import POOLS_VERSION, instruction_for, label_target
 from emoreason.errors import UserError
+from emoreason.jsonl import atomic_write
 from emoreason.labels import sentiment_of
 
 log = logging.getLogger(__name__)
@@ -291,6 +295,25 @@ def utterance_rows(u: Utterance, audio: str, duration: float, split: str, tasks:
     return rows
 
 
+PLAN_STAMP = "plan.json"
+"""In ``wavs/``: {utterance key: :func:`plan_digest`} of every wav written, so a rerun reuses a wav
+only when its plan is unchanged."""
+
+
+def plan_digest(u: Utterance) -> str:
+    """SHA-256 (16 hex) of everything that decides an utterance's audio."""
+    return hashlib.sha256(json.dumps(dataclasses.asdict(u), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _read_stamps(path: Path) -> dict[str, str]:
+    """The plan stamps of a wav folder; {} when absent or unreadable (then every wav is redone)."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
 def check_tools() -> None:
     """Raise UserError naming the missing tool (espeak-ng / sox)."""
     for tool in ("espeak-ng", "sox"):
@@ -376,7 +399,11 @@ def synth_corpus(
     speakers = make_speakers(n_speakers, seed, style)
     split_of = assign_groups([s.id for s in speakers], test_fraction, dev_fraction, seed)
     plan = [plan_utterance(j, seed, tuple(emotions), speakers, neutral_text_share, style, augment) for j in range(n)]
-    todo = [u for u in plan if not (wav_dir / f"{u.key}.wav").is_file()]
+    # Reuse a wav only when it was made from the same plan (a folder first made with another
+    # style, seed or speaker count must not keep stale audio under new rows).
+    stamp_path = wav_dir / PLAN_STAMP
+    stamps = _read_stamps(stamp_path)
+    todo = [u for u in plan if not (wav_dir / f"{u.key}.wav").is_file() or stamps.get(u.key) != plan_digest(u)]
     workers = workers or os.cpu_count() or 1
     if any(u.augment for u in todo):
         import scipy.signal  # noqa: F401 - once here, not under the import lock in every worker thread
@@ -384,6 +411,9 @@ def synth_corpus(
     results = run_parallel([lambda u=u: synthesize(u, wav_dir / f"{u.key}.wav") for u in todo], workers, "synthesize")
     seconds = time.perf_counter() - t0
     failures = [(u.key, r) for u, r in zip(todo, results) if isinstance(r, Exception)]
+    stamps.update({u.key: plan_digest(u) for u, r in zip(todo, results) if not isinstance(r, Exception)})
+    if todo:
+        atomic_write(stamp_path, json.dumps(stamps, sort_keys=True, indent=0))
     if failures:
         key, err = failures[0]
         raise UserError(f"{len(failures)} utterance(s) failed to synthesize (first: {key}: {err}); rerun to retry")

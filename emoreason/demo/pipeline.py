@@ -137,10 +137,11 @@ class Demo:
     # -------------------------------------------------------------------------------- stages
     def corpus(self) -> dict[str, Any]:
         """Stage 1: synthetic emotional speech, speaker-disjoint splits (emotion, sentiment, asr, sqa rows)."""
-        from emoreason.data.synth import synth_corpus
+        from emoreason.data.synth import DEFAULT_STYLE, synth_corpus
 
         p = self.plan
-        params = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions), "seed": p.seed}
+        params = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions), "seed": p.seed,
+                  "synth_style": DEFAULT_STYLE}  # a corpus made by another synth style is not reused
 
         def build(d: Path) -> dict[str, Any]:
             summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers)
