@@ -75,14 +75,16 @@ class Clip:
 
 
 # ---------------------------------------------------------------------------------- corpora
-def train_corpus(work: Path, n: int, seed: int, style: str, speakers: int, augment: bool = True) -> list[Clip]:
+def train_corpus(work: Path, n: int, seed: int, style: str, speakers: int, augment: bool = True,
+                 neutral_text_share: float = 0.4) -> list[Clip]:
     """The synthetic training corpus (emotion rows, every speaker)."""
     from emoreason.data.manifest import read_manifest
     from emoreason.data.synth import synth_corpus
 
-    out = work / f"train_{style}{'' if augment else '-noaug'}_s{seed}_k{speakers}"
+    out = work / f"train_{style}{'' if augment else '-noaug'}_s{seed}_k{speakers}_t{neutral_text_share:g}"
     summary = synth_corpus(out, n=n, seed=seed, emotions=EMOTIONS, n_speakers=speakers, tasks="emotion",
-                           test_fraction=0.0, dev_fraction=0.0, style=style, augment=augment)
+                           test_fraction=0.0, dev_fraction=0.0, style=style, augment=augment,
+                           neutral_text_share=neutral_text_share)
     print(f"[train] {out}: {summary.synthesized} synthesized in {summary.seconds:.1f} s "
           f"({1000 * summary.seconds / max(summary.synthesized, 1):.1f} ms/utt wall, {summary.workers} workers)")
     return [Clip(out / r.audio, r.label, r.speaker) for r in read_manifest(out / "manifest.jsonl") if r.task == "emotion"]
@@ -315,6 +317,9 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--work", required=True, help="cache folder (corpora, features, results.json)")
     p.add_argument("--style", default=None, help="synth style of the training corpus, v1 | v2 (default: synth's default)")
     p.add_argument("--no-augment", action="store_true", help="v2 training corpus without augmentation (ablation)")
+    p.add_argument("--neutral-text-share", type=float, default=0.4,
+                   help="share of emotional training clips spoken with neutral wording (synth's default 0.4; "
+                        "1.0 = the words never tell the label, as in the held-out sets)")
     p.add_argument("--train-n", type=int, default=480)
     p.add_argument("--speakers", type=int, default=12, help="synthetic training speakers")
     p.add_argument("--test-n", type=int, default=160)
@@ -333,8 +338,9 @@ def main(argv: list[str] | None = None) -> dict:
     from emoreason.data.synth import DEFAULT_STYLE
 
     args.style = args.style or DEFAULT_STYLE
-    train = train_corpus(work, args.train_n, args.seed, args.style, args.speakers, not args.no_augment)
-    recipe = args.style + ("-noaug" if args.no_augment else "")
+    train = train_corpus(work, args.train_n, args.seed, args.style, args.speakers, not args.no_augment,
+                         args.neutral_text_share)
+    recipe = args.style + ("-noaug" if args.no_augment else "") + f"-t{args.neutral_text_share:g}"
     tests: dict[str, list[Clip]] = {}
     for h in heldouts:
         if h == "flite":
@@ -357,7 +363,7 @@ def main(argv: list[str] | None = None) -> dict:
     y_train = np.array([c.label for c in train])
     g_train = [c.speaker for c in train]
     modes = ["raw", "speaker-norm"] if args.speaker_norm else ["raw"]
-    results = {"style": args.style, "augment": not args.no_augment, "train_n": len(train), "train_speakers": len(set(g_train)), "seed": args.seed,
+    results = {"style": args.style, "augment": not args.no_augment, "neutral_text_share": args.neutral_text_share, "train_n": len(train), "train_speakers": len(set(g_train)), "seed": args.seed,
                "encoder": args.encoder, "rows": []}
     chance = 1.0 / len(EMOTIONS)
     print(f"\ntrain: {len(train)} clips, {len(set(g_train))} synthetic speakers, synth {recipe}")

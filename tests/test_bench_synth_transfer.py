@@ -55,7 +55,7 @@ def test_runs_at_a_tiny_size(bench, tmp_path, capsys):
         assert r["n"] == 8 and r["chance"] == 0.25 and 0 <= r["ci95"][0] <= r["ua"] <= r["ci95"][1] <= 1
         assert sum(sum(v.values()) for v in r["confusion"].values()) == 8
         assert f"{100 * r['ua']:.1f}" in out
-    assert json.loads((tmp_path / "results_v2.json").read_text())["rows"] == res["rows"]
+    assert json.loads((tmp_path / "results_v2-t0.4.json").read_text())["rows"] == res["rows"]
     # held-out clips: balanced, neutral-worded only, and none of the training voices
     from emoreason.data.manifest import read_manifest
     from emoreason.data.synth import load_bank
@@ -63,7 +63,7 @@ def test_runs_at_a_tiny_size(bench, tmp_path, capsys):
     neutral = {e["text"] for e in load_bank()["neutral"]}
     plan = bench.heldout_plan(8, 1000)
     assert [p[1] for p in plan] == list(bench.EMOTIONS) * 2 and all(p[2] in neutral for p in plan)
-    train_voices = {r.meta["voice"] for r in read_manifest(tmp_path / "train_v2_s0_k4" / "manifest.jsonl")}
+    train_voices = {r.meta["voice"] for r in read_manifest(tmp_path / "train_v2_s0_k4_t0.4" / "manifest.jsonl")}
     assert "en-us-nyc+klatt" not in train_voices
     # a rerun encodes nothing new (features cached by wav hash) and gives the same numbers
     again = bench.main(args)
