@@ -77,12 +77,13 @@ VARIANTS = ("m1", "f1", "m3", "f2", "m2", "f3", "m4", "f4", "m5", "f5", "m6", "m
 BASE_GAIN_DB = -9.0
 """Headroom so the loudest emotion (angry, +6 dB) stays below full scale."""
 
-STYLES = ("v1", "v2")
+STYLES = ("v1", "v2", "v3")
 DEFAULT_STYLE = "v2"
 """v1: the first corpus (fixed prosody per emotion with a small jitter, 12 voice+variant pairs, clean
 audio); kept byte-identical for old corpora. v2: wider voice variety, prosody drawn from ranges
 (:data:`PROSODY_RANGES`), spectral tilt, augmentation (:mod:`emoreason.data.augment`). See
-docs/data.md for the transfer measured with each."""
+docs/data.md for the transfer measured with each. v3: v1's prosody table and jitter on v2's speakers,
+with v2's augmentation (no per-emotion tilt)."""
 
 VOICES_V2 = VOICES + ("en-us-nyc", "en-gb-x-gbcwmd")
 VARIANTS_V2 = VARIANTS + ("m8", "klatt", "klatt2", "klatt3", "klatt4", "Andy", "Annie", "belinda", "david", "edward",
@@ -197,14 +198,23 @@ def plan_utterance(j: int, seed: int, emotions: tuple[str, ...], speakers: list[
     p = PROSODY[emotion]
     common = dict(key=f"syn{j:05d}", emotion=emotion, wording=wording, text=entry["text"], question=entry["q"],
                   answer=entry["a"], speaker=speaker, tremolo=p.tremolo)
-    if style == "v1":
+    from emoreason.data.augment import draw_chain, rng_for
+
+    if style in ("v1", "v3"):
         # jitter: classes overlap a little, like real speakers do
-        return Utterance(
+        u = Utterance(
             **common, pitch=round(p.pitch + rng.uniform(-5, 5), 1), range=round(p.range * rng.uniform(0.9, 1.1), 1),
             rate=round(p.rate * rng.uniform(0.95, 1.05), 1), gain_db=round(p.gain_db + rng.uniform(-1, 1), 2),
             pause_ms=int(p.pause_ms * rng.uniform(0.8, 1.2)),
         )
-    from emoreason.data.augment import draw_chain, rng_for
+        if style == "v1":
+            return u
+        # v3: v1's prosody on v2's speakers (their own tilt), plus the augmentation
+        coin = rng.random()
+        chain = draw_chain(rng_for(seed, j, "augment")) if augment and coin < AUGMENT_SHARE else None
+        if chain is not None and set(chain) == {"seed"}:
+            chain = None
+        return dataclasses.replace(u, tilt_db=speaker.tilt_db, augment=chain, style=style)
 
     r = PROSODY_RANGES[emotion]
     draw = {k: rng.uniform(*v) for k, v in r.items()}
