@@ -172,6 +172,21 @@ def test_v2_voices_prosody_and_augmentation(corpus, corpus_clean, corpus_v1):
     assert set(VARIANTS_V2) <= files, sorted(set(VARIANTS_V2) - files)  # -v VOICE+NAME looks up !v/NAME
 
 
+def test_v3_is_v1_prosody_on_v2_voices(corpus_v1, tmp_path):
+    from emoreason.data.synth import synth_corpus
+
+    synth_corpus(tmp_path / "v3", n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v3", tasks="emotion")
+    v3 = read_manifest(tmp_path / "v3" / "manifest.jsonl")
+    v1 = {r.id: r for r in read_manifest(corpus_v1 / "manifest.jsonl")}
+    keys = ("pitch", "range", "rate", "gain_db", "pause_ms")
+    for r in v3:
+        old = v1[r.id]
+        assert r.transcript == old.transcript and r.meta["style"] == "v3"
+        assert {k: r.meta["prosody"][k] for k in keys} == {k: old.meta["prosody"][k] for k in keys}
+    assert {r.meta["voice"] for r in v3} != {v1[r.id].meta["voice"] for r in v3}
+    assert any(r.meta["augment"] for r in v3)
+
+
 def test_reuse_only_wavs_of_the_same_plan(corpus_v1, tmp_path):
     """A folder first written with v1 and then asked for v2 gets new audio, not stale v1 wavs;
     the v2 rerun reuses all; a lost plan stamp means redo (cheap), never keep unknown audio."""
@@ -200,4 +215,4 @@ def test_bad_arguments(tmp_path):
     with pytest.raises(UserError, match="not available"):
         synth_corpus(tmp_path, n=2, tasks="emotion,translation")
     with pytest.raises(UserError, match="unknown synth style"):
-        synth_corpus(tmp_path, n=2, style="v3")
+        synth_corpus(tmp_path, n=2, style="v9")
