@@ -46,7 +46,7 @@ def test_speaker_normalize_is_per_speaker(bench):
 def test_runs_at_a_tiny_size(bench, tmp_path, capsys):
     args = ["--work", str(tmp_path), "--train-n", "16", "--speakers", "4", "--test-n", "8",
             "--heldout", "espeak:en-us-nyc+klatt", "--encoder", "preset:whisper-test", "--encoder-init", "random",
-            "--speaker-norm"]
+            "--speaker-norm", "--style", "v2"]
     res = bench.main(args)
     out = capsys.readouterr().out
     assert res["style"] == "v2" and res["train_n"] == 16 and res["train_speakers"] == 4

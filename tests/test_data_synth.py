@@ -19,11 +19,11 @@ EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
-    """The default style (v2: varied voices, prosody ranges, augmentation)."""
+    """v2: varied voices, prosody ranges, augmentation (the determinism tests run on it)."""
     from emoreason.data.synth import synth_corpus
 
     out = tmp_path_factory.mktemp("synth") / "a"
-    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
     return out
 
 
@@ -42,7 +42,7 @@ def corpus_clean(tmp_path_factory) -> Path:
     from emoreason.data.synth import synth_corpus
 
     out = tmp_path_factory.mktemp("synth") / "clean"
-    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, augment=False)
+    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2", augment=False)
     return out
 
 
@@ -95,7 +95,7 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     from emoreason.data.synth import synth_corpus
 
     b = tmp_path / "b"
-    synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
     # utterance j depends on (seed, j) only: the first 8 of the 32-utterance corpus are identical
     for wav in sorted((b / "wavs").glob("*.wav")):
         assert wav.read_bytes() == (corpus / "wavs" / wav.name).read_bytes(), wav.name
@@ -103,7 +103,7 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     assert (b / "manifest.jsonl").read_text().splitlines() == first8
     # rerun: nothing is synthesized again, output unchanged
     mtimes = {p.name: p.stat().st_mtime_ns for p in (b / "wavs").glob("*.wav")}
-    s = synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    s = synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
     assert s.synthesized == 0 and s.reused == 8
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in (b / "wavs").glob("*.wav")}
     assert "ms/utt" in synth_corpus(tmp_path / "c", n=2, seed=1, emotions=EMOTIONS, n_speakers=6).text()
@@ -196,12 +196,12 @@ def test_reuse_only_wavs_of_the_same_plan(corpus_v1, tmp_path):
     shutil.copytree(corpus_v1, d)
     first = synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v1")
     assert first.reused == 8  # the v1 fixture's wavs and stamps
-    second = synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)  # default v2
+    second = synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
     assert second.synthesized == 8
     assert (d / "wavs" / "syn00000.wav").read_bytes() != (corpus_v1 / "wavs" / "syn00000.wav").read_bytes()
-    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2).reused == 8
+    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2").reused == 8
     (d / "wavs" / PLAN_STAMP).unlink()
-    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2).synthesized == 8
+    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2").synthesized == 8
 
 
 def test_bad_arguments(tmp_path):

@@ -159,9 +159,9 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--tasks", default=None, help="comma list among emotion, sentiment, asr, sqa (default all)")
     syn.add_argument("--workers", type=int, default=None, help="concurrent synthesis jobs (default: CPU count)")
     syn.add_argument("--style", default=None, choices=("v1", "v2", "v3"),
-                     help="v2 (default): varied voices, prosody ranges from the acoustic-correlates literature, "
-                          "spectral tilt, augmentation; v1: the first corpus (fixed prosody, clean audio); v3: v1's prosody on "
-                          "v2's voices with augmentation (default: the library's DEFAULT_STYLE, see docs/data.md)")
+                     help="v1 (default): the first corpus (fixed prosody, clean audio); v2: varied voices, prosody "
+                          "ranges from the acoustic-correlates literature, spectral tilt, augmentation; v3: v1's prosody "
+                          "on v2's voices with augmentation (transfer measured in docs/data.md)")
     syn.add_argument("--no-augment", action="store_true",
                      help="v2 / v3 without noise / reverberation / channel / gain / speed augmentation")
     syn.set_defaults(func=_run_synth)

@@ -78,9 +78,9 @@ BASE_GAIN_DB = -9.0
 """Headroom so the loudest emotion (angry, +6 dB) stays below full scale."""
 
 STYLES = ("v1", "v2", "v3")
-DEFAULT_STYLE = "v2"
-"""v1: the first corpus (fixed prosody per emotion with a small jitter, 12 voice+variant pairs, clean
-audio); kept byte-identical for old corpora. v2: wider voice variety, prosody drawn from ranges
+DEFAULT_STYLE = "v1"
+"""v1 (the default: v2 / v3 did not transfer better, docs/data.md): the first corpus (fixed prosody
+per emotion with a small jitter, 12 voice+variant pairs, clean audio), byte-identical to before. v2: wider voice variety, prosody drawn from ranges
 (:data:`PROSODY_RANGES`), spectral tilt, augmentation (:mod:`emoreason.data.augment`). See
 docs/data.md for the transfer measured with each. v3: v1's prosody table and jitter on v2's speakers,
 with v2's augmentation (no per-emotion tilt)."""
@@ -385,9 +385,10 @@ def synth_corpus(
         neutral_text_share: share of emotional utterances that use a neutral-worded sentence.
         tasks: comma list among emotion, sentiment, asr, sqa (default all).
         workers: concurrent synthesis jobs (default: CPU count).
-        style: ``v2`` (default: varied voices, prosody ranges, tilt, augmentation) or ``v1`` (the
-            first corpus, byte-identical to what it always wrote). See :data:`STYLES`.
-        augment: v2 only: False leaves every clip clean (same voices and prosody). Reusing an
+        style: ``v1`` (default; the first corpus, byte-identical to what it always wrote), ``v2``
+            (varied voices, prosody ranges, tilt, augmentation) or ``v3`` (v1's prosody on v2's
+            voices, augmented). See :data:`STYLES` and docs/data.md for the measured transfer.
+        augment: v2 / v3 only: False leaves every clip clean (same voices and prosody). Reusing an
             output folder across styles or this flag reuses its wavs: use another folder.
     """
     if n < 1:

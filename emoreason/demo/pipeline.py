@@ -140,8 +140,9 @@ class Demo:
         from emoreason.data.synth import DEFAULT_STYLE, synth_corpus
 
         p = self.plan
-        params = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions), "seed": p.seed,
-                  "synth_style": DEFAULT_STYLE}  # a corpus made by another synth style is not reused
+        params = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions), "seed": p.seed}
+        if DEFAULT_STYLE != "v1":  # a corpus made by another synth style is not reused (v1: digests as before)
+            params["synth_style"] = DEFAULT_STYLE
 
         def build(d: Path) -> dict[str, Any]:
             summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers)
