@@ -8,8 +8,12 @@ the words. Rows: emotion, sentiment (derived), asr (the sentence) and sqa (a con
 
 Determinism: utterance ``j`` is planned from ``Random(f"{seed}:{j}")`` alone (not from ``n``), sox
 runs without dither, so the same seed gives byte-identical wavs and manifest, and ``--n 300``
-after ``--n 100`` reuses the first 100 files (reruns skip existing audio). Splits are speaker-
-disjoint: whole speakers are held out for dev and test.
+after ``--n 100`` reuses the first 100 files (reruns skip audio whose plan digest is unchanged,
+``wavs/plan.json``). Splits are speaker-disjoint: whole speakers are held out for dev and test.
+
+Styles (:data:`STYLES`): v1 (default) as above; v2 / v3 add voice variety, prosody ranges and
+seeded augmentation (:mod:`emoreason.data.augment`); their transfer to held-out synthesisers is
+measured by ``benchmarks/synth_transfer.py`` (docs/data.md).
 """
 from __future__ import annotations
 
@@ -79,10 +83,10 @@ BASE_GAIN_DB = -9.0
 
 STYLES = ("v1", "v2", "v3")
 DEFAULT_STYLE = "v1"
-"""v1 (the default: v2 / v3 did not transfer better, docs/data.md): the first corpus (fixed prosody
-per emotion with a small jitter, 12 voice+variant pairs, clean audio), byte-identical to before. v2: wider voice variety, prosody drawn from ranges
-(:data:`PROSODY_RANGES`), spectral tilt, augmentation (:mod:`emoreason.data.augment`). See
-docs/data.md for the transfer measured with each. v3: v1's prosody table and jitter on v2's speakers,
+"""v1 (the default: v2 / v3 did not transfer better, see docs/data.md): the first corpus (fixed
+prosody per emotion with a small jitter, 12 voice+variant pairs, clean audio), byte-identical to
+before. v2: wider voice variety, prosody drawn from ranges (:data:`PROSODY_RANGES`), spectral tilt,
+augmentation (:mod:`emoreason.data.augment`). v3: v1's prosody table and jitter on v2's speakers,
 with v2's augmentation (no per-emotion tilt)."""
 
 VOICES_V2 = VOICES + ("en-us-nyc", "en-gb-x-gbcwmd")
@@ -109,7 +113,7 @@ PROSODY_RANGES: dict[str, dict[str, tuple[float, float]]] = {
     "surprised": dict(pitch=(25, 50), range=(180, 260), rate=(95, 115), gain_db=(0, 4), pause_ms=(80, 200), tilt_db=(0, 3)),
 }
 AUGMENT_SHARE = 0.8
-"""v2: share of clips that get an augmentation chain (the rest stay clean studio audio)."""
+"""v2 / v3: share of clips that get an augmentation chain (the rest stay clean studio audio)."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +126,7 @@ class Speaker:
     pitch: int
     speed: int
     tilt_db: float = 0.0
-    """v2: the speaker's own spectral tilt (sox treble shelf at 3 kHz, dB): voice quality and microphone."""
+    """v2 / v3: the speaker's own spectral tilt (sox treble shelf at 3 kHz, dB): voice quality and microphone."""
 
 
 def make_speakers(n: int, seed: int, style: str = "v1") -> list[Speaker]:
@@ -172,9 +176,9 @@ class Utterance:
     pause_ms: int
     tremolo: tuple[float, float] | None
     tilt_db: float = 0.0
-    """v2: spectral tilt (speaker's + emotion's), sox treble shelf at 3 kHz, dB."""
+    """v2 / v3: spectral tilt (speaker's, + emotion's in v2), sox treble shelf at 3 kHz, dB."""
     augment: dict[str, Any] | None = None
-    """v2: an :func:`emoreason.data.augment.draw_chain` chain applied after sox, or None (clean)."""
+    """v2 / v3: an :func:`emoreason.data.augment.draw_chain` chain applied after sox, or None (clean)."""
     style: str = "v1"
 
 
@@ -185,8 +189,8 @@ def plan_utterance(j: int, seed: int, emotions: tuple[str, ...], speakers: list[
 
     v1: the emotion's :data:`PROSODY` with a small jitter. v2: each prosody value drawn from the
     emotion's :data:`PROSODY_RANGES`, plus a tilt and (for :data:`AUGMENT_SHARE` of the clips) an
-    augmentation chain (none with ``augment=False``, which changes nothing else); v2's extra draws
-    come after v1's, so the sentence choice is the same.
+    augmentation chain (none with ``augment=False``, which changes nothing else). v3: v1's values,
+    then v2's augmentation draw. Extra draws come after v1's, so the sentence choice is the same.
     """
     rng = random.Random(f"{seed}:{j}")
     bank = load_bank()
@@ -198,8 +202,6 @@ def plan_utterance(j: int, seed: int, emotions: tuple[str, ...], speakers: list[
     p = PROSODY[emotion]
     common = dict(key=f"syn{j:05d}", emotion=emotion, wording=wording, text=entry["text"], question=entry["q"],
                   answer=entry["a"], speaker=speaker, tremolo=p.tremolo)
-    from emoreason.data.augment import draw_chain, rng_for
-
     if style in ("v1", "v3"):
         # jitter: classes overlap a little, like real speakers do
         u = Utterance(
@@ -210,23 +212,28 @@ def plan_utterance(j: int, seed: int, emotions: tuple[str, ...], speakers: list[
         if style == "v1":
             return u
         # v3: v1's prosody on v2's speakers (their own tilt), plus the augmentation
-        coin = rng.random()
-        chain = draw_chain(rng_for(seed, j, "augment")) if augment and coin < AUGMENT_SHARE else None
-        if chain is not None and set(chain) == {"seed"}:
-            chain = None
-        return dataclasses.replace(u, tilt_db=speaker.tilt_db, augment=chain, style=style)
+        return dataclasses.replace(u, tilt_db=speaker.tilt_db, augment=_draw_augment(rng, seed, j, augment), style=style)
 
     r = PROSODY_RANGES[emotion]
     draw = {k: rng.uniform(*v) for k, v in r.items()}
-    coin = rng.random()  # drawn either way: augment=False changes nothing but the chain
-    chain = draw_chain(rng_for(seed, j, "augment")) if augment and coin < AUGMENT_SHARE else None
-    if chain is not None and set(chain) == {"seed"}:  # every coin said no: a clean clip, say so
-        chain = None
+    chain = _draw_augment(rng, seed, j, augment)
     return Utterance(
         **common, pitch=round(draw["pitch"], 1), range=round(draw["range"], 1), rate=round(draw["rate"], 1),
         gain_db=round(draw["gain_db"], 2), pause_ms=int(draw["pause_ms"]),
         tilt_db=round(speaker.tilt_db + draw["tilt_db"], 1), augment=chain, style=style,
     )
+
+
+def _draw_augment(rng: random.Random, seed: int, j: int, augment: bool) -> dict[str, Any] | None:
+    """Utterance ``j``'s augmentation chain, or None for :data:`AUGMENT_SHARE`'s clean share. The coin
+    is drawn from ``rng`` either way, so ``augment=False`` changes nothing but the chain."""
+    from emoreason.data.augment import draw_chain, rng_for
+
+    coin = rng.random()
+    if not augment or coin >= AUGMENT_SHARE:
+        return None
+    chain = draw_chain(rng_for(seed, j, "augment"))
+    return None if set(chain) == {"seed"} else chain  # every step's coin said no: a clean clip, say so
 
 
 def ssml(u: Utterance) -> str:
