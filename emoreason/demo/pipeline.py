@@ -137,12 +137,10 @@ class Demo:
     # -------------------------------------------------------------------------------- stages
     def corpus(self) -> dict[str, Any]:
         """Stage 1: synthetic emotional speech, speaker-disjoint splits (emotion, sentiment, asr, sqa rows)."""
-        from emoreason.data.synth import DEFAULT_STYLE, synth_corpus
+        from emoreason.data.synth import synth_corpus
 
         p = self.plan
         params = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions), "seed": p.seed}
-        if DEFAULT_STYLE != "v1":  # a corpus made by another synth style is not reused (v1: digests as before)
-            params["synth_style"] = DEFAULT_STYLE
 
         def build(d: Path) -> dict[str, Any]:
             summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers)
