@@ -114,7 +114,8 @@ def cmd_probe(args: argparse.Namespace) -> int:
 
     encoder = resolve_encoder(args.model, args.config, args.overrides)
     metrics = run_probe(args.train, args.manifest, args.out, encoder, task=args.task, c=args.c, seed=args.seed,
-                        resamples=args.bootstrap, cache_dir=args.cache_dir)
+                        resamples=args.bootstrap, cache_dir=args.cache_dir, train_split=args.train_split,
+                        test_split=args.split)
     print(format_probe(metrics))
     print(f"wrote {Path(args.out) / 'probe.json'}")
     return 0
@@ -214,6 +215,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                     "DIR/predictions.jsonl; features are cached (DIR/features unless --cache-dir).")
     pr.add_argument("--train", required=True, help="manifest whose emotion rows train the probe (the model's training split)")
     pr.add_argument("--manifest", required=True, help="manifest whose emotion rows are scored (the held-out clips)")
+    pr.add_argument("--train-split", default=None, help="only --train rows of this split (e.g. train)")
+    pr.add_argument("--split", default=None, help="only --manifest rows of this split (e.g. test)")
     pr.add_argument("--out", required=True, help="output directory")
     pr.add_argument("--model", default=None, help="run directory or final/: probe that model's emotion encoder")
     pr.add_argument("--config", default=None,

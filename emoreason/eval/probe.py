@@ -147,13 +147,15 @@ def clip_features(encoder: ProbeEncoder, audio_paths: list[Path], cache_dir: Pat
     return np.stack(out)
 
 
-def labelled_clips(manifest: str | Path, task: str, purpose: str) -> tuple[list[str], list[Path], list[str]]:
-    """(ids, audio paths, gold labels) of the manifest's ``task`` rows that have a label."""
+def labelled_clips(manifest: str | Path, task: str, purpose: str, split: str | None = None
+                   ) -> tuple[list[str], list[Path], list[str]]:
+    """(ids, audio paths, gold labels) of the manifest's ``task`` rows that have a label (of
+    ``split`` only, when given)."""
     from emoreason.data.manifest import read_manifest, resolve_audio
 
-    rows = [r for r in read_manifest(manifest) if r.task == task and r.label]
+    rows = [r for r in read_manifest(manifest) if r.task == task and r.label and (split is None or r.split == split)]
     if not rows:
-        raise UserError(f"{manifest}: no labelled {task} rows to {purpose}")
+        raise UserError(f"{manifest}: no labelled {task} rows{f' in split {split}' if split else ''} to {purpose}")
     return [r.id for r in rows], [Path(resolve_audio(r, manifest)) for r in rows], [r.label for r in rows]
 
 
@@ -191,16 +193,18 @@ def fit_probe(x_train: np.ndarray, y_train: list[str], c: float = 1.0, seed: int
 
 def run_probe(train_manifest: str | Path, test_manifest: str | Path, out_dir: str | Path, encoder: ProbeEncoder,
               task: str = "emotion", c: float = 1.0, seed: int = 0, resamples: int = 1000,
-              cache_dir: str | Path | None = None) -> dict[str, Any]:
-    """Fit on ``train_manifest``'s ``task`` rows, score ``test_manifest``'s; write ``OUT/probe.json``
-    and ``OUT/predictions.jsonl`` (one row per test clip); return the metrics dict."""
+              cache_dir: str | Path | None = None, train_split: str | None = None,
+              test_split: str | None = None) -> dict[str, Any]:
+    """Fit on ``train_manifest``'s ``task`` rows, score ``test_manifest``'s (each optionally of one
+    split); write ``OUT/probe.json`` and ``OUT/predictions.jsonl`` (one row per test clip); return
+    the metrics dict."""
     from emoreason.eval.metrics import classification_metrics
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cache = Path(cache_dir) if cache_dir is not None else out / "features"
-    train_ids, train_audio, y_train = labelled_clips(train_manifest, task, "train the probe on")
-    test_ids, test_audio, y_test = labelled_clips(test_manifest, task, "score the probe on")
+    train_ids, train_audio, y_train = labelled_clips(train_manifest, task, "train the probe on", train_split)
+    test_ids, test_audio, y_test = labelled_clips(test_manifest, task, "score the probe on", test_split)
     overlap = {p.resolve() for p in train_audio} & {p.resolve() for p in test_audio}
     if overlap:
         print(f"probe: warning: {len(overlap)} test clip(s) are also training clips (e.g. {sorted(overlap)[0]})",

@@ -29,7 +29,7 @@ from torch import nn
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
-from emoreason.train.losses import IGNORE_INDEX, first_target_position, weighted_token_losses
+from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses, weighted_token_losses  # noqa: F401 (token_losses: re-exported)
 from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
                                         save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
