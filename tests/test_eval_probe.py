@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from emoreason.cli import main
-from emoreason.errors import UserError
 from emoreason.eval.probe import bootstrap_accuracies, gap_note
 
 pytestmark = pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None,
@@ -55,13 +54,15 @@ def test_probe_cli_end_to_end(corpus, tmp_path, capsys):
     assert json.loads((tmp_path / "again" / "probe.json").read_text())["confusion"] == m["confusion"]
 
 
-def test_probe_errors(corpus, tmp_path):
-    with pytest.raises(UserError, match="no labelled emotion rows in split dev"):
-        main(["eval", "probe", "--train", str(corpus), "--train-split", "dev", "--manifest", str(corpus),
-              "--out", str(tmp_path), *ENCODER])
-    with pytest.raises(UserError, match="no emotion encoder"):
-        main(["eval", "probe", "--train", str(corpus), "--manifest", str(corpus), "--out", str(tmp_path),
-              "--config", "mini", "model.fusion=none", "model.emotion_encoder=null"])
+def test_probe_errors(corpus, tmp_path, capsys):
+    # one-line errors from the CLI (exit status 2 from main's UserError handler), nothing written
+    assert main(["eval", "probe", "--train", str(corpus), "--train-split", "dev", "--manifest", str(corpus),
+                 "--out", str(tmp_path / "a"), *ENCODER]) != 0
+    assert "no labelled emotion rows in split dev" in capsys.readouterr().err
+    assert main(["eval", "probe", "--train", str(corpus), "--manifest", str(corpus), "--out", str(tmp_path / "b"),
+                 "--config", "mini", "model.fusion=none", "model.emotion_encoder=null"]) != 0
+    assert "no emotion encoder" in capsys.readouterr().err
+    assert not (tmp_path / "a" / "probe.json").exists() and not (tmp_path / "b" / "probe.json").exists()
 
 
 def test_bootstrap_and_gap_note():
@@ -73,3 +74,22 @@ def test_bootstrap_and_gap_note():
     probe = {"unweighted_accuracy": 80.0}
     assert gap_note(76.0, probe) is None
     assert "14.0 points below the linear probe" in gap_note(66.0, probe)
+
+
+def test_eval_report_shows_the_probe_and_the_gap(tmp_path):
+    from emoreason.eval.metrics import classification_metrics
+    from emoreason.eval.report import PROBE_DIR, write_report
+
+    gold = ["sad", "happy"] * 10
+    c = classification_metrics(gold, ["happy"] * 20)  # the model says happy every time: UA 50
+    metrics = {"n": 20, "seed": 0, "bootstrap_resamples": 100, "predictions": "p.jsonl",
+               "tasks": {"emotion": {"n": 20, "score": 50.0, "ci": {"low": 30.0, "high": 70.0}, "metric": "accuracy",
+                                     "classification": c}}}
+    probe = {"task": "emotion", "n_train": 40, "n_test": 20, "weighted_accuracy": 90.0, "unweighted_accuracy": 90.0,
+             "ci": {"accuracy": [75.0, 100.0], "unweighted_accuracy": [76.0, 100.0]}}
+    (tmp_path / PROBE_DIR).mkdir()
+    (tmp_path / PROBE_DIR / "probe.json").write_text(json.dumps(probe))
+    write_report(tmp_path, metrics)
+    md = (tmp_path / "report.md").read_text()
+    assert "Baseline: linear probe" in md and "90.0 [76.0, 100.0]" in md
+    assert "This model is 40.0 points below the linear probe" in md
