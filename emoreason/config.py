@@ -197,6 +197,11 @@ class TrainConfig:
     """Per-device micro batch."""
     grad_accum: int = 1
     max_grad_norm: float = 1.0
+    label_loss_weight: float = 1.0
+    """Weight of the gold label's tokens in emotion / sentiment targets relative to the other target
+    tokens (the loss is the weighted token mean; 1: the plain token mean). Reasoning targets state
+    the label once in ~50 tokens, so without it the explanation dominates the gradient
+    (docs/training.md, "Label accuracy")."""
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
@@ -309,6 +314,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(t, key)}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+    if t.label_loss_weight <= 0:
+        raise ConfigError(f"train.label_loss_weight must be > 0, got {t.label_loss_weight}")
     if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
         raise ConfigError(f"train.betas must be two numbers in [0, 1) (beta1, beta2), got {t.betas}")
     for key, value in t.group_lr.items():

@@ -36,7 +36,7 @@ def _read(path: Path) -> list[dict]:
 
 def test_outputs_and_markers(tiny_demo):
     out, result, _ = tiny_demo
-    for stage in ("corpus", "targets", "testset", "runs/label-dual", "eval/label-dual", "analysis"):
+    for stage in ("corpus", "targets", "testset", "runs/label-dual", "eval/label-dual", "probe", "analysis"):
         marker = json.loads((out / stage / DONE).read_text())
         assert marker["params"] == json.loads((out / stage / PARAMS).read_text())
         assert marker["seconds"] >= 0
@@ -53,6 +53,10 @@ def test_outputs_and_markers(tiny_demo):
     assert html.startswith("<!doctype html>") and "label-dual" in html and "data:image/png;base64," in html
     md = (out / "report.md").read_text()
     assert "Majority-class rate" in md and "One held-out clip" in md
+    # the linear-probe baseline on the same held-out emotion rows, beside the variant
+    probe = json.loads((out / "probe/probe.json").read_text())
+    assert probe["n_test"] == 4 and probe["n_train"] == 8 and 0 <= probe["unweighted_accuracy"] <= 100
+    assert "Baseline: linear probe" in md and "linear probe on the frozen emotion encoder" in md
     # the results table is eval compare's: one column per dataset x task, each cell "score [low, high]"
     table = _md_table(md, "| run |")
     columns = ["synth-ER", "synth-SR", "synth-SQA", "synth-ASR WER"]
@@ -113,7 +117,7 @@ def test_rerun_reuses_every_stage(tiny_demo):
     lines: list[str] = []
     again = run_demo(make_plan("tiny", variants=["label-dual"]), out, say=lines.append)
     reused = [l for l in lines if "reusing" in l]
-    assert len(reused) == 6, lines
+    assert len(reused) == 7, lines
     assert (out / "runs/label-dual/final/trainable.safetensors").stat().st_mtime_ns == before
     assert again.analysis == result.analysis and again.table == result.table
 

@@ -53,7 +53,8 @@ def test_dataset_filters_split_and_maps_groups(corpus):
     ds = ManifestDataset(corpus, GROUPS, split="train")
     assert len(ds) == 16 and ds.tasks == ["asr", "emotion", "sentiment", "sqa"]
     item = ds[0]
-    assert set(item) == {"id", "wave", "prompt", "target", "task", "group"}
+    assert set(item) == {"id", "wave", "prompt", "target", "task", "group", "label"}
+    assert item["label"] is None or item["task"] in ("emotion", "sentiment")
     assert item["group"] == task_to_group(GROUPS)[item["task"]]
     assert ds.groups.count("speech") == ds.groups.count("emotion") == 8
     assert len(ManifestDataset(corpus, GROUPS, split=None)) == 20

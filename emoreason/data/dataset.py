@@ -16,6 +16,9 @@ from emoreason.audio import SAMPLE_RATE, load_audio
 from emoreason.data.manifest import ManifestError, ManifestRow, iter_manifest, resolve_audio
 from emoreason.errors import UserError
 
+LABEL_TASKS = ("emotion", "sentiment", "er", "sr")
+"""Tasks whose rows carry a gold label that the target states (``label_weight``)."""
+
 # Prompt used when a row has no instruction of its own.
 DEFAULT_INSTRUCTIONS = {
     "asr": "Transcribe the speech.",
@@ -59,6 +62,8 @@ class Example:
     target: str
     task: str
     group: str
+    label: str | None = None
+    """Gold label of emotion / sentiment rows (the collator's ``label_weight`` finds it in the target)."""
 
 
 class ManifestDataset:
@@ -100,7 +105,8 @@ class ManifestDataset:
                 raise ManifestError(f"{self.manifest}:{lineno}: row has no target (give 'target', or 'label'/'transcript')")
             prompt = row.instruction or DEFAULT_INSTRUCTIONS.get(row.task, f"Perform the task: {row.task}.")
             self.examples.append(
-                Example(row.id, resolve_audio(row, self.manifest), prompt, target, row.task, groups[row.task])
+                Example(row.id, resolve_audio(row, self.manifest), prompt, target, row.task, groups[row.task],
+                        row.label if row.task in LABEL_TASKS else None)
             )
         if not self.examples:
             where = f" with split {split!r}" if split is not None else ""
@@ -124,7 +130,32 @@ class ManifestDataset:
     def __getitem__(self, index: int) -> dict[str, Any]:
         ex = self.examples[index]
         wave = load_audio(ex.audio)[: self.max_samples]
-        return {"id": ex.id, "wave": wave, "prompt": ex.prompt, "target": ex.target, "task": ex.task, "group": ex.group}
+        return {"id": ex.id, "wave": wave, "prompt": ex.prompt, "target": ex.target, "task": ex.task, "group": ex.group,
+                "label": ex.label}
+
+
+def label_token_span(tokenizer: Any, target: str, label: str) -> tuple[int, int] | None:
+    """Token positions [start, end) of the first whole-word ``label`` in ``target``'s tokens, or
+    None (not in the target, or its tokens do not decode to it).
+
+    The response the processor tokenizes begins with the target, so positions count from the
+    first response token. A BPE tokenizer attaches the space before a word to the word's token:
+    the span starts at the token that holds that space.
+    """
+    import re
+
+    m = re.search(rf"(?<![\w-]){re.escape(label)}(?![\w-])", target, flags=re.IGNORECASE)
+    if m is None:
+        return None
+    begin = m.start() - 1 if m.start() > 0 and target[m.start() - 1] == " " else m.start()
+    encode = lambda text: tokenizer(text, add_special_tokens=False)["input_ids"]  # noqa: E731
+    start, end = len(encode(target[:begin])), len(encode(target[:m.end()]))
+    ids = encode(target)
+    if end <= start or ids[:end] != encode(target[:m.end()]):
+        return None  # the prefix tokenizes differently from the whole text: no reliable span
+    if tokenizer.decode(ids[start:end]).strip().lower() != label.lower():
+        return None
+    return start, end
 
 
 class Collator:
@@ -133,11 +164,18 @@ class Collator:
     ``processor(waves=[(T,)...], prompts=[...], targets=[...])`` returns ``input_ids (B, L)``,
     ``attention_mask (B, L)``, ``labels (B, L)``, feature tensors; the collator adds nothing the
     model reads, only ``tasks`` and ``ids`` for logging, which the loop removes before ``forward``.
+
+    ``label_weight`` != 1 adds ``loss_weights`` (B, L) float32: ``label_weight`` at the tokens of
+    the gold label's first mention in an emotion / sentiment target, 1 elsewhere (the loop then
+    minimises the weighted token mean). Why: in a 50-token reasoning target the label is one
+    token in 50, so under a plain token mean the explanation, not the answer, drives the gradient.
     """
 
-    def __init__(self, processor: Callable[..., dict[str, Any]], max_target_tokens: int | None = None) -> None:
+    def __init__(self, processor: Callable[..., dict[str, Any]], max_target_tokens: int | None = None,
+                 label_weight: float = 1.0) -> None:
         self.processor = processor
         self.max_target_tokens = max_target_tokens
+        self.label_weight = label_weight
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         extra = {} if self.max_target_tokens is None else {"max_target_tokens": self.max_target_tokens}
@@ -151,4 +189,23 @@ class Collator:
         )
         batch["tasks"] = [e["task"] for e in examples]
         batch["ids"] = [e["id"] for e in examples]
+        if self.label_weight != 1.0:
+            batch["loss_weights"] = self._label_weights(examples, batch["labels"])
         return batch
+
+    def _label_weights(self, examples: list[dict[str, Any]], labels: Any) -> Any:
+        """(B, L) float32 weights: ``label_weight`` on each row's label tokens, 1 elsewhere."""
+        import torch
+
+        weights = torch.ones(labels.shape, dtype=torch.float32)
+        for i, e in enumerate(examples):
+            if not e.get("label"):
+                continue
+            span = label_token_span(self.processor.tokenizer, e["target"], e["label"])
+            targets = (labels[i] != -100).nonzero()
+            if span is None or len(targets) == 0:
+                continue
+            first = int(targets[0])  # the response (which starts with the target) begins here
+            end = min(first + span[1], first + len(targets))  # max_target_tokens may cut the label
+            weights[i, first + span[0]:end] = self.label_weight
+        return weights

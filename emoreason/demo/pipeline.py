@@ -356,6 +356,31 @@ class Demo:
 
         return self.runner.run("analysis", params, build)
 
+    def probe(self) -> dict[str, Any] | None:
+        """The linear-probe baseline (``emoreason.eval.probe``): a logistic regression on the frozen
+        emotion encoder's pooled frames, trained on the label-only targets' emotion clips (the
+        variants' training clips) and scored on the held-out emotion rows. Uses the emotion encoder
+        of the first variant that has one (None when none has)."""
+        from emoreason.eval.probe import read_probe, resolve_encoder, run_probe
+
+        dual = next((v for v in self.plan.variants if v.fusion != "none"), None)
+        if dual is None:
+            return None
+        run_dir = self.runner.path(f"runs/{dual.name}")
+        train_rows = self.runner.path("targets") / "train_label.jsonl"
+        test = self.runner.path("testset") / "test.jsonl"
+        params = {"run": self.runner.digest(f"runs/{dual.name}"), "targets": self.runner.digest("targets"),
+                  "testset": self.runner.digest("testset"), "seed": self.plan.seed}
+
+        def build(d: Path) -> dict[str, Any]:
+            self.say(f"[demo] linear probe on {dual.name}'s frozen emotion encoder (baseline)")
+            run_probe(train_rows, test, d, resolve_encoder(str(run_dir), None), seed=self.plan.seed,
+                      cache_dir=d / "features")
+            return {"dir": str(d)}
+
+        self.runner.run("probe", params, build)
+        return read_probe(self.runner.path("probe"))
+
     # -------------------------------------------------------------------------------- all
     def run(self) -> DemoResult:
         from emoreason.demo.report import write_demo_report
@@ -377,6 +402,7 @@ class Demo:
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: evaluate {v.name}")
             table[v.name] = self.evaluate(v)
+        probe = self.probe()
         test_rows = _read_jsonl(self.runner.path("testset") / "test.jsonl")
         majorities = {t: majority_rate([r["label"] for r in test_rows if r["task"] == t]) for t in ("emotion", "sentiment")}
         majority_label, majority = majorities["emotion"]
@@ -386,7 +412,7 @@ class Demo:
         md, html_path = write_demo_report(
             self.out, plan=p, corpus=corpus, targets=targets, testset=testset, table=table, best=best.name,
             majorities=majorities, analysis=analysis, timings=self.runner.timings,
-            eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants},
+            eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants}, probe=probe,
         )
         return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,
                           best=best.name, majority=majority, timings=dict(self.runner.timings))

@@ -181,7 +181,7 @@ def _results_table(plan: DemoPlan, table: dict[str, dict[str, Any]], eval_dirs: 
 def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
-                      eval_dirs: dict[str, Path]) -> Report:
+                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None) -> Report:
     """The demo report as data (see :func:`write_demo_report` for the arguments)."""
     from emoreason.eval.report import class_table  # eval's per-class table layout
 
@@ -207,6 +207,8 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                                                            for t, (label, rate) in majorities.items()) + "."])]),
         Section("Findings", [Bullets(findings(plan, table, best, majorities["emotion"]))]),
     ]
+    if probe:
+        sections.append(_probe_section(plan, table, best, probe))
     best_cls = table[best].get("classification")
     if best_cls:
         blocks: list[Block] = [class_table(best_cls)]
@@ -234,19 +236,42 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     return Report("emoreason demo report", [intro], sections)
 
 
+def _probe_section(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, probe: dict[str, Any]) -> Section:
+    """The linear probe (same training clips, same held-out emotion rows) beside every variant, and
+    one line when the best variant is more than 5 unweighted points below it."""
+    from emoreason.eval.probe import gap_note, probe_cells
+
+    acc, ua = probe_cells(probe)
+    rows = [["linear probe on the frozen emotion encoder", acc, ua]]
+    for v in plan.variants:
+        c = table[v.name].get("classification") or {}
+        rows.append([v.name, f"{c.get('weighted_accuracy', 0.0):.1f}", f"{c.get('unweighted_accuracy', 0.0):.1f}"])
+    blocks: list[Block] = [
+        Table(["emotion, held-out speakers", "accuracy", "unwt accuracy"], rows),
+        Paragraph([f"Probe: logistic regression on mean + std of the emotion encoder's frames, fitted on the "
+                   f"{probe['n_train']} training emotion clips, scored on the {probe['n_test']} held-out ones "
+                   "(95% bootstrap CIs); variants: label extracted from the generated answer."])]
+    c = table[best].get("classification")
+    note = gap_note(c["unweighted_accuracy"], probe, f"The best variant ({best})") if c else None
+    if note:
+        blocks.append(Paragraph([note]))
+    return Section("Baseline: linear probe", blocks)
+
+
 def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
-                      eval_dirs: dict[str, Path]) -> tuple[Path, Path]:
+                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``out/report.md`` and ``out/report.html``; return their paths.
 
     ``corpus`` / ``targets`` / ``testset``: those stages' results (``testset["rows"]``: task -> rows
     evaluated); ``table``: variant -> :func:`~emoreason.demo.pipeline.evaluation_summary`;
     ``best``: the variant whose per-class table, confusion matrix and analysed clip are shown;
     ``majorities``: task (emotion, sentiment) -> (majority label, its % of the held-out rows);
-    ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation directory under ``out``.
+    ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation directory under ``out``;
+    ``probe``: the linear-probe baseline's ``probe.json`` (a section beside the variants), or None.
     """
     report = build_demo_report(out, plan=plan, corpus=corpus, targets=targets, testset=testset, table=table,
                                best=best, majorities=majorities, analysis=analysis, timings=timings,
-                               eval_dirs=eval_dirs)
+                               eval_dirs=eval_dirs, probe=probe)
     return write_report_files(report, out)

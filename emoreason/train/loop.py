@@ -29,7 +29,7 @@ from torch import nn
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
-from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses
+from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses, weighted_token_losses  # noqa: F401 (token_losses: re-exported)
 from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
                                         save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
@@ -39,7 +39,7 @@ from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_mark
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
 
 log = logging.getLogger("emoreason.train")
-_NOT_MODEL_INPUTS = ("labels", "tasks", "ids")
+_NOT_MODEL_INPUTS = ("labels", "tasks", "ids", "loss_weights")
 
 
 def resolve_precision(precision: str) -> str:
@@ -56,6 +56,14 @@ def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
         for p in params:
             p.requires_grad_(key in active)
             p.grad = None
+
+
+def _target_weight(batch: dict[str, Any]) -> float:
+    """Total loss weight of a micro batch's targets: its target token count, or the sum of its
+    ``loss_weights`` over target positions (the collator's ``label_weight``)."""
+    mask = batch["labels"][:, 1:] != IGNORE_INDEX
+    weights = batch.get("loss_weights")
+    return float(mask.sum()) if weights is None else float(weights[:, 1:][mask].sum())
 
 
 @dataclass
@@ -293,9 +301,11 @@ class Trainer:
                 # Logits only from the first position that predicts a target: the LM head over the
                 # prompt (audio tokens, instruction) is wasted work, ~20% of a SmolLM2 step.
                 logits = self.model(**inputs, logits_to_keep=labels.shape[1] - start).logits
-            sums, counts = token_losses(logits, labels[:, start:])
-            # DDP averages gradients over processes: scale so the result is the global token mean.
-            self.acc.backward(sums.sum() * self.acc.num_processes / norm)
+            weights = batch.get("loss_weights")
+            sums, counts, weighted, _ = weighted_token_losses(
+                logits, labels[:, start:], None if weights is None else weights[:, start:])
+            # DDP averages gradients over processes: scale so the result is the global (weighted) token mean.
+            self.acc.backward(weighted.sum() * self.acc.num_processes / norm)
         return sums.detach(), counts, batch["tasks"]
 
     def _reduce_task_losses(self, records: list[tuple[torch.Tensor, torch.Tensor, list[str]]]) -> dict[str, float]:
@@ -384,7 +394,7 @@ class Trainer:
                     return results
                 tic = time.perf_counter()
                 micro = [next(batches) for _ in range(min(t.grad_accum, n_micro - cursor))]
-                local_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro)
+                local_tokens = sum(_target_weight(b) for b in micro)
                 norm = self.acc.reduce(torch.tensor(float(local_tokens), device=self.acc.device), reduction="sum").clamp(min=1.0)
                 records = [self._micro_step(b, norm, sync=(j == len(micro) - 1)) for j, b in enumerate(micro)]
                 params = [p for k in active for p in self.groups[k]]
