@@ -9,6 +9,7 @@ from __future__ import annotations
 from emoreason.errors import UserError
 
 import io
+import math
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,11 @@ MEL_FRAMES = WINDOW_SAMPLES // MEL_HOP
 MAX_SECONDS = 4 * 3600.0
 """Anything longer is treated as a mistake (an 'absurd length'), not as audio to process."""
 MIN_SECONDS = 0.05
+MAX_PEAK = 4.0
+"""Largest accepted |sample| (+12 dBFS): float files may overshoot full scale a little (filtering,
+resampling), but values in the tens or hundreds are unscaled data, not audio at full scale = 1."""
+DECODE_BLOCK_SECONDS = 30.0
+"""Audio is decoded, downmixed and resampled this much at a time (see ``_decode_blocks``)."""
 
 
 class AudioError(UserError):
@@ -66,6 +72,10 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
         raise AudioError(f"{name}: audio is empty (0 samples)")
     if not np.all(np.isfinite(wave)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    peak = float(np.abs(wave).max())
+    if peak > MAX_PEAK:
+        raise AudioError(f"{name}: samples reach {peak:.3g}, far outside [-1, 1] (float audio must be scaled to "
+                         f"full scale = 1; loudness would read {20 * np.log10(peak):+.1f} dBFS)")
     seconds = wave.size / SAMPLE_RATE
     if seconds < MIN_SECONDS:
         raise AudioError(f"{name}: audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)")
@@ -94,17 +104,47 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> 
             sr = f.samplerate
             if f.frames / max(sr, 1) > max_seconds:
                 raise AudioError(f"{name}: audio is {_duration(f.frames / sr)} long, over the {_duration(max_seconds)} limit")
-            data = f.read(dtype="float32", always_2d=False)
+            wave = _decode_blocks(f)
     except AudioError:
         raise
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError on junk
         reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         reason = reason.replace(repr(handle), repr(name))  # not "<_io.BytesIO object at 0x...>"
         raise AudioError(f"{name}: not a readable audio file ({reason})") from None
-    wave = resample(to_mono(np.asarray(data, dtype=np.float32)), sr)
     return validate_wave(wave, name, max_seconds)
 
 
+def _decode_blocks(f: sf.SoundFile) -> np.ndarray:
+    """An open file -> float32 mono 16 kHz (T,), read DECODE_BLOCK_SECONDS at a time.
+
+    Each block is downmixed and resampled (one soxr stream over the whole file, so block edges
+    leave no seam) into one preallocated output: peak memory is the 16 kHz mono result plus one
+    block, not the file's samples at its own rate and channel count (a 2-hour 44.1 kHz stereo file
+    is 2.5 GB as float32, 460 MB as 16 kHz mono).
+    """
+    sr = f.samplerate
+    expected = int(math.ceil(f.frames * SAMPLE_RATE / sr)) if f.frames > 0 else 0
+    out = np.empty(expected + SAMPLE_RATE, dtype=np.float32)  # + 1 s: the stream may round up
+    stream = None
+    if sr != SAMPLE_RATE:
+        import soxr
+
+        stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    filled = 0
+    block = max(1, int(DECODE_BLOCK_SECONDS * sr))
+    while True:
+        data = f.read(block, dtype="float32", always_2d=True)  # (n, C)
+        last = data.shape[0] < block
+        mono = to_mono(data) if data.shape[1] > 1 else data[:, 0]
+        if stream is not None:
+            mono = stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+        if filled + mono.size > out.size:  # a header that understated its length: grow
+            out = np.concatenate([out[:filled], np.empty(mono.size + SAMPLE_RATE, dtype=np.float32)])
+        out[filled : filled + mono.size] = mono
+        filled += mono.size
+        if last:
+            break
+    return out[:filled].copy() if filled < out.size // 2 else out[:filled]
 def save_audio(path: str | Path, wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Write a mono float waveform as 16-bit PCM wav."""
     sf.write(str(path), np.asarray(wave, dtype=np.float32), sr, subtype="PCM_16")

@@ -48,3 +48,30 @@ def test_split_windows():
     wins = split_windows(wave)
     assert [(s, e) for s, e, _ in wins] == [(0.0, 30.0), (30.0, 60.0), (60.0, 65.5)]
     assert split_windows(np.zeros(SAMPLE_RATE * 30 + 100, dtype=np.float32))[-1][1] == 30.0
+
+
+def test_unscaled_float_samples_are_refused(tmp_path):
+    p = tmp_path / "unscaled.wav"
+    sf.write(p, np.full(16000, 200.0, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="far outside") as err:
+        load_audio(p)
+    assert "\n" not in str(err.value)
+    sf.write(p, np.full(16000, 1.2, dtype=np.float32), 16000, subtype="FLOAT")  # a mild overshoot is audio
+    assert load_audio(p).max() == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("sr, channels", [(44100, 2), (16000, 1), (22050, 3)])
+def test_blockwise_decoding_matches_one_shot(tmp_path, sr, channels):
+    """Long files are decoded in blocks through one resampler stream: no seam at block edges."""
+    import soxr
+
+    from emoreason.audio import DECODE_BLOCK_SECONDS
+
+    x = np.random.default_rng(sr).normal(0, 0.2, (int(sr * (2.5 * DECODE_BLOCK_SECONDS)), channels)).astype(np.float32)
+    p = tmp_path / "long.wav"
+    sf.write(p, x, sr, subtype="FLOAT")
+    mono = x.mean(axis=1)
+    ref = soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ") if sr != SAMPLE_RATE else mono
+    wave = load_audio(p)
+    assert wave.size == ref.size
+    np.testing.assert_allclose(wave, ref, atol=1e-6)
