@@ -215,7 +215,9 @@ async def run_bounded(items: Iterable[T], work: Callable[[T], Awaitable[None]], 
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        if task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+    # read every finished task's exception (two workers failing at once must not leave one
+    # "never retrieved" to be printed as a traceback at exit), raise the first
+    errors = [task.exception() for task in done if not task.cancelled() and task.exception() is not None]
+    if errors:
+        raise errors[0]
     return finished
