@@ -145,6 +145,31 @@ def _decode_blocks(f: sf.SoundFile) -> np.ndarray:
         if last:
             break
     return out[:filled].copy() if filled < out.size // 2 else out[:filled]
+def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> str | None:
+    """What is wrong with an audio file, from its header only (no decoding), or None.
+
+    Fast enough to check every clip of a training manifest before the first step: a missing,
+    empty, unreadable, too short or absurdly long file. Damage past the header (a truncated data
+    chunk) is only found when the file is decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "file not found" if not path.exists() else "not a regular file"
+    if path.stat().st_size == 0:
+        return "file is empty (0 bytes)"
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile's errors on junk (LibsndfileError, RuntimeError, TypeError)
+        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        return f"not a readable audio file ({reason.replace(repr(str(path)), 'header')})"
+    seconds = info.frames / max(info.samplerate, 1)
+    if seconds < MIN_SECONDS:
+        return f"audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)"
+    if seconds > max_seconds:
+        return f"audio is {_duration(seconds)} long, over the {_duration(max_seconds)} limit"
+    return None
+
+
 def save_audio(path: str | Path, wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:
     """Write a mono float waveform as 16-bit PCM wav."""
     sf.write(str(path), np.asarray(wave, dtype=np.float32), sr, subtype="PCM_16")
