@@ -104,13 +104,15 @@ def iter_manifest(
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
                 try:
-                    data = json.loads(line)
+                    data = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise ManifestError("not UTF-8 text") from None
                 except json.JSONDecodeError as e:
                     raise ManifestError(f"not valid JSON ({e.msg} at column {e.colno})") from None
                 row = validate_row(data)

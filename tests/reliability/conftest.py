@@ -32,3 +32,25 @@ def write_manifest(directory: Path, n: int = 8, **overrides) -> Path:
     path = directory / "manifest.jsonl"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+TRAIN = ["--config", "tiny", "data.train_manifest=dummy:12", "train.epochs=2", "train.alternation_epochs=2",
+         "train.final_phase=false", "train.save_every_steps=2", "train.keep_checkpoints=2"]
+"""A tiny training run of a few steps with a checkpoint every 2 of them (the last 2 kept)."""
+
+
+@pytest.fixture(scope="session")
+def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Root holding ``ref/`` (TRAIN run to the end, uninterrupted) and ``cache/`` (its clips)."""
+    from emoreason.cli import main
+
+    root = tmp_path_factory.mktemp("ckpt")
+    assert main(["train", "--out", str(root / "ref"), "--cache-dir", str(root / "cache"), *TRAIN]) == 0
+    return root
+
+
+def seeds() -> list[int]:
+    """Kill-point seeds: one by default (CI time), more with EMOREASON_FAULT_SEEDS=0,1,2,..."""
+    import os
+
+    return [int(s) for s in os.environ.get("EMOREASON_FAULT_SEEDS", "0").split(",")]

@@ -11,6 +11,8 @@ from emoreason.cli import main
 from emoreason.errors import UserError
 from emoreason.model.builder import load_pretrained
 
+from .conftest import TRAIN
+
 
 @pytest.fixture()
 def model_dir(tiny_run, tmp_path):
@@ -53,18 +55,6 @@ def test_analyze_with_empty_weights_is_one_line_exit_1(model_dir, tmp_path, caps
     assert main(["analyze", "--model", str(model_dir), str(tmp_path / "a.wav"), "--max-new-tokens", "0"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "trained weights are missing" in err[0]
-
-
-TRAIN = ["--config", "tiny", "data.train_manifest=dummy:12", "train.epochs=2", "train.alternation_epochs=2",
-         "train.final_phase=false", "train.save_every_steps=2", "train.keep_checkpoints=2"]
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory):
-    """A tiny run trained to the end, keeping its last 2 checkpoints (the uninterrupted reference)."""
-    root = tmp_path_factory.mktemp("ckpt")
-    assert main(["train", "--out", str(root / "ref"), "--cache-dir", str(root / "cache"), *TRAIN]) == 0
-    return root
 
 
 @pytest.mark.parametrize("victim", ["trainable.safetensors", "optimizer.pt", "state.json"])
