@@ -70,9 +70,12 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
         raise AudioError(f"{name}: expected mono audio, got shape {tuple(wave.shape)}")
     if wave.size == 0:
         raise AudioError(f"{name}: audio is empty (0 samples)")
-    if not np.all(np.isfinite(wave)):
+    # min / max propagate NaN and keep inf, and need no (T,) temporary (np.abs or np.isfinite of a
+    # 2-hour clip would briefly double or quarter-add its 460 MB)
+    lo, hi = float(wave.min()), float(wave.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
-    peak = float(np.abs(wave).max())
+    peak = max(hi, -lo)
     if peak > MAX_PEAK:
         raise AudioError(f"{name}: samples reach {peak:.3g}, far outside [-1, 1] (float audio must be scaled to "
                          f"full scale = 1; loudness would read {20 * np.log10(peak):+.1f} dBFS)")
