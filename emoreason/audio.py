@@ -14,6 +14,7 @@ from __future__ import annotations
 from emoreason.errors import UserError
 
 import io
+import math
 import shutil
 import subprocess
 import tempfile
@@ -35,6 +36,11 @@ MEL_FRAMES = WINDOW_SAMPLES // MEL_HOP
 MAX_SECONDS = 4 * 3600.0
 """Anything longer is treated as a mistake (an 'absurd length'), not as audio to process."""
 MIN_SECONDS = 0.05
+MAX_PEAK = 4.0
+"""Largest accepted |sample| (+12 dBFS): float files may overshoot full scale a little (filtering,
+resampling), but values in the tens or hundreds are unscaled data, not audio at full scale = 1."""
+DECODE_BLOCK_SECONDS = 30.0
+"""Audio is decoded, downmixed and resampled this much at a time (see ``_decode_blocks``)."""
 
 
 class AudioError(UserError):
@@ -72,8 +78,15 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
         raise AudioError(f"{name}: expected mono audio, got shape {tuple(wave.shape)}")
     if wave.size == 0:
         raise AudioError(f"{name}: audio is empty (0 samples)")
-    if not np.all(np.isfinite(wave)):
+    # min / max propagate NaN and keep inf, and need no (T,) temporary (np.abs or np.isfinite of a
+    # 2-hour clip would briefly double or quarter-add its 460 MB)
+    lo, hi = float(wave.min()), float(wave.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    peak = max(hi, -lo)
+    if peak > MAX_PEAK:
+        raise AudioError(f"{name}: samples reach {peak:.3g}, far outside [-1, 1] (float audio must be scaled to "
+                         f"full scale = 1; loudness would read {20 * np.log10(peak):+.1f} dBFS)")
     seconds = wave.size / SAMPLE_RATE
     if seconds < MIN_SECONDS:
         raise AudioError(f"{name}: audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)")
@@ -98,10 +111,10 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> 
         if path.stat().st_size == 0:
             raise AudioError(f"{name}: file is empty (0 bytes)")
     try:
-        data, sr = _read_soundfile(source, name, max_seconds)
+        wave = _read_soundfile(source, name, max_seconds)
     except _Undecodable as e:
         data, sr = _read_ffmpeg(source, name, max_seconds, e.reason)
-    wave = resample(to_mono(np.asarray(data, dtype=np.float32)), sr)
+        wave = resample(to_mono(np.asarray(data, dtype=np.float32)), sr)
     return validate_wave(wave, name, max_seconds)
 
 
@@ -113,15 +126,16 @@ class _Undecodable(Exception):
         self.reason = reason
 
 
-def _read_soundfile(source: str | Path | bytes, name: str, max_seconds: float) -> tuple[np.ndarray, int]:
-    """(samples (T,) or (T, C) float32, sample rate) via libsndfile, or raise :class:`_Undecodable`."""
+def _read_soundfile(source: str | Path | bytes, name: str, max_seconds: float) -> np.ndarray:
+    """float32 mono 16 kHz (T,) via libsndfile, decoded block by block (:func:`_decode_blocks`), or
+    raise :class:`_Undecodable`."""
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
     try:
         with sf.SoundFile(handle) as f:
             sr = f.samplerate
             if f.frames / max(sr, 1) > max_seconds:
                 raise AudioError(f"{name}: audio is {_duration(f.frames / sr)} long, over the {_duration(max_seconds)} limit")
-            return f.read(dtype="float32", always_2d=False), sr
+            return _decode_blocks(f)
     except AudioError:
         raise
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError on junk
@@ -183,6 +197,70 @@ def _read_ffmpeg(source: str | Path | bytes, name: str, max_seconds: float, sf_r
     if len(data) > max_seconds * sr:
         raise AudioError(f"{name}: audio is longer than the {_duration(max_seconds)} limit")
     return data, sr
+
+
+def _decode_blocks(f: sf.SoundFile) -> np.ndarray:
+    """An open file -> float32 mono 16 kHz (T,), read DECODE_BLOCK_SECONDS at a time.
+
+    Each block is downmixed and resampled (one soxr stream over the whole file, so block edges
+    leave no seam) into one preallocated output: peak memory is the 16 kHz mono result plus one
+    block, not the file's samples at its own rate and channel count (a 2-hour 44.1 kHz stereo file
+    is 2.5 GB as float32, 460 MB as 16 kHz mono).
+    """
+    sr = f.samplerate
+    expected = int(math.ceil(f.frames * SAMPLE_RATE / sr)) if f.frames > 0 else 0
+    out = np.empty(expected + SAMPLE_RATE, dtype=np.float32)  # + 1 s: the stream may round up
+    stream = None
+    if sr != SAMPLE_RATE:
+        import soxr
+
+        stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    filled = 0
+    block = max(1, int(DECODE_BLOCK_SECONDS * sr))
+    while True:
+        data = f.read(block, dtype="float32", always_2d=True)  # (n, C)
+        last = data.shape[0] < block
+        mono = to_mono(data) if data.shape[1] > 1 else data[:, 0]
+        if stream is not None:
+            mono = stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+        if filled + mono.size > out.size:  # a header that understated its length: grow
+            out = np.concatenate([out[:filled], np.empty(mono.size + SAMPLE_RATE, dtype=np.float32)])
+        out[filled : filled + mono.size] = mono
+        filled += mono.size
+        if last:
+            break
+    return out[:filled].copy() if filled < out.size // 2 else out[:filled]
+
+
+def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> str | None:
+    """What is wrong with an audio file, from its header only (no decoding), or None.
+
+    Fast enough to check every clip of a training manifest before the first step: a missing,
+    empty, unreadable, too short or absurdly long file. Damage past the header (a truncated data
+    chunk) is only found when the file is decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "file not found" if not path.exists() else "not a regular file"
+    if path.stat().st_size == 0:
+        return "file is empty (0 bytes)"
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile's errors on junk (LibsndfileError, RuntimeError, TypeError)
+        if shutil.which("ffmpeg") is not None:  # m4a / webm / ...: no header reader here, decode it once
+            try:
+                load_audio(path, max_seconds)
+            except AudioError as err:
+                return str(err).removeprefix(f"{path}: ")
+            return None
+        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        return f"not a readable audio file ({reason.replace(repr(str(path)), 'header')})"
+    seconds = info.frames / max(info.samplerate, 1)
+    if seconds < MIN_SECONDS:
+        return f"audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)"
+    if seconds > max_seconds:
+        return f"audio is {_duration(seconds)} long, over the {_duration(max_seconds)} limit"
+    return None
 
 
 def save_audio(path: str | Path, wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:

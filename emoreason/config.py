@@ -152,6 +152,10 @@ class DataConfig:
     max_audio_seconds: float = 30.0
     max_target_tokens: int = 256
     num_workers: int = 0
+    skip_bad_audio: bool = False
+    """Every clip's header is read before training; a missing, empty, unreadable, too short or too
+    long file stops the run there naming ``manifest:line``. True leaves such rows out instead
+    (each one is listed on stderr)."""
     skip_flagged_targets: bool = True
     """Leave out rows whose teacher target failed its checks after every retry
     (``meta.teacher_check.ok == false``, written by ``emoreason data teach``): a target that

@@ -122,3 +122,30 @@ def test_guess_format_from_bytes():
     assert guess_format(b"\x1aE\xdf\xa3....") == "webm/matroska"
     assert guess_format(b"\x00\x00\x00\x20ftypM4A ") == "mp4/m4a"
     assert guess_format(b"hello") == "unknown"
+
+
+def test_unscaled_float_samples_are_refused(tmp_path):
+    p = tmp_path / "unscaled.wav"
+    sf.write(p, np.full(16000, 200.0, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="far outside") as err:
+        load_audio(p)
+    assert "\n" not in str(err.value)
+    sf.write(p, np.full(16000, 1.2, dtype=np.float32), 16000, subtype="FLOAT")  # a mild overshoot is audio
+    assert load_audio(p).max() == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("sr, channels", [(44100, 2), (16000, 1), (22050, 3)])
+def test_blockwise_decoding_matches_one_shot(tmp_path, sr, channels):
+    """Long files are decoded in blocks through one resampler stream: no seam at block edges."""
+    import soxr
+
+    from emoreason.audio import DECODE_BLOCK_SECONDS
+
+    x = np.random.default_rng(sr).normal(0, 0.2, (int(sr * (2.5 * DECODE_BLOCK_SECONDS)), channels)).astype(np.float32)
+    p = tmp_path / "long.wav"
+    sf.write(p, x, sr, subtype="FLOAT")
+    mono = x.mean(axis=1)
+    ref = soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ") if sr != SAMPLE_RATE else mono
+    wave = load_audio(p)
+    assert wave.size == ref.size
+    np.testing.assert_allclose(wave, ref, atol=1e-6)

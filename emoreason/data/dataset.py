@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from emoreason.audio import SAMPLE_RATE, load_audio
+from emoreason.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio
 from emoreason.data.manifest import ManifestError, ManifestRow, iter_manifest, resolve_audio
 from emoreason.errors import UserError
 
@@ -64,6 +64,8 @@ class Example:
     group: str
     label: str | None = None
     """Gold label of emotion / sentiment rows (the collator's ``label_weight`` finds it in the target)."""
+    line: int = 0
+    """The row's line in the manifest (errors name ``file:line``)."""
 
 
 class ManifestDataset:
@@ -88,9 +90,15 @@ class ManifestDataset:
         self.examples: list[Example] = []
         self.skipped_flagged = 0
         """Rows left out because their teacher target failed its checks (``skip_flagged_targets``)."""
+        self.skipped_bad_audio: list[str] = []
+        """``file:line: reason`` of rows left out by :meth:`check_audio` with ``skip=True``."""
+        first_line: dict[str, int] = {}
         for lineno, row in iter_manifest(self.manifest):
             if split is not None and row.split != split:
                 continue
+            if row.id in first_line:  # a repeated id would be trained twice and confuse every per-id record
+                raise ManifestError(f"{self.manifest}:{lineno}: duplicate id {row.id!r} (first on line {first_line[row.id]})")
+            first_line[row.id] = lineno
             check = row.meta.get("teacher_check") if isinstance(row.meta, dict) else None
             if skip_flagged_targets and isinstance(check, dict) and check.get("ok") is False:
                 self.skipped_flagged += 1
@@ -106,7 +114,7 @@ class ManifestDataset:
             prompt = row.instruction or DEFAULT_INSTRUCTIONS.get(row.task, f"Perform the task: {row.task}.")
             self.examples.append(
                 Example(row.id, resolve_audio(row, self.manifest), prompt, target, row.task, groups[row.task],
-                        row.label if row.task in LABEL_TASKS else None)
+                        row.label if row.task in LABEL_TASKS else None, line=lineno)
             )
         if not self.examples:
             where = f" with split {split!r}" if split is not None else ""
@@ -116,6 +124,29 @@ class ManifestDataset:
 
     def __len__(self) -> int:
         return len(self.examples)
+
+    def check_audio(self, skip: bool = False) -> list[str]:
+        """Read every clip's header before training (:func:`emoreason.audio.probe_audio`), so a
+        missing or corrupt file is named with its manifest line now, not when a step reaches it.
+
+        Returns the ``file:line: reason`` of each bad row. ``skip``: bad rows are left out (the
+        dataset shrinks; UserError if nothing is left); otherwise the first bad row raises
+        :class:`ManifestError` (with the count of others).
+        """
+        bad: list[tuple[int, str]] = []
+        for i, ex in enumerate(self.examples):
+            problem = probe_audio(ex.audio)
+            if problem is not None:
+                bad.append((i, f"{self.manifest}:{ex.line}: {ex.audio}: {problem}"))
+        if bad and not skip:
+            more = f" (and {len(bad) - 1} more bad clip(s))" if len(bad) > 1 else ""
+            raise ManifestError(f"{bad[0][1]}{more}; fix the rows or set data.skip_bad_audio=true to leave them out")
+        drop = {i for i, _ in bad}
+        self.examples = [ex for i, ex in enumerate(self.examples) if i not in drop]
+        self.skipped_bad_audio = [msg for _, msg in bad]
+        if not self.examples:
+            raise UserError(f"{self.manifest}: no rows with readable audio left")
+        return self.skipped_bad_audio
 
     @property
     def groups(self) -> list[str]:
@@ -129,7 +160,10 @@ class ManifestDataset:
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         ex = self.examples[index]
-        wave = load_audio(ex.audio)[: self.max_samples]
+        try:
+            wave = load_audio(ex.audio)[: self.max_samples]
+        except AudioError as e:  # damage the header check cannot see: name the row
+            raise ManifestError(f"{self.manifest}:{ex.line}: {e}") from None
         return {"id": ex.id, "wave": wave, "prompt": ex.prompt, "target": ex.target, "task": ex.task, "group": ex.group,
                 "label": ex.label}
 

@@ -29,6 +29,9 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
                    help="task of rows without a 'task' field (default: inferred from the reference label)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (and of instruction choice in run)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    p.add_argument("--min-judge-success", type=float, default=0.9, metavar="FRACTION",
+                   help="with an LLM judge, fail (exit 1, scores still written) when a task's judge success rate "
+                        "is under this (default 0.9); rows the judge gave no text for are asked again on a rerun")
     p.add_argument("--overwrite", action="store_true",
                    help="discard scores already in --out instead of resuming from them")
 
@@ -59,7 +62,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = score_file(args.predictions, out, _judge(args, out), task=args.task, seed=args.seed,
-                         bootstrap=args.bootstrap, overwrite=args.overwrite)
+                         bootstrap=args.bootstrap, overwrite=args.overwrite, min_success=args.min_judge_success)
     _print_summary(metrics, out)
     return 0
 
@@ -104,7 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.probe_train:
         _run_probe_beside(args, out)
     metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
-                         bootstrap=args.bootstrap, overwrite=args.overwrite)
+                         bootstrap=args.bootstrap, overwrite=args.overwrite, min_success=args.min_judge_success)
     _print_summary(metrics, out)
     return 0
 

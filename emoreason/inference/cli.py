@@ -123,6 +123,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         # files with a result (not an error) in an earlier run's output are skipped; failed ones retried
         out_file = ResumableJsonl(args.out, key="file", finished=lambda row: "error" not in row)
+        if len(set(files)) < len(files):  # --out holds one row per file: a repeat would be written twice
+            print(f"emoreason: {len(files) - len(set(files))} repeated file(s) analysed once", file=sys.stderr)
+            files = list(dict.fromkeys(files))
         skipped = [f for f in files if f in out_file]
         files = [f for f in files if f not in out_file]
         if skipped:

@@ -83,6 +83,7 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
     """
     from emoreason.data.questions import fill_instruction
     from emoreason.labels import label_sentence
+    from emoreason.text.reserved import check_no_reserved_tokens
 
     if task not in TASKS:
         raise UserError(f"unknown task {task!r} (expected one of {list(TASKS)})")
@@ -94,6 +95,8 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         raise UserError("quotes 'constrained' needs the model's transcript (transcript 'model'), not 'none'")
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    check_no_reserved_tokens(prompt, "the prompt")
+    check_no_reserved_tokens(question, "the question")
     question = question.strip() if question else None
     if task == "sqa":
         if not question:

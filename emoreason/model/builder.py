@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emoreason.errors import UserError
 from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
 from emoreason.hardware import resolve_dtype
 from emoreason.model.processing import (PROCESSOR_CONFIG, AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids,
@@ -364,26 +365,57 @@ def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def load_weights(model: nn.Module, path: str | Path) -> list[str]:
+class WeightsError(UserError):
+    """A weights file that is unreadable, incomplete, or for another model (one line, names the file)."""
+
+
+def load_weights(model: nn.Module, path: str | Path, expected: set[str] | None = None) -> list[str]:
     """Load a safetensors file written by :func:`save_pretrained` into ``model``.
 
-    Every key in the file must exist in the model (a mismatch means a different architecture).
+    Every key in the file must exist in the model with the model's shape (a mismatch means a
+    different architecture), and every name in ``expected`` must be in the file (a file cut short
+    or emptied must not leave untrained parts running silently). Raises :class:`WeightsError`.
     Returns the loaded key names.
     """
     from safetensors.torch import load_file
 
     own = model.state_dict(keep_vars=True)
     device = next(iter(own.values())).device
-    state = load_file(str(path), device=str(device))
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as e:  # SafetensorError, OSError: a torn or foreign file
+        reason = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
+        raise WeightsError(f"{path}: not a readable safetensors file ({reason})") from None
     unexpected = [k for k in state if k not in own]
     if unexpected:
-        raise ValueError(f"{path}: {len(unexpected)} weights do not fit this model, e.g. {unexpected[:3]}")
+        raise WeightsError(f"{path}: {len(unexpected)} weights do not fit this model, e.g. {unexpected[:3]}")
+    missing = sorted((expected or set()) - set(state))
+    if missing:
+        raise WeightsError(f"{path}: {len(missing)} of the model's trained weights are missing (e.g. {missing[:2]}); "
+                           "the file is incomplete or damaged")
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, the model has {tuple(own[k].shape)}")
     with torch.no_grad():
         for k, v in state.items():
-            if own[k].shape != v.shape:
-                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model has {tuple(own[k].shape)}")
             own[k].copy_(v.to(device=own[k].device, dtype=own[k].dtype))
     return list(state)
+
+
+def _saved_groups(path: Path, model: AudioLLM) -> set[str]:
+    """Parameter names a ``trainable.safetensors`` must hold: those of the groups its metadata
+    names (every trainable group when the metadata is missing or unreadable)."""
+    from safetensors import safe_open
+
+    groups = model.parameter_groups()
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = ((f.metadata() or {}).get("groups") or "").split(",")
+    except Exception:  # unreadable: load_weights reports it
+        names = []
+    keys = [g for g in names if g in groups] or list(groups)
+    wanted = {id(p) for k in keys for p in groups[k]}
+    return {n for n, p in model.named_parameters() if id(p) in wanted}
 
 
 def read_config(directory: str | Path) -> ModelConfig:
@@ -423,15 +455,23 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None = N
     ``random_base.safetensors``; adapters / LoRA / trained encoders from ``trainable.safetensors``.
     """
     directory = Path(directory)
-    model, processor = build_model(read_config(directory))
+    cfg = read_config(directory)
+    model, processor = build_model(cfg)
     if (directory / PROCESSOR_CONFIG).is_file():
         # The saved tokenizer is the one build_model just made (base tokenizer + audio tokens):
         # reuse it rather than parse tokenizer.json a second time (~0.2 s for SmolLM2).
         processor = AudioProcessor.from_pretrained(directory, tokenizer=model.tokenizer)
     if device is not None:
         model.to(device)
-    for name in (RANDOM_BASE_FILE, TRAINABLE_FILE):
-        if (directory / name).is_file():
-            load_weights(model, directory / name)
+    random_parts = _random_parts(model, cfg)
+    if random_parts:  # randomly initialised at build: only the saved values are the trained model's
+        names = {f"{name}.{k}" for name, part in random_parts.items() for k in part.state_dict()}
+        if not (directory / RANDOM_BASE_FILE).is_file():
+            raise WeightsError(f"{directory}: no {RANDOM_BASE_FILE} (the saved random-init weights); the model directory is incomplete")
+        load_weights(model, directory / RANDOM_BASE_FILE, expected=names)
+    trained = directory / TRAINABLE_FILE
+    if not trained.is_file():
+        raise WeightsError(f"{directory}: no {TRAINABLE_FILE} (the trained weights); the model directory is incomplete")
+    load_weights(model, trained, expected=_saved_groups(trained, model))
     model.eval()
     return model, processor

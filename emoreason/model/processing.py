@@ -41,13 +41,11 @@ import numpy as np
 
 from emoreason.audio import MEL_FRAMES, MEL_HOP, SAMPLE_RATE, WINDOW_SAMPLES
 from emoreason.model.encoders import FRAMES_PER_WINDOW
+from emoreason.text.reserved import AUDIO, AUDIO_END, AUDIO_START  # defined once, in the core layer
 
 if TYPE_CHECKING:  # heavy import only for type checkers
     from transformers import PreTrainedTokenizerBase
 
-AUDIO_START = "<audio_start>"
-AUDIO = "<audio>"
-AUDIO_END = "<audio_end>"
 AUDIO_TOKENS = [AUDIO_START, AUDIO, AUDIO_END]
 
 # The tiny tokenizer's specials, in id order after the 256 byte tokens.

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +31,8 @@ from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
 from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses, weighted_token_losses  # noqa: F401 (token_losses: re-exported)
-from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
-                                        save_model_dir, set_rng_state)
+from emoreason.train.checkpoint import (CheckpointDamaged, copy_dir_atomic, latest_checkpoint, list_checkpoints,
+                                        load_checkpoint, remove_partial, save_checkpoint, save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_lr_scheduler, build_optimizer
 from emoreason.train.sampler import TaskGroupSampler
@@ -267,6 +268,20 @@ class Trainer:
         if self.acc.is_main_process:
             log.info("checkpoint step-%d (epoch %d, batch %d)", step, epoch, cursor)
 
+    def _restore_newest_readable(self) -> tuple[Path, tuple[int, int, int]]:
+        """Restore the newest checkpoint that can be read; a damaged one (a crash or a full disk
+        while it was written over) is skipped with a warning and the one before it is used."""
+        damaged: list[str] = []
+        for _, path in reversed(list_checkpoints(self.run_dir)):
+            try:
+                return path, self._restore(path)
+            except CheckpointDamaged as e:
+                log.warning("checkpoint %s is damaged, trying the one before it: %s", path.name, e)
+                print(f"emoreason train: warning: {e}; falling back to the checkpoint before it", file=sys.stderr)
+                damaged.append(str(e))
+        raise UserError(f"no readable checkpoint in {self.run_dir / 'checkpoints'} ({damaged[0]}); "
+                        "move the checkpoints away to start over")
+
     def _restore(self, path: Path) -> tuple[int, int, int]:
         """Load a checkpoint into model / optimizer / scheduler / RNG; return (step, epoch, cursor)."""
         ckpt = load_checkpoint(path, self.acc.process_index)
@@ -277,6 +292,8 @@ class Trainer:
         expected = {n for k in self.keys for n in self.param_names[k]}
         if set(ckpt["weights"]) != expected:
             missing = sorted(expected - set(ckpt["weights"]))[:3]
+            if set(ckpt["weights"]) < expected:  # nothing foreign, only holes: a damaged file, not another model
+                raise CheckpointDamaged(f"{path}: {len(expected - set(ckpt['weights']))} weights missing (e.g. {missing})")
             raise UserError(f"{path}: checkpoint does not match this model/schedule (e.g. missing {missing})")
         if ckpt["optimizer"] is None:
             raise UserError(f"{path}: no optimizer state for process {self.acc.process_index} (resume with the same number of processes)")
@@ -330,7 +347,11 @@ class Trainer:
         Returns the steps this call ran.
         """
         ckpt = latest_checkpoint(self.run_dir) if resume == "auto" else (Path(resume) if resume else None)
-        step, epoch, cursor = (0, 0, 0) if ckpt is None else self._restore(ckpt)
+        step, epoch, cursor = (0, 0, 0)
+        if resume == "auto" and ckpt is not None:
+            ckpt, (step, epoch, cursor) = self._restore_newest_readable()
+        elif ckpt is not None:
+            step, epoch, cursor = self._restore(ckpt)
         main = self.acc.is_main_process
         handler = None
         if main:

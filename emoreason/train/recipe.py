@@ -139,6 +139,9 @@ class TrainingRecipe:
                                    skip_flagged_targets=d.skip_flagged_targets)
 
         train = dataset(d.train_manifest, d.train_split)
+        self._check_labels(train)
+        for line in train.check_audio(skip=d.skip_bad_audio):
+            print(f"emoreason train: left out {line}", file=sys.stderr)
         if train.skipped_flagged:
             print(f"emoreason train: left out {train.skipped_flagged} row(s) whose teacher target failed its checks "
                   "(meta.teacher_check; data.skip_flagged_targets=false keeps them)", file=sys.stderr)
@@ -149,7 +152,24 @@ class TrainingRecipe:
         validation = None
         if d.eval_manifest:  # an empty split is a UserError from ManifestDataset, naming the file
             validation = dataset(d.eval_manifest, d.eval_split)
+            for line in validation.check_audio(skip=d.skip_bad_audio):
+                print(f"emoreason train: left out {line}", file=sys.stderr)
         return TrainData(train, validation)
+
+    def _check_labels(self, data: Any) -> None:
+        """Emotion / sentiment rows must carry one of the model's candidate labels: a label the
+        engine never scores would be trained into explanations but never chosen."""
+        from emoreason.labels import normalize_label
+
+        m = self.cfg.model
+        vocab = {"emotion": list(m.labels), "sentiment": list(m.sentiment_labels)}
+        for ex in data.examples:
+            if ex.task in vocab and ex.label is not None:
+                try:
+                    normalize_label(ex.label, vocab[ex.task])
+                except UserError:
+                    raise UserError(f"{data.manifest}:{ex.line}: {ex.task} label {ex.label!r} is not one of the model's "
+                                    f"candidates {vocab[ex.task]} (model.{'labels' if ex.task == 'emotion' else 'sentiment_labels'})") from None
 
     def setup_model(self) -> tuple[Any, Any]:
         """(model, processor) from ``cfg.model``. Seeded first: the adapters (and any random init)
