@@ -16,8 +16,8 @@ quotes, cues, segments; ``emoreason.inference.results``) is in the extra top-lev
 (clips over one 30 s window: at the end, in one piece), the last chunk carries
 ``finish_reason`` and ``emoreason``, then ``data: [DONE]``.
 """
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the route annotations at runtime, and
+# UploadFile is imported inside add_openai_routes (see app.py).
 import asyncio
 import base64
 import binascii
