@@ -262,20 +262,22 @@ class Batcher:
             self.stats.runs += 1
             self.stats.requests += len(group)
             self.stats.largest = max(self.stats.largest, len(group))
-            model = self.engine.model
-            hooks = _RowHooks(group, model.tokenizer, model.eos_ids(), options.temperature)
             try:
-                with generation_hooks(hooks):
-                    results = self.engine.analyze([(job.name, job.wave) for job in group], batch_size=self.max_batch,
-                                                  **options.engine_kwargs())
+                results = self._analyze(group, options)
             except UserError as e:  # settings are checked before queueing; kept as a safety net
-                for job in group:
-                    job.finish(Outcome(None, batch_id, len(group), error=str(e), status=400))
-                continue
+                outcomes = [Outcome(None, batch_id, len(group), error=str(e), status=400)] * len(group)
             except Exception as e:  # one failed call must not take the server down: fail its jobs only
                 log.exception("engine call for %d request(s) failed", len(group))
-                for job in group:
-                    job.finish(Outcome(None, batch_id, len(group), error=f"internal error ({type(e).__name__})", status=500))
-                continue
-            for job, result in zip(group, results):
-                job.finish(Outcome(result, batch_id, len(group)))
+                outcomes = [Outcome(None, batch_id, len(group), error=f"internal error ({type(e).__name__})", status=500)] * len(group)
+            else:
+                outcomes = [Outcome(result, batch_id, len(group)) for result in results]
+            for job, outcome in zip(group, outcomes):
+                job.finish(outcome)
+
+    def _analyze(self, group: list[Job], options: AnalyzeOptions) -> list[AnalysisResult | AnalysisError]:
+        """One engine call for ``group`` (equal options), with its per-row generation hooks."""
+        model = self.engine.model
+        hooks = _RowHooks(group, model.tokenizer, model.eos_ids(), options.temperature)
+        with generation_hooks(hooks):
+            return self.engine.analyze([(job.name, job.wave) for job in group], batch_size=self.max_batch,
+                                       **options.engine_kwargs())
