@@ -50,7 +50,10 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         yield
         batcher.stop()
 
-    app = FastAPI(title="emoreason", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None,
+    # Form parsing stops at the first text field over the prompt limit (UTF-8: up to 4 bytes a
+    # character) instead of Starlette's 1 MB: a huge field costs the event loop next to nothing.
+    form_limits = {"max_part_size": 4 * limits.max_text_chars + 1024, "max_fields": 32, "max_files": 1}
+    app = FastAPI(title="emoreason", version="0.1.0", lifespan=lifespan, docs_url=None, redoc_url=None, form_limits=form_limits,
                   description="Speech emotion reasoning: label, scores, explanation, quotes. OpenAI-compatible routes under /v1.")
     app.state.context = ctx
     install_error_handlers(app)

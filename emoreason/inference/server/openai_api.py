@@ -34,7 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from emoreason.inference.results import AnalysisResult
 from emoreason.inference.server.batcher import AnalyzeOptions
 from emoreason.inference.server.errors import APIError, error_body
-from emoreason.inference.server.service import ServerContext, analyze_clip, batch_header, check_text
+from emoreason.inference.server.service import ServerContext, analyze_clip, batch_header, check_text, submit_clip, wait_job
 
 log = logging.getLogger(__name__)
 
@@ -178,8 +178,13 @@ def add_openai_routes(app: Any, ctx: ServerContext, error_responses: dict[int | 
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         head = {"id": cid, "created": created, "model": ctx.model_id}
         if req.stream:
+            # Settings, audio and queue room are checked before the stream starts, so those
+            # errors get their HTTP status; only later ones (504) come as an event in the stream.
+            loop, texts = asyncio.get_running_loop(), asyncio.Queue()
+            job = await submit_clip(ctx, "input_audio", data, options, param="messages",
+                                    on_text=lambda text: loop.call_soon_threadsafe(texts.put_nowait, text))
             include_usage = bool(req.stream_options and req.stream_options.include_usage)
-            return StreamingResponse(_stream(ctx, data, options, head, include_usage), media_type="text/event-stream",
+            return StreamingResponse(_stream(ctx, job, texts, head, include_usage), media_type="text/event-stream",
                                      headers={"cache-control": "no-cache"})
         result, outcome = await analyze_clip(ctx, "input_audio", data, options, param="messages")
         content = content_of(result)
@@ -219,24 +224,21 @@ def _sse(obj: Any) -> str:
     return f"data: {json.dumps(obj, ensure_ascii=False)}\n\n"
 
 
-async def _stream(ctx: ServerContext, data: bytes, options: AnalyzeOptions, head: dict[str, Any],
+async def _stream(ctx: ServerContext, job: Any, texts: "asyncio.Queue[str]", head: dict[str, Any],
                   include_usage: bool) -> AsyncIterator[str]:
     """The server-sent events of one streamed chat completion.
 
-    The batcher thread hands this request's text so far to ``on_text``; each new part becomes one
-    chunk. Errors after the stream started (the status line is sent) come as one ``{"error"}`` event."""
-    loop = asyncio.get_running_loop()
-    texts: asyncio.Queue[str] = asyncio.Queue()
-
-    def on_text(text: str) -> None:  # batcher thread -> this event loop
-        loop.call_soon_threadsafe(texts.put_nowait, text)
+    The batcher thread puts this request's text so far on ``texts`` (``Job.on_text``); each new
+    part becomes one chunk. Errors after the stream started (the status line is sent) come as one
+    ``{"error"}`` event before ``[DONE]``."""
+    options = job.options
 
     def chunk(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> str:
         return _sse({**head, "object": "chat.completion.chunk",
                      "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **extra})
 
     yield chunk({"role": "assistant", "content": ""})
-    task = asyncio.ensure_future(analyze_clip(ctx, "input_audio", data, options, param="messages", on_text=on_text))
+    task = asyncio.ensure_future(wait_job(ctx, job, param="messages"))
     sent = ""
     try:
         while True:

@@ -68,11 +68,11 @@ def decode(ctx: ServerContext, name: str, data: bytes, param: str = "file") -> n
         raise APIError(400, str(e).replace("<bytes>", name), param, "invalid_audio") from None
 
 
-async def analyze_clip(ctx: ServerContext, name: str, data: bytes, options: AnalyzeOptions, param: str = "file",
-                       on_text: Callable[[str], None] | None = None) -> tuple[AnalysisResult, Outcome]:
-    """Decode ``data`` off the event loop, run it through the batcher, and return the result.
+async def submit_clip(ctx: ServerContext, name: str, data: bytes, options: AnalyzeOptions, param: str = "file",
+                      on_text: Callable[[str], None] | None = None) -> Job:
+    """Check the settings, decode ``data`` off the event loop and queue it for the batcher.
 
-    Raises APIError: 400 bad settings or audio, 429 queue full, 504 over the time budget."""
+    Raises APIError: 400 bad settings or audio, 429 queue full. Await the job with :func:`wait_job`."""
     start = time.monotonic()
     check_options(ctx, options)
     try:
@@ -87,11 +87,17 @@ async def analyze_clip(ctx: ServerContext, name: str, data: bytes, options: Anal
         ctx.batcher.submit(job)
     except QueueFull as e:
         raise APIError(429, str(e), code="queue_full") from None
+    return job
+
+
+async def wait_job(ctx: ServerContext, job: Job, param: str = "file") -> tuple[AnalysisResult, Outcome]:
+    """The result of a queued job. Raises APIError: 400 when the engine refused the clip, 504 over
+    the time budget (the job's rows then stop generating, as they do when the caller goes away)."""
     try:
         outcome: Outcome = await asyncio.wait_for(asyncio.shield(job.future), timeout=max(0.0, job.deadline - time.monotonic()))
     except TimeoutError:
         job.cancelled = True
-        raise APIError(504, f"{name}: not finished within the {ctx.limits.request_timeout_s:g} s request budget",
+        raise APIError(504, f"{job.name}: not finished within the {ctx.limits.request_timeout_s:g} s request budget",
                        code="request_timeout") from None
     except asyncio.CancelledError:  # the client went away: its rows stop generating
         job.cancelled = True
@@ -99,8 +105,14 @@ async def analyze_clip(ctx: ServerContext, name: str, data: bytes, options: Anal
     if outcome.error is not None:
         raise APIError(outcome.status, outcome.error)
     if isinstance(outcome.result, AnalysisError) or outcome.result is None:
-        raise APIError(400, outcome.result.error if outcome.result else f"{name}: no result", param, "invalid_audio")
+        raise APIError(400, outcome.result.error if outcome.result else f"{job.name}: no result", param, "invalid_audio")
     return outcome.result, outcome
+
+
+async def analyze_clip(ctx: ServerContext, name: str, data: bytes, options: AnalyzeOptions,
+                       param: str = "file") -> tuple[AnalysisResult, Outcome]:
+    """:func:`submit_clip` then :func:`wait_job`: the whole request."""
+    return await wait_job(ctx, await submit_clip(ctx, name, data, options, param), param)
 
 
 def batch_header(outcome: Outcome) -> dict[str, str]:
