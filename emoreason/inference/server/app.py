@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from emoreason.inference.server.batcher import AnalyzeOptions, Batcher
-from emoreason.inference.server.errors import install_error_handlers, openapi_error_responses
+from emoreason.inference.server.errors import APIError, install_error_handlers, openapi_error_responses
 from emoreason.inference.server.limits import APIKeyGuard, BodyLimit, ServerLimits
 from emoreason.inference.server.service import ServerContext, analyze_clip, batch_header, check_text
 
@@ -99,8 +99,6 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         """Analyse one clip: label, scores, explanation, quotes, transcript, cues (``emoreason.inference.results``)."""
         name = file.filename or "upload"
         if task not in TASKS:
-            from emoreason.inference.server.errors import APIError
-
             raise APIError(400, f"unknown task {task!r} (expected one of {list(TASKS)})", "task")
         check_text(ctx, "prompt", prompt)  # before reading the upload: refuse cheaply
         check_text(ctx, "question", question)
