@@ -174,7 +174,7 @@ def add_openai_routes(app: Any, ctx: ServerContext, error_responses: dict[int | 
     @app.post("/v1/chat/completions", tags=["openai"], responses=error_responses)
     async def chat_completions(req: ChatRequest) -> Any:
         """Analyse the audio of the last user message; ``emoreason`` holds the structured analysis."""
-        data, options = parse_chat(ctx, req)
+        data, options = await asyncio.to_thread(parse_chat, ctx, req)  # base64 of a big clip: off the event loop
         cid, created = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
         head = {"id": cid, "created": created, "model": ctx.model_id}
         if req.stream:
