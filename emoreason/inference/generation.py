@@ -19,9 +19,11 @@ Prompts match training: the default instruction of each task is the first of its
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -119,6 +121,45 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
     )
 
 
+RowTags = Sequence[tuple[int, str]]
+"""What each row of one ``generate`` call is: (window index in the batch, ``"text"`` for the task's
+own generation | ``"transcript"`` for the extra ASR generation)."""
+
+
+class GenerationHooks(Protocol):
+    """Extra ``generate`` arguments per call (a streamer, stopping criteria, sampling), for callers
+    that serve many requests from one batch (``emoreason.inference.server``)."""
+
+    def generate_kwargs(self, waves: Sequence[np.ndarray], rows: RowTags) -> dict[str, Any]:
+        """Keyword arguments added to ``model.generate`` for one call; ``waves``: the batch's
+        windows (each (T,)), ``rows``: what each of the call's rows is."""
+        ...
+
+
+_HOOKS: ContextVar[GenerationHooks | None] = ContextVar("emoreason_generation_hooks", default=None)
+
+
+@contextmanager
+def generation_hooks(hooks: GenerationHooks) -> Iterator[None]:
+    """Apply ``hooks`` to every ``generate`` call that :func:`run_windows` makes in this thread
+    (and context) until the block ends. A context variable rather than an engine argument: the
+    engine's batching stays the same for every caller, and only the server needs the hooks."""
+    token = _HOOKS.set(hooks)
+    try:
+        yield
+    finally:
+        _HOOKS.reset(token)
+
+
+def _generate(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], rows: RowTags,
+              max_new_tokens: int, **kwargs: Any) -> list[str]:
+    """``model.generate`` with the current :func:`generation_hooks`' extra arguments."""
+    hooks = _HOOKS.get()
+    if hooks is not None:
+        kwargs.update(hooks.generate_kwargs(waves, rows))
+    return model.generate(batch, max_new_tokens=max_new_tokens, **kwargs)
+
+
 @dataclass
 class WindowOutput:
     """What the model said about one window."""
@@ -157,24 +198,27 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     if plan.max_new_tokens == 0:
         texts = [""] * len(prompts)
     elif extra and plan.quotes == "constrained":
-        texts = _constrained(model, batch, b, plan.max_new_tokens)
+        texts = _constrained(model, batch, waves, plan.max_new_tokens)
     else:
-        texts = model.generate(batch, max_new_tokens=plan.max_new_tokens)
+        rows = [(i, "text") for i in range(b)] + ([(i, "transcript") for i in range(b)] if extra else [])
+        texts = _generate(model, batch, waves, rows, plan.max_new_tokens)
     texts = [t.strip() for t in texts]
     return [WindowOutput(probs[i], texts[i], texts[b + i] if extra else None) for i in range(b)]
 
 
-def _constrained(model: Any, batch: dict[str, Any], b: int, max_new_tokens: int) -> list[str]:
+def _constrained(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], max_new_tokens: int) -> list[str]:
     """The 2B rows of ``batch`` (task rows, then ASR rows) generated in two calls: transcripts
     first, then the explanations with quotes held to their window's transcript."""
     from transformers import LogitsProcessorList
 
     from emoreason.inference.quote_constraint import QuoteConstraint
 
-    transcripts = [t.strip() for t in model.generate(_rows(batch, slice(b, 2 * b)), max_new_tokens=max_new_tokens)]
+    b = len(waves)
+    transcripts = [t.strip() for t in _generate(model, _rows(batch, slice(b, 2 * b)), waves,
+                                                [(i, "transcript") for i in range(b)], max_new_tokens)]
     constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
-    explanations = model.generate(_rows(batch, slice(0, b)), max_new_tokens=max_new_tokens,
-                                  logits_processor=LogitsProcessorList([constraint]))
+    explanations = _generate(model, _rows(batch, slice(0, b)), waves, [(i, "text") for i in range(b)], max_new_tokens,
+                             logits_processor=LogitsProcessorList([constraint]))
     return list(explanations) + transcripts
 
 
