@@ -25,6 +25,12 @@ DEFAULT_INSTRUCTIONS = {
 }
 
 
+TRANSCRIPT_CONTEXT_TASKS = ("emotion", "sentiment")
+"""Tasks whose prompt carries the clip's transcript when the model is trained "transcribe, then
+reason" (``data.transcript_in_prompt``): the ones that explain a label by quoting what was said.
+Never asr (the transcript is its answer) nor sqa (the answer would be read off the text)."""
+
+
 def task_to_group(task_groups: dict[str, list[str]]) -> dict[str, str]:
     """``{"speech": ["asr"], "emotion": ["emotion"]}`` -> ``{"asr": "speech", "emotion": "emotion"}``.
 
@@ -59,12 +65,16 @@ class Example:
     target: str
     task: str
     group: str
+    transcript: str | None = None
+    """What was said, for :data:`TRANSCRIPT_CONTEXT_TASKS` rows that have it (None otherwise); the
+    processor renders it only when the model takes the transcript in context."""
 
 
 class ManifestDataset:
     """Map-style dataset over a manifest's rows of one split.
 
-    ``ds[i]`` -> ``{"id", "wave" (T,) float32 16 kHz, "prompt", "target", "task", "group"}``.
+    ``ds[i]`` -> ``{"id", "wave" (T,) float32 16 kHz, "prompt", "target", "task", "group",
+    "transcript" (str | None, see :attr:`Example.transcript`)}``.
     Rows are validated up front (a bad row raises ``ManifestError`` naming ``file:line``), so a
     long run does not die on row 90 000; audio files are checked when read.
     """
@@ -99,8 +109,9 @@ class ManifestDataset:
             if not target:
                 raise ManifestError(f"{self.manifest}:{lineno}: row has no target (give 'target', or 'label'/'transcript')")
             prompt = row.instruction or DEFAULT_INSTRUCTIONS.get(row.task, f"Perform the task: {row.task}.")
+            transcript = row.transcript if row.task in TRANSCRIPT_CONTEXT_TASKS else None
             self.examples.append(
-                Example(row.id, resolve_audio(row, self.manifest), prompt, target, row.task, groups[row.task])
+                Example(row.id, resolve_audio(row, self.manifest), prompt, target, row.task, groups[row.task], transcript)
             )
         if not self.examples:
             where = f" with split {split!r}" if split is not None else ""
@@ -124,13 +135,14 @@ class ManifestDataset:
     def __getitem__(self, index: int) -> dict[str, Any]:
         ex = self.examples[index]
         wave = load_audio(ex.audio)[: self.max_samples]
-        return {"id": ex.id, "wave": wave, "prompt": ex.prompt, "target": ex.target, "task": ex.task, "group": ex.group}
+        return {"id": ex.id, "wave": wave, "prompt": ex.prompt, "target": ex.target, "task": ex.task, "group": ex.group,
+                "transcript": ex.transcript}
 
 
 class Collator:
     """List of examples -> the processor's batch dict, plus ``tasks`` (list[str], one per row).
 
-    ``processor(waves=[(T,)...], prompts=[...], targets=[...])`` returns ``input_ids (B, L)``,
+    ``processor(waves=[(T,)...], prompts=[...], targets=[...], transcripts=[...])`` returns ``input_ids (B, L)``,
     ``attention_mask (B, L)``, ``labels (B, L)``, feature tensors; the collator adds nothing the
     model reads, only ``tasks`` and ``ids`` for logging, which the loop removes before ``forward``.
     """
@@ -146,6 +158,8 @@ class Collator:
                 waves=[np.asarray(e["wave"], dtype=np.float32) for e in examples],
                 prompts=[e["prompt"] for e in examples],
                 targets=[e["target"] for e in examples],
+                # rendered only by a processor that takes the transcript in context
+                transcripts=[e.get("transcript") for e in examples],
                 **extra,
             )
         )

@@ -140,10 +140,12 @@ class Demo:
         from emoreason.data.synth import synth_corpus
 
         p = self.plan
-        params = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions), "seed": p.seed}
+        params = {"utterances": p.utterances, "speakers": p.speakers, "test_fraction": p.test_fraction,
+                  "emotions": list(p.emotions), "seed": p.seed}
 
         def build(d: Path) -> dict[str, Any]:
-            summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers)
+            summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
+                                   test_fraction=p.test_fraction)
             self.say(summary.text())
             return {"rows": summary.rows, "speakers": summary.speakers, "splits": summary.splits,
                     "audio_minutes": round(summary.audio_seconds / 60, 2)}
