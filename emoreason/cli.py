@@ -22,6 +22,7 @@ VERBS: dict[str, str] = {
     "eval": "emoreason.eval.cli",
     "demo": "emoreason.demo",
     "weights": "emoreason.weights.cli",
+    "export": "emoreason.model.export",
 }
 DATA_VERBS: list[str] = ["emoreason.data.cli", "emoreason.teacher.cli"]
 

@@ -130,10 +130,16 @@ class DataConfig:
     """Where training rows come from and how tasks are grouped."""
 
     train_manifest: str = ""
-    """Manifest JSONL path, or ``dummy:N`` for N generated clips (tests, smoke runs)."""
+    """Manifest JSONL path, ``dummy:N`` for N generated clips (tests, smoke runs), a ``datasets``
+    ``save_to_disk`` directory, a ``.parquet`` file or ``hf:ID`` (``emoreason.data.hf_source``; column
+    mapping in ``columns`` or as ``SOURCE#field=column,...``)."""
     eval_manifest: str | None = None
     """Validation manifest (or ``dummy:N``); its rows whose ``split`` equals ``eval_split`` (None:
     all) give a validation loss per task during training."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """For dataset sources (a ``datasets`` directory, parquet, ``hf:ID``): manifest field -> the
+    dataset's column, e.g. ``{audio: speech, label: emotion}``; ``"=value"`` gives every row a constant
+    (``{task: "=emotion"}``). Columns already named like manifest fields need no entry."""
     train_split: str | None = "train"
     """Only rows whose ``split`` equals this are used (None: all rows)."""
     eval_split: str | None = "dev"
@@ -216,7 +222,10 @@ class TrainConfig:
     final_from_best: bool = False
     """``final/`` holds the checkpoint with the lowest validation loss instead of the last one;
     needs ``data.eval_manifest``."""
-    tensorboard: bool = False
+    report_to: str = "none"
+    """Experiment tracker, through accelerate's trackers: ``none``, ``tensorboard`` (``RUN_DIR/tensorboard``),
+    ``wandb`` or ``mlflow``. Gets the same losses (per task), lr, gradient norm and speed as
+    ``metrics.jsonl``, which is always written. Checked at config time: the package must be installed."""
     feature_cache: bool = False
     """Compute each clip's frames once per frozen encoder and reuse them in later epochs and phases
     (``emoreason.model.frame_cache``); trainable encoders always run. Pays off when the frames fit
@@ -240,6 +249,13 @@ class Config:
 
 # --- Validation (cross-field rules; OmegaConf has already checked keys and types) -------------
 
+TRACKER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tensorboard": ("tensorboard", "tensorboardX"),  # accelerate uses either
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+}
+"""``train.report_to`` value -> the Python packages that provide it (any one is enough)."""
+
 _CHOICES = {
     "model.fusion": {"sequence", "feature", "none"},
     "model.speech_encoder.type": {"whisper", "hubert", "emotion2vec", "auto"},
@@ -253,7 +269,19 @@ _CHOICES = {
     "train.lr_schedule": {"cosine", "linear", "constant"},
     "train.precision": {"auto", "no", "bf16", "fp16"},
     "train.first_group": {"speech", "emotion"},
+    "train.report_to": set(TRACKER_PACKAGES) | {"none"},
 }
+
+
+def check_tracker(report_to: str) -> None:
+    """Raise ConfigError naming the missing package when ``train.report_to``'s tracker is not installed
+    (at config time, not minutes later when training starts logging)."""
+    import importlib.util
+
+    packages = TRACKER_PACKAGES.get(report_to, ())
+    if packages and not any(importlib.util.find_spec(p) is not None for p in packages):
+        raise ConfigError(f"train.report_to={report_to} needs the {packages[0]} package, which is not installed: "
+                          f"pip install 'emoreason[{report_to}]'")
 
 
 def validate(cfg: Config) -> Config:
@@ -265,6 +293,7 @@ def validate(cfg: Config) -> Config:
             continue  # optional section absent (emotion_encoder: null)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r}: expected one of {sorted(allowed)}")
+    check_tracker(cfg.train.report_to)
     m = cfg.model
     if m.fusion != "none" and m.emotion_encoder is None:
         raise ConfigError(f"model.fusion={m.fusion!r} needs model.emotion_encoder (or set model.fusion=none)")
@@ -299,7 +328,7 @@ def validate(cfg: Config) -> Config:
     if t.final_from_best and not cfg.data.eval_manifest:
         raise ConfigError("train.final_from_best=true needs data.eval_manifest (the validation loss picks the checkpoint)")
     if not cfg.data.train_manifest:
-        raise ConfigError("data.train_manifest is empty: give a manifest path or dummy:N")
+        raise ConfigError("data.train_manifest is empty: give a manifest path, a datasets directory, a parquet file, hf:ID or dummy:N")
     groups = cfg.data.task_groups
     if set(groups) != {"speech", "emotion"}:
         raise ConfigError(f"data.task_groups must have exactly the keys 'speech' and 'emotion', got {sorted(groups)}")

@@ -1,7 +1,9 @@
 """``emoreason data import FORMAT ...`` and ``emoreason data synth ...``: argument handling only.
 
 The work lives in :mod:`emoreason.data.importers` and :mod:`emoreason.data.synth`; handlers import
-them lazily so ``--help`` stays instant.
+them lazily so ``--help`` stays instant. This module is a command-line front end (layer 5 in
+docs/layers.md, like ``emoreason/cli.py``): ``--transcribe`` builds the evaluation's Whisper ASR here
+and hands the importers a plain callable, so the importers themselves never import ``eval``.
 """
 from __future__ import annotations
 
@@ -56,6 +58,74 @@ def _run_generic(args: argparse.Namespace) -> int:
         split=args.split, split_by=args.split_by, test_fraction=args.test_fraction, dev_fraction=args.dev_fraction,
         source=args.source, seed=args.seed,
     ))
+
+
+def make_transcriber(spec: str | None):
+    """``--transcribe SPEC`` -> (transcriber, name): the packaged Whisper (or any Whisper spec) of the
+    cascade's ASR (:mod:`emoreason.eval.asr_whisper`); (None, None) for no spec."""
+    if not spec or spec == "none":
+        return None, None
+    from emoreason.eval.asr_whisper import WhisperASR
+
+    return WhisperASR(spec).transcribe, spec
+
+
+def _run_named(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from emoreason.data.importers.corpora import import_corpus
+    from emoreason.data.importers.named import SplitOptions
+
+    options = SplitOptions(split_by=args.split_by, folds=args.folds, fold=args.fold, seed=args.seed,
+                           dev_speakers=args.dev_speakers, emobox=Path(args.emobox) if args.emobox else None,
+                           test_speakers=tuple(s.strip() for s in (args.test_speakers or "").split(",") if s.strip()))
+    scan_options = {}
+    if getattr(args, "calm", None) == "neutral":
+        scan_options["calm_as"] = "neutral"
+    if getattr(args, "languages", None):
+        scan_options["languages"] = tuple(s.strip() for s in args.languages.split(",") if s.strip())
+    emotions = [e.strip() for e in args.emotions.split(",") if e.strip()] if args.emotions else None
+    transcriber, name = make_transcriber(args.transcribe)
+    summary = import_corpus(args.format, args.root, args.out, options=options, tasks=args.tasks, emotions=emotions,
+                            transcriber=transcriber, transcriber_name=name, scan_options=scan_options)
+    print(summary.text(max_skipped=len(summary.skipped)))  # every malformed name, one line each
+    if summary.skipped:
+        print(f"{len(summary.skipped)} input(s) skipped (listed above); the rest was imported")
+    return 0
+
+
+def _register_named(fmt: argparse._SubParsersAction) -> None:
+    """One sub-command per file-named corpus (:data:`emoreason.data.importers.corpora.KINDS`)."""
+    from emoreason.data.importers.corpora import KINDS
+
+    for kind in KINDS.values():
+        p = fmt.add_parser(kind.name, help=f"{kind.title}: {kind.layout}",
+                           description=f"{kind.title} from its release layout ({kind.layout}); get it at {kind.url} "
+                                       f"({kind.licence}). File names that do not follow the scheme are reported by "
+                                       "path and skipped; emotions outside our vocabulary are left out and counted.")
+        p.add_argument("root", help="the corpus folder as downloaded (MSP-Podcast: the folder with Labels/ and Audios/)")
+        _common(p, "comma list among emotion, sentiment, asr (default emotion; asr rows where there is a transcript)")
+        p.add_argument("--emotions", default=None,
+                       help="keep only these labels, e.g. neutral,happy,sad,angry (default: all that map to our vocabulary)")
+        splits = ["speaker", "emobox"] + (["official"] if kind.official else [])
+        p.add_argument("--split-by", choices=splits, default=kind.default_split,
+                       help=f"speaker: leave-k-speakers-out folds (seeded); emobox: EmoBox's published folds (--emobox)"
+                            f"{'; official: the release own split' if kind.official else ''} (default {kind.default_split})")
+        p.add_argument("--folds", type=int, default=kind.folds, help=f"number of speaker folds (default {kind.folds})")
+        p.add_argument("--fold", type=int, default=1, help="which fold is the test set, 1-based (default 1)")
+        p.add_argument("--dev-speakers", type=int, default=0, help="non-test speakers held out for dev (default 0)")
+        p.add_argument("--test-speakers", default=None, help="comma list of test speakers instead of a fold (e.g. 03,08)")
+        p.add_argument("--emobox", default=None, metavar="DIR",
+                       help="an EmoBox checkout (or its data/ folder): --split-by emobox reads its fold files")
+        p.add_argument("--transcribe", default=None, metavar="SPEC",
+                       help="transcribe clips that have no corpus transcript with this Whisper, e.g. "
+                            "packaged:whisper-tiny.en (cached in OUT/transcripts.json)")
+        if kind.name == "ravdess":
+            p.add_argument("--calm", choices=["drop", "neutral"], default="drop",
+                           help="RAVDESS calm is not in our vocabulary: leave it out (default) or count it as neutral")
+        if kind.name == "esd":
+            p.add_argument("--languages", default="en", help="en (speakers 0011-0020, default), zh (0001-0010), or en,zh")
+        p.set_defaults(func=_run_named)
 
 
 def _run_synth(args: argparse.Namespace) -> int:
@@ -138,6 +208,7 @@ def _register_import(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("--dev-fraction", type=float, default=0.1, help="--split-by: dev share (default 0.1)")
     gen.add_argument("--source", default=None, help="corpus name for ids and 'source' (default: the table's file name)")
     gen.set_defaults(func=_run_generic)
+    _register_named(fmt)
 
 
 def _register_synth(sub: argparse._SubParsersAction) -> None:

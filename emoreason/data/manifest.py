@@ -90,7 +90,15 @@ def iter_manifest(
     on_error: Callable[[int, str], None] | None = None,
 ) -> Iterator[tuple[int, ManifestRow]]:
     """Yield (line_number, row). Bad rows raise ManifestError("file:line: reason") when ``strict``;
-    otherwise they are passed to ``on_error(line, reason)`` and skipped. Blank lines are ignored."""
+    otherwise they are passed to ``on_error(line, reason)`` and skipped. Blank lines are ignored.
+
+    ``path`` may also be a ``datasets`` directory, a parquet file or ``hf:ID`` (with an optional
+    ``#field=column,...`` mapping): its rows are written once as a manifest (``emoreason.data.hf_source``)
+    and read from there; their audio paths are absolute."""
+    from emoreason.data.hf_source import is_dataset_source, materialize
+
+    if is_dataset_source(path):
+        path = materialize(str(path))
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")

@@ -14,7 +14,8 @@ HELP = """Run the whole method on the embedded default: no GPU, no model hub, no
 
 Stages (each resumable: rerunning reuses finished stages; a changed parameter reruns that stage
 and everything after it):
-  1. synthesize a corpus (espeak-ng voices, speaker-disjoint train/dev/test splits)
+  1. synthesize a corpus (espeak-ng voices, speaker-disjoint train/dev/test splits), or import real
+     corpora with --corpus KIND:PATH (speaker-disjoint folds; --with-synthetic keeps both)
   2. build targets with the offline teacher: label-only, summary and detailed reasoning; pick the
      held-out speakers' test rows of every task (emotion, sentiment, asr, sqa)
   3. train mini AudioLLMs: label-only vs detailed targets, dual vs single encoder, end to end vs
@@ -49,6 +50,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default: torch's choice). On a machine shared with other jobs, 1 can "
                    "be several times faster than oversubscribed cores")
+    p.add_argument("--corpus", action="append", default=None, metavar="KIND:PATH",
+                   help="run on a real corpus instead of the synthetic one (repeatable): KIND one of ravdess, cremad, "
+                   "tess, emodb, savee, esd, msppodcast; PATH the folder as downloaded. Imported with its default "
+                   "speaker folds (docs/data.md), the demo's four emotions only")
+    p.add_argument("--with-synthetic", action="store_true", help="with --corpus: add the synthetic corpus too")
+    p.add_argument("--corpus-fold", type=int, default=1, metavar="N",
+                   help="with --corpus: which speaker fold of each corpus is held out for test (default 1)")
+    p.add_argument("--transcribe", default=None, metavar="SPEC",
+                   help="with --corpus: transcribe clips without a corpus transcript (SAVEE, MSP-Podcast without "
+                   "Transcripts/) with this Whisper, e.g. packaged:whisper-tiny.en, so the teacher can quote")
+    p.add_argument("--train-emotion-rows", type=int, default=None, metavar="N",
+                   help="most emotion training rows (0: every train-split clip; default: the mode's cap)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="extra training-config overrides for every variant, e.g. train.lr=5e-4 (changes rerun training)")
     p.set_defaults(func=_run)
@@ -68,7 +81,11 @@ def _run(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     mode = "tiny" if args.tiny else "quick" if args.quick else "full"
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
-    plan = make_plan(mode, seed=args.seed, variants=variants, extra_overrides=args.overrides)
+    if (args.with_synthetic or args.transcribe or args.corpus_fold != 1) and not args.corpus:
+        raise UserError("--with-synthetic, --transcribe and --corpus-fold need --corpus KIND:PATH")
+    plan = make_plan(mode, seed=args.seed, variants=variants, extra_overrides=args.overrides, corpora=args.corpus,
+                     with_synthetic=args.with_synthetic, corpus_fold=args.corpus_fold, transcribe=args.transcribe,
+                     train_emotion_rows=args.train_emotion_rows)
     if args.config:
         from dataclasses import replace
 

@@ -30,6 +30,9 @@ from emoreason.errors import UserError
 
 log = logging.getLogger(__name__)
 
+SPEECH_TASKS = ("asr", "sqa", "st")
+"""The speech group of the default ``data.task_groups`` (the alternating schedule's S phase)."""
+
 def _stable_rank(row_id: str, seed: int) -> str:
     """Order rows by a hash of (seed, id): the same utterances are picked for every target style."""
     return hashlib.sha256(f"{seed}|{row_id}".encode()).hexdigest()
@@ -47,7 +50,7 @@ def _write_jsonl(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def select_train_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: int) -> list[dict[str, Any]]:
-    """Rows of the ``train`` split, at most ``caps[task]`` per task (tasks not in caps dropped),
+    """Rows of the ``train`` split, at most ``caps[task]`` per task (0: all; tasks not in caps dropped),
     chosen by a stable hash of the row id; returned in manifest order."""
     by_task: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
@@ -56,7 +59,7 @@ def select_train_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: in
     keep: set[str] = set()
     for task, task_rows in by_task.items():
         ranked = sorted(task_rows, key=lambda r: _stable_rank(r["id"], seed))
-        keep.update(r["id"] for r in ranked[: caps[task]])
+        keep.update(r["id"] for r in ranked[: caps[task] or None])
     return [r for r in rows if r["id"] in keep]
 
 
@@ -141,21 +144,77 @@ class Demo:
 
     # -------------------------------------------------------------------------------- stages
     def corpus(self) -> dict[str, Any]:
-        """Stage 1: synthetic emotional speech, speaker-disjoint splits (emotion, sentiment, asr, sqa rows)."""
+        """Stage 1: the corpus every later stage reads (``corpus/manifest.jsonl``), speaker-disjoint.
+
+        Synthetic emotional speech (emotion, sentiment, asr, sqa rows), or real corpora
+        (``plan.corpora``: :meth:`real_corpora`), or both."""
         from emoreason.data.synth import synth_corpus
 
         p = self.plan
-        params = {"utterances": p.utterances, "speakers": p.speakers, "test_fraction": p.test_fraction,
-                  "emotions": list(p.emotions), "seed": p.seed}
+        params: dict[str, Any] = {"utterances": p.utterances, "speakers": p.speakers, "test_fraction": p.test_fraction,
+                                  "emotions": list(p.emotions), "seed": p.seed}
+        specs = p.corpus_specs()
+        if specs:  # only then: a synthetic-only demo keeps the parameters (and finished stages) it had
+            params.update(corpora=[f"{k}:{Path(path).resolve()}" for k, path in specs], synthetic=p.synthetic,
+                          fold=p.corpus_fold, transcribe=p.transcribe)
 
         def build(d: Path) -> dict[str, Any]:
-            summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
-                                   test_fraction=p.test_fraction)
-            self.say(summary.text())
-            return {"rows": summary.rows, "speakers": summary.speakers, "splits": summary.splits,
-                    "audio_minutes": round(summary.audio_seconds / 60, 2)}
+            if not specs:
+                summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
+                                       test_fraction=p.test_fraction)
+                self.say(summary.text())
+                return {"rows": summary.rows, "speakers": summary.speakers, "splits": summary.splits,
+                        "audio_minutes": round(summary.audio_seconds / 60, 2)}
+            return self.real_corpora(d, specs)
 
         return self.runner.run("corpus", params, build)
+
+    def real_corpora(self, d: Path, specs: list[tuple[str, str]]) -> dict[str, Any]:
+        """Import each ``KIND:PATH`` into ``d/KIND/`` (its default speaker folds, fold
+        ``plan.corpus_fold``, the plan's emotions only; emotion, sentiment and asr rows), add the
+        synthetic corpus in ``d/synth/`` when ``plan.synthetic``, and merge every row into
+        ``d/manifest.jsonl`` with audio paths relative to ``d``."""
+        from emoreason.data.importers.corpora import get_kind, import_corpus
+        from emoreason.data.importers.named import SplitOptions
+        from emoreason.data.synth import synth_corpus
+
+        p = self.plan
+        transcriber = None
+        if p.transcribe:
+            from emoreason.eval.asr_whisper import WhisperASR
+
+            transcriber = WhisperASR(p.transcribe).transcribe
+        parts: list[tuple[str, Path]] = []
+        if p.synthetic:
+            self.say(synth_corpus(d / "synth", n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
+                                  test_fraction=p.test_fraction).text())
+            parts.append(("synth", d / "synth" / "manifest.jsonl"))
+        names: set[str] = set()
+        for kind, path in specs:
+            k = get_kind(kind)
+            name = kind if kind not in names else f"{kind}{len(names)}"
+            names.add(name)
+            options = SplitOptions(split_by=k.default_split, folds=k.folds, fold=p.corpus_fold, seed=p.seed)
+            summary = import_corpus(kind, path, d / name, options=options, tasks="emotion,sentiment,asr",
+                                    emotions=p.emotions, transcriber=transcriber, transcriber_name=p.transcribe)
+            self.say(summary.text())
+            parts.append((name, summary.manifest))
+        rows: list[dict[str, Any]] = []
+        for name, manifest in parts:
+            for r in _read_jsonl(manifest):
+                rows.append(r if os.path.isabs(r["audio"]) else {**r, "audio": f"{name}/{r['audio']}"})
+        _write_jsonl(d / "manifest.jsonl", rows)
+        emo = [r for r in rows if r["task"] == "emotion"]
+        speakers = {split: sorted({r["speaker"] for r in emo if r.get("split") == split}) for split in ("train", "dev", "test")}
+        splits = {split: sum(r.get("split") == split for r in emo) for split in ("train", "dev", "test")}
+        for split in ("train", "test"):
+            if not splits[split]:
+                raise UserError(f"the corpora give no {split} clips of {', '.join(p.emotions)} (fold {p.corpus_fold})")
+        minutes = sum(r.get("duration") or 0 for r in emo) / 60
+        return {"rows": len(rows), "speakers": speakers, "splits": splits, "audio_minutes": round(minutes, 2),
+                "corpora": [name for name, _ in parts], "description":
+                f"{len(emo)} utterances of {', '.join(name for name, _ in parts)} "
+                f"({'real speech' + (' + synthetic' if p.synthetic else '')}, fold {p.corpus_fold} held out)"}
 
     def targets(self) -> dict[str, Any]:
         """Stage 2: offline-teacher targets in every style; the training subsets; the test manifest."""
@@ -197,11 +256,13 @@ class Demo:
             rebase = os.path.relpath(corpus.resolve(), d.resolve())  # keep relative audio paths valid here
             rows = [r if os.path.isabs(r["audio"]) else {**r, "audio": os.path.join(rebase, r["audio"])} for r in rows]
             missing = [t for t in p.test_rows if not any(r["task"] == t for r in rows)]
+            if p.corpora and "emotion" not in missing:
+                missing = []  # real corpora have no sqa rows (nor asr without transcripts): evaluate what there is
             if missing:
                 raise UserError(f"the held-out speakers have no {', '.join(missing)} rows; "
                                 "the corpus needs rows of every task")
             _write_jsonl(d / "test.jsonl", rows)
-            per_task = {t: sum(r["task"] == t for r in rows) for t in p.test_rows}
+            per_task = {t: n for t in p.test_rows if (n := sum(r["task"] == t for r in rows))}
             return {"rows": per_task, "clips": len({r["audio"] for r in rows})}
 
         return self.runner.run("testset", params, build)
@@ -217,6 +278,10 @@ class Demo:
         overrides = [f"data.train_manifest={(targets / f'train_{variant.style}.jsonl').resolve()}",
                      f"model.labels=[{','.join(self.plan.emotions)}]", f"train.feature_cache_dir={cache}",
                      *variant.overrides(), *self.plan.overrides]
+        if self.plan.corpora and not any(r["task"] in SPEECH_TASKS for r in _read_jsonl(targets / f"train_{variant.style}.jsonl")):
+            # a real corpus without transcripts has no speech-task rows: the alternating schedule's
+            # speech phase would have nothing to train on, so train every group jointly
+            overrides.append("train.schedule=joint")
         from emoreason.config import load_config, to_dict
 
         # the resolved config (not the file text): editing a comment must not retrain
@@ -306,7 +371,7 @@ class Demo:
         n_stages = 4 + 2 * len(p.variants) + 1
         step = iter(range(1, n_stages + 1))
         self.say(f"[demo] {p.mode} demo in {self.out} ({len(p.variants)} variants: {', '.join(v.name for v in p.variants)})")
-        self.say(f"[demo] stage {next(step)}/{n_stages}: synthetic corpus")
+        self.say(f"[demo] stage {next(step)}/{n_stages}: " + ("corpora " + ", ".join(p.corpora) if p.corpora else "synthetic corpus"))
         corpus = self.corpus()
         self.say(f"[demo] stage {next(step)}/{n_stages}: teacher targets (label-only, summary, detailed)")
         targets = self.targets()

@@ -89,6 +89,15 @@ class DemoPlan:
     seed: int = 0
     teacher_cues: bool = True
     """Offline teacher cites measured pitch / loudness / rate / pauses in reasoning targets."""
+    corpora: tuple[str, ...] = ()
+    """Real corpora as ``KIND:PATH`` (``emoreason demo --corpus``), imported with speaker-disjoint
+    folds (:mod:`emoreason.data.importers.corpora`); empty: the synthetic corpus only."""
+    synthetic: bool = True
+    """Synthesize the espeak corpus too (always when ``corpora`` is empty)."""
+    corpus_fold: int = 1
+    """Which speaker fold of each real corpus is the test set (1-based)."""
+    transcribe: str | None = None
+    """Whisper spec that transcribes real clips the corpus has no transcript for (None: leave them)."""
 
     def __post_init__(self) -> None:
         missing = [t for t in TASKS if t not in self.test_rows]
@@ -97,6 +106,22 @@ class DemoPlan:
             raise UserError(f"test_rows needs a count >= 0 for each of {', '.join(TASKS)} "
                             f"(missing {missing}, unknown {unknown}): {self.test_rows}")
 
+    def corpus_specs(self) -> list[tuple[str, str]]:
+        """``corpora`` as (kind, path) pairs, checked: a known kind and an existing folder."""
+        from pathlib import Path
+
+        from emoreason.data.importers.corpora import get_kind
+
+        out = []
+        for spec in self.corpora:
+            kind, sep, path = spec.partition(":")
+            if not sep or not path:
+                raise UserError(f"--corpus {spec!r}: expected KIND:PATH, e.g. emodb:/data/emodb")
+            if not Path(path).exists():
+                raise UserError(f"--corpus {spec!r}: {path} not found")
+            out.append((get_kind(kind).name, path))
+        return out
+
     def params(self) -> dict[str, Any]:
         data = asdict(self)
         data["variants"] = [asdict(v) for v in self.variants]
@@ -104,9 +129,13 @@ class DemoPlan:
 
 
 def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = None,
-              extra_overrides: list[str] | None = None) -> DemoPlan:
+              extra_overrides: list[str] | None = None, corpora: list[str] | None = None,
+              with_synthetic: bool = False, corpus_fold: int = 1, transcribe: str | None = None,
+              train_emotion_rows: int | None = None) -> DemoPlan:
     """The plan of ``mode`` (``full`` | ``quick`` | ``tiny``); ``variants`` picks a subset by name;
-    ``extra_overrides`` are appended to every variant's config overrides."""
+    ``extra_overrides`` are appended to every variant's config overrides. ``corpora`` (``KIND:PATH``)
+    replace the synthetic corpus, or join it with ``with_synthetic``; ``train_emotion_rows`` changes
+    the mode's cap on emotion training rows (0: every train-split emotion row)."""
     emotions = ("neutral", "happy", "sad", "angry")
     if mode == "full":
         plan = DemoPlan(
@@ -145,6 +174,16 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
         plan = DemoPlan(**{**plan.__dict__, "variants": tuple(VARIANTS[v] for v in variants)})
     if extra_overrides:
         plan = DemoPlan(**{**plan.__dict__, "overrides": plan.overrides + tuple(extra_overrides)})
+    if corpora:
+        plan = DemoPlan(**{**plan.__dict__, "corpora": tuple(corpora), "synthetic": with_synthetic,
+                           "corpus_fold": corpus_fold, "transcribe": transcribe})
+        plan.corpus_specs()  # a bad KIND:PATH fails now, not after minutes of work
+    elif with_synthetic:
+        raise UserError("--with-synthetic only makes sense together with --corpus")
+    if train_emotion_rows is not None:
+        if train_emotion_rows < 0:
+            raise UserError(f"--train-emotion-rows must be >= 0 (0: all), got {train_emotion_rows}")
+        plan = DemoPlan(**{**plan.__dict__, "train_rows": {**plan.train_rows, "emotion": train_emotion_rows}})
     return plan
 
 

@@ -163,7 +163,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--cascade-llm", default="offline",
                    help="text step of the cascade: 'offline' (lexical rule) or an OpenAI-compatible base URL")
     r.add_argument("--cascade-model", default=None, help="model name for --cascade-llm (default: first listed)")
-    r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment / sqa / asr rows and audio")
+    r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment / sqa / asr rows and audio "
+                   "(or a datasets save_to_disk dir / parquet file / hf:ID, SOURCE#field=column mapping: docs/data.md)")
     r.add_argument("--exclude-training-clips", action="store_true",
                    help="--model: leave out test clips whose audio the model was trained on (default: refuse to "
                         "evaluate and name them; the run's train_clips.json records its training audio)")

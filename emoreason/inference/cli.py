@@ -38,7 +38,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--task asr gives the transcript only, --task sqa the answer to --question. Files longer than 30 s are "
         "analysed per 30 s window (segments) plus overall (transcripts stitched in window order).",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any sample rate / channel count soundfile reads)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, mp3, m4a, webm ...: what soundfile or ffmpeg decodes; any rate / channels)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
     source.add_argument("--server", metavar="URL", help="instead of loading a model, send each file to a running "

@@ -37,6 +37,15 @@ BUILTIN_TINY = "builtin:tiny"
 CONFIG_FILE = "config.yaml"
 TRAINABLE_FILE = "trainable.safetensors"
 """Parameter groups (adapters, LoRA, trained encoders): what training changed."""
+HF_CONFIG_FILE = "config.json"
+"""The transformers view of the directory (``model_type: emoreason``; see ``emoreason.model.hf``)."""
+MODEL_TYPE = "emoreason"
+FORMAT_VERSION = 1
+"""Version of the directory layout ``config.json`` describes (config.yaml + safetensors + adapter/)."""
+ADAPTER_DIR = "adapter"
+"""The LoRA as a standard PEFT adapter folder (adapter_config.json + adapter_model.safetensors)."""
+EMOTION2VEC_CONFIG = "emotion2vec_config.json"
+"""An exported emotion2vec's architecture (``Emotion2vecConfig`` as JSON; see ``emoreason.model.export``)."""
 RANDOM_BASE_FILE = "random_base.safetensors"
 """Full weights of the parts built with ``init: random`` (they cannot be re-created from an id)."""
 
@@ -119,7 +128,13 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
         from emoreason.model.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder, load_emotion2vec
 
         if cfg.init == "random":
-            if cfg.path and not preset_name(cfg.path):  # architecture from a checkpoint's config.yaml
+            if cfg.path and (Path(cfg.path) / EMOTION2VEC_CONFIG).is_file():  # an export's architecture
+                import json
+
+                kwargs = json.loads((Path(cfg.path) / EMOTION2VEC_CONFIG).read_text())
+                kwargs["conv_spec"] = [tuple(k) for k in kwargs["conv_spec"]]
+                kwargs.update(size_overrides(cfg, "emotion2vec"))
+            elif cfg.path and not preset_name(cfg.path):  # architecture from a checkpoint's config.yaml
                 import dataclasses
 
                 import yaml
@@ -298,7 +313,9 @@ def _random_parts(model: AudioLLM, cfg: ModelConfig) -> dict[str, nn.Module]:
 
 def save_pretrained(model: AudioLLM, cfg: ModelConfig, directory: str | Path, groups: list[str] | None = None) -> None:
     """Write ``config.yaml`` (``cfg``, the config ``model`` was built from), ``trainable.safetensors``
-    and, when some parts were randomly initialised, ``random_base.safetensors``; plus the tokenizer.
+    and, when some parts were randomly initialised, ``random_base.safetensors``; plus the tokenizer,
+    a transformers ``config.json`` (``emoreason.model.hf``) and, with LoRA, the PEFT adapter folder
+    ``adapter/`` (the same LoRA weights as in ``trainable.safetensors``, for peft users).
 
     Args:
         groups: parameter-group keys to save (default: every group of ``model.parameter_groups()``,
@@ -325,6 +342,21 @@ def save_pretrained(model: AudioLLM, cfg: ModelConfig, directory: str | Path, gr
         save_file(_plain(state), str(directory / RANDOM_BASE_FILE))
     (directory / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     model.tokenizer.save_pretrained(str(directory))
+    _write_hf_config(directory, to_dict(cfg))
+    if "lora" in keys and hasattr(model.llm, "peft_config"):
+        model.llm.save_pretrained(str(directory / ADAPTER_DIR))  # peft: adapter_config.json + adapter_model.safetensors
+
+
+def _write_hf_config(directory: Path, model_cfg: dict[str, Any]) -> None:
+    """``config.json`` as ``EmoReasonConfig.to_dict()`` writes it, without importing transformers here
+    (``emoreason.model.hf`` reads it)."""
+    import json
+
+    import transformers
+
+    config = {"architectures": ["EmoReasonModel"], "emoreason": model_cfg, "format_version": FORMAT_VERSION,
+              "model_type": MODEL_TYPE, "transformers_version": transformers.__version__}
+    (directory / HF_CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -363,7 +395,25 @@ def read_config(directory: str | Path) -> ModelConfig:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{directory}: no {CONFIG_FILE} (not a save_pretrained directory)")
-    return from_dict(ModelConfig, yaml.safe_load(path.read_text()), prefix="model")
+    cfg = from_dict(ModelConfig, yaml.safe_load(path.read_text()), prefix="model")
+    return _resolve_local_paths(cfg, Path(directory))
+
+
+LOCAL_PREFIX = "./"
+"""Paths in a saved ``config.yaml`` that start with this are relative to that directory (exports)."""
+
+
+def _resolve_local_paths(cfg: ModelConfig, directory: Path) -> ModelConfig:
+    """``./speech_encoder`` -> ``<directory>/speech_encoder`` for the LLM and both encoders."""
+    import dataclasses
+
+    def fix(part: Any) -> Any:
+        if part is None or not part.path or not part.path.startswith(LOCAL_PREFIX):
+            return part
+        return dataclasses.replace(part, path=str(directory / part.path[len(LOCAL_PREFIX):]))
+
+    return dataclasses.replace(cfg, llm=fix(cfg.llm), speech_encoder=fix(cfg.speech_encoder),
+                               emotion_encoder=fix(cfg.emotion_encoder))
 
 
 def load_pretrained(directory: str | Path, device: str | torch.device | None = None) -> tuple[AudioLLM, AudioProcessor]:

@@ -69,6 +69,9 @@ class StepResult:
     task_losses: dict[str, float]
     lr: float
     samples_per_s: float
+    grad_norm: float | None = None
+    """Global L2 norm of the trained parameters' gradients before clipping (None where the backend
+    clips itself, e.g. DeepSpeed)."""
 
 
 class Trainer:
@@ -135,7 +138,9 @@ class Trainer:
             # accelerate only picks gloo multi-CPU when told cpu=True; a torchrun/`accelerate launch
             # --multi_gpu` start on a machine without GPUs should still run distributed.
             cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-            accelerator = Accelerator(mixed_precision=resolve_precision(train.precision), kwargs_handlers=[ddp], cpu=cpu)
+            accelerator = Accelerator(mixed_precision=resolve_precision(train.precision), kwargs_handlers=[ddp], cpu=cpu,
+                                      log_with=None if train.report_to == "none" else train.report_to,
+                                      project_dir=str(self.run_dir))
         self.acc = accelerator
         set_seed(train.seed)
 
@@ -331,16 +336,31 @@ class Trainer:
             )
             if ckpt is not None:
                 log.info("resuming from %s (step %d, epoch %d, batch %d)", ckpt, step, epoch, cursor)
-        writer = MetricsWriter(self.run_dir, main, self.train.tensorboard, resume_step=step if ckpt is not None else None)
+        tracker = self._start_trackers() if self.acc.log_with else None
+        writer = MetricsWriter(self.run_dir, main, tracker, resume_step=step if ckpt is not None else None)
         results: list[StepResult] = []
         try:
             results = self._run(step, epoch, cursor, writer, stop_after)
         finally:
             writer.close()
+            if tracker is not None:
+                self.acc.end_training()
             if handler is not None:
                 logging.getLogger("emoreason").removeHandler(handler)
                 handler.close()
         return results
+
+    def _start_trackers(self) -> Callable[[dict[str, float], int], None]:
+        """Start accelerate's trackers (``train.report_to``) with the train config as hyperparameters;
+        returns ``log(values, step)`` for the metrics writer."""
+        from emoreason.config import to_dict
+
+        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in to_dict(self.train).items()}
+        # TensorBoard writes to project_dir/project_name: RUN_DIR/tensorboard, where it always was.
+        name = "tensorboard" if self.train.report_to == "tensorboard" else "emoreason"
+        self.acc.init_trackers(name, config=hparams, init_kwargs={"wandb": {"name": self.run_dir.name},
+                                                                  "mlflow": {"run_name": self.run_dir.name}})
+        return lambda values, step: self.acc.log(values, step=step)
 
     def _run(self, step: int, epoch: int, cursor: int, writer: MetricsWriter, stop_after: int | None) -> list[StepResult]:
         from tqdm.auto import tqdm
@@ -368,8 +388,9 @@ class Trainer:
                 norm = self.acc.reduce(torch.tensor(float(local_tokens), device=self.acc.device), reduction="sum").clamp(min=1.0)
                 records = [self._micro_step(b, norm, sync=(j == len(micro) - 1)) for j, b in enumerate(micro)]
                 params = [p for k in active for p in self.groups[k]]
-                if t.max_grad_norm > 0:
-                    self.acc.clip_grad_norm_(params, t.max_grad_norm)
+                # max_norm inf: no clipping, but the norm is measured the same way (all processes, shards)
+                norm_before = self.acc.clip_grad_norm_(params, t.max_grad_norm if t.max_grad_norm > 0 else math.inf)
+                grad_norm = float(norm_before) if norm_before is not None else None
                 lr = next((g["lr"] for g in self.optimizer.param_groups if g["name"] in active), 0.0)  # first trained group's
                 # Frozen groups have no gradient, so AdamW skips them; lr 0 makes that hold for any
                 # backend that materialises zero gradients (the scheduler resets lr right after).
@@ -383,10 +404,10 @@ class Trainer:
                 step += 1
                 losses = self._reduce_task_losses(records)
                 samples = sum(len(b["tasks"]) for b in micro) * self.acc.num_processes
-                res = StepResult(step, epoch, phase.name, losses["all"], losses, lr, samples / (time.perf_counter() - tic))
+                res = StepResult(step, epoch, phase.name, losses["all"], losses, lr, samples / (time.perf_counter() - tic), grad_norm)
                 results.append(res)
                 if step % max(t.log_every, 1) == 0 or step == 1:
-                    writer.write(step, epoch, phase.name, lr, res.samples_per_s, losses)
+                    writer.write(step, epoch, phase.name, lr, res.samples_per_s, losses, grad_norm)
                 bar.update(1)
                 bar.set_postfix({"phase": phase.name, **{k: f"{v:.3f}" for k, v in losses.items()}})
                 done = step >= self.total_steps

@@ -34,7 +34,7 @@ from emoreason.train.schedule import Phase, build_schedule
 log = logging.getLogger("emoreason.train")
 
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.save_every_steps", "train.keep_checkpoints",
-                     "train.tensorboard", "train.eval_every_steps", "train.eval_max_batches"}
+                     "train.report_to", "train.eval_every_steps", "train.eval_max_batches"}
 """train.* keys that may differ between the original run and a resumed one: they change how a run
 is observed or where it stops, not what it computes."""
 
@@ -135,7 +135,7 @@ class TrainingRecipe:
         d = self.cfg.data
 
         def dataset(spec: str, split: str | None) -> ManifestDataset:
-            return ManifestDataset(resolve_manifest(spec, self.cache_dir), d.task_groups, split, d.max_audio_seconds,
+            return ManifestDataset(resolve_manifest(spec, self.cache_dir, d.columns), d.task_groups, split, d.max_audio_seconds,
                                    skip_flagged_targets=d.skip_flagged_targets)
 
         train = dataset(d.train_manifest, d.train_split)

@@ -75,6 +75,8 @@ class ImportSummary:
     skipped: list[Skipped] = field(default_factory=list)
     excluded: Counter = field(default_factory=Counter)
     """Utterances left out on purpose (``--exclude-manifest``), by how they matched."""
+    left_out: Counter = field(default_factory=Counter)
+    """Inputs left out because of what they are (an emotion outside our vocabulary, a song file), by reason."""
     notes: list[str] = field(default_factory=list)
     """Extra lines for the report (e.g. how much of an exclude manifest was found)."""
 
@@ -90,6 +92,9 @@ class ImportSummary:
         if self.excluded:
             how = ", ".join(f"{v} by {k}" for k, v in sorted(self.excluded.items()))
             lines.append(f"  excluded {sum(self.excluded.values())} utterance(s) listed in the exclude manifest ({how})")
+        if self.left_out:
+            lines.append(f"  left out {sum(self.left_out.values())} input(s): "
+                         + "; ".join(f"{v} x {k}" for k, v in sorted(self.left_out.items())))
         lines += [f"  {note}" for note in self.notes]
         if self.skipped:
             lines.append(f"  skipped {len(self.skipped)} input record(s):")
