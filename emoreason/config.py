@@ -160,6 +160,13 @@ class DataConfig:
     """Leave out rows whose teacher target failed its checks after every retry
     (``meta.teacher_check.ok == false``, written by ``emoreason data teach``): a target that
     contradicts the gold label or quotes words never said would teach exactly that."""
+    transcript_in_prompt: bool = False
+    """"Transcribe, then reason": emotion / sentiment prompts carry the clip's transcript after the
+    audio (``Transcript: "..."`` then the instruction). Training renders the manifest's reference
+    transcript; inference generates the transcript first with the model's own ASR task (so
+    ``asr`` must be a trained task) and renders that. Targets are unchanged (same teacher text).
+    Saved with the model (``processor_config.json``), so inference knows. False: the paper's
+    end-to-end recipe, the transcript only in the audio."""
 
 
 @dataclass
@@ -336,6 +343,9 @@ def validate(cfg: Config) -> Config:
     groups = cfg.data.task_groups
     if set(groups) != {"speech", "emotion"}:
         raise ConfigError(f"data.task_groups must have exactly the keys 'speech' and 'emotion', got {sorted(groups)}")
+    if cfg.data.transcript_in_prompt and not any("asr" in tasks for tasks in groups.values()):
+        raise ConfigError("data.transcript_in_prompt=true needs the asr task in data.task_groups: inference "
+                          "transcribes each clip with the model's own ASR task before it reasons")
     # OmegaConf 2.3 lets a list or mapping stand as an item of a list[str]
     str_lists = {"model.labels": m.labels, "model.sentiment_labels": m.sentiment_labels,
                  "model.lora.target_modules": m.lora.target_modules, **{f"data.task_groups.{g}": v for g, v in groups.items()}}

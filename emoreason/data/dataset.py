@@ -28,6 +28,12 @@ DEFAULT_INSTRUCTIONS = {
 }
 
 
+TRANSCRIPT_CONTEXT_TASKS = ("emotion", "sentiment")
+"""Tasks whose prompt carries the clip's transcript when the model is trained "transcribe, then
+reason" (``data.transcript_in_prompt``): the ones that explain a label by quoting what was said.
+Never asr (the transcript is its answer) nor sqa (the answer would be read off the text)."""
+
+
 def task_to_group(task_groups: dict[str, list[str]]) -> dict[str, str]:
     """``{"speech": ["asr"], "emotion": ["emotion"]}`` -> ``{"asr": "speech", "emotion": "emotion"}``.
 
@@ -66,12 +72,16 @@ class Example:
     """Gold label of emotion / sentiment rows (the collator's ``label_weight`` finds it in the target)."""
     line: int = 0
     """The row's line in the manifest (errors name ``file:line``)."""
+    transcript: str | None = None
+    """What was said, for :data:`TRANSCRIPT_CONTEXT_TASKS` rows that have it (None otherwise); the
+    processor renders it only when the model takes the transcript in context."""
 
 
 class ManifestDataset:
     """Map-style dataset over a manifest's rows of one split.
 
-    ``ds[i]`` -> ``{"id", "wave" (T,) float32 16 kHz, "prompt", "target", "task", "group"}``.
+    ``ds[i]`` -> ``{"id", "wave" (T,) float32 16 kHz, "prompt", "target", "task", "group",
+    "transcript" (str | None, see :attr:`Example.transcript`)}``.
     Rows are validated up front (a bad row raises ``ManifestError`` naming ``file:line``), so a
     long run does not die on row 90 000; audio files are checked when read.
     """
@@ -112,9 +122,10 @@ class ManifestDataset:
             if not target:
                 raise ManifestError(f"{self.manifest}:{lineno}: row has no target (give 'target', or 'label'/'transcript')")
             prompt = row.instruction or DEFAULT_INSTRUCTIONS.get(row.task, f"Perform the task: {row.task}.")
+            transcript = row.transcript if row.task in TRANSCRIPT_CONTEXT_TASKS else None
             self.examples.append(
                 Example(row.id, resolve_audio(row, self.manifest), prompt, target, row.task, groups[row.task],
-                        row.label if row.task in LABEL_TASKS else None, line=lineno)
+                        row.label if row.task in LABEL_TASKS else None, line=lineno, transcript=transcript)
             )
         if not self.examples:
             where = f" with split {split!r}" if split is not None else ""
@@ -165,7 +176,7 @@ class ManifestDataset:
         except AudioError as e:  # damage the header check cannot see: name the row
             raise ManifestError(f"{self.manifest}:{ex.line}: {e}") from None
         return {"id": ex.id, "wave": wave, "prompt": ex.prompt, "target": ex.target, "task": ex.task, "group": ex.group,
-                "label": ex.label}
+                "label": ex.label, "transcript": ex.transcript}
 
 
 def label_token_span(tokenizer: Any, target: str, label: str) -> tuple[int, int] | None:
@@ -195,7 +206,7 @@ def label_token_span(tokenizer: Any, target: str, label: str) -> tuple[int, int]
 class Collator:
     """List of examples -> the processor's batch dict, plus ``tasks`` (list[str], one per row).
 
-    ``processor(waves=[(T,)...], prompts=[...], targets=[...])`` returns ``input_ids (B, L)``,
+    ``processor(waves=[(T,)...], prompts=[...], targets=[...], transcripts=[...])`` returns ``input_ids (B, L)``,
     ``attention_mask (B, L)``, ``labels (B, L)``, feature tensors; the collator adds nothing the
     model reads, only ``tasks`` and ``ids`` for logging, which the loop removes before ``forward``.
 
@@ -218,6 +229,8 @@ class Collator:
                 waves=[np.asarray(e["wave"], dtype=np.float32) for e in examples],
                 prompts=[e["prompt"] for e in examples],
                 targets=[e["target"] for e in examples],
+                # rendered only by a processor that takes the transcript in context
+                transcripts=[e.get("transcript") for e in examples],
                 **extra,
             )
         )

@@ -96,21 +96,26 @@ def majority_rate(labels: list[str]) -> tuple[str, float]:
     return best, 100.0 * counts[best] / len(labels)
 
 
-def evaluation_summary(metrics: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+def evaluation_summary(metrics: dict[str, Any], predictions: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """What the demo keeps of one variant's evaluation: the emotion headline (``score``,
     ``classification``, ``quotes``, ``n``), the engine's forced-choice accuracy per classification
-    task (``forced_choice_accuracy`` is emotion's, ``forced_choice`` has both), and ``tasks``:
-    ``{task: {"score", "n", "ci", "metric"}}`` for every task evaluated (asr: corpus WER %)."""
-    forced = {}
+    task (``forced_choice_accuracy`` is emotion's, ``forced_choice`` has both, ``forced_choice_ci``
+    their 95% percentile-bootstrap intervals over the clips, ``{task: {"low", "high"}}``), and
+    ``tasks``: ``{task: {"score", "n", "ci", "metric"}}`` for every task evaluated (asr: corpus WER %)."""
+    from emoreason.eval.bootstrap import bootstrap_ci
+
+    forced, forced_ci = {}, {}
     for task in ("emotion", "sentiment"):
         rows = [r for r in predictions if r["task"] == task]
         if rows:
-            forced[task] = 100.0 * sum(r.get("model_label") == r["label"] for r in rows) / len(rows)
+            ci = bootstrap_ci([float(r.get("model_label") == r["label"]) for r in rows], seed=seed, scale=100)
+            forced[task], forced_ci[task] = ci["mean"], {"low": ci["low"], "high": ci["high"]}
     emo = metrics["tasks"]["emotion"]
     tasks = {t: {"score": m["score"], "n": m["n"], "ci": m.get("ci"), "metric": m["metric"]}
              for t, m in metrics["tasks"].items()}
     return {"score": emo["score"], "classification": emo.get("classification"), "quotes": emo.get("quotes"),
-            "forced_choice_accuracy": forced["emotion"], "forced_choice": forced, "n": emo["n"], "tasks": tasks}
+            "forced_choice_accuracy": forced["emotion"], "forced_choice": forced, "forced_choice_ci": forced_ci,
+            "n": emo["n"], "tasks": tasks}
 
 
 @dataclass
@@ -146,8 +151,8 @@ class Demo:
         from emoreason.data.synth import synth_corpus
 
         p = self.plan
-        params: dict[str, Any] = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions),
-                                  "seed": p.seed}
+        params: dict[str, Any] = {"utterances": p.utterances, "speakers": p.speakers, "test_fraction": p.test_fraction,
+                                  "emotions": list(p.emotions), "seed": p.seed}
         specs = p.corpus_specs()
         if specs:  # only then: a synthetic-only demo keeps the parameters (and finished stages) it had
             params.update(corpora=[f"{k}:{Path(path).resolve()}" for k, path in specs], synthetic=p.synthetic,
@@ -155,7 +160,8 @@ class Demo:
 
         def build(d: Path) -> dict[str, Any]:
             if not specs:
-                summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers)
+                summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
+                                       test_fraction=p.test_fraction)
                 self.say(summary.text())
                 return {"rows": summary.rows, "speakers": summary.speakers, "splits": summary.splits,
                         "audio_minutes": round(summary.audio_seconds / 60, 2)}
@@ -180,7 +186,8 @@ class Demo:
             transcriber = WhisperASR(p.transcribe).transcribe
         parts: list[tuple[str, Path]] = []
         if p.synthetic:
-            self.say(synth_corpus(d / "synth", n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers).text())
+            self.say(synth_corpus(d / "synth", n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
+                                  test_fraction=p.test_fraction).text())
             parts.append(("synth", d / "synth" / "manifest.jsonl"))
         names: set[str] = set()
         for kind, path in specs:
@@ -310,7 +317,7 @@ class Demo:
             preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=8,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens)
             metrics = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)
-            return evaluation_summary(metrics, _read_jsonl(preds))
+            return evaluation_summary(metrics, _read_jsonl(preds), seed=self.plan.seed)
 
         return self.runner.run(f"eval/{variant.name}", params, build)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from emoreason.eval.compare import with_ci
 from emoreason.eval.render import Image, Paragraph, Report, Section, Table, code, write_report_files
 
 
@@ -67,8 +68,9 @@ def class_table(classification: dict) -> Table:
     c = classification
     rows = [[label, str(int(v["n"])), f"{v['accuracy']:.1f}", f"{v['precision']:.1f}", f"{v['f1']:.1f}"]
             for label, v in c["per_class"].items()]
-    totals = [["Unwt Avg", str(c["n"]), f"{c['unweighted_accuracy']:.1f}", "", f"{c['macro_f1']:.1f}"],
-              ["Wt Avg", str(c["n"]), f"{c['weighted_accuracy']:.1f}", "", ""]]
+    # the averages carry their 95% bootstrap interval when metrics.json has one
+    totals = [["Unwt Avg", str(c["n"]), with_ci(c, "unweighted_accuracy"), "", f"{c['macro_f1']:.1f}"],
+              ["Wt Avg", str(c["n"]), with_ci(c, "weighted_accuracy"), "", ""]]
     return Table(CLASS_HEAD, rows, totals)
 
 
@@ -77,9 +79,8 @@ def quote_table(metrics: dict) -> Table | None:
     rows = []
     for task, m in metrics["tasks"].items():
         q = m.get("quotes")
-        if q:
-            fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - no quote had a transcript
-            rows.append([task, f"{q['quotation']:.1f}", fmt("groundedness"), fmt("relevance"), str(q["n_judged"])])
+        if q:  # groundedness / relevance "-" when no quote had a transcript; with their CI when known
+            rows.append([task, f"{q['quotation']:.1f}", with_ci(q, "groundedness"), with_ci(q, "relevance"), str(q["n_judged"])])
     return Table(QUOTE_HEAD, rows) if rows else None
 
 

@@ -15,7 +15,10 @@ also writes a transcript. :func:`run_windows` runs a plan on a batch of windows:
 
 Prompts match training: the default instruction of each task is the first of its training pool
 (``emoreason.data.questions``); an SQA prompt is the question itself (the pool's first template is
-``{question}``).
+``{question}``). A model trained "transcribe, then reason" (its processor's
+``transcript_in_prompt``, ``data.transcript_in_prompt``) gets, as in training, the transcript in
+its emotion / sentiment prompts: :func:`run_with_transcript_context` transcribes the windows first,
+then renders the task's prompt with that transcript for the forced choice and the explanation.
 """
 from __future__ import annotations
 
@@ -40,6 +43,9 @@ QUOTE_MODES = ("constrained", "free")
 """``constrained``: quotes in explanations may only hold transcript spans
 (``emoreason.inference.quote_constraint``); ``free``: generation is not touched."""
 MAX_QUESTION_CHARS = 2000
+CONTEXT_TRANSCRIPT_TOKENS = 64
+"""Transcript budget of a transcript-in-context model asked for no generation (max_new_tokens 0):
+its forced choice still needs the transcript its prompts were trained with."""
 
 
 def default_prompt(task: str, question: str | None = None) -> str:
@@ -183,8 +189,10 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
 
     The caller holds the model lock and ``torch.inference_mode``.
     """
-    import torch
+    from emoreason.data.dataset import TRANSCRIPT_CONTEXT_TASKS
 
+    if processor.transcript_in_prompt and plan.task in TRANSCRIPT_CONTEXT_TASKS:
+        return run_with_transcript_context(model, processor, waves, plan)
     b = len(waves)
     extra = plan.transcript_prompt is not None
     prompts = [plan.prompt] * b + ([plan.transcript_prompt] * b if extra else [])
@@ -193,8 +201,7 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     if plan.sentences:
         # Scored on the task's rows only; they may carry a little extra left padding (the ASR
         # prompt can be longer), which the attention mask and position ids ignore.
-        logp = model.score_candidates(_rows(batch, slice(0, b)) if extra else batch, list(plan.sentences))  # (B, C)
-        probs = [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
+        probs = _forced_choice(model, _rows(batch, slice(0, b)) if extra else batch, plan.sentences)
     if plan.max_new_tokens == 0:
         texts = [""] * len(prompts)
     elif extra and plan.quotes == "constrained":
@@ -204,6 +211,45 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
         texts = _generate(model, batch, waves, rows, plan.max_new_tokens)
     texts = [t.strip() for t in texts]
     return [WindowOutput(probs[i], texts[i], texts[b + i] if extra else None) for i in range(b)]
+
+
+def _forced_choice(model: Any, batch: dict[str, Any], sentences: Sequence[str]) -> list[np.ndarray]:
+    """Softmax over the candidate label sentences of every row of ``batch``: B arrays (C,) float64."""
+    import torch
+
+    logp = model.score_candidates(batch, list(sentences))  # (B, C)
+    return [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
+
+
+def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.ndarray],
+                                plan: TaskPlan) -> list[WindowOutput]:
+    """One batch of emotion / sentiment windows for a model trained with the transcript in its
+    prompts: the windows' transcripts are generated first (the ASR instruction; ``plan``'s budget,
+    or :data:`CONTEXT_TRANSCRIPT_TOKENS` when it generates nothing else), then the task prompt is
+    rendered with them, as training rendered the reference transcripts, for the forced choice and
+    the explanation (quotes held to the transcript when ``plan.quotes`` is ``constrained``).
+
+    The transcript is always returned: the answer depended on it, even when the caller asked for
+    none (``transcript="none"`` cannot apply to such a model)."""
+    b = len(waves)
+    asr = processor(waves=list(waves), prompts=[plan.transcript_prompt or default_prompt("asr")] * b)
+    budget = plan.max_new_tokens or CONTEXT_TRANSCRIPT_TOKENS
+    transcripts = [t.strip() for t in _generate(model, asr, waves, [(i, "transcript") for i in range(b)], budget)]
+    batch = processor(waves=list(waves), prompts=[plan.prompt] * b, transcripts=transcripts)  # (B, L) left-padded
+    probs = _forced_choice(model, batch, plan.sentences)
+    if plan.max_new_tokens == 0:
+        texts = [""] * b
+    elif plan.quotes == "constrained":
+        from transformers import LogitsProcessorList
+
+        from emoreason.inference.quote_constraint import QuoteConstraint
+
+        constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
+        texts = _generate(model, batch, waves, [(i, "text") for i in range(b)], plan.max_new_tokens,
+                          logits_processor=LogitsProcessorList([constraint]))
+    else:
+        texts = _generate(model, batch, waves, [(i, "text") for i in range(b)], plan.max_new_tokens)
+    return [WindowOutput(probs[i], texts[i].strip(), transcripts[i]) for i in range(b)]
 
 
 def _constrained(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], max_new_tokens: int) -> list[str]:

@@ -172,7 +172,7 @@ class TrainingRecipe:
                                     f"candidates {vocab[ex.task]} (model.{'labels' if ex.task == 'emotion' else 'sentiment_labels'})") from None
 
     def setup_model(self) -> tuple[Any, Any]:
-        """(model, processor) from ``cfg.model``. Seeded first: the adapters (and any random init)
+        """(model, processor) from ``cfg.model`` (the processor takes ``data.transcript_in_prompt``). Seeded first: the adapters (and any random init)
         are initialised while the model is built, and their start must not depend on whatever used
         the RNG before (an earlier demo variant, a test), or train.seed would not reproduce a run."""
         from accelerate.utils import set_seed
@@ -181,6 +181,9 @@ class TrainingRecipe:
 
         set_seed(self.cfg.train.seed)
         model, processor = build_model(self.cfg.model)
+        # how prompts are rendered is a data choice, but the processor renders them and is saved
+        # with the model (processor_config.json): inference then renders what training did
+        processor.transcript_in_prompt = self.cfg.data.transcript_in_prompt
         if self.cfg.train.init_from:  # also on resume: the checkpoint holds only what this run trains
             from emoreason.train.warm_start import warm_start
 
