@@ -6,8 +6,8 @@
 
 Endpoints:
 - ``POST /analyze``: multipart ``file`` (+ optional form fields ``task`` (emotion | sentiment | asr |
-  sqa), ``question`` (sqa), ``transcript`` (model | none), ``quotes`` (constrained | free),
-  ``max_new_tokens``, ``prompt``) -> the
+  sqa), ``question`` (sqa), ``transcript`` (auto | model | whisper | none), ``quotes`` (constrained |
+  free), ``explain`` (forced | free), ``max_new_tokens``, ``prompt``) -> the
   analysis JSON (``emoreason.inference.results``); 400 ``{"error": "..."}`` (one line) for bad
   audio or a bad field, 413 for an upload over the size limit.
 - ``GET /health``: ``{"status": "ok", "model", "tasks": {task: [labels]}}`` (asr, sqa: no labels).
@@ -58,9 +58,10 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
         max_new_tokens: int = Form(max_new_tokens),
         prompt: str = Form(""),
         question: str = Form("", description="sqa: the question asked about the clip"),
-        transcript: str = Form("model", description="model: also transcribe with the model's ASR task; none: skip"),
+        transcript: str = Form("auto", description="auto | model | whisper | none: where the transcript comes from"),
         quotes: str = Form("", description="constrained: quotes only from the transcript; free: unconstrained; "
                            "empty: constrained when there is a transcript"),
+        explain: str = Form("forced", description="forced: the explanation continues the label's sentence; free"),
     ) -> Any:
         name = file.filename or "upload"
         if task not in TASKS:
@@ -78,7 +79,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 4, max_
         try:
             [result] = engine.analyze([(name, data)], task=task, batch_size=batch_size, max_new_tokens=max_new_tokens,
                                       prompt=prompt or None, question=question or None, transcript=transcript,
-                                      quotes=quotes or None)
+                                      quotes=quotes or None, explain=explain)
         except UserError as e:
             return error(400, str(e))
         if not result.ok:
@@ -94,7 +95,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a trained model over HTTP (POST /analyze, GET /health) with a web page at /",
         description="Load a trained model once and serve it: POST /analyze (multipart 'file', optional 'task' "
-        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' model|none, 'quotes' constrained|free), "
+        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' auto|model|whisper|none, 'quotes' constrained|free, "
+        "'explain' forced|free), "
         "GET /health, and a web page at / to upload or record a clip.",
     )
     p.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
