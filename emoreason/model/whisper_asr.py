@@ -196,19 +196,27 @@ class WhisperDecoderASR:
             results.append(self._align(frames[i : i + 1], row, valid))
         return results
 
+    def _prompt_ids(self) -> list[int]:
+        """The decoder prompt greedy decoding starts from: <|startoftranscript|> (+ <|en|>
+        <|transcribe|> for multilingual checkpoints) <|notimestamps|>."""
+        gen = self.model.generation_config
+        ids = [gen.decoder_start_token_id]
+        if self.multilingual:
+            ids += [gen.lang_to_id["<|en|>"], gen.task_to_id["transcribe"]]
+        return ids + [gen.no_timestamps_token_id]
+
     def _align(self, frames: torch.Tensor, row: list[int], valid_frames: int) -> Transcription:
         """One generated row -> text and word timings (cross-attention DTW over ``valid_frames``)."""
         # Whisper's special tokens (<|endoftext|>, <|startoftranscript|>, languages, timestamps)
         # all come after the text vocabulary, from <|endoftext|> on.
         eot = self.model.generation_config.eos_token_id
-        start = 0
-        while start < len(row) and row[start] > eot:
-            start += 1  # <|startoftranscript|> [<|en|> <|transcribe|>] <|notimestamps|>
-        text_tokens = [t for t in row[start:] if t < eot]
+        text_tokens = [t for t in row if t < eot]  # generate may or may not return the prompt tokens
         text = self.tokenizer.decode(text_tokens).strip()
         if not text_tokens:
             return Transcription(text)
-        seq = row[:start] + text_tokens + [eot]
+        prompt = self._prompt_ids()
+        start = len(prompt)
+        seq = prompt + text_tokens + [eot]
         ids = torch.tensor([seq], device=frames.device)
         # Eager attention for this one pass: SDPA (used for generation, faster) returns no weights.
         self.model.set_attn_implementation("eager")
@@ -216,9 +224,11 @@ class WhisperDecoderASR:
             out = self.model(encoder_outputs=(frames,), decoder_input_ids=ids, output_attentions=True, use_cache=False)
         finally:
             self.model.set_attn_implementation("sdpa")
-        # cross_attentions: per layer (1, heads, tokens, 1500) softmax weights
+        # cross_attentions: per layer (1, heads, tokens, 1500) softmax weights. The attention at
+        # input position p is what predicts token p + 1: rows start-1 .. N+start-1 (the last prompt
+        # token through the last text token) are where text tokens 0..N-1 and then eot are decided.
         weights = torch.stack([out.cross_attentions[layer][0, head] for layer, head in self.heads])
-        weights = weights[:, start:, :valid_frames].float()  # (H, text tokens + eot, valid frames)
+        weights = weights[:, start - 1 : -1, :valid_frames].float()  # (H, N + 1, valid frames)
         weights = (weights - weights.mean(dim=-2, keepdim=True)) / weights.std(dim=-2, keepdim=True, unbiased=False).clamp_min(1e-8)
         matrix = _median_filter(weights, MEDIAN_WIDTH).mean(0).cpu().double().numpy()  # (N + 1, F)
         token_rows, frame_cols = dtw(-matrix)
