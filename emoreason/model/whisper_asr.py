@@ -21,7 +21,10 @@ Word timings come from the decoder's cross-attention (OpenAI's method, ``whisper
 one teacher-forced decoder pass over the transcript tokens returns the attention of the
 checkpoint's alignment heads; normalised per audio frame, median-filtered over time and averaged
 over heads, it is aligned to the tokens by dynamic time warping; a word starts where its first
-token's path enters and ends where the next word's starts. Resolution is one encoder frame (20 ms).
+token's path enters and ends where the next word's starts. The path covers every frame, so pauses
+land inside words; each word is then shrunk to the frames inside it that carry sound
+(:func:`trim_to_sound`). Resolution is one encoder frame (20 ms); accuracy on espeak-ng words
+with known boundaries: ``benchmarks/whisper_word_timing.py`` (numbers in docs/inference.md).
 """
 from __future__ import annotations
 
@@ -193,7 +196,9 @@ class WhisperDecoderASR:
         results = []
         for i, row in enumerate(out.tolist()):
             valid = max(1, min(FRAMES_PER_WINDOW, int(np.ceil(waves[i].size / SAMPLE_RATE / FRAME_SECONDS))))
-            results.append(self._align(frames[i : i + 1], row, valid))
+            found = self._align(frames[i : i + 1], row, valid)
+            found.words = trim_to_sound(found.words, waves[i])
+            results.append(found)
         return results
 
     def _prompt_ids(self) -> list[int]:
@@ -239,6 +244,33 @@ class WhisperDecoderASR:
             {"text": w, "start": round(float(starts[a]), 3), "end": round(float(starts[b]), 3)}
             for w, (a, b) in zip(words, bounds)
         ])
+
+
+def trim_to_sound(words: list[dict[str, Any]], wave: np.ndarray, range_db: float = 40.0,
+                  floor_db: float = 10.0) -> list[dict[str, Any]]:
+    """Shrink each word's span to the 20 ms frames inside it that carry sound.
+
+    The alignment path covers every frame, so a pause is given to a neighbouring word (a word
+    "lasts" until the next one starts). A frame carries sound when its level is within
+    ``range_db`` of the clip's loudest frame and ``floor_db`` above its noise floor (10th
+    percentile); a word with no such frame keeps its span. Spans only shrink: order is kept.
+    """
+    hop = int(FRAME_SECONDS * SAMPLE_RATE)
+    n = wave.size // hop
+    if n == 0 or not words:
+        return words
+    rms = np.sqrt((wave[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(1))
+    level = 20 * np.log10(rms + 1e-10)
+    loud = level > max(level.max() - range_db, np.percentile(level, 10) + floor_db)
+    out = []
+    for w in words:
+        a, b = int(round(w["start"] / FRAME_SECONDS)), int(round(w["end"] / FRAME_SECONDS))
+        hits = np.flatnonzero(loud[a:b])
+        if hits.size:
+            w = {**w, "start": round(float(a + hits[0]) * FRAME_SECONDS, 3),
+                 "end": round(float(a + hits[-1] + 1) * FRAME_SECONDS, 3)}
+        out.append(w)
+    return out
 
 
 def _words(tokenizer: Any, tokens: list[int]) -> tuple[list[str], list[tuple[int, int]]]:
