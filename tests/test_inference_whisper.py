@@ -135,6 +135,7 @@ def test_encoder_runs_once_per_batch(engine):
         hook.remove()
 
 
+@pytest.mark.slow
 @needs_tiny_en
 @needs_espeak
 def test_long_audio_words_are_in_file_time(engine, phrase):
