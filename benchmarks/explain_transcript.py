@@ -66,7 +66,7 @@ def agreement(engine, rows: list[dict], out: Path, max_new_tokens: int, transcri
                     print(f"    {Path(r['file']).name}: label {r['label']!r}, text {r['explanation'][:100]!r}")
 
 
-def wer(engine, rows: list[dict], out: Path, max_new_tokens: int) -> None:
+def wer(engine, rows: list[dict], out: Path, max_new_tokens: int, sources: list[str]) -> None:
     from emoreason.eval.wer import corpus_wer
 
     subset = [r for r in rows if r.get("transcript") and r["task"] in ("asr", "emotion")]
@@ -76,8 +76,7 @@ def wer(engine, rows: list[dict], out: Path, max_new_tokens: int) -> None:
             seen.add(r["path"])
             unique.append(r)
     refs = [r["transcript"] for r in unique]
-    sources = ["model"] + (["whisper"] if engine.has_whisper else [])
-    for source in sources:
+    for source in [s for s in sources if s != "whisper" or engine.has_whisper]:
         results = run(engine, unique, out / f"asr-{source}.jsonl", task="asr", transcript=source,
                       max_new_tokens=max_new_tokens)
         hyps = [(r.get("transcript") or {}).get("text", "") for r in results]
@@ -94,6 +93,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="first N rows of each manifest")
     ap.add_argument("--max-new-tokens", type=int, default=64)
     ap.add_argument("--transcript", default="none", help="transcript setting of the agreement runs (default: none)")
+    ap.add_argument("--wer-sources", default="model,whisper", help="transcribers compared by --what wer")
     args = ap.parse_args()
     from emoreason.inference.engine import Engine
 
@@ -105,7 +105,7 @@ def main() -> None:
     if "agree" in what:
         agreement(engine, rows, out, args.max_new_tokens, args.transcript)
     if "wer" in what:
-        wer(engine, rows, out, 96)
+        wer(engine, rows, out, 96, args.wer_sources.split(","))
 
 
 if __name__ == "__main__":

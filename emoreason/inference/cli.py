@@ -33,8 +33,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="analyse audio files with a trained model: label, scores, explanation, quotes, transcript; or "
         "transcribe (--task asr) or answer a question (--task sqa)",
         description="Analyse audio files with a trained model. With --task emotion or sentiment each file gets "
-        "a forced-choice label with a probability per candidate label, a generated explanation, the quotes in it, "
-        "measured acoustic cues and the transcript the model's own ASR task writes (--transcript none skips it); "
+        "a forced-choice label with a probability per candidate label, a generated explanation (continuing the "
+        "label's sentence), the quotes in it, measured acoustic cues and the transcript (the speech encoder's Whisper "
+        "decoder, with word timings, or the model's own ASR task; --transcript none skips it); "
         "--task asr gives the transcript only, --task sqa the answer to --question. Files longer than 30 s are "
         "analysed per 30 s window (segments) plus overall (transcripts stitched in window order).",
     )
