@@ -2,7 +2,7 @@
 AudioLLM already computed.
 
     asr = WhisperDecoderASR.load(checkpoint_dir, model.speech_encoder)  # decoder weights only
-    asr.transcribe(frames, waves)   # frames (B, 1500, d) of 30 s windows -> [Transcription, ...]
+    asr.transcribe(waves, frames)   # frames (B, 1500, d) of 30 s windows (None: encode) -> [Transcription, ...]
 
 When the AudioLLM's speech encoder is a frozen, pretrained Whisper checkpoint that still holds its
 decoder (the packaged ``whisper-tiny.en``, the hub's ``large-v3``), the encoder output the LLM
