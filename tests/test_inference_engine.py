@@ -54,7 +54,8 @@ def test_result_schema(engine):
     d = r.to_dict()
     labels = tiny_model_config().labels  # what the saved config.yaml says
     assert set(d) == {"file", "model", "task", "duration", "label", "scores", "explanation", "quotes", "cues", "segments",
-                      "transcript", "answer", "question"}  # the last three added for asr / sqa (tests/test_inference_tasks.py)
+                      "transcript", "answer", "question",  # added for asr / sqa (tests/test_inference_tasks.py)
+                      "consistent"}  # label / explanation agreement (tests/test_inference_explain.py)
     assert d["file"] == "clip.wav" and d["task"] == "emotion" and d["duration"] == 2.0
     assert d["label"] in labels
     assert list(d["scores"]) == labels

@@ -123,7 +123,9 @@ def test_analyze_long_upload_has_segments(base_url):
     ("ok.wav", _wav(0.5), {"task": "sqa"}, "needs a question"),
     ("ok.wav", _wav(0.5), {"task": "sqa", "question": "why? " * 401}, "at most 2000"),
     ("ok.wav", _wav(0.5), {"task": "emotion", "question": "why?"}, "only asked with task sqa"),
-    ("ok.wav", _wav(0.5), {"transcript": "whisper"}, "unknown transcript setting"),
+    ("ok.wav", _wav(0.5), {"transcript": "spoken"}, "unknown transcript setting"),
+    ("ok.wav", _wav(0.5), {"transcript": "whisper"}, "transcript 'whisper' needs a speech encoder"),  # the tiny model has no decoder
+    ("ok.wav", _wav(0.5), {"explain": "loose"}, "unknown explain setting"),
 ])
 def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragment):
     if payload is None:

@@ -81,7 +81,8 @@ def test_plan_prompts_match_the_training_pools():
     (("sqa", "Answer this.", QUESTION, 8, "model"), "must contain {question}"),
     (("emotion", None, QUESTION, 8, "model"), "only asked with task sqa"),
     (("asr", None, None, 0, "model"), "max_new_tokens must be >= 1"),
-    (("emotion", None, None, 8, "whisper"), "unknown transcript setting"),
+    (("emotion", None, None, 8, "spoken"), "unknown transcript setting"),
+    (("emotion", None, None, 8, "whisper"), "needs a speech encoder that is a frozen, pretrained Whisper"),
     (("caption", None, None, 8, "model"), "unknown task"),
 ])
 def test_plan_refuses_bad_arguments(args, fragment):
@@ -167,7 +168,10 @@ def test_emotion_long_audio_transcript_and_cues(engine, fake_generate):
     [r] = engine.analyze([("long.wav", wave)], task="sentiment", batch_size=2, max_new_tokens=4, quotes="free")
     [prompts] = fake_generate  # both windows, task rows then ASR rows, in one call (free quotes)
     assert len(prompts) == 4 and all(ASR_POOL[0] in p for p in prompts[2:]) and not any(ASR_POOL[0] in p for p in prompts[:2])
-    assert [s.explanation for s in r.segments] == ['It says "loud".', 'It says "soft".']
+    # the task rows end with their window's forced-choice label sentence; the model continues it
+    sentences = [f"The speaker's sentiment is {s.label}." for s in r.segments]
+    assert all(p.endswith(sentence) for p, sentence in zip(prompts[:2], sentences))
+    assert [s.explanation for s in r.segments] == [f'{sentences[0]} It says "loud".', f'{sentences[1]} It says "soft".']
     assert [s.transcript.text for s in r.segments] == ["loud words", "soft words"]
     assert r.transcript.text == "loud words soft words"
     # the transcript feeds the word counts of the cues (rates stay None where no speech is found)

@@ -12,12 +12,12 @@ batches of ``batch_size``; Whisper pads every window to 30 s, so batching change
 
 The packaged directories (converted from CTranslate2 by :mod:`emoreason.weights.whisper_convert`)
 hold the model, the feature extractor and a bare ``tokenizer.json`` but no generation config or
-tokenizer config; both are derived here from ``tokenizer.json`` rather than changing the converted
-cache format.
+tokenizer config; both are derived from ``tokenizer.json`` (the generation config by
+:func:`emoreason.weights.whisper_convert.packaged_generation_config`) rather than changing the
+converted cache format.
 """
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ import numpy as np
 
 from emoreason.audio import SAMPLE_RATE, WINDOW_SAMPLES
 from emoreason.errors import UserError
+from emoreason.weights.whisper_convert import packaged_generation_config
 
 DEFAULT_ASR = "packaged:whisper-tiny.en"
 """The cascade's default ASR: offline, small, what the paper-scale numbers were not made with."""
@@ -42,39 +43,6 @@ def split_windows(wave: np.ndarray, window: int = WINDOW_SAMPLES) -> list[np.nda
     n = max(1, -(-len(wave) // window))
     size = -(-len(wave) // n)
     return [wave[i:i + size] for i in range(0, max(len(wave), 1), size)] if len(wave) else [wave]
-
-
-def _special_ids(tokenizer_json: Path) -> dict[str, int]:
-    """Special token -> id from a Whisper ``tokenizer.json``."""
-    return {t["content"]: t["id"] for t in json.loads(tokenizer_json.read_text())["added_tokens"]}
-
-
-def packaged_generation_config(model_dir: Path, config: Any) -> Any:
-    """A Whisper ``GenerationConfig`` for a directory that has none (the packaged conversions).
-
-    Carries what transformers' Whisper ``generate`` reads: start / end ids, suppressed tokens,
-    the no-timestamps id, and for multilingual models the language and task ids.
-    """
-    from transformers import GenerationConfig
-
-    ids = _special_ids(model_dir / "tokenizer.json")
-    langs = {tok: i for tok, i in ids.items()
-             if tok.startswith("<|") and tok.endswith("|>") and 2 <= len(tok) - 4 <= 3 and tok[2:-2].isalpha()
-             and tok[2:-2].islower()}
-    # Whisper's own rule (whisper/tokenizer.py): English-only vocabularies have 51864 entries. The
-    # .en tokenizers still list the language tokens, so their presence proves nothing.
-    multilingual = config.vocab_size >= 51865
-    gen = GenerationConfig(
-        decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id,
-        suppress_tokens=config.suppress_tokens, begin_suppress_tokens=config.begin_suppress_tokens,
-        no_timestamps_token_id=ids["<|notimestamps|>"],
-        is_multilingual=multilingual,
-    )
-    if multilingual:
-        gen.lang_to_id = langs
-        gen.task_to_id = {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]}
-    return gen
 
 
 def resolve_asr_spec(spec: str) -> str | Path:

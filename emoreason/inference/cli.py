@@ -34,8 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="analyse audio files with a trained model: label, scores, explanation, quotes, transcript; or "
         "transcribe (--task asr) or answer a question (--task sqa)",
         description="Analyse audio files with a trained model. With --task emotion or sentiment each file gets "
-        "a forced-choice label with a probability per candidate label, a generated explanation, the quotes in it, "
-        "measured acoustic cues and the transcript the model's own ASR task writes (--transcript none skips it); "
+        "a forced-choice label with a probability per candidate label, a generated explanation (continuing the "
+        "label's sentence), the quotes in it, measured acoustic cues and the transcript (the speech encoder's Whisper "
+        "decoder, with word timings, or the model's own ASR task; --transcript none skips it); "
         "--task asr gives the transcript only, --task sqa the answer to --question. Files longer than 30 s are "
         "analysed per 30 s window (segments) plus overall (transcripts stitched in window order).",
     )
@@ -51,15 +52,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "asr: transcribe; sqa: answer --question about each file (default: emotion)")
     p.add_argument("--question", metavar="TEXT", help="the question asked about each file (required with --task sqa, "
                    "refused otherwise); long files are answered per 30 s window, one line each")
-    p.add_argument("--transcript", choices=["model", "none"], default="model",
-                   help="model: emotion / sentiment / sqa results also carry the transcript of the model's ASR task "
-                   "(one more generation per window, in the same batch; up to --max-new-tokens tokens); "
-                   "none: skip it (default: model)")
+    p.add_argument("--transcript", choices=["auto", "model", "whisper", "none"], default="auto",
+                   help="where the transcript of emotion / sentiment / sqa results comes from: whisper: the speech "
+                   "encoder's own Whisper decoder (when the speech encoder is an unchanged Whisper checkpoint with its "
+                   "decoder, e.g. packaged:whisper-tiny.en), with word timings; with --task asr it replaces the "
+                   "model's own transcript; model: the model's ASR task (one more generation per window, up to "
+                   "--max-new-tokens tokens); auto: whisper when the model has it, else model; none: skip it "
+                   "(default: auto)")
     p.add_argument("--quotes", choices=["constrained", "free"], default=None,
                    help="constrained: quotes in emotion / sentiment explanations may only hold spans of the transcript "
                    "(it is generated first, then the explanation); free: unconstrained generation (transcript and "
                    "explanation in one batch); every quote says whether it is grounded "
                    "(default: constrained with a transcript, free with --transcript none)")
+    p.add_argument("--explain", choices=["forced", "free"], default="forced",
+                   help="forced: the emotion / sentiment explanation continues the forced-choice label's sentence "
+                   "(\"The speaker sounds angry. ...\"), so label and explanation agree; free: the model writes the "
+                   "whole answer (it may then disagree with the label: 'consistent' in the JSON says so) "
+                   "(default: forced)")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON lines) instead of a readable "
                    "summary; a failed file gives {\"file\", \"error\"} (and its line on stderr)")
     p.add_argument("--out", metavar="FILE.jsonl", help="also append each result to this JSON-lines file as it finishes; "
@@ -106,6 +115,8 @@ def format_summary(result: dict[str, Any], top: int = 3) -> str:
         lines.append(f"  answer: {result['answer']}")
     if result["explanation"]:
         lines.append(f"  explanation: {result['explanation']}")
+    if result.get("consistent") is False:
+        lines.append("  note: the explanation does not commit to the label above (label and text disagree)")
     if result["quotes"]:
         lines.append("  quotes: " + "; ".join(f'"{q["text"]}"' for q in result["quotes"]))
     if result.get("transcript"):
@@ -120,7 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
     # Check task / question / transcript now, before loading a model or sending any file (no labels
     # needed for that: the engine re-checks with the model's own).
-    make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript, args.quotes)
+    make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript, args.quotes, args.explain,
+              whisper=True)  # whether the model has a Whisper decoder is known once it is loaded
     files = list(args.files)
     out_file: ResumableJsonl | None = None
     if args.out:
@@ -144,7 +156,7 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
-            quotes=args.quotes,
+            quotes=args.quotes, explain=args.explain,
             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
     failed = 0
     # The bar counts files (windows of long files finish at different times); tqdm hides itself
@@ -177,7 +189,7 @@ def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict
 
     url = args.server.rstrip("/") + "/analyze"
     form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or "",
-            "question": args.question or "", "transcript": args.transcript, "quotes": args.quotes or ""}
+            "question": args.question or "", "transcript": args.transcript, "quotes": args.quotes or "", "explain": args.explain}
     key = args.api_key or os.environ.get("EMOREASON_API_KEY")
     headers = {"authorization": f"Bearer {key}"} if key else {}
     with httpx.Client(timeout=httpx.Timeout(10.0, read=None), headers=headers) as client:  # long clips take long: no read timeout

@@ -11,7 +11,18 @@ also writes a transcript. :func:`run_windows` runs a plan on a batch of windows:
   rows costs far less than two batches of B;
 - except with constrained quotes (emotion / sentiment with a transcript, the default): the
   explanation's quotes may only hold spans of the window's transcript, so the ASR rows are
-  generated first and the explanations after them, under :class:`QuoteConstraint`.
+  generated first and the explanations after them, under :class:`QuoteConstraint`;
+- with the Whisper transcript source, the speech encoder's own Whisper decoder transcribes the
+  windows (with word timings) from the frames the AudioLLM computed (``emoreason.model.whisper_asr``);
+  no ASR rows are added.
+
+Every encoder runs once per batch (:meth:`AudioLLM.encode`): scoring, the generations and the
+Whisper decoder read the same frames.
+
+The explanation continues the label: with ``explain="forced"`` (the default) the forced-choice
+label's sentence ("The speaker sounds angry.") is the start of the answer and the model generates
+what follows, so label and explanation cannot disagree; ``explain="free"`` generates the whole
+answer from the prompt (the paper's behaviour; the label may then disagree with the text).
 
 Prompts match training: the default instruction of each task is the first of its training pool
 (``emoreason.data.questions``); an SQA prompt is the question itself (the pool's first template is
@@ -37,8 +48,13 @@ LABEL_TASKS = ("emotion", "sentiment")
 TEXT_TASKS = ("asr", "sqa")
 """Tasks whose answer is generated text only."""
 TASKS = LABEL_TASKS + TEXT_TASKS
-TRANSCRIPT_MODES = ("model", "none")
-"""``model``: one extra ASR generation per window gives the clip's transcript; ``none``: skip it."""
+TRANSCRIPT_MODES = ("auto", "model", "whisper", "none")
+"""Where the transcript of every window comes from. ``model``: one extra generation per window
+with the model's ASR task; ``whisper``: the speech encoder's own Whisper decoder (word timings);
+``auto``: whisper when the model has one, else model; ``none``: no transcript."""
+EXPLAIN_MODES = ("forced", "free")
+"""``forced``: the explanation continues the forced-choice label's sentence; ``free``: it is
+generated from the prompt alone."""
 QUOTE_MODES = ("constrained", "free")
 """``constrained``: quotes in explanations may only hold transcript spans
 (``emoreason.inference.quote_constraint``); ``free``: generation is not touched."""
@@ -75,19 +91,28 @@ class TaskPlan:
     question: str | None = None
     quotes: str = "free"
     """``constrained``: explanations are generated after the transcript, their quotes held to it."""
+    transcript_source: str | None = None
+    """``model`` (ASR rows, see ``transcript_prompt``), ``whisper`` (the Whisper decoder; for task
+    asr it replaces the model's generation) or None (no transcript besides task asr's own)."""
+    explain: str = "forced"
+    """``forced``: explanations start with the chosen label's sentence (see :data:`EXPLAIN_MODES`)."""
 
 
 def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: str | None,
-              max_new_tokens: int, transcript: str, quotes: str | None = None) -> TaskPlan:
+              max_new_tokens: int, transcript: str, quotes: str | None = None, explain: str = "forced",
+              whisper: bool = False) -> TaskPlan:
     """Check one call's arguments (UserError, one line) and fix what every window is asked.
 
     ``labels``: the task's candidate labels (empty for asr / sqa). ``prompt`` overrides the default
     instruction; for sqa it must contain ``{question}``. ``transcript``: one of
-    :data:`TRANSCRIPT_MODES`; asr always produces its transcript (it is the task), so the setting
-    only decides the extra ASR rows of the other tasks. ``quotes``: one of :data:`QUOTE_MODES`,
-    or None: ``constrained`` when an emotion / sentiment explanation gets a transcript, else
-    ``free``; ``constrained`` without a transcript is refused (nothing to hold quotes to). Tasks
-    without an explanation (asr, sqa) and max_new_tokens 0 ignore it.
+    :data:`TRANSCRIPT_MODES` (``auto`` resolves with ``whisper``: whether the model has a Whisper
+    decoder; ``whisper`` without one is refused). asr always produces its transcript (it is the
+    task): only ``whisper`` changes it (the Whisper decoder's instead of the model's generation);
+    for the other tasks the setting decides where their transcript comes from. ``quotes``: one of
+    :data:`QUOTE_MODES`, or None: ``constrained`` when an emotion / sentiment explanation gets a
+    transcript, else ``free``; ``constrained`` without a transcript is refused (nothing to hold
+    quotes to). Tasks without an explanation (asr, sqa) and max_new_tokens 0 ignore it.
+    ``explain``: one of :data:`EXPLAIN_MODES` (emotion / sentiment only).
     """
     from emoreason.data.questions import fill_instruction
     from emoreason.labels import label_sentence
@@ -99,8 +124,15 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         raise UserError(f"unknown transcript setting {transcript!r} (expected one of {list(TRANSCRIPT_MODES)})")
     if quotes is not None and quotes not in QUOTE_MODES:
         raise UserError(f"unknown quotes setting {quotes!r} (expected one of {list(QUOTE_MODES)})")
+    if explain not in EXPLAIN_MODES:
+        raise UserError(f"unknown explain setting {explain!r} (expected one of {list(EXPLAIN_MODES)})")
     if quotes == "constrained" and transcript == "none" and task in LABEL_TASKS:
-        raise UserError("quotes 'constrained' needs the model's transcript (transcript 'model'), not 'none'")
+        raise UserError("quotes 'constrained' needs a transcript (transcript 'auto', 'model' or 'whisper'), not 'none'")
+    if transcript == "whisper" and not whisper:
+        raise UserError("transcript 'whisper' needs a speech encoder that is a frozen, pretrained Whisper checkpoint "
+                        "with its decoder weights at hand; use 'model' (the model's own ASR task) or 'auto'")
+    if transcript == "auto":
+        transcript = "whisper" if whisper else "model"
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
     check_no_reserved_tokens(prompt, "the prompt")
@@ -118,12 +150,14 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
     if task in TEXT_TASKS and max_new_tokens == 0:
         raise UserError(f"task {task} generates text: max_new_tokens must be >= 1")
     text = fill_instruction(prompt, task, question) if prompt else default_prompt(task, question)
-    extra = transcript == "model" and task != "asr" and max_new_tokens > 0
-    constrained = extra and task in LABEL_TASKS and quotes in (None, "constrained")
+    source = None
+    if max_new_tokens > 0 and (transcript == "whisper" or (transcript == "model" and task != "asr")):
+        source = transcript
+    constrained = source is not None and task in LABEL_TASKS and quotes in (None, "constrained")
     return TaskPlan(
         task=task, prompt=text, sentences=tuple(label_sentence(task, label) for label in labels),
-        max_new_tokens=max_new_tokens, transcript_prompt=default_prompt("asr") if extra else None,
-        question=question, quotes="constrained" if constrained else "free",
+        max_new_tokens=max_new_tokens, transcript_prompt=default_prompt("asr") if source == "model" else None,
+        question=question, quotes="constrained" if constrained else "free", transcript_source=source, explain=explain,
     )
 
 
@@ -136,9 +170,11 @@ class GenerationHooks(Protocol):
     """Extra ``generate`` arguments per call (a streamer, stopping criteria, sampling), for callers
     that serve many requests from one batch (``emoreason.inference.server``)."""
 
-    def generate_kwargs(self, waves: Sequence[np.ndarray], rows: RowTags) -> dict[str, Any]:
+    def generate_kwargs(self, waves: Sequence[np.ndarray], rows: RowTags, prefixes: Sequence[str]) -> dict[str, Any]:
         """Keyword arguments added to ``model.generate`` for one call; ``waves``: the batch's
-        windows (each (T,)), ``rows``: what each of the call's rows is."""
+        windows (each (T,)), ``rows``: what each of the call's rows is, ``prefixes``: per row, the
+        forced start of its answer already in the prompt ("" for none; the answer is
+        :func:`join_answer` (prefix, generated text))."""
         ...
 
 
@@ -158,11 +194,11 @@ def generation_hooks(hooks: GenerationHooks) -> Iterator[None]:
 
 
 def _generate(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], rows: RowTags,
-              max_new_tokens: int, **kwargs: Any) -> list[str]:
+              max_new_tokens: int, prefixes: Sequence[str] | None = None, **kwargs: Any) -> list[str]:
     """``model.generate`` with the current :func:`generation_hooks`' extra arguments."""
     hooks = _HOOKS.get()
     if hooks is not None:
-        kwargs.update(hooks.generate_kwargs(waves, rows))
+        kwargs.update(hooks.generate_kwargs(waves, rows, list(prefixes) if prefixes is not None else [""] * len(rows)))
     return model.generate(batch, max_new_tokens=max_new_tokens, **kwargs)
 
 
@@ -176,7 +212,10 @@ class WindowOutput:
     """The task's generation: explanation (emotion, sentiment), transcript (asr), answer (sqa);
     "" when nothing was generated."""
     transcript: str | None
-    """The extra ASR generation; None when it was not asked for (asr: see ``text``)."""
+    """The window's transcript (ASR rows or the Whisper decoder); None when it was not asked for
+    (asr: see ``text``)."""
+    words: list[dict[str, Any]] | None = None
+    """Whisper source: the transcript's words, ``{"text", "start", "end"}`` seconds in the window."""
 
 
 def _rows(batch: dict[str, Any], rows: slice) -> dict[str, Any]:
@@ -184,33 +223,49 @@ def _rows(batch: dict[str, Any], rows: slice) -> dict[str, Any]:
     return {k: v[rows] for k, v in batch.items()}
 
 
-def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: TaskPlan) -> list[WindowOutput]:
+def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: TaskPlan,
+                whisper: Any = None) -> list[WindowOutput]:
     """One batch of windows (each (T,) float32 16 kHz, T <= 30 s) -> one output per window.
 
-    The caller holds the model lock and ``torch.inference_mode``.
+    ``whisper``: a ``WhisperDecoderASR`` over the model's speech encoder (needed when
+    ``plan.transcript_source == "whisper"``). The caller holds the model lock and
+    ``torch.inference_mode``.
     """
+    import torch
+
     from emoreason.data.dataset import TRANSCRIPT_CONTEXT_TASKS
 
     if processor.transcript_in_prompt and plan.task in TRANSCRIPT_CONTEXT_TASKS:
-        return run_with_transcript_context(model, processor, waves, plan)
+        return run_with_transcript_context(model, processor, waves, plan, whisper)
     b = len(waves)
-    extra = plan.transcript_prompt is not None
+    extra = plan.transcript_source == "model"  # B more rows: the ASR instruction on the same windows
     prompts = [plan.prompt] * b + ([plan.transcript_prompt] * b if extra else [])
     batch = processor(waves=list(waves) * (2 if extra else 1), prompts=prompts)  # (B or 2B, L) left-padded
+    # Every encoder once, on the B windows; the ASR rows reuse the same frames.
+    frames = model.encode(_rows(batch, slice(0, b)))
+    batch = {**batch, **({k: torch.cat([v, v]) for k, v in frames.items()} if extra else frames)}
+    words: list[list[dict[str, Any]] | None] = [None] * b
+    transcripts: list[str] | None = None
+    if plan.transcript_source == "whisper":
+        if whisper is None:
+            raise ValueError("the plan asks for Whisper transcripts but no Whisper decoder was given")
+        # The LLM's frames serve Whisper's decoder only for full 30 s windows (see whisper_asr).
+        reuse = frames["speech_frames"] if "speech_frame_mask" not in frames else None
+        found = whisper.transcribe(list(waves), reuse)
+        transcripts, words = [t.text for t in found], [t.words for t in found]
     probs: list[np.ndarray | None] = [None] * b
     if plan.sentences:
         # Scored on the task's rows only; they may carry a little extra left padding (the ASR
         # prompt can be longer), which the attention mask and position ids ignore.
         probs = _forced_choice(model, _rows(batch, slice(0, b)) if extra else batch, plan.sentences)
+    if plan.task == "asr" and transcripts is not None:  # task asr with the Whisper source: no LLM text
+        return [WindowOutput(None, transcripts[i], None, words[i]) for i in range(b)]
     if plan.max_new_tokens == 0:
-        texts = [""] * len(prompts)
-    elif extra and plan.quotes == "constrained":
-        texts = _constrained(model, batch, waves, plan.max_new_tokens)
-    else:
-        rows = [(i, "text") for i in range(b)] + ([(i, "transcript") for i in range(b)] if extra else [])
-        texts = _generate(model, batch, waves, rows, plan.max_new_tokens)
-    texts = [t.strip() for t in texts]
-    return [WindowOutput(probs[i], texts[i], texts[b + i] if extra else None) for i in range(b)]
+        return [WindowOutput(probs[i], "", None) for i in range(b)]
+    prefixes = _forced_prefixes(plan, probs)
+    texts, transcripts = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=extra)
+    texts = [join_answer(prefix, t.strip()) for prefix, t in zip(prefixes, texts)]
+    return [WindowOutput(probs[i], texts[i], transcripts[i] if transcripts else None, words[i]) for i in range(b)]
 
 
 def _forced_choice(model: Any, batch: dict[str, Any], sentences: Sequence[str]) -> list[np.ndarray]:
@@ -221,51 +276,110 @@ def _forced_choice(model: Any, batch: dict[str, Any], sentences: Sequence[str]) 
     return [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
 
 
+def _forced_prefixes(plan: TaskPlan, probs: Sequence[np.ndarray | None]) -> list[str]:
+    """Per window, the label sentence the answer must start with (``explain="forced"``), else ""."""
+    if plan.sentences and plan.explain == "forced":
+        return [plan.sentences[int(np.argmax(p))] for p in probs]
+    return [""] * len(probs)
+
+
 def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.ndarray],
-                                plan: TaskPlan) -> list[WindowOutput]:
+                                plan: TaskPlan, whisper: Any = None) -> list[WindowOutput]:
     """One batch of emotion / sentiment windows for a model trained with the transcript in its
-    prompts: the windows' transcripts are generated first (the ASR instruction; ``plan``'s budget,
-    or :data:`CONTEXT_TRANSCRIPT_TOKENS` when it generates nothing else), then the task prompt is
+    prompts: the windows' transcripts come first (the Whisper decoder when the plan's source is
+    ``whisper``, else the model's ASR instruction with ``plan``'s budget, or
+    :data:`CONTEXT_TRANSCRIPT_TOKENS` when it generates nothing else), then the task prompt is
     rendered with them, as training rendered the reference transcripts, for the forced choice and
-    the explanation (quotes held to the transcript when ``plan.quotes`` is ``constrained``).
+    the explanation (forced label prefix and quote constraint as in :func:`run_windows`).
 
     The transcript is always returned: the answer depended on it, even when the caller asked for
     none (``transcript="none"`` cannot apply to such a model)."""
     b = len(waves)
-    asr = processor(waves=list(waves), prompts=[plan.transcript_prompt or default_prompt("asr")] * b)
-    budget = plan.max_new_tokens or CONTEXT_TRANSCRIPT_TOKENS
-    transcripts = [t.strip() for t in _generate(model, asr, waves, [(i, "transcript") for i in range(b)], budget)]
+    words: list[list[dict[str, Any]] | None] = [None] * b
+    if plan.transcript_source == "whisper" and whisper is not None:
+        found = whisper.transcribe(list(waves), None)
+        transcripts, words = [t.text for t in found], [t.words for t in found]
+    else:
+        asr = processor(waves=list(waves), prompts=[plan.transcript_prompt or default_prompt("asr")] * b)
+        budget = plan.max_new_tokens or CONTEXT_TRANSCRIPT_TOKENS
+        transcripts = [t.strip() for t in _generate(model, asr, waves, [(i, "transcript") for i in range(b)], budget)]
     batch = processor(waves=list(waves), prompts=[plan.prompt] * b, transcripts=transcripts)  # (B, L) left-padded
     probs = _forced_choice(model, batch, plan.sentences)
     if plan.max_new_tokens == 0:
-        texts = [""] * b
-    elif plan.quotes == "constrained":
+        return [WindowOutput(probs[i], "", transcripts[i], words[i]) for i in range(b)]
+    prefixes = _forced_prefixes(plan, probs)
+    texts, _ = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=False)
+    texts = [join_answer(prefix, t.strip()) for prefix, t in zip(prefixes, texts)]
+    return [WindowOutput(probs[i], texts[i], transcripts[i], words[i]) for i in range(b)]
+
+
+def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], plan: TaskPlan,
+                      prefixes: list[str], transcripts: list[str] | None, asr_rows: bool) -> tuple[list[str], list[str] | None]:
+    """The task rows' continuations (after their ``prefixes``) and, with ``asr_rows`` (rows b..2b of
+    ``batch``), the transcripts they generate; ``transcripts`` already known (Whisper) pass through."""
+    b = len(waves)
+    suffixes = [_token_ids(model.tokenizer, p) for p in prefixes]
+    text_rows = [(i, "text") for i in range(b)]
+    asr_tags = [(i, "transcript") for i in range(b)]
+    if plan.quotes == "constrained":
         from transformers import LogitsProcessorList
 
         from emoreason.inference.quote_constraint import QuoteConstraint
 
+        if asr_rows:  # transcripts first, then the explanations may quote them
+            transcripts = [t.strip() for t in _generate(model, _rows(batch, slice(b, 2 * b)), waves, asr_tags,
+                                                        plan.max_new_tokens)]
+        task_rows = append_tokens(_rows(batch, slice(0, b)) if asr_rows else batch, suffixes, processor.pad_token_id)
         constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
-        texts = _generate(model, batch, waves, [(i, "text") for i in range(b)], plan.max_new_tokens,
+        texts = _generate(model, task_rows, waves, text_rows, plan.max_new_tokens, prefixes,
                           logits_processor=LogitsProcessorList([constraint]))
-    else:
-        texts = _generate(model, batch, waves, [(i, "text") for i in range(b)], plan.max_new_tokens)
-    return [WindowOutput(probs[i], texts[i].strip(), transcripts[i]) for i in range(b)]
+        return list(texts), transcripts
+    batch = append_tokens(batch, suffixes + ([[]] * b if asr_rows else []), processor.pad_token_id)
+    texts = [t.strip() for t in _generate(model, batch, waves, text_rows + (asr_tags if asr_rows else []),
+                                          plan.max_new_tokens, list(prefixes) + ([""] * b if asr_rows else []))]
+    if asr_rows:  # one call for 2B rows: greedy decoding is memory-bound, so it costs far less than two
+        return texts[:b], texts[b:]
+    return texts, transcripts
 
 
-def _constrained(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], max_new_tokens: int) -> list[str]:
-    """The 2B rows of ``batch`` (task rows, then ASR rows) generated in two calls: transcripts
-    first, then the explanations with quotes held to their window's transcript."""
-    from transformers import LogitsProcessorList
+def _token_ids(tokenizer: Any, text: str) -> list[int]:
+    """``text`` as response tokens, tokenised alone as ``score_candidates`` scores it."""
+    return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
-    from emoreason.inference.quote_constraint import QuoteConstraint
 
-    b = len(waves)
-    transcripts = [t.strip() for t in _generate(model, _rows(batch, slice(b, 2 * b)), waves,
-                                                [(i, "transcript") for i in range(b)], max_new_tokens)]
-    constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
-    explanations = _generate(model, _rows(batch, slice(0, b)), waves, [(i, "text") for i in range(b)], max_new_tokens,
-                             logits_processor=LogitsProcessorList([constraint]))
-    return list(explanations) + transcripts
+def append_tokens(batch: dict[str, Any], suffixes: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
+    """A left-padded prompt batch with ``suffixes[i]`` appended to row i: still left-padded, every
+    row ending at the last column ((B, L) -> (B, L + max suffix length)); other keys unchanged.
+
+    The forced label sentence becomes the start of the answer this way: the model continues
+    after it exactly as after the same tokens it generated itself.
+    """
+    import torch
+
+    longest = max((len(s) for s in suffixes), default=0)
+    if longest == 0:
+        return batch
+    ids, mask = batch["input_ids"], batch["attention_mask"]
+    n, length = ids.shape
+    new_ids = torch.full((n, length + longest), pad_id, dtype=ids.dtype, device=ids.device)
+    new_mask = torch.zeros((n, length + longest), dtype=mask.dtype, device=mask.device)
+    for i, suffix in enumerate(suffixes):
+        shift = longest - len(suffix)  # extra left padding of this row
+        new_ids[i, shift : shift + length] = ids[i]
+        new_mask[i, shift : shift + length] = mask[i]
+        if suffix:
+            new_ids[i, length + shift :] = torch.tensor(list(suffix), dtype=ids.dtype, device=ids.device)
+            new_mask[i, length + shift :] = 1
+    return {**batch, "input_ids": new_ids, "attention_mask": new_mask}
+
+
+def join_answer(prefix: str, continuation: str) -> str:
+    """The forced prefix and what the model generated after it, as one answer."""
+    if not prefix:
+        return continuation
+    if not continuation:
+        return prefix
+    return prefix + ("" if continuation[0] in ".,;:!?)" else " ") + continuation
 
 
 def stitch(texts: Sequence[str], sep: str = " ") -> str:

@@ -3,21 +3,22 @@
     {"file": "a.wav", "model": "runs/x/final", "task": "emotion", "duration": 3.2,
      "label": "angry", "scores": {"angry": 0.71, ...}, "explanation": "The speaker sounds angry. ...",
      "quotes": [{"text": "I hate this", "start": null, "end": null, "grounded": true}], "cues": {...}, "segments": [],
-     "transcript": {"text": "I hate this.", "source": "model-asr", "words": []},
-     "answer": null, "question": null}
+     "transcript": {"text": "I hate this.", "source": "whisper",
+                    "words": [{"text": "I", "start": 0.0, "end": 0.3}, ...]},
+     "answer": null, "question": null, "consistent": true}
 
 Which fields a task fills:
 
 | task | label / scores | explanation, quotes | transcript | answer, question |
 |---|---|---|---|---|
-| emotion, sentiment | forced choice | generated | the model's ASR (unless turned off) | null |
-| asr | null / {} | "" / [] | the generated transcript | null |
-| sqa | null / {} | "" / [] | the model's ASR (unless turned off) | generated / asked |
+| emotion, sentiment | forced choice | generated (after the label's sentence by default) | Whisper or the model's ASR (unless turned off) | null |
+| asr | null / {} | "" / [] | the generated transcript (Whisper's with ``transcript="whisper"``) | null |
+| sqa | null / {} | "" / [] | Whisper or the model's ASR (unless turned off) | generated / asked |
 
 ``segments`` is empty for clips of at most one window (30 s); longer clips get one entry per
 window (same fields, with ``start`` / ``end`` seconds) and the top-level fields summarise them.
-The keys of earlier versions keep their meaning; ``transcript``, ``answer`` and ``question`` were
-added (always present, null when not produced).
+The keys of earlier versions keep their meaning; ``transcript``, ``answer``, ``question`` and
+``consistent`` were added (always present, null when not produced).
 """
 from __future__ import annotations
 
@@ -40,17 +41,18 @@ class Quote:
     grounded: bool = False
 
 
-TRANSCRIPT_SOURCES = ("model-asr",)
+TRANSCRIPT_SOURCES = ("model-asr", "whisper")
 """Where a transcript came from. ``model-asr``: the AudioLLM's own ASR task (greedy generation
-from the first ASR instruction of the training pool). Other sources (e.g. a Whisper decoder with
-word timings) add their name here."""
+from the first ASR instruction of the training pool); ``whisper``: the speech encoder's own
+Whisper decoder over the frames the AudioLLM computed, with word timings."""
 
 
 @dataclass
 class Transcript:
     """What was said: ``text``, its ``source`` (one of :data:`TRANSCRIPT_SOURCES`) and ``words``
-    (``{"text", "start", "end"}`` seconds in the file) where a source knows word timings; the
-    model's ASR does not, so its ``words`` is empty."""
+    (``{"text", "start", "end"}`` seconds in the file, in order) where a source knows word
+    timings: Whisper's come from its cross-attention (20 ms steps); the model's ASR has none, so
+    its ``words`` is empty."""
 
     text: str
     source: str
@@ -74,6 +76,9 @@ class Segment:
     """This window's transcript (asr: the task's output; other tasks: the extra ASR generation)."""
     answer: str | None = None
     """sqa: this window's answer to the question."""
+    consistent: bool | None = None
+    """Whether the label read back from ``explanation`` (``emoreason.text.label_extraction``) is
+    ``label``; None when no label can be read (or there is no explanation)."""
 
 
 @dataclass
@@ -98,6 +103,10 @@ class AnalysisResult:
     """sqa: the answer; long audio: the windows' answers, one line each, in window order."""
     question: str | None = None
     """sqa: the question asked."""
+    consistent: bool | None = None
+    """emotion / sentiment: whether the explanation commits to ``label`` (the label read back
+    from its text by ``emoreason.text.label_extraction``); False flags a disagreement; None when
+    no label can be read from the text (or there is none: asr, sqa, max_new_tokens 0)."""
     ok: bool = field(default=True, init=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:

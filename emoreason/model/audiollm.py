@@ -175,21 +175,26 @@ class AudioLLM(nn.Module):
 
     def audio_tokens(
         self,
-        speech_features: torch.Tensor,
+        speech_features: torch.Tensor | None,
         emotion_features: torch.Tensor | None = None,
         speech_attention_mask: torch.Tensor | None = None,
         emotion_attention_mask: torch.Tensor | None = None,
+        precomputed: Mapping[str, tuple[torch.Tensor, torch.Tensor | None]] | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio -> (tokens (B, N, H), mask (B, N) bool). N sums the adapters' token counts, in
         adapter order; each clip's valid tokens, in row order, are what fills its placeholders.
 
         ``*_features``: (B, n_mels, M) log-mel or (B, S) waveform per encoder; ``*_attention_mask``
-        (B, M) for dynamic-length mel. Raises ValueError when an encoder's features are missing.
+        (B, M) for dynamic-length mel. ``precomputed``: encoder name -> (frames, frame mask) already
+        computed (:meth:`encode`); those encoders do not run. Raises ValueError when an encoder's
+        features are missing.
         """
         inputs = {"speech": (speech_features, speech_attention_mask),
                   "emotion": (emotion_features, emotion_attention_mask)}
-        frames: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        frames: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = dict(precomputed or {})
         for name in self.encoder_names:
+            if name in frames:
+                continue
             features, mask = inputs[name]
             if features is None:
                 raise ValueError(f"the model's {name} encoder needs {name}_features (the processor makes them)")
@@ -203,17 +208,39 @@ class AudioLLM(nn.Module):
             return tokens[0], masks[0]
         return torch.cat(tokens, dim=1), torch.cat(masks, dim=1)
 
+    def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Run every encoder on a processor batch once: ``{name}_frames`` (B, T, d) and, for
+        dynamic-length Whisper, ``{name}_frame_mask`` (B, T) bool, per encoder name.
+
+        Merged into the batch (``{**batch, **model.encode(batch)}``), they stand in for the
+        encoders in :meth:`embed` (so :meth:`generate` and :meth:`score_candidates` on the same
+        clips do not encode them again), and row slicing keeps them aligned (batch-first).
+        """
+        batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        out: dict[str, torch.Tensor] = {}
+        for name in self.encoder_names:
+            frames, mask = self._encode(name, batch[f"{name}_features"], batch.get(f"{name}_attention_mask"))
+            out[f"{name}_frames"] = frames
+            if mask is not None:
+                out[f"{name}_frame_mask"] = mask
+        return out
+
     def embed(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Processor batch -> LLM input embeddings (B, L, H) with audio tokens in the placeholders.
 
-        Raises ValueError when a clip's audio token count differs from its placeholder count.
+        ``{name}_frames`` / ``{name}_frame_mask`` in the batch (from :meth:`encode`) replace
+        running that encoder. Raises ValueError when a clip's audio token count differs from its
+        placeholder count.
         """
         input_ids = batch["input_ids"]
+        precomputed = {n: (batch[f"{n}_frames"], batch.get(f"{n}_frame_mask"))
+                       for n in self.encoder_names if f"{n}_frames" in batch}
         tokens, mask = self.audio_tokens(
-            batch["speech_features"],
+            batch.get("speech_features"),
             batch.get("emotion_features"),
             batch.get("speech_attention_mask"),
             batch.get("emotion_attention_mask"),
+            precomputed=precomputed,
         )
         is_audio = input_ids == self.audio_token_id
         placeholders, produced = is_audio.sum(dim=1), mask.sum(dim=1)

@@ -116,6 +116,40 @@ def special_ids(tokenizer_json: Path) -> dict[str, int]:
     return {"eot": ids["<|endoftext|>"], "sot": ids["<|startoftranscript|>"], "no_timestamps": ids.get("<|notimestamps|>", -1)}
 
 
+def packaged_generation_config(model_dir: Path, config: Any) -> Any:
+    """A Whisper ``GenerationConfig`` for a converted directory (which has none).
+
+    Carries what transformers' Whisper ``generate`` reads: start / end ids, suppressed tokens,
+    the no-timestamps id, for multilingual models the language and task ids, and the
+    cross-attention ``alignment_heads`` (word timings) when the CT2 config lists them.
+    """
+    from transformers import GenerationConfig
+
+    added = json.loads((model_dir / "tokenizer.json").read_text())["added_tokens"]
+    ids = {t["content"]: t["id"] for t in added}
+    langs = {tok: i for tok, i in ids.items()
+             if tok.startswith("<|") and tok.endswith("|>") and 2 <= len(tok) - 4 <= 3 and tok[2:-2].isalpha()
+             and tok[2:-2].islower()}
+    # Whisper's own rule (whisper/tokenizer.py): English-only vocabularies have 51864 entries. The
+    # .en tokenizers still list the language tokens, so their presence proves nothing.
+    multilingual = config.vocab_size >= 51865
+    gen = GenerationConfig(
+        decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id,
+        suppress_tokens=config.suppress_tokens, begin_suppress_tokens=config.begin_suppress_tokens,
+        no_timestamps_token_id=ids["<|notimestamps|>"],
+        is_multilingual=multilingual,
+    )
+    if multilingual:
+        gen.lang_to_id = langs
+        gen.task_to_id = {"transcribe": ids["<|transcribe|>"], "translate": ids["<|translate|>"]}
+    ct2 = model_dir / "ct2_config.json"
+    heads = json.loads(ct2.read_text()).get("alignment_heads") if ct2.is_file() else None
+    if heads:  # [[layer, head], ...]: the heads whose cross-attention follows the audio (OpenAI's choice)
+        gen.alignment_heads = [list(map(int, h)) for h in heads]
+    return gen
+
+
 def write_whisper_dir(name: str, data: bytes, ct2_config: Path, tokenizer: Path, companions: list[Path],
                       out: Path) -> None:
     """Convert the CT2 ``model.bin`` bytes into a transformers Whisper directory at ``out`` (which exists).

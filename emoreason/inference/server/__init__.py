@@ -12,7 +12,7 @@
 Endpoints (details in docs/inference.md and at ``/docs``):
 
 - ``POST /analyze``: multipart ``file`` (+ optional form fields ``task`` (emotion | sentiment | asr |
-  sqa), ``question`` (sqa), ``transcript`` (model | none), ``quotes`` (constrained | free),
+  sqa), ``question`` (sqa), ``transcript`` (auto | model | whisper | none), ``quotes`` (constrained | free), ``explain`` (forced | free),
   ``max_new_tokens``, ``prompt``) -> the analysis JSON (``emoreason.inference.results``).
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (``stream`` too), ``POST /v1/audio/transcriptions``:
   the OpenAI-compatible routes (``openai_api``).
@@ -42,7 +42,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve a trained model over HTTP (POST /analyze, OpenAI-compatible /v1, GET /health) with a web page at /",
         description="Load a trained model once and serve it: POST /analyze (multipart 'file', optional 'task' "
-        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' model|none, 'quotes' constrained|free), "
+        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' auto|model|whisper|none, 'quotes' constrained|free, 'explain' forced|free), "
         "the OpenAI-compatible GET /v1/models, POST /v1/chat/completions (input_audio / audio_url parts, stream) and "
         "POST /v1/audio/transcriptions, GET /health, /docs, and a web page at / to upload or record a clip. "
         "Concurrent requests are batched together.",

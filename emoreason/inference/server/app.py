@@ -92,9 +92,12 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         max_new_tokens: int = Form(max_new_tokens),
         prompt: str = Form("", description="the instruction (default: the task's trained one)"),
         question: str = Form("", description="sqa: the question asked about the clip"),
-        transcript: str = Form("model", max_length=32, description="model: also transcribe with the model's ASR task; none: skip"),
+        transcript: str = Form("auto", max_length=32, description="auto | model | whisper | none: where the transcript comes from "
+                               "(auto: the speech encoder's Whisper decoder when it has one, else the model's ASR task)"),
         quotes: str = Form("", max_length=32, description="constrained: quotes only from the transcript; free: unconstrained; "
                            "empty: constrained when there is a transcript"),
+        explain: str = Form("forced", max_length=32, description="forced: the explanation continues the forced-choice label's "
+                            "sentence; free: generated freely (may disagree, see 'consistent')"),
     ) -> Any:
         """Analyse one clip: label, scores, explanation, quotes, transcript, cues (``emoreason.inference.results``)."""
         name = file.filename or "upload"
@@ -103,7 +106,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         check_text(ctx, "prompt", prompt)  # before reading the upload: refuse cheaply
         check_text(ctx, "question", question)
         options = AnalyzeOptions(task=task, prompt=prompt or None, question=question or None, max_new_tokens=max_new_tokens,
-                                 transcript=transcript, quotes=quotes or None)
+                                 transcript=transcript, quotes=quotes or None, explain=explain)
         result, outcome = await analyze_clip(ctx, name, await file.read(), options)
         return JSONResponse(result.to_dict(), headers=batch_header(outcome))
 

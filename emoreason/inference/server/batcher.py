@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from emoreason.errors import UserError
-from emoreason.inference.generation import RowTags, generation_hooks
+from emoreason.inference.generation import RowTags, generation_hooks, join_answer
 from emoreason.inference.results import AnalysisError, AnalysisResult
 
 log = logging.getLogger(__name__)
@@ -52,14 +52,15 @@ class AnalyzeOptions:
     prompt: str | None = None
     question: str | None = None
     max_new_tokens: int = 128
-    transcript: str = "model"
+    transcript: str = "auto"
     quotes: str | None = None
+    explain: str = "forced"
     temperature: float = 0.0
     """0: greedy (the engine's default); > 0: sampled at this temperature."""
 
     def engine_kwargs(self) -> dict[str, Any]:
         return dict(task=self.task, prompt=self.prompt, question=self.question, max_new_tokens=self.max_new_tokens,
-                    transcript=self.transcript, quotes=self.quotes)
+                    transcript=self.transcript, quotes=self.quotes, explain=self.explain)
 
 
 @dataclass
@@ -121,7 +122,7 @@ class _RowHooks:
         # not (a future engine may copy) just gets no streaming / deadline.
         return next((job for job in self.jobs if np.may_share_memory(window, job.wave)), None)
 
-    def generate_kwargs(self, waves: Sequence[np.ndarray], rows: RowTags) -> dict[str, Any]:
+    def generate_kwargs(self, waves: Sequence[np.ndarray], rows: RowTags, prefixes: Sequence[str]) -> dict[str, Any]:
         from transformers import StoppingCriteriaList
 
         owners = [self._owner(w) for w in waves]
@@ -130,7 +131,7 @@ class _RowHooks:
         streamed = {r: job for r, ((_, part), job) in enumerate(zip(rows, row_jobs))
                     if part == "text" and job is not None and job.on_text is not None and job.windows == 1}
         if streamed:
-            kwargs["streamer"] = _RowStreamer(self.tokenizer, self.eos, streamed)
+            kwargs["streamer"] = _RowStreamer(self.tokenizer, self.eos, streamed, {r: prefixes[r] for r in streamed})
         if self.temperature > 0 and any(part == "text" for _, part in rows):
             kwargs.update(do_sample=True, temperature=self.temperature)
         return kwargs
@@ -152,10 +153,11 @@ class _DeadlineStop:
 class _RowStreamer:
     """A transformers streamer (``put`` / ``end``) for a batched ``generate``: decodes the rows of
     streaming jobs and passes each job its text so far (whitespace at the ends held back, so the
-    pieces add up to the final, stripped text)."""
+    pieces add up to the final, stripped text). A row's forced prefix (the label sentence with
+    ``explain="forced"``) is sent first: it is the start of the answer the caller gets."""
 
-    def __init__(self, tokenizer: Any, eos: set[int], rows: dict[int, Job]):
-        self.tokenizer, self.eos, self.rows = tokenizer, eos, rows
+    def __init__(self, tokenizer: Any, eos: set[int], rows: dict[int, Job], prefixes: dict[int, str]):
+        self.tokenizer, self.eos, self.rows, self.prefixes = tokenizer, eos, rows, prefixes
         self.ids: dict[int, list[int]] = {r: [] for r in rows}
         self.finished: set[int] = set()
 
@@ -170,7 +172,7 @@ class _RowStreamer:
                 self.finished.add(row)
                 continue
             self.ids[row].append(tokens[row])
-            text = self.tokenizer.decode(self.ids[row], skip_special_tokens=True).strip()
+            text = join_answer(self.prefixes.get(row, ""), self.tokenizer.decode(self.ids[row], skip_special_tokens=True).strip())
             if text and not text.endswith("\ufffd"):  # a split multi-byte character: wait for the rest
                 job.on_text(text)  # type: ignore[misc]
 

@@ -5,7 +5,7 @@ A chat request is one clip and one question about it: the last user message must
 audio part (``input_audio`` with base64 ``data`` + ``format``, or ``audio_url`` with a ``data:``
 URL; the server fetches nothing), and its text parts are the instruction (sqa: the question).
 System and earlier messages are ignored: the model answers single turns. Extra body fields pick
-the task: ``task`` (emotion | sentiment | asr | sqa, default emotion), ``transcript`` (model | none)
+the task: ``task`` (emotion | sentiment | asr | sqa, default emotion), ``transcript`` (auto | model | whisper | none), ``explain`` (forced | free)
 and ``quotes`` (constrained | free), as on ``/analyze``.
 
 The reply's ``message.content`` is the model's text (emotion / sentiment: the explanation, asr:
@@ -94,8 +94,11 @@ class ChatRequest(BaseModel):
     temperature: float | None = Field(None, ge=0.0, le=2.0, description="absent or 0: greedy; > 0: sampled")
     n: int = Field(1, ge=1, le=1, description="one choice per request")
     task: Literal["emotion", "sentiment", "asr", "sqa"] = Field("emotion", description="emoreason extension: the task asked")
-    transcript: Literal["model", "none"] = Field("model", description="emoreason extension: also transcribe (model) or not")
+    transcript: Literal["auto", "model", "whisper", "none"] = Field(
+        "auto", description="emoreason extension: where the transcript comes from (auto: Whisper decoder if any, else the model's ASR)")
     quotes: Literal["constrained", "free"] | None = Field(None, description="emoreason extension: quotes held to the transcript")
+    explain: Literal["forced", "free"] = Field("forced", description="emoreason extension: the explanation continues the "
+                                               "forced-choice label's sentence (forced) or is free")
 
 
 def _audio_bytes(part: InputAudioPart | AudioURLPart, where: str) -> bytes:
@@ -136,7 +139,7 @@ def parse_chat(ctx: ServerContext, req: ChatRequest) -> tuple[bytes, AnalyzeOpti
     options = AnalyzeOptions(
         task=req.task, prompt=None if req.task == "sqa" else (text or None), question=(text or None) if req.task == "sqa" else None,
         max_new_tokens=ctx.default_max_new_tokens if budget is None else budget, transcript=req.transcript,
-        quotes=req.quotes, temperature=req.temperature or 0.0)
+        quotes=req.quotes, explain=req.explain, temperature=req.temperature or 0.0)
     j, part = audio[0]
     return _audio_bytes(part, f"messages[{index}].content[{j}]"), options
 

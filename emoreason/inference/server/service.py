@@ -52,7 +52,7 @@ def check_options(ctx: ServerContext, options: AnalyzeOptions) -> None:
         raise APIError(400, f"temperature must be in [0, 2], got {options.temperature}", "temperature")
     try:
         make_plan(options.task, ctx.engine.labels(options.task), options.prompt, options.question, options.max_new_tokens,
-                  options.transcript, options.quotes)
+                  options.transcript, options.quotes, options.explain, whisper=ctx.engine.has_whisper)
     except UserError as e:
         raise APIError(400, str(e)) from None
 

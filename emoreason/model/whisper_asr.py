@@ -1,0 +1,338 @@
+"""The speech encoder's own Whisper decoder: transcripts with word timings from the frames the
+AudioLLM already computed.
+
+    asr = WhisperDecoderASR.load(checkpoint_dir, model.speech_encoder)  # decoder weights only
+    asr.transcribe(waves, frames)   # frames (B, 1500, d) of 30 s windows (None: encode) -> [Transcription, ...]
+
+When the AudioLLM's speech encoder is a frozen, pretrained Whisper checkpoint that still holds its
+decoder (the packaged ``whisper-tiny.en``, the hub's ``large-v3``), the encoder output the LLM
+reads is exactly what that decoder was trained on, so a transcript costs only the small decoder:
+the encoder is not run again. Only the decoder half (and its tokenizer) is loaded; the encoder is
+the AudioLLM's own module, shared.
+
+Whisper was trained on 30 s windows (the clip padded with silence); its decoder over a shorter
+encoder output (the ``dynamic_length`` setting) loops and invents words (tiny.en on espeak
+speech: "The quick round-fuck-stump, over the lazy dog. The quick round-..." for "the quick brown
+fox jumps over the lazy dog"). So frames are reused only for 30 s windows; for dynamic-length
+encoders :meth:`WhisperDecoderASR.transcribe` encodes the padded window itself (one more pass of
+the speech encoder, the only case where it runs twice).
+
+Word timings come from the decoder's cross-attention (OpenAI's method, ``whisper/timing.py``):
+one teacher-forced decoder pass over the transcript tokens returns the attention of the
+checkpoint's alignment heads; normalised per audio frame, median-filtered over time and averaged
+over heads, it is aligned to the tokens by dynamic time warping; a word starts where its first
+token's path enters and ends where the next word's starts. The path covers every frame, so pauses
+land inside words; each word is then shrunk to the frames inside it that carry sound
+(:func:`trim_to_sound`). Resolution is one encoder frame (20 ms); accuracy on espeak-ng words
+with known boundaries: ``benchmarks/whisper_word_timing.py`` (numbers in docs/inference.md).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emoreason.audio import MEL_HOP, SAMPLE_RATE
+from emoreason.model.encoders import FRAMES_PER_WINDOW
+
+FRAME_SECONDS = 2 * MEL_HOP / SAMPLE_RATE
+"""One Whisper encoder frame: 20 ms (conv2 has stride 2 over 10 ms mel hops)."""
+MEDIAN_WIDTH = 7
+"""Median filter over time applied to the alignment heads' attention (OpenAI's default)."""
+MAX_NEW_TOKENS = 224
+"""Per 30 s window; fast speech is ~100 tokens, the cap only stops a repetition loop."""
+
+
+@dataclass
+class Transcription:
+    """One window's transcript: ``text`` and ``words`` (``{"text", "start", "end"}``, seconds from
+    the window's start, ``start <= end``, non-decreasing)."""
+
+    text: str
+    words: list[dict[str, Any]] = field(default_factory=list)
+
+
+def decoder_checkpoint(path: str | Path) -> Path | None:
+    """The local Whisper directory at ``path`` when it holds decoder weights (safetensors), else None."""
+    local = Path(path)
+    files = sorted(local.glob("*.safetensors")) if local.is_dir() else []
+    if not files or not (local / "tokenizer.json").is_file():
+        return None
+    from safetensors import safe_open
+
+    for f in files:
+        with safe_open(str(f), "pt") as handle:
+            if any(k.startswith(("model.decoder.", "decoder.")) for k in handle.keys()):
+                return local
+    return None
+
+
+def encoder_decoder_dir(encoder_type: str, path: str | None, init: str, trainable: bool) -> Path | None:
+    """Where the decoder of a speech encoder config (``model.speech_encoder``'s fields) lives:
+    the Whisper checkpoint directory when the encoder is that checkpoint's, unchanged (pretrained
+    and frozen) and the checkpoint holds decoder weights; else None.
+
+    A trained (fine-tuned) encoder no longer gives the frames the decoder was trained on, and a
+    random one has no decoder: both get None (the engine then uses the model's own ASR task).
+    ``packaged:NAME`` resolves to its prepared directory; hub ids only when they are a local path.
+    """
+    if encoder_type != "whisper" or init != "pretrained" or trainable or not path:
+        return None
+    from emoreason.weights import PREFIX, resolve_packaged
+
+    if path.startswith(PREFIX):
+        resolved = resolve_packaged(path[len(PREFIX):])
+        return decoder_checkpoint(resolved) if isinstance(resolved, Path) else None
+    return decoder_checkpoint(path)
+
+
+def _tokenizer(path: Path) -> Any:
+    """The checkpoint's tokenizer: a full one when saved with a config, else the bare ``tokenizer.json``."""
+    from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+    if (path / "tokenizer_config.json").is_file():
+        return AutoTokenizer.from_pretrained(path)
+    return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
+
+
+class WhisperDecoderASR:
+    """Greedy Whisper transcription over given encoder frames, with word timings.
+
+    Args:
+        model: a ``WhisperForConditionalGeneration`` whose ``model.encoder`` is the AudioLLM's
+            (shared, never called on the reuse path) and whose decoder holds the checkpoint's weights.
+        tokenizer: the checkpoint's tokenizer.
+        encoder: the AudioLLM's speech encoder (``WhisperFrames``), used only for dynamic-length models.
+        feature_extractor: the checkpoint's ``WhisperFeatureExtractor`` (30 s log-mel), same use.
+    """
+
+    def __init__(self, model: nn.Module, tokenizer: Any, encoder: nn.Module, feature_extractor: Any):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.encoder = encoder
+        self.features = feature_extractor
+        gen = model.generation_config
+        self.heads: list[list[int]] = [list(h) for h in getattr(gen, "alignment_heads", None) or []]
+        if not self.heads:  # OpenAI's fallback: every head of the upper half of the decoder
+            layers, heads = model.config.decoder_layers, model.config.decoder_attention_heads
+            self.heads = [[layer, h] for layer in range(layers // 2, layers) for h in range(heads)]
+        self.multilingual = bool(getattr(gen, "is_multilingual", False))
+
+    @classmethod
+    def load(cls, path: str | Path, encoder: nn.Module) -> "WhisperDecoderASR":
+        """Decoder weights of the Whisper directory ``path`` around the AudioLLM's speech ``encoder``
+        (a ``WhisperFrames``), on the encoder's device and in its dtype."""
+        from safetensors.torch import load_file
+        from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+        from emoreason.weights.whisper_convert import packaged_generation_config
+
+        path = Path(path)
+        config = WhisperConfig.from_pretrained(path)
+        with torch.device("meta"):
+            model = WhisperForConditionalGeneration._from_config(config, attn_implementation="sdpa")
+        param = next(encoder.parameters())
+        state: dict[str, torch.Tensor] = {}
+        for f in sorted(path.glob("*.safetensors")):
+            for key, value in load_file(str(f)).items():
+                name = key if key.startswith(("model.", "proj_out")) else f"model.{key}"
+                if name.startswith(("model.decoder.", "proj_out.")):
+                    state[name] = value.to(param.device, param.dtype)
+        if "proj_out.weight" not in state:  # tied to the token embedding (not stored by the converter)
+            state["proj_out.weight"] = state["model.decoder.embed_tokens.weight"]
+        missing, _ = model.load_state_dict(state, strict=False, assign=True)
+        missing = [k for k in missing if not k.startswith("model.encoder.")]
+        if missing:
+            raise ValueError(f"{path}: Whisper checkpoint lacks decoder weights, e.g. {missing[:3]}")
+        model.model.encoder = encoder.encoder  # shared with the AudioLLM, not a copy
+        model.proj_out.weight = model.model.decoder.embed_tokens.weight
+        model.eval()
+        if (path / "generation_config.json").is_file():
+            from transformers import GenerationConfig
+
+            model.generation_config = GenerationConfig.from_pretrained(path)
+            heads = json.loads((path / "generation_config.json").read_text()).get("alignment_heads")
+            if heads:
+                model.generation_config.alignment_heads = heads
+        else:
+            model.generation_config = packaged_generation_config(path, config)
+        return cls(model, _tokenizer(path), encoder, WhisperFeatureExtractor.from_pretrained(path))
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.model.model.decoder.embed_tokens.weight.dtype
+
+    def encode(self, waves: list[np.ndarray]) -> torch.Tensor:
+        """(T,) 16 kHz windows -> (B, 1500, d) frames of the zero-padded 30 s window (the
+        dynamic-length case: the AudioLLM's own frames are shorter than Whisper expects)."""
+        mel = self.features(waves, sampling_rate=SAMPLE_RATE, padding="max_length", return_tensors="pt").input_features
+        param = next(self.encoder.parameters())
+        frames, _ = self.encoder(mel.to(param.device, param.dtype))
+        return frames
+
+    @torch.inference_mode()
+    def transcribe(self, waves: list[np.ndarray], frames: torch.Tensor | None = None,
+                   max_new_tokens: int = MAX_NEW_TOKENS) -> list[Transcription]:
+        """Windows (each (T,) float32 16 kHz, T <= 30 s) -> one :class:`Transcription` each.
+
+        ``frames``: (B, 1500, d) the speech encoder's output for these windows padded to 30 s (the
+        AudioLLM's, reused); None: encoded here (dynamic-length models).
+        """
+        from transformers.modeling_outputs import BaseModelOutput
+
+        if frames is None:
+            frames = self.encode(waves)
+        if frames.shape[1] != FRAMES_PER_WINDOW:
+            raise ValueError(f"Whisper's decoder needs {FRAMES_PER_WINDOW} frames per window, got {frames.shape[1]}")
+        frames = frames.to(self.dtype)
+        extra = {"language": "en", "task": "transcribe"} if self.multilingual else {}
+        out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames), num_beams=1,
+                                  do_sample=False, return_timestamps=False, max_new_tokens=max_new_tokens, **extra)
+        results = []
+        for i, row in enumerate(out.tolist()):
+            valid = max(1, min(FRAMES_PER_WINDOW, int(np.ceil(waves[i].size / SAMPLE_RATE / FRAME_SECONDS))))
+            found = self._align(frames[i : i + 1], row, valid)
+            found.words = trim_to_sound(found.words, waves[i])
+            results.append(found)
+        return results
+
+    def _prompt_ids(self) -> list[int]:
+        """The decoder prompt greedy decoding starts from: <|startoftranscript|> (+ <|en|>
+        <|transcribe|> for multilingual checkpoints) <|notimestamps|>."""
+        gen = self.model.generation_config
+        ids = [gen.decoder_start_token_id]
+        if self.multilingual:
+            ids += [gen.lang_to_id["<|en|>"], gen.task_to_id["transcribe"]]
+        return ids + [gen.no_timestamps_token_id]
+
+    def _align(self, frames: torch.Tensor, row: list[int], valid_frames: int) -> Transcription:
+        """One generated row -> text and word timings (cross-attention DTW over ``valid_frames``)."""
+        # Whisper's special tokens (<|endoftext|>, <|startoftranscript|>, languages, timestamps)
+        # all come after the text vocabulary, from <|endoftext|> on.
+        eot = self.model.generation_config.eos_token_id
+        text_tokens = [t for t in row if t < eot]  # generate may or may not return the prompt tokens
+        text = self.tokenizer.decode(text_tokens).strip()
+        if not text_tokens:
+            return Transcription(text)
+        prompt = self._prompt_ids()
+        start = len(prompt)
+        seq = prompt + text_tokens + [eot]
+        ids = torch.tensor([seq], device=frames.device)
+        # Eager attention for this one pass: SDPA (used for generation, faster) returns no weights.
+        self.model.set_attn_implementation("eager")
+        try:
+            out = self.model(encoder_outputs=(frames,), decoder_input_ids=ids, output_attentions=True, use_cache=False)
+        finally:
+            self.model.set_attn_implementation("sdpa")
+        # cross_attentions: per layer (1, heads, tokens, 1500) softmax weights. The attention at
+        # input position p is what predicts token p + 1: rows start-1 .. N+start-1 (the last prompt
+        # token through the last text token) are where text tokens 0..N-1 and then eot are decided.
+        weights = torch.stack([out.cross_attentions[layer][0, head] for layer, head in self.heads])
+        weights = weights[:, start - 1 : -1, :valid_frames].float()  # (H, N + 1, valid frames)
+        weights = (weights - weights.mean(dim=-2, keepdim=True)) / weights.std(dim=-2, keepdim=True, unbiased=False).clamp_min(1e-8)
+        matrix = _median_filter(weights, MEDIAN_WIDTH).mean(0).cpu().double().numpy()  # (N + 1, F)
+        token_rows, frame_cols = dtw(-matrix)
+        jumps = np.diff(token_rows, prepend=-1).astype(bool)  # first path cell of each token row
+        starts = frame_cols[jumps] * FRAME_SECONDS  # (N + 1,): token i starts at starts[i]; eot ends the last word
+        words, bounds = _words(self.tokenizer, text_tokens)
+        return Transcription(text, [
+            {"text": w, "start": round(float(starts[a]), 3), "end": round(float(starts[b]), 3)}
+            for w, (a, b) in zip(words, bounds)
+        ])
+
+
+def trim_to_sound(words: list[dict[str, Any]], wave: np.ndarray, range_db: float = 40.0,
+                  floor_db: float = 10.0) -> list[dict[str, Any]]:
+    """Shrink each word's span to the 20 ms frames inside it that carry sound.
+
+    The alignment path covers every frame, so a pause is given to a neighbouring word (a word
+    "lasts" until the next one starts). A frame carries sound when its level is within
+    ``range_db`` of the clip's loudest frame and ``floor_db`` above its noise floor (10th
+    percentile); a word with no such frame keeps its span. Spans only shrink: order is kept.
+    """
+    hop = int(FRAME_SECONDS * SAMPLE_RATE)
+    n = wave.size // hop
+    if n == 0 or not words:
+        return words
+    rms = np.sqrt((wave[: n * hop].astype(np.float64).reshape(n, hop) ** 2).mean(1))
+    level = 20 * np.log10(rms + 1e-10)
+    loud = level > max(level.max() - range_db, np.percentile(level, 10) + floor_db)
+    out = []
+    for w in words:
+        a, b = int(round(w["start"] / FRAME_SECONDS)), int(round(w["end"] / FRAME_SECONDS))
+        hits = np.flatnonzero(loud[a:b])
+        if hits.size:
+            w = {**w, "start": round(float(a + hits[0]) * FRAME_SECONDS, 3),
+                 "end": round(float(a + hits[-1] + 1) * FRAME_SECONDS, 3)}
+        out.append(w)
+    return out
+
+
+def _words(tokenizer: Any, tokens: list[int]) -> tuple[list[str], list[tuple[int, int]]]:
+    """Split text tokens into words: a token whose text starts with a space opens a new word
+    (punctuation stays with the word before it). Returns the words and their [first, end) token
+    index ranges."""
+    words: list[str] = []
+    bounds: list[tuple[int, int]] = []
+    for i, tok in enumerate(tokens):
+        piece = tokenizer.decode([tok])
+        if not words or piece.startswith(" ") and piece.strip():
+            words.append(piece.strip())
+            bounds.append((i, i + 1))
+        else:
+            words[-1] += piece
+            bounds[-1] = (bounds[-1][0], i + 1)
+    keep = [k for k, w in enumerate(words) if w.strip()]
+    return [words[k] for k in keep], [bounds[k] for k in keep]
+
+
+def _median_filter(x: torch.Tensor, width: int) -> torch.Tensor:
+    """Median over the last axis with a ``width`` window (reflect-padded); (..., F) -> (..., F)."""
+    pad = width // 2
+    if x.shape[-1] <= pad:
+        return x
+    flat = x.reshape(-1, 1, x.shape[-1])  # reflect padding wants (N, C, F)
+    padded = nn.functional.pad(flat, (pad, pad), mode="reflect")
+    return padded.unfold(-1, width, 1).median(dim=-1).values.reshape(x.shape)
+
+
+def dtw(cost: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Monotone alignment of rows (tokens) to columns (frames): the path from (0, 0) to
+    (N-1, F-1) with steps right, down or diagonal that minimises the summed ``cost`` (N, F).
+
+    Returns the path's row and column indices, in order. Each row is filled in one vectorised
+    step: with a = cost[i] + min(upper-left, upper), D[i, j] = min_k<=j (a[k] + cost[i, k+1..j]),
+    a running minimum over prefix sums.
+    """
+    n, f = cost.shape
+    total = np.full((n + 1, f + 1), np.inf)
+    total[0, 0] = 0.0
+    step = np.zeros((n, f), dtype=np.int8)  # 0 diagonal, 1 from above, 2 from the left
+    for i in range(n):
+        diag, up = total[i, :-1], total[i, 1:]
+        a = cost[i] + np.minimum(diag, up)
+        prefix = np.cumsum(cost[i])
+        best = np.minimum.accumulate(a - prefix) + prefix
+        # best <= a holds exactly in arithmetic; the prefix sums add rounding, so "came from the
+        # left" needs a clear margin (ties go to the diagonal / upper move).
+        left = best < a - 1e-9 * np.maximum(1.0, np.abs(np.where(np.isfinite(a), a, 0.0)))
+        total[i + 1, 1:] = np.where(left, best, a)
+        step[i] = np.where(left, 2, np.where(diag <= up, 0, 1))
+    rows, cols = [], []
+    i, j = n - 1, f - 1
+    while i >= 0 and j >= 0:
+        rows.append(i)
+        cols.append(j)
+        move = step[i, j]
+        if move == 0:
+            i, j = i - 1, j - 1
+        elif move == 1:
+            i -= 1
+        else:
+            j -= 1
+    return np.array(rows[::-1]), np.array(cols[::-1])

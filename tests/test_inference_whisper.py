@@ -1,0 +1,171 @@
+"""Transcripts from the speech encoder's own Whisper decoder (``transcript="whisper"``): word
+timings on espeak-ng speech with known word boundaries, the encoder run once per batch, window
+offsets for long audio, and the fallbacks when there is no decoder. The engine tests load a tiny
+random LLM over the packaged whisper-tiny.en encoder (skipped where it is not installed)."""
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emoreason.audio import SAMPLE_RATE, load_audio
+from emoreason.errors import UserError
+from emoreason.inference.engine import Engine
+from emoreason.model.whisper_asr import dtw, trim_to_sound
+from emoreason.testing.fixtures import speak, tone
+from emoreason.weights import REGISTRY, is_installed
+
+needs_tiny_en = pytest.mark.skipif(not is_installed(REGISTRY["whisper-tiny.en"]),
+                                   reason=f"{REGISTRY['whisper-tiny.en'].pip_command} not installed")
+needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed")
+WORDS = ["please", "open", "the", "window"]
+
+
+def _brute_dtw_cost(cost: np.ndarray) -> float:
+    n, f = cost.shape
+    total = np.full((n + 1, f + 1), np.inf)
+    total[0, 0] = 0.0
+    for i in range(n):
+        for j in range(f):
+            total[i + 1, j + 1] = cost[i, j] + min(total[i, j], total[i, j + 1], total[i + 1, j])
+    return float(total[n, f])
+
+
+def test_dtw_finds_the_cheapest_monotone_path():
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        cost = np.round(rng.random((rng.integers(1, 6), rng.integers(1, 9))), 1)  # ties on purpose
+        rows, cols = dtw(cost)
+        assert (rows[0], cols[0]) == (0, 0) and (rows[-1], cols[-1]) == (cost.shape[0] - 1, cost.shape[1] - 1)
+        steps = np.stack([np.diff(rows), np.diff(cols)], 1)
+        assert ((steps >= 0) & (steps <= 1)).all() and (steps.sum(1) >= 1).all()
+        assert cost[rows, cols].sum() == pytest.approx(_brute_dtw_cost(cost))
+
+
+def test_trim_to_sound_drops_pauses_inside_word_spans():
+    wave = np.zeros(2 * SAMPLE_RATE, np.float32)
+    wave[int(0.5 * SAMPLE_RATE):int(0.9 * SAMPLE_RATE)] = tone(0.4)
+    words = [{"text": "hi", "start": 0.0, "end": 1.5}, {"text": "uh", "start": 1.5, "end": 2.0}]
+    trimmed = trim_to_sound(words, wave)
+    assert trimmed[0] == {"text": "hi", "start": 0.5, "end": 0.9}
+    assert trimmed[1] == words[1]  # no sound in its span: kept
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A run whose speech encoder is the packaged whisper-tiny.en (frozen, 30 s windows) under a
+    tiny random LLM; no emotion encoder."""
+    from emoreason.config import EncoderConfig, LLMConfig, LoRAConfig, ModelConfig
+    from emoreason.model.builder import build_model, save_pretrained
+
+    if not is_installed(REGISTRY["whisper-tiny.en"]):
+        pytest.skip(f"{REGISTRY['whisper-tiny.en'].pip_command} not installed")
+    torch.manual_seed(0)
+    cfg = ModelConfig(
+        speech_encoder=EncoderConfig(type="whisper", path="packaged:whisper-tiny.en", num_tokens=100),
+        emotion_encoder=None, fusion="none",
+        llm=LLMConfig(path="builtin:tiny", init="random", dtype="float32"),
+        lora=LoRAConfig(enabled=True, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
+    )
+    model, processor = build_model(cfg)
+    out = tmp_path_factory.mktemp("whisper-run")
+    save_pretrained(model, cfg, out / "final")
+    processor.save_pretrained(out / "final")
+    return out
+
+
+@pytest.fixture(scope="module")
+def engine(run_dir: Path) -> Engine:
+    return Engine.load(run_dir, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def phrase(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """WORDS spoken one by one by espeak-ng and joined with silences -> (wave, true word spans s)."""
+    tmp = tmp_path_factory.mktemp("words")
+    parts, spans, offset = [np.zeros(int(0.3 * SAMPLE_RATE), np.float32)], [], int(0.3 * SAMPLE_RATE)
+    for i, (word, gap) in enumerate(zip(WORDS, (0.5, 0.35, 0.6, 0.4))):
+        wave = load_audio(speak(word, tmp / f"{i}.wav"))
+        loud = np.flatnonzero(np.abs(wave) > 0.02 * np.abs(wave).max())
+        spans.append(((offset + loud[0]) / SAMPLE_RATE, (offset + loud[-1]) / SAMPLE_RATE))
+        parts += [wave, np.zeros(int(gap * SAMPLE_RATE), np.float32)]
+        offset += wave.size + parts[-1].size
+    return np.concatenate(parts), spans
+
+
+def _plain(word: str) -> str:
+    return re.sub(r"[^a-z']", "", word.lower())
+
+
+@needs_tiny_en
+@needs_espeak
+def test_whisper_words_follow_the_speech(engine, phrase):
+    """auto picks Whisper; words come back in order, inside the clip, each on its spoken word."""
+    wave, spans = phrase
+    [r] = engine.analyze([("phrase.wav", wave)], max_new_tokens=4)
+    assert engine.has_whisper and r.transcript.source == "whisper"
+    words = r.transcript.words
+    assert [_plain(w["text"]) for w in words] == WORDS, r.transcript.text
+    starts, ends = [w["start"] for w in words], [w["end"] for w in words]
+    assert all(0.0 <= s <= e <= r.duration for s, e in zip(starts, ends))
+    assert starts == sorted(starts) and all(e <= s for e, s in zip(ends, starts[1:]))
+    for w, (s, e) in zip(words, spans):  # within 60 ms of the true boundaries (20 ms frames)
+        assert abs(w["start"] - s) <= 0.06 and abs(w["end"] - e) <= 0.06, (w, (s, e))
+    # the explanation's quotes are held to this transcript (constrained by default)
+    assert all(q.grounded for q in r.quotes)
+    assert r.to_dict()["transcript"]["words"] == words
+
+
+@needs_tiny_en
+def test_encoder_runs_once_per_batch(engine):
+    """Scoring, explanation and the Whisper decoder (or the model's ASR rows) share one encoder pass."""
+    calls = []
+    hook = engine.model.speech_encoder.encoder.conv1.register_forward_hook(lambda m, i, o: calls.append(o.shape[0]))
+    try:
+        clips = [("a.wav", tone(1.0, 150)), ("b.wav", tone(2.0, 220))]
+        for transcript, explain in (("whisper", "forced"), ("model", "free"), ("none", "forced")):
+            calls.clear()
+            engine.analyze(clips, batch_size=2, max_new_tokens=3, transcript=transcript, explain=explain)
+            assert calls == [2], (transcript, calls)  # one pass, over the two windows
+    finally:
+        hook.remove()
+
+
+@pytest.mark.slow
+@needs_tiny_en
+@needs_espeak
+def test_long_audio_words_are_in_file_time(engine, phrase):
+    wave, spans = phrase
+    start = 32.0 * SAMPLE_RATE
+    long = np.zeros(int(start) + wave.size, np.float32)
+    long[int(start):] = wave  # silence, then the phrase in the second window (30 s .. 36.9 s)
+    [r] = engine.analyze([("long.wav", long)], task="asr", transcript="whisper")
+    assert [(s.start, s.end) for s in r.segments][1][0] == 30.0
+    words = r.segments[1].transcript.words
+    assert [_plain(w["text"]) for w in words] == WORDS
+    assert abs(words[0]["start"] - (32.0 + spans[0][0])) <= 0.06
+    assert r.transcript.source == "whisper" and r.transcript.words[-len(words):] == words
+
+
+def test_no_decoder_means_model_asr(tmp_path):
+    """The tiny random encoder has no Whisper decoder: auto uses the model's ASR, whisper is refused."""
+    from emoreason.testing.tiny import save_tiny_run
+
+    small = Engine.load(save_tiny_run(tmp_path / "run"), device="cpu")
+    assert not small.has_whisper
+    [r] = small.analyze([("x.wav", tone(1.0))], max_new_tokens=3)
+    assert r.transcript.source == "model-asr" and r.transcript.words == []
+    with pytest.raises(UserError, match="transcript 'whisper' needs"):
+        small.analyze([("x.wav", tone(1.0))], transcript="whisper")
+
+
+def test_fine_tuned_or_random_encoders_have_no_decoder():
+    from emoreason.model.whisper_asr import encoder_decoder_dir
+
+    assert encoder_decoder_dir("whisper", "preset:whisper-test", "random", False) is None
+    assert encoder_decoder_dir("hubert", "packaged:whisper-tiny.en", "pretrained", False) is None
+    assert encoder_decoder_dir("whisper", "packaged:whisper-tiny.en", "pretrained", True) is None  # trained encoder
