@@ -101,7 +101,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
         model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit,
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
-                          instructions=args.instructions, exclude_training_clips=args.exclude_training_clips)
+                          instructions=args.instructions, exclude_training_clips=args.exclude_training_clips,
+                          explain=args.explain)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     if args.probe_train:
@@ -203,6 +204,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--out", required=True, help="output directory (rerun with the same directory to resume)")
     r.add_argument("--limit", type=int, default=None, help="only the first N rows (smoke tests)")
     r.add_argument("--batch-size", type=int, default=8, help="clips per engine call (default 8)")
+    r.add_argument("--explain", choices=("free", "forced"), default="free",
+                   help="emotion / sentiment answers: free (default, the paper's protocol: the judge reads the label the "
+                        "model wrote) or forced (as `analyze` answers: the forced-choice label's sentence starts the answer)")
     r.add_argument("--max-new-tokens", type=int, default=128,
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)

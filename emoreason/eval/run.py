@@ -103,7 +103,8 @@ def _prediction_row(row, data: dict[str, Any], instruction: str, model: str) -> 
     return out
 
 
-def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_size: int, max_new_tokens: int):
+def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_size: int, max_new_tokens: int,
+                 explain: str = "free"):
     """The engine API per task: asr and emotion / sentiment take the instruction as ``prompt``;
     sqa takes it as ``question`` (one question per call). Only asr transcribes: the other tasks
     keep the row's own transcript, so the engine's extra ASR generation would be wasted."""
@@ -111,19 +112,23 @@ def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_si
         return engine.analyze(paths, task="sqa", question=instruction, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, transcript="none")
     return engine.analyze(paths, task=task, prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                          transcript="model" if task == "asr" else "none")
+                          transcript="model" if task == "asr" else "none",
+                          **({"explain": explain} if task in ("emotion", "sentiment") else {}))
 
 
 def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
                       limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128,
-                      instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False) -> Path:
+                      instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False,
+                      explain: str = "free") -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
     sentiment its free-text ``explanation`` (what an LLM judge reads; the forced-choice ``label``
     and its ``scores`` are kept as ``model_label`` / ``model_scores``). ``instructions``: see
     :func:`instruction_of`. ``engine``: an already loaded engine (default: ``Engine.load(run_dir)``).
-    Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
+    ``explain``: ``free`` (default; the paper's protocol: the judge reads the label the model wrote)
+    or ``forced`` (what ``analyze`` prints: the answer starts with the forced-choice label's
+    sentence, so the judged label is the forced choice). Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
     """
     from tqdm import tqdm
@@ -151,7 +156,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
                 paths = [str(resolve_audio(r, manifest)) for r in batch]
-                results = _engine_call(engine, paths, t, instruction, batch_size, max_new_tokens)
+                results = _engine_call(engine, paths, t, instruction, batch_size, max_new_tokens, explain)
                 for row, res in zip(batch, results, strict=True):
                     data = res.to_dict()
                     if not res.ok:
