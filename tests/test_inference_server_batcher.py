@@ -36,14 +36,14 @@ def test_rows_stream_to_their_own_job_and_expired_rows_stop(engine):
     loop = asyncio.new_event_loop()
     try:
         waves = [_wave(200), _wave(310)]
-        plain = engine.analyze([("a", waves[0]), ("b", waves[1])], max_new_tokens=12, transcript="none")
+        plain = engine.analyze([("a", waves[0]), ("b", waves[1])], max_new_tokens=12, transcript="none", explain="free")
         seen: list[str] = []
         live = _job(waves[0], loop, time.monotonic() + 600, on_text=seen.append)
         gone = _job(waves[1], loop, time.monotonic() + 600)
         gone.cancelled = True  # its caller went away: its row ends after the first step
         hooks = _RowHooks([live, gone], engine.model.tokenizer, engine.model.eos_ids(), temperature=0.0)
         with generation_hooks(hooks):
-            hooked = engine.analyze([("a", waves[0]), ("b", waves[1])], max_new_tokens=12, transcript="none")
+            hooked = engine.analyze([("a", waves[0]), ("b", waves[1])], max_new_tokens=12, transcript="none", explain="free")
     finally:
         loop.close()
     assert hooked[0].explanation == plain[0].explanation  # the live row is untouched by its neighbour's stop
@@ -58,12 +58,31 @@ def test_rows_stream_to_their_own_job_and_expired_rows_stop(engine):
     assert n_gone <= 1 < n_plain  # stopped at the first step instead of running its 12 tokens
 
 
+def test_a_forced_label_sentence_is_streamed_first(engine):
+    """explain="forced": the answer starts with the label sentence, which is in the prompt, not
+    generated; the stream must still add up to the answer, so it sends the sentence first."""
+    loop = asyncio.new_event_loop()
+    try:
+        wave = _wave(250)
+        seen: list[str] = []
+        job = _job(wave, loop, time.monotonic() + 600, on_text=seen.append)
+        hooks = _RowHooks([job], engine.model.tokenizer, engine.model.eos_ids(), temperature=0.0)
+        with generation_hooks(hooks):
+            [result] = engine.analyze([("a", wave)], max_new_tokens=8, transcript="none", explain="forced")
+    finally:
+        loop.close()
+    sentence = f"The speaker sounds {result.label}."
+    assert result.explanation.startswith(sentence)
+    assert seen and all(piece.startswith(sentence) for piece in seen)
+    assert result.explanation.startswith(seen[-1])
+
+
 def test_hooks_only_while_the_block_runs(engine):
     """Outside ``generation_hooks`` the engine generates as before (no streamer, no criteria)."""
     calls = []
 
     class Spy:
-        def generate_kwargs(self, waves, rows):
+        def generate_kwargs(self, waves, rows, prefixes):
             calls.append(list(rows))
             return {}
 
