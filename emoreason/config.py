@@ -194,6 +194,10 @@ class TrainConfig:
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
+    packing: bool = True
+    """Pack several short rows of a micro batch into one sequence, attention confined to each row
+    (``emoreason.model.packing``): fewer padding tokens computed, the same losses and gradients.
+    Validation batches stay unpacked."""
     seed: int = 0
     save_every_steps: int = 0
     """0: checkpoint at every epoch end only."""

@@ -29,7 +29,7 @@ from torch import nn
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
-from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses
+from emoreason.train.losses import IGNORE_INDEX, example_token_losses, first_target_position
 from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
                                         save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
@@ -39,7 +39,7 @@ from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_mark
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
 
 log = logging.getLogger("emoreason.train")
-_NOT_MODEL_INPUTS = ("labels", "tasks", "ids")
+_NOT_MODEL_INPUTS = ("labels", "tasks", "ids", "loss_weights")
 
 
 def resolve_precision(precision: str) -> str:
@@ -56,6 +56,19 @@ def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
         for p in params:
             p.requires_grad_(key in active)
             p.grad = None
+
+
+class PackedCollate:
+    """``collate_fn`` followed by :func:`emoreason.model.packing.pack_batch` (``train.packing``):
+    picklable, so DataLoader workers can run it."""
+
+    def __init__(self, collate_fn: Callable[[list[dict]], dict[str, Any]]) -> None:
+        self.collate_fn = collate_fn
+
+    def __call__(self, examples: list[dict]) -> dict[str, Any]:
+        from emoreason.model.packing import pack_batch
+
+        return pack_batch(self.collate_fn(examples))
 
 
 @dataclass
@@ -188,8 +201,9 @@ class Trainer:
         return plan
 
     def _loader(self) -> torch.utils.data.DataLoader:
+        collate = PackedCollate(self.collate_fn) if self.train.packing else self.collate_fn
         return torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn, num_workers=self.num_workers,
+            self.dataset, batch_sampler=self.sampler, collate_fn=collate, num_workers=self.num_workers,
             generator=self.loader_generator,
         )
 
@@ -288,9 +302,12 @@ class Trainer:
                 # Logits only from the first position that predicts a target: the LM head over the
                 # prompt (audio tokens, instruction) is wasted work, ~20% of a SmolLM2 step.
                 logits = self.model(**inputs, logits_to_keep=labels.shape[1] - start).logits
-            sums, counts = token_losses(logits, labels[:, start:])
+            index, weights = batch.get("example_index"), batch.get("loss_weights")
+            sums, counts, weighted, _ = example_token_losses(
+                logits, labels[:, start:], None if index is None else index[:, start:].to(self.acc.device),
+                None if weights is None else weights[:, start:], num_examples=len(batch["tasks"]))
             # DDP averages gradients over processes: scale so the result is the global token mean.
-            self.acc.backward(sums.sum() * self.acc.num_processes / norm)
+            self.acc.backward(weighted.sum() * self.acc.num_processes / norm)
         return sums.detach(), counts, batch["tasks"]
 
     def _reduce_task_losses(self, records: list[tuple[torch.Tensor, torch.Tensor, list[str]]]) -> dict[str, float]:
