@@ -135,3 +135,10 @@ def test_example_losses_weighted_total():
     per = torch.nn.functional.cross_entropy(logits[0, :-1], labels[0, 1:], ignore_index=-100, reduction="none")
     torch.testing.assert_close(sums, torch.stack([per[0] + per[1], per[3] + per[4]]))
     torch.testing.assert_close(weighted, torch.stack([per[0] + 3 * per[1], 2 * per[3] + per[4]]))
+
+
+def test_pack_batch_leaves_unpackable_batches_alone(tiny):
+    _, processor = tiny
+    examples = _examples()[1:3]  # the long row and one short row: nothing shares a row
+    batch = Collator(processor)(examples[:1] + examples[:1])
+    assert pack_batch(batch) is batch

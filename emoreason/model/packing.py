@@ -56,7 +56,8 @@ def pack_batch(batch: dict[str, Any]) -> dict[str, Any]:
     Token entries (``input_ids``, ``attention_mask``, ``labels``, ``loss_weights``) become (P, L);
     ``example_index`` (P, L) int64 names each token's example (0..B-1 in the new order, -1 on
     padding). Entries with a leading dimension B (features, their masks) and the ``tasks`` / ``ids``
-    lists are reordered to the packed order. A batch without ``labels`` (a prompt batch for
+    lists are reordered to the packed order. When no two rows fit in one, the batch comes back
+    unchanged (no ``example_index``). A batch without ``labels`` (a prompt batch for
     generation, left-padded) is refused: only training batches are packed. Padding takes the
     batch's own pad id (its value must only be a valid id: padding is masked and has no target).
     """
@@ -68,6 +69,8 @@ def pack_batch(batch: dict[str, Any]) -> dict[str, Any]:
     if any(not bool(mask[i, : lengths[i]].all()) for i in range(n)):
         raise ValueError("pack_batch needs right-padded rows")
     bins = first_fit_decreasing(lengths, length)
+    if len(bins) == n:  # nothing shares a row: the plain batch is the same work with a cheaper mask
+        return batch
     shortest = min(range(n), key=lambda i: lengths[i])
     pad_token_id = int(batch["input_ids"][shortest, -1]) if lengths[shortest] < length else 0
     order = [i for b in bins for i in b]

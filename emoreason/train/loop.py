@@ -29,7 +29,7 @@ from torch import nn
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
-from emoreason.train.losses import IGNORE_INDEX, example_token_losses, first_target_position
+from emoreason.train.losses import IGNORE_INDEX, example_token_losses, first_target_position, token_losses  # noqa: F401 (re-exported)
 from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
                                         save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
@@ -103,6 +103,8 @@ class Trainer:
         eval_dataset: validation rows (same item format as ``dataset``); their loss per task is
             logged every ``train.eval_every_steps`` steps (0: at each pass end) and selects the
             best model (``RUN_DIR/best``; ``final/`` with ``train.final_from_best``).
+        lengths: token length of every example (``train.group_by_length``: the sampler draws
+            length-grouped batches); None: plain shuffled batches.
     """
 
     def __init__(
@@ -118,6 +120,7 @@ class Trainer:
         num_workers: int = 0,
         save_model: Callable[[nn.Module, Path], None] | None = None,
         eval_dataset: Any = None,
+        lengths: list[int] | None = None,
     ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -178,7 +181,7 @@ class Trainer:
         # FSDP swaps parameters for views into its flat buffers: take the groups again.
         self.groups = {k: list(v) for k, v in self.acc.unwrap_model(self.model).parameter_groups().items()}
         self.sampler = TaskGroupSampler(
-            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed
+            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed, lengths
         )
         plan = self._step_plan()
         self.total_steps = sum(n for _, _, n in plan)
