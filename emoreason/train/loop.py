@@ -29,12 +29,13 @@ from torch import nn
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
-from emoreason.train.losses import IGNORE_INDEX, example_token_losses, first_target_position, token_losses  # noqa: F401 (re-exported)
+from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses
 from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
                                         save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_lr_scheduler, build_optimizer
 from emoreason.train.sampler import TaskGroupSampler
+from emoreason.train.losses import example_token_losses
 from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_marker, validation_losses
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
 
@@ -50,14 +51,6 @@ def resolve_precision(precision: str) -> str:
     return auto_mixed_precision()
 
 
-def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
-    """``requires_grad`` True exactly for the parameters of the ``active`` groups."""
-    for key, params in groups.items():
-        for p in params:
-            p.requires_grad_(key in active)
-            p.grad = None
-
-
 class PackedCollate:
     """``collate_fn`` followed by :func:`emoreason.model.packing.pack_batch` (``train.packing``):
     picklable, so DataLoader workers can run it."""
@@ -69,6 +62,14 @@ class PackedCollate:
         from emoreason.model.packing import pack_batch
 
         return pack_batch(self.collate_fn(examples))
+
+
+def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
+    """``requires_grad`` True exactly for the parameters of the ``active`` groups."""
+    for key, params in groups.items():
+        for p in params:
+            p.requires_grad_(key in active)
+            p.grad = None
 
 
 @dataclass
