@@ -165,7 +165,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     config = find_config(args.config)
     overrides = random_overrides(load_config(config), args.tiny) + [
         f"train.batch_size={args.batch}", "train.grad_accum=1", "train.first_group=emotion",  # emotion phase first
-        "train.max_steps=0", "train.save_every_steps=0", "train.tensorboard=false",
+        "train.max_steps=0", "train.save_every_steps=0", "train.report_to=none",
     ] + list(args.set)
     cfg = load_config(config, overrides)
     R: dict[str, Any] = {

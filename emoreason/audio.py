@@ -1,14 +1,23 @@
-"""Audio input: load any file soundfile reads, downmix, resample to 16 kHz, validate.
+"""Audio input: load any file soundfile or ffmpeg decodes, downmix, resample to 16 kHz, validate.
 
 Every entry point that takes audio from a user goes through :func:`load_audio`, so bad input
 (unreadable, empty, not audio, NaN samples, absurd length) fails the same way everywhere: an
-:class:`AudioError` with a one-line message naming the file.
+:class:`AudioError` with a one-line message naming the file (and, when nothing decodes it, the
+format it looks like).
+
+Decoding: soundfile (libsndfile: wav, flac, ogg/vorbis, opus in ogg, mp3 with libsndfile >= 1.1)
+first, as it is in-process and exact; what it refuses (m4a/AAC, webm/Opus as phones and browsers
+record, mp4/mkv sound tracks, ...) goes to an ``ffmpeg`` subprocess when one is on PATH.
 """
 from __future__ import annotations
 
 from emoreason.errors import UserError
 
 import io
+import math
+import shutil
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +36,11 @@ MEL_FRAMES = WINDOW_SAMPLES // MEL_HOP
 MAX_SECONDS = 4 * 3600.0
 """Anything longer is treated as a mistake (an 'absurd length'), not as audio to process."""
 MIN_SECONDS = 0.05
+MAX_PEAK = 4.0
+"""Largest accepted |sample| (+12 dBFS): float files may overshoot full scale a little (filtering,
+resampling), but values in the tens or hundreds are unscaled data, not audio at full scale = 1."""
+DECODE_BLOCK_SECONDS = 30.0
+"""Audio is decoded, downmixed and resampled this much at a time (see ``_decode_blocks``)."""
 
 
 class AudioError(UserError):
@@ -64,8 +78,15 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
         raise AudioError(f"{name}: expected mono audio, got shape {tuple(wave.shape)}")
     if wave.size == 0:
         raise AudioError(f"{name}: audio is empty (0 samples)")
-    if not np.all(np.isfinite(wave)):
+    # min / max propagate NaN and keep inf, and need no (T,) temporary (np.abs or np.isfinite of a
+    # 2-hour clip would briefly double or quarter-add its 460 MB)
+    lo, hi = float(wave.min()), float(wave.max())
+    if not (np.isfinite(lo) and np.isfinite(hi)):
         raise AudioError(f"{name}: audio contains NaN or infinite samples")
+    peak = max(hi, -lo)
+    if peak > MAX_PEAK:
+        raise AudioError(f"{name}: samples reach {peak:.3g}, far outside [-1, 1] (float audio must be scaled to "
+                         f"full scale = 1; loudness would read {20 * np.log10(peak):+.1f} dBFS)")
     seconds = wave.size / SAMPLE_RATE
     if seconds < MIN_SECONDS:
         raise AudioError(f"{name}: audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)")
@@ -77,7 +98,8 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
 def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     """Read a file (or encoded bytes) -> float32 mono 16 kHz waveform (T,).
 
-    Any sample rate and channel count is accepted. Raises AudioError with a one-line message.
+    Any sample rate and channel count is accepted; any container/codec ffmpeg decodes when
+    soundfile cannot. Raises AudioError with a one-line message.
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     if not isinstance(source, (bytes, bytearray)):
@@ -89,20 +111,156 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> 
         if path.stat().st_size == 0:
             raise AudioError(f"{name}: file is empty (0 bytes)")
     try:
-        handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
+        wave = _read_soundfile(source, name, max_seconds)
+    except _Undecodable as e:
+        data, sr = _read_ffmpeg(source, name, max_seconds, e.reason)
+        wave = resample(to_mono(np.asarray(data, dtype=np.float32)), sr)
+    return validate_wave(wave, name, max_seconds)
+
+
+class _Undecodable(Exception):
+    """soundfile could not decode the input; ``reason`` is its one-line message."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _read_soundfile(source: str | Path | bytes, name: str, max_seconds: float) -> np.ndarray:
+    """float32 mono 16 kHz (T,) via libsndfile, decoded block by block (:func:`_decode_blocks`), or
+    raise :class:`_Undecodable`."""
+    handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
+    try:
         with sf.SoundFile(handle) as f:
             sr = f.samplerate
             if f.frames / max(sr, 1) > max_seconds:
                 raise AudioError(f"{name}: audio is {_duration(f.frames / sr)} long, over the {_duration(max_seconds)} limit")
-            data = f.read(dtype="float32", always_2d=False)
+            return _decode_blocks(f)
     except AudioError:
         raise
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError on junk
         reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-        reason = reason.replace(repr(handle), repr(name))  # not "<_io.BytesIO object at 0x...>"
-        raise AudioError(f"{name}: not a readable audio file ({reason})") from None
-    wave = resample(to_mono(np.asarray(data, dtype=np.float32)), sr)
-    return validate_wave(wave, name, max_seconds)
+        raise _Undecodable(reason.replace(repr(handle), repr(name))) from None  # not "<_io.BytesIO object at 0x...>"
+
+
+# Leading bytes -> format name, for error messages only (decoding never trusts the guess).
+_MAGIC: list[tuple[int, bytes, str]] = [
+    (0, b"RIFF", "wav"), (0, b"fLaC", "flac"), (0, b"OggS", "ogg"), (0, b"ID3", "mp3"), (0, b"\xff\xfb", "mp3"),
+    (0, b"\xff\xf3", "mp3"), (0, b"\xff\xf1", "aac"), (0, b"\xff\xf9", "aac"), (4, b"ftyp", "mp4/m4a"),
+    (0, b"\x1aE\xdf\xa3", "webm/matroska"), (0, b"FORM", "aiff"), (0, b"#!AMR", "amr"), (0, b"caff", "caf"),
+]
+
+
+def guess_format(source: str | Path | bytes) -> str:
+    """A short name for what ``source`` looks like (``m4a``, ``webm/matroska``, ``unknown``): the
+    file extension when there is one, else the leading bytes. Only for messages."""
+    if not isinstance(source, (bytes, bytearray)):
+        suffix = Path(source).suffix.lower().lstrip(".")
+        if suffix:
+            return suffix
+        with open(source, "rb") as f:
+            source = f.read(16)
+    head = bytes(source[:16])
+    return next((fmt for offset, magic, fmt in _MAGIC if head[offset:offset + len(magic)] == magic), "unknown")
+
+
+def _read_ffmpeg(source: str | Path | bytes, name: str, max_seconds: float, sf_reason: str) -> tuple[np.ndarray, int]:
+    """Decode with an ffmpeg subprocess to float32 16 kHz ((T,) or (T, C), sample rate); one-line AudioError naming the format
+    when ffmpeg is missing or fails too."""
+    fmt = guess_format(source)
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(f"{name}: not a readable audio file (format {fmt}: soundfile: {sf_reason}; ffmpeg, which "
+                         f"decodes m4a/webm/mp3 and more, is not installed)")
+    with tempfile.TemporaryDirectory(prefix="emoreason-audio-") as tmp:
+        if isinstance(source, (bytes, bytearray)):
+            # A file, not stdin: mp4/m4a keep their index (moov) at the end, which a pipe cannot seek to.
+            path = Path(tmp) / "input"
+            path.write_bytes(source)
+        else:
+            path = Path(source)
+        # Decode one second past the limit: enough to tell "too long" without decoding hours. The
+        # channels are kept (a float wav in the temp dir) and averaged by to_mono: ffmpeg's own -ac
+        # mixes at -3 dB, and a clip must give the same samples whichever decoder read it.
+        out = Path(tmp) / "decoded.wav"
+        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-t", f"{max_seconds + 1:.3f}",
+               "-vn", "-map", "0:a:0", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_f32le", "-f", "wav", str(out)]
+        try:
+            done = subprocess.run(cmd, capture_output=True, timeout=max(60.0, max_seconds / 10))
+        except subprocess.TimeoutExpired:
+            raise AudioError(f"{name}: ffmpeg took too long to decode this {fmt} file") from None
+        if done.returncode != 0 or not out.is_file():
+            lines = [ln.strip() for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+            detail = lines[-1].replace(str(path), name) if lines else "no audio stream"
+            raise AudioError(f"{name}: not a readable audio file (format {fmt}: soundfile: {sf_reason}; ffmpeg: {detail})")
+        data, sr = sf.read(str(out), dtype="float32", always_2d=False)
+    if len(data) > max_seconds * sr:
+        raise AudioError(f"{name}: audio is longer than the {_duration(max_seconds)} limit")
+    return data, sr
+
+
+def _decode_blocks(f: sf.SoundFile) -> np.ndarray:
+    """An open file -> float32 mono 16 kHz (T,), read DECODE_BLOCK_SECONDS at a time.
+
+    Each block is downmixed and resampled (one soxr stream over the whole file, so block edges
+    leave no seam) into one preallocated output: peak memory is the 16 kHz mono result plus one
+    block, not the file's samples at its own rate and channel count (a 2-hour 44.1 kHz stereo file
+    is 2.5 GB as float32, 460 MB as 16 kHz mono).
+    """
+    sr = f.samplerate
+    expected = int(math.ceil(f.frames * SAMPLE_RATE / sr)) if f.frames > 0 else 0
+    out = np.empty(expected + SAMPLE_RATE, dtype=np.float32)  # + 1 s: the stream may round up
+    stream = None
+    if sr != SAMPLE_RATE:
+        import soxr
+
+        stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
+    filled = 0
+    block = max(1, int(DECODE_BLOCK_SECONDS * sr))
+    while True:
+        data = f.read(block, dtype="float32", always_2d=True)  # (n, C)
+        last = data.shape[0] < block
+        mono = to_mono(data) if data.shape[1] > 1 else data[:, 0]
+        if stream is not None:
+            mono = stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+        if filled + mono.size > out.size:  # a header that understated its length: grow
+            out = np.concatenate([out[:filled], np.empty(mono.size + SAMPLE_RATE, dtype=np.float32)])
+        out[filled : filled + mono.size] = mono
+        filled += mono.size
+        if last:
+            break
+    return out[:filled].copy() if filled < out.size // 2 else out[:filled]
+
+
+def probe_audio(path: str | Path, max_seconds: float = MAX_SECONDS) -> str | None:
+    """What is wrong with an audio file, from its header only (no decoding), or None.
+
+    Fast enough to check every clip of a training manifest before the first step: a missing,
+    empty, unreadable, too short or absurdly long file. Damage past the header (a truncated data
+    chunk) is only found when the file is decoded.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return "file not found" if not path.exists() else "not a regular file"
+    if path.stat().st_size == 0:
+        return "file is empty (0 bytes)"
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # soundfile's errors on junk (LibsndfileError, RuntimeError, TypeError)
+        if shutil.which("ffmpeg") is not None:  # m4a / webm / ...: no header reader here, decode it once
+            try:
+                load_audio(path, max_seconds)
+            except AudioError as err:
+                return str(err).removeprefix(f"{path}: ")
+            return None
+        reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        return f"not a readable audio file ({reason.replace(repr(str(path)), 'header')})"
+    seconds = info.frames / max(info.samplerate, 1)
+    if seconds < MIN_SECONDS:
+        return f"audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)"
+    if seconds > max_seconds:
+        return f"audio is {_duration(seconds)} long, over the {_duration(max_seconds)} limit"
+    return None
 
 
 def save_audio(path: str | Path, wave: np.ndarray, sr: int = SAMPLE_RATE) -> None:

@@ -7,6 +7,7 @@ code). Heavy imports (torch, transformers) happen inside those functions so ``--
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import os
@@ -22,6 +23,7 @@ VERBS: dict[str, str] = {
     "eval": "emoreason.eval.cli",
     "demo": "emoreason.demo",
     "weights": "emoreason.weights.cli",
+    "export": "emoreason.model.export",
 }
 DATA_VERBS: list[str] = ["emoreason.data.cli", "emoreason.teacher.cli"]
 
@@ -66,6 +68,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EDQUOT}
+"""Output errors a user fixes (full, read-only or forbidden disk): one line, not a traceback."""
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -84,6 +90,17 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except UserError as e:
         print(f"emoreason: error: {e}", file=sys.stderr)
+        return 1
+    except MemoryError:
+        print("emoreason: error: out of memory (finished work is kept; try a smaller --batch-size, shorter "
+              "files or fewer at once)", file=sys.stderr)
+        return 1
+    except OSError as e:
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"emoreason: error: {where}{e.strerror} (finished work is kept; rerun once the disk has space / "
+              "is writable)", file=sys.stderr)
         return 1
     return int(code or 0)
 

@@ -130,10 +130,16 @@ class DataConfig:
     """Where training rows come from and how tasks are grouped."""
 
     train_manifest: str = ""
-    """Manifest JSONL path, or ``dummy:N`` for N generated clips (tests, smoke runs)."""
+    """Manifest JSONL path, ``dummy:N`` for N generated clips (tests, smoke runs), a ``datasets``
+    ``save_to_disk`` directory, a ``.parquet`` file or ``hf:ID`` (``emoreason.data.hf_source``; column
+    mapping in ``columns`` or as ``SOURCE#field=column,...``)."""
     eval_manifest: str | None = None
     """Validation manifest (or ``dummy:N``); its rows whose ``split`` equals ``eval_split`` (None:
     all) give a validation loss per task during training."""
+    columns: dict[str, str] = field(default_factory=dict)
+    """For dataset sources (a ``datasets`` directory, parquet, ``hf:ID``): manifest field -> the
+    dataset's column, e.g. ``{audio: speech, label: emotion}``; ``"=value"`` gives every row a constant
+    (``{task: "=emotion"}``). Columns already named like manifest fields need no entry."""
     train_split: str | None = "train"
     """Only rows whose ``split`` equals this are used (None: all rows)."""
     eval_split: str | None = "dev"
@@ -146,10 +152,21 @@ class DataConfig:
     max_audio_seconds: float = 30.0
     max_target_tokens: int = 256
     num_workers: int = 0
+    skip_bad_audio: bool = False
+    """Every clip's header is read before training; a missing, empty, unreadable, too short or too
+    long file stops the run there naming ``manifest:line``. True leaves such rows out instead
+    (each one is listed on stderr)."""
     skip_flagged_targets: bool = True
     """Leave out rows whose teacher target failed its checks after every retry
     (``meta.teacher_check.ok == false``, written by ``emoreason data teach``): a target that
     contradicts the gold label or quotes words never said would teach exactly that."""
+    transcript_in_prompt: bool = False
+    """"Transcribe, then reason": emotion / sentiment prompts carry the clip's transcript after the
+    audio (``Transcript: "..."`` then the instruction). Training renders the manifest's reference
+    transcript; inference generates the transcript first with the model's own ASR task (so
+    ``asr`` must be a trained task) and renders that. Targets are unchanged (same teacher text).
+    Saved with the model (``processor_config.json``), so inference knows. False: the paper's
+    end-to-end recipe, the transcript only in the audio."""
 
 
 @dataclass
@@ -191,6 +208,11 @@ class TrainConfig:
     """Per-device micro batch."""
     grad_accum: int = 1
     max_grad_norm: float = 1.0
+    label_loss_weight: float = 1.0
+    """Weight of the gold label's tokens in emotion / sentiment targets relative to the other target
+    tokens (the loss is the weighted token mean; 1: the plain token mean). Reasoning targets state
+    the label once in ~50 tokens, so without it the explanation dominates the gradient
+    (docs/training.md, "Label accuracy")."""
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
@@ -217,7 +239,10 @@ class TrainConfig:
     final_from_best: bool = False
     """``final/`` holds the checkpoint with the lowest validation loss instead of the last one;
     needs ``data.eval_manifest``."""
-    tensorboard: bool = False
+    report_to: str = "none"
+    """Experiment tracker, through accelerate's trackers: ``none``, ``tensorboard`` (``RUN_DIR/tensorboard``),
+    ``wandb`` or ``mlflow``. Gets the same losses (per task), lr, gradient norm and speed as
+    ``metrics.jsonl``, which is always written. Checked at config time: the package must be installed."""
     feature_cache: bool = False
     """Compute each clip's frames once per frozen encoder and reuse them in later epochs and phases
     (``emoreason.model.frame_cache``); trainable encoders always run. Pays off when the frames fit
@@ -241,6 +266,13 @@ class Config:
 
 # --- Validation (cross-field rules; OmegaConf has already checked keys and types) -------------
 
+TRACKER_PACKAGES: dict[str, tuple[str, ...]] = {
+    "tensorboard": ("tensorboard", "tensorboardX"),  # accelerate uses either
+    "wandb": ("wandb",),
+    "mlflow": ("mlflow",),
+}
+"""``train.report_to`` value -> the Python packages that provide it (any one is enough)."""
+
 _CHOICES = {
     "model.fusion": {"sequence", "feature", "none"},
     "model.speech_encoder.type": {"whisper", "hubert", "emotion2vec", "auto"},
@@ -254,7 +286,19 @@ _CHOICES = {
     "train.lr_schedule": {"cosine", "linear", "constant"},
     "train.precision": {"auto", "no", "bf16", "fp16"},
     "train.first_group": {"speech", "emotion"},
+    "train.report_to": set(TRACKER_PACKAGES) | {"none"},
 }
+
+
+def check_tracker(report_to: str) -> None:
+    """Raise ConfigError naming the missing package when ``train.report_to``'s tracker is not installed
+    (at config time, not minutes later when training starts logging)."""
+    import importlib.util
+
+    packages = TRACKER_PACKAGES.get(report_to, ())
+    if packages and not any(importlib.util.find_spec(p) is not None for p in packages):
+        raise ConfigError(f"train.report_to={report_to} needs the {packages[0]} package, which is not installed: "
+                          f"pip install 'emoreason[{report_to}]'")
 
 
 def validate(cfg: Config) -> Config:
@@ -266,6 +310,7 @@ def validate(cfg: Config) -> Config:
             continue  # optional section absent (emotion_encoder: null)
         if value not in allowed:
             raise ConfigError(f"{key}={value!r}: expected one of {sorted(allowed)}")
+    check_tracker(cfg.train.report_to)
     m = cfg.model
     if m.fusion != "none" and m.emotion_encoder is None:
         raise ConfigError(f"model.fusion={m.fusion!r} needs model.emotion_encoder (or set model.fusion=none)")
@@ -288,6 +333,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(t, key)}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+    if t.label_loss_weight <= 0:
+        raise ConfigError(f"train.label_loss_weight must be > 0, got {t.label_loss_weight}")
     if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):
         raise ConfigError(f"train.betas must be two numbers in [0, 1) (beta1, beta2), got {t.betas}")
     for key, value in t.group_lr.items():
@@ -300,10 +347,13 @@ def validate(cfg: Config) -> Config:
     if t.final_from_best and not cfg.data.eval_manifest:
         raise ConfigError("train.final_from_best=true needs data.eval_manifest (the validation loss picks the checkpoint)")
     if not cfg.data.train_manifest:
-        raise ConfigError("data.train_manifest is empty: give a manifest path or dummy:N")
+        raise ConfigError("data.train_manifest is empty: give a manifest path, a datasets directory, a parquet file, hf:ID or dummy:N")
     groups = cfg.data.task_groups
     if set(groups) != {"speech", "emotion"}:
         raise ConfigError(f"data.task_groups must have exactly the keys 'speech' and 'emotion', got {sorted(groups)}")
+    if cfg.data.transcript_in_prompt and not any("asr" in tasks for tasks in groups.values()):
+        raise ConfigError("data.transcript_in_prompt=true needs the asr task in data.task_groups: inference "
+                          "transcribes each clip with the model's own ASR task before it reasons")
     # OmegaConf 2.3 lets a list or mapping stand as an item of a list[str]
     str_lists = {"model.labels": m.labels, "model.sentiment_labels": m.sentiment_labels,
                  "model.lora.target_modules": m.lora.target_modules, **{f"data.task_groups.{g}": v for g, v in groups.items()}}

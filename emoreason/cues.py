@@ -48,32 +48,65 @@ _RELATIVE = {
 BASELINE_MIN_CLIPS = 3
 
 
-def _frames(x: np.ndarray, length: int, hop: int) -> np.ndarray:
-    """(T,) -> (N, length) overlapping frames (zero-padded at the end)."""
-    n = max(1, 1 + (x.size - 1) // hop)
-    padded = np.zeros((n - 1) * hop + length, dtype=np.float64)
-    padded[: x.size] = x
-    idx = np.arange(length)[None, :] + hop * np.arange(n)[:, None]
-    return padded[idx]
+BLOCK_FRAMES = 1000
+"""Frames analysed at once (10 s of audio at HOP_S): the YIN arrays of one block take ~60 MB,
+whatever the clip's length (the whole clip at once took ~3.8 MB per second of audio)."""
+
+
+def _frame_count(n_samples: int, hop: int) -> int:
+    """Frames of a (T,) signal at ``hop``: one starting at every hop, at least one."""
+    return max(1, 1 + (n_samples - 1) // hop)
+
+
+def _block_frames(x: np.ndarray, first: int, count: int, length: int, hop: int) -> np.ndarray:
+    """Frames ``first .. first + count - 1`` of (T,) ``x`` -> (count, length) float64, zero-padded
+    past the end of ``x`` (the same values as framing the whole signal at once)."""
+    start = first * hop
+    seg = np.zeros((count - 1) * hop + length, dtype=np.float64)
+    piece = x[start : start + seg.size]
+    seg[: piece.size] = piece
+    idx = np.arange(length)[None, :] + hop * np.arange(count)[:, None]
+    return seg[idx]
+
+
+def frame_tracks(wave: np.ndarray, sr: int, fmin: float = FMIN_HZ, fmax: float = FMAX_HZ,
+                 block_frames: int = BLOCK_FRAMES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Frame-level tracks of a mono (T,) clip at HOP_S spacing: (rms_dbfs (N,), f0_hz (N,), aperiodicity (N,)).
+
+    Computed ``block_frames`` frames at a time, so memory is bounded by the block, not the clip;
+    the tracks themselves cost 24 bytes per 10 ms frame (~200 MB for the 4 h input limit).
+    """
+    win, hop = int(FRAME_S * sr), int(HOP_S * sr)
+    tau_max = int(math.ceil(sr / fmin))
+    n = _frame_count(wave.size, hop)
+    db, f0, aper = np.empty(n), np.empty(n), np.empty(n)
+    for first in range(0, n, block_frames):
+        count = min(block_frames, n - first)
+        fr = _block_frames(wave, first, count, win + tau_max + 1, hop)  # (count, win + tau_max + 1)
+        rms = np.sqrt(np.mean(fr[:, :win] ** 2, axis=1))
+        db[first : first + count] = 20 * np.log10(np.maximum(rms, 1e-10))
+        f0[first : first + count], aper[first : first + count] = _yin_frames(fr, sr, win, fmin, fmax)
+    return db, f0, aper
 
 
 def frame_db(wave: np.ndarray, sr: int) -> np.ndarray:
     """Frame RMS in dBFS, (N,) at HOP_S spacing."""
-    win, hop = int(FRAME_S * sr), int(HOP_S * sr)
-    fr = _frames(wave.astype(np.float64), win, hop)
-    rms = np.sqrt(np.mean(fr**2, axis=1))
-    return 20 * np.log10(np.maximum(rms, 1e-10))
+    return frame_tracks(wave, sr)[0]
 
 
 def yin_f0(wave: np.ndarray, sr: int, fmin: float = FMIN_HZ, fmax: float = FMAX_HZ) -> tuple[np.ndarray, np.ndarray]:
-    """YIN F0 track: (f0_hz (N,), aperiodicity (N,)); f0 is NaN where no period is found.
+    """YIN F0 track: (f0_hz (N,), aperiodicity (N,)); f0 is NaN where no period is found."""
+    _, f0, aper = frame_tracks(wave, sr, fmin, fmax)
+    return f0, aper
+
+
+def _yin_frames(fr: np.ndarray, sr: int, win: int, fmin: float, fmax: float) -> tuple[np.ndarray, np.ndarray]:
+    """YIN over frames (N, win + tau_max + 1) -> (f0_hz (N,), aperiodicity (N,)).
 
     The difference function d(tau) = E(0) + E(tau) - 2 r(tau) is computed for all frames at once:
     r by FFT cross-correlation, the energies by a cumulative sum.
     """
-    win, hop = int(FRAME_S * sr), int(HOP_S * sr)
-    tau_min, tau_max = max(2, int(sr / fmax)), int(math.ceil(sr / fmin))
-    fr = _frames(wave.astype(np.float64), win + tau_max + 1, hop)  # (N, win + tau_max + 1)
+    tau_min, tau_max = max(2, int(sr / fmax)), fr.shape[1] - win - 1
     head = fr[:, :win]
     n_fft = 1 << int(math.ceil(math.log2(fr.shape[1] + win)))
     r = np.fft.irfft(np.conj(np.fft.rfft(head, n_fft)) * np.fft.rfft(fr, n_fft), n_fft)[:, : tau_max + 1]
@@ -127,13 +160,10 @@ def measure_cues(wave: np.ndarray, sr: int, transcript: str | None = None) -> di
     """
     wave = np.asarray(wave, dtype=np.float32).reshape(-1)
     duration = wave.size / sr
-    db = frame_db(wave, sr)
+    db, f0, _ = frame_tracks(wave, sr)
     speech = db > max(db.max() - SILENCE_BELOW_PEAK_DB, SILENCE_FLOOR_DBFS)
     speech_s = float(speech.sum() * HOP_S)
-
-    f0, _ = yin_f0(wave, sr)
-    f0 = f0[: speech.size]
-    voiced = speech[: f0.size] & np.isfinite(f0)
+    voiced = speech & np.isfinite(f0)
     f0_median = f0_std = None
     if voiced.sum() >= 3:
         v = f0[voiced]

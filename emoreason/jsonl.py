@@ -30,6 +30,10 @@ from emoreason.errors import UserError
 T = TypeVar("T")
 
 
+class OutputError(UserError):
+    """An output file cannot be written (full or read-only disk, no permission); one line."""
+
+
 def cut_torn_tail(path: str | Path) -> bool:
     """Cut a JSONL file back to its last newline; return whether anything was cut.
 
@@ -67,8 +71,14 @@ def iter_jsonl(path: str | Path, strict: bool = False, what: str = "a JSON objec
     path = Path(path)
     if not path.is_file():
         return
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                if strict:
+                    raise UserError(f"{path}:{lineno}: not UTF-8 text") from None
+                continue
             if not line.strip():
                 continue
             try:
@@ -89,17 +99,22 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     ``mode`` is ``"w"`` (UTF-8 text) or ``"wb"``.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:
+        raise OutputError(f"{path}: cannot write ({e.strerror or e})") from None
     try:
         with open(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
             yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # full disk mid-write: the old file is untouched
+            raise OutputError(f"{path}: cannot write ({e.strerror or e}); the previous version is kept") from None
         raise
 
 
@@ -141,8 +156,11 @@ class ResumableJsonl:
                  what: str = "a JSON object") -> None:
         self.path = Path(path)
         self._key = (lambda row: row.get(key)) if isinstance(key, str) else key
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.was_torn = cut_torn_tail(self.path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.was_torn = cut_torn_tail(self.path)
+        except OSError as e:
+            raise OutputError(f"{self.path}: cannot write ({e.strerror or e})") from None
         self.done: dict[Any, dict] = {}
         for _, row in iter_jsonl(self.path, strict=strict, what=what):
             k = self._key(row)
@@ -155,11 +173,20 @@ class ResumableJsonl:
         return key in self.done
 
     def append(self, row: dict) -> None:
-        """Write one row and flush it (a kill after this call loses nothing of it)."""
-        if self._file is None:
-            self._file = self.path.open("a", encoding="utf-8")
-        self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
-        self._file.flush()
+        """Write one row and flush it (a kill after this call loses nothing of it).
+
+        A full or read-only disk raises :class:`OutputError` (one line); the rows written before
+        stay, and a half-written last line is cut off so a rerun continues cleanly.
+        """
+        try:
+            if self._file is None:
+                self._file = self.path.open("a", encoding="utf-8")
+            self._file.write(json.dumps(row, ensure_ascii=False) + "\n")
+            self._file.flush()
+        except OSError as e:
+            self._abandon()
+            raise OutputError(f"{self.path}: cannot write ({e.strerror or e}); the {len(self.done)} rows "
+                              "already written are kept, rerun once the disk has space / is writable") from None
         k = self._key(row)
         if k is not None:
             self.done[k] = row
@@ -167,8 +194,23 @@ class ResumableJsonl:
 
     def close(self) -> None:
         if self._file is not None:
-            self._file.close()
+            try:
+                self._file.close()
+            except OSError as e:  # the last flush hit a full disk
+                self._file = None
+                self._abandon()
+                raise OutputError(f"{self.path}: cannot write ({e.strerror or e}); rerun once the disk has space") from None
             self._file = None
+
+    def _abandon(self) -> None:
+        """After a failed write: drop the handle (its buffer cannot reach the disk) and cut any
+        half line it left, so the file ends on a complete row."""
+        if self._file is not None:
+            with contextlib.suppress(OSError):
+                self._file.close()
+            self._file = None
+        with contextlib.suppress(OSError):
+            cut_torn_tail(self.path)
 
     def __enter__(self) -> ResumableJsonl:
         return self
@@ -215,7 +257,9 @@ async def run_bounded(items: Iterable[T], work: Callable[[T], Awaitable[None]], 
     for task in pending:
         task.cancel()
     await asyncio.gather(*pending, return_exceptions=True)
-    for task in done:
-        if task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]
+    # read every finished task's exception (two workers failing at once must not leave one
+    # "never retrieved" to be printed as a traceback at exit), raise the first
+    errors = [task.exception() for task in done if not task.cancelled() and task.exception() is not None]
+    if errors:
+        raise errors[0]
     return finished

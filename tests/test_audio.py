@@ -1,8 +1,11 @@
+import shutil
+import subprocess
+
 import numpy as np
 import pytest
 import soundfile as sf
 
-from emoreason.audio import SAMPLE_RATE, AudioError, load_audio, split_windows
+from emoreason.audio import SAMPLE_RATE, AudioError, guess_format, load_audio, split_windows
 
 
 def test_resample_and_downmix(tmp_path):
@@ -48,3 +51,101 @@ def test_split_windows():
     wins = split_windows(wave)
     assert [(s, e) for s, e, _ in wins] == [(0.0, 30.0), (30.0, 60.0), (60.0, 65.5)]
     assert split_windows(np.zeros(SAMPLE_RATE * 30 + 100, dtype=np.float32))[-1][1] == 30.0
+
+
+# ------------------------------------------------------------------ formats only ffmpeg decodes
+needs_ffmpeg = pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg not installed")
+
+
+def _encode(tmp_path, suffix: str, codec: list[str], seconds: float = 1.5):
+    """A 440 Hz tone at 48 kHz stereo, encoded by the real ffmpeg: returns (path, reference wave at 16 kHz)."""
+    sr = 48_000
+    t = np.arange(int(sr * seconds)) / sr
+    tone = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    src = tmp_path / "tone.wav"
+    sf.write(src, np.stack([tone, tone], axis=1), sr)
+    out = tmp_path / f"tone{suffix}"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), *codec, str(out)], check=True)
+    return out
+
+
+@needs_ffmpeg
+@pytest.mark.parametrize("suffix, codec", [
+    (".m4a", ["-c:a", "aac", "-b:a", "96k"]),           # what phones record
+    (".webm", ["-c:a", "libopus", "-b:a", "48k"]),      # what browsers' MediaRecorder gives
+    (".mp3", ["-c:a", "libmp3lame", "-b:a", "96k"]),
+])
+def test_ffmpeg_formats_decode_to_the_same_tone(tmp_path, suffix, codec):
+    if suffix == ".mp3" and b"libmp3lame" not in subprocess.run(["ffmpeg", "-hide_banner", "-encoders"], capture_output=True).stdout:
+        pytest.skip("this ffmpeg has no mp3 encoder")
+    path = _encode(tmp_path, suffix, codec)
+    wave = load_audio(path)
+    assert wave.dtype == np.float32 and wave.ndim == 1
+    assert abs(wave.size / SAMPLE_RATE - 1.5) < 0.1  # codec padding is a few ms
+    # the tone survives: amplitude ~0.5 and the spectrum peaks at 440 Hz
+    assert 0.4 < np.abs(wave[4000:-4000]).max() < 0.6
+    spectrum = np.abs(np.fft.rfft(wave[:SAMPLE_RATE]))
+    assert abs(np.argmax(spectrum) - 440) <= 2
+    # encoded bytes (an upload) decode the same as the file
+    np.testing.assert_allclose(load_audio(path.read_bytes()), wave, atol=1e-6)
+
+
+@needs_ffmpeg
+def test_ffmpeg_fallback_keeps_the_length_limit(tmp_path):
+    path = _encode(tmp_path, ".m4a", ["-c:a", "aac"], seconds=3.0)
+    with pytest.raises(AudioError, match="limit"):
+        load_audio(path, max_seconds=2.0)
+
+
+@needs_ffmpeg
+def test_undecodable_names_the_format(tmp_path):
+    path = _encode(tmp_path, ".m4a", ["-c:a", "aac"])
+    broken = tmp_path / "broken.m4a"
+    broken.write_bytes(path.read_bytes()[:200])  # header of an mp4, no sound data
+    with pytest.raises(AudioError, match=r"broken\.m4a: not a readable audio file \(format m4a") as err:
+        load_audio(broken)
+    assert "\n" not in str(err.value)
+    with pytest.raises(AudioError, match=r"<bytes>: not a readable audio file \(format mp4/m4a") as err:
+        load_audio(path.read_bytes()[:200])
+    assert "\n" not in str(err.value) and "emoreason-audio-" not in str(err.value)  # no temp path leaks
+
+
+def test_without_ffmpeg_the_error_says_so(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))  # no ffmpeg on this PATH
+    p = tmp_path / "clip.webm"
+    p.write_bytes(b"\x1aE\xdf\xa3" + b"\x00" * 100)
+    with pytest.raises(AudioError, match=r"clip\.webm: not a readable audio file \(format webm.*ffmpeg.*not installed"):
+        load_audio(p)
+
+
+def test_guess_format_from_bytes():
+    assert guess_format(b"\x1aE\xdf\xa3....") == "webm/matroska"
+    assert guess_format(b"\x00\x00\x00\x20ftypM4A ") == "mp4/m4a"
+    assert guess_format(b"hello") == "unknown"
+
+
+def test_unscaled_float_samples_are_refused(tmp_path):
+    p = tmp_path / "unscaled.wav"
+    sf.write(p, np.full(16000, 200.0, dtype=np.float32), 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="far outside") as err:
+        load_audio(p)
+    assert "\n" not in str(err.value)
+    sf.write(p, np.full(16000, 1.2, dtype=np.float32), 16000, subtype="FLOAT")  # a mild overshoot is audio
+    assert load_audio(p).max() == pytest.approx(1.2)
+
+
+@pytest.mark.parametrize("sr, channels", [(44100, 2), (16000, 1), (22050, 3)])
+def test_blockwise_decoding_matches_one_shot(tmp_path, sr, channels):
+    """Long files are decoded in blocks through one resampler stream: no seam at block edges."""
+    import soxr
+
+    from emoreason.audio import DECODE_BLOCK_SECONDS
+
+    x = np.random.default_rng(sr).normal(0, 0.2, (int(sr * (2.5 * DECODE_BLOCK_SECONDS)), channels)).astype(np.float32)
+    p = tmp_path / "long.wav"
+    sf.write(p, x, sr, subtype="FLOAT")
+    mono = x.mean(axis=1)
+    ref = soxr.resample(mono, sr, SAMPLE_RATE, quality="HQ") if sr != SAMPLE_RATE else mono
+    wave = load_audio(p)
+    assert wave.size == ref.size
+    np.testing.assert_allclose(wave, ref, atol=1e-6)

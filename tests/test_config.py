@@ -44,7 +44,8 @@ def test_roundtrip(tmp_path):
         (["model.emotion_encoder=null"], "needs model.emotion_encoder"),
         (["noequals"], "not key=value"),
         (["model.speech_encoder.pth=x"], "unknown key model.speech_encoder.pth (known: dynamic_length"),
-        (["train.tensorboard=maybe"], "train.tensorboard: expected true/false, got 'maybe'"),
+        (["train.gradient_checkpointing=maybe"], "train.gradient_checkpointing: expected true/false, got 'maybe'"),
+        (["train.report_to=comet"], "train.report_to='comet': expected one of"),
         (["train.group_lr={lora: fast}"], "train.group_lr.lora: expected a number, got 'fast'"),
         (["model.speech_encoder=3"], "model.speech_encoder: expected a mapping, got 3"),
         (["model.speech_encoder=null"], "model.speech_encoder: null is not allowed here"),
@@ -60,10 +61,10 @@ def test_errors_name_the_key(tmp_path, override, message):
 
 
 def test_override_conveniences(tmp_path):
-    cfg = load_config(_write(tmp_path, BASE), ["model.labels=a,b,c", "train.tensorboard=yes", "model.llm.system_prompt=",
+    cfg = load_config(_write(tmp_path, BASE), ["model.labels=a,b,c", "train.gradient_checkpointing=yes", "model.llm.system_prompt=",
                                                "data.eval_manifest=dummy:4", "train.final_from_best=true"])
     assert cfg.model.labels == ["a", "b", "c"]  # comma-separated list from a shell
-    assert cfg.train.tensorboard is True
+    assert cfg.train.gradient_checkpointing is True
     assert cfg.model.llm.system_prompt == ""  # `key=` is the empty string, not null
     assert cfg.train.final_from_best and cfg.data.eval_split == "dev"
 
@@ -86,3 +87,16 @@ def test_missing_file_and_bad_yaml(tmp_path):
         load_config(tmp_path / "nope.yaml")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(_write(tmp_path, "model: [unclosed"))
+
+
+@pytest.mark.parametrize("tracker, package", [("tensorboard", "tensorboard"), ("wandb", "wandb"), ("mlflow", "mlflow")])
+def test_report_to_a_missing_tracker_fails_at_config_time(tmp_path, monkeypatch, tracker, package):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    # as on a machine without the tracker (whatever this one has installed)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name in (package, "tensorboardX") else real(name, *a))
+    with pytest.raises(ConfigError, match=rf"^train.report_to={tracker} needs the {package} package, which is not "
+                                          rf"installed: pip install 'emoreason\[{tracker}\]'$"):
+        load_config(_write(tmp_path, BASE), [f"train.report_to={tracker}"])
+    assert load_config(_write(tmp_path, BASE), ["train.report_to=none"]).train.report_to == "none"

@@ -81,3 +81,30 @@ def test_without_baseline_only_absolute_cues_are_described():
     cues = {"f0_median_hz": 300.0, "loudness_dbfs": -5.0, "syllable_rate": 7.0, "f0_std_semitones": 0.5,
             "pause_count": 3, "pause_total_s": 1.5, "duration_s": 4.0}
     assert describe_cues(cues, None) == ["fast speech", "flat, monotone pitch", "frequent pauses"]
+
+
+def test_blockwise_tracks_equal_one_block_and_memory_is_bounded():
+    """Cues are measured block by block: the same numbers as one block over the whole clip, and
+    the peak of temporary memory does not grow with the clip."""
+    import tracemalloc
+
+    from emoreason.cues import frame_tracks
+
+    rng = np.random.default_rng(1)
+    wave = np.concatenate([tone(2.3, 140, 0.5), np.zeros(8000, np.float32), tone(3.1, 220, 0.3)])
+    wave = wave + rng.normal(0, 0.01, wave.size).astype(np.float32)
+    whole = frame_tracks(wave, SR, block_frames=10**6)
+    for block in (1, 7, 256):
+        for a, b in zip(whole, frame_tracks(wave, SR, block_frames=block)):
+            np.testing.assert_array_equal(a, b)
+
+    def peak(seconds: float) -> int:
+        x = np.resize(wave, int(seconds * SR))
+        tracemalloc.start()
+        frame_tracks(x, SR)
+        size = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+        return size
+
+    short, long = peak(20.0), peak(200.0)
+    assert long < short + 8 * 200 * 100 * 4  # only the (N,) tracks grow: 3 float64 per 10 ms frame (+ slack)

@@ -19,10 +19,30 @@ EMOTIONS = ("neutral", "happy", "sad", "angry")
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory) -> Path:
+    """v2: varied voices, prosody ranges, augmentation (the determinism tests run on it)."""
     from emoreason.data.synth import synth_corpus
 
     out = tmp_path_factory.mktemp("synth") / "a"
-    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_v1(tmp_path_factory) -> Path:
+    from emoreason.data.synth import synth_corpus
+
+    out = tmp_path_factory.mktemp("synth") / "v1"
+    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v1")
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_clean(tmp_path_factory) -> Path:
+    """v2 without augmentation: the same plan as ``corpus`` minus the augmentation chains."""
+    from emoreason.data.synth import synth_corpus
+
+    out = tmp_path_factory.mktemp("synth") / "clean"
+    synth_corpus(out, n=32, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2", augment=False)
     return out
 
 
@@ -75,7 +95,7 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     from emoreason.data.synth import synth_corpus
 
     b = tmp_path / "b"
-    synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
     # utterance j depends on (seed, j) only: the first 8 of the 32-utterance corpus are identical
     for wav in sorted((b / "wavs").glob("*.wav")):
         assert wav.read_bytes() == (corpus / "wavs" / wav.name).read_bytes(), wav.name
@@ -83,7 +103,7 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     assert (b / "manifest.jsonl").read_text().splitlines() == first8
     # rerun: nothing is synthesized again, output unchanged
     mtimes = {p.name: p.stat().st_mtime_ns for p in (b / "wavs").glob("*.wav")}
-    s = synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    s = synth_corpus(b, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
     assert s.synthesized == 0 and s.reused == 8
     assert mtimes == {p.name: p.stat().st_mtime_ns for p in (b / "wavs").glob("*.wav")}
     assert "ms/utt" in synth_corpus(tmp_path / "c", n=2, seed=1, emotions=EMOTIONS, n_speakers=6).text()
@@ -91,8 +111,11 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     assert other["meta"]["prosody"] != json.loads(first8[0])["meta"]["prosody"]  # another seed, another corpus
 
 
-def test_prosody_is_audible(corpus):
-    """Measured on the audio: angry louder than sad, sad slower and lower and flatter than happy."""
+@pytest.mark.parametrize("which", ["corpus_v1", "corpus_clean"])
+def test_prosody_is_audible(which, request):
+    """Measured on the audio: angry louder than sad, sad slower and lower and flatter than happy
+    (v1, and v2 before augmentation)."""
+    corpus = request.getfixturevalue(which)
     stats = defaultdict(list)
     for r in read_manifest(corpus / "manifest.jsonl"):
         if r.task != "emotion":
@@ -113,6 +136,74 @@ def test_prosody_is_audible(corpus):
     assert m["sad"]["range_st"] < 0.6 * m["happy"]["range_st"]
 
 
+def test_v2_voices_prosody_and_augmentation(corpus, corpus_clean, corpus_v1):
+    """v2 draws more voices, wider prosody and a recorded augmentation chain per clip; the
+    augmentation is the only difference from the clean corpus; v1 rows carry none of it."""
+    from emoreason.data.synth import PROSODY_RANGES, VARIANTS_V2, make_speakers
+
+    rows = {r.id: r for r in read_manifest(corpus / "manifest.jsonl") if r.task == "emotion"}
+    clean = {r.id: r for r in read_manifest(corpus_clean / "manifest.jsonl") if r.task == "emotion"}
+    assert rows.keys() == clean.keys()
+    augmented = 0
+    for rid, r in rows.items():
+        c = clean[rid]
+        assert r.meta["style"] == "v2" and c.meta["augment"] is None
+        assert r.meta["prosody"] == c.meta["prosody"] and r.transcript == c.transcript and r.meta["voice"] == c.meta["voice"]
+        lo_hi = PROSODY_RANGES[r.label]
+        p = r.meta["prosody"]
+        assert lo_hi["pitch"][0] - 0.1 <= p["pitch"] <= lo_hi["pitch"][1] + 0.1
+        assert lo_hi["rate"][0] - 0.1 <= p["rate"] <= lo_hi["rate"][1] + 0.1
+        same = (corpus / r.audio).read_bytes() == (corpus_clean / c.audio).read_bytes()
+        assert same == (r.meta["augment"] is None), rid
+        augmented += r.meta["augment"] is not None
+    assert 0.5 * len(rows) < augmented < len(rows)  # AUGMENT_SHARE = 0.8 of 32, some clean
+    assert all("style" not in r.meta and "augment" not in r.meta for r in read_manifest(corpus_v1 / "manifest.jsonl"))
+    # speakers: v1 keeps its fixed voices, v2 spreads over more voice+variant pairs, pitches, speeds
+    v1, v2 = make_speakers(24, 0, "v1"), make_speakers(24, 0, "v2")
+    assert [(s.voice, s.variant) for s in v1[:2]] == [("en-us", "m1"), ("en-gb", "f1")]
+    assert len({(s.voice, s.variant) for s in v2}) > 20
+    assert max(s.pitch for s in v2) - min(s.pitch for s in v2) > max(s.pitch for s in v1) - min(s.pitch for s in v1)
+    assert len({s.tilt_db for s in v2}) > 12 and all(s.tilt_db == 0 for s in v1)
+    # every v2 variant is one espeak-ng knows (a typo would fail at synthesis time only)
+    import subprocess
+
+    listed = subprocess.run(["espeak-ng", "--voices=variant"], capture_output=True, text=True).stdout
+    files = {w.split("/", 1)[1] for line in listed.splitlines()[1:] for w in line.split() if w.startswith("!v/")}
+    assert set(VARIANTS_V2) <= files, sorted(set(VARIANTS_V2) - files)  # -v VOICE+NAME looks up !v/NAME
+
+
+def test_v3_is_v1_prosody_on_v2_voices(corpus_v1, tmp_path):
+    from emoreason.data.synth import synth_corpus
+
+    synth_corpus(tmp_path / "v3", n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v3", tasks="emotion")
+    v3 = read_manifest(tmp_path / "v3" / "manifest.jsonl")
+    v1 = {r.id: r for r in read_manifest(corpus_v1 / "manifest.jsonl")}
+    keys = ("pitch", "range", "rate", "gain_db", "pause_ms")
+    for r in v3:
+        old = v1[r.id]
+        assert r.transcript == old.transcript and r.meta["style"] == "v3"
+        assert {k: r.meta["prosody"][k] for k in keys} == {k: old.meta["prosody"][k] for k in keys}
+    assert {r.meta["voice"] for r in v3} != {v1[r.id].meta["voice"] for r in v3}
+    assert any(r.meta["augment"] for r in v3)
+
+
+def test_reuse_only_wavs_of_the_same_plan(corpus_v1, tmp_path):
+    """A folder first written with v1 and then asked for v2 gets new audio, not stale v1 wavs;
+    the v2 rerun reuses all; a lost plan stamp means redo (cheap), never keep unknown audio."""
+    from emoreason.data.synth import PLAN_STAMP, synth_corpus
+
+    d = tmp_path / "d"
+    shutil.copytree(corpus_v1, d)
+    first = synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v1")
+    assert first.reused == 8  # the v1 fixture's wavs and stamps
+    second = synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2")
+    assert second.synthesized == 8
+    assert (d / "wavs" / "syn00000.wav").read_bytes() != (corpus_v1 / "wavs" / "syn00000.wav").read_bytes()
+    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2").reused == 8
+    (d / "wavs" / PLAN_STAMP).unlink()
+    assert synth_corpus(d, n=8, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2, style="v2").synthesized == 8
+
+
 def test_bad_arguments(tmp_path):
     from emoreason.data.synth import synth_corpus
     from emoreason.errors import UserError
@@ -123,3 +214,5 @@ def test_bad_arguments(tmp_path):
         synth_corpus(tmp_path, n=2, n_speakers=2)
     with pytest.raises(UserError, match="not available"):
         synth_corpus(tmp_path, n=2, tasks="emotion,translation")
+    with pytest.raises(UserError, match="unknown synth style"):
+        synth_corpus(tmp_path, n=2, style="v9")

@@ -36,7 +36,7 @@ def _read(path: Path) -> list[dict]:
 
 def test_outputs_and_markers(tiny_demo):
     out, result, _ = tiny_demo
-    for stage in ("corpus", "targets", "testset", "runs/label-dual", "eval/label-dual", "analysis"):
+    for stage in ("corpus", "targets", "testset", "runs/label-dual", "eval/label-dual", "probe", "analysis"):
         marker = json.loads((out / stage / DONE).read_text())
         assert marker["params"] == json.loads((out / stage / PARAMS).read_text())
         assert marker["seconds"] >= 0
@@ -53,6 +53,10 @@ def test_outputs_and_markers(tiny_demo):
     assert html.startswith("<!doctype html>") and "label-dual" in html and "data:image/png;base64," in html
     md = (out / "report.md").read_text()
     assert "Majority-class rate" in md and "One held-out clip" in md
+    # the linear-probe baseline on the same held-out emotion rows, beside the variant
+    probe = json.loads((out / "probe/probe.json").read_text())
+    assert probe["n_test"] == 4 and probe["n_train"] == 8 and 0 <= probe["unweighted_accuracy"] <= 100
+    assert "Baseline: linear probe" in md and "linear probe on the frozen emotion encoder" in md
     # the results table is eval compare's: one column per dataset x task, each cell "score [low, high]"
     table = _md_table(md, "| run |")
     columns = ["synth-ER", "synth-SR", "synth-SQA", "synth-ASR WER"]
@@ -61,6 +65,12 @@ def test_outputs_and_markers(tiny_demo):
         score, low, high = (float(x) for x in table[c][0].replace("[", "").replace("]", "").replace(",", "").split())
         assert all(map(math.isfinite, (score, low, high))) and low <= score <= high
     assert all(f"<th>{c}</th>" in html for c in columns)
+    # every accuracy carries its 95% CI (bootstrap over the clips), and the report says how they were made
+    for c in ("wt acc", "unwt acc", "forced-choice acc", "forced-choice sentiment"):
+        score, low, high = (float(x) for x in table[c][0].replace("[", "").replace("]", "").replace(",", "").split())
+        assert low <= score <= high, c
+    assert entry["forced_choice_ci"]["emotion"]["low"] <= entry["forced_choice_accuracy"] <= entry["forced_choice_ci"]["emotion"]["high"]
+    assert "percentile bootstrap over the held-out clips" in md and "percentile bootstrap over the held-out clips" in html
     assert "analyze --task asr:" in md and "analyze --task sqa --question" in md
     # the analysed clip: forced-choice label among the demo's emotions, scores a distribution
     a = result.analysis
@@ -113,7 +123,7 @@ def test_rerun_reuses_every_stage(tiny_demo):
     lines: list[str] = []
     again = run_demo(make_plan("tiny", variants=["label-dual"]), out, say=lines.append)
     reused = [l for l in lines if "reusing" in l]
-    assert len(reused) == 6, lines
+    assert len(reused) == 7, lines
     assert (out / "runs/label-dual/final/trainable.safetensors").stat().st_mtime_ns == before
     assert again.analysis == result.analysis and again.table == result.table
 
@@ -198,7 +208,51 @@ def test_plan_errors():
         assert set(make_plan(mode).test_rows) == {"emotion", "sentiment", "asr", "sqa"}
     full = make_plan("full")
     names = {v.name for v in full.variants}
-    assert {"label-dual", "detailed-dual", "detailed-single"} <= names
+    assert {"label-dual", "detailed-dual", "detailed-single", "detailed-dual-transcript"} <= names
+    # the full demo's test set: >= 4 held-out speakers, >= 160 emotion clips (every clip has an
+    # emotion row; the synthesizer gives each speaker the same number of clips)
+    held_out = round(full.speakers * full.test_fraction)
+    assert held_out >= 4 and full.utterances // full.speakers * held_out >= 160 and full.test_rows["emotion"] == 0
+    assert full.train_rows["emotion"] >= 160  # the training set is not smaller than before
+    transcript = next(v for v in full.variants if v.name == "detailed-dual-transcript")
+    assert "data.transcript_in_prompt=true" in transcript.overrides()
+    assert not any("transcript" in o for v in full.variants if v.name != transcript.name for o in v.overrides())
+
+
+def _scores(directory: Path, hits: list[int]) -> Path:
+    """An evaluation directory whose scores.jsonl has one emotion row per hit (1: right label)."""
+    directory.mkdir(parents=True)
+    rows = [{"id": f"c{i}", "task": "emotion", "gold": "sad", "pred_label": "sad" if h else "angry"}
+            for i, h in enumerate(hits)]
+    (directory / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return directory
+
+
+def test_findings_test_differences_on_the_same_clips(tmp_path):
+    from emoreason.demo.report import findings, paired_difference
+
+    a = _scores(tmp_path / "a", [1] * 30 + [0] * 10)  # 75 %
+    b = _scores(tmp_path / "b", [0] * 30 + [1] * 2 + [0] * 8)  # 5 %, wrong where a is right
+    c = _scores(tmp_path / "c", [1] * 29 + [0] + [0] * 10)  # 72.5 %, almost a's clips
+    big = paired_difference(a, b)
+    assert big["mean"] == pytest.approx(70) and big["n"] == 40 and big["low"] > 0
+    small = paired_difference(a, c)
+    assert small["mean"] == pytest.approx(2.5) and small["low"] <= 0 <= small["high"]
+    assert paired_difference(a, tmp_path / "missing") is None
+
+    plan = make_plan("full", variants=["detailed-dual", "detailed-dual-transcript", "label-dual"])
+    entry = lambda acc: {"score": acc, "classification": {"weighted_accuracy": acc, "ci": {"weighted_accuracy":  # noqa: E731
+                         {"low": acc - 10, "high": acc + 10}}}, "forced_choice_accuracy": acc, "n": 40, "quotes": {}}
+    table = {"label-dual": entry(75.0), "detailed-dual": entry(5.0), "detailed-dual-transcript": entry(72.5)}
+    dirs = {"label-dual": a, "detailed-dual": b, "detailed-dual-transcript": c}
+    lines = findings(plan, table, "label-dual", ("sad", 25.0), dirs)
+    assert any(l.startswith("Best variant: label-dual, emotion accuracy 75.0% [65.0, 85.0]") for l in lines)
+    vs_label = next(l for l in lines if l.startswith("Reasoning (detailed) vs label-only"))
+    assert "detailed-dual minus label-dual: -70.0 points" in vs_label and "which excludes 0" in vs_label
+    transcript = next(l for l in lines if l.startswith("Transcript in the prompt vs end to end"))
+    assert "detailed-dual-transcript minus detailed-dual: +67.5 points" in transcript and "over the same 40 clips" in transcript
+    # without evaluation directories: the old rule of thumb
+    assert any("within noise" in l for l in findings(plan, table, "label-dual", ("sad", 25.0)))
 
 
 def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):

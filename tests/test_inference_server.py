@@ -132,7 +132,9 @@ def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragme
         payload = buf.getvalue()
     r = httpx.post(f"{base_url}/analyze", files={"file": (name, payload, "audio/wav")}, data=data, timeout=60)
     assert r.status_code == 400
-    message = r.json()["error"]
+    error = r.json()["error"]
+    assert error["type"] == "invalid_request_error" and set(error) == {"message", "type", "param", "code"}
+    message = error["message"]
     assert fragment in message and "\n" not in message
     assert "BytesIO" not in message and "<bytes>" not in message  # names the upload, not a buffer
     assert httpx.get(f"{base_url}/health").status_code == 200  # still serving
@@ -141,6 +143,8 @@ def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragme
 def test_missing_file_field_is_422(base_url):
     r = httpx.post(f"{base_url}/analyze", data={"task": "emotion"})
     assert r.status_code == 422
+    error = r.json()["error"]  # OpenAI's shape, not FastAPI's {"detail": [...]}
+    assert error["param"] == "file" and error["message"].startswith("file: ") and error["type"] == "invalid_request_error"
 
 
 def test_analyze_cli_through_the_server(base_url, tmp_path, capsys):

@@ -20,7 +20,7 @@ def test_tiny_config_trains_end_to_end(tmp_path, capsys):
     assert cfg["data"]["train_manifest"] == "dummy:20" and cfg["train"]["lr"] == pytest.approx(3e-3)  # fully resolved
     assert cfg["train"]["betas"] == [0.9, 0.999]
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
-    assert set(rows[0]) == {"step", "epoch", "phase", "task", "loss", "lr", "samples_per_s"}
+    assert set(rows[0]) == {"step", "epoch", "phase", "task", "loss", "lr", "grad_norm", "samples_per_s"}
     phases = [r["phase"] for r in rows if r["task"] == "all"]
     assert phases[0] == "speech" and phases[-1] == "final" and "emotion" in phases
     assert {r["task"] for r in rows if r["phase"] == "speech"} <= {"asr", "sqa", "all"}

@@ -53,8 +53,11 @@ def test_dataset_filters_split_and_maps_groups(corpus):
     ds = ManifestDataset(corpus, GROUPS, split="train")
     assert len(ds) == 16 and ds.tasks == ["asr", "emotion", "sentiment", "sqa"]
     item = ds[0]
-    assert set(item) == {"id", "wave", "prompt", "target", "task", "group"}
+    assert set(item) == {"id", "wave", "prompt", "target", "task", "group", "label", "transcript"}
+    assert item["label"] is None or item["task"] in ("emotion", "sentiment")
     assert item["group"] == task_to_group(GROUPS)[item["task"]]
+    # the transcript rides along for the tasks that may take it in context (emotion, sentiment) only
+    assert all((ds[i]["transcript"] is not None) == (ds[i]["task"] in ("emotion", "sentiment")) for i in range(len(ds)))
     assert ds.groups.count("speech") == ds.groups.count("emotion") == 8
     assert len(ManifestDataset(corpus, GROUPS, split=None)) == 20
     short = ManifestDataset(corpus, GROUPS, max_audio_seconds=0.1)

@@ -126,3 +126,50 @@ def test_interrupted_run_resumes_to_identical_losses(dataset, tmp_path, scope):
     assert steps == list(range(1, 13))  # step 11 logged once: rows after the checkpoint were dropped
     assert {r["phase"] for r in rows} == {"speech", "emotion", "final"}
     assert sorted(p.name for p in (tmp_path / "b" / "checkpoints").iterdir()) == ["step-10", "step-12"]  # keep=2
+
+
+def test_grad_norm_and_task_losses_reach_metrics_and_an_accelerate_tracker(dataset, tmp_path):
+    """A real accelerate GeneralTracker (what report_to builds for tensorboard / wandb / mlflow) gets
+    the per-task losses and the gradient norm of every step; metrics.jsonl has them too."""
+    from accelerate import Accelerator
+    from accelerate.tracking import GeneralTracker
+
+    class Memory(GeneralTracker):
+        name, requires_logging_directory = "memory", False
+
+        def __init__(self):
+            super().__init__()
+            self.config, self.steps, self.finished = None, {}, False
+
+        @property
+        def tracker(self):
+            return self
+
+        def store_init_configuration(self, values):
+            self.config = values
+
+        def log(self, values, step=None, **kwargs):
+            self.steps.setdefault(step, {}).update(values)
+
+        def finish(self):
+            self.finished = True
+
+    memory = Memory()
+    train = TrainConfig(batch_size=8, lr=1e-2, warmup_ratio=0.0, precision="no", lr_schedule="constant", max_grad_norm=0.0)
+    torch.manual_seed(0)
+    trainer = Trainer(FakeAudioLLM(), dataset, Collator(FakeProcessor()), build_schedule("joint", 1), train, tmp_path,
+                      accelerator=Accelerator(cpu=True, log_with=[memory]))
+    results = trainer.fit()
+    assert memory.finished and memory.config["lr"] == 1e-2 and memory.config["report_to"] == "none"
+    assert sorted(memory.steps) == [r.step for r in results]
+    for r in results:
+        logged = memory.steps[r.step]
+        assert r.grad_norm is not None and r.grad_norm > 0 and logged["grad_norm"] == pytest.approx(r.grad_norm)
+        assert {f"loss/{t}" for t in r.task_losses} <= set(logged) and logged["loss/all"] == pytest.approx(r.loss)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert {row["task"] for row in rows} >= {"all", "asr", "emotion"}
+    assert all(row["grad_norm"] > 0 for row in rows if "loss" in row)
+    # with clipping the logged norm is the norm before clipping, and the update uses the clipped one
+    torch.manual_seed(0)
+    _, trainer2 = make_trainer(dataset, tmp_path / "clip", build_schedule("joint", 1), max_grad_norm=1e-3)
+    assert trainer2.fit(stop_after=1)[0].grad_norm == pytest.approx(results[0].grad_norm, rel=1e-4)

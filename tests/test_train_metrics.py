@@ -1,11 +1,7 @@
-"""metrics.jsonl rows, truncation on resume, train.log, and the TensorBoard switch."""
-import importlib.util
+"""metrics.jsonl rows, truncation on resume, train.log, and what the experiment tracker gets."""
 import json
 import logging
 
-import pytest
-
-from emoreason.errors import UserError
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 
 
@@ -38,7 +34,12 @@ def test_train_log_gets_emoreason_records(tmp_path):
     assert "INFO emoreason.train: hello 7" in (tmp_path / "train.log").read_text()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("tensorboard") is not None, reason="tensorboard installed")
-def test_tensorboard_without_the_package_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match=r"pip install 'emoreason\[tensorboard\]'"):
-        MetricsWriter(tmp_path, tensorboard=True)
+def test_tracker_gets_the_same_values(tmp_path):
+    logged = []
+    w = MetricsWriter(tmp_path, tracker=lambda values, step: logged.append((step, values)))
+    w.write(3, 0, "speech", 1e-4, 10.0, {"asr": 2.0, "all": 2.0}, grad_norm=0.75)
+    w.write_validation(3, 0, "speech", {"asr": 1.5, "all": 1.5})
+    w.close()
+    assert logged == [(3, {"loss/asr": 2.0, "loss/all": 2.0, "lr": 1e-4, "samples_per_s": 10.0, "grad_norm": 0.75}),
+                      (3, {"val_loss/asr": 1.5, "val_loss/all": 1.5})]
+    assert [r.get("grad_norm") for r in _rows(tmp_path / "metrics.jsonl")] == [0.75, 0.75, None, None]

@@ -33,7 +33,7 @@ def test_train_from_python_validates_and_keeps_the_best(tmp_path):
     assert best["val_loss"] == pytest.approx(overall[best["step"]], abs=1e-6)
     assert (out / "final" / "trainable.safetensors").read_bytes() == (out / "best" / "trainable.safetensors").read_bytes()
     # training rows still have their own shape
-    assert set(next(r for r in rows if "loss" in r)) == {"step", "epoch", "phase", "task", "loss", "lr", "samples_per_s"}
+    assert set(next(r for r in rows if "loss" in r)) == {"step", "epoch", "phase", "task", "loss", "lr", "grad_norm", "samples_per_s"}
     # the contamination record: every training clip's hash, in the run and in each model directory it wrote
     record = json.loads((out / "train_clips.json").read_text())
     assert len(record["clips"]) == 16  # dummy:20 -> 16 train clips

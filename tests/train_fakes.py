@@ -23,7 +23,7 @@ N_FEAT = 8
 class FakeProcessor:
     """waves / prompts / targets -> input_ids, attention_mask, labels, speech_/emotion_features."""
 
-    def __call__(self, waves, prompts, targets=None):
+    def __call__(self, waves, prompts, targets=None, transcripts=None):  # transcripts: not rendered
         rows, labels = [], []
         for prompt, target in zip(prompts, targets or [""] * len(prompts)):
             p = list(prompt.encode()[:12]) + [256]

@@ -135,7 +135,8 @@ def _run_synth(args: argparse.Namespace) -> int:
     return _print(synth_corpus(
         args.out, n=args.n, seed=args.seed, emotions=emotions, n_speakers=args.speakers,
         neutral_text_share=args.neutral_text_share, test_fraction=args.test_fraction, dev_fraction=args.dev_fraction,
-        tasks=args.tasks, workers=args.workers,
+        tasks=args.tasks, workers=args.workers, augment=not args.no_augment,
+        **({"style": args.style} if args.style else {}),
     ))
 
 
@@ -228,6 +229,12 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--dev-fraction", type=float, default=0.15, help="share of speakers held out for dev (default 0.15)")
     syn.add_argument("--tasks", default=None, help="comma list among emotion, sentiment, asr, sqa (default all)")
     syn.add_argument("--workers", type=int, default=None, help="concurrent synthesis jobs (default: CPU count)")
+    syn.add_argument("--style", default=None, choices=("v1", "v2", "v3"),
+                     help="v1 (default): the first corpus (fixed prosody, clean audio); v2: varied voices, prosody "
+                          "ranges from the acoustic-correlates literature, spectral tilt, augmentation; v3: v1's prosody "
+                          "on v2's voices with augmentation (transfer measured in docs/data.md)")
+    syn.add_argument("--no-augment", action="store_true",
+                     help="v2 / v3 without noise / reverberation / channel / gain / speed augmentation")
     syn.set_defaults(func=_run_synth)
 
 

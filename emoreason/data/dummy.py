@@ -149,8 +149,14 @@ def make_dummy_corpus(n: int, cache_dir: str | Path | None = None, seed: int = 0
     return manifest
 
 
-def resolve_manifest(spec: str, cache_dir: str | Path | None = None) -> Path:
-    """A ``data.*_manifest`` value -> manifest path (``dummy:N`` generates the corpus first)."""
+def resolve_manifest(spec: str, cache_dir: str | Path | None = None, columns: dict[str, str] | None = None) -> Path:
+    """A ``data.*_manifest`` value -> manifest path: ``dummy:N`` generates the corpus first; a
+    ``datasets`` directory, parquet file or ``hf:ID`` is written as a manifest once
+    (``emoreason.data.hf_source``, ``columns``: manifest field -> column)."""
+    from emoreason.data.hf_source import is_dataset_source, materialize
+
+    if is_dataset_source(spec):
+        return materialize(spec, columns)
     n = parse_dummy_spec(spec)
     if n is None:
         return Path(spec)

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from emoreason.errors import UserError
 from emoreason.jsonl import atomic_open
+from emoreason.text.reserved import reserved_token_in
 
 MANIFEST_VERSION = 1
 KNOWN_TASKS = {"asr", "sqa", "emotion", "sentiment", "st", "caption"}
@@ -47,6 +48,8 @@ class ManifestRow:
 
 _FIELDS = {f for f in ManifestRow.__dataclass_fields__}
 _STR_FIELDS = {"id", "audio", "task", "transcript", "label", "instruction", "target", "split", "speaker", "source"}
+_TEXT_FIELDS = ("transcript", "instruction", "target")
+"""Fields that become prompt or target text: they must not hold the audio marker tokens."""
 
 
 def validate_row(data: Any) -> ManifestRow:
@@ -71,6 +74,13 @@ def validate_row(data: Any) -> ManifestRow:
     split = data.get("split")
     if split is not None and split not in SPLITS:
         raise ManifestError(f"field 'split' must be one of {sorted(SPLITS)}, got {split!r}")
+    for k in _TEXT_FIELDS:
+        token = reserved_token_in(data.get(k))
+        if token is not None:
+            raise ManifestError(f"field '{k}' contains {token!r}, a token reserved for the audio")
+    for k, v in (data.get("meta") or {}).items():
+        if isinstance(v, str) and reserved_token_in(v) is not None:
+            raise ManifestError(f"field 'meta.{k}' contains {reserved_token_in(v)!r}, a token reserved for the audio")
     task = data["task"]
     if task in ("emotion", "sentiment") and not data.get("label"):
         raise ManifestError(f"task '{task}' needs a 'label'")
@@ -90,17 +100,27 @@ def iter_manifest(
     on_error: Callable[[int, str], None] | None = None,
 ) -> Iterator[tuple[int, ManifestRow]]:
     """Yield (line_number, row). Bad rows raise ManifestError("file:line: reason") when ``strict``;
-    otherwise they are passed to ``on_error(line, reason)`` and skipped. Blank lines are ignored."""
+    otherwise they are passed to ``on_error(line, reason)`` and skipped. Blank lines are ignored.
+
+    ``path`` may also be a ``datasets`` directory, a parquet file or ``hf:ID`` (with an optional
+    ``#field=column,...`` mapping): its rows are written once as a manifest (``emoreason.data.hf_source``)
+    and read from there; their audio paths are absolute."""
+    from emoreason.data.hf_source import is_dataset_source, materialize
+
+    if is_dataset_source(path):
+        path = materialize(str(path))
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    with path.open(encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
+    with path.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
                 continue
             try:
                 try:
-                    data = json.loads(line)
+                    data = json.loads(raw.decode("utf-8"))
+                except UnicodeDecodeError:
+                    raise ManifestError("not UTF-8 text") from None
                 except json.JSONDecodeError as e:
                     raise ManifestError(f"not valid JSON ({e.msg} at column {e.colno})") from None
                 row = validate_row(data)

@@ -18,14 +18,16 @@ and everything after it):
      corpora with --corpus KIND:PATH (speaker-disjoint folds; --with-synthetic keeps both)
   2. build targets with the offline teacher: label-only, summary and detailed reasoning; pick the
      held-out speakers' test rows of every task (emotion, sentiment, asr, sqa)
-  3. train mini AudioLLMs: label-only vs detailed targets, dual vs single encoder
+  3. train mini AudioLLMs: label-only vs detailed targets, dual vs single encoder, end to end vs
+     the transcript in the prompt
   4. evaluate every task on held-out speakers with the offline judge: emotion and sentiment
-     accuracy (per-class, quotes, confusion), SQA score, ASR WER
+     accuracy (per-class, quotes, confusion), SQA score, ASR WER; 95% bootstrap CIs throughout
   5. analyse one held-out clip with the inference engine (emotion, --task asr, --task sqa) and
      write OUT/report.html + OUT/report.md
 
-Budget: the full demo trains 3 variants x 130 steps (about 11 min on 2 idle cores with native bf16;
-fp32 CPUs take longer); --quick trains 2 x 22 steps (about 1.5 min; what CI runs). See docs/demo.md."""
+Budget: the full demo trains 4 variants x 130 steps and evaluates 160 held-out emotion clips from
+4 speakers (tens of minutes on 2 cores; docs/demo.md has what was measured); --quick trains 2 x 22
+steps (a few minutes; what CI runs). See docs/demo.md."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -39,8 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       help="random tiny models (packaged config tiny) instead of the packaged weights: seconds, "
                       "checks the plumbing only (tests use it); the numbers mean nothing")
     p.add_argument("--variants", default=None, metavar="A,B",
-                   help="comma-separated subset of variants: label-dual, detailed-dual, detailed-single, summary-dual "
-                   "(default: the mode's own set)")
+                   help="comma-separated subset of variants: label-dual, detailed-dual, detailed-single, summary-dual, "
+                   "detailed-dual-transcript (default: the mode's own set)")
     p.add_argument("--config", default=None, metavar="FILE|NAME",
                    help="base training config: a YAML file or a packaged name (default: mini, or tiny with --tiny; "
                    "python -m emoreason.configs lists them)")
@@ -103,16 +105,19 @@ def _run(args: argparse.Namespace) -> int:
     wall = time.perf_counter() - tic
     print("\nAnalysis of one held-out clip:")
     print(format_analysis(result.analysis))
-    print("\nHeld-out speakers (offline judge): emotion / sentiment accuracy %, SQA score 0-100, ASR WER %:")
+    print("\nHeld-out speakers (offline judge): emotion / sentiment accuracy % [95% bootstrap CI], SQA score 0-100, "
+          "ASR WER %:")
     for name, entry in result.table.items():
         tasks = entry.get("tasks") or {}
         other = "  ".join(f"{label} {tasks[t]['score']:5.1f}" for t, label in
                           (("sentiment", "sentiment"), ("sqa", "SQA"), ("asr", "WER")) if t in tasks)
         # the judge's score, as the report's ER column (not the extracted-label accuracy, which
         # counts a hedged answer by its first label)
-        print(f"  {name:16s} emotion {entry['score']:5.1f}  "
+        ci = entry["tasks"]["emotion"].get("ci") or {}
+        interval = f" [{ci['low']:.1f}, {ci['high']:.1f}]" if ci else ""
+        print(f"  {name:24s} emotion {entry['score']:5.1f}{interval}  "
               f"(forced choice {entry['forced_choice_accuracy']:.1f})  {other}")
-    print(f"  majority class   emotion {result.majority:5.1f}")
+    print(f"  {'majority class':24s} emotion {result.majority:5.1f}")
     print(f"\nReport: {result.report_html.resolve()}  (and {result.report_md})")
     print(f"Wall time this run: {wall:.0f} s")
     return 0

@@ -96,21 +96,26 @@ def majority_rate(labels: list[str]) -> tuple[str, float]:
     return best, 100.0 * counts[best] / len(labels)
 
 
-def evaluation_summary(metrics: dict[str, Any], predictions: list[dict[str, Any]]) -> dict[str, Any]:
+def evaluation_summary(metrics: dict[str, Any], predictions: list[dict[str, Any]], seed: int = 0) -> dict[str, Any]:
     """What the demo keeps of one variant's evaluation: the emotion headline (``score``,
     ``classification``, ``quotes``, ``n``), the engine's forced-choice accuracy per classification
-    task (``forced_choice_accuracy`` is emotion's, ``forced_choice`` has both), and ``tasks``:
-    ``{task: {"score", "n", "ci", "metric"}}`` for every task evaluated (asr: corpus WER %)."""
-    forced = {}
+    task (``forced_choice_accuracy`` is emotion's, ``forced_choice`` has both, ``forced_choice_ci``
+    their 95% percentile-bootstrap intervals over the clips, ``{task: {"low", "high"}}``), and
+    ``tasks``: ``{task: {"score", "n", "ci", "metric"}}`` for every task evaluated (asr: corpus WER %)."""
+    from emoreason.eval.bootstrap import bootstrap_ci
+
+    forced, forced_ci = {}, {}
     for task in ("emotion", "sentiment"):
         rows = [r for r in predictions if r["task"] == task]
         if rows:
-            forced[task] = 100.0 * sum(r.get("model_label") == r["label"] for r in rows) / len(rows)
+            ci = bootstrap_ci([float(r.get("model_label") == r["label"]) for r in rows], seed=seed, scale=100)
+            forced[task], forced_ci[task] = ci["mean"], {"low": ci["low"], "high": ci["high"]}
     emo = metrics["tasks"]["emotion"]
     tasks = {t: {"score": m["score"], "n": m["n"], "ci": m.get("ci"), "metric": m["metric"]}
              for t, m in metrics["tasks"].items()}
     return {"score": emo["score"], "classification": emo.get("classification"), "quotes": emo.get("quotes"),
-            "forced_choice_accuracy": forced["emotion"], "forced_choice": forced, "n": emo["n"], "tasks": tasks}
+            "forced_choice_accuracy": forced["emotion"], "forced_choice": forced, "forced_choice_ci": forced_ci,
+            "n": emo["n"], "tasks": tasks}
 
 
 @dataclass
@@ -151,8 +156,8 @@ class Demo:
         from emoreason.data.synth import synth_corpus
 
         p = self.plan
-        params: dict[str, Any] = {"utterances": p.utterances, "speakers": p.speakers, "emotions": list(p.emotions),
-                                  "seed": p.seed}
+        params: dict[str, Any] = {"utterances": p.utterances, "speakers": p.speakers, "test_fraction": p.test_fraction,
+                                  "emotions": list(p.emotions), "seed": p.seed}
         specs = p.corpus_specs()
         if specs:  # only then: a synthetic-only demo keeps the parameters (and finished stages) it had
             params.update(corpora=[f"{k}:{Path(path).resolve()}" for k, path in specs], synthetic=p.synthetic,
@@ -160,7 +165,8 @@ class Demo:
 
         def build(d: Path) -> dict[str, Any]:
             if not specs:
-                summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers)
+                summary = synth_corpus(d, n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
+                                       test_fraction=p.test_fraction)
                 self.say(summary.text())
                 return {"rows": summary.rows, "speakers": summary.speakers, "splits": summary.splits,
                         "audio_minutes": round(summary.audio_seconds / 60, 2)}
@@ -185,7 +191,8 @@ class Demo:
             transcriber = WhisperASR(p.transcribe).transcribe
         parts: list[tuple[str, Path]] = []
         if p.synthetic:
-            self.say(synth_corpus(d / "synth", n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers).text())
+            self.say(synth_corpus(d / "synth", n=p.utterances, seed=p.seed, emotions=p.emotions, n_speakers=p.speakers,
+                                  test_fraction=p.test_fraction).text())
             parts.append(("synth", d / "synth" / "manifest.jsonl"))
         names: set[str] = set()
         for kind, path in specs:
@@ -349,7 +356,7 @@ class Demo:
             preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=8,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens)
             metrics = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)
-            return evaluation_summary(metrics, _read_jsonl(preds))
+            return evaluation_summary(metrics, _read_jsonl(preds), seed=self.plan.seed)
 
         return self.runner.run(f"eval/{variant.name}", params, build)
 
@@ -395,6 +402,31 @@ class Demo:
 
         return self.runner.run("analysis", params, build)
 
+    def probe(self) -> dict[str, Any] | None:
+        """The linear-probe baseline (``emoreason.eval.probe``): a logistic regression on the frozen
+        emotion encoder's pooled frames, trained on the label-only targets' emotion clips (the
+        variants' training clips) and scored on the held-out emotion rows. Uses the emotion encoder
+        of the first variant that has one (None when none has)."""
+        from emoreason.eval.probe import read_probe, resolve_encoder, run_probe
+
+        dual = next((v for v in self.plan.variants if v.fusion != "none"), None)
+        if dual is None:
+            return None
+        run_dir = self.runner.path(f"runs/{dual.name}")
+        train_rows = self.runner.path("targets") / "train_label.jsonl"
+        test = self.runner.path("testset") / "test.jsonl"
+        params = {"run": self.runner.digest(f"runs/{dual.name}"), "targets": self.runner.digest("targets"),
+                  "testset": self.runner.digest("testset"), "seed": self.plan.seed}
+
+        def build(d: Path) -> dict[str, Any]:
+            self.say(f"[demo] linear probe on {dual.name}'s frozen emotion encoder (baseline)")
+            run_probe(train_rows, test, d, resolve_encoder(str(run_dir), None), seed=self.plan.seed,
+                      cache_dir=d / "features")
+            return {"dir": str(d)}
+
+        self.runner.run("probe", params, build)
+        return read_probe(self.runner.path("probe"))
+
     # -------------------------------------------------------------------------------- all
     def run(self) -> DemoResult:
         from emoreason.demo.report import write_demo_report
@@ -419,6 +451,7 @@ class Demo:
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: evaluate {v.name}")
             table[v.name] = self.evaluate(v)
+        probe = self.probe()
         test_rows = _read_jsonl(self.runner.path("testset") / "test.jsonl")
         majorities = {t: majority_rate([r["label"] for r in test_rows if r["task"] == t]) for t in ("emotion", "sentiment")}
         majority_label, majority = majorities["emotion"]
@@ -428,7 +461,8 @@ class Demo:
         md, html_path = write_demo_report(
             self.out, plan=p, corpus=corpus, targets=targets, testset=testset, table=table, best=best.name,
             majorities=majorities, analysis=analysis, timings=self.runner.timings,
-            eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants}, budget=self.budget_plan,
+            eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants}, probe=probe,
+            budget=self.budget_plan,
         )
         return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,
                           best=best.name, majority=majority, timings=dict(self.runner.timings))

@@ -3,7 +3,8 @@
 Three sizes share one pipeline:
 
 - ``full`` (default): the paper's Tables 1-2 in miniature on real packaged weights
-  (packaged config ``mini``): label-only vs detailed reasoning targets, dual vs single encoder.
+  (packaged config ``mini``): label-only vs detailed reasoning targets, dual vs single encoder,
+  and the transcript in the prompt vs end to end; 160 held-out emotion clips from 4 speakers.
 - ``quick`` (``--quick``, CI): fewer clips and steps, label-only vs detailed only.
 - ``tiny`` (``--tiny``, tests): random tiny models (packaged config ``tiny``), seconds; checks the
   plumbing, not the method.
@@ -31,9 +32,17 @@ class Variant:
     fusion: str
     """``sequence`` (speech + emotion encoder) | ``none`` (speech encoder only)."""
     description: str
+    transcript_in_prompt: bool = False
+    """"Transcribe, then reason": the emotion / sentiment prompts carry the clip's transcript
+    after the audio (training: the manifest's; inference: the model's own, generated first);
+    ``data.transcript_in_prompt``."""
 
     def overrides(self) -> list[str]:
         """Config overrides that make this variant out of the base config."""
+        extra = ["data.transcript_in_prompt=true"] if self.transcript_in_prompt else []
+        return self._fusion_overrides() + extra
+
+    def _fusion_overrides(self) -> list[str]:
         if self.fusion == "none":
             # No emotion side to alternate with: the paper trains its single-encoder baseline
             # jointly (Table 2 "none, joint"). Under the alternating schedule the emotion phase
@@ -46,7 +55,10 @@ LABEL_DUAL = Variant("label-dual", "label", "sequence", "label-only targets, spe
 DETAILED_DUAL = Variant("detailed-dual", "detailed", "sequence", "detailed reasoning targets, speech + emotion encoder")
 DETAILED_SINGLE = Variant("detailed-single", "detailed", "none", "detailed reasoning targets, speech encoder only")
 SUMMARY_DUAL = Variant("summary-dual", "summary", "sequence", "summary reasoning targets, speech + emotion encoder")
-VARIANTS = {v.name: v for v in (LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, SUMMARY_DUAL)}
+DETAILED_DUAL_TRANSCRIPT = Variant("detailed-dual-transcript", "detailed", "sequence",
+                                   "detailed reasoning targets, speech + emotion encoder, transcript in the prompt",
+                                   transcript_in_prompt=True)
+VARIANTS = {v.name: v for v in (LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, SUMMARY_DUAL, DETAILED_DUAL_TRANSCRIPT)}
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,9 @@ class DemoPlan:
     """Base training config: a packaged name (``mini.yaml``, ``tiny.yaml``; see :mod:`emoreason.configs`) or a path."""
     utterances: int
     speakers: int
+    test_fraction: float
+    """Share of the speakers held out for the test split (``round(speakers x test_fraction)``, at
+    least one); 15 % go to dev, the rest train (``synth_corpus``)."""
     emotions: tuple[str, ...]
     train_rows: dict[str, int]
     """Task -> most training rows taken from the train speakers (emotion: all of them). Keeps the
@@ -128,15 +143,17 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
     emotions = ("neutral", "happy", "sad", "angry")
     if mode == "full":
         plan = DemoPlan(
-            mode=mode, config="mini.yaml", utterances=240, speakers=12, emotions=emotions,
+            # 16 speakers x 40 clips: 4 held out for test (160 emotion clips, enough for a CI that can
+            # tell variants ~15 points apart), 2 for dev, 10 train (400 clips, 160 emotion rows taken)
+            mode=mode, config="mini.yaml", utterances=640, speakers=16, test_fraction=0.25, emotions=emotions,
             train_rows={"emotion": 160, "sentiment": 24, "asr": 16, "sqa": 8},
-            variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE), max_new_tokens=48, seed=seed,
-            # all 40 emotion clips; the other tasks on a subset of them (each SQA question is its own batch)
+            variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, DETAILED_DUAL_TRANSCRIPT), max_new_tokens=48, seed=seed,
+            # all 160 emotion clips; the other tasks on a subset of them (each SQA question is its own batch)
             test_rows={"emotion": 0, "sentiment": 20, "asr": 20, "sqa": 12},
         )
     elif mode == "quick":
         plan = DemoPlan(
-            mode=mode, config="mini.yaml", utterances=96, speakers=8, emotions=emotions,
+            mode=mode, config="mini.yaml", utterances=96, speakers=8, test_fraction=0.15, emotions=emotions,
             train_rows={"emotion": 64, "sentiment": 8, "asr": 8, "sqa": 8},
             variants=(LABEL_DUAL, DETAILED_DUAL), max_new_tokens=40, seed=seed,
             test_rows={"emotion": 16, "sentiment": 6, "asr": 6, "sqa": 4},
@@ -144,7 +161,7 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
         )
     elif mode == "tiny":
         plan = DemoPlan(
-            mode=mode, config="tiny.yaml", utterances=16, speakers=4, emotions=emotions,
+            mode=mode, config="tiny.yaml", utterances=16, speakers=4, test_fraction=0.15, emotions=emotions,
             train_rows={"emotion": 8, "sentiment": 2, "asr": 2, "sqa": 2},
             variants=(LABEL_DUAL, DETAILED_SINGLE), max_new_tokens=6, seed=seed,
             test_rows={"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 2},

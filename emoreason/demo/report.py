@@ -18,33 +18,77 @@ from emoreason.eval.render import (Block, Bullets, Image, Inline, Paragraph, Pre
                                    Table, link, strong, write_report_files)
 
 
+CI_NOTE = ("95% CIs: percentile bootstrap over the held-out clips (1000 resamples, seeded), for every accuracy "
+           "(the judge's, the extracted label's weighted / unweighted, the forced choice's); groundedness and "
+           "relevance over the answers whose quotes were judged; ASR over utterances (pooled WER). A difference "
+           "between two variants is tested on the same clips: the paired bootstrap interval of the difference.")
+
+
 def _acc(entry: dict[str, Any]) -> float:
     c = entry.get("classification") or {}
     return float(c.get("weighted_accuracy", entry.get("score", 0.0)))
 
 
-def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majority: tuple[str, float]) -> list[str]:
-    """Plain sentences on what the numbers say (no claim the numbers do not support)."""
+def _hits(eval_dir: Path, task: str = "emotion") -> dict[str, float]:
+    """Row id -> 1.0 when the label extracted from the answer is the gold one (``scores.jsonl``)."""
+    path = eval_dir / "scores.jsonl"
+    if not path.is_file():
+        return {}
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return {r["id"]: float(r.get("pred_label") == r.get("gold")) for r in rows if r.get("task") == task}
+
+
+def paired_difference(a: Path, b: Path, seed: int = 0) -> dict[str, float] | None:
+    """Emotion accuracy of evaluation ``a`` minus ``b`` on the clips both scored, in points, with
+    its 95% paired percentile-bootstrap interval (``{"mean", "low", "high", "n"}``); None when
+    they share no clip."""
+    from emoreason.eval.bootstrap import bootstrap_ci
+
+    ha, hb = _hits(a), _hits(b)
+    shared = [i for i in ha if i in hb]
+    if not shared:
+        return None
+    return bootstrap_ci([ha[i] - hb[i] for i in shared], seed=seed, scale=100)
+
+
+def _ci(ci: dict[str, float] | None) -> str:
+    return f" [{ci['low']:.1f}, {ci['high']:.1f}]" if ci else ""
+
+
+def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majority: tuple[str, float],
+             eval_dirs: dict[str, Path] | None = None) -> list[str]:
+    """Plain sentences on what the numbers say (no claim the numbers do not support). With
+    ``eval_dirs`` (variant -> its evaluation directory), each comparison carries the paired 95%
+    bootstrap interval of the accuracy difference on the same clips."""
     label, rate = majority
     out = []
     best_acc = _acc(table[best])
+    best_ci = (table[best].get("classification") or {}).get("ci", {}).get("weighted_accuracy")
     verdict = "meets" if best_acc >= 2 * rate else "does NOT meet"
-    out.append(f"Best variant: {best}, emotion accuracy {best_acc:.1f}% on held-out speakers; the majority class "
-               f"({label}) is {rate:.1f}%, so it {verdict} the 2x-majority target ({2 * rate:.1f}%).")
+    out.append(f"Best variant: {best}, emotion accuracy {best_acc:.1f}%{_ci(best_ci)} on held-out speakers; the majority "
+               f"class ({label}) is {rate:.1f}%, so it {verdict} the 2x-majority target ({2 * rate:.1f}%).")
     by_name = {v.name: v for v in plan.variants}
 
     def compare(a: str, b: str, what: str) -> None:
         if a in table and b in table:
             da, db = _acc(table[a]), _acc(table[b])
             n = table[a].get("n", 0)
+            fa, fb = table[a]["forced_choice_accuracy"], table[b]["forced_choice_accuracy"]
+            diff = paired_difference(eval_dirs[a], eval_dirs[b], plan.seed) if eval_dirs else None
+            if diff is None:
+                noise = f"n={n}, so a difference under ~10 points is within noise"
+            else:
+                inside = diff["low"] <= 0 <= diff["high"]
+                noise = (f"{a} minus {b}: {diff['mean']:+.1f} points, paired 95% CI [{diff['low']:+.1f}, "
+                         f"{diff['high']:+.1f}] over the same {diff['n']} clips, "
+                         + ("which includes 0: not a difference this test set can resolve" if inside else
+                            "which excludes 0"))
             if abs(da - db) < 1e-9:
                 out.append(f"{what}: {a} and {b} tie at {da:.1f}% (n={n}).")
             else:
                 win, lose = (a, b) if da > db else (b, a)
-                fa, fb = table[a]["forced_choice_accuracy"], table[b]["forced_choice_accuracy"]
                 out.append(f"{what}: {win} beats {lose} by {abs(da - db):.1f} points ({max(da, db):.1f}% vs "
-                           f"{min(da, db):.1f}%; forced choice {a} {fa:.1f}% vs {b} {fb:.1f}%; n={n}, so a "
-                           f"difference under ~10 points is within noise).")
+                           f"{min(da, db):.1f}%; forced choice {a} {fa:.1f}% vs {b} {fb:.1f}%; {noise}).")
 
     for v in plan.variants:
         if v.style == "label":
@@ -54,15 +98,21 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
     for v in plan.variants:
         if v.fusion == "none":
             for w in plan.variants:
-                if w.fusion != "none" and w.style == v.style:
+                if w.fusion != "none" and w.style == v.style and not w.transcript_in_prompt:
                     compare(w.name, v.name, "Dual vs single encoder")
+    for v in plan.variants:
+        if v.transcript_in_prompt:
+            for w in plan.variants:
+                if not w.transcript_in_prompt and (w.style, w.fusion) == (v.style, v.fusion):
+                    compare(v.name, w.name, "Transcript in the prompt vs end to end")
     reasoning = [n for n, v in by_name.items() if v.style != "label" and n in table]
     for n in reasoning:
         q = table[n].get("quotes") or {}
         if q:
-            fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - absent when nothing was quoted
+            fmt = lambda key: f"{q[key]:.1f}{_ci((q.get('ci') or {}).get(key))}" if key in q else "-"  # noqa: E731
             out.append(f"{n}: {q.get('quotation', 0):.1f}% of answers quote the transcript; groundedness "
-                       f"{fmt('groundedness')}, relevance {fmt('relevance')} (0-100).")
+                       f"{fmt('groundedness')}, relevance {fmt('relevance')} (0-100; over the {q.get('n_judged', 0)} "
+                       f"answers whose quotes were judged).")
     for n in (v.name for v in plan.variants if v.name in table):
         out.append(f"{n}, the other tasks: {_other_tasks(table[n])}.")
     if plan.mode == "tiny":
@@ -172,7 +222,7 @@ def _results_table(plan: DemoPlan, table: dict[str, dict[str, Any]], eval_dirs: 
 
     def forced(name: str, task: str) -> str:
         value = (table[name].get("forced_choice") or {}).get(task)
-        return f"{value:.1f}" if value is not None else "-"
+        return f"{value:.1f}{_ci((table[name].get('forced_choice_ci') or {}).get(task))}" if value is not None else "-"
 
     return Table(head + ["forced-choice acc", "forced-choice sentiment"],
                  [r + [forced(n, "emotion"), forced(n, "sentiment")] for r, n in zip(rows, names)])
@@ -181,7 +231,8 @@ def _results_table(plan: DemoPlan, table: dict[str, dict[str, Any]], eval_dirs: 
 def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
-                      eval_dirs: dict[str, Path], budget: dict[str, Any] | None = None) -> Report:
+                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
+                      budget: dict[str, Any] | None = None) -> Report:
     """The demo report as data (see :func:`write_demo_report` for the arguments)."""
     from emoreason.eval.report import class_table  # eval's per-class table layout
 
@@ -204,9 +255,12 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         Section("Results on held-out speakers", [
             _results_table(plan, table, eval_dirs),
             Paragraph(["Majority-class rate: " + "; ".join(f"{t} {rate:.1f}% ({label})"
-                                                           for t, (label, rate) in majorities.items()) + "."])]),
-        Section("Findings", [Bullets(findings(plan, table, best, majorities["emotion"]))]),
+                                                           for t, (label, rate) in majorities.items()) + "."]),
+            Paragraph([CI_NOTE])]),
+        Section("Findings", [Bullets(findings(plan, table, best, majorities["emotion"], eval_dirs))]),
     ]
+    if probe:
+        sections.append(_probe_section(plan, table, best, probe))
     best_cls = table[best].get("classification")
     if best_cls:
         blocks: list[Block] = [class_table(best_cls)]
@@ -243,10 +297,33 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     return Report("emoreason demo report", [intro], sections)
 
 
+def _probe_section(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, probe: dict[str, Any]) -> Section:
+    """The linear probe (same training clips, same held-out emotion rows) beside every variant, and
+    one line when the best variant is more than 5 unweighted points below it."""
+    from emoreason.eval.probe import gap_note, probe_cells
+
+    acc, ua = probe_cells(probe)
+    rows = [["linear probe on the frozen emotion encoder", acc, ua]]
+    for v in plan.variants:
+        c = table[v.name].get("classification") or {}
+        rows.append([v.name, f"{c.get('weighted_accuracy', 0.0):.1f}", f"{c.get('unweighted_accuracy', 0.0):.1f}"])
+    blocks: list[Block] = [
+        Table(["emotion, held-out speakers", "accuracy", "unwt accuracy"], rows),
+        Paragraph([f"Probe: logistic regression on mean + std of the emotion encoder's frames, fitted on the "
+                   f"{probe['n_train']} training emotion clips, scored on the {probe['n_test']} held-out ones "
+                   "(95% bootstrap CIs); variants: label extracted from the generated answer."])]
+    c = table[best].get("classification")
+    note = gap_note(c["unweighted_accuracy"], probe, f"The best variant ({best})") if c else None
+    if note:
+        blocks.append(Paragraph([note]))
+    return Section("Baseline: linear probe", blocks)
+
+
 def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
-                      eval_dirs: dict[str, Path], budget: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
+                      budget: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``out/report.md`` and ``out/report.html``; return their paths.
 
     ``corpus`` / ``targets`` / ``testset``: those stages' results (``testset["rows"]``: task -> rows
@@ -254,9 +331,10 @@ def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     ``best``: the variant whose per-class table, confusion matrix and analysed clip are shown;
     ``majorities``: task (emotion, sentiment) -> (majority label, its % of the held-out rows);
     ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation directory under ``out``;
+    ``probe``: the linear-probe baseline's ``probe.json`` (a section beside the variants), or None;
     ``budget``: the ``--time-budget`` fit (:func:`emoreason.demo.budget.plan_budget`), None without one.
     """
     report = build_demo_report(out, plan=plan, corpus=corpus, targets=targets, testset=testset, table=table,
                                best=best, majorities=majorities, analysis=analysis, timings=timings,
-                               eval_dirs=eval_dirs, budget=budget)
+                               eval_dirs=eval_dirs, probe=probe, budget=budget)
     return write_report_files(report, out)

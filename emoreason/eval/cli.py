@@ -29,6 +29,9 @@ def _add_judge_options(p: argparse.ArgumentParser) -> None:
                    help="task of rows without a 'task' field (default: inferred from the reference label)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (and of instruction choice in run)")
     p.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    p.add_argument("--min-judge-success", type=float, default=0.9, metavar="FRACTION",
+                   help="with an LLM judge, fail (exit 1, scores still written) when a task's judge success rate "
+                        "is under this (default 0.9); rows the judge gave no text for are asked again on a rerun")
     p.add_argument("--overwrite", action="store_true",
                    help="discard scores already in --out instead of resuming from them")
 
@@ -59,7 +62,7 @@ def cmd_score(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     metrics = score_file(args.predictions, out, _judge(args, out), task=args.task, seed=args.seed,
-                         bootstrap=args.bootstrap, overwrite=args.overwrite)
+                         bootstrap=args.bootstrap, overwrite=args.overwrite, min_success=args.min_judge_success)
     _print_summary(metrics, out)
     return 0
 
@@ -101,10 +104,36 @@ def cmd_run(args: argparse.Namespace) -> int:
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
+    if args.probe_train:
+        _run_probe_beside(args, out)
     metrics = score_file(preds, out, _judge(args, out), task=args.task, seed=args.seed,
-                         bootstrap=args.bootstrap, overwrite=args.overwrite)
+                         bootstrap=args.bootstrap, overwrite=args.overwrite, min_success=args.min_judge_success)
     _print_summary(metrics, out)
     return 0
+
+
+def cmd_probe(args: argparse.Namespace) -> int:
+    from emoreason.eval.probe import format_probe, resolve_encoder, run_probe
+
+    encoder = resolve_encoder(args.model, args.config, args.overrides)
+    metrics = run_probe(args.train, args.manifest, args.out, encoder, task=args.task, c=args.c, seed=args.seed,
+                        resamples=args.bootstrap, cache_dir=args.cache_dir, train_split=args.train_split,
+                        test_split=args.split)
+    print(format_probe(metrics))
+    print(f"wrote {Path(args.out) / 'probe.json'}")
+    return 0
+
+
+def _run_probe_beside(args: argparse.Namespace, out: Path) -> None:
+    """``eval run --probe-train``: the probe on the model's own emotion encoder, same test rows."""
+    from emoreason.errors import UserError
+    from emoreason.eval.probe import resolve_encoder, run_probe
+    from emoreason.eval.report import PROBE_DIR
+
+    if not args.model:
+        raise UserError("--probe-train needs --model (the probe uses that model's emotion encoder)")
+    run_probe(args.probe_train, args.manifest, out / PROBE_DIR, resolve_encoder(args.model, None),
+              seed=args.seed, resamples=args.bootstrap)
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
@@ -163,7 +192,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--cascade-llm", default="offline",
                    help="text step of the cascade: 'offline' (lexical rule) or an OpenAI-compatible base URL")
     r.add_argument("--cascade-model", default=None, help="model name for --cascade-llm (default: first listed)")
-    r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment / sqa / asr rows and audio")
+    r.add_argument("--manifest", required=True, help="manifest JSONL with emotion / sentiment / sqa / asr rows and audio "
+                   "(or a datasets save_to_disk dir / parquet file / hf:ID, SOURCE#field=column mapping: docs/data.md)")
     r.add_argument("--exclude-training-clips", action="store_true",
                    help="--model: leave out test clips whose audio the model was trained on (default: refuse to "
                         "evaluate and name them; the run's train_clips.json records its training audio)")
@@ -177,6 +207,31 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)
     r.set_defaults(func=cmd_run)
+
+    r.add_argument("--probe-train", default=None, metavar="MANIFEST",
+                   help="also fit a linear probe on the model's frozen emotion encoder with this manifest's emotion "
+                        "rows, score it on --manifest, and show it in the report (DIR/probe/)")
+
+    pr = sub.add_parser("probe", help="linear-probe baseline on a frozen emotion encoder (mean+std pooled frames)",
+                        description="Fit a logistic regression on the emotion encoder's pooled frames (mean and std "
+                                    "over time) of --train's emotion rows and score it on --manifest's: accuracy and "
+                                    "unweighted accuracy with 95%% bootstrap CIs, per class. Writes DIR/probe.json and "
+                                    "DIR/predictions.jsonl; features are cached (DIR/features unless --cache-dir).")
+    pr.add_argument("--train", required=True, help="manifest whose emotion rows train the probe (the model's training split)")
+    pr.add_argument("--manifest", required=True, help="manifest whose emotion rows are scored (the held-out clips)")
+    pr.add_argument("--train-split", default=None, help="only --train rows of this split (e.g. train)")
+    pr.add_argument("--split", default=None, help="only --manifest rows of this split (e.g. test)")
+    pr.add_argument("--out", required=True, help="output directory")
+    pr.add_argument("--model", default=None, help="run directory or final/: probe that model's emotion encoder")
+    pr.add_argument("--config", default=None,
+                    help="or a config (packaged name or YAML) whose model.emotion_encoder is probed (default: mini)")
+    pr.add_argument("--task", default="emotion", choices=["emotion", "sentiment"], help="rows to probe (default emotion)")
+    pr.add_argument("--c", type=float, default=1.0, help="inverse L2 strength of the logistic regression (default 1.0)")
+    pr.add_argument("--seed", type=int, default=0, help="seed of the fit and the bootstrap")
+    pr.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for the 95%% CIs (default 1000)")
+    pr.add_argument("--cache-dir", default=None, help="pooled-feature cache shared between probes")
+    pr.add_argument("overrides", nargs="*", default=[], help="dotted key=value overrides of --config")
+    pr.set_defaults(func=cmd_probe)
 
     c = sub.add_parser("compare", help="one table across evaluation directories",
                        description="Print one markdown table (scores per task, average, accuracies, quote scores) "

@@ -4,7 +4,8 @@ One row per run; one column per dataset x task ("IEMOCAP-ER", "MELD-ER", "MELD-S
 "Spoken-SQuAD-SQA", "LibriSpeech-ASR WER"), named from the rows' ``source`` (the importer's
 dataset name) and task; each cell ``score [low, high]`` with its 95% bootstrap interval. Then the
 average of the judged columns (higher is better; WER is shown but not averaged) and, for the first
-classification task, weighted / unweighted accuracy, macro-F1 and the quote scores.
+classification task, weighted / unweighted accuracy, macro-F1 and the quote scores (accuracies,
+groundedness and relevance with their 95% bootstrap intervals when metrics.json has them).
 """
 from __future__ import annotations
 
@@ -63,6 +64,15 @@ def _cell(g: dict | None) -> str:
     return f"{g['score']:.1f}"
 
 
+def with_ci(section: dict | None, key: str) -> str:
+    """``section[key]`` as ``value [low, high]`` when ``section["ci"][key]`` holds its interval
+    (metrics.json from before the intervals: the value alone); ``-`` when absent."""
+    if not section or key not in section:
+        return "-"
+    ci = (section.get("ci") or {}).get(key)
+    return f"{section[key]:.1f} [{ci['low']:.1f}, {ci['high']:.1f}]" if ci else f"{section[key]:.1f}"
+
+
 def _column_order(name_task: dict[str, str]) -> list[str]:
     """Emotion, sentiment, SQA, then ASR columns (the paper's order), by name within a task."""
     rank = {"emotion": 0, "sentiment": 1, "sqa": 2, "asr": 3}
@@ -90,10 +100,10 @@ def compare_table(run_dirs: list[str | Path], names: list[str] | None = None) ->
             scores = [run[c]["score"] for c in judged if c in run]
             row.append(f"{sum(scores) / len(scores):.1f}" if len(scores) == len(judged) else "-")
         cls = next((v["classification"] for v in m["tasks"].values() if "classification" in v), None)
-        row += [f"{cls['weighted_accuracy']:.1f}", f"{cls['unweighted_accuracy']:.1f}", f"{cls['macro_f1']:.1f}"] if cls else ["-"] * 3
+        row += [with_ci(cls, "weighted_accuracy"), with_ci(cls, "unweighted_accuracy"),
+                f"{cls['macro_f1']:.1f}"] if cls else ["-"] * 3
         q = next((v["quotes"] for v in m["tasks"].values() if "quotes" in v), None)
-        row += [f"{q['quotation']:.1f}" if q else "-", f"{q['groundedness']:.1f}" if q and "groundedness" in q else "-",
-                f"{q['relevance']:.1f}" if q and "relevance" in q else "-"]
+        row += [f"{q['quotation']:.1f}" if q else "-", with_ci(q, "groundedness"), with_ci(q, "relevance")]
         rows.append(row)
     return head, rows
 

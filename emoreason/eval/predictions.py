@@ -25,11 +25,15 @@ def read_predictions(path: str | Path) -> list[dict]:
         raise PredictionsError(f"predictions file not found: {path}")
     rows: list[dict] = []
     seen: dict[str, int] = {}
-    with open(path, encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
+    with open(path, "rb") as fh:
+        for n, raw in enumerate(fh, 1):
+            if not raw.strip():
                 continue
             where = f"{path}:{n}"
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise PredictionsError(f"{where}: not UTF-8 text") from None
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as e:

@@ -8,7 +8,12 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+from emoreason.eval.compare import with_ci
 from emoreason.eval.render import Image, Paragraph, Report, Section, Table, code, write_report_files
+
+
+PROBE_DIR = "probe"
+"""Sub-directory of an evaluation directory where ``eval run --probe-train`` puts its probe."""
 
 
 def confusion_png(classification: dict, title: str) -> bytes:
@@ -63,8 +68,9 @@ def class_table(classification: dict) -> Table:
     c = classification
     rows = [[label, str(int(v["n"])), f"{v['accuracy']:.1f}", f"{v['precision']:.1f}", f"{v['f1']:.1f}"]
             for label, v in c["per_class"].items()]
-    totals = [["Unwt Avg", str(c["n"]), f"{c['unweighted_accuracy']:.1f}", "", f"{c['macro_f1']:.1f}"],
-              ["Wt Avg", str(c["n"]), f"{c['weighted_accuracy']:.1f}", "", ""]]
+    # the averages carry their 95% bootstrap interval when metrics.json has one
+    totals = [["Unwt Avg", str(c["n"]), with_ci(c, "unweighted_accuracy"), "", f"{c['macro_f1']:.1f}"],
+              ["Wt Avg", str(c["n"]), with_ci(c, "weighted_accuracy"), "", ""]]
     return Table(CLASS_HEAD, rows, totals)
 
 
@@ -73,21 +79,42 @@ def quote_table(metrics: dict) -> Table | None:
     rows = []
     for task, m in metrics["tasks"].items():
         q = m.get("quotes")
-        if q:
-            fmt = lambda key: f"{q[key]:.1f}" if key in q else "-"  # noqa: E731 - no quote had a transcript
-            rows.append([task, f"{q['quotation']:.1f}", fmt("groundedness"), fmt("relevance"), str(q["n_judged"])])
+        if q:  # groundedness / relevance "-" when no quote had a transcript; with their CI when known
+            rows.append([task, f"{q['quotation']:.1f}", with_ci(q, "groundedness"), with_ci(q, "relevance"), str(q["n_judged"])])
     return Table(QUOTE_HEAD, rows) if rows else None
 
 
-def build_report(metrics: dict, confusions: dict[str, tuple[str, bytes]]) -> Report:
+def probe_section(metrics: dict, probe: dict) -> Section:
+    """The linear-probe baseline beside this model's emotion accuracy, and one line when the model
+    is far below it (``emoreason.eval.probe``)."""
+    from emoreason.eval.probe import gap_note, probe_cells
+
+    acc, ua = probe_cells(probe)
+    rows = [["linear probe (frozen emotion encoder, mean+std)", f"{probe['n_train']} / {probe['n_test']}", acc, ua]]
+    c = (metrics["tasks"].get(probe["task"]) or {}).get("classification")
+    blocks: list = []
+    if c:
+        rows.append(["this model (label from the answer)", f"- / {c['n']}", f"{c['weighted_accuracy']:.1f}",
+                     f"{c['unweighted_accuracy']:.1f}"])
+    blocks.append(Table(["", "train / test clips", "accuracy", "unwt accuracy"], rows))
+    note = gap_note(c["unweighted_accuracy"], probe, "This model") if c else None
+    if note:
+        blocks.append(Paragraph([note]))
+    return Section(f"Baseline: linear probe on the {probe['task']} rows", blocks)
+
+
+def build_report(metrics: dict, confusions: dict[str, tuple[str, bytes]], probe: dict | None = None) -> Report:
     """The evaluation report as data. ``confusions``: task -> (PNG file name next to the report,
-    PNG bytes) for every task with a classification summary."""
+    PNG bytes) for every task with a classification summary; ``probe``: a probe's ``probe.json``
+    (``eval run --probe-train``), shown as a baseline row."""
     intro = Paragraph(["Predictions: ", code(str(metrics.get("predictions", ""))), f"; rows: {metrics['n']}; "
                        f"bootstrap seed {metrics['seed']}, {metrics['bootstrap_resamples']} resamples."])
     sections = [Section("Headline scores", [headline_table(metrics)])]
     quotes = quote_table(metrics)
     if quotes:
         sections.append(Section("Grounded reasoning (quotes, 0-100)", [quotes]))
+    if probe:
+        sections.append(probe_section(metrics, probe))
     for task, m in metrics["tasks"].items():
         c = m.get("classification")
         if c and task in confusions:
@@ -117,5 +144,8 @@ def write_report(out_dir: str | Path, metrics: dict) -> list[Path]:
             (out / "confusion.png").write_bytes(png)
             written.append(out / "confusion.png")
         confusions[task] = (name, png)
-    md_path, html_path = write_report_files(build_report(metrics, confusions), out)
+    from emoreason.eval.probe import read_probe
+
+    probe = read_probe(out / PROBE_DIR)
+    md_path, html_path = write_report_files(build_report(metrics, confusions, probe), out)
     return written + [md_path, html_path]

@@ -22,6 +22,18 @@ from emoreason.labels import SENTIMENT, normalize_label, sentiment_of
 
 log = logging.getLogger(__name__)
 SCORES = "scores.jsonl"
+MIN_JUDGE_SUCCESS = 0.9
+"""Default least share of rows per task whose LLM-judge reply could be read; under it the scores
+are written but the run fails (a judge that answers nothing usable must not look like a score)."""
+
+
+class JudgeSuccessTooLow(UserError):
+    """An LLM judge's success rate was under the threshold; scores and metrics were still written."""
+
+
+def _judge_failed(row: dict) -> bool:
+    """A row whose judge gave no text at all (after retries): not done, a rerun asks again."""
+    return bool((row.get("judge") or {}).get("failed") or (row.get("quote_judge") or {}).get("failed"))
 
 
 def prepare_row(row: dict, default_task: str | None, source: str = "") -> dict:
@@ -87,8 +99,13 @@ async def _score_async(judge, todo: list[dict], out: ResumableJsonl) -> None:
 
 
 def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | None = None,
-               seed: int = 0, bootstrap: int = 1000, report: bool = True, overwrite: bool = False) -> dict:
-    """Score ``predictions`` with ``judge`` into ``out_dir``; return the metrics dict."""
+               seed: int = 0, bootstrap: int = 1000, report: bool = True, overwrite: bool = False,
+               min_success: float = MIN_JUDGE_SUCCESS) -> dict:
+    """Score ``predictions`` with ``judge`` into ``out_dir``; return the metrics dict.
+
+    With an LLM judge, a task whose judge success rate is under ``min_success`` raises
+    :class:`JudgeSuccessTooLow` after metrics and report are written.
+    """
     from emoreason.eval.summary import summarize
 
     out = Path(out_dir)
@@ -108,7 +125,7 @@ def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | 
     marker.write_text(identity + "\n")
     # rows with a score are done; a torn last line (a crash mid-write) is cut off and rescored
     scores = ResumableJsonl(scores_path, key=lambda row: str(row["id"]) if "id" in row else None,
-                            finished=lambda row: "score" in row)
+                            finished=lambda row: "score" in row and not _judge_failed(row))
     todo = [r for r in rows if r["id"] not in scores]
     if scores.done:
         log.info("resuming: %d rows already scored, %d to go", len(rows) - len(todo), len(todo))
@@ -126,6 +143,14 @@ def score_file(predictions: str | Path, out_dir: str | Path, judge, task: str | 
         from emoreason.eval.report import write_report
 
         write_report(out, metrics)
+    if getattr(judge, "is_async", False):
+        low = {t: m["success_rate"] for t, m in metrics["tasks"].items() if m.get("success_rate", 1.0) < min_success}
+        if low:
+            worst = ", ".join(f"{t} {100 * r:.1f}%" for t, r in low.items())
+            failed = sum(1 for r in ordered if _judge_failed(r))
+            raise JudgeSuccessTooLow(
+                f"judge success {worst} is under {100 * min_success:.0f}% ({failed} rows got no text from the judge; "
+                f"scores written to {out}); check the judge, then rerun to retry them (--min-judge-success to accept)")
     return metrics
 
 

@@ -1,7 +1,7 @@
 """Per-task headline numbers from scored rows (what metrics.json holds)."""
 from __future__ import annotations
 
-from emoreason.eval.bootstrap import bootstrap_ci, bootstrap_ratio_ci
+from emoreason.eval.bootstrap import bootstrap_balanced_ci, bootstrap_ci, bootstrap_ratio_ci
 from emoreason.eval.judges import SCALE
 from emoreason.eval.metrics import classification_metrics
 from emoreason.eval.wer import corpus_wer, utterance_counts
@@ -36,9 +36,40 @@ def headline(task: str, rows: list[dict], seed: int = 0, resamples: int = 1000) 
     return m
 
 
+def _interval(ci: dict[str, float]) -> dict[str, float]:
+    return {"low": ci["low"], "high": ci["high"]}
+
+
+def classification_cis(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict[str, dict[str, float]]:
+    """95% percentile-bootstrap intervals (over rows) of the extracted-label accuracies of one
+    classification task's scored rows: ``{"weighted_accuracy": {"low", "high"}, "unweighted_accuracy": ...}``
+    (unweighted: the per-class mean recomputed in each resample, :func:`bootstrap_balanced_ci`)."""
+    hits = [float(r.get("pred_label") == r["gold"]) for r in rows]
+    gold = [r["gold"] for r in rows]
+    return {"weighted_accuracy": _interval(bootstrap_ci(hits, resamples=resamples, seed=seed, scale=100)),
+            "unweighted_accuracy": _interval(bootstrap_balanced_ci(hits, gold, resamples=resamples, seed=seed, scale=100))}
+
+
+def quote_scores(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
+    """Quote scores of one classification task's scored rows: ``quotation`` (% of answers that
+    quote), ``n_quoted``, ``n_judged``; with judged quotes, ``groundedness`` / ``relevance``
+    (0-2 ratings x 50) and ``ci``: their 95% bootstrap intervals over the judged answers."""
+    quoted = [r for r in rows if r.get("quotes")]
+    judged = [r for r in quoted if "groundedness" in r]
+    q: dict = {"quotation": 100 * len(quoted) / len(rows), "n_quoted": len(quoted), "n_judged": len(judged)}
+    if judged:
+        q["ci"] = {}
+        for key in ("groundedness", "relevance"):
+            ci = bootstrap_ci([r[key] for r in judged], resamples=resamples, seed=seed, scale=50)
+            q[key] = ci["mean"]
+            q["ci"][key] = _interval(ci)
+    return q
+
+
 def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
     """metrics.json content: per task ``score`` (0-100; ASR: corpus WER %), 95% bootstrap CI,
-    judge success rate, classification metrics (emotion / sentiment) and quote scores; and
+    judge success rate, classification metrics (emotion / sentiment, with ``ci`` of the weighted
+    and unweighted accuracy) and quote scores (with ``ci`` of groundedness / relevance); and
     ``datasets``: the headline per (row ``source``, task), the cells of the paper's tables."""
     tasks: dict[str, dict] = {}
     for task in sorted({r["task"] for r in rows}):
@@ -47,13 +78,8 @@ def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
         if task in ("emotion", "sentiment"):
             gold = [r["gold"] for r in sub]
             m["classification"] = classification_metrics(gold, [r.get("pred_label") for r in sub], _label_order(task, gold))
-            quoted = [r for r in sub if r.get("quotes")]
-            judged = [r for r in quoted if "groundedness" in r]
-            q = {"quotation": 100 * len(quoted) / len(sub), "n_quoted": len(quoted), "n_judged": len(judged)}
-            if judged:
-                q["groundedness"] = 50 * sum(r["groundedness"] for r in judged) / len(judged)
-                q["relevance"] = 50 * sum(r["relevance"] for r in judged) / len(judged)
-            m["quotes"] = q
+            m["classification"]["ci"] = classification_cis(sub, seed, resamples)
+            m["quotes"] = quote_scores(sub, seed, resamples)
         tasks[task] = m
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Iterator
@@ -38,11 +39,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--task asr gives the transcript only, --task sqa the answer to --question. Files longer than 30 s are "
         "analysed per 30 s window (segments) plus overall (transcripts stitched in window order).",
     )
-    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (any sample rate / channel count soundfile reads)")
+    p.add_argument("files", nargs="+", metavar="FILE", help="audio files (wav, flac, mp3, m4a, webm ...: what soundfile or ffmpeg decodes; any rate / channels)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--model", metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
     source.add_argument("--server", metavar="URL", help="instead of loading a model, send each file to a running "
                         "`emoreason serve` at URL (e.g. http://127.0.0.1:8000); --batch-size/--device/--dtype are the server's")
+    p.add_argument("--api-key", metavar="KEY", help="with --server: the server's API key (default: the EMOREASON_API_KEY "
+                   "environment variable)")
     p.add_argument("--task", choices=["emotion", "sentiment", "asr", "sqa"], default="emotion",
                    help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral; "
                    "asr: transcribe; sqa: answer --question about each file (default: emotion)")
@@ -154,6 +157,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         # files with a result (not an error) in an earlier run's output are skipped; failed ones retried
         out_file = ResumableJsonl(args.out, key="file", finished=lambda row: "error" not in row)
+        if len(set(files)) < len(files):  # --out holds one row per file: a repeat would be written twice
+            print(f"emoreason: {len(files) - len(set(files))} repeated file(s) analysed once", file=sys.stderr)
+            files = list(dict.fromkeys(files))
         skipped = [f for f in files if f in out_file]
         files = [f for f in files if f not in out_file]
         if skipped:
@@ -211,7 +217,9 @@ def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict
     url = args.server.rstrip("/") + "/analyze"
     form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or "",
             "question": args.question or "", "transcript": args.transcript, "quotes": args.quotes or ""}
-    with httpx.Client(timeout=httpx.Timeout(10.0, read=None)) as client:  # long clips take long: no read timeout
+    key = args.api_key or os.environ.get("EMOREASON_API_KEY")
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(timeout=httpx.Timeout(10.0, read=None), headers=headers) as client:  # long clips take long: no read timeout
         for name in files:
             path = Path(name)
             if not path.is_file():
@@ -229,10 +237,15 @@ def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict
                 body = None
             if not isinstance(body, dict):
                 raise UserError(f"{url} answered HTTP {response.status_code} with no JSON object: not an emoreason server?")
+            error = body.get("error")
+            # {"error": {"message", ...}} (OpenAI's shape, every route); a plain string from older servers
+            message = str(error.get("message", error)) if isinstance(error, dict) else str(error)
             if response.status_code == 200 and "label" in body:
                 yield {**body, "file": name}
-            elif response.status_code in (400, 413) and "error" in body:
-                message = str(body["error"]).replace(path.name, name, 1)
+            elif response.status_code in (400, 413) and error is not None:
+                message = message.replace(path.name, name, 1)
                 yield {"file": name, "error": message if name in message else f"{name}: {message}"}
+            elif error is not None:
+                raise UserError(f"{url} answered HTTP {response.status_code}: {message[:200]}")
             else:
                 raise UserError(f"{url} answered HTTP {response.status_code}: {str(body)[:200]}")

@@ -15,13 +15,18 @@ also writes a transcript. :func:`run_windows` runs a plan on a batch of windows:
 
 Prompts match training: the default instruction of each task is the first of its training pool
 (``emoreason.data.questions``); an SQA prompt is the question itself (the pool's first template is
-``{question}``).
+``{question}``). A model trained "transcribe, then reason" (its processor's
+``transcript_in_prompt``, ``data.transcript_in_prompt``) gets, as in training, the transcript in
+its emotion / sentiment prompts: :func:`run_with_transcript_context` transcribes the windows first,
+then renders the task's prompt with that transcript for the forced choice and the explanation.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -38,6 +43,9 @@ QUOTE_MODES = ("constrained", "free")
 """``constrained``: quotes in explanations may only hold transcript spans
 (``emoreason.inference.quote_constraint``); ``free``: generation is not touched."""
 MAX_QUESTION_CHARS = 2000
+CONTEXT_TRANSCRIPT_TOKENS = 64
+"""Transcript budget of a transcript-in-context model asked for no generation (max_new_tokens 0):
+its forced choice still needs the transcript its prompts were trained with."""
 
 
 def default_prompt(task: str, question: str | None = None) -> str:
@@ -83,6 +91,7 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
     """
     from emoreason.data.questions import fill_instruction
     from emoreason.labels import label_sentence
+    from emoreason.text.reserved import check_no_reserved_tokens
 
     if task not in TASKS:
         raise UserError(f"unknown task {task!r} (expected one of {list(TASKS)})")
@@ -94,6 +103,8 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         raise UserError("quotes 'constrained' needs the model's transcript (transcript 'model'), not 'none'")
     if max_new_tokens < 0:
         raise UserError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
+    check_no_reserved_tokens(prompt, "the prompt")
+    check_no_reserved_tokens(question, "the question")
     question = question.strip() if question else None
     if task == "sqa":
         if not question:
@@ -114,6 +125,45 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         max_new_tokens=max_new_tokens, transcript_prompt=default_prompt("asr") if extra else None,
         question=question, quotes="constrained" if constrained else "free",
     )
+
+
+RowTags = Sequence[tuple[int, str]]
+"""What each row of one ``generate`` call is: (window index in the batch, ``"text"`` for the task's
+own generation | ``"transcript"`` for the extra ASR generation)."""
+
+
+class GenerationHooks(Protocol):
+    """Extra ``generate`` arguments per call (a streamer, stopping criteria, sampling), for callers
+    that serve many requests from one batch (``emoreason.inference.server``)."""
+
+    def generate_kwargs(self, waves: Sequence[np.ndarray], rows: RowTags) -> dict[str, Any]:
+        """Keyword arguments added to ``model.generate`` for one call; ``waves``: the batch's
+        windows (each (T,)), ``rows``: what each of the call's rows is."""
+        ...
+
+
+_HOOKS: ContextVar[GenerationHooks | None] = ContextVar("emoreason_generation_hooks", default=None)
+
+
+@contextmanager
+def generation_hooks(hooks: GenerationHooks) -> Iterator[None]:
+    """Apply ``hooks`` to every ``generate`` call that :func:`run_windows` makes in this thread
+    (and context) until the block ends. A context variable rather than an engine argument: the
+    engine's batching stays the same for every caller, and only the server needs the hooks."""
+    token = _HOOKS.set(hooks)
+    try:
+        yield
+    finally:
+        _HOOKS.reset(token)
+
+
+def _generate(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], rows: RowTags,
+              max_new_tokens: int, **kwargs: Any) -> list[str]:
+    """``model.generate`` with the current :func:`generation_hooks`' extra arguments."""
+    hooks = _HOOKS.get()
+    if hooks is not None:
+        kwargs.update(hooks.generate_kwargs(waves, rows))
+    return model.generate(batch, max_new_tokens=max_new_tokens, **kwargs)
 
 
 @dataclass
@@ -139,8 +189,10 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
 
     The caller holds the model lock and ``torch.inference_mode``.
     """
-    import torch
+    from emoreason.data.dataset import TRANSCRIPT_CONTEXT_TASKS
 
+    if processor.transcript_in_prompt and plan.task in TRANSCRIPT_CONTEXT_TASKS:
+        return run_with_transcript_context(model, processor, waves, plan)
     b = len(waves)
     extra = plan.transcript_prompt is not None
     prompts = [plan.prompt] * b + ([plan.transcript_prompt] * b if extra else [])
@@ -149,29 +201,70 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     if plan.sentences:
         # Scored on the task's rows only; they may carry a little extra left padding (the ASR
         # prompt can be longer), which the attention mask and position ids ignore.
-        logp = model.score_candidates(_rows(batch, slice(0, b)) if extra else batch, list(plan.sentences))  # (B, C)
-        probs = [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
+        probs = _forced_choice(model, _rows(batch, slice(0, b)) if extra else batch, plan.sentences)
     if plan.max_new_tokens == 0:
         texts = [""] * len(prompts)
     elif extra and plan.quotes == "constrained":
-        texts = _constrained(model, batch, b, plan.max_new_tokens)
+        texts = _constrained(model, batch, waves, plan.max_new_tokens)
     else:
-        texts = model.generate(batch, max_new_tokens=plan.max_new_tokens)
+        rows = [(i, "text") for i in range(b)] + ([(i, "transcript") for i in range(b)] if extra else [])
+        texts = _generate(model, batch, waves, rows, plan.max_new_tokens)
     texts = [t.strip() for t in texts]
     return [WindowOutput(probs[i], texts[i], texts[b + i] if extra else None) for i in range(b)]
 
 
-def _constrained(model: Any, batch: dict[str, Any], b: int, max_new_tokens: int) -> list[str]:
+def _forced_choice(model: Any, batch: dict[str, Any], sentences: Sequence[str]) -> list[np.ndarray]:
+    """Softmax over the candidate label sentences of every row of ``batch``: B arrays (C,) float64."""
+    import torch
+
+    logp = model.score_candidates(batch, list(sentences))  # (B, C)
+    return [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
+
+
+def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.ndarray],
+                                plan: TaskPlan) -> list[WindowOutput]:
+    """One batch of emotion / sentiment windows for a model trained with the transcript in its
+    prompts: the windows' transcripts are generated first (the ASR instruction; ``plan``'s budget,
+    or :data:`CONTEXT_TRANSCRIPT_TOKENS` when it generates nothing else), then the task prompt is
+    rendered with them, as training rendered the reference transcripts, for the forced choice and
+    the explanation (quotes held to the transcript when ``plan.quotes`` is ``constrained``).
+
+    The transcript is always returned: the answer depended on it, even when the caller asked for
+    none (``transcript="none"`` cannot apply to such a model)."""
+    b = len(waves)
+    asr = processor(waves=list(waves), prompts=[plan.transcript_prompt or default_prompt("asr")] * b)
+    budget = plan.max_new_tokens or CONTEXT_TRANSCRIPT_TOKENS
+    transcripts = [t.strip() for t in _generate(model, asr, waves, [(i, "transcript") for i in range(b)], budget)]
+    batch = processor(waves=list(waves), prompts=[plan.prompt] * b, transcripts=transcripts)  # (B, L) left-padded
+    probs = _forced_choice(model, batch, plan.sentences)
+    if plan.max_new_tokens == 0:
+        texts = [""] * b
+    elif plan.quotes == "constrained":
+        from transformers import LogitsProcessorList
+
+        from emoreason.inference.quote_constraint import QuoteConstraint
+
+        constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
+        texts = _generate(model, batch, waves, [(i, "text") for i in range(b)], plan.max_new_tokens,
+                          logits_processor=LogitsProcessorList([constraint]))
+    else:
+        texts = _generate(model, batch, waves, [(i, "text") for i in range(b)], plan.max_new_tokens)
+    return [WindowOutput(probs[i], texts[i].strip(), transcripts[i]) for i in range(b)]
+
+
+def _constrained(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], max_new_tokens: int) -> list[str]:
     """The 2B rows of ``batch`` (task rows, then ASR rows) generated in two calls: transcripts
     first, then the explanations with quotes held to their window's transcript."""
     from transformers import LogitsProcessorList
 
     from emoreason.inference.quote_constraint import QuoteConstraint
 
-    transcripts = [t.strip() for t in model.generate(_rows(batch, slice(b, 2 * b)), max_new_tokens=max_new_tokens)]
+    b = len(waves)
+    transcripts = [t.strip() for t in _generate(model, _rows(batch, slice(b, 2 * b)), waves,
+                                                [(i, "transcript") for i in range(b)], max_new_tokens)]
     constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
-    explanations = model.generate(_rows(batch, slice(0, b)), max_new_tokens=max_new_tokens,
-                                  logits_processor=LogitsProcessorList([constraint]))
+    explanations = _generate(model, _rows(batch, slice(0, b)), waves, [(i, "text") for i in range(b)], max_new_tokens,
+                             logits_processor=LogitsProcessorList([constraint]))
     return list(explanations) + transcripts
 
 

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from emoreason.errors import UserError
 from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
 from emoreason.hardware import resolve_dtype
 from emoreason.model.processing import (PROCESSOR_CONFIG, AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids,
@@ -37,6 +38,15 @@ BUILTIN_TINY = "builtin:tiny"
 CONFIG_FILE = "config.yaml"
 TRAINABLE_FILE = "trainable.safetensors"
 """Parameter groups (adapters, LoRA, trained encoders): what training changed."""
+HF_CONFIG_FILE = "config.json"
+"""The transformers view of the directory (``model_type: emoreason``; see ``emoreason.model.hf``)."""
+MODEL_TYPE = "emoreason"
+FORMAT_VERSION = 1
+"""Version of the directory layout ``config.json`` describes (config.yaml + safetensors + adapter/)."""
+ADAPTER_DIR = "adapter"
+"""The LoRA as a standard PEFT adapter folder (adapter_config.json + adapter_model.safetensors)."""
+EMOTION2VEC_CONFIG = "emotion2vec_config.json"
+"""An exported emotion2vec's architecture (``Emotion2vecConfig`` as JSON; see ``emoreason.model.export``)."""
 RANDOM_BASE_FILE = "random_base.safetensors"
 """Full weights of the parts built with ``init: random`` (they cannot be re-created from an id)."""
 
@@ -119,7 +129,13 @@ def build_encoder(cfg: EncoderConfig, role: str) -> tuple[nn.Module, FeatureSpec
         from emoreason.model.emotion2vec import Emotion2vecConfig, Emotion2vecEncoder, load_emotion2vec
 
         if cfg.init == "random":
-            if cfg.path and not preset_name(cfg.path):  # architecture from a checkpoint's config.yaml
+            if cfg.path and (Path(cfg.path) / EMOTION2VEC_CONFIG).is_file():  # an export's architecture
+                import json
+
+                kwargs = json.loads((Path(cfg.path) / EMOTION2VEC_CONFIG).read_text())
+                kwargs["conv_spec"] = [tuple(k) for k in kwargs["conv_spec"]]
+                kwargs.update(size_overrides(cfg, "emotion2vec"))
+            elif cfg.path and not preset_name(cfg.path):  # architecture from a checkpoint's config.yaml
                 import dataclasses
 
                 import yaml
@@ -298,7 +314,9 @@ def _random_parts(model: AudioLLM, cfg: ModelConfig) -> dict[str, nn.Module]:
 
 def save_pretrained(model: AudioLLM, cfg: ModelConfig, directory: str | Path, groups: list[str] | None = None) -> None:
     """Write ``config.yaml`` (``cfg``, the config ``model`` was built from), ``trainable.safetensors``
-    and, when some parts were randomly initialised, ``random_base.safetensors``; plus the tokenizer.
+    and, when some parts were randomly initialised, ``random_base.safetensors``; plus the tokenizer,
+    a transformers ``config.json`` (``emoreason.model.hf``) and, with LoRA, the PEFT adapter folder
+    ``adapter/`` (the same LoRA weights as in ``trainable.safetensors``, for peft users).
 
     Args:
         groups: parameter-group keys to save (default: every group of ``model.parameter_groups()``,
@@ -325,6 +343,21 @@ def save_pretrained(model: AudioLLM, cfg: ModelConfig, directory: str | Path, gr
         save_file(_plain(state), str(directory / RANDOM_BASE_FILE))
     (directory / CONFIG_FILE).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))
     model.tokenizer.save_pretrained(str(directory))
+    _write_hf_config(directory, to_dict(cfg))
+    if "lora" in keys and hasattr(model.llm, "peft_config"):
+        model.llm.save_pretrained(str(directory / ADAPTER_DIR))  # peft: adapter_config.json + adapter_model.safetensors
+
+
+def _write_hf_config(directory: Path, model_cfg: dict[str, Any]) -> None:
+    """``config.json`` as ``EmoReasonConfig.to_dict()`` writes it, without importing transformers here
+    (``emoreason.model.hf`` reads it)."""
+    import json
+
+    import transformers
+
+    config = {"architectures": ["EmoReasonModel"], "emoreason": model_cfg, "format_version": FORMAT_VERSION,
+              "model_type": MODEL_TYPE, "transformers_version": transformers.__version__}
+    (directory / HF_CONFIG_FILE).write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -332,26 +365,57 @@ def _plain(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
 
 
-def load_weights(model: nn.Module, path: str | Path) -> list[str]:
+class WeightsError(UserError):
+    """A weights file that is unreadable, incomplete, or for another model (one line, names the file)."""
+
+
+def load_weights(model: nn.Module, path: str | Path, expected: set[str] | None = None) -> list[str]:
     """Load a safetensors file written by :func:`save_pretrained` into ``model``.
 
-    Every key in the file must exist in the model (a mismatch means a different architecture).
+    Every key in the file must exist in the model with the model's shape (a mismatch means a
+    different architecture), and every name in ``expected`` must be in the file (a file cut short
+    or emptied must not leave untrained parts running silently). Raises :class:`WeightsError`.
     Returns the loaded key names.
     """
     from safetensors.torch import load_file
 
     own = model.state_dict(keep_vars=True)
     device = next(iter(own.values())).device
-    state = load_file(str(path), device=str(device))
+    try:
+        state = load_file(str(path), device=str(device))
+    except Exception as e:  # SafetensorError, OSError: a torn or foreign file
+        reason = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
+        raise WeightsError(f"{path}: not a readable safetensors file ({reason})") from None
     unexpected = [k for k in state if k not in own]
     if unexpected:
-        raise ValueError(f"{path}: {len(unexpected)} weights do not fit this model, e.g. {unexpected[:3]}")
+        raise WeightsError(f"{path}: {len(unexpected)} weights do not fit this model, e.g. {unexpected[:3]}")
+    missing = sorted((expected or set()) - set(state))
+    if missing:
+        raise WeightsError(f"{path}: {len(missing)} of the model's trained weights are missing (e.g. {missing[:2]}); "
+                           "the file is incomplete or damaged")
+    for k, v in state.items():
+        if own[k].shape != v.shape:
+            raise WeightsError(f"{path}: {k} has shape {tuple(v.shape)}, the model has {tuple(own[k].shape)}")
     with torch.no_grad():
         for k, v in state.items():
-            if own[k].shape != v.shape:
-                raise ValueError(f"{path}: {k} has shape {tuple(v.shape)}, the model has {tuple(own[k].shape)}")
             own[k].copy_(v.to(device=own[k].device, dtype=own[k].dtype))
     return list(state)
+
+
+def _saved_groups(path: Path, model: AudioLLM) -> set[str]:
+    """Parameter names a ``trainable.safetensors`` must hold: those of the groups its metadata
+    names (every trainable group when the metadata is missing or unreadable)."""
+    from safetensors import safe_open
+
+    groups = model.parameter_groups()
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = ((f.metadata() or {}).get("groups") or "").split(",")
+    except Exception:  # unreadable: load_weights reports it
+        names = []
+    keys = [g for g in names if g in groups] or list(groups)
+    wanted = {id(p) for k in keys for p in groups[k]}
+    return {n for n, p in model.named_parameters() if id(p) in wanted}
 
 
 def read_config(directory: str | Path) -> ModelConfig:
@@ -363,7 +427,25 @@ def read_config(directory: str | Path) -> ModelConfig:
     path = Path(directory) / CONFIG_FILE
     if not path.is_file():
         raise ConfigError(f"{directory}: no {CONFIG_FILE} (not a save_pretrained directory)")
-    return from_dict(ModelConfig, yaml.safe_load(path.read_text()), prefix="model")
+    cfg = from_dict(ModelConfig, yaml.safe_load(path.read_text()), prefix="model")
+    return _resolve_local_paths(cfg, Path(directory))
+
+
+LOCAL_PREFIX = "./"
+"""Paths in a saved ``config.yaml`` that start with this are relative to that directory (exports)."""
+
+
+def _resolve_local_paths(cfg: ModelConfig, directory: Path) -> ModelConfig:
+    """``./speech_encoder`` -> ``<directory>/speech_encoder`` for the LLM and both encoders."""
+    import dataclasses
+
+    def fix(part: Any) -> Any:
+        if part is None or not part.path or not part.path.startswith(LOCAL_PREFIX):
+            return part
+        return dataclasses.replace(part, path=str(directory / part.path[len(LOCAL_PREFIX):]))
+
+    return dataclasses.replace(cfg, llm=fix(cfg.llm), speech_encoder=fix(cfg.speech_encoder),
+                               emotion_encoder=fix(cfg.emotion_encoder))
 
 
 def load_pretrained(directory: str | Path, device: str | torch.device | None = None,
@@ -390,11 +472,29 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None = N
         processor = AudioProcessor.from_pretrained(directory, tokenizer=model.tokenizer)
     if device is not None:
         model.to(device)
-    for name in (RANDOM_BASE_FILE, TRAINABLE_FILE):
-        if (directory / name).is_file():
-            load_weights(model, directory / name)
+    random_parts = _random_parts(model, cfg)
+    if random_parts:  # randomly initialised at build: only the saved values are the trained model's
+        names = {f"{name}.{k}" for name, part in random_parts.items() for k in part.state_dict()}
+        if not (directory / RANDOM_BASE_FILE).is_file():
+            raise WeightsError(f"{directory}: no {RANDOM_BASE_FILE} (the saved random-init weights); the model directory is incomplete")
+        load_weights(model, directory / RANDOM_BASE_FILE, expected=names)
+    trained = directory / TRAINABLE_FILE
+    if not trained.is_file():
+        raise WeightsError(f"{directory}: no {TRAINABLE_FILE} (the trained weights); the model directory is incomplete")
+    load_weights(model, trained, expected=_saved_groups(trained, model))
     model.eval()
     return model, processor
+
+
+def _file_groups(path: Path) -> list[str]:
+    """The parameter groups a ``trainable.safetensors`` says it holds (its metadata; [] unreadable)."""
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return ((f.metadata() or {}).get("groups") or "").split(",")
+    except Exception:  # unreadable: the loader reports it
+        return []
 
 
 def _peft_free_name(key: str) -> str:
@@ -406,7 +506,8 @@ def _peft_free_name(key: str) -> str:
 
 
 def _load_merged(directory: Path, cfg: ModelConfig, device: str | torch.device | None) -> tuple[AudioLLM, AudioProcessor]:
-    """:func:`load_pretrained` with ``merge_lora`` (see there)."""
+    """:func:`load_pretrained` with ``merge_lora`` (see there); the same checks: both files
+    present when needed, readable, fitting the model, and complete (:class:`WeightsError`)."""
     import dataclasses
 
     from safetensors.torch import load_file
@@ -417,29 +518,46 @@ def _load_merged(directory: Path, cfg: ModelConfig, device: str | torch.device |
     if device is not None:
         model.to(device)
     own = model.state_dict(keep_vars=True)
+    random_parts = _random_parts(model, cfg)
+    trained = directory / TRAINABLE_FILE
+    expected = {trained: _saved_groups(trained, model) if trained.is_file() else set()}
+    if random_parts:
+        expected[directory / RANDOM_BASE_FILE] = {f"{name}.{k}" for name, part in random_parts.items()
+                                                  for k in part.state_dict()}
     lora: dict[str, dict[str, torch.Tensor]] = {}  # module name -> {"A", "B"}; trainable's values win
-    for name in (RANDOM_BASE_FILE, TRAINABLE_FILE):
-        path = directory / name
+    for path in sorted(expected, key=lambda p: p.name != RANDOM_BASE_FILE):  # random base first
         if not path.is_file():
-            continue
-        for key, value in load_file(str(path)).items():
+            raise WeightsError(f"{directory}: no {path.name}; the model directory is incomplete")
+        try:
+            state = load_file(str(path))
+        except Exception as e:  # SafetensorError, OSError: a torn or foreign file
+            reason = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
+            raise WeightsError(f"{path}: not a readable safetensors file ({reason})") from None
+        plain: dict[str, torch.Tensor] = {}
+        for key, value in state.items():
             key = _peft_free_name(key)
-            for part in ("A", "B"):
-                marker = f".lora_{part}."
-                if marker in key:
-                    lora.setdefault(key.split(marker)[0], {})[part] = value
-                    break
-            else:
-                if key not in own or own[key].shape != value.shape:
-                    raise ValueError(f"{path}: {key} does not fit this model")
-                with torch.no_grad():
-                    own[key].copy_(value.to(device=own[key].device, dtype=own[key].dtype))
+            part = "A" if ".lora_A." in key else "B" if ".lora_B." in key else None
+            if part is not None:
+                lora.setdefault(key.split(f".lora_{part}.")[0], {})[part] = value
+                continue
+            if key not in own or own[key].shape != value.shape:
+                raise WeightsError(f"{path}: {key} does not fit this model")
+            plain[key] = value
+        missing = sorted(expected[path] - set(plain))
+        if missing:
+            raise WeightsError(f"{path}: {len(missing)} of the model's trained weights are missing (e.g. {missing[:2]}); "
+                               "the file is incomplete or damaged")
+        with torch.no_grad():
+            for key, value in plain.items():
+                own[key].copy_(value.to(device=own[key].device, dtype=own[key].dtype))
+    if not lora and "lora" in _file_groups(trained):
+        raise WeightsError(f"{trained}: its groups name LoRA but the file holds no LoRA weights; it is damaged")
     scale = cfg.lora.alpha / cfg.lora.r
     with torch.no_grad():
         for module, pair in lora.items():
             weight = own.get(f"{module}.weight")
             if weight is None or set(pair) != {"A", "B"}:
-                raise ValueError(f"{directory}: LoRA weights of {module} do not fit this model")
+                raise WeightsError(f"{directory}: LoRA weights of {module} do not fit this model")
             delta = pair["B"].float() @ pair["A"].float() * scale  # (out, r) @ (r, in)
             weight.copy_((weight.float() + delta.to(weight.device)).to(weight.dtype))
     model.eval()

@@ -27,6 +27,11 @@ User turn: ``<audio_start>`` + ``<audio>`` x N + ``<audio_end>`` + instruction, 
   rounded up to the adapter's group size).
 
 Clips longer than 30 s are cut to 30 s (split long audio with ``emoreason.audio.split_windows``).
+
+Transcript in context ("transcribe, then reason", ``data.transcript_in_prompt``): a processor made
+with ``transcript_in_prompt=True`` renders a row's transcript between the audio and the
+instruction (:func:`transcript_context`), for the rows that are given one; the option is saved in
+``processor_config.json`` so inference renders what training did.
 """
 from __future__ import annotations
 
@@ -41,13 +46,11 @@ import numpy as np
 
 from emoreason.audio import MEL_FRAMES, MEL_HOP, SAMPLE_RATE, WINDOW_SAMPLES
 from emoreason.model.encoders import FRAMES_PER_WINDOW
+from emoreason.text.reserved import AUDIO, AUDIO_END, AUDIO_START  # defined once, in the core layer
 
 if TYPE_CHECKING:  # heavy import only for type checkers
     from transformers import PreTrainedTokenizerBase
 
-AUDIO_START = "<audio_start>"
-AUDIO = "<audio>"
-AUDIO_END = "<audio_end>"
 AUDIO_TOKENS = [AUDIO_START, AUDIO, AUDIO_END]
 
 # The tiny tokenizer's specials, in id order after the 256 byte tokens.
@@ -125,6 +128,13 @@ def audio_token_ids(tokenizer: "PreTrainedTokenizerBase") -> tuple[int, int, int
 PROCESSOR_CONFIG = "processor_config.json"
 
 
+def transcript_context(transcript: str, prompt: str) -> str:
+    """The user text after the audio when the transcript is in context: the transcript on its own
+    line, quoted (so the model sees where what was said starts and ends, the same marks its
+    explanations quote with), then the instruction."""
+    return f'Transcript: "{transcript.strip()}"\n{prompt}'
+
+
 @dataclass
 class FeatureSpec:
     """What one encoder wants as input, and how many tokens its adapter emits."""
@@ -165,7 +175,7 @@ class AudioProcessor:
     """
 
     def __init__(self, tokenizer: Any, speech: FeatureSpec, emotion: FeatureSpec | None, fusion: str,
-                 system_prompt: str | None = None):
+                 system_prompt: str | None = None, transcript_in_prompt: bool = False):
         if fusion not in ("sequence", "feature", "none"):
             raise ValueError(f"unknown fusion {fusion!r}")
         if fusion != "none" and emotion is None:
@@ -177,6 +187,8 @@ class AudioProcessor:
         # None: the chat template's own default (SmolLM2 injects a ~20-token system line when no
         # system message is given); a string (even "") is rendered as the system message.
         self.system_prompt = system_prompt
+        # "Transcribe, then reason": rows given a transcript carry it after the audio (module docstring)
+        self.transcript_in_prompt = transcript_in_prompt
         self.audio_start_id, self.audio_id, self.audio_end_id = audio_token_ids(tokenizer)
         self._mel_extractors: dict[int, Any] = {}
 
@@ -202,8 +214,11 @@ class AudioProcessor:
         return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
 
     def render(self, prompt: str, target: str | None, num_audio: int,
-               max_target_tokens: int | None = None) -> tuple[list[int], list[int] | None]:
+               max_target_tokens: int | None = None, transcript: str | None = None) -> tuple[list[int], list[int] | None]:
         """One conversation -> (input_ids, labels or None); labels are -100 on the prompt part.
+
+        ``transcript``: rendered before the instruction (:func:`transcript_context`) when this
+        processor has ``transcript_in_prompt``; ignored otherwise, so callers may always pass it.
 
         ``max_target_tokens`` cuts the response (end-of-turn tokens included) to that many tokens:
         long teacher explanations cost training time quadratically and the label sentence, which
@@ -212,6 +227,8 @@ class AudioProcessor:
         Raises ValueError when the chat template does not render the prompt as a prefix of the
         whole conversation, or when the tokenizer does not keep ``<audio>`` as one token.
         """
+        if self.transcript_in_prompt and transcript is not None:
+            prompt = transcript_context(transcript, prompt)
         user = {"role": "user", "content": f"{AUDIO_START}{AUDIO * num_audio}{AUDIO_END}{prompt}"}
         system = [] if self.system_prompt is None else [{"role": "system", "content": self.system_prompt}]
         prompt_text = self._chat([*system, user], generation_prompt=True)
@@ -266,8 +283,10 @@ class AudioProcessor:
 
     # ------------------------------------------------------------------ batch
     def __call__(self, waves: Sequence[np.ndarray], prompts: Sequence[str], targets: Sequence[str] | None = None,
-                 max_target_tokens: int | None = None) -> dict[str, Any]:
-        """Batch of clips -> dict of torch tensors (``max_target_tokens``: see :meth:`render`).
+                 max_target_tokens: int | None = None,
+                 transcripts: Sequence[str | None] | None = None) -> dict[str, Any]:
+        """Batch of clips -> dict of torch tensors (``max_target_tokens``, ``transcripts``: one
+        per row or None, see :meth:`render`).
 
         Returns ``input_ids`` / ``attention_mask`` (B, L) int64 (right-padded with targets,
         left-padded without), ``labels`` (B, L) when targets are given, ``speech_features``,
@@ -276,13 +295,16 @@ class AudioProcessor:
         """
         import torch
 
-        if len(waves) != len(prompts) or (targets is not None and len(targets) != len(waves)):
+        if (len(waves) != len(prompts) or (targets is not None and len(targets) != len(waves))
+                or (transcripts is not None and len(transcripts) != len(waves))):
             raise ValueError(f"batch sizes differ: {len(waves)} waves, {len(prompts)} prompts"
-                             + (f", {len(targets)} targets" if targets is not None else ""))
+                             + (f", {len(targets)} targets" if targets is not None else "")
+                             + (f", {len(transcripts)} transcripts" if transcripts is not None else ""))
         if not waves:
             raise ValueError("empty batch")
         waves = [np.asarray(w, dtype=np.float32).reshape(-1)[:WINDOW_SAMPLES] for w in waves]
-        rows = [self.render(p, None if targets is None else targets[i], self.num_audio_tokens(w.size), max_target_tokens)
+        rows = [self.render(p, None if targets is None else targets[i], self.num_audio_tokens(w.size), max_target_tokens,
+                            None if transcripts is None else transcripts[i])
                 for i, (w, p) in enumerate(zip(waves, prompts))]
         length = max(len(ids) for ids, _ in rows)
         left = targets is None  # generation: left padding keeps every prompt's end aligned
@@ -321,6 +343,7 @@ class AudioProcessor:
             "speech": dataclasses.asdict(self.speech),
             "emotion": dataclasses.asdict(self.emotion) if self.emotion is not None else None,
             "system_prompt": self.system_prompt,
+            "transcript_in_prompt": self.transcript_in_prompt,
         }
         (directory / PROCESSOR_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -338,4 +361,6 @@ class AudioProcessor:
         if tokenizer is None:
             tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
         emotion = FeatureSpec(**config["emotion"]) if config["emotion"] else None
-        return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"], config.get("system_prompt"))
+        # processor configs saved before the transcript option have no key: they never had a transcript
+        return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"], config.get("system_prompt"),
+                   transcript_in_prompt=bool(config.get("transcript_in_prompt", False)))

@@ -26,7 +26,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         ),
         formatter_class=_HelpFormatter,
     )
-    p.add_argument("--manifest", required=True, help="input manifest (JSONL)")
+    p.add_argument("--manifest", required=True, help="input manifest (JSONL, or a datasets dir / parquet / hf:ID: docs/data.md)")
     p.add_argument("--out", required=True, help="output manifest (JSONL); rows already in it are skipped")
     p.add_argument(
         "--teacher",

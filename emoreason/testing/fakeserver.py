@@ -9,7 +9,8 @@ Faults are scripted per transcript substring and consumed in order, e.g.
 ``{"best day": ["500", "timeout"]}``: the first request whose prompt contains "best day" gets a 500,
 the second hangs past the client's timeout, the third is answered normally. Modes: ``500``,
 ``429``, ``404``, ``400``, ``timeout`` (sleeps ``hang_s``), ``close`` (drops the connection), ``nonjson``,
-``empty`` (empty content), ``badquote`` (quotes words not in the transcript), ``wronglabel``,
+``empty`` (empty content), ``nochoices`` (a completion with ``"choices": []``), ``garbage`` (200
+with random bytes), ``truncated`` (headers and half the body, then the connection closes), ``badquote`` (quotes words not in the transcript), ``wronglabel``,
 ``slow`` (answers after ``slow_s``).
 
 Audio chat (an audio LLM under evaluation): a user turn whose content is a list of parts, ``text``
@@ -17,7 +18,8 @@ and ``input_audio`` (``{"data": base64, "format": "wav"}``) as OpenAI and vLLM t
 parts are the prompt (faults match it); every audio part must decode to a wav file, else the
 request gets a 400 like a real server's; the decoded clips are kept in ``audio`` as
 ``(sample rate, samples)`` (float32, (T,) mono or (T, C)). ``audio_answer(prompt, sr, wave)``
-writes the reply (default: the teacher-like answer to the prompt).
+writes the reply (default: the teacher-like answer to the prompt); ``text_answer(prompt)`` does the
+same for plain text turns (e.g. a judge's rating).
 
     python -m emoreason.testing.fakeserver --port 8123 --delay 0.05   # prints READY <url>
 """
@@ -38,6 +40,8 @@ import numpy as np
 
 _TRANSCRIPT_RE = re.compile(r'^Transcript: "(.*)"\s*$', re.M)
 _LABEL_RE = re.compile(r"^(?:Emotion|Sentiment) label: (\S+)\s*$", re.M)
+_TRUNCATED = 299
+"""Internal status of a reply sent as a 200 whose body is cut off half-way."""
 _REASONS = {400: "Bad Request", 200: "OK", 500: "Internal Server Error", 429: "Too Many Requests", 404: "Not Found"}
 
 
@@ -87,10 +91,12 @@ class FakeTeacherServer:
     the clips decoded from ``input_audio`` parts, in arrival order."""
 
     def __init__(self, delay_s: float = 0.0, faults: dict[str, list[str]] | None = None, hang_s: float = 3.0,
-                 slow_s: float = 0.3, model: str = "fake-teacher", audio_answer: AudioAnswer | None = None) -> None:
+                 slow_s: float = 0.3, model: str = "fake-teacher", audio_answer: AudioAnswer | None = None,
+                 text_answer: Callable[[str], str] | None = None) -> None:
         self.delay_s, self.hang_s, self.slow_s, self.model = delay_s, hang_s, slow_s, model
         self.faults: dict[str, list[str]] = defaultdict(list, {k: list(v) for k, v in (faults or {}).items()})
         self.audio_answer = audio_answer
+        self.text_answer = text_answer
         self.requests = 0
         self.bodies: list[dict] = []
         self.audio: list[tuple[int, np.ndarray]] = []
@@ -162,10 +168,14 @@ class FakeTeacherServer:
                 if status is None:  # "close": drop the connection without answering
                     return
                 data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-                writer.write(
-                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
-                    f"Content-Length: {len(data)}\r\n\r\n".encode() + data
-                )
+                head = (f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}\r\nContent-Type: application/json\r\n"
+                        f"Content-Length: {len(data)}\r\n\r\n").encode()
+                if status == _TRUNCATED:  # "truncated": a 200 whose body stops half-way
+                    head = head.replace(f"{_TRUNCATED} Error".encode(), b"200 OK")
+                    writer.write(head + data[: len(data) // 2])
+                    await writer.drain()
+                    return
+                writer.write(head + data)
                 await writer.drain()
         except (ConnectionError, asyncio.CancelledError):
             return
@@ -199,13 +209,19 @@ class FakeTeacherServer:
             return None, None
         if fault == "nonjson":
             return 200, b"<html>502 Bad Gateway</html>"
+        if fault == "garbage":
+            return 200, bytes(range(256))[::-1] * 2
+        if fault == "nochoices":
+            return 200, {"id": f"cmpl-{self.requests}", "object": "chat.completion", "choices": []}
         if fault == "empty":
             content = ""
         elif clips and self.audio_answer is not None:
             content = self.audio_answer(prompt, *clips[0])
+        elif self.text_answer is not None:
+            content = self.text_answer(prompt)
         else:
             content = default_answer(prompt, fault)
-        return 200, {
+        return (_TRUNCATED if fault == "truncated" else 200), {
             "id": f"cmpl-{self.requests}", "object": "chat.completion", "model": req.get("model"),
             "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         }

@@ -26,6 +26,8 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from emoreason.errors import UserError
+
 STATE_FILE = "state.json"
 WEIGHTS_FILE = "trainable.safetensors"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -124,24 +126,39 @@ def save_checkpoint(
     return final
 
 
+class CheckpointDamaged(UserError):
+    """A checkpoint's files cannot be read (torn, truncated, emptied); an older one may still do."""
+
+
 def load_checkpoint(path: str | Path, rank: int = 0) -> dict[str, Any]:
     """Read a checkpoint: ``{"state", "weights", "optimizer", "scheduler", "rng"}`` (tensors on CPU).
 
     ``rng`` is this rank's state, or None when the checkpoint was written by fewer processes;
-    ``optimizer`` is None when it was saved per rank and this rank has no file.
+    ``optimizer`` is None when it was saved per rank and this rank has no file. A file that cannot
+    be read raises :class:`CheckpointDamaged` naming it (one line).
     """
     path = Path(path)
-    state = json.loads((path / STATE_FILE).read_text())
     rng_file = path / f"rng-{rank}.pt"
     opt_file = path / "optimizer.pt"
     if not opt_file.is_file():
         opt_file = path / f"optimizer-{rank}.pt"
+
+    def read(file: Path, how: Callable[[Path], Any]) -> Any:
+        try:
+            return how(file)
+        except Exception as e:  # json / safetensors / torch.load errors: all mean a damaged file here
+            reason = str(e).splitlines()[0][:120] if str(e) else e.__class__.__name__
+            raise CheckpointDamaged(f"{file}: cannot be read ({reason})") from None
+
+    def torch_load(file: Path) -> Any:
+        return torch.load(file, map_location="cpu", weights_only=True)
+
     return {
-        "state": state,
-        "weights": load_file(str(path / WEIGHTS_FILE)),
-        "optimizer": torch.load(opt_file, map_location="cpu", weights_only=True) if opt_file.is_file() else None,
-        "scheduler": torch.load(path / "scheduler.pt", map_location="cpu", weights_only=True),
-        "rng": torch.load(rng_file, weights_only=True) if rng_file.is_file() else None,
+        "state": read(path / STATE_FILE, lambda f: json.loads(f.read_text())),
+        "weights": read(path / WEIGHTS_FILE, lambda f: load_file(str(f))),
+        "optimizer": read(opt_file, torch_load) if opt_file.is_file() else None,
+        "scheduler": read(path / "scheduler.pt", torch_load),
+        "rng": read(rng_file, torch_load) if rng_file.is_file() else None,
     }
 
 

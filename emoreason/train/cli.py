@@ -13,7 +13,7 @@ Resuming: by default the run continues from the newest complete checkpoint in RU
 (auto-resume), so rerunning an interrupted command picks up where it stopped, mid-epoch included;
 a RUN_DIR without checkpoints starts fresh. `--resume` without a value insists on a checkpoint;
 `--resume CKPT` continues from that checkpoint directory. A resumed run must use the same config
-(train.max_steps, log_every, save_every_steps, keep_checkpoints, tensorboard, eval_every_steps,
+(train.max_steps, log_every, save_every_steps, keep_checkpoints, report_to, eval_every_steps,
 eval_max_batches may change).
 
 Validation: with data.eval_manifest set, the loss per task on its data.eval_split rows is logged to

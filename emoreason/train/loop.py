@@ -18,6 +18,7 @@ import contextlib
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +30,9 @@ from torch import nn
 from emoreason.config import TrainConfig
 from emoreason.errors import UserError
 from emoreason.hardware import auto_mixed_precision
-from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses
-from emoreason.train.checkpoint import (copy_dir_atomic, latest_checkpoint, load_checkpoint, remove_partial, save_checkpoint,
-                                        save_model_dir, set_rng_state)
+from emoreason.train.losses import IGNORE_INDEX, first_target_position, token_losses, weighted_token_losses  # noqa: F401 (token_losses: re-exported)
+from emoreason.train.checkpoint import (CheckpointDamaged, copy_dir_atomic, latest_checkpoint, list_checkpoints,
+                                        load_checkpoint, remove_partial, save_checkpoint, save_model_dir, set_rng_state)
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_lr_scheduler, build_optimizer
 from emoreason.train.sampler import TaskGroupSampler
@@ -72,6 +73,14 @@ def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
             p.grad = None
 
 
+def _target_weight(batch: dict[str, Any]) -> float:
+    """Total loss weight of a micro batch's targets: its target token count, or the sum of its
+    ``loss_weights`` over target positions (the collator's ``label_weight``)."""
+    mask = batch["labels"][:, 1:] != IGNORE_INDEX
+    weights = batch.get("loss_weights")
+    return float(mask.sum()) if weights is None else float(weights[:, 1:][mask].sum())
+
+
 @dataclass
 class StepResult:
     """What one optimizer step did (returned by :meth:`Trainer.fit`, logged to metrics.jsonl)."""
@@ -83,6 +92,9 @@ class StepResult:
     task_losses: dict[str, float]
     lr: float
     samples_per_s: float
+    grad_norm: float | None = None
+    """Global L2 norm of the trained parameters' gradients before clipping (None where the backend
+    clips itself, e.g. DeepSpeed)."""
 
 
 class Trainer:
@@ -152,7 +164,9 @@ class Trainer:
             # accelerate only picks gloo multi-CPU when told cpu=True; a torchrun/`accelerate launch
             # --multi_gpu` start on a machine without GPUs should still run distributed.
             cpu = not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1
-            accelerator = Accelerator(mixed_precision=resolve_precision(train.precision), kwargs_handlers=[ddp], cpu=cpu)
+            accelerator = Accelerator(mixed_precision=resolve_precision(train.precision), kwargs_handlers=[ddp], cpu=cpu,
+                                      log_with=None if train.report_to == "none" else train.report_to,
+                                      project_dir=str(self.run_dir))
         self.acc = accelerator
         set_seed(train.seed)
 
@@ -272,6 +286,20 @@ class Trainer:
         if self.acc.is_main_process:
             log.info("checkpoint step-%d (epoch %d, batch %d)", step, epoch, cursor)
 
+    def _restore_newest_readable(self) -> tuple[Path, tuple[int, int, int]]:
+        """Restore the newest checkpoint that can be read; a damaged one (a crash or a full disk
+        while it was written over) is skipped with a warning and the one before it is used."""
+        damaged: list[str] = []
+        for _, path in reversed(list_checkpoints(self.run_dir)):
+            try:
+                return path, self._restore(path)
+            except CheckpointDamaged as e:
+                log.warning("checkpoint %s is damaged, trying the one before it: %s", path.name, e)
+                print(f"emoreason train: warning: {e}; falling back to the checkpoint before it", file=sys.stderr)
+                damaged.append(str(e))
+        raise UserError(f"no readable checkpoint in {self.run_dir / 'checkpoints'} ({damaged[0]}); "
+                        "move the checkpoints away to start over")
+
     def _restore(self, path: Path) -> tuple[int, int, int]:
         """Load a checkpoint into model / optimizer / scheduler / RNG; return (step, epoch, cursor)."""
         ckpt = load_checkpoint(path, self.acc.process_index)
@@ -282,6 +310,8 @@ class Trainer:
         expected = {n for k in self.keys for n in self.param_names[k]}
         if set(ckpt["weights"]) != expected:
             missing = sorted(expected - set(ckpt["weights"]))[:3]
+            if set(ckpt["weights"]) < expected:  # nothing foreign, only holes: a damaged file, not another model
+                raise CheckpointDamaged(f"{path}: {len(expected - set(ckpt['weights']))} weights missing (e.g. {missing})")
             raise UserError(f"{path}: checkpoint does not match this model/schedule (e.g. missing {missing})")
         if ckpt["optimizer"] is None:
             raise UserError(f"{path}: no optimizer state for process {self.acc.process_index} (resume with the same number of processes)")
@@ -310,7 +340,7 @@ class Trainer:
             sums, counts, weighted, _ = example_token_losses(
                 logits, labels[:, start:], None if index is None else index[:, start:].to(self.acc.device),
                 None if weights is None else weights[:, start:], num_examples=len(batch["tasks"]))
-            # DDP averages gradients over processes: scale so the result is the global token mean.
+            # DDP averages gradients over processes: scale so the result is the global (weighted) token mean.
             self.acc.backward(weighted.sum() * self.acc.num_processes / norm)
         return sums.detach(), counts, batch["tasks"]
 
@@ -336,7 +366,11 @@ class Trainer:
         Returns the steps this call ran.
         """
         ckpt = latest_checkpoint(self.run_dir) if resume == "auto" else (Path(resume) if resume else None)
-        step, epoch, cursor = (0, 0, 0) if ckpt is None else self._restore(ckpt)
+        step, epoch, cursor = (0, 0, 0)
+        if resume == "auto" and ckpt is not None:
+            ckpt, (step, epoch, cursor) = self._restore_newest_readable()
+        elif ckpt is not None:
+            step, epoch, cursor = self._restore(ckpt)
         main = self.acc.is_main_process
         handler = None
         if main:
@@ -352,16 +386,31 @@ class Trainer:
             )
             if ckpt is not None:
                 log.info("resuming from %s (step %d, epoch %d, batch %d)", ckpt, step, epoch, cursor)
-        writer = MetricsWriter(self.run_dir, main, self.train.tensorboard, resume_step=step if ckpt is not None else None)
+        tracker = self._start_trackers() if self.acc.log_with else None
+        writer = MetricsWriter(self.run_dir, main, tracker, resume_step=step if ckpt is not None else None)
         results: list[StepResult] = []
         try:
             results = self._run(step, epoch, cursor, writer, stop_after)
         finally:
             writer.close()
+            if tracker is not None:
+                self.acc.end_training()
             if handler is not None:
                 logging.getLogger("emoreason").removeHandler(handler)
                 handler.close()
         return results
+
+    def _start_trackers(self) -> Callable[[dict[str, float], int], None]:
+        """Start accelerate's trackers (``train.report_to``) with the train config as hyperparameters;
+        returns ``log(values, step)`` for the metrics writer."""
+        from emoreason.config import to_dict
+
+        hparams = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in to_dict(self.train).items()}
+        # TensorBoard writes to project_dir/project_name: RUN_DIR/tensorboard, where it always was.
+        name = "tensorboard" if self.train.report_to == "tensorboard" else "emoreason"
+        self.acc.init_trackers(name, config=hparams, init_kwargs={"wandb": {"name": self.run_dir.name},
+                                                                  "mlflow": {"run_name": self.run_dir.name}})
+        return lambda values, step: self.acc.log(values, step=step)
 
     def _run(self, step: int, epoch: int, cursor: int, writer: MetricsWriter, stop_after: int | None) -> list[StepResult]:
         from tqdm.auto import tqdm
@@ -385,12 +434,13 @@ class Trainer:
                     return results
                 tic = time.perf_counter()
                 micro = [next(batches) for _ in range(min(t.grad_accum, n_micro - cursor))]
-                local_tokens = sum(int((b["labels"][:, 1:] != IGNORE_INDEX).sum()) for b in micro)
+                local_tokens = sum(_target_weight(b) for b in micro)
                 norm = self.acc.reduce(torch.tensor(float(local_tokens), device=self.acc.device), reduction="sum").clamp(min=1.0)
                 records = [self._micro_step(b, norm, sync=(j == len(micro) - 1)) for j, b in enumerate(micro)]
                 params = [p for k in active for p in self.groups[k]]
-                if t.max_grad_norm > 0:
-                    self.acc.clip_grad_norm_(params, t.max_grad_norm)
+                # max_norm inf: no clipping, but the norm is measured the same way (all processes, shards)
+                norm_before = self.acc.clip_grad_norm_(params, t.max_grad_norm if t.max_grad_norm > 0 else math.inf)
+                grad_norm = float(norm_before) if norm_before is not None else None
                 lr = next((g["lr"] for g in self.optimizer.param_groups if g["name"] in active), 0.0)  # first trained group's
                 # Frozen groups have no gradient, so AdamW skips them; lr 0 makes that hold for any
                 # backend that materialises zero gradients (the scheduler resets lr right after).
@@ -404,10 +454,10 @@ class Trainer:
                 step += 1
                 losses = self._reduce_task_losses(records)
                 samples = sum(len(b["tasks"]) for b in micro) * self.acc.num_processes
-                res = StepResult(step, epoch, phase.name, losses["all"], losses, lr, samples / (time.perf_counter() - tic))
+                res = StepResult(step, epoch, phase.name, losses["all"], losses, lr, samples / (time.perf_counter() - tic), grad_norm)
                 results.append(res)
                 if step % max(t.log_every, 1) == 0 or step == 1:
-                    writer.write(step, epoch, phase.name, lr, res.samples_per_s, losses)
+                    writer.write(step, epoch, phase.name, lr, res.samples_per_s, losses, grad_norm)
                 bar.update(1)
                 bar.set_postfix({"phase": phase.name, **{k: f"{v:.3f}" for k, v in losses.items()}})
                 done = step >= self.total_steps

@@ -15,13 +15,32 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tens
     (loss sum (B,), target token count (B,)); position t predicts label t+1. Only target
     positions are upcast to fp32: with a 256k vocabulary the full (B, L, V) copy costs GBs.
     """
+    sums, counts, _, _ = weighted_token_losses(logits, labels, None)
+    return sums, counts
+
+
+def weighted_token_losses(logits: torch.Tensor, labels: torch.Tensor, weights: torch.Tensor | None
+                          ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """:func:`token_losses` plus a weighted version from the same cross entropies.
+
+    ``weights`` (B, L) aligned with ``labels`` (the weight of predicting label t sits at t; None:
+    all 1). Returns (loss sum (B,), token count (B,), weighted loss sum (B,), weight total (B,)):
+    the training step minimises sum(weighted sums) / sum(weight totals), a weighted token mean
+    (all weights 1: the plain token mean), while the plain sums are what is logged, so losses stay
+    comparable between runs with different weights.
+    """
     shift_labels = labels[:, 1:].to(logits.device)
     mask = shift_labels != IGNORE_INDEX
     rows, cols = mask.nonzero(as_tuple=True)
     picked = logits[:, :-1][rows, cols].float()  # (N targets, V)
     per_token = F.cross_entropy(picked, shift_labels[rows, cols], reduction="none")
-    sums = torch.zeros(labels.size(0), device=logits.device, dtype=per_token.dtype).index_add(0, rows, per_token)
-    return sums, mask.sum(1)
+    zeros = torch.zeros(labels.size(0), device=logits.device, dtype=per_token.dtype)
+    sums = zeros.index_add(0, rows, per_token)
+    counts = mask.sum(1)
+    if weights is None:
+        return sums, counts, sums, counts.to(per_token.dtype)
+    w = weights[:, 1:].to(device=logits.device, dtype=per_token.dtype)[rows, cols]  # (N targets,)
+    return sums, counts, zeros.index_add(0, rows, per_token * w), zeros.index_add(0, rows, w)
 
 
 def first_target_position(labels: torch.Tensor) -> int:

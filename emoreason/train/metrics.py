@@ -1,4 +1,5 @@
-"""Run-directory logging: ``metrics.jsonl`` (one row per step and task), ``train.log``, TensorBoard.
+"""Run-directory logging: ``metrics.jsonl`` (one row per step and task), ``train.log``, and the
+experiment tracker (``train.report_to``: accelerate's TensorBoard / W&B / MLflow trackers).
 
 Only the main process writes. On resume, rows after the checkpoint's step are dropped, so the file
 reads as one uninterrupted run.
@@ -7,21 +8,26 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from emoreason.errors import UserError
 from emoreason.jsonl import ResumableJsonl, cut_torn_tail, iter_jsonl, write_jsonl
 
 log = logging.getLogger("emoreason.train")
 
 
-class MetricsWriter:
-    """Appends metric rows to ``RUN_DIR/metrics.jsonl`` (flushed per step) and optionally TensorBoard."""
+Tracker = Callable[[dict[str, float], int], None]
+"""``log(values, step)``, e.g. ``accelerate.Accelerator.log`` (main process only, every tracker)."""
 
-    def __init__(self, run_dir: Path, enabled: bool = True, tensorboard: bool = False, resume_step: int | None = None) -> None:
+
+class MetricsWriter:
+    """Appends metric rows to ``RUN_DIR/metrics.jsonl`` (flushed per step) and sends the same values
+    to ``tracker`` when given (keys ``loss/<task>``, ``val_loss/<task>``, ``lr``, ``grad_norm``,
+    ``samples_per_s``)."""
+
+    def __init__(self, run_dir: Path, enabled: bool = True, tracker: Tracker | None = None, resume_step: int | None = None) -> None:
         self.path = run_dir / "metrics.jsonl"
         self.enabled = enabled
-        self.tb = None
+        self.tracker = tracker
         if not enabled:
             return
         if resume_step is not None:
@@ -33,28 +39,24 @@ class MetricsWriter:
         else:
             write_jsonl(self.path, [])
         self._file = ResumableJsonl(self.path, key=lambda row: None)  # append only: nothing to look up
-        if tensorboard:
-            try:
-                from torch.utils.tensorboard import SummaryWriter
-            except ImportError:
-                raise UserError("train.tensorboard=true needs the tensorboard package: pip install 'emoreason[tensorboard]'") from None
-            self.tb = SummaryWriter(str(run_dir / "tensorboard"))
 
-    def write(self, step: int, epoch: int, phase: str, lr: float, samples_per_s: float, losses: dict[str, float]) -> None:
-        """``losses``: task -> token-mean loss of this step, plus ``"all"``."""
+    def write(self, step: int, epoch: int, phase: str, lr: float, samples_per_s: float, losses: dict[str, float],
+              grad_norm: float | None = None) -> None:
+        """``losses``: task -> token-mean loss of this step, plus ``"all"``; ``grad_norm``: the
+        trained parameters' global L2 gradient norm before clipping (None: not measured)."""
         if not self.enabled:
             return
+        extra = {} if grad_norm is None else {"grad_norm": round(grad_norm, 6)}
         for task, loss in losses.items():
             row: dict[str, Any] = {
                 "step": step, "epoch": epoch, "phase": phase, "task": task, "loss": round(loss, 6),
-                "lr": lr, "samples_per_s": round(samples_per_s, 3),
+                "lr": lr, **extra, "samples_per_s": round(samples_per_s, 3),
             }
             self._file.append(row)
-        if self.tb is not None:
-            for task, loss in losses.items():
-                self.tb.add_scalar(f"loss/{task}", loss, step)
-            self.tb.add_scalar("lr", lr, step)
-            self.tb.add_scalar("samples_per_s", samples_per_s, step)
+        if self.tracker is not None:
+            values = {f"loss/{task}": loss for task, loss in losses.items()}
+            values.update(lr=lr, samples_per_s=samples_per_s, **({} if grad_norm is None else {"grad_norm": grad_norm}))
+            self.tracker(values, step)
 
     def write_validation(self, step: int, epoch: int, phase: str, losses: dict[str, float]) -> None:
         """``losses``: task -> validation loss (token mean), plus ``"all"``; one row each with ``val_loss``."""
@@ -62,15 +64,12 @@ class MetricsWriter:
             return
         for task, loss in losses.items():
             self._file.append({"step": step, "epoch": epoch, "phase": phase, "task": task, "val_loss": round(loss, 6)})
-        if self.tb is not None:
-            for task, loss in losses.items():
-                self.tb.add_scalar(f"val_loss/{task}", loss, step)
+        if self.tracker is not None:
+            self.tracker({f"val_loss/{task}": loss for task, loss in losses.items()}, step)
 
     def close(self) -> None:
         if self.enabled:
             self._file.close()
-        if self.tb is not None:
-            self.tb.close()
 
 
 def attach_file_log(run_dir: Path) -> logging.Handler:

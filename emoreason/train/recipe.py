@@ -35,7 +35,7 @@ from emoreason.train.schedule import Phase, build_schedule
 log = logging.getLogger("emoreason.train")
 
 RESUMABLE_CHANGES = {"train.max_steps", "train.log_every", "train.save_every_steps", "train.keep_checkpoints",
-                     "train.tensorboard", "train.eval_every_steps", "train.eval_max_batches"}
+                     "train.report_to", "train.eval_every_steps", "train.eval_max_batches"}
 """train.* keys that may differ between the original run and a resumed one: they change how a run
 is observed or where it stops, not what it computes."""
 
@@ -136,10 +136,13 @@ class TrainingRecipe:
         d = self.cfg.data
 
         def dataset(spec: str, split: str | None) -> ManifestDataset:
-            return ManifestDataset(resolve_manifest(spec, self.cache_dir), d.task_groups, split, d.max_audio_seconds,
+            return ManifestDataset(resolve_manifest(spec, self.cache_dir, d.columns), d.task_groups, split, d.max_audio_seconds,
                                    skip_flagged_targets=d.skip_flagged_targets)
 
         train = dataset(d.train_manifest, d.train_split)
+        self._check_labels(train)
+        for line in train.check_audio(skip=d.skip_bad_audio):
+            print(f"emoreason train: left out {line}", file=sys.stderr)
         if train.skipped_flagged:
             print(f"emoreason train: left out {train.skipped_flagged} row(s) whose teacher target failed its checks "
                   "(meta.teacher_check; data.skip_flagged_targets=false keeps them)", file=sys.stderr)
@@ -150,10 +153,27 @@ class TrainingRecipe:
         validation = None
         if d.eval_manifest:  # an empty split is a UserError from ManifestDataset, naming the file
             validation = dataset(d.eval_manifest, d.eval_split)
+            for line in validation.check_audio(skip=d.skip_bad_audio):
+                print(f"emoreason train: left out {line}", file=sys.stderr)
         return TrainData(train, validation)
 
+    def _check_labels(self, data: Any) -> None:
+        """Emotion / sentiment rows must carry one of the model's candidate labels: a label the
+        engine never scores would be trained into explanations but never chosen."""
+        from emoreason.labels import normalize_label
+
+        m = self.cfg.model
+        vocab = {"emotion": list(m.labels), "sentiment": list(m.sentiment_labels)}
+        for ex in data.examples:
+            if ex.task in vocab and ex.label is not None:
+                try:
+                    normalize_label(ex.label, vocab[ex.task])
+                except UserError:
+                    raise UserError(f"{data.manifest}:{ex.line}: {ex.task} label {ex.label!r} is not one of the model's "
+                                    f"candidates {vocab[ex.task]} (model.{'labels' if ex.task == 'emotion' else 'sentiment_labels'})") from None
+
     def setup_model(self) -> tuple[Any, Any]:
-        """(model, processor) from ``cfg.model``. Seeded first: the adapters (and any random init)
+        """(model, processor) from ``cfg.model`` (the processor takes ``data.transcript_in_prompt``). Seeded first: the adapters (and any random init)
         are initialised while the model is built, and their start must not depend on whatever used
         the RNG before (an earlier demo variant, a test), or train.seed would not reproduce a run."""
         from accelerate.utils import set_seed
@@ -162,6 +182,9 @@ class TrainingRecipe:
 
         set_seed(self.cfg.train.seed)
         model, processor = build_model(self.cfg.model)
+        # how prompts are rendered is a data choice, but the processor renders them and is saved
+        # with the model (processor_config.json): inference then renders what training did
+        processor.transcript_in_prompt = self.cfg.data.transcript_in_prompt
         if self.cfg.train.init_from:  # also on resume: the checkpoint holds only what this run trains
             from emoreason.train.warm_start import warm_start
 
@@ -178,7 +201,7 @@ class TrainingRecipe:
 
         from emoreason.train.contamination import TRAIN_CLIPS_FILE
 
-        collate_fn = collate_fn or Collator(processor, self.cfg.data.max_target_tokens)
+        collate_fn = collate_fn or Collator(processor, self.cfg.data.max_target_tokens, self.cfg.train.label_loss_weight)
         model_cfg, clips = self.cfg.model, self.run_dir / TRAIN_CLIPS_FILE
 
         def save_model(m: Any, directory: Path) -> None:

@@ -18,7 +18,7 @@ from emoreason.train.losses import first_target_position, token_losses
 
 BEST_DIR = "best"
 BEST_FILE = "best.json"
-_NOT_MODEL_INPUTS = ("labels", "tasks", "ids")
+_NOT_MODEL_INPUTS = ("labels", "tasks", "ids", "loss_weights")
 
 
 @torch.no_grad()

@@ -109,18 +109,28 @@ class LLMJudge:
         return chat_body(self.model, prompt, self.max_tokens, self.temperature)
 
     async def complete(self, prompt: str) -> tuple[str, bool]:
-        """Judge response text for ``prompt`` and whether it came from the cache."""
+        """Judge response text for ``prompt`` and whether it came from the cache.
+
+        Only real answers are cached: a reply without text (no choices, empty content, not JSON)
+        is retried, and when every try gives one the row's text is ``""`` (a parse failure,
+        counted) but nothing is stored, so a rerun asks again; an empty answer cached by an
+        older version is asked again too.
+        """
         body = self._body(prompt)
         key = request_hash(body)
         cached = self.cache.get(key) if self.cache is not None else None
-        if cached is not None:
+        if cached:
             return cached, True
         try:
-            # a malformed or empty reply is not retried: it is a parse failure (score 0, counted)
-            text = await self._client.chat(body, need_answer=False)
+            text = await self._client.chat(body, need_answer=True)
+        except RetriesExhausted as e:
+            if e.status is not None and e.status < 300:  # the judge answered, but never with text
+                log.warning("judge gave no text after %d tries (%s); scored as a failure, not cached",
+                            len(e.failures), e.failures[-1])
+                return "", False
+            raise JudgeUnavailable(f"judge {self._client.chat_url} failed after {len(e.failures)} tries ({_failure(e)})") from None
         except EndpointError as e:
-            tries = len(e.failures) if isinstance(e, RetriesExhausted) else 1
-            raise JudgeUnavailable(f"judge {self._client.chat_url} failed after {tries} tries ({_failure(e)})") from None
+            raise JudgeUnavailable(f"judge {self._client.chat_url} failed ({_failure(e)})") from None
         if self.cache is not None:
             self.cache.put(key, text)
         return text, False
@@ -137,6 +147,8 @@ class LLMJudge:
             out["score"] = float(rating or 0)
             out["success"] = rating is not None
             out["judge"] = {"name": self.name, "response": text, "cached": cached}
+            if not text:
+                out["judge"]["failed"] = "no text in the judge's replies"  # rescored on a rerun
         elif task == "asr":
             out = OfflineJudge().judge(row)  # WER needs no judge
         if row.get("quotes") and row.get("transcript") and row.get("gold"):
@@ -147,6 +159,9 @@ class LLMJudge:
         prompt = load_rubric("quotes").format(reference=row["gold"], transcript=row["transcript"],
                                               quotes=json.dumps(row["quotes"], ensure_ascii=False))
         text, _ = await self.complete(prompt)
+        if not text:
+            return {"groundedness": 0.0, "relevance": 0.0,
+                    "quote_judge": {"response": "", "success": False, "failed": "no text in the judge's replies"}}
         g = parse_score(text, "Groundedness Score", 2)
         r = parse_score(text, "Relevance Score", 2)
         return {"groundedness": float(g or 0), "relevance": float(r or 0),

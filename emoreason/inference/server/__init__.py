@@ -1,0 +1,88 @@
+"""``emoreason serve``: the engine behind an HTTP API (ours and OpenAI's) and a one-page web UI.
+
+    emoreason serve --model runs/x --port 8000
+    curl -F file=@clip.wav -F task=emotion http://127.0.0.1:8000/analyze
+    curl -F file=@clip.wav -F task=sqa -F question="What does the speaker want?" http://127.0.0.1:8000/analyze
+
+    from openai import OpenAI                      # any OpenAI-compatible client
+    client = OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="-")
+    client.chat.completions.create(model="x", messages=[{"role": "user", "content": [
+        {"type": "input_audio", "input_audio": {"data": b64, "format": "wav"}}]}])
+
+Endpoints (details in docs/inference.md and at ``/docs``):
+
+- ``POST /analyze``: multipart ``file`` (+ optional form fields ``task`` (emotion | sentiment | asr |
+  sqa), ``question`` (sqa), ``transcript`` (model | none), ``quotes`` (constrained | free),
+  ``max_new_tokens``, ``prompt``) -> the analysis JSON (``emoreason.inference.results``).
+- ``GET /v1/models``, ``POST /v1/chat/completions`` (``stream`` too), ``POST /v1/audio/transcriptions``:
+  the OpenAI-compatible routes (``openai_api``).
+- ``GET /health``: ``{"status": "ok", "model", "model_id", "tasks": {task: [labels]}, "queue", "batches"}``.
+- ``GET /``: a self-contained page (no CDN) to upload or record a clip; ``GET /docs``: the API,
+  rendered from its OpenAPI spec without any CDN.
+
+Errors on every route: ``{"error": {"message", "type", "param", "code"}}`` (``errors``). Requests
+from all routes are batched together (``batcher``); limits on size, length, queue, time, key and
+CORS are in ``limits``.
+
+Modules: ``app`` (the FastAPI app), ``batcher`` (batching across requests), ``service`` (decode,
+queue, wait), ``openai_api``, ``limits``, ``errors``, ``docs``.
+"""
+# No `from __future__ import annotations`: see app.py (FastAPI reads annotations at runtime).
+import argparse
+import os
+
+from emoreason.inference.server.app import MAX_UPLOAD_BYTES, SERVER_MAX_SECONDS, create_app
+
+__all__ = ["create_app", "register", "run", "MAX_UPLOAD_BYTES", "SERVER_MAX_SECONDS"]
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``emoreason serve``."""
+    p = subparsers.add_parser(
+        "serve",
+        help="serve a trained model over HTTP (POST /analyze, OpenAI-compatible /v1, GET /health) with a web page at /",
+        description="Load a trained model once and serve it: POST /analyze (multipart 'file', optional 'task' "
+        "emotion|sentiment|asr|sqa, 'question' for sqa, 'transcript' model|none, 'quotes' constrained|free), "
+        "the OpenAI-compatible GET /v1/models, POST /v1/chat/completions (input_audio / audio_url parts, stream) and "
+        "POST /v1/audio/transcriptions, GET /health, /docs, and a web page at / to upload or record a clip. "
+        "Concurrent requests are batched together.",
+    )
+    p.add_argument("--model", required=True, metavar="RUN_DIR", help="a run directory (uses RUN_DIR/final) or a save_pretrained directory")
+    p.add_argument("--served-model-name", metavar="ID", help="the model id of the /v1 routes (default: the run directory's name)")
+    p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 exposes it to the network)")
+    p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
+    from emoreason.inference.cli import add_runtime_arguments
+
+    add_runtime_arguments(p)
+    p.add_argument("--batch-size", type=int, default=8, help="30 s windows per forward pass, across concurrent requests (default: 8)")
+    p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests to batch with the first (default: 10)")
+    p.add_argument("--max-queue", type=int, default=64, help="requests queued or running at once; more get HTTP 429 (default: 64)")
+    p.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take, queueing included; then HTTP 504 (default: 300)")
+    p.add_argument("--max-new-tokens", type=int, default=128, help="default explanation length; a request may override it (default: 128)")
+    p.add_argument("--max-seconds", type=float, default=SERVER_MAX_SECONDS, help=f"refuse longer clips (default: {SERVER_MAX_SECONDS:.0f})")
+    p.add_argument("--max-upload-mb", type=float, default=MAX_UPLOAD_BYTES // (1024 * 1024),
+                   help="refuse bigger request bodies, while they stream in (default: 200)")
+    p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but /, /health, /docs "
+                   "(default: the EMOREASON_API_KEY environment variable; unset: no key)")
+    p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
+                   help="allow browsers on ORIGIN (e.g. http://localhost:3000) to call the API; repeatable (default: none)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from emoreason.errors import UserError
+    from emoreason.inference.engine import Engine
+    from emoreason.inference.server.limits import ServerLimits
+
+    if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
+        raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, --batch-wait-ms >= 0")
+    engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
+    limits = ServerLimits(
+        max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds, max_queue=args.max_queue,
+        max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, request_timeout_s=args.request_timeout,
+        api_key=args.api_key or os.environ.get("EMOREASON_API_KEY") or None, cors_origins=tuple(args.cors))
+    app = create_app(engine, max_new_tokens=args.max_new_tokens, limits=limits, model_id=args.served_model_name)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    return 0
