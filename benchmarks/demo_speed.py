@@ -3,12 +3,17 @@
     .venv/bin/python benchmarks/demo_speed.py --mode quick --out /tmp/demo-bench
     .venv/bin/python benchmarks/demo_speed.py --analyze-only --out demo_out   # reuse a finished demo
     .venv/bin/python benchmarks/demo_speed.py --analyze-only --out demo_out --variant detailed-dual --dtypes
+    .venv/bin/python benchmarks/demo_speed.py --mode full --emulate-avx2 --out /tmp/demo-avx2   # like a laptop
 
 Prints wall times (whole demo as a subprocess; per stage from the DONE markers), the accuracies,
 and for analyze on one 5 s held-out clip (label scoring + generated explanation): imports, model
 load and the median of 3 analyses in process; 3 fresh ``emoreason analyze --model`` commands; and 3
 ``emoreason analyze --server`` commands against an ``emoreason serve`` it starts. Not a test: the
 numbers depend on the machine's load (see docs/demo.md for the ones measured here).
+
+``--emulate-avx2`` runs all of it in a child process that sees an AVX2-only CPU without native
+bf16 on any x86 machine (:data:`AVX2_ENV`: PyTorch's and oneDNN's kernels limited to AVX2, and
+emoreason's bf16 detection off, so training and inference run in fp32 as on most laptops).
 """
 from __future__ import annotations
 
@@ -20,6 +25,32 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+
+AVX2_ENV = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "EMOREASON_CPU_BF16": "0"}
+"""Environment of ``--emulate-avx2``: read by torch and oneDNN at start-up, hence a child process."""
+
+
+def stage_table(out: Path) -> list[str]:
+    """One line per finished demo stage (its DONE marker's seconds), slowest stages visible at a glance."""
+    rows = [(str(m.parent.relative_to(out)), json.loads(m.read_text())["seconds"]) for m in sorted(out.rglob("DONE.json"))]
+    total = sum(s for _, s in rows) or 1.0
+    lines = [f"  {'stage':<28} {'seconds':>8} {'share':>6}"]
+    lines += [f"  {name:<28} {sec:8.1f} {sec / total:6.0%}" for name, sec in rows]
+    lines.append(f"  {'sum of stages':<28} {total:8.1f}")
+    return lines
+
+
+def cpu_line() -> str:
+    """What the kernels may use: torch's CPU capability, and whether emoreason picks bf16."""
+    import torch
+
+    from emoreason.hardware import cpu_has_native_bf16
+
+    return (f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, native bf16 "
+            f"{'on' if cpu_has_native_bf16() else 'off'}, {torch.get_num_threads()} threads "
+            f"(ATEN_CPU_CAPABILITY={os.environ.get('ATEN_CPU_CAPABILITY', '-')}, "
+            f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '-')})")
 
 
 def run_demo(mode: str, out: Path, threads: int | None) -> float:
@@ -149,12 +180,21 @@ def main() -> None:
     ap.add_argument("--analyze-only", action="store_true", help="skip the demo run; time analyze on --out")
     ap.add_argument("--variant", help="which trained variant to time (default: the one the demo analysed, its best)")
     ap.add_argument("--dtypes", action="store_true", help="also time the in-process analysis in fp32 and in bf16")
+    ap.add_argument("--emulate-avx2", action="store_true", help="run everything as on an AVX2-only CPU without "
+                    "native bf16 (a child process with ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2, EMOREASON_CPU_BF16=0)")
+    ap.add_argument("--stages-only", action="store_true", help="print the per-stage table of a finished demo in --out and stop")
     args = ap.parse_args()
+    if args.emulate_avx2 and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
+        argv = [a for a in sys.argv[1:] if a != "--emulate-avx2"]
+        sys.exit(subprocess.run([sys.executable, str(Path(__file__).resolve()), *argv], env={**os.environ, **AVX2_ENV}).returncode)
+    print(cpu_line())
+    if args.stages_only:
+        print("\n".join(stage_table(args.out)))
+        return
     if not args.analyze_only:
         wall = run_demo(args.mode, args.out, args.threads)
         print(f"demo {args.mode}: {wall:.0f} s wall ({wall / 60:.1f} min)")
-        for marker in sorted(args.out.rglob("DONE.json")):
-            print(f"  {marker.parent.relative_to(args.out)}: {json.loads(marker.read_text())['seconds']:.1f} s")
+        print("\n".join(stage_table(args.out)))
     bench_analyze(args.out, args.threads, args.variant, args.dtypes)
 
 

@@ -216,6 +216,14 @@ class TrainConfig:
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
+    packing: bool = True
+    """Pack several short rows of a micro batch into one sequence, attention confined to each row
+    (``emoreason.model.packing``): fewer padding tokens computed, the same losses and gradients.
+    Validation batches stay unpacked."""
+    group_by_length: bool = False
+    """Draw batches of rows of similar token length (``emoreason.train.sampler``, windows of 8
+    batches): less padding, at the cost of less random batch composition. Off by default: it
+    changes which rows meet in a batch, so a run is not the same run with it on."""
     seed: int = 0
     save_every_steps: int = 0
     """0: checkpoint at every epoch end only."""

@@ -253,3 +253,34 @@ def test_findings_test_differences_on_the_same_clips(tmp_path):
     assert "detailed-dual-transcript minus detailed-dual: +67.5 points" in transcript and "over the same 40 clips" in transcript
     # without evaluation directories: the old rule of thumb
     assert any("within noise" in l for l in findings(plan, table, "label-dual", ("sad", 25.0)))
+
+
+def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
+    from emoreason.demo.budget import fit_variant, schedule_steps, shorter_schedules
+
+    out, _, _ = tiny_demo
+    manifest = (out / "targets" / "train_label.jsonl").resolve()
+    base = ["train.epochs=3", "train.alternation_epochs=2", f"data.train_manifest={manifest}"]
+    from emoreason.configs import find_config
+
+    config = find_config("tiny.yaml")
+    assert shorter_schedules(config, base) == [["train.alternation_epochs=2", "train.epochs=3"]]
+    planned = schedule_steps(config, base)
+    assert fit_variant(config, base, planned) == {"overrides": [], "steps": planned, "planned_steps": planned}
+    capped = fit_variant(config, base, 2)
+    assert capped["steps"] == 2 and "train.max_steps=2" in capped["overrides"]
+
+    lines: list[str] = []
+    # a fake budget of 3 s: whatever the measured step time, the variant gets (almost) no steps
+    result = run_demo(make_plan("tiny", variants=["label-dual"], time_budget_min=0.05), out, say=lines.append)
+    text = "\n".join(lines)
+    budget = json.loads((out / "budget" / DONE).read_text())["result"]
+    assert budget["step_s"] > 0 and budget["budget_min"] == 0.05
+    fit = budget["variants"]["label-dual"]
+    assert fit["steps"] < fit["planned_steps"]
+    assert "time budget 0.05 min" in text and "runs/label-dual: parameters changed" in text
+    steps = max(r["step"] for r in _read(out / "runs/label-dual/metrics.jsonl"))
+    assert steps == fit["steps"]
+    assert "Time budget 0.05 min" in result.report_md.read_text()
+    with pytest.raises(UserError, match="time-budget"):
+        make_plan("tiny", time_budget_min=0)

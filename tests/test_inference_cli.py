@@ -124,3 +124,14 @@ def test_summary_of_an_emotion_result_shows_the_transcript(run_dir, files, capsy
     assert "  transcript (model-asr): " in capsys.readouterr().out
     assert main(["analyze", "--model", str(run_dir), files["good"], "--max-new-tokens", "3", "--transcript", "none"]) == 0
     assert "transcript" not in capsys.readouterr().out
+
+
+def test_timings_split_import_load_compute(run_dir, files, capsys):
+    assert main(["analyze", "--model", str(run_dir), files["good"], "--max-new-tokens", "0", "--timings"]) == 0
+    line = [l for l in capsys.readouterr().err.splitlines() if l.startswith("emoreason: timings:")]
+    assert len(line) == 1
+    import re
+
+    parts = dict(re.findall(r"(import|load|compute) ([0-9.]+) s", line[0]))
+    assert set(parts) == {"import", "load", "compute"} and all(float(v) >= 0 for v in parts.values())
+    assert float(parts["import"]) > 0  # counted from the process start

@@ -141,6 +141,11 @@ class Demo:
         self.say = say
         self.runner = StageRunner(self.out, log=say)
         self.config = find_config(plan.config)
+        from emoreason.demo.budget import BudgetClock
+
+        self.clock = BudgetClock()
+        self.budget_plan: dict[str, Any] | None = None
+        """The ``budget`` stage's result with ``--time-budget`` (variant -> fitted schedule)."""
 
     # -------------------------------------------------------------------------------- stages
     def corpus(self) -> dict[str, Any]:
@@ -267,10 +272,35 @@ class Demo:
 
         return self.runner.run("testset", params, build)
 
-    def train(self, variant: Variant) -> dict[str, Any]:
-        """Stage 3: one mini AudioLLM via :func:`emoreason.train.train` (auto-resumes from its checkpoints)."""
-        from emoreason.train.recipe import train
+    def budget(self) -> dict[str, Any]:
+        """With ``--time-budget``: measure the step time (a few steps of the variant with the longest
+        targets) and fit each variant's schedule to the budget left (:mod:`emoreason.demo.budget`)."""
+        from emoreason.demo.budget import measure_step_seconds, plan_budget
 
+        p = self.plan
+        params = {"targets": self.runner.digest("targets"), "budget_min": p.time_budget_min,
+                  "variants": [v.name for v in p.variants], "overrides": list(p.overrides)}
+        longest = max(p.variants, key=lambda v: STYLES.index(v.style))  # detailed > summary > label
+
+        def build(d: Path) -> dict[str, Any]:
+            self.say(f"[demo] measuring this machine's training step ({longest.name}, a few steps)")
+            step_s = measure_step_seconds(self.config, self._train_overrides(longest), d / "warmup")
+            result = plan_budget(p.time_budget_min, self.clock.elapsed(), step_s,
+                                 {v.name: (self.config, self._train_overrides(v)) for v in p.variants})
+            result["measured_on"] = longest.name
+            return result
+
+        self.budget_plan = self.runner.run("budget", params, build)
+        b = self.budget_plan
+        self.say(f"[demo] time budget {b['budget_min']:g} min: {b['step_s']:.2f} s per training step here, "
+                 f"{b['train_s_per_variant']:.0f} s of training per variant (up to {b['max_steps_per_variant']} steps)")
+        for name, fit in b["variants"].items():
+            how = " ".join(fit["overrides"]) if fit["overrides"] else "the full schedule fits"
+            self.say(f"[demo]   {name}: {fit['steps']} of {fit['planned_steps']} planned steps ({how})")
+        return b
+
+    def _train_overrides(self, variant: Variant) -> list[str]:
+        """Config overrides that make ``variant``'s training run (without the budget's)."""
         targets = self.runner.path("targets")
         # One frame cache for every variant: their frozen encoders are the same packaged weights, so
         # each clip is encoded once per encoder in the whole demo, not once per epoch and variant.
@@ -282,6 +312,15 @@ class Demo:
             # a real corpus without transcripts has no speech-task rows: the alternating schedule's
             # speech phase would have nothing to train on, so train every group jointly
             overrides.append("train.schedule=joint")
+        return overrides
+
+    def train(self, variant: Variant) -> dict[str, Any]:
+        """Stage 3: one mini AudioLLM via :func:`emoreason.train.train` (auto-resumes from its checkpoints)."""
+        from emoreason.train.recipe import train
+
+        overrides = self._train_overrides(variant)
+        if self.budget_plan is not None:  # --time-budget: this variant's fitted schedule
+            overrides += self.budget_plan["variants"][variant.name]["overrides"]
         from emoreason.config import load_config, to_dict
 
         # the resolved config (not the file text): editing a comment must not retrain
@@ -393,7 +432,7 @@ class Demo:
         from emoreason.demo.report import write_demo_report
 
         p = self.plan
-        n_stages = 4 + 2 * len(p.variants) + 1
+        n_stages = 4 + 2 * len(p.variants) + 1 + (1 if p.time_budget_min else 0)
         step = iter(range(1, n_stages + 1))
         self.say(f"[demo] {p.mode} demo in {self.out} ({len(p.variants)} variants: {', '.join(v.name for v in p.variants)})")
         self.say(f"[demo] stage {next(step)}/{n_stages}: " + ("corpora " + ", ".join(p.corpora) if p.corpora else "synthetic corpus"))
@@ -402,6 +441,9 @@ class Demo:
         targets = self.targets()
         self.say(f"[demo] stage {next(step)}/{n_stages}: held-out test rows (emotion, sentiment, asr, sqa)")
         testset = self.testset()
+        if p.time_budget_min:
+            self.say(f"[demo] stage {next(step)}/{n_stages}: fit the training to the {p.time_budget_min:g}-minute budget")
+            self.budget()
         table: dict[str, dict[str, Any]] = {}
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: train {v.name}")
@@ -420,6 +462,7 @@ class Demo:
             self.out, plan=p, corpus=corpus, targets=targets, testset=testset, table=table, best=best.name,
             majorities=majorities, analysis=analysis, timings=self.runner.timings,
             eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants}, probe=probe,
+            budget=self.budget_plan,
         )
         return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,
                           best=best.name, majority=majority, timings=dict(self.runner.timings))

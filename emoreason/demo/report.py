@@ -231,7 +231,8 @@ def _results_table(plan: DemoPlan, table: dict[str, dict[str, Any]], eval_dirs: 
 def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
-                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None) -> Report:
+                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
+                      budget: dict[str, Any] | None = None) -> Report:
     """The demo report as data (see :func:`write_demo_report` for the arguments)."""
     from emoreason.eval.report import class_table  # eval's per-class table layout
 
@@ -283,7 +284,16 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     for i, v in enumerate(plan.variants):
         reports += [", "] if i else []
         reports.append(link(v.name, f"{eval_dirs[v.name].relative_to(out).as_posix()}/report.html"))
-    sections.append(Section("Stage timings (seconds)", [Table(["stage", "seconds"], time_rows), Paragraph(reports)]))
+    timing_blocks: list[Any] = [Table(["stage", "seconds"], time_rows), Paragraph(reports)]
+    if budget is not None:
+        fits = "; ".join(f"{name} {fit['steps']} of {fit['planned_steps']} steps"
+                         + (f" ({' '.join(fit['overrides'])})" if fit["overrides"] else "")
+                         for name, fit in budget["variants"].items())
+        timing_blocks.append(Paragraph([
+            f"Time budget {budget['budget_min']:g} min (--time-budget): {budget['step_s']:.2f} s per training step "
+            f"measured on {budget.get('measured_on', '?')}, {budget['train_s_per_variant']:.0f} s of training per variant: "
+            f"{fits}."]))
+    sections.append(Section("Stage timings (seconds)", timing_blocks))
     return Report("emoreason demo report", [intro], sections)
 
 
@@ -312,7 +322,8 @@ def _probe_section(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, 
 def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targets: dict[str, Any],
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
-                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                      eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
+                      budget: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``out/report.md`` and ``out/report.html``; return their paths.
 
     ``corpus`` / ``targets`` / ``testset``: those stages' results (``testset["rows"]``: task -> rows
@@ -320,9 +331,10 @@ def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     ``best``: the variant whose per-class table, confusion matrix and analysed clip are shown;
     ``majorities``: task (emotion, sentiment) -> (majority label, its % of the held-out rows);
     ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation directory under ``out``;
-    ``probe``: the linear-probe baseline's ``probe.json`` (a section beside the variants), or None.
+    ``probe``: the linear-probe baseline's ``probe.json`` (a section beside the variants), or None;
+    ``budget``: the ``--time-budget`` fit (:func:`emoreason.demo.budget.plan_budget`), None without one.
     """
     report = build_demo_report(out, plan=plan, corpus=corpus, targets=targets, testset=testset, table=table,
                                best=best, majorities=majorities, analysis=analysis, timings=timings,
-                               eval_dirs=eval_dirs, probe=probe)
+                               eval_dirs=eval_dirs, probe=probe, budget=budget)
     return write_report_files(report, out)

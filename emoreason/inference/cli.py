@@ -80,6 +80,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "transcript, answer) in tokens; 0 = label and scores only, no explanation and no transcript "
                    "(emotion / sentiment only) (default: 128)")
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help=f"refuse longer files (default: {MAX_SECONDS:.0f})")
+    p.add_argument("--timings", action="store_true", help="print where the time went on stderr: import (process "
+                   "start until torch, transformers and the engine are imported), load (the model), compute (the files)")
     add_runtime_arguments(p)
     p.set_defaults(func=run)
 
@@ -124,6 +126,34 @@ def format_summary(result: dict[str, Any], top: int = 3) -> str:
     return "\n".join(lines)
 
 
+class StageClock:
+    """Wall seconds per stage, the first counted from the process start (``--timings``)."""
+
+    def __init__(self) -> None:
+        import time
+
+        try:  # the interpreter's own start-up belongs to "import" too
+            import psutil
+
+            started = time.perf_counter() - (time.time() - psutil.Process().create_time())
+        except ImportError:  # pragma: no cover - psutil comes with transformers
+            started = time.perf_counter()
+        self._last = started
+        self.stages: dict[str, float] = {}
+
+    def mark(self, stage: str) -> None:
+        """End ``stage`` now (it began where the previous one ended)."""
+        import time
+
+        now = time.perf_counter()
+        self.stages[stage] = now - self._last
+        self._last = now
+
+    def summary(self) -> str:
+        parts = ", ".join(f"{k} {v:.2f} s" for k, v in self.stages.items())
+        return f"emoreason: timings: {parts}; total {sum(self.stages.values()):.2f} s"
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
@@ -133,6 +163,7 @@ def run(args: argparse.Namespace) -> int:
     # needed for that: the engine re-checks with the model's own).
     make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript, args.quotes, args.explain,
               whisper=True)  # whether the model has a Whisper decoder is known once it is loaded
+    clock = StageClock()
     files = list(args.files)
     out_file: ResumableJsonl | None = None
     if args.out:
@@ -151,9 +182,14 @@ def run(args: argparse.Namespace) -> int:
     if args.server:
         results = _remote_results(args, files)
     else:
+        import torch  # noqa: F401  (here, not inside the load: --timings tells import from load)
+        import transformers.modeling_utils  # noqa: F401
+
         from emoreason.inference.engine import Engine
 
+        clock.mark("import")
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
+        clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
             quotes=args.quotes, explain=args.explain,
@@ -177,6 +213,9 @@ def run(args: argparse.Namespace) -> int:
         finally:  # a dead server mid-run: what finished is already in --out
             if out_file is not None:
                 out_file.close()
+    clock.mark("compute")
+    if getattr(args, "timings", False):
+        print(clock.summary(), file=sys.stderr)
     return 1 if failed else 0
 
 

@@ -161,7 +161,8 @@ class Engine:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
         directory = resolve_model_dir(path)
         device = torch.device(device) if device is not None else default_device()
-        model, processor = load_pretrained(directory, device=device)
+        # LoRA folded into the base weights: no peft import, no adapter matmuls (inference only).
+        model, processor = load_pretrained(directory, device=device, merge_lora=True)
         if dtype != "auto":
             model.to(resolve_dtype(dtype))
         elif device.type == "cpu" and auto_dtype(device) != torch.float32:

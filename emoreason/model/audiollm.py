@@ -243,7 +243,12 @@ class AudioLLM(nn.Module):
             precomputed=precomputed,
         )
         is_audio = input_ids == self.audio_token_id
-        placeholders, produced = is_audio.sum(dim=1), mask.sum(dim=1)
+        example_index = batch.get("example_index")
+        if example_index is None:
+            placeholders = is_audio.sum(dim=1)
+        else:  # packed rows (emoreason.model.packing): count per example, not per row
+            placeholders = torch.bincount(example_index[is_audio], minlength=mask.shape[0])
+        produced = mask.sum(dim=1)
         if placeholders.shape != produced.shape or not torch.equal(placeholders, produced):
             raise ValueError(
                 f"audio token count mismatch: the prompts hold {placeholders.tolist()} <audio> placeholders "
@@ -268,12 +273,16 @@ class AudioLLM(nn.Module):
         labels: torch.Tensor | None = None,
         speech_attention_mask: torch.Tensor | None = None,
         emotion_attention_mask: torch.Tensor | None = None,
+        example_index: torch.Tensor | None = None,
         **llm_kwargs: Any,
     ):
         """-> transformers ``CausalLMOutputWithPast`` (``.loss`` when labels are given, ``.logits (B, L, V)``).
 
         input_ids / attention_mask / labels (B, L); speech_features (B, n_mels, M) log-mel or
         (B, S) waveform; emotion_features likewise; ``*_attention_mask`` for dynamic-length mel.
+        ``example_index`` (P, L): a packed batch (:func:`emoreason.model.packing.pack_batch`; rows
+        P hold several examples, features stay one per example): positions restart per example
+        and a block-diagonal causal mask keeps examples apart.
         """
         embeds = self.embed({
             "input_ids": input_ids,
@@ -281,11 +290,19 @@ class AudioLLM(nn.Module):
             "emotion_features": emotion_features,
             "speech_attention_mask": speech_attention_mask,
             "emotion_attention_mask": emotion_attention_mask,
+            "example_index": example_index,
         })
+        if example_index is not None:
+            from emoreason.model.packing import packed_attention_mask, packed_positions
+
+            attention_mask = packed_attention_mask(example_index, embeds.dtype)
+            positions = packed_positions(example_index)
+        else:
+            positions = self._positions(attention_mask)
         return self.llm(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
-            position_ids=self._positions(attention_mask),
+            position_ids=positions,
             labels=labels,
             **llm_kwargs,
         )

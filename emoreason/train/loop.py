@@ -36,6 +36,7 @@ from emoreason.train.checkpoint import (CheckpointDamaged, copy_dir_atomic, late
 from emoreason.train.metrics import MetricsWriter, attach_file_log
 from emoreason.train.optim import build_lr_scheduler, build_optimizer
 from emoreason.train.sampler import TaskGroupSampler
+from emoreason.train.losses import example_token_losses
 from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_marker, validation_losses
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
 
@@ -49,6 +50,19 @@ def resolve_precision(precision: str) -> str:
     if precision != "auto":
         return precision
     return auto_mixed_precision()
+
+
+class PackedCollate:
+    """``collate_fn`` followed by :func:`emoreason.model.packing.pack_batch` (``train.packing``):
+    picklable, so DataLoader workers can run it."""
+
+    def __init__(self, collate_fn: Callable[[list[dict]], dict[str, Any]]) -> None:
+        self.collate_fn = collate_fn
+
+    def __call__(self, examples: list[dict]) -> dict[str, Any]:
+        from emoreason.model.packing import pack_batch
+
+        return pack_batch(self.collate_fn(examples))
 
 
 def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
@@ -102,6 +116,8 @@ class Trainer:
         eval_dataset: validation rows (same item format as ``dataset``); their loss per task is
             logged every ``train.eval_every_steps`` steps (0: at each pass end) and selects the
             best model (``RUN_DIR/best``; ``final/`` with ``train.final_from_best``).
+        lengths: token length of every example (``train.group_by_length``: the sampler draws
+            length-grouped batches); None: plain shuffled batches.
     """
 
     def __init__(
@@ -117,6 +133,7 @@ class Trainer:
         num_workers: int = 0,
         save_model: Callable[[nn.Module, Path], None] | None = None,
         eval_dataset: Any = None,
+        lengths: list[int] | None = None,
     ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -179,7 +196,7 @@ class Trainer:
         # FSDP swaps parameters for views into its flat buffers: take the groups again.
         self.groups = {k: list(v) for k, v in self.acc.unwrap_model(self.model).parameter_groups().items()}
         self.sampler = TaskGroupSampler(
-            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed
+            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed, lengths
         )
         plan = self._step_plan()
         self.total_steps = sum(n for _, _, n in plan)
@@ -202,8 +219,9 @@ class Trainer:
         return plan
 
     def _loader(self) -> torch.utils.data.DataLoader:
+        collate = PackedCollate(self.collate_fn) if self.train.packing else self.collate_fn
         return torch.utils.data.DataLoader(
-            self.dataset, batch_sampler=self.sampler, collate_fn=self.collate_fn, num_workers=self.num_workers,
+            self.dataset, batch_sampler=self.sampler, collate_fn=collate, num_workers=self.num_workers,
             generator=self.loader_generator,
         )
 
@@ -318,9 +336,10 @@ class Trainer:
                 # Logits only from the first position that predicts a target: the LM head over the
                 # prompt (audio tokens, instruction) is wasted work, ~20% of a SmolLM2 step.
                 logits = self.model(**inputs, logits_to_keep=labels.shape[1] - start).logits
-            weights = batch.get("loss_weights")
-            sums, counts, weighted, _ = weighted_token_losses(
-                logits, labels[:, start:], None if weights is None else weights[:, start:])
+            index, weights = batch.get("example_index"), batch.get("loss_weights")
+            sums, counts, weighted, _ = example_token_losses(
+                logits, labels[:, start:], None if index is None else index[:, start:].to(self.acc.device),
+                None if weights is None else weights[:, start:], num_examples=len(batch["tasks"]))
             # DDP averages gradients over processes: scale so the result is the global (weighted) token mean.
             self.acc.backward(weighted.sum() * self.acc.num_processes / norm)
         return sums.detach(), counts, batch["tasks"]

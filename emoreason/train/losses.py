@@ -52,3 +52,37 @@ def first_target_position(labels: torch.Tensor) -> int:
     if not bool(has_target.any()):
         return 0
     return max(0, int(has_target.nonzero()[0, 0]) - 1)
+
+
+def example_token_losses(logits: torch.Tensor, labels: torch.Tensor, example_index: torch.Tensor | None = None,
+                         weights: torch.Tensor | None = None, num_examples: int | None = None
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Next-token cross entropy per *example*, for plain and packed batches.
+
+    logits (R, L, V), labels (R, L); ``example_index`` (R, L) names each token's example in a
+    packed batch (``emoreason.model.packing``; -1 padding), None: one example per row. ``weights``
+    (R, L) per-token loss weights aligned with ``labels`` (None: all 1); ``num_examples``: E
+    (default: the largest index + 1). Returns (loss sum (E,),
+    target count (E,), weighted loss sum (E,), weight total (E,)), E = number of examples; the
+    training step minimises sum(weighted) / sum(weight totals), the plain sums are what is logged.
+    A target's example is the example of the label it predicts; the first token of an example is
+    never a target, so no position predicts across an example boundary.
+    """
+    shift_labels = labels[:, 1:].to(logits.device)
+    mask = shift_labels != IGNORE_INDEX
+    rows, cols = mask.nonzero(as_tuple=True)
+    picked = logits[:, :-1][rows, cols].float()  # (N targets, V)
+    per_token = F.cross_entropy(picked, shift_labels[rows, cols], reduction="none")
+    if example_index is None:
+        owner, num = rows, labels.size(0)
+    else:
+        index = example_index.to(logits.device)
+        owner = index[:, 1:][rows, cols]
+        num = num_examples if num_examples is not None else int(index.max()) + 1
+    zeros = torch.zeros(num, device=logits.device, dtype=per_token.dtype)
+    sums = zeros.index_add(0, owner, per_token)
+    counts = torch.zeros(num, device=logits.device, dtype=torch.long).index_add(0, owner, torch.ones_like(owner))
+    if weights is None:
+        return sums, counts, sums, counts.to(per_token.dtype)
+    w = weights[:, 1:].to(device=logits.device, dtype=per_token.dtype)[rows, cols]  # (N targets,)
+    return sums, counts, zeros.index_add(0, owner, per_token * w), zeros.index_add(0, owner, w)

@@ -17,6 +17,7 @@ data or model (``benchmarks/paper_scale.py``) runs the same steps with its parts
 from __future__ import annotations
 
 import logging
+import math
 import os
 import shutil
 import sys
@@ -208,12 +209,35 @@ class TrainingRecipe:
             if clips.is_file():  # the model carries what it was trained on: evaluation checks it
                 shutil.copyfile(clips, directory / TRAIN_CLIPS_FILE)
 
+        lengths = row_lengths(data.train, processor, self.cfg.data.max_target_tokens) if self.cfg.train.group_by_length else None
         trainer = Trainer(model, data.train, collate_fn, self.phases, self.cfg.train, self.run_dir, processor=processor,
-                          num_workers=self.cfg.data.num_workers, eval_dataset=data.validation, save_model=save_model)
+                          num_workers=self.cfg.data.num_workers, eval_dataset=data.validation, save_model=save_model,
+                          lengths=lengths)
         if trainer.acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")
         return trainer
+
+
+def row_lengths(dataset: Any, processor: Any, max_target_tokens: int | None) -> list[int]:
+    """Token length of every training row as the processor renders it (audio placeholders from
+    the file's length, read from its header; chat; target cut at ``max_target_tokens``): what
+    length-grouped batches sort by. Decodes no audio."""
+    import soundfile as sf
+
+    from emoreason.audio import SAMPLE_RATE, load_audio
+
+    out = []
+    for ex in dataset.examples:
+        try:
+            info = sf.info(str(ex.audio))
+            samples = math.ceil(info.frames * SAMPLE_RATE / info.samplerate)
+        except (sf.LibsndfileError, RuntimeError):  # a format only load_audio reads: decode it
+            samples = load_audio(ex.audio).size
+        samples = min(samples, dataset.max_samples)
+        ids, _ = processor.render(ex.prompt, ex.target, processor.num_audio_tokens(samples), max_target_tokens)
+        out.append(len(ids))
+    return out
 
 
 def train(config: Config | str | Path, run_dir: str | Path, resume: str | Path | bool = "auto",

@@ -6,6 +6,12 @@ epoch) and takes its own slice of each global batch, so one process with micro b
 exactly the examples two processes with ``b/2`` see together. A last incomplete global batch is
 filled by wrapping around to the start of the permutation (every replica gets full batches, and
 the result does not depend on the number of replicas).
+
+Length grouping (``lengths`` given): the shuffled order is cut into windows of
+``GROUP_WINDOW`` global batches, each window sorted by row length and cut into batches, and the
+batches of the epoch shuffled again. Rows of a batch then have similar lengths, so padding (or
+packing's leftover room, ``emoreason.model.packing``) shrinks; which rows meet in a batch is still
+random beyond the window.
 """
 from __future__ import annotations
 
@@ -14,20 +20,28 @@ from typing import Iterator
 
 import torch
 
+GROUP_WINDOW = 8
+"""Global batches per length-sorted window (length grouping)."""
+
 
 class TaskGroupSampler:
     """Batch sampler yielding this replica's micro batches (lists of dataset indices).
 
     ``groups[i]`` is the task group of example ``i``. :meth:`set_epoch` picks the epoch and the
     group filter (None = all). Iteration starts at micro batch ``start`` (:meth:`load_state_dict`).
+    ``lengths[i]``: example ``i``'s length in tokens; given, batches are length-grouped (module docstring).
     """
 
-    def __init__(self, groups: list[str], micro_batch: int, num_replicas: int = 1, rank: int = 0, seed: int = 0) -> None:
+    def __init__(self, groups: list[str], micro_batch: int, num_replicas: int = 1, rank: int = 0, seed: int = 0,
+                 lengths: list[int] | None = None) -> None:
         if micro_batch < 1:
             raise ValueError("micro_batch must be >= 1")
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
         self.groups = list(groups)
+        if lengths is not None and len(lengths) != len(self.groups):
+            raise ValueError(f"{len(lengths)} lengths for {len(self.groups)} examples")
+        self.lengths = None if lengths is None else list(lengths)
         self.micro_batch = micro_batch
         self.num_replicas = num_replicas
         self.rank = rank
@@ -60,10 +74,23 @@ class TaskGroupSampler:
         n = sum(1 for g in self.groups if self.group is None or g == self.group)
         return math.ceil(n / self.global_batch)
 
+    def _length_grouped(self, order: list[int]) -> list[int]:
+        """``order`` (whole global batches) with each window of GROUP_WINDOW global batches sorted
+        by length (longest first), then its global batches in a seeded random order."""
+        size, lengths = self.global_batch, self.lengths
+        window = GROUP_WINDOW * size
+        order = [i for w in range(0, len(order), window)
+                 for i in sorted(order[w : w + window], key=lambda i: -lengths[i])]
+        gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7_919)
+        batches = torch.randperm(len(order) // size, generator=gen).tolist()
+        return [i for b in batches for i in order[b * size : (b + 1) * size]]
+
     def __iter__(self) -> Iterator[list[int]]:
         order = self.indices()
         total = len(self) * self.global_batch
         order = (order * math.ceil(total / len(order)))[:total]  # wrap the last global batch
+        if self.lengths is not None:
+            order = self._length_grouped(order)
         lo = self.rank * self.micro_batch
         for b in range(self.start, len(self)):
             chunk = order[b * self.global_batch : (b + 1) * self.global_batch]
