@@ -28,8 +28,10 @@ class FakeEngine:
         self.answers, self.calls = answers, []
 
     def analyze(self, files, task="emotion", prompt=None, question=None, batch_size=4, max_new_tokens=128,
-                transcript="model"):
+                transcript="model", explain=None):
         assert transcript == ("model" if task == "asr" else "none")  # the model's ASR only where it is the task
+        # the paper's protocol by default: the judge reads the label the model wrote, not a forced one
+        assert explain == ("free" if task in ("emotion", "sentiment") else None)
         self.calls.append((task, prompt, question, len(files)))
         out = []
         for f in files:
