@@ -116,6 +116,11 @@ class ModelConfig:
     fusion: str = "sequence"
     """``sequence`` (speech tokens then emotion tokens) | ``feature`` (channel concat, one adapter)
     | ``none`` (speech encoder only)."""
+    adapter_output_norm: bool = False
+    """Normalise every adapter output token to the RMS of the LLM's token embeddings (a
+    parameter-free RMS norm, ``emoreason.model.adapter.OutputRMS``), so audio tokens enter the LLM
+    at the text tokens' scale. False: the paper's plain MLP output. Saved in the model's config, so
+    inference builds the same adapters. See docs/training.md, "Label accuracy"."""
     llm: LLMConfig = field(default_factory=LLMConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     labels: list[str] = field(

@@ -24,7 +24,7 @@ from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
 from emoreason.hardware import resolve_dtype
 from emoreason.model.processing import (PROCESSOR_CONFIG, AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids,
                                          build_tiny_tokenizer)
-from emoreason.model.adapter import FrameAdapter, FusionAdapter
+from emoreason.model.adapter import FrameAdapter, FusionAdapter, OutputRMS
 from emoreason.model.audiollm import AudioLLM
 from emoreason.model.encoders import FRAMES_PER_WINDOW, WaveFrames, WhisperFrames, load_whisper_encoder
 from emoreason.model.presets import encoder_preset, llm_preset, preset_name, size_overrides
@@ -239,19 +239,40 @@ def _fit_embeddings(llm: nn.Module, vocab: int) -> None:
 
 
 # ------------------------------------------------------------------------------------------ model
+def embedding_rms(llm: nn.Module) -> float:
+    """RMS of the LLM's input token embeddings (all rows): the scale text tokens enter the LLM at."""
+    with torch.no_grad():
+        return float(llm.get_input_embeddings().weight.float().pow(2).mean().sqrt())
+
+
+def sync_output_scales(model: AudioLLM) -> None:
+    """Set every adapter's ``OutputRMS`` scale to the embedding RMS of ``model.llm`` as it is now.
+
+    Needed after loading weights into a model whose LLM was randomly initialised (``builtin:tiny``,
+    ``init: random``): the build computed the scale from the fresh draw, the trained model used
+    the saved embeddings. A pretrained LLM gives the same number either way.
+    """
+    scale = None
+    for adapter in model.adapters.values():
+        if isinstance(getattr(adapter, "out", None), OutputRMS):
+            scale = embedding_rms(model.llm) if scale is None else scale
+            adapter.out.scale = scale
+
+
 def fusion_adapters(fusion: str, speech: nn.Module, emotion: nn.Module | None, hidden: int,
-                    speech_k: int, emotion_k: int | None) -> dict[str, nn.Module]:
+                    speech_k: int, emotion_k: int | None, out_rms: float | None = None) -> dict[str, nn.Module]:
     """The adapters that make a fusion mode, in the order their tokens fill each clip's placeholders.
 
     ``sequence``: speech adapter (k = ``speech_k``) then emotion adapter (``emotion_k``);
     ``feature``: one fusion adapter over both encoders' channel-concatenated frames (``speech_k``);
     ``none``: the speech adapter alone. ``hidden`` is the LLM's width; encoders give ``hidden_size``.
+    ``out_rms``: None, or the RMS every adapter's output tokens are normalised to (``OutputRMS``).
     """
     if fusion == "feature":
-        return {"fusion": FusionAdapter(speech.hidden_size, emotion.hidden_size, hidden, speech_k, ("speech", "emotion"))}
-    adapters: dict[str, nn.Module] = {"speech": FrameAdapter(speech.hidden_size, hidden, speech_k, "speech")}
+        return {"fusion": FusionAdapter(speech.hidden_size, emotion.hidden_size, hidden, speech_k, ("speech", "emotion"), out_rms)}
+    adapters: dict[str, nn.Module] = {"speech": FrameAdapter(speech.hidden_size, hidden, speech_k, "speech", out_rms)}
     if fusion == "sequence":
-        adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion")
+        adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion", out_rms)
     return adapters
 
 
@@ -274,8 +295,11 @@ def build_model(cfg: ModelConfig) -> tuple[AudioLLM, AudioProcessor]:
     encoders["speech"], specs["speech"] = build_encoder(cfg.speech_encoder, "speech_encoder")
     if fusion != "none":
         encoders["emotion"], specs["emotion"] = build_encoder(cfg.emotion_encoder, "emotion_encoder")
+    # The scale is read from the base embeddings before LoRA (LoRA does not touch them), so a loaded
+    # model recomputes the number it was trained with.
+    out_rms = embedding_rms(llm) if cfg.adapter_output_norm else None
     adapters = fusion_adapters(fusion, encoders["speech"], encoders.get("emotion"), llm.get_input_embeddings().embedding_dim,
-                               specs["speech"].group, specs["emotion"].group if "emotion" in specs else None)
+                               specs["speech"].group, specs["emotion"].group if "emotion" in specs else None, out_rms)
     dtype = resolve_dtype(cfg.llm.dtype)
     trainable = [name for name in encoders if _encoder_config(cfg, name).trainable]
     for name, enc in encoders.items():
@@ -375,7 +399,8 @@ def load_weights(model: nn.Module, path: str | Path, expected: set[str] | None =
     Every key in the file must exist in the model with the model's shape (a mismatch means a
     different architecture), and every name in ``expected`` must be in the file (a file cut short
     or emptied must not leave untrained parts running silently). Raises :class:`WeightsError`.
-    Returns the loaded key names.
+    Returns the loaded key names. An AudioLLM's ``OutputRMS`` scales are then re-read from its
+    (possibly just loaded) embeddings.
     """
     from safetensors.torch import load_file
 
@@ -399,6 +424,8 @@ def load_weights(model: nn.Module, path: str | Path, expected: set[str] | None =
     with torch.no_grad():
         for k, v in state.items():
             own[k].copy_(v.to(device=own[k].device, dtype=own[k].dtype))
+    if isinstance(model, AudioLLM):
+        sync_output_scales(model)
     return list(state)
 
 
