@@ -25,7 +25,7 @@ VERBS: dict[str, str] = {
     "weights": "emoreason.weights.cli",
     "export": "emoreason.model.export",
 }
-DATA_VERBS: list[str] = ["emoreason.data.cli", "emoreason.teacher.cli"]
+DATA_VERBS: list[str] = ["emoreason.data_cli", "emoreason.teacher.cli"]
 
 
 def package_version() -> str:

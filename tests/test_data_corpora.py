@@ -309,7 +309,7 @@ def test_transcriber_fills_missing_transcripts_once(tmp_path):
 @pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="needs espeak-ng")
 def test_packaged_whisper_transcribes_savee(tmp_path):
     """The real path of ``--transcribe packaged:whisper-tiny.en`` on espeak speech."""
-    from emoreason.data.cli import make_transcriber
+    from emoreason.data_cli import make_transcriber
     from emoreason.testing.fixtures import speak
     from emoreason.weights import REGISTRY, is_installed
 

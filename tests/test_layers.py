@@ -28,7 +28,7 @@ LAYERS: dict[str, int] = {
     # 4: evaluation (runs the inference engine)
     "emoreason.eval": 4,
     # 5: applications
-    "emoreason.demo": 5, "emoreason.inference.server": 5, "emoreason.cli": 5, "emoreason.data.cli": 5,
+    "emoreason.demo": 5, "emoreason.inference.server": 5, "emoreason.cli": 5, "emoreason.data_cli": 5,
     "emoreason.__main__": 6,  # `python -m emoreason`: the CLI's entry point
     # test doubles: may import anything, imported by nothing in the package
     "emoreason.testing": 6,
