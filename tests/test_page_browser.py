@@ -9,9 +9,7 @@ Skips (saying why) only when chromium, chromedriver or selenium is missing. Set
 """
 from __future__ import annotations
 
-import io
 import os
-import shutil
 import socket
 import threading
 import time
@@ -22,12 +20,10 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-_missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.access(p, os.X_OK)]
-if _missing:
-    pytest.skip(f"{' and '.join(_missing)} not installed (apt-get install chromium chromium-driver; scripts/setup.sh does)",
-                allow_module_level=True)
-webdriver = pytest.importorskip("selenium.webdriver", reason="selenium not installed (a dev extra: pip install -e '.[dev]')")
+from emoreason.testing.browser import launch_chromium, missing_browser, save_screenshot
+
+if missing_browser():
+    pytest.skip(missing_browser(), allow_module_level=True)
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
 
@@ -89,21 +85,8 @@ def clips(base_url, tmp_path_factory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def browser(clips, tmp_path_factory):
-    from selenium.webdriver.chrome.options import Options
-    from selenium.webdriver.chrome.service import Service
-
-    opts = Options()
-    opts.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=960,1400", "--autoplay-policy=no-user-gesture-required",
-                 f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-                 # the microphone: no permission prompt, and the spoken clip as what it hears
-                 "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
-                 f"--use-file-for-fake-audio-capture={clips['speech']}"):
-        opts.add_argument(flag)
-    driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
-    driver.set_page_load_timeout(30)
+    # the fake microphone hears the spoken clip
+    driver = launch_chromium(tmp_path_factory.mktemp("chromium-profile"), fake_audio=clips["speech"])
     yield driver
     driver.quit()
 
@@ -128,18 +111,9 @@ def _inked(driver, canvas_id: str) -> int:
 
 
 def _screenshot(driver, name: str) -> None:
-    """Save a small PNG to $EMOREASON_PAGE_SCREENSHOTS (docs/images) when set: 256 colours."""
-    out = os.environ.get("EMOREASON_PAGE_SCREENSHOTS")
-    if not out:
-        return
-    from PIL import Image
-
-    height = driver.execute_script("return document.querySelector('main').scrollHeight") + 10
-    driver.set_window_size(960, min(max(height, 600), 2400))
-    img = Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("RGB")
-    Path(out).mkdir(parents=True, exist_ok=True)
-    img.quantize(colors=256).save(Path(out) / name, optimize=True)
-    driver.set_window_size(960, 1400)
+    """Save a small PNG to $EMOREASON_PAGE_SCREENSHOTS (e.g. docs/images) when it is set."""
+    if os.environ.get("EMOREASON_PAGE_SCREENSHOTS"):
+        save_screenshot(driver, Path(os.environ["EMOREASON_PAGE_SCREENSHOTS"]) / name)
 
 
 def test_upload_shows_label_transcript_and_curves(base_url, browser, clips):

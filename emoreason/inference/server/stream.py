@@ -2,9 +2,9 @@
 
 The page shows long audio filling in window by window, with a progress bar. Each window is queued
 on the batcher as its own job, half a batch of them at a time (:func:`in_flight`: they share
-forward passes with each other and with other requests, and still finish a few at a time), and the clip's summary is built from the windows'
-results the way the engine summarises a long clip (:func:`combine_windows`). Events, one JSON
-object a line:
+forward passes with each other and with other requests, and still finish a few at a time); the
+clip's summary is built from the windows' results the way the engine summarises a long clip
+(:func:`combine_windows`). Events, one JSON object a line:
 
     {"event": "start", "file": "a.wav", "duration": 75.0, "windows": 3, "curves": {...} | null}
     {"event": "window", "index": 0, "windows": 3, "start": 0.0, "end": 30.0, "segment": {Segment}}
