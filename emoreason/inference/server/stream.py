@@ -151,7 +151,8 @@ async def _events(ctx: ServerContext, name: str, options: AnalyzeOptions, wave: 
             segments.append(segment)
             yield _line({"event": "window", "index": i, "windows": len(windows), "start": segment.start, "end": segment.end,
                          "segment": dataclasses.asdict(segment)})
-        result = await asyncio.to_thread(combine_windows, name, ctx.engine.name, options.task, options.question, wave, segments)
+        question = options.question.strip() if options.question else None  # as the engine's plan keeps it
+        result = await asyncio.to_thread(combine_windows, name, ctx.engine.name, options.task, question, wave, segments)
         yield _line({"event": "result", "result": result.to_dict()})
     finally:  # the client went away or a window failed: the remaining windows stop costing anything
         for job in jobs:
