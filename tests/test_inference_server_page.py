@@ -16,6 +16,7 @@ import pytest
 import soundfile as sf
 
 from emoreason.inference.server.curves import MAX_POINTS, clip_curves
+from emoreason.labels import label_sentence
 
 SR = 16_000
 
@@ -89,7 +90,7 @@ def _stream(base_url: str, data: bytes, **fields: str) -> list[dict]:
 def test_stream_sends_each_window_then_the_summary_the_engine_would_give(base_url):
     data = _wav(65.0)
     events = _stream(base_url, data, task="emotion", curves="120")
-    assert [e["event"] for e in events] == ["start", "window", "window", "window", "result"]
+    assert [e["event"] for e in events] == ["start", "window", "window", "window", "result"]  # no text events
     start = events[0]
     assert start["duration"] == 65.0 and start["windows"] == 3 and start["curves"]["points"] == 120
     assert [(e["index"], e["start"], e["end"]) for e in events[1:4]] == [(0, 0.0, 30.0), (1, 30.0, 60.0), (2, 60.0, 65.0)]
@@ -111,9 +112,14 @@ def test_stream_sends_each_window_then_the_summary_the_engine_would_give(base_ur
 
 def test_stream_of_a_short_clip_is_one_window_without_segments(base_url):
     events = _stream(base_url, _wav(3.0), task="sentiment")
-    assert [e["event"] for e in events] == ["start", "window", "result"]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "start" and kinds[-2:] == ["window", "result"] and set(kinds[1:-2]) == {"text"}
     assert events[0]["curves"] is None  # not asked for
     result = events[-1]["result"]
+    # the explanation streamed as it was generated: the forced label sentence first, growing
+    texts = [e["text"] for e in events if e["event"] == "text"]
+    assert texts[0].startswith(label_sentence("sentiment", result["label"])) and result["explanation"].startswith(texts[0])
+    assert all(len(a) <= len(b) for a, b in zip(texts, texts[1:]))
     assert result["segments"] == [] and result["label"] in ["positive", "negative", "neutral"] and result["task"] == "sentiment"
     assert all(q["start"] is None for q in result["quotes"])
 

@@ -7,6 +7,7 @@ clip's summary is built from the windows' results the way the engine summarises 
 (:func:`combine_windows`). Events, one JSON object a line:
 
     {"event": "start", "file": "a.wav", "duration": 75.0, "windows": 3, "curves": {...} | null}
+    {"event": "text", "text": "The speaker sounds angry. They say"}   (one-window clips: the text so far)
     {"event": "window", "index": 0, "windows": 3, "start": 0.0, "end": 30.0, "segment": {Segment}}
     ...
     {"event": "result", "result": {AnalysisResult}}          (last line on success)
@@ -116,12 +117,17 @@ async def _events(ctx: ServerContext, name: str, options: AnalyzeOptions, wave: 
                   windows: list[tuple[float, float, np.ndarray]], deadline: float, curve_points: int) -> AsyncIterator[bytes]:
     loop = asyncio.get_running_loop()
     jobs: list[Job] = []
+    texts: asyncio.Queue[str] = asyncio.Queue()
+    # One window: its text streams as it is generated (the batcher's per-row streamer). Long clips:
+    # the windows' results are the stream.
+    on_text = (lambda text: loop.call_soon_threadsafe(texts.put_nowait, text)) if len(windows) == 1 else None
 
     def submit_next() -> None:  # queue the next window (QueueFull propagates)
         i = len(jobs)
         w_start, w_end, chunk = windows[i]
         label = name if len(windows) == 1 else f"{name} [{w_start:g}-{w_end:g} s]"
-        job = Job(name=label, wave=chunk, options=options, windows=1, deadline=deadline, loop=loop, future=loop.create_future())
+        job = Job(name=label, wave=chunk, options=options, windows=1, deadline=deadline, loop=loop, future=loop.create_future(),
+                  on_text=on_text)
         ctx.batcher.submit(job)
         jobs.append(job)
 
@@ -140,7 +146,19 @@ async def _events(ctx: ServerContext, name: str, options: AnalyzeOptions, wave: 
             try:
                 while len(jobs) < min(len(windows), i + in_flight(ctx.batcher.max_batch)):
                     submit_next()
-                result, _ = await wait_job(ctx, jobs[i])
+                waiter = asyncio.ensure_future(wait_job(ctx, jobs[i]))
+                try:
+                    while on_text is not None:  # text events until the window is done
+                        getter = asyncio.ensure_future(texts.get())
+                        done, _ = await asyncio.wait({waiter, getter}, return_when=asyncio.FIRST_COMPLETED)
+                        if getter not in done:
+                            getter.cancel()
+                            break
+                        yield _line({"event": "text", "text": getter.result()})
+                    result, _ = await waiter
+                finally:
+                    if not waiter.done():  # the client went away mid-stream
+                        waiter.cancel()
             except QueueFull as e:
                 yield _line({"event": "error", "status": 429, "message": str(e)})
                 return

@@ -167,6 +167,7 @@ async function analyze() {
     for await (const event of ndjson(resp)) {
       if (me !== run) return;  // a newer analysis owns the page now
       if (event.event === "start") onStart(event);
+      else if (event.event === "text") onText(event.text);
       else if (event.event === "window") onWindow(event);
       else if (event.event === "result") { final = true; render(event.result); }
       else if (event.event === "error") throw new Error(`${event.message} (HTTP ${event.status})`);
@@ -229,6 +230,12 @@ function onStart(ev) {
   drawCurves(ev.curves, ev.duration);
   progress(0, ev.windows);
   if (ev.windows > 1) renderTimeline(shown);
+}
+// A one-window clip's explanation (asr: transcript, sqa: answer) as it is generated.
+function onText(text) {
+  const task = $("task").value, box = task === "asr" ? "transcriptBox" : task === "sqa" ? "answerBox" : "explanationBox";
+  $(box).hidden = false;
+  $(task === "asr" ? "transcript" : task === "sqa" ? "answer" : "explanation").textContent = text + " \u2026";
 }
 function onWindow(ev) {
   shown.segments[ev.index] = ev.segment;
