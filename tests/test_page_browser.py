@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emoreason.testing.browser import launch_chromium, missing_browser, save_screenshot
+from emoreason.testing.browser import launch_chromium, missing_browser, save_screenshot, script_errors
 
 if missing_browser():
     pytest.skip(missing_browser(), allow_module_level=True)
@@ -91,6 +91,14 @@ def browser(clips, tmp_path_factory):
     driver.quit()
 
 
+@pytest.fixture(autouse=True)
+def no_script_errors(browser):
+    """Every test: the page threw no uncaught script error."""
+    script_errors(browser)  # drop what earlier tests left
+    yield
+    assert script_errors(browser) == []
+
+
 def _open(driver, base_url: str) -> None:
     driver.get(base_url + "/")
     # loaded: the model's label chips and the examples (buttons, or the line saying why there are none)
@@ -151,6 +159,12 @@ def test_upload_shows_label_transcript_and_curves(base_url, browser, clips):
     WebDriverWait(browser, 5).until(
         lambda d: abs(d.execute_script("return document.getElementById('player').currentTime") - start) < 0.3)
     _screenshot(browser, "page-upload.png")
+    # task asr: no label, the transcript is the answer
+    browser.find_element(By.CSS_SELECTOR, "#task option[value=asr]").click()
+    browser.find_element(By.ID, "analyze").click()
+    assert _wait_state(browser) == "done"
+    assert browser.find_element(By.ID, "label").text.lower() == "asr" and not browser.find_elements(By.CSS_SELECTOR, "#bars .bar")
+    assert browser.find_element(By.ID, "transcriptBox").is_displayed() and not browser.find_element(By.ID, "explanationBox").is_displayed()
 
 
 def test_record_with_the_fake_microphone(base_url, browser):

@@ -46,9 +46,17 @@ def launch_chromium(profile_dir: str | Path, fake_audio: str | Path | None = Non
         flags.append(f"--use-file-for-fake-audio-capture={fake_audio}")
     for flag in flags:
         opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # console messages: see script_errors
     driver = webdriver.Chrome(options=opts, service=Service(CHROMEDRIVER))
     driver.set_page_load_timeout(30)
     return driver
+
+
+def script_errors(driver: Any) -> list[str]:
+    """The page's uncaught script errors since the last call (console messages at SEVERE level,
+    less failed requests, which the page reports itself)."""
+    return [e["message"] for e in driver.get_log("browser")
+            if e["level"] == "SEVERE" and "Failed to load resource" not in e["message"]]
 
 
 def save_screenshot(driver: Any, path: str | Path, colors: int = 256) -> Path:
