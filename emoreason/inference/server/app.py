@@ -80,7 +80,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
                 "queue": {"unfinished": batcher.unfinished, "limit": limits.max_queue},
                 "batches": {"runs": batcher.stats.runs, "requests": batcher.stats.requests, "largest": batcher.stats.largest}}
 
-    def analyze_form(
+    async def analyze_form(
         task: str = Form("emotion", max_length=32, description="emotion | sentiment | asr | sqa"),
         max_new_tokens: int = Form(max_new_tokens),
         prompt: str = Form("", description="the instruction (default: the task's trained one)"),
@@ -92,7 +92,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         explain: str = Form("forced", max_length=32, description="forced: the explanation continues the forced-choice label's "
                             "sentence; free: generated freely (may disagree, see 'consistent')"),
     ) -> AnalyzeOptions:
-        """The analysis settings both /analyze routes take (checked cheaply, before the upload is read)."""
+        """The analysis settings both /analyze routes take (checked before the upload is decoded)."""
         if task not in TASKS:
             raise APIError(400, f"unknown task {task!r} (expected one of {list(TASKS)})", "task")
         check_text(ctx, "prompt", prompt)
@@ -126,8 +126,9 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         options: AnalyzeOptions = Depends(analyze_form),
         curves: int = curves_form,
     ) -> Any:
-        """As /analyze, answered as NDJSON events: ``start`` (duration, windows, curves), one ``window``
-        per 30 s window as it finishes, then ``result`` (or ``error``); ``emoreason.inference.server.stream``."""
+        """As /analyze, answered as NDJSON events: ``start`` (duration, windows, curves), ``text`` (a
+        one-window clip's text so far), one ``window`` per 30 s window as it finishes, then ``result``
+        (or ``error``); ``emoreason.inference.server.stream``."""
         events = await start_stream(ctx, file.filename or "upload", await file.read(), options, curves)
         return StreamingResponse(events, media_type="application/x-ndjson")
 
