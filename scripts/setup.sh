@@ -13,6 +13,17 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
+# Chromium + its driver for the page's browser tests (tests/test_page_browser.py): optional, so a
+# machine without root or apt only loses those tests (they skip, saying why).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Debian packages: chromium chromium-driver (browser tests)"
+    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; } \
+      || echo "[setup] could not install chromium: the browser tests will skip"
+  else
+    echo "[setup] chromium / chromedriver missing and apt-get needs root here: the browser tests will skip"
+  fi
+fi
 
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then

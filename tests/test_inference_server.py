@@ -64,8 +64,13 @@ def test_index_page_is_self_contained(base_url):
     r = httpx.get(f"{base_url}/")
     assert r.status_code == 200 and r.headers["content-type"].startswith("text/html")
     html = r.text
-    assert "<script>" in html and 'fetch("analyze"' in html and "getUserMedia" in html
-    assert "http://" not in html and "https://" not in html  # no CDN, works offline
+    assert '<script src="static/page.js">' in html and '<link rel="stylesheet" href="static/page.css">' in html
+    js, css = httpx.get(f"{base_url}/static/page.js"), httpx.get(f"{base_url}/static/page.css")
+    assert js.status_code == css.status_code == 200 and js.headers["content-type"].startswith("text/javascript")
+    assert 'fetch("analyze/stream"' in js.text and "getUserMedia" in js.text and "MediaRecorder" in js.text
+    for text in (html, js.text, css.text):
+        assert "http://" not in text and "https://" not in text  # no CDN, works offline
+    assert httpx.get(f"{base_url}/static/app.py").status_code == 404  # only the page's own files
 
 
 def test_analyze_upload(base_url):

@@ -92,6 +92,7 @@ def test_wheel_installs_and_runs_the_tiny_demo_outside_the_checkout(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert {"emoreason/configs/mini.yaml", "emoreason/configs/tiny.yaml", "emoreason/configs/paper/table2-none-joint.yaml",
             "emoreason/configs/accelerate/ddp.yaml", "emoreason/inference/index.html",
+            "emoreason/inference/static/page.js", "emoreason/inference/static/page.css",
             "emoreason/eval/templates/report.md.j2", "emoreason/eval/templates/report.html.j2",
             f"emoreason-{VERSION}.dist-info/licenses/LICENSE"} <= names
     in_checkout = {f"emoreason/configs/paper/{p.name}" for p in (ROOT / "emoreason" / "configs" / "paper").glob("*.yaml")}

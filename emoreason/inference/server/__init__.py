@@ -13,19 +13,22 @@ Endpoints (details in docs/inference.md and at ``/docs``):
 
 - ``POST /analyze``: multipart ``file`` (+ optional form fields ``task`` (emotion | sentiment | asr |
   sqa), ``question`` (sqa), ``transcript`` (auto | model | whisper | none), ``quotes`` (constrained | free), ``explain`` (forced | free),
-  ``max_new_tokens``, ``prompt``) -> the analysis JSON (``emoreason.inference.results``).
+  ``max_new_tokens``, ``prompt``, ``curves`` (N time bins of waveform, pitch, loudness)) -> the
+  analysis JSON (``emoreason.inference.results``).
+- ``POST /analyze/stream``: the same, as NDJSON events, one per 30 s window as it finishes (``stream``).
 - ``GET /v1/models``, ``POST /v1/chat/completions`` (``stream`` too), ``POST /v1/audio/transcriptions``:
   the OpenAI-compatible routes (``openai_api``).
 - ``GET /health``: ``{"status": "ok", "model", "model_id", "tasks": {task: [labels]}, "queue", "batches"}``.
-- ``GET /``: a self-contained page (no CDN) to upload or record a clip; ``GET /docs``: the API,
-  rendered from its OpenAPI spec without any CDN.
+- ``GET /``: the web page (no CDN; ``page``): upload, record or pick an example (``GET /examples``,
+  spoken by espeak-ng on first use); ``GET /docs``: the API, rendered from its OpenAPI spec without any CDN.
 
 Errors on every route: ``{"error": {"message", "type", "param", "code"}}`` (``errors``). Requests
 from all routes are batched together (``batcher``); limits on size, length, queue, time, key and
 CORS are in ``limits``.
 
 Modules: ``app`` (the FastAPI app), ``batcher`` (batching across requests), ``service`` (decode,
-queue, wait), ``openai_api``, ``limits``, ``errors``, ``docs``.
+queue, wait), ``stream`` (per-window NDJSON), ``curves``, ``page`` and ``examples`` (the web page),
+``openai_api``, ``limits``, ``errors``, ``docs``.
 """
 # No `from __future__ import annotations`: see app.py (FastAPI reads annotations at runtime).
 import argparse

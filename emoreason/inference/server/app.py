@@ -2,16 +2,16 @@
 routes, ``/docs``; every request goes through one :class:`Batcher` (``emoreason.inference.server``)."""
 # No `from __future__ import annotations` here: FastAPI reads the endpoint annotations at runtime,
 # and UploadFile is imported inside create_app (keeps `--help` fast), so they must be real objects.
+import asyncio
 import contextlib
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from emoreason.inference.server.batcher import AnalyzeOptions, Batcher
 from emoreason.inference.server.errors import APIError, install_error_handlers, openapi_error_responses
 from emoreason.inference.server.limits import APIKeyGuard, BodyLimit, ServerLimits
-from emoreason.inference.server.service import ServerContext, analyze_clip, batch_header, check_text
+from emoreason.inference.server.service import ServerContext, batch_header, check_text, submit_clip, wait_job
 
 MAX_UPLOAD_BYTES = 200 * 1024 * 1024
 """Bigger request bodies are refused while they stream in (413)."""
@@ -32,13 +32,16 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
     ``limits`` bounds requests and the queue (default: ``ServerLimits`` with ``batch_size``,
     ``max_upload_bytes`` and the engine's ``max_seconds``); ``model_id``: what ``/v1/models``
     lists and ``model`` must say (default: the run directory's name)."""
-    from fastapi import FastAPI, File, Form, UploadFile
+    from fastapi import Depends, FastAPI, File, Form, UploadFile
     from fastapi.middleware.cors import CORSMiddleware
-    from fastapi.responses import HTMLResponse, JSONResponse
+    from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 
     from emoreason.inference.engine import TASKS
     from emoreason.inference.server.docs import render_docs
+    from emoreason.inference.server.curves import MAX_POINTS, clip_curves
     from emoreason.inference.server.openai_api import add_openai_routes
+    from emoreason.inference.server.page import add_page_routes
+    from emoreason.inference.server.stream import start_stream
 
     limits = limits or ServerLimits(max_body_bytes=max_upload_bytes, max_seconds=engine.max_seconds, max_batch=batch_size)
     batcher = Batcher(engine, max_batch=limits.max_batch, max_wait_s=limits.max_wait_s, max_queue=limits.max_queue)
@@ -66,12 +69,6 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         app.add_middleware(CORSMiddleware, allow_origins=list(limits.cors_origins), allow_methods=["GET", "POST"],
                            allow_headers=["authorization", "content-type", "x-api-key"])
     errors = openapi_error_responses()
-    page = resources.files("emoreason.inference").joinpath("index.html").read_text(encoding="utf-8")
-
-    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
-    async def index() -> str:
-        return page
-
     @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
     async def docs() -> str:
         return render_docs(app.openapi())
@@ -83,11 +80,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
                 "queue": {"unfinished": batcher.unfinished, "limit": limits.max_queue},
                 "batches": {"runs": batcher.stats.runs, "requests": batcher.stats.requests, "largest": batcher.stats.largest}}
 
-    # `async def`: the wait for the batcher is an await on the event loop, so a thousand waiting
-    # requests hold no worker thread and /health keeps answering; decoding runs in a thread.
-    @app.post("/analyze", responses=errors)
-    async def analyze(
-        file: UploadFile = File(..., description="an audio file (wav, flac, ogg, mp3, ...)"),
+    async def analyze_form(
         task: str = Form("emotion", max_length=32, description="emotion | sentiment | asr | sqa"),
         max_new_tokens: int = Form(max_new_tokens),
         prompt: str = Form("", description="the instruction (default: the task's trained one)"),
@@ -98,17 +91,47 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
                            "empty: constrained when there is a transcript"),
         explain: str = Form("forced", max_length=32, description="forced: the explanation continues the forced-choice label's "
                             "sentence; free: generated freely (may disagree, see 'consistent')"),
+    ) -> AnalyzeOptions:
+        """The analysis settings both /analyze routes take (checked before the upload is decoded)."""
+        if task not in TASKS:
+            raise APIError(400, f"unknown task {task!r} (expected one of {list(TASKS)})", "task")
+        check_text(ctx, "prompt", prompt)
+        check_text(ctx, "question", question)
+        return AnalyzeOptions(task=task, prompt=prompt or None, question=question or None, max_new_tokens=max_new_tokens,
+                              transcript=transcript, quotes=quotes or None, explain=explain)
+
+    curves_form = Form(0, ge=0, le=MAX_POINTS, description=f"0: none; N (at most {MAX_POINTS}): add 'curves', the clip's "
+                       "waveform peaks, loudness and pitch in N time bins (for drawing)")
+
+    # `async def`: the wait for the batcher is an await on the event loop, so a thousand waiting
+    # requests hold no worker thread and /health keeps answering; decoding runs in a thread.
+    @app.post("/analyze", responses=errors)
+    async def analyze(
+        file: UploadFile = File(..., description="an audio file (wav, flac, ogg, mp3, webm, ...)"),
+        options: AnalyzeOptions = Depends(analyze_form),
+        curves: int = curves_form,
     ) -> Any:
         """Analyse one clip: label, scores, explanation, quotes, transcript, cues (``emoreason.inference.results``)."""
         name = file.filename or "upload"
-        if task not in TASKS:
-            raise APIError(400, f"unknown task {task!r} (expected one of {list(TASKS)})", "task")
-        check_text(ctx, "prompt", prompt)  # before reading the upload: refuse cheaply
-        check_text(ctx, "question", question)
-        options = AnalyzeOptions(task=task, prompt=prompt or None, question=question or None, max_new_tokens=max_new_tokens,
-                                 transcript=transcript, quotes=quotes or None, explain=explain)
-        result, outcome = await analyze_clip(ctx, name, await file.read(), options)
-        return JSONResponse(result.to_dict(), headers=batch_header(outcome))
+        job = await submit_clip(ctx, name, await file.read(), options)
+        result, outcome = await wait_job(ctx, job)
+        body = result.to_dict()
+        if curves:
+            body["curves"] = await asyncio.to_thread(clip_curves, job.wave, curves)
+        return JSONResponse(body, headers=batch_header(outcome))
 
+    @app.post("/analyze/stream", responses=errors)
+    async def analyze_stream(
+        file: UploadFile = File(..., description="an audio file (wav, flac, ogg, mp3, webm, ...)"),
+        options: AnalyzeOptions = Depends(analyze_form),
+        curves: int = curves_form,
+    ) -> Any:
+        """As /analyze, answered as NDJSON events: ``start`` (duration, windows, curves), ``text`` (a
+        one-window clip's text so far), one ``window`` per 30 s window as it finishes, then ``result``
+        (or ``error``); ``emoreason.inference.server.stream``."""
+        events = await start_stream(ctx, file.filename or "upload", await file.read(), options, curves)
+        return StreamingResponse(events, media_type="application/x-ndjson")
+
+    add_page_routes(app, ctx)
     add_openai_routes(app, ctx, errors)
     return app
