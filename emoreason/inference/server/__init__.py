@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from emoreason.errors import UserError
+    from emoreason.inference.discovery import announce, withdraw
     from emoreason.inference.engine import Engine
     from emoreason.inference.server.limits import ServerLimits
 
@@ -84,5 +85,12 @@ def run(args: argparse.Namespace) -> int:
         max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, request_timeout_s=args.request_timeout,
         api_key=args.api_key or os.environ.get("EMOREASON_API_KEY") or None, cors_origins=tuple(args.cors))
     app = create_app(engine, max_new_tokens=args.max_new_tokens, limits=limits, model_id=args.served_model_name)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # `emoreason analyze --model` of the same model finds this server and skips its cold start
+    # (emoreason.inference.discovery); the file goes when the server stops.
+    local = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    announced = announce(f"http://{'[' + local + ']' if ':' in local else local}:{args.port}", args.model, name=engine.name)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        withdraw(announced)
     return 0
