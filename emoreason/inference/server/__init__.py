@@ -56,6 +56,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_runtime_arguments(p)
     p.add_argument("--batch-size", type=int, default=8, help="30 s windows per forward pass, across concurrent requests (default: 8)")
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests to batch with the first (default: 10)")
+    p.add_argument("--batch-regather-ms", type=float, default=2000.0,
+                   help="how much longer to wait when more requests were in flight during the previous batch than have "
+                   "arrived (clients sending their next request), at most a quarter of that batch's time; 0: never (default: 2000)")
     p.add_argument("--max-queue", type=int, default=64, help="requests queued or running at once; more get HTTP 429 (default: 64)")
     p.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take, queueing included; then HTTP 504 (default: 300)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="default explanation length; a request may override it (default: 128)")
@@ -77,12 +80,15 @@ def run(args: argparse.Namespace) -> int:
     from emoreason.inference.engine import Engine
     from emoreason.inference.server.limits import ServerLimits
 
-    if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
-        raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, --batch-wait-ms >= 0")
+    if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0 \
+            or args.batch_regather_ms < 0:
+        raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, "
+                        "--batch-wait-ms and --batch-regather-ms >= 0")
     engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
     limits = ServerLimits(
         max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds, max_queue=args.max_queue,
-        max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, request_timeout_s=args.request_timeout,
+        max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, max_regather_s=args.batch_regather_ms / 1000,
+        request_timeout_s=args.request_timeout,
         api_key=args.api_key or os.environ.get("EMOREASON_API_KEY") or None, cors_origins=tuple(args.cors))
     app = create_app(engine, max_new_tokens=args.max_new_tokens, limits=limits, model_id=args.served_model_name)
     # `emoreason analyze --model` of the same model finds this server and skips its cold start
