@@ -114,3 +114,34 @@ def test_find_skips_other_models_and_removes_dead_servers(served, registry, tmp_
 def test_no_registry_means_local(tmp_path, monkeypatch):
     monkeypatch.setenv(discovery.REGISTRY_ENV, str(tmp_path / "missing"))
     assert discovery.find(tmp_path) is None
+
+
+def test_serve_announces_itself_and_withdraws_on_sigterm(served, tmp_path, monkeypatch):
+    """The real command: `emoreason serve` writes its file once the model is loaded and removes it
+    when stopped with SIGTERM (uvicorn re-raises that signal after its graceful shutdown)."""
+    import os
+    import signal
+
+    run, _ = served
+    registry = tmp_path / "servers"
+    monkeypatch.setenv(discovery.REGISTRY_ENV, str(registry))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, discovery.REGISTRY_ENV: str(registry), "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "emoreason", "serve", "--model", str(run), "--port", str(port)],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        deadline = time.time() + 120
+        while discovery.find(run) is None:
+            assert server.poll() is None, server.stderr.read().decode()[-2000:]
+            assert time.time() < deadline, "serve did not come up"
+            time.sleep(0.5)
+        assert discovery.find(run) == f"http://127.0.0.1:{port}"
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert list(registry.glob("*.json")) == []
+

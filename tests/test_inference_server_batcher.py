@@ -139,3 +139,36 @@ def test_one_client_at_a_time_is_not_held_back(engine):
     finally:
         batcher.stop()
     assert out[0].batch_id != out[1].batch_id and out[0].batch_requests == out[1].batch_requests == 1
+
+
+def test_a_burst_still_decoding_is_waited_for(engine):
+    """Three uploads arrive at once and take 0 / 0.3 / 0.6 s to decode: the batcher, counting them
+    from their arrival (``Batcher.arriving``), runs them as one call; a failed decode stops counting."""
+    from emoreason.inference.server.batcher import Batcher
+
+    batcher = Batcher(engine, max_batch=8, max_wait_s=0.01, max_regather_s=30.0, regather_share=100.0)
+    batcher.start()
+
+    async def burst() -> list:
+        loop = asyncio.get_running_loop()
+
+        async def upload(delay: float, wave: np.ndarray, fail: bool = False):
+            with batcher.arriving() as submit:
+                await asyncio.sleep(delay)  # decoding
+                if fail:
+                    return None
+                job = Job(name="clip", wave=wave, options=AnalyzeOptions(max_new_tokens=2, transcript="none"), windows=1,
+                          deadline=time.monotonic() + 600, loop=loop, future=loop.create_future())
+                submit(job)
+            return await job.future
+
+        return await asyncio.gather(upload(0.0, _wave(200)), upload(0.3, _wave(250)), upload(0.6, _wave(300)),
+                                    upload(0.1, _wave(350), fail=True))
+
+    try:
+        _run_jobs(batcher, [(0.0, _wave(200))])  # a first call: its duration bounds the wait
+        out = [o for o in asyncio.run(burst()) if o is not None]
+    finally:
+        batcher.stop()
+    assert len(out) == 3 and len({o.batch_id for o in out}) == 1 and out[0].batch_requests == 3
+    assert batcher._arriving == 0 and batcher.unfinished == 0

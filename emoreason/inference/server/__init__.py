@@ -30,6 +30,8 @@ queue, wait), ``openai_api``, ``limits``, ``errors``, ``docs``.
 # No `from __future__ import annotations`: see app.py (FastAPI reads annotations at runtime).
 import argparse
 import os
+import signal
+from typing import Any
 
 from emoreason.inference.server.app import MAX_UPLOAD_BYTES, SERVER_MAX_SECONDS, create_app
 
@@ -95,8 +97,15 @@ def run(args: argparse.Namespace) -> int:
     # (emoreason.inference.discovery); the file goes when the server stops.
     local = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
     announced = announce(f"http://{'[' + local + ']' if ':' in local else local}:{args.port}", args.model, name=engine.name)
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again, which by default
+    # ends the process at once: as an exception instead, the server file is removed below.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     finally:
         withdraw(announced)
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
