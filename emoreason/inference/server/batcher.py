@@ -5,8 +5,9 @@ takes the first waiting job, waits at most ``max_wait_s`` for more (up to ``max_
 and runs the gathered jobs through :meth:`Engine.analyze` together. When more requests were in
 flight during the previous engine call than have arrived, it waits a little longer for them
 (``max_regather_s``, see :meth:`Batcher._gather`): clients that send their next request when the
-last one returns come back spread out by decoding and the network, and a 10 ms window alone
-split 8 such clients into two alternating batches of 4 for good. Windows of different requests
+last one returns come back spread out by decoding and the network, and with a 10 ms window
+alone 8 such clients, once split into two batches of 4, stay split (each half returns while the
+other runs); uploads still being decoded count too. Windows of different requests
 share the audio encoders, the forced-choice scoring and ``generate`` (rows of one call). Jobs
 whose settings differ (task, prompt, token budget, temperature, ...) cannot share a plan, so each
 group of equal settings runs as its own engine call, in arrival order.
