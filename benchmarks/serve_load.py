@@ -62,6 +62,7 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
         port = s.getsockname()[1]
     cmd = [sys.executable, "-m", "emoreason", "serve", "--model", str(args.model), "--port", str(port),
            "--batch-size", str(args.batch_size), "--batch-wait-ms", str(args.batch_wait_ms),
+           "--batch-regather-ms", str(args.batch_regather_ms),
            "--max-new-tokens", str(args.max_tokens), "--max-queue", str(max(64, 2 * max(args.concurrency)))]
     if args.dtype:
         cmd += ["--dtype", args.dtype]
@@ -112,6 +113,7 @@ def main() -> None:
     p.add_argument("--transcript", choices=["model", "none"], default="model", help="the server's default: model")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--batch-wait-ms", type=float, default=10.0)
+    p.add_argument("--batch-regather-ms", type=float, default=2000.0, help="the server's (0: gather for --batch-wait-ms only)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"])
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per request (default: 600)")
     args = p.parse_args()
@@ -123,7 +125,7 @@ def main() -> None:
             for wav in data[:2]:  # warm-up
                 one_request(client, url, model, wav, args)
         print(f"model {args.model} | {args.requests} requests per level | {args.seconds:g} s clips | max_tokens {args.max_tokens} | "
-              f"transcript {args.transcript} | batch {args.batch_size} | load average {os.getloadavg()[0]:.1f} at start")
+              f"transcript {args.transcript} | batch {args.batch_size} | regather {args.batch_regather_ms:g} ms | load average {os.getloadavg()[0]:.1f} at start")
         results = {}
         for c in args.concurrency:
             r = results[c] = run_level(url, model, data, c, args)

@@ -50,7 +50,9 @@ def _register(module_name: str, subparsers: argparse._SubParsersAction) -> None:
     module.register(subparsers)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line; ``only``: register just that verb (``main`` passes the verb it was
+    given, so ``emoreason analyze`` does not import the modules of train, eval, demo, export ...)."""
     parser = argparse.ArgumentParser(
         prog="emoreason",
         description="Speech emotion reasoning with multi-task audio LLMs: build data, train, evaluate, analyze.",
@@ -61,11 +63,20 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser("data", help="import corpora, synthesize speech, build reasoning targets")
     data_sub = data.add_subparsers(dest="data_verb", metavar="DATA_VERB")
     data.set_defaults(func=lambda args: (data.print_help(), 2)[1])
-    for name in DATA_VERBS:
-        _register(name, data_sub)
-    for name in VERBS.values():
-        _register(name, sub)
+    if only in (None, "data"):
+        for name in DATA_VERBS:
+            _register(name, data_sub)
+    for verb, name in VERBS.items():
+        if only in (None, verb):
+            _register(name, sub)
     return parser
+
+
+def _verb(argv: list[str]) -> str | None:
+    """The verb ``argv`` names when it is a known one (the first word that is not an option: the
+    top-level options take no values), else None."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in VERBS or word == "data" else None
 
 
 _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBIG, errno.EDQUOT}
@@ -73,7 +84,7 @@ _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBI
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(only=_verb(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from emoreason.inference.quote_constraint import QuoteConstraint, TranscriptIndex, allowed_tokens, canonical, open_quote, token_table
+from emoreason.inference.quote_constraint import (
+    QuoteConstraint, TranscriptIndex, allowed_tokens, canonical, decode_each, open_quote, token_table,
+)
 from emoreason.model.processing import build_tiny_tokenizer
 from emoreason.text.quotes import extract_quotes, is_transcript_span
 
@@ -160,6 +162,24 @@ def smollm_tokenizer():
     if time.perf_counter() - start > 30:  # measured ~6 s (load + vocabulary table) on 2 cores
         pytest.skip("the packaged tokenizer loads too slowly here")
     return tok
+
+
+def test_vocabulary_decoded_as_decode_does(smollm_tokenizer):
+    """The backend's batch decode (fast path) gives what ``decode([i])`` gives, for every id of the
+    byte-level BPE (partial UTF-8 bytes, added audio tokens, specials) and of the tiny tokenizer."""
+    for tok in (smollm_tokenizer, build_tiny_tokenizer()):
+        n = len(tok)
+        assert decode_each(tok, n) == tok.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
+
+
+def test_trie_is_built_on_the_first_quote():
+    table = token_table(build_tiny_tokenizer())
+    index = TranscriptIndex("I hate this.")
+    table._trie = None
+    allowed_tokens(table, index, "It says ", [0])  # outside a quote: no trie needed
+    assert table._trie is None
+    inside, allowed = allowed_tokens(table, index, 'It says "I ha', [0])
+    assert inside and table._trie is not None and {table.texts[i] for i in allowed} == {"t", "T"}
 
 
 def test_property_smollm2_bpe_quotes_are_transcript_spans(smollm_tokenizer):

@@ -90,3 +90,85 @@ def test_hooks_only_while_the_block_runs(engine):
         engine.analyze([("a", _wave(250))], max_new_tokens=3)  # transcript + constrained: two calls
     engine.analyze([("a", _wave(250))], max_new_tokens=3)
     assert calls == [[(0, "transcript")], [(0, "text")]]
+
+
+def _run_jobs(batcher, plan: list[tuple[float, np.ndarray]]) -> list:
+    """Submit (delay before it, wave) jobs from an event loop as callers would; their outcomes."""
+    async def go() -> list:
+        loop = asyncio.get_running_loop()
+        jobs = []
+        for delay, wave in plan:
+            await asyncio.sleep(delay)
+            jobs.append(Job(name="clip", wave=wave, options=AnalyzeOptions(max_new_tokens=2, transcript="none"), windows=1,
+                            deadline=time.monotonic() + 600, loop=loop, future=loop.create_future()))
+            batcher.submit(jobs[-1])
+        return [await job.future for job in jobs]
+
+    return asyncio.run(go())
+
+
+@pytest.mark.parametrize("regather", [True, False])
+def test_requests_in_flight_last_time_are_waited_for(engine, regather):
+    """Three clients that were in flight together come back 0.3 s apart: the batcher waits for the
+    ones it saw last time (one engine call), not only its 10 ms window (three calls)."""
+    from emoreason.inference.server.batcher import Batcher
+
+    batcher = Batcher(engine, max_batch=8, max_wait_s=0.01, max_regather_s=30.0 if regather else 0.0, regather_share=100.0)
+    batcher.start()
+    try:
+        first = _run_jobs(batcher, [(0.0, _wave(200)), (0.0, _wave(250)), (0.0, _wave(300))])
+        assert len({o.batch_id for o in first}) <= 2  # arrived together (two calls at worst on a busy machine)
+        again = _run_jobs(batcher, [(0.0, _wave(200)), (0.3, _wave(250)), (0.3, _wave(300))])
+    finally:
+        batcher.stop()
+    ids = {o.batch_id for o in again}
+    assert (len(ids) == 1) if regather else (len(ids) >= 2)  # 3 unless this machine stalls the batcher
+    assert all(o.result is not None and o.error is None for o in again)
+
+
+def test_one_client_at_a_time_is_not_held_back(engine):
+    """After calls with one request in flight, a request starts at once: the next one, sent while
+    it runs, is a call of its own, though the regather wait allowed would cover it."""
+    from emoreason.inference.server.batcher import Batcher
+
+    batcher = Batcher(engine, max_batch=8, max_wait_s=0.01, max_regather_s=5.0, regather_share=1.0)
+    batcher.start()
+    try:
+        _run_jobs(batcher, [(0.0, _wave(200))])
+        out = _run_jobs(batcher, [(0.0, _wave(200)), (1.0, _wave(250))])
+    finally:
+        batcher.stop()
+    assert out[0].batch_id != out[1].batch_id and out[0].batch_requests == out[1].batch_requests == 1
+
+
+def test_a_burst_still_decoding_is_waited_for(engine):
+    """Three uploads arrive at once and take 0 / 0.3 / 0.6 s to decode: the batcher, counting them
+    from their arrival (``Batcher.arriving``), runs them as one call; a failed decode stops counting."""
+    from emoreason.inference.server.batcher import Batcher
+
+    batcher = Batcher(engine, max_batch=8, max_wait_s=0.01, max_regather_s=30.0, regather_share=100.0)
+    batcher.start()
+
+    async def burst() -> list:
+        loop = asyncio.get_running_loop()
+
+        async def upload(delay: float, wave: np.ndarray, fail: bool = False):
+            with batcher.arriving() as submit:
+                await asyncio.sleep(delay)  # decoding
+                if fail:
+                    return None
+                job = Job(name="clip", wave=wave, options=AnalyzeOptions(max_new_tokens=2, transcript="none"), windows=1,
+                          deadline=time.monotonic() + 600, loop=loop, future=loop.create_future())
+                submit(job)
+            return await job.future
+
+        return await asyncio.gather(upload(0.0, _wave(200)), upload(0.3, _wave(250)), upload(0.6, _wave(300)),
+                                    upload(0.1, _wave(350), fail=True))
+
+    try:
+        _run_jobs(batcher, [(0.0, _wave(200))])  # a first call: its duration bounds the wait
+        out = [o for o in asyncio.run(burst()) if o is not None]
+    finally:
+        batcher.stop()
+    assert len(out) == 3 and len({o.batch_id for o in out}) == 1 and out[0].batch_requests == 3
+    assert batcher._arriving == 0 and batcher.unfinished == 0

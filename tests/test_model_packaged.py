@@ -68,3 +68,20 @@ def test_real_save_load_identical_logits(real_model, tmp_path):
         assert torch.allclose(model(**b1).logits, loaded(**b2).logits, atol=1e-5)
     scores = loaded.score_candidates(b2, ["happy", "sad"])
     assert scores.shape == (1, 2)
+
+
+@pytest.mark.slow
+def test_loading_skips_the_random_draw_under_grown_rows():
+    """``draw_new_rows=False`` (model loading) gives the same grown embedding matrix, tied to the
+    output layer, without transformers' random fill (every value is overwritten anyway)."""
+    from emoreason.model.builder import build_llm
+
+    cfg = _real_config().llm
+    try:
+        drawn, _ = build_llm(cfg)
+        skipped, tok = build_llm(cfg, draw_new_rows=False)
+    except UserError as e:
+        pytest.skip(str(e))
+    a, b = drawn.get_input_embeddings().weight, skipped.get_input_embeddings().weight
+    assert b.shape == (len(tok), 576) and torch.equal(a, b)
+    assert skipped.get_output_embeddings().weight is b

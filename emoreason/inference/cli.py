@@ -6,10 +6,12 @@ the model's other trained tasks: a transcript (``--task asr``), an answer (``--t
     emoreason analyze --model runs/x a.wav --task sqa --question "What does the speaker want?"
     emoreason analyze --model runs/x *.wav --out results.jsonl     # resumable: skips files already there
     emoreason analyze --server http://127.0.0.1:8000 a.wav          # ask a running `emoreason serve`
+    emoreason analyze --model runs/x a.wav --local                  # never use a running server of runs/x
 
 Loading torch, transformers and the model costs a few seconds per command; ``--server`` sends the
 files to a running ``emoreason serve`` instead (model loaded once), so a short clip comes back in
-about the time of its analysis.
+about the time of its analysis. ``--model RUN`` does that by itself when a server of the same
+model is running (``emoreason.inference.discovery``); ``--local`` turns it off.
 
 A bad file (unreadable, empty, not audio, NaN samples, too long) gets one line on stderr and the
 exit code becomes 1; the other files are still analysed.
@@ -47,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "`emoreason serve` at URL (e.g. http://127.0.0.1:8000); --batch-size/--device/--dtype are the server's")
     p.add_argument("--api-key", metavar="KEY", help="with --server: the server's API key (default: the EMOREASON_API_KEY "
                    "environment variable)")
+    p.add_argument("--local", action="store_true", help="with --model: always load the model in this command. Without it, "
+                   "a running `emoreason serve` of the same model (found through the files servers write, see docs/inference.md) "
+                   "gets the files instead, skipping the few seconds of start-up; not with --device or --dtype")
     p.add_argument("--task", choices=["emotion", "sentiment", "asr", "sqa"], default="emotion",
                    help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral; "
                    "asr: transcribe; sqa: answer --question about each file (default: emotion)")
@@ -81,7 +86,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(emotion / sentiment only) (default: 128)")
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS, help=f"refuse longer files (default: {MAX_SECONDS:.0f})")
     p.add_argument("--timings", action="store_true", help="print where the time went on stderr: import (process "
-                   "start until torch, transformers and the engine are imported), load (the model), compute (the files)")
+                   "start until torch, transformers and the engine are imported), load (the model), compute (the files); "
+                   "wall and CPU (user + sys) seconds of each")
     add_runtime_arguments(p)
     p.set_defaults(func=run)
 
@@ -127,7 +133,10 @@ def format_summary(result: dict[str, Any], top: int = 3) -> str:
 
 
 class StageClock:
-    """Wall seconds per stage, the first counted from the process start (``--timings``)."""
+    """Wall and CPU seconds per stage, the first counted from the process start (``--timings``).
+
+    CPU is user + sys of the whole process (every thread): on a shared machine the wall time
+    grows with the other jobs' load, the CPU time much less, so it is the number to compare."""
 
     def __init__(self) -> None:
         import time
@@ -139,19 +148,22 @@ class StageClock:
         except ImportError:  # pragma: no cover - psutil comes with transformers
             started = time.perf_counter()
         self._last = started
+        self._last_cpu = 0.0  # process_time counts from the process start
         self.stages: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
 
     def mark(self, stage: str) -> None:
         """End ``stage`` now (it began where the previous one ended)."""
         import time
 
-        now = time.perf_counter()
-        self.stages[stage] = now - self._last
-        self._last = now
+        now, cpu = time.perf_counter(), time.process_time()
+        self.stages[stage], self.cpu[stage] = now - self._last, cpu - self._last_cpu
+        self._last, self._last_cpu = now, cpu
 
     def summary(self) -> str:
-        parts = ", ".join(f"{k} {v:.2f} s" for k, v in self.stages.items())
-        return f"emoreason: timings: {parts}; total {sum(self.stages.values()):.2f} s"
+        parts = ", ".join(f"{k} {v:.2f} s (cpu {self.cpu[k]:.2f} s)" for k, v in self.stages.items())
+        return (f"emoreason: timings: {parts}; total {sum(self.stages.values()):.2f} s "
+                f"(cpu {sum(self.cpu.values()):.2f} s)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -179,6 +191,14 @@ def run(args: argparse.Namespace) -> int:
         if not files:
             out_file.close()
             return 0
+    if args.model and not getattr(args, "local", False) and args.device is None and args.dtype == "auto":
+        from emoreason.inference.discovery import find
+
+        url = find(args.model, _auth_headers(args))
+        if url is not None:
+            print(f"emoreason: using the running `emoreason serve` of this model at {url} (--local loads it here instead)",
+                  file=sys.stderr)
+            args.server = url
     if args.server:
         results = _remote_results(args, files)
     else:
@@ -219,6 +239,12 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    """The Authorization header for the server's API key (``--api-key`` or EMOREASON_API_KEY), if any."""
+    key = args.api_key or os.environ.get("EMOREASON_API_KEY")
+    return {"authorization": f"Bearer {key}"} if key else {}
+
+
 def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict[str, Any]]:
     """POST each file to ``{args.server}/analyze``; yield result dicts (``{"file", "error"}`` for a
     file the server refused). An unreachable or misbehaving server raises UserError (one line)."""
@@ -229,8 +255,7 @@ def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict
     url = args.server.rstrip("/") + "/analyze"
     form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or "",
             "question": args.question or "", "transcript": args.transcript, "quotes": args.quotes or "", "explain": args.explain}
-    key = args.api_key or os.environ.get("EMOREASON_API_KEY")
-    headers = {"authorization": f"Bearer {key}"} if key else {}
+    headers = _auth_headers(args)
     with httpx.Client(timeout=httpx.Timeout(10.0, read=None), headers=headers) as client:  # long clips take long: no read timeout
         for name in files:
             path = Path(name)

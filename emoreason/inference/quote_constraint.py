@@ -109,12 +109,12 @@ class TokenTable:
         n = len(tokenizer)
         special = set(tokenizer.all_special_ids)
         self.size = n
-        self.texts: list[str] = tokenizer.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
-        self.trie: dict[str, Any] = {}
+        self.texts: list[str] = decode_each(tokenizer, n)
         # leading non-word characters of each token (what it adds to the gap at the quote's end)
         self.lead = [len(t) - len(_LEADING_GAP.sub("", t, count=1)) for t in self.texts]
         self.quote_tokens: list[int] = []  # hold a quote mark: simulated one by one
         self.opening_tokens: list[int] = []  # hold an opening mark
+        self._plain: list[int] = []  # may stand inside a quote: the trie's tokens
         for i, text in enumerate(self.texts):
             if i in special or not text:
                 continue
@@ -125,28 +125,53 @@ class TokenTable:
                 continue
             if "\ufffd" in text or "\n" in text or "\r" in text:
                 continue  # partial UTF-8 / line break: never inside a quote
-            node = self.trie
-            for c in canonical(text):
-                node = node.setdefault(c, {})
-            node.setdefault("", []).append(i)  # "" holds the ids ending here (no char is "")
+            self._plain.append(i)
+        self._trie: dict[str, Any] | None = None
+
+    @property
+    def trie(self) -> dict[str, Any]:
+        """Plain tokens by canonical form, one character per level (``""`` holds the ids ending
+        there). Built on the first quote a model opens: answers without quotes never need it."""
+        if self._trie is None:
+            trie: dict[str, Any] = {}
+            for i in self._plain:
+                node = trie
+                for c in canonical(self.texts[i]):
+                    node = node.setdefault(c, {})
+                node.setdefault("", []).append(i)  # "" holds the ids ending here (no char is "")
+            self._trie = trie
+        return self._trie
 
     def continuations(self, index: TranscriptIndex, key: str) -> set[int]:
         """Plain tokens that keep the quote (canonical ``key``) a valid transcript prefix."""
         allowed: set[int] = set()
+        root = self.trie
         for suffix in index.matches(key):
             rest = suffix[len(key):]
-            starts = [(self.trie, rest)]
+            starts = [(root, rest)]
             if not key or key.endswith(" "):
-                if " " in self.trie:  # a leading space collapses into the key's
-                    starts.append((self.trie[" "], rest))
+                if " " in root:  # a leading space collapses into the key's
+                    starts.append((root[" "], rest))
             for node, text in starts:
-                allowed.update(node.get("", ()) if node is not self.trie else ())
+                allowed.update(node.get("", ()) if node is not root else ())
                 for c in text:
                     node = node.get(c)
                     if node is None:
                         break
                     allowed.update(node.get("", ()))
         return allowed
+
+
+def decode_each(tokenizer: Any, n: int) -> list[str]:
+    """Every id in ``range(n)`` decoded alone, as ``tokenizer.decode([i])`` gives it (special
+    tokens kept). A fast tokenizer decodes the batch in its Rust backend (16x faster than
+    ``batch_decode``'s per-row Python for SmolLM2's 49k ids: ~0.07 s instead of ~1.1 s); when
+    ``decode`` would also clean up spaces, or there is no backend, ``batch_decode`` does it."""
+    ids = [[i] for i in range(n)]
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is not None and not getattr(tokenizer, "clean_up_tokenization_spaces", False):
+        return list(backend.decode_batch(ids, skip_special_tokens=False))
+    return tokenizer.batch_decode(ids, skip_special_tokens=False)
 
 
 _TABLES: "weakref.WeakKeyDictionary[Any, TokenTable]" = weakref.WeakKeyDictionary()

@@ -180,8 +180,10 @@ def _wants_normalized(path: str) -> bool:
 
 
 # ------------------------------------------------------------------------------------------ LLM
-def build_llm(cfg: LLMConfig) -> tuple[nn.Module, Any]:
-    """(causal LM, tokenizer with chat template and audio tokens)."""
+def build_llm(cfg: LLMConfig, draw_new_rows: bool = True) -> tuple[nn.Module, Any]:
+    """(causal LM, tokenizer with chat template and audio tokens).
+
+    ``draw_new_rows``: see :func:`_fit_embeddings` (False only when loading a saved model)."""
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
     dtype = resolve_dtype(cfg.dtype)
@@ -219,20 +221,31 @@ def build_llm(cfg: LLMConfig) -> tuple[nn.Module, Any]:
     else:
         llm = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, trust_remote_code=False, **extra, **attn)
     add_audio_tokens(tokenizer)
-    _fit_embeddings(llm, len(tokenizer))
+    _fit_embeddings(llm, len(tokenizer), draw_new_rows)
     return llm, tokenizer
 
 
-def _fit_embeddings(llm: nn.Module, vocab: int) -> None:
+def _fit_embeddings(llm: nn.Module, vocab: int, draw_new_rows: bool = True) -> None:
     """Grow the embedding matrix only if the tokenizer outgrew it; new rows = mean of the old rows.
 
     The mean is deterministic (re-creatable on load from the base weights alone) and harmless:
     ``<audio>`` rows are always overwritten; the start/end markers keep this fixed embedding.
+
+    ``draw_new_rows``: transformers fills the grown matrix with random numbers first (all of it:
+    49k x 576 for SmolLM2, ~0.2 s on a laptop core) before the old rows and the mean overwrite
+    every value. Training keeps that draw so a seeded run keeps its random stream (the adapters
+    are initialised after this); loading a saved model passes False and skips it.
     """
     old = llm.get_input_embeddings().num_embeddings
     if vocab <= old:
         return
-    llm.resize_token_embeddings(vocab, mean_resizing=False)
+    if draw_new_rows:
+        llm.resize_token_embeddings(vocab, mean_resizing=False)
+    else:
+        from transformers.initialization import no_init_weights
+
+        with no_init_weights():
+            llm.resize_token_embeddings(vocab, mean_resizing=False)
     with torch.no_grad():
         for emb in {id(m): m for m in (llm.get_input_embeddings(), llm.get_output_embeddings()) if m is not None}.values():
             emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
@@ -276,11 +289,13 @@ def fusion_adapters(fusion: str, speech: nn.Module, emotion: nn.Module | None, h
     return adapters
 
 
-def build_model(cfg: ModelConfig) -> tuple[AudioLLM, AudioProcessor]:
+def build_model(cfg: ModelConfig, draw_new_rows: bool = True) -> tuple[AudioLLM, AudioProcessor]:
     """Build the AudioLLM and its processor from config (weights per each part's ``init``).
 
     Trainable flags: adapters and LoRA require grad; encoders only when their config says
     ``trainable``; the LLM base is frozen when LoRA is on (fully trainable is not offered).
+    ``draw_new_rows``: False skips the random draw under grown embedding rows (see
+    ``_fit_embeddings``; for loading, where the random stream does not matter).
     """
     fusion = cfg.fusion
     if fusion not in ("sequence", "feature", "none"):
@@ -289,7 +304,7 @@ def build_model(cfg: ModelConfig) -> tuple[AudioLLM, AudioProcessor]:
         raise ConfigError(f"model.fusion={fusion!r} needs model.emotion_encoder")
     # Build order (LLM, speech, emotion, adapters) fixes which random numbers each part draws:
     # a seeded run must keep initialising the same way.
-    llm, tokenizer = build_llm(cfg.llm)
+    llm, tokenizer = build_llm(cfg.llm, draw_new_rows)
     encoders: dict[str, nn.Module] = {}
     specs: dict[str, FeatureSpec] = {}
     encoders["speech"], specs["speech"] = build_encoder(cfg.speech_encoder, "speech_encoder")
@@ -492,7 +507,7 @@ def load_pretrained(directory: str | Path, device: str | torch.device | None = N
     cfg = read_config(directory)
     if merge_lora and cfg.lora.enabled:
         return _load_merged(directory, cfg, device)
-    model, processor = build_model(cfg)
+    model, processor = build_model(cfg, draw_new_rows=False)
     if (directory / PROCESSOR_CONFIG).is_file():
         # The saved tokenizer is the one build_model just made (base tokenizer + audio tokens):
         # reuse it rather than parse tokenizer.json a second time (~0.2 s for SmolLM2).
@@ -539,7 +554,8 @@ def _load_merged(directory: Path, cfg: ModelConfig, device: str | torch.device |
 
     from safetensors.torch import load_file
 
-    model, processor = build_model(dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, enabled=False)))
+    model, processor = build_model(dataclasses.replace(cfg, lora=dataclasses.replace(cfg.lora, enabled=False)),
+                                   draw_new_rows=False)
     if (directory / PROCESSOR_CONFIG).is_file():
         processor = AudioProcessor.from_pretrained(directory, tokenizer=model.tokenizer)
     if device is not None:

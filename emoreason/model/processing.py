@@ -107,9 +107,20 @@ def _byte_of(ch: str) -> int:
     return others[code - 256]
 
 
+def _vocab_ids(tokenizer: "PreTrainedTokenizerBase", tokens: Sequence[str]) -> dict[str, int]:
+    """token -> id for those of ``tokens`` the tokenizer has. The added tokens are looked at first:
+    the audio tokens are added ones, and ``get_vocab()`` builds the whole vocabulary as a dict
+    (~0.1 s for SmolLM2's 49k tokens, and it was called three times per model load)."""
+    added = tokenizer.get_added_vocab()
+    if all(t in added for t in tokens):
+        return {t: added[t] for t in tokens}
+    vocab = tokenizer.get_vocab()
+    return {t: vocab[t] for t in tokens if t in vocab}
+
+
 def add_audio_tokens(tokenizer: "PreTrainedTokenizerBase") -> int:
     """Register the three audio tokens as special tokens (no-op when present); return how many were new."""
-    missing = [t for t in AUDIO_TOKENS if t not in tokenizer.get_vocab()]
+    missing = [t for t in AUDIO_TOKENS if t not in _vocab_ids(tokenizer, AUDIO_TOKENS)]
     if not missing:
         return 0
     return tokenizer.add_special_tokens({"additional_special_tokens": missing}, replace_extra_special_tokens=False)
@@ -117,7 +128,7 @@ def add_audio_tokens(tokenizer: "PreTrainedTokenizerBase") -> int:
 
 def audio_token_ids(tokenizer: "PreTrainedTokenizerBase") -> tuple[int, int, int]:
     """(start, placeholder, end) ids; raises ValueError when the tokenizer lacks them."""
-    vocab = tokenizer.get_vocab()
+    vocab = _vocab_ids(tokenizer, AUDIO_TOKENS)
     missing = [t for t in AUDIO_TOKENS if t not in vocab]
     if missing:
         raise ValueError(f"tokenizer has no {missing} tokens: call add_audio_tokens() first")

@@ -33,6 +33,8 @@ queue, wait), ``stream`` (per-window NDJSON), ``curves``, ``page`` and ``example
 # No `from __future__ import annotations`: see app.py (FastAPI reads annotations at runtime).
 import argparse
 import os
+import signal
+from typing import Any
 
 from emoreason.inference.server.app import MAX_UPLOAD_BYTES, SERVER_MAX_SECONDS, create_app
 
@@ -59,6 +61,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_runtime_arguments(p)
     p.add_argument("--batch-size", type=int, default=8, help="30 s windows per forward pass, across concurrent requests (default: 8)")
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests to batch with the first (default: 10)")
+    p.add_argument("--batch-regather-ms", type=float, default=2000.0,
+                   help="how much longer to wait when more requests were in flight during the previous batch than have "
+                   "arrived (clients sending their next request), at most a quarter of that batch's time; 0: never (default: 2000)")
     p.add_argument("--max-queue", type=int, default=64, help="requests queued or running at once; more get HTTP 429 (default: 64)")
     p.add_argument("--request-timeout", type=float, default=300.0, help="seconds one request may take, queueing included; then HTTP 504 (default: 300)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="default explanation length; a request may override it (default: 128)")
@@ -76,16 +81,34 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from emoreason.errors import UserError
+    from emoreason.inference.discovery import announce, withdraw
     from emoreason.inference.engine import Engine
     from emoreason.inference.server.limits import ServerLimits
 
-    if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0:
-        raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, --batch-wait-ms >= 0")
+    if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0 \
+            or args.batch_regather_ms < 0:
+        raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, "
+                        "--batch-wait-ms and --batch-regather-ms >= 0")
     engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
     limits = ServerLimits(
         max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds, max_queue=args.max_queue,
-        max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, request_timeout_s=args.request_timeout,
+        max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, max_regather_s=args.batch_regather_ms / 1000,
+        request_timeout_s=args.request_timeout,
         api_key=args.api_key or os.environ.get("EMOREASON_API_KEY") or None, cors_origins=tuple(args.cors))
     app = create_app(engine, max_new_tokens=args.max_new_tokens, limits=limits, model_id=args.served_model_name)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    # `emoreason analyze --model` of the same model finds this server and skips its cold start
+    # (emoreason.inference.discovery); the file goes when the server stops.
+    local = "127.0.0.1" if args.host in ("0.0.0.0", "::", "") else args.host
+    announced = announce(f"http://{'[' + local + ']' if ':' in local else local}:{args.port}", args.model, name=engine.name)
+    # uvicorn shuts down gracefully on SIGTERM and then raises the signal again, which by default
+    # ends the process at once: as an exception instead, the server file is removed below.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    try:
+        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+    finally:
+        withdraw(announced)
     return 0
+
+
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)

@@ -44,7 +44,8 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
     from emoreason.inference.server.stream import start_stream
 
     limits = limits or ServerLimits(max_body_bytes=max_upload_bytes, max_seconds=engine.max_seconds, max_batch=batch_size)
-    batcher = Batcher(engine, max_batch=limits.max_batch, max_wait_s=limits.max_wait_s, max_queue=limits.max_queue)
+    batcher = Batcher(engine, max_batch=limits.max_batch, max_wait_s=limits.max_wait_s, max_queue=limits.max_queue,
+                      max_regather_s=limits.max_regather_s)
     ctx = ServerContext(engine, batcher, limits, model_id or served_model_id(engine.name), max_new_tokens, int(time.time()))
 
     @contextlib.asynccontextmanager

@@ -2,7 +2,12 @@
 
 Every route hands its decoded clip to one :class:`Batcher` as a :class:`Job`. A background thread
 takes the first waiting job, waits at most ``max_wait_s`` for more (up to ``max_batch`` windows),
-and runs the gathered jobs through :meth:`Engine.analyze` together: windows of different requests
+and runs the gathered jobs through :meth:`Engine.analyze` together. When more requests were in
+flight during the previous engine call than have arrived, it waits a little longer for them
+(``max_regather_s``, see :meth:`Batcher._gather`): clients that send their next request when the
+last one returns come back spread out by decoding and the network, and with a 10 ms window
+alone 8 such clients, once split into two batches of 4, stay split (each half returns while the
+other runs); uploads still being decoded count too. Windows of different requests
 share the audio encoders, the forced-choice scoring and ``generate`` (rows of one call). Jobs
 whose settings differ (task, prompt, token budget, temperature, ...) cannot share a plan, so each
 group of equal settings runs as its own engine call, in arrival order.
@@ -27,7 +32,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -192,10 +198,16 @@ class BatchStats:
 class Batcher:
     """Gathers concurrent jobs into shared engine calls on one background thread."""
 
-    def __init__(self, engine: Any, max_batch: int = 8, max_wait_s: float = 0.01, max_queue: int = 64):
-        if max_batch < 1 or max_queue < 1 or max_wait_s < 0:
-            raise UserError("batch size and queue length must be >= 1 and the batch wait >= 0")
+    def __init__(self, engine: Any, max_batch: int = 8, max_wait_s: float = 0.01, max_queue: int = 64,
+                 max_regather_s: float = 2.0, regather_share: float = 0.25):
+        if max_batch < 1 or max_queue < 1 or max_wait_s < 0 or max_regather_s < 0 or regather_share < 0:
+            raise UserError("batch size and queue length must be >= 1 and the batch waits >= 0")
         self.engine, self.max_batch, self.max_wait_s, self.max_queue = engine, max_batch, max_wait_s, max_queue
+        self.max_regather_s, self.regather_share = max_regather_s, regather_share
+        self._peak = 0  # most requests arriving or unfinished at once during the current engine call
+        self._last_peak = 0  # the same for the previous call (what the next gathering expects back)
+        self._arriving = 0  # accepted and still being decoded (not submitted yet)
+        self._last_call_s = 0.0  # how long the previous engine call took
         self._queue: queue.Queue[Job] = queue.Queue()
         self._lock = threading.Lock()
         self._unfinished = 0
@@ -225,12 +237,37 @@ class Batcher:
         if self._unfinished >= self.max_queue:
             raise QueueFull(f"{self._unfinished} requests are queued or running (limit {self.max_queue}); retry later")
 
-    def submit(self, job: Job) -> None:
-        """Queue ``job``; its outcome arrives on ``job.future``. QueueFull when full."""
+    def submit(self, job: Job, arrived: bool = False) -> None:
+        """Queue ``job``; its outcome arrives on ``job.future``. QueueFull when full.
+        ``arrived``: the job was counted by :meth:`arriving` (use the function it yields)."""
         with self._lock:
             self.check_room()
+            self._arriving -= int(arrived)  # in the same step: never counted twice, never missing
             self._unfinished += 1
+            self._peak = max(self._peak, self._unfinished + self._arriving)
         self._queue.put(job)
+
+    @contextmanager
+    def arriving(self) -> Iterator[Callable[[Job], None]]:
+        """Count a request while its upload is decoded, so a batch being gathered waits for it
+        (see :meth:`_gather`); submit its job with the function this yields. A request that fails
+        before (bad audio, full queue) stops counting when the block ends."""
+        with self._lock:
+            self._arriving += 1
+            self._peak = max(self._peak, self._unfinished + self._arriving)
+        submitted = False
+
+        def submit(job: Job) -> None:
+            nonlocal submitted
+            self.submit(job, arrived=True)
+            submitted = True
+
+        try:
+            yield submit
+        finally:
+            if not submitted:
+                with self._lock:
+                    self._arriving -= 1
 
     # ------------------------------------------------------------------ the thread
     def _serve(self) -> None:
@@ -239,20 +276,40 @@ class Batcher:
                 first = self._queue.get(timeout=0.1)
             except queue.Empty:
                 continue
-            jobs, windows = [first], first.windows
-            until = time.monotonic() + self.max_wait_s
-            while windows < self.max_batch:
-                try:  # what is queued already comes at once; then wait out the gathering window
-                    job = self._queue.get(timeout=max(0.0, until - time.monotonic()))
-                except queue.Empty:
-                    break
-                jobs.append(job)
-                windows += job.windows
+            jobs = self._gather(first)
+            with self._lock:
+                self._peak = self._unfinished + self._arriving  # counted afresh for this call
+            started = time.monotonic()
             try:
                 self._run(jobs)
             finally:
+                self._last_call_s = time.monotonic() - started
+                self._last_peak = self._peak
                 with self._lock:
                     self._unfinished -= len(jobs)
+
+    def _gather(self, first: Job) -> list[Job]:
+        """``first`` and the jobs that join it (up to ``max_batch`` windows).
+
+        What is queued comes at once; then the batcher waits up to ``max_wait_s`` for more. If fewer
+        jobs have come than were in flight at once during the previous engine call (their callers
+        are likely sending the next ones now), or requests are still being decoded (a burst of
+        uploads), it keeps waiting for them, up to ``max_regather_s`` and at most
+        ``regather_share`` of that call's duration, so the wait stays small next to the work it
+        batches. With one client at a time both numbers stay at 1: no extra wait."""
+        jobs, windows = [first], first.windows
+        start = time.monotonic()
+        regather = min(self.max_regather_s, self.regather_share * self._last_call_s)
+        while windows < self.max_batch:
+            expected = min(max(self._last_peak, len(jobs) + self._arriving), self.max_batch)
+            until = start + (max(self.max_wait_s, regather) if len(jobs) < expected else self.max_wait_s)
+            try:
+                job = self._queue.get(timeout=max(0.0, until - time.monotonic()))
+            except queue.Empty:
+                break
+            jobs.append(job)
+            windows += job.windows
+        return jobs
 
     def _run(self, jobs: list[Job]) -> None:
         live = [job for job in jobs if not job.expired()]  # a gone or timed-out caller costs nothing

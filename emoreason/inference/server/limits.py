@@ -49,6 +49,9 @@ class ServerLimits:
     """Windows (30 s each) per forward pass across requests (``--batch-size``)."""
     max_wait_s: float = 0.01
     """How long the batcher waits for more requests after the first one arrives (``--batch-wait-ms``)."""
+    max_regather_s: float = 2.0
+    """How much longer it may wait when more requests were in flight during the previous engine
+    call than have arrived (``--batch-regather-ms``; at most a quarter of that call's time; 0: never)."""
     request_timeout_s: float = 300.0
     """Time budget of one request, queueing included (``--request-timeout``): past it the caller
     gets 504 and its rows stop generating."""

@@ -79,14 +79,16 @@ async def submit_clip(ctx: ServerContext, name: str, data: bytes, options: Analy
         ctx.batcher.check_room()  # refuse before spending a thread on decoding
     except QueueFull as e:
         raise APIError(429, str(e), code="queue_full") from None
-    wave = await asyncio.to_thread(decode, ctx, name, data, param)
-    loop = asyncio.get_running_loop()
-    job = Job(name=name, wave=wave, options=options, windows=len(split_windows(wave)),
-              deadline=start + ctx.limits.request_timeout_s, loop=loop, future=loop.create_future(), on_text=on_text)
-    try:
-        ctx.batcher.submit(job)
-    except QueueFull as e:
-        raise APIError(429, str(e), code="queue_full") from None
+    # Counted as arriving while it decodes: a batch being gathered waits for it (burst of uploads).
+    with ctx.batcher.arriving() as submit:
+        wave = await asyncio.to_thread(decode, ctx, name, data, param)
+        loop = asyncio.get_running_loop()
+        job = Job(name=name, wave=wave, options=options, windows=len(split_windows(wave)),
+                  deadline=start + ctx.limits.request_timeout_s, loop=loop, future=loop.create_future(), on_text=on_text)
+        try:
+            submit(job)
+        except QueueFull as e:
+            raise APIError(429, str(e), code="queue_full") from None
     return job
 
 

@@ -1,0 +1,127 @@
+"""Finding a running ``emoreason serve`` of the same model, so ``emoreason analyze`` can skip the cold start.
+
+    path = announce("http://127.0.0.1:8000", "runs/x", name="runs/x")   # serve, once listening
+    url = find("runs/x")                   # analyze: the URL of a live server of runs/x, or None
+    withdraw(path)                         # serve, on exit
+
+A cold ``emoreason analyze`` spends seconds importing torch / transformers and loading the model
+before its first clip; a running server has done both. ``serve`` writes one small JSON file per
+server into :func:`registry_dir` (``{"url", "model_dir", "name", "pid"}``; removed when it stops),
+and ``analyze --model RUN`` looks there first: a file for the same model directory whose process
+is alive and whose ``/health`` answers with the same model sends the files to that server instead
+(``--local`` loads the model in the command as before). Stale files (dead process) are deleted.
+
+Nothing here imports torch: the point is to answer before any of it is loaded.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from emoreason.jsonl import atomic_write
+
+REGISTRY_ENV = "EMOREASON_SERVER_DIR"
+"""Overrides the directory of the server files (tests use a temporary one)."""
+HEALTH_TIMEOUT_S = 1.0
+"""How long ``find`` waits for a server's ``/health``: a busy server still answers it at once
+(its model work runs in another thread), and a dead one should not delay the cold path much."""
+
+
+def registry_dir() -> Path:
+    """Where running servers announce themselves: ``$EMOREASON_SERVER_DIR``, else
+    ``$XDG_CACHE_HOME/emoreason/servers`` (``~/.cache/emoreason/servers``)."""
+    if os.environ.get(REGISTRY_ENV):
+        return Path(os.environ[REGISTRY_ENV])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "emoreason" / "servers"
+
+
+def model_dir(path: str | Path) -> Path:
+    """The directory that holds a model's ``config.yaml`` (``RUN`` or ``RUN/final``), absolute,
+    links resolved: the key that matches ``serve --model runs/x`` with ``analyze --model
+    /abs/runs/x/final``. A path without a config gives itself, resolved (it then matches nothing)."""
+    path = Path(path).expanduser()
+    for candidate in (path / "final", path):
+        if (candidate / "config.yaml").is_file():
+            return candidate.resolve()
+    return path.resolve()
+
+
+def _file_for(directory: Path, pid: int) -> Path:
+    key = hashlib.sha1(str(directory).encode()).hexdigest()[:16]
+    return registry_dir() / f"{key}-{pid}.json"
+
+
+def announce(url: str, model: str | Path, name: str, pid: int | None = None) -> Path | None:
+    """Write the server file of the server at ``url`` serving ``model`` (whose ``/health``
+    reports ``name`` as its model); returns its path, or None when the directory is not writable
+    (the server runs anyway; analyze then just loads the model itself)."""
+    pid = os.getpid() if pid is None else pid
+    directory = model_dir(model)
+    path = _file_for(directory, pid)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"url": url.rstrip("/"), "model_dir": str(directory), "name": name, "pid": pid}))
+    except OSError:
+        return None
+    return path
+
+
+def withdraw(path: Path | None) -> None:
+    """Remove a server file written by :func:`announce` (no error when it is already gone)."""
+    if path is not None:
+        try:
+            path.unlink()
+        except OSError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive
+        return True
+    return True
+
+
+def _healthy(url: str, name: str, headers: dict[str, str]) -> bool:
+    """Whether ``url`` answers ``/health`` as an emoreason server of model ``name``."""
+    import httpx
+
+    try:
+        response = httpx.get(url + "/health", timeout=HEALTH_TIMEOUT_S, headers=headers)
+        body = response.json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and body.get("model") == name
+
+
+def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None:
+    """The URL of a live ``emoreason serve`` of ``model`` (same model directory), or None.
+
+    Files of dead processes are removed; a live process whose ``/health`` does not answer (still
+    loading, or its port taken by something else) is skipped but its file kept."""
+    directory = str(model_dir(model))
+    try:
+        files = sorted(registry_dir().glob("*.json"))
+    except OSError:
+        return None
+    for path in files:
+        try:
+            entry: Any = json.loads(path.read_text())
+            url, owner, name, pid = entry["url"], entry["model_dir"], entry["name"], int(entry["pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # unreadable or foreign: not ours to judge
+        if owner != directory:
+            continue
+        if not _alive(pid):
+            withdraw(path)
+            continue
+        if _healthy(url, name, headers or {}):
+            return url
+    return None
