@@ -38,7 +38,7 @@ SPEECH_TASKS = ("asr", "sqa", "st")
 EVAL_TRANSCRIPT = "auto"
 """Every variant is evaluated as ``analyze`` answers: a transcript from the speech encoder's Whisper
 decoder (else the model's ASR task) and quotes held to it (``eval run``'s defaults)."""
-FREE_QUOTE_ROWS = {"tiny": 2, "quick": 16, "full": 0}
+FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 0}
 """Emotion rows the free-quotes comparison regenerates, per demo mode (0: every held-out one):
 one extra generation pass of one variant, kept small in the quick demo."""
 
