@@ -72,6 +72,17 @@ def test_outputs_and_markers(tiny_demo):
     assert entry["forced_choice_ci"]["emotion"]["low"] <= entry["forced_choice_accuracy"] <= entry["forced_choice_ci"]["emotion"]["high"]
     assert "percentile bootstrap over the held-out clips" in md and "percentile bootstrap over the held-out clips" in html
     assert "analyze --task asr:" in md and "analyze --task sqa --question" in md
+    # evaluated as analyze answers: the engine's transcript (the tiny random speech encoder has no
+    # Whisper decoder: the model's ASR task), recorded per row; disagreement and transcriber WER reported
+    preds = [r for r in _read(out / "eval/label-dual/predictions.jsonl") if r["task"] == "emotion"]
+    assert {(r["transcript_mode"], r["quotes_mode"], r["engine_transcript"]["source"]) for r in preds} == {
+        ("auto", "constrained", "model-asr")}
+    agree, wer = entry["agreement"]["emotion"], entry["transcriber"]["emotion"]
+    assert agree["n"] == 4 and agree["disagree"] == sum(r["consistent"] is False for r in preds)
+    assert wer["source"] == "model-asr" and wer["n"] == 4 and wer["ci"]["wer"]["low"] <= wer["wer"] <= wer["ci"]["wer"]["high"]
+    engine_table = _md_table(md, "| variant | answers | label / explanation disagree %")
+    assert engine_table["variant"] == ["label-dual"] and engine_table["transcript source"] == ["model-asr"]
+    assert engine_table["transcriber WER % (emotion clips)"][0].endswith("(n=4)")
     # the analysed clip: forced-choice label among the demo's emotions, scores a distribution
     a = result.analysis
     assert a["label"] in ("neutral", "happy", "sad", "angry") and a["variant"] == "label-dual"
@@ -253,6 +264,35 @@ def test_findings_test_differences_on_the_same_clips(tmp_path):
     assert "detailed-dual-transcript minus detailed-dual: +67.5 points" in transcript and "over the same 40 clips" in transcript
     # without evaluation directories: the old rule of thumb
     assert any("within noise" in l for l in findings(plan, table, "label-dual", ("sad", 25.0)))
+
+
+def test_quotes_section_constrained_vs_free_on_the_same_clips(tmp_path):
+    """The report's quote rows: every reasoning variant (constrained), and the free-quotes pass
+    beside the constrained scores of the same clips when it covered fewer."""
+    from emoreason.demo.report import quotes_section
+    from emoreason.eval.render import Table
+
+    d = tmp_path / "eval" / "detailed-dual"
+    d.mkdir(parents=True)
+    rows = [{"id": f"c{i}", "task": "emotion", "quotes": ["x"], "groundedness": g, "relevance": 1.0,
+             "groundedness_engine": 2.0} for i, g in enumerate([2.0, 2.0, 0.0, 0.0])]
+    (d / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    quotes = {"quotation": 100.0, "n_judged": 4, "groundedness": 50.0, "relevance": 50.0, "groundedness_engine": 100.0,
+              "mode": "constrained", "ci": {"groundedness": {"low": 0.0, "high": 100.0}}}
+    table = {"label-dual": {"n": 4, "quotes": {}, "tasks": {"asr": {"score": 80.0, "n": 2, "ci": {"low": 50.0, "high": 99.0}}}},
+             "detailed-dual": {"n": 4, "quotes": quotes, "agreement": {"emotion": {"n": 4, "disagree": 1, "undecided": 2,
+                               "rate": 25.0, "ci": {"rate": {"low": 0.0, "high": 75.0}}}}}}
+    free = {"variant": "detailed-dual", "n": 2, "ids": ["c0", "c1"], "seconds": 3.5,
+            "quotes": {"quotation": 50.0, "n_judged": 1, "groundedness": 0.0, "relevance": 0.0, "mode": "free"}}
+    plan = make_plan("quick", variants=["label-dual", "detailed-dual"])
+    section = quotes_section(plan, table, {"detailed-dual": d}, free)
+    quote_rows, engine_rows = [b.rows for b in section.blocks if isinstance(b, Table)]
+    assert [r[:3] for r in quote_rows] == [["detailed-dual", "constrained", "4"],
+                                            ["detailed-dual", "constrained (same clips)", "2"], ["detailed-dual", "free", "2"]]
+    assert quote_rows[0][4] == "50.0 [0.0, 100.0]" and quote_rows[1][4].startswith("100.0")  # c0, c1 were grounded
+    assert quote_rows[2][4] == "0.0" and quote_rows[0][5] == "100.0"
+    assert engine_rows[1][:4] == ["detailed-dual", "4", "25.0 [0.0, 75.0]", "2"]
+    assert engine_rows[0][2] == "-" and engine_rows[0][6] == "80.0 [50.0, 99.0] (n=2)"
 
 
 def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):

@@ -28,10 +28,13 @@ class FakeEngine:
         self.answers, self.calls = answers, []
 
     def analyze(self, files, task="emotion", prompt=None, question=None, batch_size=4, max_new_tokens=128,
-                transcript="model", explain=None):
-        assert transcript == ("model" if task == "asr" else "none")  # the model's ASR only where it is the task
-        # the paper's protocol by default: the judge reads the label the model wrote, not a forced one
-        assert explain == ("free" if task in ("emotion", "sentiment") else None)
+                transcript="model", explain=None, quotes=None):
+        # asr: the model's own ASR; sqa: no transcript; emotion / sentiment: eval run's default mode
+        # (a transcript from auto, quotes held to it, and the paper's free explanations: the judge
+        # reads the label the model wrote, not a forced one)
+        labelled = task in ("emotion", "sentiment")
+        assert transcript == {"asr": "model", "sqa": "none"}.get(task, "auto")
+        assert (quotes, explain) == (("constrained", "free") if labelled else (None, None))
         self.calls.append((task, prompt, question, len(files)))
         out = []
         for f in files:

@@ -10,6 +10,9 @@ Layout of ``OUT`` (default ``demo_out``)::
     testset/           test.jsonl: held-out speakers' rows of every task  stage "testset"
     runs/VARIANT/      emoreason train run directory (config.yaml, checkpoints/, final/)
     eval/VARIANT/      predictions.jsonl, scores.jsonl, metrics.json, report.{md,html}, confusion.png
+                       (transcript from the engine, quotes held to it: what `analyze` prints)
+    eval-free/VARIANT/ the first reasoning variant's emotion rows again with free quotes (the paper's
+                       unconstrained generation), for the constrained vs free comparison
     analysis/          analysis.json (one held-out clip: emotion, asr and sqa through the engine)
     report.md, report.html   the comparison of the variants
 """
@@ -32,6 +35,12 @@ log = logging.getLogger(__name__)
 
 SPEECH_TASKS = ("asr", "sqa", "st")
 """The speech group of the default ``data.task_groups`` (the alternating schedule's S phase)."""
+EVAL_TRANSCRIPT = "auto"
+"""Every variant is evaluated as ``analyze`` answers: a transcript from the speech encoder's Whisper
+decoder (else the model's ASR task) and quotes held to it (``eval run``'s defaults)."""
+FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 0}
+"""Emotion rows the free-quotes comparison regenerates, per demo mode (0: every held-out one):
+one extra generation pass of one variant, kept small in the quick demo."""
 
 def _stable_rank(row_id: str, seed: int) -> str:
     """Order rows by a hash of (seed, id): the same utterances are picked for every target style."""
@@ -113,9 +122,11 @@ def evaluation_summary(metrics: dict[str, Any], predictions: list[dict[str, Any]
     emo = metrics["tasks"]["emotion"]
     tasks = {t: {"score": m["score"], "n": m["n"], "ci": m.get("ci"), "metric": m["metric"]}
              for t, m in metrics["tasks"].items()}
+    # label / explanation disagreement and the transcriber's WER, per classification task that has them
+    engine = {key: {t: m[key] for t, m in metrics["tasks"].items() if key in m} for key in ("agreement", "transcriber")}
     return {"score": emo["score"], "classification": emo.get("classification"), "quotes": emo.get("quotes"),
             "forced_choice_accuracy": forced["emotion"], "forced_choice": forced, "forced_choice_ci": forced_ci,
-            "n": emo["n"], "tasks": tasks}
+            "n": emo["n"], "tasks": tasks, **engine}
 
 
 @dataclass
@@ -349,16 +360,49 @@ class Demo:
         run_dir = self.runner.path(f"runs/{variant.name}")
         test = self.runner.path("testset") / "test.jsonl"
         params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
-                  "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed}
+                  "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed,
+                  "transcript": EVAL_TRANSCRIPT, "quotes": "constrained"}
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] evaluating {variant.name} on held-out speakers (emotion, sentiment, asr, sqa)")
             preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=8,
-                                      seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens)
+                                      seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
+                                      transcript=EVAL_TRANSCRIPT, quotes="constrained")
             metrics = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)
             return evaluation_summary(metrics, _read_jsonl(preds), seed=self.plan.seed)
 
         return self.runner.run(f"eval/{variant.name}", params, build)
+
+    def evaluate_free_quotes(self) -> dict[str, Any] | None:
+        """Stage 4b: the first reasoning variant's held-out emotion rows (``FREE_QUOTE_ROWS`` of
+        them) again, same transcript, with free quotes: the unconstrained groundedness beside the
+        constrained one. Returns ``{"variant", "n", "quotes", "agreement", "seconds"}``, None
+        without a reasoning variant."""
+        from emoreason.eval.judges import make_judge
+        from emoreason.eval.run import model_predictions
+        from emoreason.eval.scoring import score_file
+
+        variant = next((v for v in self.plan.variants if v.style != "label"), None)
+        if variant is None:
+            return None
+        limit = FREE_QUOTE_ROWS.get(self.plan.mode, 0) or None
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
+                  "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed, "limit": limit,
+                  "transcript": EVAL_TRANSCRIPT, "quotes": "free"}
+        name = f"eval-free/{variant.name}"
+
+        def build(d: Path) -> dict[str, Any]:
+            self.say(f"[demo] {variant.name} again with free quotes ({limit or 'all'} held-out emotion rows)")
+            preds = model_predictions(self.runner.path(f"runs/{variant.name}"), self.runner.path("testset") / "test.jsonl",
+                                      d / "predictions.jsonl", task="emotion", limit=limit, batch_size=8,
+                                      seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
+                                      transcript=EVAL_TRANSCRIPT, quotes="free")
+            emo = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)["tasks"]["emotion"]
+            return {"variant": variant.name, "n": emo["n"], "quotes": emo.get("quotes"),
+                    "agreement": emo.get("agreement"), "ids": [r["id"] for r in _read_jsonl(preds)]}
+
+        result = self.runner.run(name, params, build)
+        return {**result, "seconds": self.runner.timings.get(name, 0.0), "dir": str(self.runner.path(name))}
 
     def analyze(self, variant: Variant) -> dict[str, Any]:
         """Stage 5b: one held-out clip through the inference engine: the emotion analysis (label,
@@ -432,7 +476,8 @@ class Demo:
         from emoreason.demo.report import write_demo_report
 
         p = self.plan
-        n_stages = 4 + 2 * len(p.variants) + 1 + (1 if p.time_budget_min else 0)
+        free_variant = any(v.style != "label" for v in p.variants)
+        n_stages = 4 + 2 * len(p.variants) + 1 + (1 if p.time_budget_min else 0) + (1 if free_variant else 0)
         step = iter(range(1, n_stages + 1))
         self.say(f"[demo] {p.mode} demo in {self.out} ({len(p.variants)} variants: {', '.join(v.name for v in p.variants)})")
         self.say(f"[demo] stage {next(step)}/{n_stages}: " + ("corpora " + ", ".join(p.corpora) if p.corpora else "synthetic corpus"))
@@ -451,6 +496,10 @@ class Demo:
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: evaluate {v.name}")
             table[v.name] = self.evaluate(v)
+        free_quotes = None
+        if free_variant:
+            self.say(f"[demo] stage {next(step)}/{n_stages}: quotes constrained vs free (one reasoning variant)")
+            free_quotes = self.evaluate_free_quotes()
         probe = self.probe()
         test_rows = _read_jsonl(self.runner.path("testset") / "test.jsonl")
         majorities = {t: majority_rate([r["label"] for r in test_rows if r["task"] == t]) for t in ("emotion", "sentiment")}
@@ -462,7 +511,7 @@ class Demo:
             self.out, plan=p, corpus=corpus, targets=targets, testset=testset, table=table, best=best.name,
             majorities=majorities, analysis=analysis, timings=self.runner.timings,
             eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants}, probe=probe,
-            budget=self.budget_plan,
+            budget=self.budget_plan, free_quotes=free_quotes,
         )
         return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,
                           best=best.name, majority=majority, timings=dict(self.runner.timings))

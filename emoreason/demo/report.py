@@ -4,7 +4,8 @@ The comparison table is eval's (:func:`emoreason.eval.compare.compare_table`: on
 x task, so emotion, sentiment, SQA and ASR WER, as ``eval compare`` prints it), the per-class table
 and confusion matrix are those eval wrote for the best variant; this module adds what only the
 demo knows: the majority-class baselines, the honest reading of label-only vs reasoning and single vs
-dual encoder, stage timings, and the analysed clip (emotion, transcript, one spoken question). The report is built once as data
+dual encoder, quotes held to the transcript vs free, label / explanation disagreement and the
+transcriber's WER, stage timings, and the analysed clip (emotion, transcript, one spoken question). The report is built once as data
 (:func:`build_demo_report`) and rendered to both formats by :mod:`emoreason.eval.render`.
 """
 from __future__ import annotations
@@ -110,7 +111,7 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
         q = table[n].get("quotes") or {}
         if q:
             fmt = lambda key: f"{q[key]:.1f}{_ci((q.get('ci') or {}).get(key))}" if key in q else "-"  # noqa: E731
-            out.append(f"{n}: {q.get('quotation', 0):.1f}% of answers quote the transcript; groundedness "
+            out.append(f"{n} ({q.get('mode', 'free')} quotes): {q.get('quotation', 0):.1f}% of answers quote; groundedness "
                        f"{fmt('groundedness')}, relevance {fmt('relevance')} (0-100; over the {q.get('n_judged', 0)} "
                        f"answers whose quotes were judged).")
     for n in (v.name for v in plan.variants if v.name in table):
@@ -118,6 +119,82 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
     if plan.mode == "tiny":
         out.append("Tiny mode: random tiny models trained for a few steps; these numbers only check the plumbing.")
     return out
+
+
+def _fmt(section: dict[str, Any] | None, key: str) -> str:
+    from emoreason.eval.compare import with_ci
+
+    return with_ci(section, key)
+
+
+def _constrained_on(eval_dir: Path, ids: list[str], seed: int) -> dict[str, Any] | None:
+    """Quote scores of ``eval_dir``'s emotion rows restricted to ``ids`` (the clips the free-quotes
+    run regenerated), so constrained and free are compared on the same clips."""
+    from emoreason.eval.summary import quote_scores
+
+    path = eval_dir / "scores.jsonl"
+    if not path.is_file():
+        return None
+    wanted = set(ids)
+    rows = [r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines())
+            if r.get("task") == "emotion" and r["id"] in wanted]
+    return quote_scores(rows, seed=seed) if rows else None
+
+
+QUOTE_MODE_HEAD = ["variant", "quotes", "answers", "quotation %", "groundedness vs said", "vs engine transcript",
+                   "relevance", "quotes judged"]
+ENGINE_HEAD = ["variant", "answers", "label / explanation disagree %", "no label in text", "transcript source",
+               "transcriber WER % (emotion clips)", "model's ASR task WER %"]
+
+
+def quotes_section(plan: DemoPlan, table: dict[str, dict[str, Any]], eval_dirs: dict[str, Path],
+                   free_quotes: dict[str, Any] | None) -> Section:
+    """Quotes held to the engine's transcript vs free (groundedness against what was said and
+    against the engine's transcript, relevance, 95% CIs), every variant's label / explanation
+    disagreement (the engine's ``consistent`` false, with n) and the WER of the transcript the
+    engine generated with on the held-out speakers beside the model's own ASR task's."""
+    def quote_row(name: str, mode: str, n: Any, q: dict[str, Any] | None) -> list[str]:
+        q = q or {}
+        return [name, mode, str(n), f"{q.get('quotation', 0.0):.1f}", _fmt(q, "groundedness"),
+                _fmt(q, "groundedness_engine"), _fmt(q, "relevance"), str(q.get("n_judged", 0))]
+
+    rows = [quote_row(v.name, (table[v.name].get("quotes") or {}).get("mode", "constrained"), table[v.name].get("n", "-"),
+                      table[v.name].get("quotes")) for v in plan.variants if v.style != "label" and v.name in table]
+    blocks: list[Block] = []
+    if free_quotes:
+        name, ids = free_quotes["variant"], free_quotes.get("ids") or []
+        if len(ids) < table.get(name, {}).get("n", 0):  # the same clips, constrained
+            rows.append(quote_row(name, "constrained (same clips)", len(ids),
+                                  _constrained_on(eval_dirs[name], ids, plan.seed)))
+        rows.append(quote_row(name, "free", free_quotes["n"], free_quotes.get("quotes")))
+    if rows:
+        blocks += [Table(QUOTE_MODE_HEAD, rows), Paragraph([
+            "Quotes 0-100 (0-2 ratings x 50), offline measure, 95% bootstrap CIs over the answers with judged quotes. "
+            "constrained: the explanation was generated after the engine's transcript and may quote only its spans "
+            "(what `analyze` prints); free: the paper's unconstrained generation. 'vs said': against the corpus "
+            "transcript; 'vs engine transcript': against the transcript the engine generated with."
+            + (f" The free-quotes pass took {free_quotes.get('seconds', 0.0):.1f} s." if free_quotes else "")])]
+
+    def wer(entry: dict[str, Any]) -> tuple[str, str]:
+        t = (entry.get("transcriber") or {}).get("emotion")
+        return (t["source"], _fmt(t, "wer") + f" (n={t['n']})") if t else ("none", "-")
+
+    engine_rows = []
+    for v in plan.variants:
+        entry = table.get(v.name) or {}
+        a = (entry.get("agreement") or {}).get("emotion")
+        asr = (entry.get("tasks") or {}).get("asr")
+        source, transcriber = wer(entry)
+        engine_rows.append([v.name, str(a["n"]) if a else "-", _fmt(a, "rate") if a else "-",
+                            str(a["undecided"]) if a else "-", source, transcriber,
+                            f"{asr['score']:.1f}{_ci(asr.get('ci'))} (n={asr['n']})" if asr else "-"])
+    blocks += [Table(ENGINE_HEAD, engine_rows), Paragraph([
+        "Emotion rows. disagree: the generated answer commits to another label than the engine's forced choice "
+        "(consistent = false), % of the answers with its 95% bootstrap CI; no label in text: consistent = null. "
+        "Transcriber WER: the transcript the engine generated with (the speech encoder's Whisper decoder, or the "
+        "model's ASR task) against what was said, corpus WER with its bootstrap CI over utterances; the model's ASR "
+        "task WER is the asr rows' (lower is better)."])]
+    return Section("Quotes, label agreement and transcripts", blocks)
 
 
 def _other_tasks(entry: dict[str, Any]) -> str:
@@ -232,7 +309,7 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
                       eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
-                      budget: dict[str, Any] | None = None) -> Report:
+                      budget: dict[str, Any] | None = None, free_quotes: dict[str, Any] | None = None) -> Report:
     """The demo report as data (see :func:`write_demo_report` for the arguments)."""
     from emoreason.eval.report import class_table  # eval's per-class table layout
 
@@ -258,6 +335,7 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                                                            for t, (label, rate) in majorities.items()) + "."]),
             Paragraph([CI_NOTE])]),
         Section("Findings", [Bullets(findings(plan, table, best, majorities["emotion"], eval_dirs))]),
+        quotes_section(plan, table, eval_dirs, free_quotes),
     ]
     if probe:
         sections.append(_probe_section(plan, table, best, probe))
@@ -323,7 +401,7 @@ def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
                       eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
-                      budget: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                      budget: dict[str, Any] | None = None, free_quotes: dict[str, Any] | None = None) -> tuple[Path, Path]:
     """Write ``out/report.md`` and ``out/report.html``; return their paths.
 
     ``corpus`` / ``targets`` / ``testset``: those stages' results (``testset["rows"]``: task -> rows
@@ -332,9 +410,10 @@ def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     ``majorities``: task (emotion, sentiment) -> (majority label, its % of the held-out rows);
     ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation directory under ``out``;
     ``probe``: the linear-probe baseline's ``probe.json`` (a section beside the variants), or None;
-    ``budget``: the ``--time-budget`` fit (:func:`emoreason.demo.budget.plan_budget`), None without one.
+    ``budget``: the ``--time-budget`` fit (:func:`emoreason.demo.budget.plan_budget`), None without one;
+    ``free_quotes``: the free-quotes pass (:meth:`emoreason.demo.pipeline.Demo.evaluate_free_quotes`), or None.
     """
     report = build_demo_report(out, plan=plan, corpus=corpus, targets=targets, testset=testset, table=table,
                                best=best, majorities=majorities, analysis=analysis, timings=timings,
-                               eval_dirs=eval_dirs, probe=probe, budget=budget)
+                               eval_dirs=eval_dirs, probe=probe, budget=budget, free_quotes=free_quotes)
     return write_report_files(report, out)

@@ -102,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit,
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips,
-                          explain=args.explain)
+                          explain=args.explain, transcript=args.transcript, quotes=args.quotes)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     if args.probe_train:
@@ -207,6 +207,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--explain", choices=("free", "forced"), default="free",
                    help="emotion / sentiment answers: free (default, the paper's protocol: the judge reads the label the "
                         "model wrote) or forced (as `analyze` answers: the forced-choice label's sentence starts the answer)")
+    r.add_argument("--transcript", choices=("auto", "model", "whisper", "none"), default="auto",
+                   help="--model, emotion / sentiment rows: where the engine's transcript comes from, as `analyze` "
+                        "takes it: auto (default: the speech encoder's Whisper decoder when it has one, else the "
+                        "model's ASR task), model, whisper, or none (the paper's protocol: no transcript, free quotes)")
+    r.add_argument("--quotes", choices=("constrained", "free"), default=None,
+                   help="--model, emotion / sentiment rows: constrained (default with a transcript: quotes may only "
+                        "hold spans of the engine's transcript, as `analyze` answers) or free (the paper's "
+                        "unconstrained generation); rows record the mode, and a resumed --out must keep it")
     r.add_argument("--max-new-tokens", type=int, default=128,
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)

@@ -48,7 +48,10 @@ def confusion_png(classification: dict, title: str) -> bytes:
 
 HEAD = ["task", "n", "score", "95% CI", "metric", "judge success"]
 CLASS_HEAD = ["class", "n", "accuracy", "precision", "F1"]
-QUOTE_HEAD = ["task", "quotation %", "groundedness", "relevance", "quotes judged"]
+QUOTE_HEAD = ["task", "quotes", "quotation %", "groundedness (vs said)", "relevance", "quotes judged",
+              "groundedness (vs engine transcript)"]
+ENGINE_HEAD = ["task", "answers", "label / explanation disagree %", "no label in text", "transcript source",
+               "transcriber WER % (vs said)", "utterances"]
 
 
 def headline_table(metrics: dict) -> Table:
@@ -80,8 +83,24 @@ def quote_table(metrics: dict) -> Table | None:
     for task, m in metrics["tasks"].items():
         q = m.get("quotes")
         if q:  # groundedness / relevance "-" when no quote had a transcript; with their CI when known
-            rows.append([task, f"{q['quotation']:.1f}", with_ci(q, "groundedness"), with_ci(q, "relevance"), str(q["n_judged"])])
+            rows.append([task, q.get("mode", "-"), f"{q['quotation']:.1f}", with_ci(q, "groundedness"),
+                         with_ci(q, "relevance"), str(q["n_judged"]), with_ci(q, "groundedness_engine")])
     return Table(QUOTE_HEAD, rows) if rows else None
+
+
+def engine_table(metrics: dict) -> Table | None:
+    """Per classification task evaluated through the engine (``eval run --model``): how often the
+    generated text commits to another label than the forced choice, and the WER of the transcript
+    the engine generated with; None when no task has either."""
+    rows = []
+    for task, m in metrics["tasks"].items():
+        a, t = m.get("agreement"), m.get("transcriber")
+        if not (a or t):
+            continue
+        rows.append([task, str(a["n"]) if a else "-", with_ci(a, "rate") if a else "-",
+                     str(a["undecided"]) if a else "-", t["source"] if t else "none",
+                     with_ci(t, "wer") if t else "-", str(t["n"]) if t else "-"])
+    return Table(ENGINE_HEAD, rows) if rows else None
 
 
 def probe_section(metrics: dict, probe: dict) -> Section:
@@ -112,7 +131,15 @@ def build_report(metrics: dict, confusions: dict[str, tuple[str, bytes]], probe:
     sections = [Section("Headline scores", [headline_table(metrics)])]
     quotes = quote_table(metrics)
     if quotes:
-        sections.append(Section("Grounded reasoning (quotes, 0-100)", [quotes]))
+        sections.append(Section("Grounded reasoning (quotes, 0-100)", [quotes, Paragraph([
+            "groundedness (vs said): the judge's rating against the reference transcript (what was said); "
+            "vs engine transcript: the offline measure against the transcript the engine generated with "
+            "(with constrained quotes 100 by construction: the gap is the transcriber's error)."])]))
+    engine = engine_table(metrics)
+    if engine:
+        sections.append(Section("Label / explanation agreement and transcripts", [engine, Paragraph([
+            "disagree: the generated text commits to another label than the forced choice (the engine's "
+            "consistent = false), % of the answers with a 95% bootstrap CI; no label in text: consistent = null."])]))
     if probe:
         sections.append(probe_section(metrics, probe))
     for task, m in metrics["tasks"].items():

@@ -6,9 +6,17 @@ outside audio LLM behind an endpoint (``eval/endpoint.py``).
 Every task of the paper is evaluated: emotion / sentiment (the engine's explanation, judged
 against the dataset's answer sentence), sqa (the engine's answer, judged against the reference
 answer) and asr (the engine's transcript, scored by WER against the row's transcript).
+
+Emotion / sentiment rows are generated in one *mode* (:class:`GenerationMode`): where the engine's
+transcript comes from (``auto`` | ``model`` | ``whisper`` | ``none``), whether quotes are held to it
+(``constrained`` | ``free``) and how the explanation starts (``free`` | ``forced``). Every row records
+its mode and the transcript the engine used (``engine_transcript``: text + source), so the scorer can
+check quotes against both that transcript and what was said (the row's reference ``transcript``). A
+predictions file holds one mode: resuming it in another is refused.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +27,55 @@ PREDICTIONS = "predictions.jsonl"
 EVAL_TASKS = ("emotion", "sentiment", "sqa", "asr")
 INSTRUCTION_SOURCES = ("dataset", "pool")
 """Where the instruction comes from: the dataset's own (AudioBench's protocol), or our pool."""
+TRANSCRIPTS = ("auto", "model", "whisper", "none")
+"""``--transcript``: the engine's transcript source for emotion / sentiment rows
+(``emoreason.inference.generation.TRANSCRIPT_MODES``, restated: eval checks before loading a model)."""
+QUOTES = ("constrained", "free")
+EXPLAINS = ("free", "forced")
+
+
+@dataclass(frozen=True)
+class GenerationMode:
+    """How emotion / sentiment answers are generated (what a predictions file records per row).
+
+    ``transcript``: the setting asked for (``auto`` resolves per model; the row's
+    ``engine_transcript.source`` says what it became); ``quotes``: ``constrained`` (quotes may only
+    hold spans of that transcript) or ``free``; ``explain``: ``free`` (the paper's protocol) or
+    ``forced`` (the answer starts with the forced-choice label's sentence, as ``analyze`` answers).
+    """
+
+    transcript: str = "auto"
+    quotes: str = "constrained"
+    explain: str = "free"
+
+    @classmethod
+    def make(cls, transcript: str = "auto", quotes: str | None = None, explain: str = "free") -> "GenerationMode":
+        """Checked mode; ``quotes`` None: ``constrained`` with a transcript, ``free`` without one
+        (the engine's rule). UserError (one line) on a bad combination."""
+        for name, value, allowed in (("transcript", transcript, TRANSCRIPTS), ("explain", explain, EXPLAINS)):
+            if value not in allowed:
+                raise UserError(f"unknown {name} setting {value!r} (expected one of {', '.join(allowed)})")
+        if quotes is None:
+            quotes = "free" if transcript == "none" else "constrained"
+        if quotes not in QUOTES:
+            raise UserError(f"unknown quotes setting {quotes!r} (expected one of {', '.join(QUOTES)})")
+        if quotes == "constrained" and transcript == "none":
+            raise UserError("--quotes constrained needs a transcript to hold quotes to (--transcript auto, model "
+                            "or whisper), not --transcript none")
+        return cls(transcript, quotes, explain)
+
+    @classmethod
+    def of_row(cls, row: dict[str, Any]) -> "GenerationMode":
+        """The mode a predictions row was made in; rows from before modes were recorded were all
+        made without a transcript, with free quotes and free explanations."""
+        return cls(row.get("transcript_mode", "none"), row.get("quotes_mode", "free"), row.get("explain", "free"))
+
+    def fields(self) -> dict[str, str]:
+        """The row fields that record it."""
+        return {"transcript_mode": self.transcript, "quotes_mode": self.quotes, "explain": self.explain}
+
+    def flags(self) -> str:
+        return f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain}"
 
 
 def eval_rows(manifest: str | Path, task: str | None, limit: int | None, purpose: str,
@@ -92,34 +149,54 @@ def prediction_row(row, prediction: str, instruction: str, model: str) -> dict[s
     return out
 
 
-def _prediction_row(row, data: dict[str, Any], instruction: str, model: str) -> dict[str, Any]:
-    """One predictions.jsonl row from an engine result (``AnalysisResult.to_dict()``)."""
+def _prediction_row(row, data: dict[str, Any], instruction: str, model: str,
+                    mode: GenerationMode) -> dict[str, Any]:
+    """One predictions.jsonl row from an engine result (``AnalysisResult.to_dict()``); emotion /
+    sentiment rows also record the generation ``mode``, the transcript the engine used
+    (``engine_transcript``: ``{"text", "source"}`` or None) and whether label and text agree
+    (``consistent``: the engine's reading; None when the text commits to no label)."""
     if row.task == "asr":
         return prediction_row(row, (data.get("transcript") or {}).get("text") or "", instruction, model)
     if row.task == "sqa":
         return prediction_row(row, data.get("answer") or "", instruction, model)
     out = prediction_row(row, data.get("explanation") or f"The speaker sounds {data.get('label')}.", instruction, model)
-    out.update(model_label=data.get("label"), model_scores=data.get("scores"))
+    used = data.get("transcript")
+    out.update(model_label=data.get("label"), model_scores=data.get("scores"), consistent=data.get("consistent"),
+               engine_transcript={"text": used.get("text") or "", "source": used.get("source")} if used else None,
+               **mode.fields())
     return out
 
 
 def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_size: int, max_new_tokens: int,
-                 explain: str = "free"):
+                 mode: GenerationMode = GenerationMode()):
     """The engine API per task: asr and emotion / sentiment take the instruction as ``prompt``;
-    sqa takes it as ``question`` (one question per call). Only asr transcribes: the other tasks
-    keep the row's own transcript, so the engine's extra ASR generation would be wasted."""
+    sqa takes it as ``question`` (one question per call). asr is the model's own transcription
+    (its ASR task, whatever ``mode`` says); emotion / sentiment follow ``mode``; sqa gets no
+    transcript (its answer does not quote)."""
     if task == "sqa":
         return engine.analyze(paths, task="sqa", question=instruction, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, transcript="none")
+    if task == "asr":
+        return engine.analyze(paths, task="asr", prompt=instruction, batch_size=batch_size,
+                              max_new_tokens=max_new_tokens, transcript="model")
     return engine.analyze(paths, task=task, prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                          transcript="model" if task == "asr" else "none",
-                          **({"explain": explain} if task in ("emotion", "sentiment") else {}))
+                          transcript=mode.transcript, quotes=mode.quotes, explain=mode.explain)
+
+
+def check_mode(done: dict[Any, dict], mode: GenerationMode, path: Path) -> None:
+    """UserError when ``path`` already holds emotion / sentiment rows made in another mode (a
+    resumed file must not mix modes; nothing is deleted)."""
+    for row in done.values():
+        if row.get("task") in ("emotion", "sentiment") and GenerationMode.of_row(row) != mode:
+            theirs = GenerationMode.of_row(row)
+            raise UserError(f"{path} holds answers made with {theirs.flags()}, not {mode.flags()}; "
+                            "use another --out, the same settings, or --overwrite")
 
 
 def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
                       limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128,
                       instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False,
-                      explain: str = "free") -> Path:
+                      explain: str = "free", transcript: str = "auto", quotes: str | None = None) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -128,7 +205,11 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     :func:`instruction_of`. ``engine``: an already loaded engine (default: ``Engine.load(run_dir)``).
     ``explain``: ``free`` (default; the paper's protocol: the judge reads the label the model wrote)
     or ``forced`` (what ``analyze`` prints: the answer starts with the forced-choice label's
-    sentence, so the judged label is the forced choice). Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
+    sentence, so the judged label is the forced choice). ``transcript`` / ``quotes``: the emotion /
+    sentiment rows' transcript source and quote mode (:meth:`GenerationMode.make`; default: a
+    transcript from ``auto`` with quotes held to it, as ``analyze`` answers; ``transcript="none"``
+    is the paper's protocol). A file that holds rows of another mode is refused (:func:`check_mode`).
+    Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
     """
     from tqdm import tqdm
@@ -137,11 +218,13 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
     from emoreason.train.contamination import check_contamination
 
+    mode = GenerationMode.make(transcript, quotes, explain)
     rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
     rows, _ = check_contamination(run_dir, rows, [resolve_audio(r, manifest) for r in rows], exclude=exclude_training_clips,
                                   cache_file=out_path.with_name("clip_hashes.json"))
     out = ResumableJsonl(out_path)
+    check_mode(out.done, mode, out_path)
     todo = [r for r in rows if r.id not in out]
     if engine is None and todo:
         from emoreason.inference.engine import Engine
@@ -156,11 +239,11 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
                 paths = [str(resolve_audio(r, manifest)) for r in batch]
-                results = _engine_call(engine, paths, t, instruction, batch_size, max_new_tokens, explain)
+                results = _engine_call(engine, paths, t, instruction, batch_size, max_new_tokens, mode)
                 for row, res in zip(batch, results, strict=True):
                     data = res.to_dict()
                     if not res.ok:
                         raise UserError(f"{row.id}: the engine failed: {data.get('error')}")
-                    out.append(_prediction_row(row, data, instruction, str(run_dir)))
+                    out.append(_prediction_row(row, data, instruction, str(run_dir), mode))
                     bar.update(1)
     return out_path

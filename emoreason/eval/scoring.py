@@ -16,7 +16,7 @@ from emoreason.errors import UserError
 from emoreason.eval.judges import SCALE
 from emoreason.text.label_extraction import extract_labels, reference_label
 from emoreason.eval.predictions import PredictionsError, read_predictions
-from emoreason.text.quotes import extract_quotes
+from emoreason.text.quotes import extract_quotes, groundedness
 from emoreason.jsonl import ResumableJsonl, run_bounded
 from emoreason.labels import SENTIMENT, normalize_label, sentiment_of
 
@@ -66,6 +66,33 @@ def prepare_row(row: dict, default_task: str | None, source: str = "") -> dict:
         out["gold"] = gold
         out["quotes"] = extract_quotes(row["prediction"])
         out["pred_label"] = extract_labels(row["prediction"], task).label
+        out.update(_quote_references(out))
+    return out
+
+
+def _engine_text(row: dict) -> str | None:
+    """The transcript the engine generated with (``eval run``'s ``engine_transcript``), or None."""
+    used = row.get("engine_transcript")
+    return (used.get("text") or None) if isinstance(used, dict) else None
+
+
+def _quote_references(row: dict) -> dict:
+    """Which transcript the judge holds quotes to, and the engine-transcript grounding.
+
+    The judge's groundedness is against what was *said* (the row's reference ``transcript``) in
+    every mode: the product's claim is that a quote was said, and one reference for constrained
+    and free answers keeps the two comparable. Only a row without a reference transcript is
+    judged against the engine's (``quote_reference: "engine"``). ``groundedness_engine`` (0-2,
+    the offline measure) is against the transcript the engine generated with: constrained quotes
+    score 2 there by construction, so the gap between the two is the transcriber's error."""
+    engine = _engine_text(row)
+    out: dict = {}
+    if row.get("transcript"):
+        out["quote_reference"] = "said"
+    elif engine:
+        out.update(transcript=engine, quote_reference="engine")
+    if engine and row["quotes"]:
+        out["groundedness_engine"] = groundedness(row["quotes"], engine)
     return out
 
 

@@ -63,13 +63,54 @@ def quote_scores(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict
             ci = bootstrap_ci([r[key] for r in judged], resamples=resamples, seed=seed, scale=50)
             q[key] = ci["mean"]
             q["ci"][key] = _interval(ci)
+        against = sorted({r.get("quote_reference", "said") for r in judged})
+        q["judged_against"] = "+".join(against)  # "said": the reference transcript; "engine": the engine's
+    engine = [r["groundedness_engine"] for r in quoted if "groundedness_engine" in r]
+    if engine:  # against the transcript the engine generated with (eval run's engine_transcript)
+        ci = bootstrap_ci(engine, resamples=resamples, seed=seed, scale=50)
+        q["groundedness_engine"], q["n_engine"] = ci["mean"], len(engine)
+        q.setdefault("ci", {})["groundedness_engine"] = _interval(ci)
+    modes = sorted({r["quotes_mode"] for r in rows if r.get("quotes_mode")})
+    if modes:
+        q["mode"] = "+".join(modes)
     return q
+
+
+def agreement(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict | None:
+    """Label / explanation disagreement of one classification task's rows that carry the engine's
+    ``consistent`` (``eval run --model``): ``n``, ``disagree`` (consistent false: the text commits to
+    another label than the forced choice), ``undecided`` (null: it commits to none), ``rate`` (%
+    of n that disagree) with its 95% bootstrap interval ``ci.rate``; None when no row carries it."""
+    seen = [r for r in rows if "consistent" in r]
+    if not seen:
+        return None
+    flags = [float(r["consistent"] is False) for r in seen]
+    ci = bootstrap_ci(flags, resamples=resamples, seed=seed, scale=100)
+    return {"n": len(seen), "disagree": int(sum(flags)), "undecided": sum(r["consistent"] is None for r in seen),
+            "rate": ci["mean"], "ci": {"rate": _interval(ci)}}
+
+
+def transcriber_wer(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict | None:
+    """Corpus WER (%) of the transcripts the engine generated with (``engine_transcript``) against
+    the rows' reference transcripts, with the 95% bootstrap interval over utterances (``ci.wer``) and the
+    transcript ``source`` (whisper | model-asr); None when no row has both."""
+    pairs = [(r["transcript"], r["engine_transcript"]["text"], r["engine_transcript"].get("source")) for r in rows
+             if isinstance(r.get("engine_transcript"), dict) and r.get("quote_reference", "said") == "said"
+             and r.get("transcript")]
+    if not pairs:
+        return None
+    refs, hyps = [p[0] for p in pairs], [p[1] for p in pairs]
+    errors, words = utterance_counts(refs, hyps)
+    ci = bootstrap_ratio_ci(errors, words, resamples=resamples, seed=seed, scale=100)
+    return {"source": "+".join(sorted({str(p[2]) for p in pairs})), "n": len(pairs), "wer": ci["value"],
+            "ci": {"wer": {"low": ci["low"], "high": ci["high"]}}}
 
 
 def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
     """metrics.json content: per task ``score`` (0-100; ASR: corpus WER %), 95% bootstrap CI,
     judge success rate, classification metrics (emotion / sentiment, with ``ci`` of the weighted
-    and unweighted accuracy) and quote scores (with ``ci`` of groundedness / relevance); and
+    and unweighted accuracy) and quote scores (with ``ci`` of groundedness / relevance), and for
+    rows from ``eval run --model`` the label / explanation ``agreement`` and the ``transcriber``'s WER; and
     ``datasets``: the headline per (row ``source``, task), the cells of the paper's tables."""
     tasks: dict[str, dict] = {}
     for task in sorted({r["task"] for r in rows}):
@@ -80,6 +121,10 @@ def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
             m["classification"] = classification_metrics(gold, [r.get("pred_label") for r in sub], _label_order(task, gold))
             m["classification"]["ci"] = classification_cis(sub, seed, resamples)
             m["quotes"] = quote_scores(sub, seed, resamples)
+            for key, value in (("agreement", agreement(sub, seed, resamples)),
+                               ("transcriber", transcriber_wer(sub, seed, resamples))):
+                if value is not None:
+                    m[key] = value
         tasks[task] = m
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:

@@ -56,3 +56,28 @@ def save_tiny_run(run_dir, seed: int = 0):
     save_pretrained(model, cfg, run_dir / "final")
     processor.save_pretrained(run_dir / "final")
     return run_dir
+
+
+def save_tiny_whisper_run(run_dir, seed: int = 0):
+    """A run whose speech encoder is the packaged whisper-tiny.en (frozen, pretrained: the engine's
+    ``transcript="auto"`` picks its Whisper decoder) under the tiny random LLM, no emotion
+    encoder; written like :func:`save_tiny_run`. Needs the packaged weights. Returns run_dir."""
+    from pathlib import Path
+
+    import torch
+
+    from emoreason.config import EncoderConfig, LLMConfig, LoRAConfig, ModelConfig
+    from emoreason.model.builder import build_model, save_pretrained
+
+    run_dir = Path(run_dir)
+    torch.manual_seed(seed)
+    cfg = ModelConfig(
+        speech_encoder=EncoderConfig(type="whisper", path="packaged:whisper-tiny.en", num_tokens=100),
+        emotion_encoder=None, fusion="none",
+        llm=LLMConfig(path="builtin:tiny", init="random", dtype="float32"),
+        lora=LoRAConfig(enabled=True, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
+    )
+    model, processor = build_model(cfg)
+    save_pretrained(model, cfg, run_dir / "final")
+    processor.save_pretrained(run_dir / "final")
+    return run_dir
