@@ -15,6 +15,7 @@ from emoreason.errors import UserError
 
 import contextlib
 import io
+import itertools
 import math
 import shutil
 import subprocess
@@ -133,30 +134,48 @@ def stream_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS,
     each, the last one shorter), decoding one block at a time: memory is one block, not the clip.
 
     The blocks, joined, equal :func:`load_audio`'s waveform, and every check of ``load_audio``
-    applies with the same one-line AudioError; the checks of samples (NaN, far outside [-1, 1])
-    and of a too short clip can only fire when the block that shows them is read, i.e. after
-    earlier blocks were yielded. ffmpeg-only formats are first decoded to a temporary 16 kHz file.
+    applies with the same one-line AudioError (the decoder is chosen by the first read, as there);
+    the checks of samples (NaN, far outside [-1, 1]) and of a too short clip fire when the block
+    that shows them is read, i.e. possibly after earlier blocks were yielded, and so does damage
+    that libsndfile finds past its first 30 s (``load_audio`` would hand such a file to ffmpeg).
+    ffmpeg-only formats are first decoded to a temporary 16 kHz file, then streamed from it.
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
     _check_file(source, name)
     size = max(1, int(block_seconds * SAMPLE_RATE))
     total = 0
     with contextlib.ExitStack() as stack:
+        reason = None
         try:
-            f = stack.enter_context(_open_soundfile(source, name, max_seconds))
+            pieces = _iter_decoded(stack.enter_context(_open_soundfile(source, name, max_seconds)))
+            head = [next(pieces)]  # the first read decides the decoder, as in load_audio
         except _Undecodable as e:
+            reason = e.reason
+        except AudioError:
+            raise
+        except Exception as e:  # a file whose header opened but whose data does not decode
+            reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        if reason is not None:
+            stack.close()
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="emoreason-audio-"))
-            f = stack.enter_context(sf.SoundFile(str(_ffmpeg_to_wav(source, name, max_seconds, e.reason, Path(tmp)))))
+            wav = _ffmpeg_to_wav(source, name, max_seconds, reason, Path(tmp))
+            pieces, head = _iter_decoded(stack.enter_context(sf.SoundFile(str(wav)))), []
         pending = np.zeros(0, dtype=np.float32)
-        for piece in _iter_decoded(f, name):
-            check_samples(piece, name)
-            pending = piece if pending.size == 0 else np.concatenate([pending, piece])
-            while pending.size >= size:
-                total += size
-                if total / SAMPLE_RATE > max_seconds:  # a header that understated the length
-                    check_length(total, name, max_seconds)
-                yield pending[:size]
-                pending = pending[size:]
+        try:
+            for piece in itertools.chain(head, pieces):
+                check_samples(piece, name)
+                pending = piece if pending.size == 0 else np.concatenate([pending, piece])
+                while pending.size >= size:
+                    total += size
+                    if total / SAMPLE_RATE > max_seconds:  # a header that understated the length
+                        check_length(total, name, max_seconds)
+                    yield pending[:size]
+                    pending = pending[size:]
+        except AudioError:
+            raise
+        except Exception as e:  # LibsndfileError / RuntimeError on damage found past the first read
+            detail = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+            raise AudioError(f"{name}: not a readable audio file ({detail})") from None
         total += pending.size
         check_length(total, name, max_seconds)
         if pending.size:
@@ -276,12 +295,11 @@ def _ffmpeg_to_wav(source: str | Path | bytes, name: str, max_seconds: float, sf
     return out
 
 
-def _iter_decoded(f: sf.SoundFile, name: str | None = None) -> Iterator[np.ndarray]:
+def _iter_decoded(f: sf.SoundFile) -> Iterator[np.ndarray]:
     """An open file -> consecutive float32 mono 16 kHz pieces, DECODE_BLOCK_SECONDS of the file at a time.
 
     Each block is downmixed and resampled through one soxr stream over the whole file, so block
-    edges leave no seam: the pieces joined equal resampling the whole file at once. With ``name``,
-    a read that fails past the header is an AudioError naming it (else soundfile's own error).
+    edges leave no seam: the pieces joined equal resampling the whole file at once.
     """
     sr = f.samplerate
     stream = None
@@ -291,13 +309,7 @@ def _iter_decoded(f: sf.SoundFile, name: str | None = None) -> Iterator[np.ndarr
         stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
     block = max(1, int(DECODE_BLOCK_SECONDS * sr))
     while True:
-        try:
-            data = f.read(block, dtype="float32", always_2d=True)  # (n, C)
-        except Exception as e:  # LibsndfileError / RuntimeError on data damaged past the header
-            if name is None:
-                raise
-            reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
-            raise AudioError(f"{name}: not a readable audio file ({reason})") from None
+        data = f.read(block, dtype="float32", always_2d=True)  # (n, C)
         last = data.shape[0] < block
         mono = to_mono(data) if data.shape[1] > 1 else data[:, 0]
         if stream is not None:
@@ -374,6 +386,13 @@ def split_windows(wave: np.ndarray, window_seconds: float = WINDOW_SECONDS) -> l
             break
         out.append((start / SAMPLE_RATE, (start + chunk.size) / SAMPLE_RATE, chunk))
     return out
+
+
+def window_count(samples: int, window_seconds: float = WINDOW_SECONDS) -> int:
+    """How many windows :func:`split_windows` makes of a clip of ``samples`` (16 kHz)."""
+    size = int(window_seconds * SAMPLE_RATE)
+    full, rest = divmod(samples, size)
+    return full + (1 if rest and (full == 0 or rest >= SAMPLE_RATE) else 0)
 
 
 def stream_windows(blocks: Iterator[np.ndarray], window_seconds: float = WINDOW_SECONDS
