@@ -66,7 +66,8 @@ def test_engine_streamed_file_equals_waveform_and_pieces(tiny_run, long_clip):
     assert a["cues"] == measure_cues(wave, SAMPLE_RATE, None)  # the whole decoded clip (the sliver included)
     pieces = engine.analyze([(f"w{i}", chunk) for i, (_, _, chunk) in enumerate(split_windows(wave))], **kwargs)
     for segment, piece in zip(a["segments"], pieces):
-        assert segment["label"] == piece.label and segment["scores"] == piece.scores
+        # (batched differently here, so the scores may differ in the last bits of float32)
+        assert segment["label"] == piece.label and segment["scores"] == pytest.approx(piece.scores, rel=1e-4, abs=1e-9)
         assert segment["cues"] == piece.cues  # a window's cues are its own, not the clip's
 
 
