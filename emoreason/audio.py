@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from emoreason.errors import UserError
 
+import contextlib
 import io
+import itertools
 import math
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +81,15 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
         raise AudioError(f"{name}: expected mono audio, got shape {tuple(wave.shape)}")
     if wave.size == 0:
         raise AudioError(f"{name}: audio is empty (0 samples)")
+    check_samples(wave, name)
+    check_length(wave.size, name, max_seconds)
+    return wave.astype(np.float32, copy=False)
+
+
+def check_samples(wave: np.ndarray, name: str) -> None:
+    """AudioError for NaN / infinite samples or samples far outside [-1, 1] in (T,) (a whole clip or one block of it)."""
+    if wave.size == 0:
+        return
     # min / max propagate NaN and keep inf, and need no (T,) temporary (np.abs or np.isfinite of a
     # 2-hour clip would briefly double or quarter-add its 460 MB)
     lo, hi = float(wave.min()), float(wave.max())
@@ -87,12 +99,17 @@ def validate_wave(wave: np.ndarray, name: str, max_seconds: float = MAX_SECONDS)
     if peak > MAX_PEAK:
         raise AudioError(f"{name}: samples reach {peak:.3g}, far outside [-1, 1] (float audio must be scaled to "
                          f"full scale = 1; loudness would read {20 * np.log10(peak):+.1f} dBFS)")
-    seconds = wave.size / SAMPLE_RATE
+
+
+def check_length(samples: int, name: str, max_seconds: float = MAX_SECONDS) -> None:
+    """AudioError for a 16 kHz clip of ``samples`` that is empty, too short or over ``max_seconds``."""
+    if samples == 0:
+        raise AudioError(f"{name}: audio is empty (0 samples)")
+    seconds = samples / SAMPLE_RATE
     if seconds < MIN_SECONDS:
         raise AudioError(f"{name}: audio is too short ({seconds * 1000:.0f} ms < {MIN_SECONDS * 1000:.0f} ms)")
     if seconds > max_seconds:
         raise AudioError(f"{name}: audio is {_duration(seconds)} long, over the {_duration(max_seconds)} limit")
-    return wave.astype(np.float32, copy=False)
 
 
 def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> np.ndarray:
@@ -102,20 +119,80 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> 
     soundfile cannot. Raises AudioError with a one-line message.
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-    if not isinstance(source, (bytes, bytearray)):
-        path = Path(source)
-        if not path.exists():
-            raise AudioError(f"{name}: file not found")
-        if path.is_dir():
-            raise AudioError(f"{name}: is a directory, not an audio file")
-        if path.stat().st_size == 0:
-            raise AudioError(f"{name}: file is empty (0 bytes)")
+    _check_file(source, name)
     try:
         wave = _read_soundfile(source, name, max_seconds)
     except _Undecodable as e:
         data, sr = _read_ffmpeg(source, name, max_seconds, e.reason)
         wave = resample(to_mono(np.asarray(data, dtype=np.float32)), sr)
     return validate_wave(wave, name, max_seconds)
+
+
+def stream_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS,
+                 block_seconds: float = WINDOW_SECONDS) -> Iterator[np.ndarray]:
+    """Read a file (or encoded bytes) as consecutive float32 mono 16 kHz blocks ((block_seconds * 16000,)
+    each, the last one shorter), decoding one block at a time: memory is one block, not the clip.
+
+    The blocks, joined, equal :func:`load_audio`'s waveform, and every check of ``load_audio``
+    applies with the same one-line AudioError (the decoder is chosen by the first read, as there);
+    the checks of samples (NaN, far outside [-1, 1]) and of a too short clip fire when the block
+    that shows them is read, i.e. possibly after earlier blocks were yielded, and so does damage
+    that libsndfile finds past its first 30 s (``load_audio`` would hand such a file to ffmpeg).
+    ffmpeg-only formats are first decoded to a temporary 16 kHz file, then streamed from it.
+    """
+    name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
+    _check_file(source, name)
+    size = max(1, int(block_seconds * SAMPLE_RATE))
+    total = 0
+    with contextlib.ExitStack() as stack:
+        reason = None
+        try:
+            pieces = _iter_decoded(stack.enter_context(_open_soundfile(source, name, max_seconds)))
+            head = [next(pieces)]  # the first read decides the decoder, as in load_audio
+        except _Undecodable as e:
+            reason = e.reason
+        except AudioError:
+            raise
+        except Exception as e:  # a file whose header opened but whose data does not decode
+            reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+        if reason is not None:
+            stack.close()
+            tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="emoreason-audio-"))
+            wav = _ffmpeg_to_wav(source, name, max_seconds, reason, Path(tmp))
+            pieces, head = _iter_decoded(stack.enter_context(sf.SoundFile(str(wav)))), []
+        pending = np.zeros(0, dtype=np.float32)
+        try:
+            for piece in itertools.chain(head, pieces):
+                check_samples(piece, name)
+                pending = piece if pending.size == 0 else np.concatenate([pending, piece])
+                while pending.size >= size:
+                    total += size
+                    if total / SAMPLE_RATE > max_seconds:  # a header that understated the length
+                        check_length(total, name, max_seconds)
+                    yield pending[:size]
+                    pending = pending[size:]
+        except AudioError:
+            raise
+        except Exception as e:  # LibsndfileError / RuntimeError on damage found past the first read
+            detail = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+            raise AudioError(f"{name}: not a readable audio file ({detail})") from None
+        total += pending.size
+        check_length(total, name, max_seconds)
+        if pending.size:
+            yield pending
+
+
+def _check_file(source: str | Path | bytes, name: str) -> None:
+    """AudioError for a path that is missing, a directory or empty (bytes pass)."""
+    if isinstance(source, (bytes, bytearray)):
+        return
+    path = Path(source)
+    if not path.exists():
+        raise AudioError(f"{name}: file not found")
+    if path.is_dir():
+        raise AudioError(f"{name}: is a directory, not an audio file")
+    if path.stat().st_size == 0:
+        raise AudioError(f"{name}: file is empty (0 bytes)")
 
 
 class _Undecodable(Exception):
@@ -126,21 +203,33 @@ class _Undecodable(Exception):
         self.reason = reason
 
 
-def _read_soundfile(source: str | Path | bytes, name: str, max_seconds: float) -> np.ndarray:
-    """float32 mono 16 kHz (T,) via libsndfile, decoded block by block (:func:`_decode_blocks`), or
-    raise :class:`_Undecodable`."""
+@contextlib.contextmanager
+def _open_soundfile(source: str | Path | bytes, name: str, max_seconds: float) -> Iterator[sf.SoundFile]:
+    """An open libsndfile reader, or raise :class:`_Undecodable` (AudioError when the header says it is too long)."""
     handle = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else str(source)
     try:
-        with sf.SoundFile(handle) as f:
-            sr = f.samplerate
-            if f.frames / max(sr, 1) > max_seconds:
-                raise AudioError(f"{name}: audio is {_duration(f.frames / sr)} long, over the {_duration(max_seconds)} limit")
-            return _decode_blocks(f)
-    except AudioError:
-        raise
+        f = sf.SoundFile(handle)
     except Exception as e:  # soundfile raises LibsndfileError / RuntimeError / TypeError on junk
         reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
         raise _Undecodable(reason.replace(repr(handle), repr(name))) from None  # not "<_io.BytesIO object at 0x...>"
+    with f:
+        sr = f.samplerate
+        if f.frames / max(sr, 1) > max_seconds:
+            raise AudioError(f"{name}: audio is {_duration(f.frames / sr)} long, over the {_duration(max_seconds)} limit")
+        yield f
+
+
+def _read_soundfile(source: str | Path | bytes, name: str, max_seconds: float) -> np.ndarray:
+    """float32 mono 16 kHz (T,) via libsndfile, decoded block by block (:func:`_decode_blocks`), or
+    raise :class:`_Undecodable`."""
+    with _open_soundfile(source, name, max_seconds) as f:
+        try:
+            return _decode_blocks(f)
+        except AudioError:
+            raise
+        except Exception as e:  # a file whose header opened but whose data does not decode
+            reason = str(e).splitlines()[0] if str(e) else e.__class__.__name__
+            raise _Undecodable(reason) from None
 
 
 # Leading bytes -> format name, for error messages only (decoding never trusts the guess).
@@ -167,55 +256,57 @@ def guess_format(source: str | Path | bytes) -> str:
 def _read_ffmpeg(source: str | Path | bytes, name: str, max_seconds: float, sf_reason: str) -> tuple[np.ndarray, int]:
     """Decode with an ffmpeg subprocess to float32 16 kHz ((T,) or (T, C), sample rate); one-line AudioError naming the format
     when ffmpeg is missing or fails too."""
-    fmt = guess_format(source)
-    ffmpeg = shutil.which("ffmpeg")
-    if ffmpeg is None:
-        raise AudioError(f"{name}: not a readable audio file (format {fmt}: soundfile: {sf_reason}; ffmpeg, which "
-                         f"decodes m4a/webm/mp3 and more, is not installed)")
     with tempfile.TemporaryDirectory(prefix="emoreason-audio-") as tmp:
-        if isinstance(source, (bytes, bytearray)):
-            # A file, not stdin: mp4/m4a keep their index (moov) at the end, which a pipe cannot seek to.
-            path = Path(tmp) / "input"
-            path.write_bytes(source)
-        else:
-            path = Path(source)
-        # Decode one second past the limit: enough to tell "too long" without decoding hours. The
-        # channels are kept (a float wav in the temp dir) and averaged by to_mono: ffmpeg's own -ac
-        # mixes at -3 dB, and a clip must give the same samples whichever decoder read it.
-        out = Path(tmp) / "decoded.wav"
-        cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-t", f"{max_seconds + 1:.3f}",
-               "-vn", "-map", "0:a:0", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_f32le", "-f", "wav", str(out)]
-        try:
-            done = subprocess.run(cmd, capture_output=True, timeout=max(60.0, max_seconds / 10))
-        except subprocess.TimeoutExpired:
-            raise AudioError(f"{name}: ffmpeg took too long to decode this {fmt} file") from None
-        if done.returncode != 0 or not out.is_file():
-            lines = [ln.strip() for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-            detail = lines[-1].replace(str(path), name) if lines else "no audio stream"
-            raise AudioError(f"{name}: not a readable audio file (format {fmt}: soundfile: {sf_reason}; ffmpeg: {detail})")
-        data, sr = sf.read(str(out), dtype="float32", always_2d=False)
+        data, sr = sf.read(str(_ffmpeg_to_wav(source, name, max_seconds, sf_reason, Path(tmp))), dtype="float32",
+                           always_2d=False)
     if len(data) > max_seconds * sr:
         raise AudioError(f"{name}: audio is longer than the {_duration(max_seconds)} limit")
     return data, sr
 
 
-def _decode_blocks(f: sf.SoundFile) -> np.ndarray:
-    """An open file -> float32 mono 16 kHz (T,), read DECODE_BLOCK_SECONDS at a time.
+def _ffmpeg_to_wav(source: str | Path | bytes, name: str, max_seconds: float, sf_reason: str, tmp: Path) -> Path:
+    """Decode with an ffmpeg subprocess to a float32 16 kHz wav in ``tmp`` (its channels kept); one-line
+    AudioError naming the format when ffmpeg is missing or fails too."""
+    fmt = guess_format(source)
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise AudioError(f"{name}: not a readable audio file (format {fmt}: soundfile: {sf_reason}; ffmpeg, which "
+                         f"decodes m4a/webm/mp3 and more, is not installed)")
+    if isinstance(source, (bytes, bytearray)):
+        # A file, not stdin: mp4/m4a keep their index (moov) at the end, which a pipe cannot seek to.
+        path = tmp / "input"
+        path.write_bytes(source)
+    else:
+        path = Path(source)
+    # Decode one second past the limit: enough to tell "too long" without decoding hours. The
+    # channels are kept (a float wav in the temp dir) and averaged by to_mono: ffmpeg's own -ac
+    # mixes at -3 dB, and a clip must give the same samples whichever decoder read it.
+    out = tmp / "decoded.wav"
+    cmd = [ffmpeg, "-nostdin", "-hide_banner", "-loglevel", "error", "-i", str(path), "-t", f"{max_seconds + 1:.3f}",
+           "-vn", "-map", "0:a:0", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_f32le", "-f", "wav", str(out)]
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=max(60.0, max_seconds / 10))
+    except subprocess.TimeoutExpired:
+        raise AudioError(f"{name}: ffmpeg took too long to decode this {fmt} file") from None
+    if done.returncode != 0 or not out.is_file():
+        lines = [ln.strip() for ln in done.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+        detail = lines[-1].replace(str(path), name) if lines else "no audio stream"
+        raise AudioError(f"{name}: not a readable audio file (format {fmt}: soundfile: {sf_reason}; ffmpeg: {detail})")
+    return out
 
-    Each block is downmixed and resampled (one soxr stream over the whole file, so block edges
-    leave no seam) into one preallocated output: peak memory is the 16 kHz mono result plus one
-    block, not the file's samples at its own rate and channel count (a 2-hour 44.1 kHz stereo file
-    is 2.5 GB as float32, 460 MB as 16 kHz mono).
+
+def _iter_decoded(f: sf.SoundFile) -> Iterator[np.ndarray]:
+    """An open file -> consecutive float32 mono 16 kHz pieces, DECODE_BLOCK_SECONDS of the file at a time.
+
+    Each block is downmixed and resampled through one soxr stream over the whole file, so block
+    edges leave no seam: the pieces joined equal resampling the whole file at once.
     """
     sr = f.samplerate
-    expected = int(math.ceil(f.frames * SAMPLE_RATE / sr)) if f.frames > 0 else 0
-    out = np.empty(expected + SAMPLE_RATE, dtype=np.float32)  # + 1 s: the stream may round up
     stream = None
     if sr != SAMPLE_RATE:
         import soxr
 
         stream = soxr.ResampleStream(sr, SAMPLE_RATE, 1, dtype="float32", quality="HQ")
-    filled = 0
     block = max(1, int(DECODE_BLOCK_SECONDS * sr))
     while True:
         data = f.read(block, dtype="float32", always_2d=True)  # (n, C)
@@ -223,12 +314,25 @@ def _decode_blocks(f: sf.SoundFile) -> np.ndarray:
         mono = to_mono(data) if data.shape[1] > 1 else data[:, 0]
         if stream is not None:
             mono = stream.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+        yield np.ascontiguousarray(mono, dtype=np.float32)
+        if last:
+            break
+
+
+def _decode_blocks(f: sf.SoundFile) -> np.ndarray:
+    """An open file -> float32 mono 16 kHz (T,), read DECODE_BLOCK_SECONDS at a time (:func:`_iter_decoded`)
+    into one preallocated output: peak memory is the 16 kHz mono result plus one block, not the
+    file's samples at its own rate and channel count (a 2-hour 44.1 kHz stereo file is 2.5 GB as
+    float32, 460 MB as 16 kHz mono).
+    """
+    expected = int(math.ceil(f.frames * SAMPLE_RATE / f.samplerate)) if f.frames > 0 else 0
+    out = np.empty(expected + SAMPLE_RATE, dtype=np.float32)  # + 1 s: the stream may round up
+    filled = 0
+    for mono in _iter_decoded(f):
         if filled + mono.size > out.size:  # a header that understated its length: grow
             out = np.concatenate([out[:filled], np.empty(mono.size + SAMPLE_RATE, dtype=np.float32)])
         out[filled : filled + mono.size] = mono
         filled += mono.size
-        if last:
-            break
     return out[:filled].copy() if filled < out.size // 2 else out[:filled]
 
 
@@ -282,3 +386,25 @@ def split_windows(wave: np.ndarray, window_seconds: float = WINDOW_SECONDS) -> l
             break
         out.append((start / SAMPLE_RATE, (start + chunk.size) / SAMPLE_RATE, chunk))
     return out
+
+
+def window_count(samples: int, window_seconds: float = WINDOW_SECONDS) -> int:
+    """How many windows :func:`split_windows` makes of a clip of ``samples`` (16 kHz)."""
+    size = int(window_seconds * SAMPLE_RATE)
+    full, rest = divmod(samples, size)
+    return full + (1 if rest and (full == 0 or rest >= SAMPLE_RATE) else 0)
+
+
+def stream_windows(blocks: Iterator[np.ndarray], window_seconds: float = WINDOW_SECONDS
+                   ) -> Iterator[tuple[float, float, np.ndarray]]:
+    """:func:`split_windows` over a clip given as consecutive (T_i,) blocks (:func:`stream_audio`):
+    the same windows, yielded as soon as each is complete, so only one window is held at a time."""
+    size = int(window_seconds * SAMPLE_RATE)
+    pending, start, count = np.zeros(0, dtype=np.float32), 0, 0
+    for block in blocks:
+        pending = block if pending.size == 0 else np.concatenate([pending, block])
+        while pending.size >= size:
+            yield start / SAMPLE_RATE, (start + size) / SAMPLE_RATE, pending[:size]
+            pending, start, count = pending[size:], start + size, count + 1
+    if pending.size and not (count and pending.size < SAMPLE_RATE):  # a trailing sliver: not worth a window
+        yield start / SAMPLE_RATE, (start + pending.size) / SAMPLE_RATE, pending

@@ -69,24 +69,67 @@ def _block_frames(x: np.ndarray, first: int, count: int, length: int, hop: int) 
     return seg[idx]
 
 
+class TrackStream:
+    """Frame tracks of a clip fed a piece at a time: the same numbers as :func:`frame_tracks` on the
+    whole clip, holding only the samples of frames not yet complete (one frame, ~50 ms) besides
+    the tracks. Used to measure a long clip's cues while its windows stream from disk.
+
+        stream = TrackStream(16000)
+        for block in blocks:               # float (T_i,) pieces of one mono clip, in order
+            stream.feed(block)
+        db, f0, aper = stream.finish()     # each (N,), N = frames of the whole clip
+    """
+
+    def __init__(self, sr: int, fmin: float = FMIN_HZ, fmax: float = FMAX_HZ, block_frames: int = BLOCK_FRAMES):
+        self.sr, self.fmin, self.fmax, self.block_frames = sr, fmin, fmax, block_frames
+        self.win, self.hop = int(FRAME_S * sr), int(HOP_S * sr)
+        self.length = self.win + int(math.ceil(sr / fmin)) + 1  # a frame + the YIN lag range
+        self.samples = 0
+        """Samples fed so far."""
+        self._buf = np.zeros(0, dtype=np.float32)  # the samples from frame self._done's start on
+        self._done = 0
+        self._parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+
+    def feed(self, block: np.ndarray) -> None:
+        """Add the next (T_i,) samples; computes every frame they complete."""
+        block = np.asarray(block).reshape(-1)
+        self.samples += block.size
+        # no copy of a big first piece (a whole clip given at once)
+        self._buf = block if self._buf.size == 0 else np.concatenate([self._buf, block.astype(self._buf.dtype, copy=False)])
+        ready = (self._buf.size - self.length) // self.hop + 1 if self._buf.size >= self.length else 0
+        self._compute(ready)
+
+    def finish(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The whole clip's (rms_dbfs (N,), f0_hz (N,), aperiodicity (N,)); frames past the end are zero-padded."""
+        self._compute(_frame_count(self.samples, self.hop) - self._done)
+        parts = self._parts or [(np.empty(0), np.empty(0), np.empty(0))]
+        return tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # type: ignore[return-value]
+
+    def _compute(self, count: int) -> None:
+        """Frames ``_done .. _done + count - 1`` from the buffer, ``block_frames`` at a time."""
+        if count <= 0:
+            return
+        for first in range(0, count, self.block_frames):
+            n = min(self.block_frames, count - first)
+            fr = _block_frames(self._buf, first, n, self.length, self.hop)  # (n, length)
+            rms = np.sqrt(np.mean(fr[:, : self.win] ** 2, axis=1))
+            f0, aper = _yin_frames(fr, self.sr, self.win, self.fmin, self.fmax)
+            self._parts.append((20 * np.log10(np.maximum(rms, 1e-10)), f0, aper))
+        self._buf = self._buf[count * self.hop :].copy()  # drop what no later frame reads
+        self._done += count
+
+
 def frame_tracks(wave: np.ndarray, sr: int, fmin: float = FMIN_HZ, fmax: float = FMAX_HZ,
                  block_frames: int = BLOCK_FRAMES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Frame-level tracks of a mono (T,) clip at HOP_S spacing: (rms_dbfs (N,), f0_hz (N,), aperiodicity (N,)).
 
-    Computed ``block_frames`` frames at a time, so memory is bounded by the block, not the clip;
-    the tracks themselves cost 24 bytes per 10 ms frame (~200 MB for the 4 h input limit).
+    Computed ``block_frames`` frames at a time (:class:`TrackStream`), so memory is bounded by the
+    block, not the clip; the tracks themselves cost 24 bytes per 10 ms frame (~200 MB for the 4 h
+    input limit).
     """
-    win, hop = int(FRAME_S * sr), int(HOP_S * sr)
-    tau_max = int(math.ceil(sr / fmin))
-    n = _frame_count(wave.size, hop)
-    db, f0, aper = np.empty(n), np.empty(n), np.empty(n)
-    for first in range(0, n, block_frames):
-        count = min(block_frames, n - first)
-        fr = _block_frames(wave, first, count, win + tau_max + 1, hop)  # (count, win + tau_max + 1)
-        rms = np.sqrt(np.mean(fr[:, :win] ** 2, axis=1))
-        db[first : first + count] = 20 * np.log10(np.maximum(rms, 1e-10))
-        f0[first : first + count], aper[first : first + count] = _yin_frames(fr, sr, win, fmin, fmax)
-    return db, f0, aper
+    stream = TrackStream(sr, fmin, fmax, block_frames)
+    stream.feed(wave)
+    return stream.finish()
 
 
 def frame_db(wave: np.ndarray, sr: int) -> np.ndarray:
@@ -159,8 +202,14 @@ def measure_cues(wave: np.ndarray, sr: int, transcript: str | None = None) -> di
     cannot be measured (no voiced frames, no transcript).
     """
     wave = np.asarray(wave, dtype=np.float32).reshape(-1)
-    duration = wave.size / sr
     db, f0, _ = frame_tracks(wave, sr)
+    return cues_from_tracks(db, f0, wave.size / sr, transcript)
+
+
+def cues_from_tracks(db: np.ndarray, f0: np.ndarray, duration: float,
+                     transcript: str | None = None) -> dict[str, float | int | None]:
+    """:func:`measure_cues` from a clip's frame tracks (rms_dbfs (N,), f0_hz (N,), as
+    :func:`frame_tracks` or :class:`TrackStream` give them) and its length in seconds."""
     speech = db > max(db.max() - SILENCE_BELOW_PEAK_DB, SILENCE_FLOOR_DBFS)
     speech_s = float(speech.sum() * HOP_S)
     voiced = speech & np.isfinite(f0)

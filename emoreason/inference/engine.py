@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from emoreason.audio import MAX_SECONDS, SAMPLE_RATE, AudioError, load_audio, split_windows, validate_wave
+from emoreason.audio import MAX_SECONDS, SAMPLE_RATE, AudioError, split_windows, stream_audio, stream_windows, validate_wave
 from emoreason.errors import UserError
 from emoreason.text.quotes import extract_quotes, is_transcript_span
 from emoreason.inference.generation import (
@@ -75,6 +75,13 @@ def measure_cues(wave: np.ndarray, transcript: str | None = None) -> dict[str, A
     return teacher_cues(wave, SAMPLE_RATE, transcript or None)
 
 
+def _source_name(source: AudioSource) -> str:
+    """What results call ``source``: a pair's name, a path, or ``<upload>`` for bare bytes."""
+    if isinstance(source, tuple):
+        return source[0]
+    return "<upload>" if isinstance(source, (bytes, bytearray)) else str(source)
+
+
 def resolve_model_dir(path: str | Path) -> Path:
     """``RUN_DIR`` or ``RUN_DIR/final`` (or any save_pretrained directory) -> the directory holding
     ``config.yaml``; UserError when neither has one."""
@@ -91,18 +98,45 @@ def resolve_model_dir(path: str | Path) -> Path:
 
 @dataclass
 class _Clip:
-    """A loaded clip waiting for its windows' outputs."""
+    """A clip being read window by window, waiting for its windows' outputs.
+
+    Only the windows of the batch being formed are held as samples (the reader streams files from
+    disk); what stays per clip is small: each window's span, the whole clip's cue tracks and, for
+    clips of several windows, each window's own (16 bytes per 10 ms frame each)."""
 
     name: str
-    wave: np.ndarray | None = None
-    windows: list[tuple[float, float, np.ndarray]] = field(default_factory=list)
+    source: Any = None
+    """What the caller passed (generation hooks map windows back to their requests by it)."""
+    spans: list[tuple[float, float, int]] = field(default_factory=list)
+    """(start s, end s, samples) of each window read so far."""
+    window_tracks: list[tuple[np.ndarray, np.ndarray]] = field(default_factory=list)
+    """(rms_dbfs (N_w,), f0_hz (N_w,)) of each window on its own; only for clips of 2+ windows."""
+    first: np.ndarray | None = None
+    """Window 0's samples, kept until window 1 shows whether its own tracks are needed."""
+    tracks: tuple[np.ndarray, np.ndarray] | None = None
+    """(rms_dbfs (N,), f0_hz (N,)) of the whole clip (trailing sliver included), once read."""
+    samples: int = 0
     outputs: dict[int, WindowOutput] = field(default_factory=dict)
     """window index -> what the model said about it."""
     error: str | None = None
 
     @property
     def done(self) -> bool:
-        return self.error is not None or len(self.outputs) == len(self.windows)
+        return self.error is not None or (self.tracks is not None and len(self.outputs) == len(self.spans))
+
+    def add_window(self, start: float, end: float, chunk: np.ndarray) -> int:
+        """Record window (start s, end s, chunk (T_w,)); returns its index."""
+        from emoreason.cues import frame_tracks
+
+        self.spans.append((start, end, chunk.size))
+        if len(self.spans) == 1:
+            self.first = chunk
+        else:
+            if self.first is not None:  # a second window: the first one's own tracks are needed after all
+                self.window_tracks.append(frame_tracks(self.first, SAMPLE_RATE)[:2])
+                self.first = None
+            self.window_tracks.append(frame_tracks(chunk, SAMPLE_RATE)[:2])
+        return len(self.spans) - 1
 
 
 INFERENCE_DTYPES = ("auto", "float32", "bfloat16")
@@ -140,6 +174,9 @@ class Engine:
         # One forward at a time: the server calls from a thread pool; torch modules are not
         # re-entrant-safe with generation caches, and two concurrent forwards on 2 cores gain nothing.
         self._lock = threading.Lock()
+        self.window_sources: list[Any] = []
+        """The source (what the caller passed) of each window of the batch being run, in batch
+        order: generation hooks map rows back to requests by it (the server's batcher)."""
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, max_seconds: float = MAX_SECONDS,
@@ -264,44 +301,67 @@ class Engine:
               progress: Any) -> Iterator[AnalysisResult | AnalysisError]:
         labels = self.labels(plan.task)
         pending: list[_Clip] = []  # in input order; popped from the front when done
-        queue: list[tuple[_Clip, int]] = []  # windows waiting for a batch
+        queue: list[tuple[_Clip, int, np.ndarray]] = []  # windows waiting for a batch
         for source in sources:
-            clip = self._load(source)
+            clip = _Clip(name=_source_name(source), source=source)
             pending.append(clip)
-            queue.extend((clip, i) for i in range(len(clip.windows)))
-            while len(queue) >= batch_size:
-                self._run(queue[:batch_size], plan, progress)
-                queue = queue[batch_size:]
+            for i, chunk in self._read(clip, source):
+                queue.append((clip, i, chunk))
+                if len(queue) >= batch_size:
+                    self._run(queue[:batch_size], plan, progress)
+                    queue = queue[batch_size:]
+            if clip.error is not None:  # unreadable past its first windows: the rest is not worth a forward
+                queue = [item for item in queue if item[0] is not clip]
             yield from self._pop_done(pending, labels, plan)
         while queue:
             self._run(queue[:batch_size], plan, progress)
             queue = queue[batch_size:]
         yield from self._pop_done(pending, labels, plan)
 
-    def _load(self, source: AudioSource) -> _Clip:
-        """Read + validate one source and split it into windows; errors become ``clip.error``."""
-        if isinstance(source, tuple):
-            name, data = source
-        else:
-            name, data = ("<upload>" if isinstance(source, (bytes, bytearray)) else str(source)), source
+    def _read(self, clip: _Clip, source: AudioSource) -> Iterator[tuple[int, np.ndarray]]:
+        """Read + validate one source window by window: yields (window index, samples (T_w,)).
+
+        Files and encoded bytes are decoded one window at a time (``emoreason.audio.stream_audio``),
+        so memory is bounded by the window, not the clip; a waveform is split into views of itself.
+        The whole clip's cue tracks are measured as the samples pass. Errors (also ones found past
+        the first windows, e.g. NaN samples in minute 40) become ``clip.error``."""
+        from emoreason.cues import TrackStream
+
+        data = source[1] if isinstance(source, tuple) else source
+        whole = TrackStream(SAMPLE_RATE)
+
+        def measured(blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+            for block in blocks:
+                whole.feed(block)
+                yield block
+
         try:
             if isinstance(data, np.ndarray):
-                wave = validate_wave(np.asarray(data, dtype=np.float32), name, self.max_seconds)
+                wave = validate_wave(np.asarray(data, dtype=np.float32), clip.name, self.max_seconds)
+                windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave)
+                whole.feed(wave)
             else:
-                wave = load_audio(data, max_seconds=self.max_seconds)
+                windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)))
+            for start, end, chunk in windows:
+                yield clip.add_window(start, end, chunk), chunk
         except AudioError as e:
-            # load_audio names encoded bytes "<bytes>"; say which upload it was instead
-            return _Clip(name=name, error=str(e).replace("<bytes>", name))
-        return _Clip(name=name, wave=wave, windows=split_windows(wave))
+            # stream_audio names encoded bytes "<bytes>"; say which upload it was instead
+            clip.error = str(e).replace("<bytes>", clip.name)
+            return
+        clip.first = None
+        clip.samples = whole.samples
+        db, f0, _ = whole.finish()
+        clip.tracks = (db, f0)
 
-    def _run(self, items: list[tuple[_Clip, int]], plan: TaskPlan, progress: Any) -> None:
+    def _run(self, items: list[tuple[_Clip, int, np.ndarray]], plan: TaskPlan, progress: Any) -> None:
         """One batch of windows -> their outputs, stored on their clips."""
         import torch
 
         with self._lock, torch.inference_mode():
             whisper = self._whisper_asr() if plan.transcript_source == "whisper" else None
-            outputs = run_windows(self.model, self.processor, [clip.windows[i][2] for clip, i in items], plan, whisper)
-        for (clip, i), out in zip(items, outputs):
+            self.window_sources = [clip.source for clip, _, _ in items]
+            outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper)
+        for (clip, i, _), out in zip(items, outputs):
             clip.outputs[i] = out
         if progress is not None:
             progress.update(len(items))
@@ -313,19 +373,22 @@ class Engine:
 
     def _finish(self, clip: _Clip, labels: list[str], plan: TaskPlan) -> AnalysisResult:
         """Windows -> one result; long clips keep per-window segments and a summary over them."""
-        assert clip.wave is not None
-        outs = [clip.outputs[i] for i in range(len(clip.windows))]
+        from emoreason.cues import cues_from_tracks
+
+        assert clip.tracks is not None
+        outs = [clip.outputs[i] for i in range(len(clip.spans))]
         parts = [_window_fields(out, labels, plan, (start, end) if len(outs) > 1 else None, start)
-                 for out, (start, end, _) in zip(outs, clip.windows)]
-        head = dict(file=clip.name, model=self.name, task=plan.task, duration=round(clip.wave.size / SAMPLE_RATE, 3),
-                    question=plan.question)
+                 for out, (start, end, _) in zip(outs, clip.spans)]
+        seconds = clip.samples / SAMPLE_RATE
+        head = dict(file=clip.name, model=self.name, task=plan.task, duration=round(seconds, 3), question=plan.question)
         if len(outs) == 1:
             text = parts[0]["transcript"].text if parts[0]["transcript"] else None
-            return AnalysisResult(**head, **parts[0], cues=measure_cues(clip.wave, text))
+            return AnalysisResult(**head, **parts[0], cues=cues_from_tracks(*clip.tracks, seconds, text))
         segments = []
-        for fields, (start, end, chunk) in zip(parts, clip.windows):
+        for fields, (start, end, size), tracks in zip(parts, clip.spans, clip.window_tracks):
             text = fields["transcript"].text if fields["transcript"] else None
-            segments.append(Segment(start=round(start, 3), end=round(end, 3), **fields, cues=measure_cues(chunk, text)))
+            segments.append(Segment(start=round(start, 3), end=round(end, 3), **fields,
+                                    cues=cues_from_tracks(*tracks, size / SAMPLE_RATE, text)))
         transcript = None
         if all(s.transcript is not None for s in segments):  # every window's, or none
             transcript = Transcript(stitch([s.transcript.text for s in segments]), segments[0].transcript.source,
@@ -348,7 +411,7 @@ class Engine:
         answer = stitch([s.answer or "" for s in segments], sep="\n") if plan.task == "sqa" else None
         return AnalysisResult(
             **head, label=label, scores=scores, explanation=explanation, quotes=[q for s in segments for q in s.quotes],
-            cues=measure_cues(clip.wave, transcript.text if transcript else None), segments=segments,
+            cues=cues_from_tracks(*clip.tracks, seconds, transcript.text if transcript else None), segments=segments,
             transcript=transcript, answer=answer, consistent=consistency(label, explanation, plan.task),
         )
 

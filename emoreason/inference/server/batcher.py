@@ -90,8 +90,9 @@ class Job:
     chosen across windows at the end)."""
 
     name: str
-    wave: np.ndarray
-    """(T,) float32 16 kHz, already validated."""
+    wave: np.ndarray | bytes
+    """The validated upload: (T,) float32 16 kHz for a clip of one window, else its encoded bytes
+    (the engine decodes them window by window)."""
     options: AnalyzeOptions
     windows: int
     deadline: float
@@ -119,19 +120,27 @@ class Job:
 class _RowHooks:
     """``generate`` extras for one engine call: per-job streamers, deadlines and sampling."""
 
-    def __init__(self, jobs: Sequence[Job], tokenizer: Any, eos_ids: Sequence[int], temperature: float):
+    def __init__(self, jobs: Sequence[Job], tokenizer: Any, eos_ids: Sequence[int], temperature: float,
+                 engine: Any = None):
         self.jobs, self.tokenizer, self.eos = list(jobs), tokenizer, set(eos_ids)
-        self.temperature = temperature
+        self.temperature, self.engine = temperature, engine
 
-    def _owner(self, window: np.ndarray) -> Job | None:
-        # The engine's windows are views of the waveform each job handed in; a window that is
-        # not (a future engine may copy) just gets no streaming / deadline.
-        return next((job for job in self.jobs if np.may_share_memory(window, job.wave)), None)
+    def _owners(self, waves: Sequence[np.ndarray]) -> list[Job | None]:
+        """The job each window of the batch came from: by the source the engine says it read it
+        from (``Engine.window_sources``: long uploads are decoded by the engine, so their windows
+        share no memory with anything the job holds), else by being a view of the job's waveform.
+        A window matched by neither just gets no streaming / deadline."""
+        sources = getattr(self.engine, "window_sources", None)
+        if sources is not None and len(sources) == len(waves):
+            return [next((job for job in self.jobs if isinstance(src, tuple) and src[1] is job.wave), None)
+                    for src in sources]
+        return [next((job for job in self.jobs if isinstance(job.wave, np.ndarray) and np.may_share_memory(w, job.wave)),
+                     None) for w in waves]
 
     def generate_kwargs(self, waves: Sequence[np.ndarray], rows: RowTags, prefixes: Sequence[str]) -> dict[str, Any]:
         from transformers import StoppingCriteriaList
 
-        owners = [self._owner(w) for w in waves]
+        owners = self._owners(waves)
         row_jobs = [owners[window] for window, _ in rows]
         kwargs: dict[str, Any] = {"stopping_criteria": StoppingCriteriaList([_DeadlineStop(row_jobs)])}
         streamed = {r: job for r, ((_, part), job) in enumerate(zip(rows, row_jobs))
@@ -336,7 +345,7 @@ class Batcher:
     def _analyze(self, group: list[Job], options: AnalyzeOptions) -> list[AnalysisResult | AnalysisError]:
         """One engine call for ``group`` (equal options), with its per-row generation hooks."""
         model = self.engine.model
-        hooks = _RowHooks(group, model.tokenizer, model.eos_ids(), options.temperature)
+        hooks = _RowHooks(group, model.tokenizer, model.eos_ids(), options.temperature, self.engine)
         with generation_hooks(hooks):
             return self.engine.analyze([(job.name, job.wave) for job in group], batch_size=self.max_batch,
                                        **options.engine_kwargs())

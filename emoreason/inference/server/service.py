@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from emoreason.audio import AudioError, load_audio, split_windows
+from emoreason.audio import SAMPLE_RATE, WINDOW_SAMPLES, AudioError, stream_audio, window_count
 from emoreason.errors import UserError
 from emoreason.inference.generation import make_plan
 from emoreason.inference.results import AnalysisError, AnalysisResult
@@ -57,15 +57,30 @@ def check_options(ctx: ServerContext, options: AnalyzeOptions) -> None:
         raise APIError(400, str(e)) from None
 
 
-def decode(ctx: ServerContext, name: str, data: bytes, param: str = "file") -> np.ndarray:
-    """Encoded audio -> (T,) float32 16 kHz; 400 naming the upload when it is empty, unreadable or too long."""
+def decode(ctx: ServerContext, name: str, data: bytes, param: str = "file") -> tuple[np.ndarray | bytes, int]:
+    """Check an upload -> (what the engine is given, its number of 30 s windows); 400 naming the
+    upload when it is empty, unreadable, too long or has bad samples.
+
+    The upload is decoded one window at a time and checked as it streams by: a clip of one window
+    is kept as its (T,) float32 16 kHz waveform (at most 31 s; not decoded twice); a longer
+    one stays encoded and the engine decodes it again window by window, so a request holds its
+    upload plus one batch of windows, never the whole decoded clip (a 1-hour upload would be
+    230 MB as float32)."""
     if not data:
         raise APIError(400, f"{name}: file is empty (0 bytes)", param, "empty_audio")
+    kept: list[np.ndarray] = []  # the blocks, while they may still be one window's clip
+    samples = 0
     try:
-        return load_audio(data, max_seconds=ctx.limits.max_seconds)
+        for block in stream_audio(data, max_seconds=ctx.limits.max_seconds):
+            samples += block.size
+            kept = kept + [block] if samples <= WINDOW_SAMPLES + SAMPLE_RATE else []
     except AudioError as e:
-        # load_audio names encoded bytes "<bytes>"; say which upload it was instead
+        # stream_audio names encoded bytes "<bytes>"; say which upload it was instead
         raise APIError(400, str(e).replace("<bytes>", name), param, "invalid_audio") from None
+    windows = window_count(samples)
+    if windows == 1:
+        return np.concatenate(kept), 1
+    return data, windows
 
 
 async def submit_clip(ctx: ServerContext, name: str, data: bytes, options: AnalyzeOptions, param: str = "file",
@@ -81,9 +96,9 @@ async def submit_clip(ctx: ServerContext, name: str, data: bytes, options: Analy
         raise APIError(429, str(e), code="queue_full") from None
     # Counted as arriving while it decodes: a batch being gathered waits for it (burst of uploads).
     with ctx.batcher.arriving() as submit:
-        wave = await asyncio.to_thread(decode, ctx, name, data, param)
+        audio, windows = await asyncio.to_thread(decode, ctx, name, data, param)
         loop = asyncio.get_running_loop()
-        job = Job(name=name, wave=wave, options=options, windows=len(split_windows(wave)),
+        job = Job(name=name, wave=audio, options=options, windows=windows,
                   deadline=start + ctx.limits.request_timeout_s, loop=loop, future=loop.create_future(), on_text=on_text)
         try:
             submit(job)

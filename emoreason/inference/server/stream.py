@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from emoreason.audio import SAMPLE_RATE, split_windows
+from emoreason.audio import SAMPLE_RATE, load_audio, split_windows
 from emoreason.inference.engine import consistency, measure_cues
 from emoreason.inference.generation import stitch
 from emoreason.inference.results import AnalysisResult, Quote, Segment, Transcript
@@ -93,7 +93,11 @@ async def start_stream(ctx: ServerContext, name: str, data: bytes, options: Anal
     Raises APIError before the stream starts (bad settings or audio: 400, queue full: 429)."""
     start = time.monotonic()
     check_options(ctx, options)
-    wave = await asyncio.to_thread(decode, ctx, name, data)
+    audio, _ = await asyncio.to_thread(decode, ctx, name, data)
+    # decode keeps a clip longer than one window encoded; the stream draws curves and cues over the
+    # whole clip, so it decodes it here (already checked by decode, so this cannot fail differently)
+    wave = audio if isinstance(audio, np.ndarray) else await asyncio.to_thread(
+        load_audio, audio, max_seconds=ctx.limits.max_seconds)
     windows = split_windows(wave)
     try:
         ctx.batcher.check_room()
