@@ -121,6 +121,12 @@ class ModelConfig:
     parameter-free RMS norm, ``emoreason.model.adapter.OutputRMS``), so audio tokens enter the LLM
     at the text tokens' scale. False: the paper's plain MLP output. Saved in the model's config, so
     inference builds the same adapters. See docs/training.md, "Label accuracy"."""
+    emotion_pooled_tokens: int = 0
+    """Extra "utterance" emotion tokens per clip (``fusion: sequence`` only): the emotion encoder's
+    frames pooled over the clip (mean and std, what a linear probe on the encoder sees) and mapped
+    by their own small MLP to this many LLM tokens, placed after the emotion adapter's frame tokens
+    (``emoreason.model.adapter.PooledTokens``). 0: the paper's frame tokens only. Saved in the
+    model's config and the processor's. See docs/training.md, "Label accuracy"."""
     llm: LLMConfig = field(default_factory=LLMConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     labels: list[str] = field(
@@ -327,6 +333,11 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"model.{name}.num_tokens must be >= 1, got {enc.num_tokens}")
         if not enc.path and enc.init == "pretrained":
             raise ConfigError(f"model.{name}.path is empty: give a hub id, directory or packaged:NAME")
+    if m.emotion_pooled_tokens < 0:
+        raise ConfigError(f"model.emotion_pooled_tokens must be >= 0, got {m.emotion_pooled_tokens}")
+    if m.emotion_pooled_tokens and m.fusion != "sequence":
+        raise ConfigError(f"model.emotion_pooled_tokens={m.emotion_pooled_tokens} needs model.fusion=sequence "
+                          f"(it adds tokens beside the emotion adapter's), got fusion={m.fusion!r}")
     if not m.llm.path and m.llm.init == "pretrained":
         raise ConfigError("model.llm.path is empty: give a hub id, directory, packaged:NAME or builtin:tiny")
     t = cfg.train

@@ -14,6 +14,8 @@ grows during training (measured on the quick demo: 73-145x the embedding RMS wit
 Every adapter names the encoders that feed it (``sources``, in the order ``forward`` takes their
 frames) and its group size ``k``: that is all ``AudioLLM`` needs to route frames to it and to tell
 which of its tokens belong to a clip. Fusion is then a choice of adapters (see the builder).
+An adapter with ``extra_tokens`` > 0 (the emotion adapter with ``model.emotion_pooled_tokens``)
+also takes the frame mask and appends that many clip-level tokens after its frame tokens.
 """
 from __future__ import annotations
 
@@ -64,6 +66,46 @@ def _output(out_rms: float | None) -> nn.Module:
     return nn.Identity() if out_rms is None else OutputRMS(out_rms)
 
 
+def masked_mean_std(frames: torch.Tensor, frame_mask: torch.Tensor | None) -> torch.Tensor:
+    """frames (B, T, d), frame_mask (B, T) bool or None (all valid) -> (B, 2d): per clip, the mean
+    and the standard deviation of its valid frames over time, in fp32 (padding frames of a
+    dynamic-length batch must not count, or a short clip's statistics would depend on its batch)."""
+    x = frames.float()
+    if frame_mask is None:
+        w = torch.ones(x.shape[:2], dtype=x.dtype, device=x.device)
+    else:
+        w = frame_mask.to(x.dtype)
+    w = w.unsqueeze(-1)  # (B, T, 1)
+    n = w.sum(dim=1).clamp(min=1.0)  # (B, 1)
+    mean = (x * w).sum(dim=1) / n
+    var = (((x - mean.unsqueeze(1)) ** 2) * w).sum(dim=1) / n
+    return torch.cat([mean, var.add(1e-6).sqrt()], dim=-1)
+
+
+class PooledTokens(nn.Module):
+    """Utterance-level tokens: (B, T, d) frames -> mean + std over the clip (B, 2d) -> LayerNorm
+    -> Linear(2d, d) -> SiLU -> Linear(d, n*H) -> (B, n, H).
+
+    Why: the frame adapter sees k frames per token, so a clip-wide property (how high and how
+    varied the voice is over the whole utterance) must be assembled by the LLM from many tokens;
+    a logistic regression on exactly these pooled statistics of the same frozen encoder beats the
+    AudioLLM (docs/training.md, "Label accuracy"). These tokens hand the LLM that summary directly.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, n: int, out_rms: float | None = None):
+        super().__init__()
+        self.n = n
+        self.norm = nn.LayerNorm(2 * in_dim)
+        self.mlp = nn.Sequential(nn.Linear(2 * in_dim, in_dim), nn.SiLU(), nn.Linear(in_dim, n * out_dim))
+        self.out = _output(out_rms)
+
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, T, d), frame_mask (B, T) bool or None -> tokens (B, n, H)."""
+        stats = masked_mean_std(frames, frame_mask).to(self.norm.weight.dtype)
+        out = self.mlp(self.norm(stats))
+        return self.out(out.view(out.shape[0], self.n, -1))
+
+
 class FrameAdapter(nn.Module):
     """One encoder's adapter: (B, T, d) frames -> (B, T/k, H) LLM tokens.
 
@@ -71,20 +113,30 @@ class FrameAdapter(nn.Module):
         in_dim: the encoder's width d; out_dim: the LLM's hidden size H; k: frames per token.
         source: name of the encoder that feeds it (a key of ``AudioLLM``'s encoders).
         out_rms: None (plain MLP output) or the RMS every output token is normalised to.
+        pooled: number of utterance tokens (:class:`PooledTokens`) appended after the frame
+            tokens (``model.emotion_pooled_tokens``); 0 = none. ``extra_tokens`` says how many.
     """
 
-    def __init__(self, in_dim: int, out_dim: int, k: int, source: str, out_rms: float | None = None):
+    def __init__(self, in_dim: int, out_dim: int, k: int, source: str, out_rms: float | None = None,
+                 pooled: int = 0):
         super().__init__()
         self.k = k
         self.sources: tuple[str, ...] = (source,)
         self.norm = nn.LayerNorm(in_dim)
         self.mlp = _MLP(k * in_dim, in_dim, out_dim)
         self.out = _output(out_rms)
+        # Built last, so a seeded run without pooled tokens draws the same init as before the option.
+        self.extra_tokens = pooled
+        self.pooled = PooledTokens(in_dim, out_dim, pooled, out_rms) if pooled else None
 
-    def forward(self, frames: torch.Tensor) -> torch.Tensor:
-        """frames (B, T, d) -> tokens (B, T/k, H)."""
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, T, d), frame_mask (B, T) bool or None -> tokens (B, T/k + extra_tokens, H):
+        the frame tokens, then the pooled tokens (which read only the valid frames)."""
         x = self.norm(frames.to(self.norm.weight.dtype))
-        return self.out(self.mlp(group_frames(x, self.k)))
+        tokens = self.out(self.mlp(group_frames(x, self.k)))
+        if self.pooled is None:
+            return tokens
+        return torch.cat([tokens, self.pooled(frames, frame_mask).to(tokens.dtype)], dim=1)
 
 
 class FusionAdapter(nn.Module):

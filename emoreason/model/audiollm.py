@@ -201,9 +201,19 @@ class AudioLLM(nn.Module):
             frames[name] = self._encode(name, features, mask)
         tokens, masks = [], []
         for adapter in self.adapters.values():
-            out = adapter(*(frames[s][0] for s in adapter.sources))
+            frame_mask = frames[adapter.sources[0]][1]
+            extra = getattr(adapter, "extra_tokens", 0)
+            if not extra:
+                out = adapter(*(frames[s][0] for s in adapter.sources))
+                tokens.append(out)
+                masks.append(self._token_mask(out, frame_mask, adapter.k))
+                continue
+            # Clip-level tokens follow the frame tokens and are always valid; the padded frame
+            # tokens between them are dropped by the mask, so each clip's tokens stay contiguous.
+            out = adapter(*(frames[s][0] for s in adapter.sources), frame_mask=frame_mask)
             tokens.append(out)
-            masks.append(self._token_mask(out, frames[adapter.sources[0]][1], adapter.k))
+            pooled = torch.ones((out.shape[0], extra), dtype=torch.bool, device=out.device)
+            masks.append(torch.cat([self._token_mask(out[:, :-extra], frame_mask, adapter.k), pooled], dim=1))
         if len(tokens) == 1:
             return tokens[0], masks[0]
         return torch.cat(tokens, dim=1), torch.cat(masks, dim=1)

@@ -273,19 +273,21 @@ def sync_output_scales(model: AudioLLM) -> None:
 
 
 def fusion_adapters(fusion: str, speech: nn.Module, emotion: nn.Module | None, hidden: int,
-                    speech_k: int, emotion_k: int | None, out_rms: float | None = None) -> dict[str, nn.Module]:
+                    speech_k: int, emotion_k: int | None, out_rms: float | None = None,
+                    emotion_pooled: int = 0) -> dict[str, nn.Module]:
     """The adapters that make a fusion mode, in the order their tokens fill each clip's placeholders.
 
     ``sequence``: speech adapter (k = ``speech_k``) then emotion adapter (``emotion_k``);
     ``feature``: one fusion adapter over both encoders' channel-concatenated frames (``speech_k``);
     ``none``: the speech adapter alone. ``hidden`` is the LLM's width; encoders give ``hidden_size``.
     ``out_rms``: None, or the RMS every adapter's output tokens are normalised to (``OutputRMS``).
+    ``emotion_pooled``: clip-level tokens the emotion adapter appends (``sequence`` only).
     """
     if fusion == "feature":
         return {"fusion": FusionAdapter(speech.hidden_size, emotion.hidden_size, hidden, speech_k, ("speech", "emotion"), out_rms)}
     adapters: dict[str, nn.Module] = {"speech": FrameAdapter(speech.hidden_size, hidden, speech_k, "speech", out_rms)}
     if fusion == "sequence":
-        adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion", out_rms)
+        adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion", out_rms, emotion_pooled)
     return adapters
 
 
@@ -314,7 +316,8 @@ def build_model(cfg: ModelConfig, draw_new_rows: bool = True) -> tuple[AudioLLM,
     # model recomputes the number it was trained with.
     out_rms = embedding_rms(llm) if cfg.adapter_output_norm else None
     adapters = fusion_adapters(fusion, encoders["speech"], encoders.get("emotion"), llm.get_input_embeddings().embedding_dim,
-                               specs["speech"].group, specs["emotion"].group if "emotion" in specs else None, out_rms)
+                               specs["speech"].group, specs["emotion"].group if "emotion" in specs else None, out_rms,
+                               cfg.emotion_pooled_tokens if fusion == "sequence" else 0)
     dtype = resolve_dtype(cfg.llm.dtype)
     trainable = [name for name in encoders if _encoder_config(cfg, name).trainable]
     for name, enc in encoders.items():
@@ -333,7 +336,8 @@ def build_model(cfg: ModelConfig, draw_new_rows: bool = True) -> tuple[AudioLLM,
     _, audio_id, _ = audio_token_ids(tokenizer)
     model = AudioLLM(encoders, adapters, llm, tokenizer, audio_id, trainable_encoders=trainable)
     model.eval()
-    processor = AudioProcessor(tokenizer, specs["speech"], specs.get("emotion"), fusion, system_prompt=cfg.llm.system_prompt)
+    processor = AudioProcessor(tokenizer, specs["speech"], specs.get("emotion"), fusion, system_prompt=cfg.llm.system_prompt,
+                               emotion_pooled_tokens=cfg.emotion_pooled_tokens if fusion == "sequence" else 0)
     return model, processor
 
 

@@ -21,7 +21,8 @@ prompt is tokenised on its own in both cases, training sees exactly the prompt t
 
 User turn: ``<audio_start>`` + ``<audio>`` x N + ``<audio_end>`` + instruction, where
 
-- N = speech tokens + emotion tokens (fusion ``sequence``), or speech tokens (``feature``/``none``);
+- N = speech tokens + emotion tokens + ``emotion_pooled_tokens`` (fusion ``sequence``), or speech
+  tokens (``feature``/``none``);
 - speech tokens = ``num_tokens`` (100) for a 30 s window, or with ``dynamic_length``
   ceil(ceil(ceil(samples / 160) / 2) / k) with k = 1500 / num_tokens (the clip's real length
   rounded up to the adapter's group size).
@@ -186,7 +187,7 @@ class AudioProcessor:
     """
 
     def __init__(self, tokenizer: Any, speech: FeatureSpec, emotion: FeatureSpec | None, fusion: str,
-                 system_prompt: str | None = None, transcript_in_prompt: bool = False):
+                 system_prompt: str | None = None, transcript_in_prompt: bool = False, emotion_pooled_tokens: int = 0):
         if fusion not in ("sequence", "feature", "none"):
             raise ValueError(f"unknown fusion {fusion!r}")
         if fusion != "none" and emotion is None:
@@ -200,6 +201,8 @@ class AudioProcessor:
         self.system_prompt = system_prompt
         # "Transcribe, then reason": rows given a transcript carry it after the audio (module docstring)
         self.transcript_in_prompt = transcript_in_prompt
+        # Clip-level emotion tokens after the emotion adapter's frame tokens (model.emotion_pooled_tokens)
+        self.emotion_pooled_tokens = emotion_pooled_tokens if fusion == "sequence" else 0
         self.audio_start_id, self.audio_id, self.audio_end_id = audio_token_ids(tokenizer)
         self._mel_extractors: dict[int, Any] = {}
 
@@ -209,7 +212,7 @@ class AudioProcessor:
         n = min(num_samples, WINDOW_SAMPLES)
         count = self.speech.tokens_for(n)
         if self.fusion == "sequence":
-            count += self.emotion.tokens_for(n)
+            count += self.emotion.tokens_for(n) + self.emotion_pooled_tokens
         return count
 
     @property
@@ -355,6 +358,7 @@ class AudioProcessor:
             "emotion": dataclasses.asdict(self.emotion) if self.emotion is not None else None,
             "system_prompt": self.system_prompt,
             "transcript_in_prompt": self.transcript_in_prompt,
+            "emotion_pooled_tokens": self.emotion_pooled_tokens,
         }
         (directory / PROCESSOR_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -374,4 +378,5 @@ class AudioProcessor:
         emotion = FeatureSpec(**config["emotion"]) if config["emotion"] else None
         # processor configs saved before the transcript option have no key: they never had a transcript
         return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"], config.get("system_prompt"),
-                   transcript_in_prompt=bool(config.get("transcript_in_prompt", False)))
+                   transcript_in_prompt=bool(config.get("transcript_in_prompt", False)),
+                   emotion_pooled_tokens=int(config.get("emotion_pooled_tokens", 0)))

@@ -1,0 +1,105 @@
+"""model.emotion_pooled_tokens: clip-level emotion tokens (mean + std of the emotion encoder's frames)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from emoreason.config import ConfigError, ModelConfig
+from emoreason.model.adapter import FrameAdapter, masked_mean_std
+from emoreason.model.builder import build_model, load_pretrained, save_pretrained
+from emoreason.model.frame_cache import FrameCache
+from emoreason.testing.tiny import tiny_model_config
+
+SR = 16_000
+
+
+def _waves(*seconds: float) -> list[np.ndarray]:
+    rng = np.random.default_rng(0)
+    return [(0.1 * rng.standard_normal(int(s * SR))).astype(np.float32) for s in seconds]
+
+
+def test_masked_mean_std_ignores_padding_frames():
+    frames = torch.randn(2, 6, 4)
+    mask = torch.tensor([[True] * 6, [True, True, True, False, False, False]])
+    padded = frames.clone()
+    padded[1, 3:] = 1e3  # what sits in the padding must not matter
+    stats = masked_mean_std(padded, mask)
+    assert stats.shape == (2, 8)
+    short = frames[1, :3]
+    assert torch.allclose(stats[1, :4], short.mean(0), atol=1e-5)
+    assert torch.allclose(stats[1, 4:], short.std(0, unbiased=False), atol=1e-3)
+    assert torch.allclose(stats[0], masked_mean_std(frames[:1], None)[0], atol=1e-6)
+
+
+def test_adapter_appends_pooled_tokens_and_keeps_the_plain_init():
+    torch.manual_seed(0)
+    plain = FrameAdapter(8, 16, 3, "emotion")
+    torch.manual_seed(0)
+    pooled = FrameAdapter(8, 16, 3, "emotion", pooled=2)
+    # Built last: the frame part draws the same weights as an adapter without the option.
+    for key, value in plain.state_dict().items():
+        assert torch.equal(value, pooled.state_dict()[key])
+    frames = torch.randn(2, 6, 8)
+    out = pooled(frames, torch.ones(2, 6, dtype=torch.bool))
+    assert out.shape == (2, 2 + 2, 16)
+    assert torch.equal(out[:, :2], plain(frames))
+    assert plain.extra_tokens == 0 and pooled.extra_tokens == 2
+
+
+def test_option_defaults_off_and_needs_sequence_fusion():
+    from emoreason.config import Config, DataConfig, validate
+
+    assert ModelConfig().emotion_pooled_tokens == 0
+    validate(Config(model=dataclasses.replace(tiny_model_config("sequence"), emotion_pooled_tokens=1), data=DataConfig(train_manifest="dummy:4")))
+    for fusion, n in (("feature", 1), ("sequence", -1)):
+        cfg = Config(model=dataclasses.replace(tiny_model_config(fusion), emotion_pooled_tokens=n), data=DataConfig(train_manifest="dummy:4"))
+        with pytest.raises(ConfigError, match="emotion_pooled_tokens"):
+            validate(cfg)
+
+
+@pytest.mark.parametrize("dynamic_length", [True, False])
+def test_model_tokens_placeholders_round_trip_and_frame_cache(dynamic_length, tmp_path):
+    cfg = dataclasses.replace(tiny_model_config("sequence", dynamic_length=dynamic_length), emotion_pooled_tokens=2)
+    torch.manual_seed(0)
+    model, processor = build_model(cfg)
+    plain_cfg = dataclasses.replace(cfg, emotion_pooled_tokens=0)
+    _, plain_processor = build_model(plain_cfg)
+    waves = _waves(1.0, 2.5)
+    # Two more placeholders per clip than without the option, whatever the clip's length.
+    for w in waves:
+        assert processor.num_audio_tokens(w.size) == plain_processor.num_audio_tokens(w.size) + 2
+    batch = processor(waves, ["Which emotion?", "Why?"], ["happy", "sad"])
+    with torch.no_grad():
+        tokens, mask = model.audio_tokens(batch["speech_features"], batch["emotion_features"],
+                                          batch.get("speech_attention_mask"), batch.get("emotion_attention_mask"))
+        assert torch.equal(mask.sum(1), (batch["input_ids"] == model.audio_token_id).sum(1))
+        assert bool(mask[:, -2:].all())  # the pooled tokens are last and always valid
+        # The pooled tokens read the clip, not its batch: the short clip alone gives the same ones.
+        alone = processor(waves[:1], ["Which emotion?"], ["happy"])
+        t1, m1 = model.audio_tokens(alone["speech_features"], alone["emotion_features"],
+                                    alone.get("speech_attention_mask"), alone.get("emotion_attention_mask"))
+        assert torch.allclose(t1[0, -2:], tokens[0, -2:], atol=1e-5)
+        logits = model(**batch).logits
+    # A gradient reaches the pooled head (it is part of the emotion adapter's parameter group).
+    model.train()
+    model(**batch).loss.backward()
+    assert model.emotion_adapter.pooled.mlp[-1].weight.grad.abs().sum() > 0
+    assert any(p is model.emotion_adapter.pooled.mlp[-1].weight for p in model.parameter_groups()["emotion_adapter"])
+    model.zero_grad()
+    model.eval()
+
+    save_pretrained(model, cfg, tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, proc2 = load_pretrained(tmp_path)
+    assert loaded.emotion_adapter.extra_tokens == 2 and proc2.emotion_pooled_tokens == 2
+    b2 = proc2(waves, ["Which emotion?", "Why?"], ["happy", "sad"])
+    cache = FrameCache(tmp_path / "frames")
+    loaded.use_frame_cache(cache)
+    with torch.no_grad():
+        assert torch.allclose(logits, loaded(**b2).logits, atol=1e-5)
+        again = loaded(**b2).logits  # second pass: the frozen encoders' frames come from the cache
+    assert torch.allclose(logits, again, atol=1e-5)
+    assert cache.hits > 0
