@@ -233,6 +233,10 @@ class TrainConfig:
     auxiliary cross entropy between their label head and each emotion row's gold label, added to the
     token loss (mean over the step's labelled clips). The head is then trained like a linear probe
     from the first step instead of only through the LLM. 0: off (the paper's loss alone)."""
+    pooled_head_init: str = "zero"
+    """How the label-anchored pooled tokens' head starts (``model.emotion_pooled_kind: labels``):
+    ``zero`` (a uniform mix of the label embeddings) or ``probe`` (a logistic regression fitted on
+    the training split's emotion clips before the first step: ``emoreason.train.head_init``)."""
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
@@ -364,6 +368,11 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.pooled_label_loss_weight must be >= 0, got {t.pooled_label_loss_weight}")
     if t.pooled_label_loss_weight and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"):
         raise ConfigError("train.pooled_label_loss_weight needs label-anchored pooled tokens "
+                          "(model.emotion_pooled_tokens >= 1 and model.emotion_pooled_kind=labels)")
+    if t.pooled_head_init not in ("zero", "probe"):
+        raise ConfigError(f"train.pooled_head_init: expected zero or probe, got {t.pooled_head_init!r}")
+    if t.pooled_head_init == "probe" and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"):
+        raise ConfigError("train.pooled_head_init=probe needs label-anchored pooled tokens "
                           "(model.emotion_pooled_tokens >= 1 and model.emotion_pooled_kind=labels)")
     if t.label_loss_weight <= 0:
         raise ConfigError(f"train.label_loss_weight must be > 0, got {t.label_loss_weight}")

@@ -43,3 +43,28 @@ def test_auxiliary_loss_trains_the_head_and_needs_label_tokens(tmp_path):
     assert not torch.allclose(_head(tmp_path / "off"), _head(tmp_path / "on"))
     with pytest.raises(ConfigError, match="pooled_label_loss_weight"):
         load_config(TINY, ["train.pooled_label_loss_weight=1"])
+
+
+def test_probe_init_copies_a_fitted_probe_into_the_head(tmp_path):
+    """``train.pooled_head_init=probe``: before the first step the head is a logistic regression on
+    the training clips' pooled frames, so on those clips it already predicts like the probe."""
+    from emoreason.data.dataset import ManifestDataset
+    from emoreason.model.builder import build_model
+    from emoreason.train.head_init import _emotion_clips, init_head_from_probe, pooled_features, pooled_head
+    from emoreason.train.recipe import TrainingRecipe
+
+    cfg = load_config(TINY, BASE + ["train.pooled_head_init=probe"])
+    recipe = TrainingRecipe(cfg, tmp_path / "run", cache_dir=tmp_path / "cache")
+    data = recipe.setup_data()
+    model, processor = build_model(cfg.model)
+    labels = list(cfg.model.labels)
+    assert pooled_head(model).head.weight.abs().sum() == 0
+    summary = init_head_from_probe(model, processor, data.train, labels)
+    assert summary is not None and summary["clips"] >= 4 and len(summary["classes"]) >= 2
+    clips = _emotion_clips(data.train, labels)
+    x = torch.from_numpy(pooled_features(model, processor, data.train, [i for i, _ in clips]))
+    with torch.no_grad():
+        predicted = pooled_head(model).head(x).argmax(-1)
+    agree = float((predicted == torch.tensor([y for _, y in clips])).float().mean())
+    assert agree == pytest.approx(summary["train_accuracy"], abs=1e-6)
+    assert agree > 1.0 / len(labels)

@@ -212,6 +212,11 @@ class TrainingRecipe:
                 shutil.copyfile(clips, directory / TRAIN_CLIPS_FILE)
 
         lengths = row_lengths(data.train, processor, self.cfg.data.max_target_tokens) if self.cfg.train.group_by_length else None
+        if self.cfg.train.pooled_head_init == "probe":
+            # also on resume: cheap, deterministic, and the checkpoint then overwrites the head
+            from emoreason.train.head_init import init_head_from_probe
+
+            init_head_from_probe(model, processor, data.train, list(self.cfg.model.labels), seed=self.cfg.train.seed)
         trainer = Trainer(model, data.train, collate_fn, self.phases, self.cfg.train, self.run_dir, processor=processor,
                           num_workers=self.cfg.data.num_workers, eval_dataset=data.validation, save_model=save_model,
                           lengths=lengths)
