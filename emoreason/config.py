@@ -127,6 +127,10 @@ class ModelConfig:
     by their own small MLP to this many LLM tokens, placed after the emotion adapter's frame tokens
     (``emoreason.model.adapter.PooledTokens``). 0: the paper's frame tokens only. Saved in the
     model's config and the processor's. See docs/training.md, "Label accuracy"."""
+    emotion_pooled_kind: str = "mlp"
+    """What the ``emotion_pooled_tokens`` are: ``mlp`` (a small MLP from the pooled statistics into the
+    LLM's input space) or ``labels`` (a linear head over ``model.labels`` whose softmax mixes the LLM's
+    own embeddings of the label words: ``emoreason.model.adapter.LabelMixtureTokens``)."""
     llm: LLMConfig = field(default_factory=LLMConfig)
     lora: LoRAConfig = field(default_factory=LoRAConfig)
     labels: list[str] = field(
@@ -224,6 +228,15 @@ class TrainConfig:
     tokens (the loss is the weighted token mean; 1: the plain token mean). Reasoning targets state
     the label once in ~50 tokens, so without it the explanation dominates the gradient
     (docs/training.md, "Label accuracy")."""
+    pooled_label_loss_weight: float = 0.0
+    """With label-anchored pooled tokens (``model.emotion_pooled_kind: labels``): weight of an
+    auxiliary cross entropy between their label head and each emotion row's gold label, added to the
+    token loss (mean over the step's labelled clips). The head is then trained like a linear probe
+    from the first step instead of only through the LLM. 0: off (the paper's loss alone)."""
+    pooled_head_init: str = "zero"
+    """How the label-anchored pooled tokens' head starts (``model.emotion_pooled_kind: labels``):
+    ``zero`` (a uniform mix of the label embeddings) or ``probe`` (a logistic regression fitted on
+    the training split's emotion clips before the first step: ``emoreason.train.head_init``)."""
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
@@ -335,6 +348,8 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"model.{name}.path is empty: give a hub id, directory or packaged:NAME")
     if m.emotion_pooled_tokens < 0:
         raise ConfigError(f"model.emotion_pooled_tokens must be >= 0, got {m.emotion_pooled_tokens}")
+    if m.emotion_pooled_kind not in ("mlp", "labels"):
+        raise ConfigError(f"model.emotion_pooled_kind: expected mlp or labels, got {m.emotion_pooled_kind!r}")
     if m.emotion_pooled_tokens and m.fusion != "sequence":
         raise ConfigError(f"model.emotion_pooled_tokens={m.emotion_pooled_tokens} needs model.fusion=sequence "
                           f"(it adds tokens beside the emotion adapter's), got fusion={m.fusion!r}")
@@ -349,6 +364,16 @@ def validate(cfg: Config) -> Config:
             raise ConfigError(f"train.{key} must be >= 0, got {getattr(t, key)}")
     if t.lr <= 0:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
+    if t.pooled_label_loss_weight < 0:
+        raise ConfigError(f"train.pooled_label_loss_weight must be >= 0, got {t.pooled_label_loss_weight}")
+    if t.pooled_label_loss_weight and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"):
+        raise ConfigError("train.pooled_label_loss_weight needs label-anchored pooled tokens "
+                          "(model.emotion_pooled_tokens >= 1 and model.emotion_pooled_kind=labels)")
+    if t.pooled_head_init not in ("zero", "probe"):
+        raise ConfigError(f"train.pooled_head_init: expected zero or probe, got {t.pooled_head_init!r}")
+    if t.pooled_head_init == "probe" and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"):
+        raise ConfigError("train.pooled_head_init=probe needs label-anchored pooled tokens "
+                          "(model.emotion_pooled_tokens >= 1 and model.emotion_pooled_kind=labels)")
     if t.label_loss_weight <= 0:
         raise ConfigError(f"train.label_loss_weight must be > 0, got {t.label_loss_weight}")
     if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):

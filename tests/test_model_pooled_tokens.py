@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from emoreason.config import ConfigError, ModelConfig
+from emoreason.config import Config, ConfigError, DataConfig, ModelConfig, validate
 from emoreason.model.adapter import FrameAdapter, masked_mean_std
 from emoreason.model.builder import build_model, load_pretrained, save_pretrained
 from emoreason.model.frame_cache import FrameCache
@@ -103,3 +103,43 @@ def test_model_tokens_placeholders_round_trip_and_frame_cache(dynamic_length, tm
         again = loaded(**b2).logits  # second pass: the frozen encoders' frames come from the cache
     assert torch.allclose(logits, again, atol=1e-5)
     assert cache.hits > 0
+
+
+def test_label_anchored_pooled_tokens_start_uniform_learn_and_round_trip(tmp_path):
+    """``emotion_pooled_kind: labels``: the utterance token is a softmax mix of the LLM's own label
+    embeddings; at init (zero head) it is their plain mean, a gradient reaches the head, and the
+    embeddings are re-read from the LLM on load (a non-persistent buffer, not a weight)."""
+    from emoreason.model.adapter import LabelMixtureTokens
+    from emoreason.model.builder import label_embeddings
+
+    cfg = dataclasses.replace(tiny_model_config("sequence"), emotion_pooled_tokens=1, emotion_pooled_kind="labels")
+    torch.manual_seed(0)
+    model, processor = build_model(cfg)
+    pooled = model.emotion_adapter.pooled
+    assert isinstance(pooled, LabelMixtureTokens) and pooled.num_labels == len(cfg.labels)
+    anchors = label_embeddings(model.llm, model.tokenizer, list(cfg.labels))
+    assert torch.allclose(pooled.label_embeddings, anchors)
+    waves = _waves(1.0, 2.5)
+    batch = processor(waves, ["Which emotion?", "Why?"], ["happy", "sad"])
+    with torch.no_grad():
+        tokens, _ = model.audio_tokens(batch["speech_features"], batch["emotion_features"],
+                                       batch.get("speech_attention_mask"), batch.get("emotion_attention_mask"))
+    assert torch.allclose(tokens[:, -1], anchors.mean(0).expand(2, -1), atol=1e-5)
+    model.train()
+    model(**batch).loss.backward()
+    assert pooled.head.weight.grad.abs().sum() > 0
+    model.zero_grad()
+    with torch.no_grad():  # a trained head: the token leans to one label's embedding
+        pooled.head.bias.copy_(torch.arange(len(cfg.labels), dtype=torch.float32) * 5.0)
+    model.eval()
+    assert "emotion_adapter.pooled.label_embeddings" not in {k for k, _ in model.named_parameters()}
+    save_pretrained(model, cfg, tmp_path)
+    processor.save_pretrained(tmp_path)
+    loaded, proc2 = load_pretrained(tmp_path)
+    b2 = proc2(waves, ["Which emotion?", "Why?"], ["happy", "sad"])
+    with torch.no_grad():
+        assert torch.allclose(model(**batch).logits, loaded(**b2).logits, atol=1e-5)
+        assert torch.allclose(loaded.emotion_adapter.pooled.label_embeddings, anchors)
+    bad = dataclasses.replace(cfg, emotion_pooled_kind="words")
+    with pytest.raises(ConfigError, match="emotion_pooled_kind"):
+        validate(Config(model=bad, data=DataConfig(train_manifest="dummy:4")))

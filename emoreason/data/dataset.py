@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -217,10 +217,13 @@ class Collator:
     """
 
     def __init__(self, processor: Callable[..., dict[str, Any]], max_target_tokens: int | None = None,
-                 label_weight: float = 1.0) -> None:
+                 label_weight: float = 1.0, emotion_labels: Sequence[str] | None = None) -> None:
         self.processor = processor
         self.max_target_tokens = max_target_tokens
         self.label_weight = label_weight
+        # given: every batch gets ``emotion_label_ids`` (B,) int64, the index of an emotion row's
+        # gold label in this list, -100 for other rows (the auxiliary pooled-label loss reads it)
+        self.emotion_labels = list(emotion_labels) if emotion_labels else None
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         extra = {} if self.max_target_tokens is None else {"max_target_tokens": self.max_target_tokens}
@@ -238,6 +241,12 @@ class Collator:
         batch["ids"] = [e["id"] for e in examples]
         if self.label_weight != 1.0:
             batch["loss_weights"] = self._label_weights(examples, batch["labels"])
+        if self.emotion_labels is not None:
+            import torch
+
+            index = {label: i for i, label in enumerate(self.emotion_labels)}
+            batch["emotion_label_ids"] = torch.tensor(
+                [index.get(e.get("label"), -100) if e["task"] == "emotion" else -100 for e in examples], dtype=torch.long)
         return batch
 
     def _label_weights(self, examples: list[dict[str, Any]], labels: Any) -> Any:

@@ -106,6 +106,48 @@ class PooledTokens(nn.Module):
         return self.out(out.view(out.shape[0], self.n, -1))
 
 
+class LabelMixtureTokens(nn.Module):
+    """Label-anchored utterance tokens: (B, T, d) frames -> mean + std (B, 2d) -> LayerNorm ->
+    Linear(2d, n*K) -> softmax over the K labels -> probability-weighted mix of the LLM's own
+    embeddings of the label words -> (B, n, H).
+
+    Why: the pooled MLP tokens (:class:`PooledTokens`) must learn both what the clip sounds like
+    and how to say it in the LLM's input space, from random init, in a few dozen steps; the runs
+    in docs/training.md ("Label accuracy") show that is too slow. Here the head is a linear probe
+    (what beats the AudioLLM on the same frozen encoder), and its output already lives where the
+    LLM reads words: a clip the head calls "sad" puts (mostly) the embedding of " sad" among the
+    audio tokens, which a pretrained LLM can copy into its answer from the first step. The head
+    starts at zero (a uniform mix), so the first steps add no noise to the LLM's input.
+
+    ``label_embeddings`` (K, H): not a weight (recomputed from the LLM whenever the model is built
+    or loaded, :func:`emoreason.model.builder.sync_output_scales`), so it is a non-persistent buffer.
+    """
+
+    def __init__(self, in_dim: int, n: int, label_embeddings: torch.Tensor):
+        super().__init__()
+        self.n = n
+        self.num_labels = int(label_embeddings.shape[0])
+        self.norm = nn.LayerNorm(2 * in_dim)
+        self.head = nn.Linear(2 * in_dim, n * self.num_labels)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+        self.register_buffer("label_embeddings", label_embeddings.detach().float().clone(), persistent=False)
+        self.last_logits: torch.Tensor | None = None  # (B, n, K) of the latest forward
+
+    def label_probs(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, T, d), frame_mask (B, T) bool or None -> (B, n, K) label probabilities."""
+        stats = masked_mean_std(frames, frame_mask).to(self.norm.weight.dtype)
+        logits = self.head(self.norm(stats)).view(stats.shape[0], self.n, self.num_labels).float()
+        # Kept for the optional auxiliary label loss (train.pooled_label_loss_weight): the training
+        # loop reads them right after the forward pass that made them.
+        self.last_logits = logits
+        return logits.softmax(dim=-1)
+
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, T, d), frame_mask (B, T) bool or None -> tokens (B, n, H)."""
+        return self.label_probs(frames, frame_mask) @ self.label_embeddings
+
+
 class FrameAdapter(nn.Module):
     """One encoder's adapter: (B, T, d) frames -> (B, T/k, H) LLM tokens.
 
@@ -115,10 +157,12 @@ class FrameAdapter(nn.Module):
         out_rms: None (plain MLP output) or the RMS every output token is normalised to.
         pooled: number of utterance tokens (:class:`PooledTokens`) appended after the frame
             tokens (``model.emotion_pooled_tokens``); 0 = none. ``extra_tokens`` says how many.
+        label_embeddings: (K, H) or None; given, the utterance tokens are label-anchored
+            (:class:`LabelMixtureTokens`, ``model.emotion_pooled_kind: labels``).
     """
 
     def __init__(self, in_dim: int, out_dim: int, k: int, source: str, out_rms: float | None = None,
-                 pooled: int = 0):
+                 pooled: int = 0, label_embeddings: torch.Tensor | None = None):
         super().__init__()
         self.k = k
         self.sources: tuple[str, ...] = (source,)
@@ -127,7 +171,12 @@ class FrameAdapter(nn.Module):
         self.out = _output(out_rms)
         # Built last, so a seeded run without pooled tokens draws the same init as before the option.
         self.extra_tokens = pooled
-        self.pooled = PooledTokens(in_dim, out_dim, pooled, out_rms) if pooled else None
+        if not pooled:
+            self.pooled = None
+        elif label_embeddings is not None:
+            self.pooled = LabelMixtureTokens(in_dim, pooled, label_embeddings)
+        else:
+            self.pooled = PooledTokens(in_dim, out_dim, pooled, out_rms)
 
     def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
         """frames (B, T, d), frame_mask (B, T) bool or None -> tokens (B, T/k + extra_tokens, H):

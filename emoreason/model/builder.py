@@ -24,7 +24,7 @@ from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
 from emoreason.hardware import resolve_dtype
 from emoreason.model.processing import (PROCESSOR_CONFIG, AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids,
                                          build_tiny_tokenizer)
-from emoreason.model.adapter import FrameAdapter, FusionAdapter, OutputRMS
+from emoreason.model.adapter import FrameAdapter, FusionAdapter, LabelMixtureTokens, OutputRMS
 from emoreason.model.audiollm import AudioLLM
 from emoreason.model.encoders import FRAMES_PER_WINDOW, WaveFrames, WhisperFrames, load_whisper_encoder
 from emoreason.model.presets import encoder_preset, llm_preset, preset_name, size_overrides
@@ -258,6 +258,18 @@ def embedding_rms(llm: nn.Module) -> float:
         return float(llm.get_input_embeddings().weight.float().pow(2).mean().sqrt())
 
 
+def label_embeddings(llm: nn.Module, tokenizer: Any, labels: list[str]) -> torch.Tensor:
+    """(K, H): for each label, the mean of the LLM's input embeddings of its tokens as it is written
+    inside a sentence (with a leading space: " sad", the form the targets' label sentence uses)."""
+    table = llm.get_input_embeddings().weight
+    rows = []
+    with torch.no_grad():
+        for label in labels:
+            ids = tokenizer(" " + label, add_special_tokens=False)["input_ids"]
+            rows.append(table[torch.tensor(ids, device=table.device)].float().mean(dim=0))
+    return torch.stack(rows).cpu()
+
+
 def sync_output_scales(model: AudioLLM) -> None:
     """Set every adapter's ``OutputRMS`` scale to the embedding RMS of ``model.llm`` as it is now.
 
@@ -267,6 +279,11 @@ def sync_output_scales(model: AudioLLM) -> None:
     """
     scale = None
     for adapter in model.adapters.values():
+        pooled = getattr(adapter, "pooled", None)
+        if isinstance(pooled, LabelMixtureTokens) and getattr(model, "emotion_labels", None):
+            # the label words' embeddings, read again from the LLM the weights were loaded into
+            fresh = label_embeddings(model.llm, model.tokenizer, model.emotion_labels)
+            pooled.label_embeddings.copy_(fresh.to(pooled.label_embeddings.device))
         if isinstance(getattr(adapter, "out", None), OutputRMS):
             scale = embedding_rms(model.llm) if scale is None else scale
             adapter.out.scale = scale
@@ -274,20 +291,22 @@ def sync_output_scales(model: AudioLLM) -> None:
 
 def fusion_adapters(fusion: str, speech: nn.Module, emotion: nn.Module | None, hidden: int,
                     speech_k: int, emotion_k: int | None, out_rms: float | None = None,
-                    emotion_pooled: int = 0) -> dict[str, nn.Module]:
+                    emotion_pooled: int = 0, label_embeddings: torch.Tensor | None = None) -> dict[str, nn.Module]:
     """The adapters that make a fusion mode, in the order their tokens fill each clip's placeholders.
 
     ``sequence``: speech adapter (k = ``speech_k``) then emotion adapter (``emotion_k``);
     ``feature``: one fusion adapter over both encoders' channel-concatenated frames (``speech_k``);
     ``none``: the speech adapter alone. ``hidden`` is the LLM's width; encoders give ``hidden_size``.
     ``out_rms``: None, or the RMS every adapter's output tokens are normalised to (``OutputRMS``).
-    ``emotion_pooled``: clip-level tokens the emotion adapter appends (``sequence`` only).
+    ``emotion_pooled``: clip-level tokens the emotion adapter appends (``sequence`` only);
+    ``label_embeddings`` (K, H): make them label-anchored (``model.emotion_pooled_kind: labels``).
     """
     if fusion == "feature":
         return {"fusion": FusionAdapter(speech.hidden_size, emotion.hidden_size, hidden, speech_k, ("speech", "emotion"), out_rms)}
     adapters: dict[str, nn.Module] = {"speech": FrameAdapter(speech.hidden_size, hidden, speech_k, "speech", out_rms)}
     if fusion == "sequence":
-        adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion", out_rms, emotion_pooled)
+        adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion", out_rms, emotion_pooled,
+                                          label_embeddings)
     return adapters
 
 
@@ -315,9 +334,11 @@ def build_model(cfg: ModelConfig, draw_new_rows: bool = True) -> tuple[AudioLLM,
     # The scale is read from the base embeddings before LoRA (LoRA does not touch them), so a loaded
     # model recomputes the number it was trained with.
     out_rms = embedding_rms(llm) if cfg.adapter_output_norm else None
+    anchors = (label_embeddings(llm, tokenizer, list(cfg.labels))
+               if cfg.emotion_pooled_kind == "labels" and cfg.emotion_pooled_tokens and fusion == "sequence" else None)
     adapters = fusion_adapters(fusion, encoders["speech"], encoders.get("emotion"), llm.get_input_embeddings().embedding_dim,
                                specs["speech"].group, specs["emotion"].group if "emotion" in specs else None, out_rms,
-                               cfg.emotion_pooled_tokens if fusion == "sequence" else 0)
+                               cfg.emotion_pooled_tokens if fusion == "sequence" else 0, anchors)
     dtype = resolve_dtype(cfg.llm.dtype)
     trainable = [name for name in encoders if _encoder_config(cfg, name).trainable]
     for name, enc in encoders.items():
@@ -335,6 +356,7 @@ def build_model(cfg: ModelConfig, draw_new_rows: bool = True) -> tuple[AudioLLM,
         llm.requires_grad_(False)
     _, audio_id, _ = audio_token_ids(tokenizer)
     model = AudioLLM(encoders, adapters, llm, tokenizer, audio_id, trainable_encoders=trainable)
+    model.emotion_labels = list(cfg.labels)  # what label-anchored pooled tokens mix (sync_output_scales)
     model.eval()
     processor = AudioProcessor(tokenizer, specs["speech"], specs.get("emotion"), fusion, system_prompt=cfg.llm.system_prompt,
                                emotion_pooled_tokens=cfg.emotion_pooled_tokens if fusion == "sequence" else 0)

@@ -41,7 +41,7 @@ from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_mark
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
 
 log = logging.getLogger("emoreason.train")
-_NOT_MODEL_INPUTS = ("labels", "tasks", "ids", "loss_weights")
+_NOT_MODEL_INPUTS = ("labels", "tasks", "ids", "loss_weights", "emotion_label_ids")
 
 
 def resolve_precision(precision: str) -> str:
@@ -325,7 +325,33 @@ class Trainer:
         return int(state["step"]), self.sampler.epoch, self.sampler.start
 
     # ------------------------------------------------------------------------------------------
-    def _micro_step(self, batch: dict[str, Any], norm: torch.Tensor, sync: bool) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    def _labelled_clips(self, micro: list[dict[str, Any]]) -> torch.Tensor | None:
+        """Emotion rows with a gold label in the step's global batch (all micro batches, all
+        processes): what the auxiliary pooled-label loss is averaged over. None when it is off."""
+        if not self.train.pooled_label_loss_weight:
+            return None
+        local = sum(int((b["emotion_label_ids"] >= 0).sum()) for b in micro if "emotion_label_ids" in b)
+        return self.acc.reduce(torch.tensor(float(local), device=self.acc.device), reduction="sum").clamp(min=1.0)
+
+    def _pooled_label_loss(self, batch: dict[str, Any], clip_norm: torch.Tensor | None) -> torch.Tensor | None:
+        """Auxiliary loss of the label-anchored pooled tokens' head (``train.pooled_label_loss_weight``):
+        cross entropy of its (B, n, K) logits from this micro batch's forward against each emotion
+        row's gold label, summed and divided by the step's labelled clips (``clip_norm``) times n."""
+        ids = batch.get("emotion_label_ids")
+        if clip_norm is None or ids is None or not bool((ids >= 0).any()):
+            return None
+        adapters = getattr(self.acc.unwrap_model(self.model), "adapters", {})
+        adapter = adapters["emotion"] if "emotion" in adapters else None
+        logits = getattr(getattr(adapter, "pooled", None), "last_logits", None)
+        if logits is None or not logits.requires_grad:  # emotion adapter frozen in this phase
+            return None
+        n = logits.shape[1]
+        target = ids.to(logits.device).repeat_interleave(n)
+        ce = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), target, ignore_index=-100, reduction="sum")
+        return self.train.pooled_label_loss_weight * ce * self.acc.num_processes / (clip_norm * n)
+
+    def _micro_step(self, batch: dict[str, Any], norm: torch.Tensor, sync: bool,
+                    clip_norm: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
         """Forward + backward of one micro batch; returns per-example (loss sums, token counts), tasks."""
         inputs = {k: (v.to(self.acc.device) if torch.is_tensor(v) else v) for k, v in batch.items() if k not in _NOT_MODEL_INPUTS}
         labels = batch["labels"].to(self.acc.device)
@@ -341,7 +367,9 @@ class Trainer:
                 logits, labels[:, start:], None if index is None else index[:, start:].to(self.acc.device),
                 None if weights is None else weights[:, start:], num_examples=len(batch["tasks"]))
             # DDP averages gradients over processes: scale so the result is the global (weighted) token mean.
-            self.acc.backward(weighted.sum() * self.acc.num_processes / norm)
+            loss = weighted.sum() * self.acc.num_processes / norm
+            aux = self._pooled_label_loss(batch, clip_norm)
+            self.acc.backward(loss if aux is None else loss + aux)
         return sums.detach(), counts, batch["tasks"]
 
     def _reduce_task_losses(self, records: list[tuple[torch.Tensor, torch.Tensor, list[str]]]) -> dict[str, float]:
@@ -436,7 +464,8 @@ class Trainer:
                 micro = [next(batches) for _ in range(min(t.grad_accum, n_micro - cursor))]
                 local_tokens = sum(_target_weight(b) for b in micro)
                 norm = self.acc.reduce(torch.tensor(float(local_tokens), device=self.acc.device), reduction="sum").clamp(min=1.0)
-                records = [self._micro_step(b, norm, sync=(j == len(micro) - 1)) for j, b in enumerate(micro)]
+                clip_norm = self._labelled_clips(micro)
+                records = [self._micro_step(b, norm, sync=(j == len(micro) - 1), clip_norm=clip_norm) for j, b in enumerate(micro)]
                 params = [p for k in active for p in self.groups[k]]
                 # max_norm inf: no clipping, but the norm is measured the same way (all processes, shards)
                 norm_before = self.acc.clip_grad_norm_(params, t.max_grad_norm if t.max_grad_norm > 0 else math.inf)

@@ -201,7 +201,9 @@ class TrainingRecipe:
 
         from emoreason.train.contamination import TRAIN_CLIPS_FILE
 
-        collate_fn = collate_fn or Collator(processor, self.cfg.data.max_target_tokens, self.cfg.train.label_loss_weight)
+        collate_fn = collate_fn or Collator(
+            processor, self.cfg.data.max_target_tokens, self.cfg.train.label_loss_weight,
+            emotion_labels=list(self.cfg.model.labels) if self.cfg.train.pooled_label_loss_weight else None)
         model_cfg, clips = self.cfg.model, self.run_dir / TRAIN_CLIPS_FILE
 
         def save_model(m: Any, directory: Path) -> None:
@@ -210,6 +212,11 @@ class TrainingRecipe:
                 shutil.copyfile(clips, directory / TRAIN_CLIPS_FILE)
 
         lengths = row_lengths(data.train, processor, self.cfg.data.max_target_tokens) if self.cfg.train.group_by_length else None
+        if self.cfg.train.pooled_head_init == "probe":
+            # also on resume: cheap, deterministic, and the checkpoint then overwrites the head
+            from emoreason.train.head_init import init_head_from_probe
+
+            init_head_from_probe(model, processor, data.train, list(self.cfg.model.labels), seed=self.cfg.train.seed)
         trainer = Trainer(model, data.train, collate_fn, self.phases, self.cfg.train, self.run_dir, processor=processor,
                           num_workers=self.cfg.data.num_workers, eval_dataset=data.validation, save_model=save_model,
                           lengths=lengths)
