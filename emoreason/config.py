@@ -125,7 +125,8 @@ class ModelConfig:
     """Extra "utterance" emotion tokens per clip (``fusion: sequence`` only): the emotion encoder's
     frames pooled over the clip (mean and std, what a linear probe on the encoder sees) and mapped
     by their own small MLP to this many LLM tokens, placed after the emotion adapter's frame tokens
-    (``emoreason.model.adapter.PooledTokens``). 0: the paper's frame tokens only. Saved in the
+    (``emoreason.model.adapter.PooledTokens``). 0: the paper's frame tokens only; ignored with
+    ``fusion`` feature / none (so ``model.fusion=none`` on mini.yaml just works). Saved in the
     model's config and the processor's. See docs/training.md, "Label accuracy"."""
     emotion_pooled_kind: str = "mlp"
     """What the ``emotion_pooled_tokens`` are: ``mlp`` (a small MLP from the pooled statistics into the
@@ -236,7 +237,8 @@ class TrainConfig:
     pooled_head_init: str = "zero"
     """How the label-anchored pooled tokens' head starts (``model.emotion_pooled_kind: labels``):
     ``zero`` (a uniform mix of the label embeddings) or ``probe`` (a logistic regression fitted on
-    the training split's emotion clips before the first step: ``emoreason.train.head_init``)."""
+    the training split's emotion clips before the first step: ``emoreason.train.head_init``). A model
+    without such a head ignores it."""
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
@@ -350,9 +352,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.emotion_pooled_tokens must be >= 0, got {m.emotion_pooled_tokens}")
     if m.emotion_pooled_kind not in ("mlp", "labels"):
         raise ConfigError(f"model.emotion_pooled_kind: expected mlp or labels, got {m.emotion_pooled_kind!r}")
-    if m.emotion_pooled_tokens and m.fusion != "sequence":
-        raise ConfigError(f"model.emotion_pooled_tokens={m.emotion_pooled_tokens} needs model.fusion=sequence "
-                          f"(it adds tokens beside the emotion adapter's), got fusion={m.fusion!r}")
     if not m.llm.path and m.llm.init == "pretrained":
         raise ConfigError("model.llm.path is empty: give a hub id, directory, packaged:NAME or builtin:tiny")
     t = cfg.train
@@ -366,14 +365,12 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
     if t.pooled_label_loss_weight < 0:
         raise ConfigError(f"train.pooled_label_loss_weight must be >= 0, got {t.pooled_label_loss_weight}")
-    if t.pooled_label_loss_weight and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"):
+    if t.pooled_label_loss_weight and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"
+                                           and m.fusion == "sequence"):
         raise ConfigError("train.pooled_label_loss_weight needs label-anchored pooled tokens "
-                          "(model.emotion_pooled_tokens >= 1 and model.emotion_pooled_kind=labels)")
+                          "(model.emotion_pooled_tokens >= 1, model.emotion_pooled_kind=labels, model.fusion=sequence)")
     if t.pooled_head_init not in ("zero", "probe"):
         raise ConfigError(f"train.pooled_head_init: expected zero or probe, got {t.pooled_head_init!r}")
-    if t.pooled_head_init == "probe" and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"):
-        raise ConfigError("train.pooled_head_init=probe needs label-anchored pooled tokens "
-                          "(model.emotion_pooled_tokens >= 1 and model.emotion_pooled_kind=labels)")
     if t.label_loss_weight <= 0:
         raise ConfigError(f"train.label_loss_weight must be > 0, got {t.label_loss_weight}")
     if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):

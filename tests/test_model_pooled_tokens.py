@@ -49,15 +49,19 @@ def test_adapter_appends_pooled_tokens_and_keeps_the_plain_init():
     assert plain.extra_tokens == 0 and pooled.extra_tokens == 2
 
 
-def test_option_defaults_off_and_needs_sequence_fusion():
+def test_option_defaults_off_and_is_ignored_without_sequence_fusion():
     from emoreason.config import Config, DataConfig, validate
 
     assert ModelConfig().emotion_pooled_tokens == 0
     validate(Config(model=dataclasses.replace(tiny_model_config("sequence"), emotion_pooled_tokens=1), data=DataConfig(train_manifest="dummy:4")))
-    for fusion, n in (("feature", 1), ("sequence", -1)):
-        cfg = Config(model=dataclasses.replace(tiny_model_config(fusion), emotion_pooled_tokens=n), data=DataConfig(train_manifest="dummy:4"))
-        with pytest.raises(ConfigError, match="emotion_pooled_tokens"):
-            validate(cfg)
+    with pytest.raises(ConfigError, match="emotion_pooled_tokens"):
+        validate(Config(model=dataclasses.replace(tiny_model_config("sequence"), emotion_pooled_tokens=-1),
+                        data=DataConfig(train_manifest="dummy:4")))
+    # feature fusion has no emotion adapter of its own: the option is ignored (mini.yaml + model.fusion=feature works)
+    cfg = dataclasses.replace(tiny_model_config("feature"), emotion_pooled_tokens=1)
+    validate(Config(model=cfg, data=DataConfig(train_manifest="dummy:4")))
+    model, processor = build_model(cfg)
+    assert processor.emotion_pooled_tokens == 0 and "emotion" not in model.adapters
 
 
 @pytest.mark.parametrize("dynamic_length", [True, False])
