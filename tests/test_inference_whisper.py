@@ -169,3 +169,28 @@ def test_fine_tuned_or_random_encoders_have_no_decoder():
     assert encoder_decoder_dir("whisper", "preset:whisper-test", "random", False) is None
     assert encoder_decoder_dir("hubert", "packaged:whisper-tiny.en", "pretrained", False) is None
     assert encoder_decoder_dir("whisper", "packaged:whisper-tiny.en", "pretrained", True) is None  # trained encoder
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox")
+@pytest.mark.skipif(not is_installed(REGISTRY["whisper-tiny.en"]), reason="packaged whisper-tiny.en not installed")
+def test_a_full_window_of_speech_is_not_cut_to_one_word():
+    """The page's 65 s example (espeak sentences back to back): greedy decoding without timestamps
+    ended its second 30 s window after " I"; the window is decoded again with timestamps, and the
+    repeat the timestamped decode adds past the window is cut."""
+    from emoreason.audio import split_windows
+    from emoreason.inference.server.examples import EXAMPLES, ExampleBank
+    from emoreason.model.encoders import WhisperFrames, load_whisper_encoder
+    from emoreason.model.whisper_asr import WhisperDecoderASR
+    from emoreason.weights.resolve import resolve_packaged
+
+    long = ExampleBank().clips()["long"]
+    window = split_windows(load_audio(long.wav))[1][2]
+    path = resolve_packaged("whisper-tiny.en")
+    asr = WhisperDecoderASR.load(path, WhisperFrames(load_whisper_encoder(path)).eval())
+    found = asr.transcribe([window])[0]
+    words = [_plain(w) for w in found.text.split()]
+    said = {_plain(w) for _, text in EXAMPLES.values() for w in text.split()}
+    assert 40 <= len(words) <= 90, found.text  # ~2.3 words a second of espeak speech; not one, not a repeat
+    assert sum(w in said for w in words) >= 0.8 * len(words), found.text
+    starts = [w["start"] for w in found.words]
+    assert starts == sorted(starts) and starts[-1] <= 30.0

@@ -44,6 +44,9 @@ FRAME_SECONDS = 2 * MEL_HOP / SAMPLE_RATE
 """One Whisper encoder frame: 20 ms (conv2 has stride 2 over 10 ms mel hops)."""
 MEDIAN_WIDTH = 7
 """Median filter over time applied to the alignment heads' attention (OpenAI's default)."""
+SECONDS_PER_TOKEN_FLOOR = 2.0
+"""A window's transcript with fewer text tokens than one per this many voiced seconds is decoded
+again with timestamp tokens (:meth:`WhisperDecoderASR._too_short`)."""
 MAX_NEW_TOKENS = 224
 """Per 30 s window; fast speech is ~100 tokens, the cap only stops a repetition loop."""
 
@@ -193,13 +196,64 @@ class WhisperDecoderASR:
         extra = {"language": "en", "task": "transcribe"} if self.multilingual else {}
         out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames), num_beams=1,
                                   do_sample=False, return_timestamps=False, max_new_tokens=max_new_tokens, **extra)
+        rows = out.tolist()
+        for i in self._too_short(rows, waves):
+            # Greedy decoding without timestamps sometimes ends a long window after one word (seen:
+            # " I" then <|endoftext|> on 30 s of continuous speech); decoding the same frames with
+            # timestamp tokens reads the whole window. The timestamps are dropped (``_align`` keeps
+            # text tokens only), the word timings still come from the alignment.
+            again = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames[i : i + 1]), num_beams=1,
+                                        do_sample=False, return_timestamps=True, max_new_tokens=max_new_tokens, **extra)
+            retry = self._timed_text(again.tolist()[0], waves[i].size / SAMPLE_RATE)
+            if self._text_count(retry) > self._text_count(rows[i]):
+                rows[i] = retry
         results = []
-        for i, row in enumerate(out.tolist()):
+        for i, row in enumerate(rows):
             valid = max(1, min(FRAMES_PER_WINDOW, int(np.ceil(waves[i].size / SAMPLE_RATE / FRAME_SECONDS))))
             found = self._align(frames[i : i + 1], row, valid)
             found.words = trim_to_sound(found.words, waves[i])
             results.append(found)
         return results
+
+    def _text_count(self, row: list[int]) -> int:
+        """Text tokens (not special or timestamp tokens) in a generated row."""
+        eot = self.model.generation_config.eos_token_id
+        return sum(1 for t in row if t < eot)
+
+    def _timed_text(self, row: list[int], seconds: float) -> list[int]:
+        """Text tokens of a row decoded with timestamps, segment by segment, up to the first segment
+        that goes back in time or ends past the window (``seconds`` long): there the decoder has
+        started to repeat the window (seen on the clip of ``_too_short``'s note)."""
+        gen = self.model.generation_config
+        eot, begin = gen.eos_token_id, gen.no_timestamps_token_id + 1
+        kept: list[int] = []
+        segment: list[int] = []
+        start, last_end = None, 0.0
+        for t in row:
+            if t < eot:
+                segment.append(t)
+            elif t >= begin:
+                time = (t - begin) * 0.02
+                if start is None:
+                    start, segment = time, []
+                    continue
+                if start < last_end - 0.01 or time > seconds + 1.0:
+                    break
+                kept += segment
+                start, last_end, segment = None, time, []
+        return kept
+
+    def _too_short(self, rows: list[list[int]], waves: list[np.ndarray]) -> list[int]:
+        """Rows whose text is far too short for their window: under one text token per
+        ``SECONDS_PER_TOKEN_FLOOR`` seconds of audio above -40 dB of its peak, on at least 8 s of
+        such audio. Speech runs at 3-5 tokens a second, so only a decode that stopped early
+        (or a window of near silence, which the retry leaves as it was) falls under it."""
+        short = []
+        for i, (row, wave) in enumerate(zip(rows, waves)):
+            voiced = _voiced_seconds(wave)
+            if voiced >= 8.0 and self._text_count(row) < voiced / SECONDS_PER_TOKEN_FLOOR:
+                short.append(i)
+        return short
 
     def _prompt_ids(self) -> list[int]:
         """The decoder prompt greedy decoding starts from: <|startoftranscript|> (+ <|en|>
@@ -244,6 +298,16 @@ class WhisperDecoderASR:
             {"text": w, "start": round(float(starts[a]), 3), "end": round(float(starts[b]), 3)}
             for w, (a, b) in zip(words, bounds)
         ])
+
+
+def _voiced_seconds(wave: np.ndarray, range_db: float = 40.0, hop: int = 320) -> float:
+    """Seconds of (T,) 16 kHz audio whose 20 ms frames are within ``range_db`` of the loudest one."""
+    n = wave.size // hop
+    if n == 0:
+        return 0.0
+    rms = np.sqrt(np.mean(wave[: n * hop].astype(np.float64).reshape(n, hop) ** 2, axis=1) + 1e-12)
+    db = 20 * np.log10(rms)
+    return float((db > db.max() - range_db).sum() * hop / SAMPLE_RATE)
 
 
 def trim_to_sound(words: list[dict[str, Any]], wave: np.ndarray, range_db: float = 40.0,
