@@ -54,7 +54,7 @@ def test_metrics_json_carries_intervals_for_accuracies_and_quotes():
                                                 f"{cls['ci']['weighted_accuracy']['high']:.1f}]"
     assert with_ci({"weighted_accuracy": 61.0}, "weighted_accuracy") == "61.0" and with_ci(None, "x") == "-"
     assert class_table(cls).totals[1][2] == with_ci(cls, "weighted_accuracy")
-    assert quote_table({"tasks": {"emotion": m}}).rows[0][2] == with_ci(q, "groundedness")
+    assert quote_table({"tasks": {"emotion": m}}).rows[0][3] == with_ci(q, "groundedness")  # after task, mode, quotation
     # no quote judged: no groundedness, no interval
     plain = summarize([_row(i, "sad", "sad") for i in range(4)], resamples=50)["tasks"]["emotion"]["quotes"]
     assert "groundedness" not in plain and "ci" not in plain and with_ci(plain, "groundedness") == "-"

@@ -267,7 +267,7 @@ def label_embeddings(llm: nn.Module, tokenizer: Any, labels: list[str]) -> torch
         for label in labels:
             ids = tokenizer(" " + label, add_special_tokens=False)["input_ids"]
             rows.append(table[torch.tensor(ids, device=table.device)].float().mean(dim=0))
-    return torch.stack(rows).cpu()
+    return torch.stack(rows)  # on the embeddings' device (meta when the model is built on meta)
 
 
 def sync_output_scales(model: AudioLLM) -> None:
