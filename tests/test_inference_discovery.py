@@ -7,7 +7,6 @@ import json
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import httpx
@@ -32,27 +31,15 @@ def _wav(seconds: float) -> bytes:
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory):
     """(run directory, URL) of a tiny run served on a free 127.0.0.1 port."""
-    import uvicorn
-
     from emoreason.testing.tiny import save_tiny_run
 
     run = save_tiny_run(tmp_path_factory.mktemp("run"))
     engine = Engine.load(run, device="cpu", max_seconds=120)
     app = create_app(engine, max_new_tokens=4)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield run, f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    from emoreason.testing.server import serve_in_thread
+
+    with serve_in_thread(app, start_timeout=20) as url:
+        yield run, url
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import io
 import socket
-import threading
-import time
 from pathlib import Path
 
 import httpx
@@ -28,27 +26,15 @@ def _wav(seconds: float, sr: int = SR, channels: int = 1) -> bytes:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory):
-    import uvicorn
-
     from emoreason.testing.tiny import save_tiny_run
 
     run = save_tiny_run(tmp_path_factory.mktemp("run"))
     engine = Engine.load(run, device="cpu", max_seconds=120)
     app = create_app(engine, max_new_tokens=4, max_upload_bytes=20 * 1024 * 1024)
-    with socket.socket() as s:  # a free port
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 20
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    from emoreason.testing.server import serve_in_thread
+
+    with serve_in_thread(app, start_timeout=20) as url:
+        yield url
 
 
 def test_health(base_url):

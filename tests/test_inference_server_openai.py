@@ -4,9 +4,7 @@ requests, the limits (size, key, queue, time budget, CORS) and the one error sha
 from __future__ import annotations
 
 import base64
-import contextlib
 import io
-import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -43,26 +41,11 @@ def _audio_message(wav: bytes, text: str | None = None, as_url: bool = False) ->
     return [{"role": "system", "content": "You are helpful."}, {"role": "user", "content": content}]
 
 
-@contextlib.contextmanager
 def _serve(app) -> Iterator[str]:
-    import uvicorn
+    """The app on a real uvicorn server (``emoreason.testing.server``); yields its base URL."""
+    from emoreason.testing.server import serve_in_thread
 
-    with socket.socket() as s:  # a free port
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    return serve_in_thread(app)
 
 
 @pytest.fixture(scope="module")

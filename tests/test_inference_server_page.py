@@ -6,8 +6,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
-import threading
 import time
 
 import httpx
@@ -52,28 +50,16 @@ def test_clip_curves_are_bounded_and_measure_the_signal():
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory):
-    import uvicorn
-
     from emoreason.inference.engine import Engine
     from emoreason.inference.server import create_app
     from emoreason.testing.tiny import save_tiny_run
 
     engine = Engine.load(save_tiny_run(tmp_path_factory.mktemp("run")), device="cpu", max_seconds=120)
     app = create_app(engine, max_new_tokens=4, batch_size=2)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    from emoreason.testing.server import serve_in_thread
+
+    with serve_in_thread(app, start_timeout=30) as url:
+        yield url
 
 
 def _stream(base_url: str, data: bytes, **fields: str) -> list[dict]:

@@ -10,8 +10,6 @@ Skips (saying why) only when chromium, chromedriver or selenium is missing. Set
 from __future__ import annotations
 
 import os
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -42,8 +40,6 @@ def _tone_wav(seconds: float, path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory):
-    import uvicorn
-
     from emoreason.inference.engine import Engine
     from emoreason.inference.server import create_app
     from emoreason.testing.tiny import save_tiny_run
@@ -52,20 +48,10 @@ def base_url(tmp_path_factory: pytest.TempPathFactory):
     # batch 2: a long upload keeps one window in flight (stream.in_flight), so the windows of the
     # 65 s clip finish one after another and the stream has something to show in between.
     app = create_app(engine, max_new_tokens=4, batch_size=2)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not server.started:
-        if time.time() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    from emoreason.testing.server import serve_in_thread
+
+    with serve_in_thread(app, start_timeout=30) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
