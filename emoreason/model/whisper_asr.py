@@ -44,7 +44,7 @@ FRAME_SECONDS = 2 * MEL_HOP / SAMPLE_RATE
 """One Whisper encoder frame: 20 ms (conv2 has stride 2 over 10 ms mel hops)."""
 MEDIAN_WIDTH = 7
 """Median filter over time applied to the alignment heads' attention (OpenAI's default)."""
-SECONDS_PER_TOKEN_FLOOR = 2.0
+SECONDS_PER_TOKEN_FLOOR = 1.0
 """A window's transcript with fewer text tokens than one per this many voiced seconds is decoded
 again with timestamp tokens (:meth:`WhisperDecoderASR._too_short`)."""
 MAX_NEW_TOKENS = 224
