@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emoreason.inference.engine import Engine
-from emoreason.inference.server import create_app
 
 SR = 16_000
 
@@ -26,14 +24,9 @@ def _wav(seconds: float, sr: int = SR, channels: int = 1) -> bytes:
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory):
-    from emoreason.testing.tiny import save_tiny_run
+    from emoreason.testing.server import serve_tiny_run
 
-    run = save_tiny_run(tmp_path_factory.mktemp("run"))
-    engine = Engine.load(run, device="cpu", max_seconds=120)
-    app = create_app(engine, max_new_tokens=4, max_upload_bytes=20 * 1024 * 1024)
-    from emoreason.testing.server import serve_in_thread
-
-    with serve_in_thread(app, start_timeout=20) as url:
+    with serve_tiny_run(tmp_path_factory.mktemp("run"), 20, max_new_tokens=4, max_upload_bytes=20 * 1024 * 1024) as url:
         yield url
 
 

@@ -50,15 +50,9 @@ def test_clip_curves_are_bounded_and_measure_the_signal():
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory: pytest.TempPathFactory):
-    from emoreason.inference.engine import Engine
-    from emoreason.inference.server import create_app
-    from emoreason.testing.tiny import save_tiny_run
+    from emoreason.testing.server import serve_tiny_run
 
-    engine = Engine.load(save_tiny_run(tmp_path_factory.mktemp("run")), device="cpu", max_seconds=120)
-    app = create_app(engine, max_new_tokens=4, batch_size=2)
-    from emoreason.testing.server import serve_in_thread
-
-    with serve_in_thread(app, start_timeout=30) as url:
+    with serve_tiny_run(tmp_path_factory.mktemp("run"), max_new_tokens=4, batch_size=2) as url:
         yield url
 
 

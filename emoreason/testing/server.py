@@ -32,3 +32,17 @@ def serve_in_thread(app: Any, start_timeout: float = 30.0) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextlib.contextmanager
+def serve_tiny_run(directory: Any, start_timeout: float = 30.0, **app_options: Any) -> Iterator[str]:
+    """A freshly saved tiny run (``emoreason.testing.tiny.save_tiny_run`` into ``directory``)
+    loaded by the engine on the CPU and served by :func:`serve_in_thread`; yields the base URL.
+    ``app_options`` go to ``create_app`` (``max_new_tokens``, ``batch_size``, ...)."""
+    from emoreason.inference.engine import Engine
+    from emoreason.inference.server import create_app
+    from emoreason.testing.tiny import save_tiny_run
+
+    engine = Engine.load(save_tiny_run(directory), device="cpu", max_seconds=120)
+    with serve_in_thread(create_app(engine, **app_options), start_timeout) as url:
+        yield url
