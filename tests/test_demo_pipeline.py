@@ -311,16 +311,17 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
     assert capped["steps"] == 2 and "train.max_steps=2" in capped["overrides"]
 
     lines: list[str] = []
-    # a fake budget of 3 s: whatever the measured step time, the variant gets (almost) no steps
-    result = run_demo(make_plan("tiny", variants=["label-dual"], time_budget_min=0.05), out, say=lines.append)
+    # a budget of 0.06 s: on any machine (a fast CI runner steps the tiny model in ~0.1 s) the
+    # variant gets fewer steps than planned (a 3 s budget still fitted all 8 steps there)
+    result = run_demo(make_plan("tiny", variants=["label-dual"], time_budget_min=0.001), out, say=lines.append)
     text = "\n".join(lines)
     budget = json.loads((out / "budget" / DONE).read_text())["result"]
-    assert budget["step_s"] > 0 and budget["budget_min"] == 0.05
+    assert budget["step_s"] > 0 and budget["budget_min"] == 0.001
     fit = budget["variants"]["label-dual"]
     assert fit["steps"] < fit["planned_steps"]
-    assert "time budget 0.05 min" in text and "runs/label-dual: parameters changed" in text
+    assert "time budget 0.001 min" in text and "runs/label-dual: parameters changed" in text
     steps = max(r["step"] for r in _read(out / "runs/label-dual/metrics.jsonl"))
     assert steps == fit["steps"]
-    assert "Time budget 0.05 min" in result.report_md.read_text()
+    assert "Time budget 0.001 min" in result.report_md.read_text()
     with pytest.raises(UserError, match="time-budget"):
         make_plan("tiny", time_budget_min=0)
