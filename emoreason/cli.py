@@ -40,6 +40,20 @@ def package_version() -> str:
         return __version__
 
 
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (the metadata lookup imports
+    ``importlib.metadata`` and ``email``, a cost every other command would pay for nothing)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: object) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS,
+                         help="show the version and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        print(f"emoreason {package_version()}")  # stdout, as argparse's own "version" action
+        parser.exit()
+
+
 def _register(module_name: str, subparsers: argparse._SubParsersAction) -> None:
     try:
         module = importlib.import_module(module_name)
@@ -58,7 +72,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Speech emotion reasoning with multi-task audio LLMs: build data, train, evaluate, analyze.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    parser.add_argument("--version", action="version", version=f"emoreason {package_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     data = sub.add_parser("data", help="import corpora, synthesize speech, build reasoning targets")
     data_sub = data.add_subparsers(dest="data_verb", metavar="DATA_VERB")

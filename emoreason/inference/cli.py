@@ -23,10 +23,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from emoreason.audio import MAX_SECONDS
-from emoreason.jsonl import ResumableJsonl
+
+if TYPE_CHECKING:
+    from emoreason.jsonl import ResumableJsonl
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -136,10 +138,18 @@ class StageClock:
     """Wall and CPU seconds per stage, the first counted from the process start (``--timings``).
 
     CPU is user + sys of the whole process (every thread): on a shared machine the wall time
-    grows with the other jobs' load, the CPU time much less, so it is the number to compare."""
+    grows with the other jobs' load, the CPU time much less, so it is the number to compare.
+    ``enabled=False``: :meth:`mark` does nothing (and psutil, which finds the process start, is
+    not imported: a command without ``--timings`` does not pay for it)."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool = True) -> None:
         import time
+
+        self.enabled = enabled
+        self.stages: dict[str, float] = {}
+        self.cpu: dict[str, float] = {}
+        if not enabled:
+            return
 
         try:  # the interpreter's own start-up belongs to "import" too
             import psutil
@@ -149,11 +159,11 @@ class StageClock:
             started = time.perf_counter()
         self._last = started
         self._last_cpu = 0.0  # process_time counts from the process start
-        self.stages: dict[str, float] = {}
-        self.cpu: dict[str, float] = {}
 
     def mark(self, stage: str) -> None:
         """End ``stage`` now (it began where the previous one ended)."""
+        if not self.enabled:
+            return
         import time
 
         now, cpu = time.perf_counter(), time.process_time()
@@ -175,10 +185,12 @@ def run(args: argparse.Namespace) -> int:
     # needed for that: the engine re-checks with the model's own).
     make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript, args.quotes, args.explain,
               whisper=True)  # whether the model has a Whisper decoder is known once it is loaded
-    clock = StageClock()
+    clock = StageClock(enabled=getattr(args, "timings", False))
     files = list(args.files)
     out_file: ResumableJsonl | None = None
     if args.out:
+        from emoreason.jsonl import ResumableJsonl  # asyncio comes with it: only when --out is given
+
         # files with a result (not an error) in an earlier run's output are skipped; failed ones retried
         out_file = ResumableJsonl(args.out, key="file", finished=lambda row: "error" not in row)
         if len(set(files)) < len(files):  # --out holds one row per file: a repeat would be written twice
@@ -234,7 +246,7 @@ def run(args: argparse.Namespace) -> int:
             if out_file is not None:
                 out_file.close()
     clock.mark("compute")
-    if getattr(args, "timings", False):
+    if clock.enabled:
         print(clock.summary(), file=sys.stderr)
     return 1 if failed else 0
 

@@ -132,20 +132,20 @@ class LabelMixtureTokens(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
         self.register_buffer("label_embeddings", label_embeddings.detach().float().clone(), persistent=False)
-        self.last_logits: torch.Tensor | None = None  # (B, n, K) of the latest forward
 
-    def label_probs(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """frames (B, T, d), frame_mask (B, T) bool or None -> (B, n, K) label probabilities."""
+    def label_logits(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """frames (B, T, d), frame_mask (B, T) bool or None -> (B, n, K) float32 label logits."""
         stats = masked_mean_std(frames, frame_mask).to(self.norm.weight.dtype)
-        logits = self.head(self.norm(stats)).view(stats.shape[0], self.n, self.num_labels).float()
-        # Kept for the optional auxiliary label loss (train.pooled_label_loss_weight): the training
-        # loop reads them right after the forward pass that made them.
-        self.last_logits = logits
-        return logits.softmax(dim=-1)
+        return self.head(self.norm(stats)).view(stats.shape[0], self.n, self.num_labels).float()
 
-    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """frames (B, T, d), frame_mask (B, T) bool or None -> tokens (B, n, H)."""
-        return self.label_probs(frames, frame_mask) @ self.label_embeddings
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None, return_logits: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """frames (B, T, d), frame_mask (B, T) bool or None -> tokens (B, n, H); with ``return_logits``
+        also the (B, n, K) label logits they were mixed from (for the auxiliary label loss,
+        ``train.pooled_label_loss_weight``, which ``AudioLLM.forward`` hands on as ``label_logits``)."""
+        logits = self.label_logits(frames, frame_mask)
+        tokens = logits.softmax(dim=-1) @ self.label_embeddings
+        return (tokens, logits) if return_logits else tokens
 
 
 class FrameAdapter(nn.Module):
@@ -178,14 +178,22 @@ class FrameAdapter(nn.Module):
         else:
             self.pooled = PooledTokens(in_dim, out_dim, pooled, out_rms)
 
-    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, frames: torch.Tensor, frame_mask: torch.Tensor | None = None, return_label_logits: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor | None]:
         """frames (B, T, d), frame_mask (B, T) bool or None -> tokens (B, T/k + extra_tokens, H):
-        the frame tokens, then the pooled tokens (which read only the valid frames)."""
+        the frame tokens, then the pooled tokens (which read only the valid frames). With
+        ``return_label_logits``: (tokens, the label-anchored head's (B, n, K) logits, or None when
+        the pooled tokens are not label-anchored)."""
         x = self.norm(frames.to(self.norm.weight.dtype))
         tokens = self.out(self.mlp(group_frames(x, self.k)))
-        if self.pooled is None:
-            return tokens
-        return torch.cat([tokens, self.pooled(frames, frame_mask).to(tokens.dtype)], dim=1)
+        logits = None
+        if self.pooled is not None:
+            if isinstance(self.pooled, LabelMixtureTokens):
+                pooled, logits = self.pooled(frames, frame_mask, return_logits=True)
+            else:
+                pooled = self.pooled(frames, frame_mask)
+            tokens = torch.cat([tokens, pooled.to(tokens.dtype)], dim=1)
+        return (tokens, logits) if return_label_logits else tokens
 
 
 class FusionAdapter(nn.Module):

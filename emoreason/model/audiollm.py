@@ -19,10 +19,12 @@ Saving and loading are the builder's (``emoreason.model.builder``), which knows 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from emoreason.config import PARAMETER_GROUPS
 from emoreason.model.encoders import FRAMES_PER_WINDOW, fit_frames
@@ -30,6 +32,19 @@ from emoreason.model.frame_cache import FrameCache
 
 ENCODER_INPUTS = ("speech", "emotion")
 """Encoder names ``forward`` has inputs for (``speech_features``, ``emotion_features``, ...)."""
+
+
+@dataclass
+class AudioLLMOutput(CausalLMOutputWithPast):
+    """What :meth:`AudioLLM.forward` returns: the LLM's output (``loss``, ``logits`` (B, L, V), ...)
+    and what the audio side computed on the way.
+
+    A ``ModelOutput`` subclass, so DDP (which flattens and rebuilds outputs) keeps every field.
+    """
+
+    label_logits: torch.FloatTensor | None = None
+    """(B, n, K) float32 logits of the label-anchored pooled tokens' head
+    (``model.emotion_pooled_kind: labels``) over the model's K emotion labels; None without one."""
 
 
 class AudioLLM(nn.Module):
@@ -149,6 +164,11 @@ class AudioLLM(nn.Module):
         return [f"{n}_encoder" for n in served]
 
     @property
+    def cached_encoders(self) -> list[str]:
+        """Submodule names (``speech_encoder``, ...) of the encoders the frame cache serves now."""
+        return [f"{n}_encoder" for n in self.encoder_names if n in self._cached_encoders]
+
+    @property
     def device(self) -> torch.device:
         return self.llm.get_input_embeddings().weight.device
 
@@ -189,6 +209,19 @@ class AudioLLM(nn.Module):
         computed (:meth:`encode`); those encoders do not run. Raises ValueError when an encoder's
         features are missing.
         """
+        tokens, mask, _ = self._audio_tokens(speech_features, emotion_features, speech_attention_mask,
+                                             emotion_attention_mask, precomputed)
+        return tokens, mask
+
+    def _audio_tokens(
+        self,
+        speech_features: torch.Tensor | None,
+        emotion_features: torch.Tensor | None,
+        speech_attention_mask: torch.Tensor | None,
+        emotion_attention_mask: torch.Tensor | None,
+        precomputed: Mapping[str, tuple[torch.Tensor, torch.Tensor | None]] | None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """:meth:`audio_tokens` plus the label-anchored head's (B, n, K) logits (None without one)."""
         inputs = {"speech": (speech_features, speech_attention_mask),
                   "emotion": (emotion_features, emotion_attention_mask)}
         frames: dict[str, tuple[torch.Tensor, torch.Tensor | None]] = dict(precomputed or {})
@@ -200,6 +233,7 @@ class AudioLLM(nn.Module):
                 raise ValueError(f"the model's {name} encoder needs {name}_features (the processor makes them)")
             frames[name] = self._encode(name, features, mask)
         tokens, masks = [], []
+        label_logits = None
         for adapter in self.adapters.values():
             frame_mask = frames[adapter.sources[0]][1]
             extra = getattr(adapter, "extra_tokens", 0)
@@ -210,13 +244,15 @@ class AudioLLM(nn.Module):
                 continue
             # Clip-level tokens follow the frame tokens and are always valid; the padded frame
             # tokens between them are dropped by the mask, so each clip's tokens stay contiguous.
-            out = adapter(*(frames[s][0] for s in adapter.sources), frame_mask=frame_mask)
+            out, logits = adapter(*(frames[s][0] for s in adapter.sources), frame_mask=frame_mask,
+                                  return_label_logits=True)
+            label_logits = logits if logits is not None else label_logits
             tokens.append(out)
             pooled = torch.ones((out.shape[0], extra), dtype=torch.bool, device=out.device)
             masks.append(torch.cat([self._token_mask(out[:, :-extra], frame_mask, adapter.k), pooled], dim=1))
         if len(tokens) == 1:
-            return tokens[0], masks[0]
-        return torch.cat(tokens, dim=1), torch.cat(masks, dim=1)
+            return tokens[0], masks[0], label_logits
+        return torch.cat(tokens, dim=1), torch.cat(masks, dim=1), label_logits
 
     def encode(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Run every encoder on a processor batch once: ``{name}_frames`` (B, T, d) and, for
@@ -242,10 +278,14 @@ class AudioLLM(nn.Module):
         running that encoder. Raises ValueError when a clip's audio token count differs from its
         placeholder count.
         """
+        return self._embed(batch)[0]
+
+    def _embed(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """:meth:`embed` plus the label-anchored head's (B, n, K) logits (None without one)."""
         input_ids = batch["input_ids"]
         precomputed = {n: (batch[f"{n}_frames"], batch.get(f"{n}_frame_mask"))
                        for n in self.encoder_names if f"{n}_frames" in batch}
-        tokens, mask = self.audio_tokens(
+        tokens, mask, label_logits = self._audio_tokens(
             batch.get("speech_features"),
             batch.get("emotion_features"),
             batch.get("speech_attention_mask"),
@@ -266,7 +306,7 @@ class AudioLLM(nn.Module):
             )
         embeds = self.llm.get_input_embeddings()(input_ids)
         audio = tokens[mask].to(embeds.dtype)  # (sum N_i, H), row-major = placeholder order
-        return embeds.masked_scatter(is_audio.unsqueeze(-1), audio)
+        return embeds.masked_scatter(is_audio.unsqueeze(-1), audio), label_logits
 
     # ------------------------------------------------------------------ LLM
     @staticmethod
@@ -285,8 +325,9 @@ class AudioLLM(nn.Module):
         emotion_attention_mask: torch.Tensor | None = None,
         example_index: torch.Tensor | None = None,
         **llm_kwargs: Any,
-    ):
-        """-> transformers ``CausalLMOutputWithPast`` (``.loss`` when labels are given, ``.logits (B, L, V)``).
+    ) -> AudioLLMOutput:
+        """-> :class:`AudioLLMOutput`: the LLM's ``CausalLMOutputWithPast`` (``.loss`` when labels are
+        given, ``.logits (B, L, V)``) plus ``.label_logits`` (B, n, K) of the label-anchored pooled head.
 
         input_ids / attention_mask / labels (B, L); speech_features (B, n_mels, M) log-mel or
         (B, S) waveform; emotion_features likewise; ``*_attention_mask`` for dynamic-length mel.
@@ -294,7 +335,7 @@ class AudioLLM(nn.Module):
         P hold several examples, features stay one per example): positions restart per example
         and a block-diagonal causal mask keeps examples apart.
         """
-        embeds = self.embed({
+        embeds, label_logits = self._embed({
             "input_ids": input_ids,
             "speech_features": speech_features,
             "emotion_features": emotion_features,
@@ -309,13 +350,14 @@ class AudioLLM(nn.Module):
             positions = packed_positions(example_index)
         else:
             positions = self._positions(attention_mask)
-        return self.llm(
+        out = self.llm(
             inputs_embeds=embeds,
             attention_mask=attention_mask,
             position_ids=positions,
             labels=labels,
             **llm_kwargs,
         )
+        return AudioLLMOutput(**out, label_logits=label_logits)
 
     def eos_ids(self) -> list[int]:
         """The ids that end a generation (the generation config's and the tokenizer's EOS)."""

@@ -39,7 +39,11 @@ def _emotion_clips(dataset: Any, labels: list[str]) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def pooled_features(model: Any, processor: Any, dataset: Any, indices: list[int], batch_size: int = 8) -> np.ndarray:
-    """(N, 2d) float32: the head's input for each clip (LayerNorm of the emotion frames' mean + std)."""
+    """(N, 2d) float32: the head's input for each clip (LayerNorm of the emotion frames' mean + std).
+
+    The frames come through ``model._encode``, so a frame cache attached to the model
+    (``train.feature_cache``; the recipe attaches it before this fit) serves and keeps them: the
+    training pass then reuses these clips' frames instead of encoding them again."""
     head = pooled_head(model)
     rows = []
     for start in range(0, len(indices), batch_size):

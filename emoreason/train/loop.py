@@ -22,7 +22,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 from torch import nn
@@ -39,6 +39,9 @@ from emoreason.train.sampler import TaskGroupSampler
 from emoreason.train.losses import example_token_losses
 from emoreason.train.validation import BEST_DIR, BEST_FILE, best_loss, best_marker, validation_losses
 from emoreason.train.schedule import Phase, num_passes, phase_at, trainable_keys
+
+if TYPE_CHECKING:
+    from emoreason.model.frame_cache import FrameCache
 
 log = logging.getLogger("emoreason.train")
 _NOT_MODEL_INPUTS = ("labels", "tasks", "ids", "loss_weights", "emotion_label_ids")
@@ -97,6 +100,18 @@ class StepResult:
     clips itself, e.g. DeepSpeed)."""
 
 
+def attach_frame_cache(model: nn.Module, directory: str | Path | None, max_memory_mb: float) -> FrameCache | None:
+    """Serve ``model``'s frozen encoders from a new :class:`~emoreason.model.frame_cache.FrameCache`
+    (``train.feature_cache``: ``directory`` None keeps it in memory only). None when the model has
+    no frozen encoder to serve, or no ``use_frame_cache`` (not an ``AudioLLM``)."""
+    if not hasattr(model, "use_frame_cache"):
+        return None
+    from emoreason.model.frame_cache import FrameCache
+
+    cache = FrameCache(directory, max_memory_mb)
+    return cache if model.use_frame_cache(cache) else None
+
+
 class Trainer:
     """Runs the schedule's phases over a dataset with one model (see module docstring).
 
@@ -118,6 +133,10 @@ class Trainer:
             best model (``RUN_DIR/best``; ``final/`` with ``train.final_from_best``).
         lengths: token length of every example (``train.group_by_length``: the sampler draws
             length-grouped batches); None: plain shuffled batches.
+        frame_cache: a frame cache already serving the model's frozen encoders
+            (:func:`attach_frame_cache`; the recipe attaches it before the probe fit of
+            ``train.pooled_head_init`` so that the fit's clips are not encoded again); None: the
+            trainer attaches one itself when ``train.feature_cache`` is on.
     """
 
     def __init__(
@@ -134,6 +153,7 @@ class Trainer:
         save_model: Callable[[nn.Module, Path], None] | None = None,
         eval_dataset: Any = None,
         lengths: list[int] | None = None,
+        frame_cache: FrameCache | None = None,
     ) -> None:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
@@ -182,13 +202,10 @@ class Trainer:
                 raise UserError("train.gradient_checkpointing: this model has no gradient_checkpointing_enable()")
             model.gradient_checkpointing_enable()  # LLM + trainable encoders, non-reentrant
 
-        self.frame_cache = None
-        if train.feature_cache and hasattr(model, "use_frame_cache"):
-            from emoreason.model.frame_cache import FrameCache
-
-            cache = FrameCache(train.feature_cache_dir, train.feature_cache_memory_mb)
-            self.cached_encoders = model.use_frame_cache(cache)
-            self.frame_cache = cache if self.cached_encoders else None
+        if frame_cache is None and train.feature_cache:
+            frame_cache = attach_frame_cache(model, train.feature_cache_dir, train.feature_cache_memory_mb)
+        self.frame_cache = frame_cache
+        self.cached_encoders: list[str] = list(model.cached_encoders) if frame_cache is not None else []
 
         self._check_backend(phases)
         optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay, train.group_lr)
@@ -333,16 +350,15 @@ class Trainer:
         local = sum(int((b["emotion_label_ids"] >= 0).sum()) for b in micro if "emotion_label_ids" in b)
         return self.acc.reduce(torch.tensor(float(local), device=self.acc.device), reduction="sum").clamp(min=1.0)
 
-    def _pooled_label_loss(self, batch: dict[str, Any], clip_norm: torch.Tensor | None) -> torch.Tensor | None:
+    def _pooled_label_loss(self, batch: dict[str, Any], logits: torch.Tensor | None,
+                           clip_norm: torch.Tensor | None) -> torch.Tensor | None:
         """Auxiliary loss of the label-anchored pooled tokens' head (``train.pooled_label_loss_weight``):
-        cross entropy of its (B, n, K) logits from this micro batch's forward against each emotion
-        row's gold label, summed and divided by the step's labelled clips (``clip_norm``) times n."""
+        cross entropy of its (B, n, K) ``logits`` from this micro batch's forward (the model output's
+        ``label_logits``) against each emotion row's gold label, summed and divided by the step's
+        labelled clips (``clip_norm``) times n."""
         ids = batch.get("emotion_label_ids")
         if clip_norm is None or ids is None or not bool((ids >= 0).any()):
             return None
-        adapters = getattr(self.acc.unwrap_model(self.model), "adapters", {})
-        adapter = adapters["emotion"] if "emotion" in adapters else None
-        logits = getattr(getattr(adapter, "pooled", None), "last_logits", None)
         if logits is None or not logits.requires_grad:  # emotion adapter frozen in this phase
             return None
         n = logits.shape[1]
@@ -361,14 +377,16 @@ class Trainer:
             with self.acc.autocast():
                 # Logits only from the first position that predicts a target: the LM head over the
                 # prompt (audio tokens, instruction) is wasted work, ~20% of a SmolLM2 step.
-                logits = self.model(**inputs, logits_to_keep=labels.shape[1] - start).logits
+                out = self.model(**inputs, logits_to_keep=labels.shape[1] - start)
+            logits = out.logits
             index, weights = batch.get("example_index"), batch.get("loss_weights")
             sums, counts, weighted, _ = example_token_losses(
                 logits, labels[:, start:], None if index is None else index[:, start:].to(self.acc.device),
                 None if weights is None else weights[:, start:], num_examples=len(batch["tasks"]))
             # DDP averages gradients over processes: scale so the result is the global (weighted) token mean.
             loss = weighted.sum() * self.acc.num_processes / norm
-            aux = self._pooled_label_loss(batch, clip_norm)
+            # only AudioLLM's output carries the pooled head's logits (the loop also trains other models)
+            aux = self._pooled_label_loss(batch, getattr(out, "label_logits", None), clip_norm)
             self.acc.backward(loss if aux is None else loss + aux)
         return sums.detach(), counts, batch["tasks"]
 

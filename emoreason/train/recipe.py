@@ -197,7 +197,7 @@ class TrainingRecipe:
         processor's ``Collator``). Writes the resolved ``config.yaml`` into the run directory."""
         from emoreason.data.dataset import Collator
         from emoreason.model.builder import save_pretrained
-        from emoreason.train.loop import Trainer
+        from emoreason.train.loop import Trainer, attach_frame_cache
 
         from emoreason.train.contamination import TRAIN_CLIPS_FILE
 
@@ -211,15 +211,19 @@ class TrainingRecipe:
             if clips.is_file():  # the model carries what it was trained on: evaluation checks it
                 shutil.copyfile(clips, directory / TRAIN_CLIPS_FILE)
 
-        lengths = row_lengths(data.train, processor, self.cfg.data.max_target_tokens) if self.cfg.train.group_by_length else None
-        if self.cfg.train.pooled_head_init == "probe":
+        t = self.cfg.train
+        lengths = row_lengths(data.train, processor, self.cfg.data.max_target_tokens) if t.group_by_length else None
+        # Attached before the probe fit, which then encodes its clips through the cache: the first
+        # pass reuses those frames instead of encoding every emotion clip a second time.
+        frame_cache = attach_frame_cache(model, t.feature_cache_dir, t.feature_cache_memory_mb) if t.feature_cache else None
+        if t.pooled_head_init == "probe":
             # also on resume: cheap, deterministic, and the checkpoint then overwrites the head
             from emoreason.train.head_init import init_head_from_probe
 
-            init_head_from_probe(model, processor, data.train, list(self.cfg.model.labels), seed=self.cfg.train.seed)
-        trainer = Trainer(model, data.train, collate_fn, self.phases, self.cfg.train, self.run_dir, processor=processor,
+            init_head_from_probe(model, processor, data.train, list(self.cfg.model.labels), seed=t.seed)
+        trainer = Trainer(model, data.train, collate_fn, self.phases, t, self.run_dir, processor=processor,
                           num_workers=self.cfg.data.num_workers, eval_dataset=data.validation, save_model=save_model,
-                          lengths=lengths)
+                          lengths=lengths, frame_cache=frame_cache)
         if trainer.acc.is_main_process:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")
