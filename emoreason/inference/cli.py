@@ -176,9 +176,35 @@ class StageClock:
                 f"(cpu {sum(self.cpu.values()):.2f} s)")
 
 
-def run(args: argparse.Namespace) -> int:
+class _NoBar:
+    """What the loop needs of a tqdm bar, doing nothing: stderr is not a terminal, where tqdm would
+    hide itself anyway (``disable=None``), so its import (importlib.metadata and email with it) is
+    not worth paying for, least of all when a running server does the work."""
+
+    def __enter__(self) -> "_NoBar":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+    @staticmethod
+    def write(line: str, file: Any = None) -> None:
+        print(line, file=file or sys.stdout, flush=True)
+
+
+def _progress(total: int) -> Any:
+    """A tqdm bar over ``total`` files on stderr when it is a terminal, else a :class:`_NoBar`."""
+    if not sys.stderr.isatty():
+        return _NoBar()
     from tqdm import tqdm
 
+    return tqdm(total=total, unit="file", file=sys.stderr, leave=False)
+
+
+def run(args: argparse.Namespace) -> int:
     from emoreason.inference.generation import make_plan
 
     # Check task / question / transcript now, before loading a model or sending any file (no labels
@@ -227,19 +253,18 @@ def run(args: argparse.Namespace) -> int:
             quotes=args.quotes, explain=args.explain,
             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
     failed = 0
-    # The bar counts files (windows of long files finish at different times); tqdm hides itself
-    # when stderr is not a terminal.
-    with tqdm(total=len(files), unit="file", disable=None, file=sys.stderr, leave=False) as bar:
+    # The bar counts files (windows of long files finish at different times).
+    with _progress(len(files)) as bar:
         try:
             for row in results:
                 bar.update(1)
                 if "error" in row:
                     failed += 1
-                    tqdm.write(f"emoreason: error: {row['error']}", file=sys.stderr)
+                    bar.write(f"emoreason: error: {row['error']}", file=sys.stderr)
                 if args.json:  # errors too: one object per input file, {"file", "error"}
                     print(json.dumps(row, ensure_ascii=False), flush=True)
                 elif "error" not in row:
-                    tqdm.write(format_summary(row), file=sys.stdout)
+                    bar.write(format_summary(row), file=sys.stdout)
                 if out_file is not None:
                     out_file.append(row)
         finally:  # a dead server mid-run: what finished is already in --out
