@@ -162,7 +162,7 @@ def cmd_quotes(args: argparse.Namespace) -> None:
     thresholds = sorted(float(t) for t in args.thresholds.split(","))
     done = {(r["id"], r["threshold"]): r for r in
             (json.loads(line) for line in (out.read_text().splitlines() if out.is_file() else []))}
-    rows = read_rows(Path(args.manifest), args.split)[: args.limit or None]
+    rows = read_rows(Path(args.manifest), None if args.split == "any" else args.split)[: args.limit or None]
     engine = None
     with out.open("a") as fh:
         for r in rows:
@@ -187,14 +187,16 @@ def cmd_quotes(args: argparse.Namespace) -> None:
                             path = resolve_packaged(SOURCES["base"])
                             engine.whisper_dir = path
                             engine._whisper = WhisperDecoderASR.load(path, engine.model.emotion_encoder)
-                    [res] = engine.analyze([str(Path(args.manifest).parent / r["audio"])], explain="free",
-                                           transcript="whisper", quotes="constrained", quote_min_probability=t,
-                                           max_new_tokens=args.max_new_tokens)
+                    with Recorder() as rec:
+                        [res] = engine.analyze([str(Path(args.manifest).parent / r["audio"])], explain="free",
+                                               transcript="whisper", quotes="constrained", quote_min_probability=t,
+                                               max_new_tokens=args.max_new_tokens)
                     d = res.to_dict()
                     row = {"id": r["id"], "split": r["split"], "speaker": r["speaker"], "threshold": t,
                            "reused": False, "gold": r["label"], "reference": r["transcript"],
                            "engine_transcript": d["transcript"]["text"],
-                           "words": [{"text": w["text"], "probability": w["probability"]} for w in d["transcript"]["words"]],
+                           "words": [{"text": w["text"], "probability": w["probability"], "mean": a}
+                                     for w, (_, a) in zip(d["transcript"]["words"], rec.seen)],
                            "explanation": d["explanation"], "quotes": [q["text"] for q in d["quotes"]],
                            "label": d["label"]}
                 fh.write(json.dumps(row) + "\n")
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--source", choices=sorted(SOURCES), default="tiny")
         s.add_argument("--thresholds", default="0,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
     q.add_argument("--model", required=True)
-    q.add_argument("--split", required=True)
+    q.add_argument("--split", required=True, help="dev, test, ... or any (the manifest's order)")
     q.add_argument("--limit", type=int, default=0)
     q.add_argument("--max-new-tokens", type=int, default=128)
     args = p.parse_args(argv)

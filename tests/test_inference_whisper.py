@@ -244,12 +244,16 @@ def test_low_probability_words_are_never_quoted(engine, phrase, monkeypatch):
             t.words = [{**w, "probability": 0.1 if _plain(w["text"]) in unsure else 0.9} for w in t.words]
         return found
 
-    quote = engine.processor.tokenizer.convert_tokens_to_ids('"')
+    tok = engine.processor.tokenizer
+    quote, o = tok.convert_tokens_to_ids('"'), tok.convert_tokens_to_ids("o")  # byte tokens
 
     class PushQuotes(LogitsProcessor):
+        """Pushes '"' and "o": quotes open, and start with "open" whenever that is allowed."""
+
         def __call__(self, input_ids, scores):
             scores = scores.clone()
             scores[:, quote] += 8.0
+            scores[:, o] += 8.0
             return scores
 
     def generate(batch, max_new_tokens, **kw):
@@ -262,13 +266,14 @@ def test_low_probability_words_are_never_quoted(engine, phrase, monkeypatch):
     def quoted(threshold: float) -> list[list[str]]:
         results = engine.analyze(clips, max_new_tokens=40, batch_size=3, explain="free", quote_min_probability=threshold)
         assert all(r.explanation for r in results)
+        assert all(q.grounded for r in results for q in r.quotes)
         return [[normalize_quote(q.text) for q in r.quotes] for r in results]
 
     unsure.add("open")
     free = [q for qs in quoted(0.0) for q in qs]
     held = [q for qs in quoted(0.5) for q in qs]
     assert free and held, (free, held)
-    assert any("open" in q.split() for q in free)  # without a threshold the fake quotes it
+    assert any("open" in q.split() for q in free), free  # without a threshold the fake quotes it
     assert all(q in ("please", "the", "the window", "window") for q in held), held
     unsure.update(WORDS)
     assert quoted(0.5) == [[], [], []]
