@@ -153,9 +153,23 @@ def report_words(path: Path, thresholds: list[float]) -> None:
                       f"misheard kept {bad}/{sum(not s for s in said)}")
 
 
+def valid(text: str, index: Any) -> bool:
+    """Whether every character of ``text`` keeps the quote constraint over ``index`` (fed one
+    character at a time: ``step`` reads its text as one token's, within which a closed quote may
+    not be followed by an apostrophe)."""
+    from emoreason.inference.quote_constraint import step
+
+    state = None
+    for c in text:
+        state = step(state, c, index)
+        if state is False:
+            return False
+    return True
+
+
 def cmd_quotes(args: argparse.Namespace) -> None:
     from emoreason.inference.engine import Engine
-    from emoreason.inference.quote_constraint import TranscriptIndex, quotable_spans, step
+    from emoreason.inference.quote_constraint import TranscriptIndex, quotable_spans
 
     out = Path(args.out) / f"quotes-{args.source}-{args.split}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -174,7 +188,7 @@ def cmd_quotes(args: argparse.Namespace) -> None:
                 reused = False
                 if previous is not None:
                     spans = quotable_spans(previous["engine_transcript"], previous["words"], t)
-                    reused = step(None, previous["explanation"], TranscriptIndex(spans)) is not False
+                    reused = valid(previous["explanation"], TranscriptIndex(spans))
                 if reused:
                     row = {**previous, "threshold": t, "reused": True}
                 else:
@@ -209,12 +223,12 @@ def cmd_report(args: argparse.Namespace) -> None:
     from emoreason.text.quotes import groundedness, relevance
 
     for path in sorted(Path(args.out).glob("quotes-*.jsonl")):
-        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        every = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
         print(f"{path.stem}")
-        print("| threshold | answers | quotation % | groundedness vs said | vs engine transcript | relevance | regenerated |")
-        print("|---|---|---|---|---|---|---|")
-        for t in sorted({r["threshold"] for r in rows}):
-            sub = [r for r in rows if r["threshold"] == t]
+        print("| split | threshold | answers | quotation % | groundedness vs said | vs engine transcript | relevance | generated |")
+        print("|---|---|---|---|---|---|---|---|")
+        for split, t in sorted({(r["split"], r["threshold"]) for r in every}):
+            sub = [r for r in every if r["threshold"] == t and r["split"] == split]
             quoted = [r for r in sub if r["quotes"]]
             cells = []
             for values in ([100.0 * bool(r["quotes"]) for r in sub],):
@@ -228,7 +242,7 @@ def cmd_report(args: argparse.Namespace) -> None:
                     cells.append(f"{ci['mean']:.1f} [{ci['low']:.1f}, {ci['high']:.1f}] (n={len(quoted)})")
                 else:
                     cells.append("- (n=0)")
-            print(f"| {t:g} | {len(sub)} | " + " | ".join(cells) + f" | {sum(not r['reused'] for r in sub)} |")
+            print(f"| {split} | {t:g} | {len(sub)} | " + " | ".join(cells) + f" | {sum(not r['reused'] for r in sub)} |")
 
 
 def main(argv: list[str] | None = None) -> None:
