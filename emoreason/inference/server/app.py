@@ -92,7 +92,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
                            "empty: constrained when there is a transcript"),
         explain: str = Form("forced", max_length=32, description="forced: the explanation continues the forced-choice label's "
                             "sentence; free: generated freely (may disagree, see 'consistent')"),
-        quote_min_probability: float | None = Form(None, ge=0.0, le=1.0, description="constrained quotes may not hold a "
+        quote_min_probability: float | None = Form(None, description="0-1: constrained quotes may not hold a "
                                                    "transcript word the Whisper transcriber gave a lower probability "
                                                    "(0: any word; empty: the engine's default)"),
     ) -> AnalyzeOptions:
