@@ -12,6 +12,7 @@ import pytest
 from emoreason.errors import UserError
 from emoreason.eval.judges import make_judge
 from emoreason.eval.run import GenerationMode, model_predictions
+from emoreason.inference.generation import QUOTE_MIN_PROBABILITY
 from emoreason.eval.scoring import score_file
 from emoreason.testing.fixtures import speak
 from emoreason.text.quotes import extract_quotes, is_transcript_span
@@ -90,6 +91,7 @@ def test_constrained_quotes_are_grounded_and_recorded(manifest, engine, tmp_path
     emo = metrics["tasks"]["emotion"]
     q = emo["quotes"]
     assert q["mode"] == "constrained" and q["judged_against"] == "said"
+    assert q["min_probability"] == QUOTE_MIN_PROBABILITY  # the engine's default, recorded per row
     assert q["groundedness_engine"] == 100.0 and q["n_engine"] == q["n_quoted"] > 0
     assert 0.0 <= q["groundedness"] <= 100.0
     # whisper tiny.en on clear espeak speech: few errors; the CI brackets the value
