@@ -224,6 +224,9 @@ def cmd_report(args: argparse.Namespace) -> None:
 
     for path in sorted(Path(args.out).glob("quotes-*.jsonl")):
         every = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        levels = {r["threshold"] for r in every}
+        complete = {i for i in {r["id"] for r in every} if {r["threshold"] for r in every if r["id"] == i} == levels}
+        every = [r for r in every if r["id"] in complete]  # the same clips at every threshold
         print(f"{path.stem}")
         print("| split | threshold | answers | quotation % | groundedness vs said | vs engine transcript | relevance | generated |")
         print("|---|---|---|---|---|---|---|---|")
