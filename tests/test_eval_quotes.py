@@ -12,6 +12,7 @@ import pytest
 from emoreason.errors import UserError
 from emoreason.eval.judges import make_judge
 from emoreason.eval.run import GenerationMode, model_predictions
+from emoreason.inference.generation import QUOTE_MIN_PROBABILITY
 from emoreason.eval.scoring import score_file
 from emoreason.testing.fixtures import speak
 from emoreason.text.quotes import extract_quotes, is_transcript_span
@@ -90,6 +91,7 @@ def test_constrained_quotes_are_grounded_and_recorded(manifest, engine, tmp_path
     emo = metrics["tasks"]["emotion"]
     q = emo["quotes"]
     assert q["mode"] == "constrained" and q["judged_against"] == "said"
+    assert q["min_probability"] == QUOTE_MIN_PROBABILITY  # the engine's default, recorded per row
     assert q["groundedness_engine"] == 100.0 and q["n_engine"] == q["n_quoted"] > 0
     assert 0.0 <= q["groundedness"] <= 100.0
     # whisper tiny.en on clear espeak speech: few errors; the CI brackets the value
@@ -126,6 +128,8 @@ def test_resume_keeps_the_mode(manifest, engine, tmp_path):
         model_predictions("runs/x", manifest, out, max_new_tokens=4, engine=engine, quotes="free")
     with pytest.raises(UserError, match="--transcript none"):
         model_predictions("runs/x", manifest, out, max_new_tokens=4, engine=engine, transcript="none")
+    with pytest.raises(UserError, match="not .*--quote-min-probability 0.99;"):  # another threshold: another mode
+        model_predictions("runs/x", manifest, out, max_new_tokens=4, engine=engine, quote_min_probability=0.99)
     assert out.read_text() == before and len(engine.calls) == calls  # refused before generating, nothing lost
     model_predictions("runs/x", manifest, out, max_new_tokens=4, engine=engine)  # same mode: the third row
     assert [r["id"] for r in _rows(out)] == ["c1", "c2", "c3"]
@@ -139,6 +143,12 @@ def test_rows_from_before_modes_count_as_the_papers_protocol(tmp_path):
         GenerationMode.make("none", "constrained")
     with pytest.raises(UserError, match="unknown transcript setting"):
         GenerationMode.make("asr")
+    # rows from before the threshold was recorded were made without one; free quotes have none
+    assert GenerationMode.of_row({**legacy, "quotes_mode": "constrained"}).quote_min_probability == 0.0
+    assert GenerationMode.make("auto", "free", quote_min_probability=0.7).quote_min_probability == 0.0
+    assert GenerationMode.make("auto", quote_min_probability=0.7).fields()["quote_min_probability"] == 0.7
+    with pytest.raises(UserError, match=r"quote_min_probability must be in \[0, 1\]"):
+        GenerationMode.make("auto", quote_min_probability=1.5)
 
 
 def test_no_reference_transcript_is_judged_against_the_engines(tmp_path):

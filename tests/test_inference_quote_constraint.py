@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from emoreason.inference.quote_constraint import (
-    QuoteConstraint, TranscriptIndex, allowed_tokens, canonical, decode_each, open_quote, token_table,
+    QuoteConstraint, TranscriptIndex, allowed_tokens, canonical, decode_each, open_quote, quotable_spans, token_table,
 )
 from emoreason.model.processing import build_tiny_tokenizer
 from emoreason.text.quotes import extract_quotes, is_transcript_span
@@ -106,6 +106,74 @@ def check_property(tokenizer, cases: int, steps: int, seed: int, through_process
             assert is_transcript_span(quote, transcript), (case, transcript, text, quote)
             checked += 1
     return checked
+
+
+def random_words(rng: random.Random) -> list[dict]:
+    """A random transcript as Whisper words, each with a random ``probability`` (a third low)."""
+    return [{"text": rng.choice(WORDS) + rng.choice(PUNCT), "probability": rng.choice([0.05, 0.2, 0.6, 0.9, 0.99])}
+            for _ in range(rng.randint(1, 12))]
+
+
+def check_threshold_property(tokenizer, cases: int, steps: int, seed: int, threshold: float = 0.5) -> tuple[int, int]:
+    """Like :func:`check_property` over word-level transcripts with probabilities: every quote is a
+    span of one run of words at or above ``threshold``. Returns (quotes checked, quotes that the
+    whole transcript would also have allowed but that hold a low word: 0 here by the assertion;
+    counted instead for the unthresholded run so a test can tell the threshold mattered)."""
+    rng = random.Random(seed)
+    checked = crossing = 0
+    for case in range(cases):
+        words = random_words(rng)
+        text = " ".join(w["text"] for w in words)
+        spans = quotable_spans(text, words, threshold)
+        for held in (True, False):
+            index = TranscriptIndex(spans if held else text)
+            out = fake_decode_core(tokenizer, index, rng, steps)
+            for quote in extract_quotes(out):
+                assert is_transcript_span(quote, text), (case, text, out, quote)
+                inside = any(is_transcript_span(quote, span) for span in spans)
+                if held:
+                    assert inside, (case, spans, out, quote)
+                    checked += 1
+                else:
+                    crossing += not inside
+    return checked, crossing
+
+
+def test_quotable_spans_split_at_unsure_words():
+    words = [{"text": "I", "probability": 0.9}, {"text": "hate", "probability": 0.2},
+             {"text": "this,", "probability": 0.8}, {"text": "really.", "probability": 0.5}]
+    text = "I hate this, really."
+    assert quotable_spans(text, words, 0.5) == ["I", "this, really."]
+    assert quotable_spans(text, words, 0.0) == [text]  # 0: the whole transcript
+    assert quotable_spans(text, words, 0.95) == []  # every word unsure: nothing to quote
+    assert quotable_spans(text, [], 0.5) == [text]  # the model's ASR: no words, no probabilities
+    assert quotable_spans(text, [{"text": "I", "probability": None}], 0.5) == [text]
+    index = TranscriptIndex(quotable_spans(text, words, 0.5))
+    assert index.can_close("this really") and index.can_close("i") and not index.can_close("hate")
+    assert not index.is_prefix("i this")  # no quote crosses the gap an unsure word leaves
+    assert not TranscriptIndex([]) and not TranscriptIndex(quotable_spans(text, words, 0.95))
+
+
+def test_property_threshold_quotes_hold_no_unsure_word():
+    """Random word transcripts with probabilities through the tiny tokenizer: with a threshold,
+    every quote lies inside one run of confident words; without it, some quotes do not (the
+    property is not vacuous)."""
+    checked, crossing = check_threshold_property(build_tiny_tokenizer(), cases=200, steps=40, seed=3)
+    assert checked >= 50 and crossing >= 10, (checked, crossing)
+
+
+def test_all_unsure_transcript_opens_no_quote():
+    """No confident word: the constraint forbids every opening mark (an empty index), the fake
+    model still writes to the end, and nothing is quoted; through the torch processor too."""
+    tok = build_tiny_tokenizer()
+    words = [{"text": w, "probability": 0.1} for w in ("I", "hate", "this")]
+    spans = quotable_spans("I hate this", words, 0.5)
+    assert spans == []
+    rng = random.Random(0)
+    for _ in range(20):
+        constraint = QuoteConstraint(tok, [spans], eos_ids=[tok.eos_token_id])
+        text = fake_decode(tok, constraint, rng, steps=30)
+        assert text and extract_quotes(text) == [] and open_quote(text) is None, text
 
 
 def test_canonical_and_index():

@@ -110,6 +110,7 @@ def test_analyze_long_upload_has_segments(base_url):
     ("ok.wav", _wav(0.5), {"transcript": "spoken"}, "unknown transcript setting"),
     ("ok.wav", _wav(0.5), {"transcript": "whisper"}, "transcript 'whisper' needs a speech encoder"),  # the tiny model has no decoder
     ("ok.wav", _wav(0.5), {"explain": "loose"}, "unknown explain setting"),
+    ("ok.wav", _wav(0.5), {"quote_min_probability": "1.5"}, "quote_min_probability must be in [0, 1]"),
 ])
 def test_bad_uploads_are_400_with_one_line(base_url, name, payload, data, fragment):
     if payload is None:

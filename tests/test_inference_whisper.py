@@ -194,3 +194,86 @@ def test_a_full_window_of_speech_is_not_cut_to_one_word():
     assert sum(w in said for w in words) >= 0.8 * len(words), found.text
     starts = [w["start"] for w in found.words]
     assert starts == sorted(starts) and starts[-1] <= 30.0
+
+
+@needs_tiny_en
+@needs_espeak
+def test_word_probabilities_are_the_decoders_own(engine, phrase):
+    """Each word's ``probability`` is in [0, 1] and is the least softmax probability of its tokens
+    at the step greedy decoding picked them (read from ``generate``'s raw logits here)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    from emoreason.model.whisper_asr import _words
+
+    wave, _ = phrase
+    asr = engine._whisper_asr()
+    [found] = asr.transcribe([wave])
+    assert [_plain(w["text"]) for w in found.words] == WORDS
+    probs = [w["probability"] for w in found.words]
+    assert all(isinstance(p, float) and 0.0 <= p <= 1.0 for p in probs), probs
+    with torch.inference_mode():
+        frames = asr.encode([wave]).to(asr.dtype)
+        out = asr.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames), num_beams=1, do_sample=False,
+                                 return_timestamps=False, max_new_tokens=50, return_dict_in_generate=True, output_logits=True)
+    eot = asr.model.generation_config.eos_token_id
+    picked = out.sequences[0].tolist()[-len(out.logits):]  # the tokens each logits row chose
+    token_p = [float(torch.softmax(row[0].float(), -1)[t]) for row, t in zip(out.logits, picked) if t < eot]
+    _, bounds = _words(asr.tokenizer, [t for t in picked if t < eot])
+    expected = [min(token_p[a:b]) for a, b in bounds]
+    assert probs == pytest.approx(expected, abs=2e-3)
+
+
+@needs_tiny_en
+@needs_espeak
+def test_low_probability_words_are_never_quoted(engine, phrase, monkeypatch):
+    """The tiny random LLM, pushed to open and close quotes, over the phrase's Whisper transcript
+    with "open" made unsure: at threshold 0.5 no quote holds "open" (nor crosses it); with every
+    word unsure no quote opens at all, and the answer is still written; at 0 "open" is quotable."""
+    from transformers import LogitsProcessor
+
+    from emoreason.text.quotes import normalize_quote
+
+    wave, _ = phrase
+    asr = engine._whisper_asr()
+    real_transcribe, real_generate = asr.transcribe, engine.model.generate
+    unsure: set[str] = set()
+
+    def transcribe(waves, frames=None, **kw):
+        found = real_transcribe(waves, frames, **kw)
+        for t in found:
+            t.words = [{**w, "probability": 0.1 if _plain(w["text"]) in unsure else 0.9} for w in t.words]
+        return found
+
+    tok = engine.processor.tokenizer
+    quote, o = tok.convert_tokens_to_ids('"'), tok.convert_tokens_to_ids("o")  # byte tokens
+
+    class PushQuotes(LogitsProcessor):
+        """Pushes '"' and "o": quotes open, and start with "open" whenever that is allowed."""
+
+        def __call__(self, input_ids, scores):
+            scores = scores.clone()
+            scores[:, quote] += 8.0
+            scores[:, o] += 8.0
+            return scores
+
+    def generate(batch, max_new_tokens, **kw):
+        return real_generate(batch, max_new_tokens, logits_processor=[PushQuotes(), *kw.pop("logits_processor", [])], **kw)
+
+    monkeypatch.setattr(asr, "transcribe", transcribe)
+    monkeypatch.setattr(engine.model, "generate", generate)
+    clips = [(f"{i}.wav", wave * (0.5 + 0.25 * i)) for i in range(3)]
+
+    def quoted(threshold: float) -> list[list[str]]:
+        results = engine.analyze(clips, max_new_tokens=40, batch_size=3, explain="free", quote_min_probability=threshold)
+        assert all(r.explanation for r in results)
+        assert all(q.grounded for r in results for q in r.quotes)
+        return [[normalize_quote(q.text) for q in r.quotes] for r in results]
+
+    unsure.add("open")
+    free = [q for qs in quoted(0.0) for q in qs]
+    held = [q for qs in quoted(0.5) for q in qs]
+    assert free and held, (free, held)
+    assert any("open" in q.split() for q in free), free  # without a threshold the fake quotes it
+    assert all(q in ("please", "the", "the window", "window") for q in held), held
+    unsure.update(WORDS)
+    assert quoted(0.5) == [[], [], []]

@@ -102,7 +102,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         model_predictions(args.model, args.manifest, preds, task=args.task, limit=args.limit,
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips,
-                          explain=args.explain, transcript=args.transcript, quotes=args.quotes)
+                          explain=args.explain, transcript=args.transcript, quotes=args.quotes,
+                          quote_min_probability=args.quote_min_probability)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     if args.probe_train:
@@ -215,6 +216,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="--model, emotion / sentiment rows: constrained (default with a transcript: quotes may only "
                         "hold spans of the engine's transcript, as `analyze` answers) or free (the paper's "
                         "unconstrained generation); rows record the mode, and a resumed --out must keep it")
+    r.add_argument("--quote-min-probability", type=float, default=None, metavar="P",
+                   help="--model, constrained quotes: transcript words the Whisper transcriber gave a probability under "
+                        "P (0-1) may not be quoted (0: any word; default: the engine's); recorded in the rows' mode")
     r.add_argument("--max-new-tokens", type=int, default=128,
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)

@@ -9,7 +9,8 @@ answer) and asr (the engine's transcript, scored by WER against the row's transc
 
 Emotion / sentiment rows are generated in one *mode* (:class:`GenerationMode`): where the engine's
 transcript comes from (``auto`` | ``model`` | ``whisper`` | ``none``), whether quotes are held to it
-(``constrained`` | ``free``) and how the explanation starts (``free`` | ``forced``). Every row records
+(``constrained`` | ``free``, with the word-probability threshold ``quote_min_probability``) and how
+the explanation starts (``free`` | ``forced``). Every row records
 its mode and the transcript the engine used (``engine_transcript``: text + source), so the scorer can
 check quotes against both that transcript and what was said (the row's reference ``transcript``). A
 predictions file holds one mode: resuming it in another is refused.
@@ -47,11 +48,18 @@ class GenerationMode:
     transcript: str = "auto"
     quotes: str = "constrained"
     explain: str = "free"
+    quote_min_probability: float = 0.0
+    """Constrained quotes: the engine's word-probability threshold (0 with free quotes, and in
+    rows from before it was recorded, which were all made without one)."""
 
     @classmethod
-    def make(cls, transcript: str = "auto", quotes: str | None = None, explain: str = "free") -> "GenerationMode":
+    def make(cls, transcript: str = "auto", quotes: str | None = None, explain: str = "free",
+             quote_min_probability: float | None = None) -> "GenerationMode":
         """Checked mode; ``quotes`` None: ``constrained`` with a transcript, ``free`` without one
-        (the engine's rule). UserError (one line) on a bad combination."""
+        (the engine's rule); ``quote_min_probability`` None: the engine's default. UserError (one
+        line) on a bad combination."""
+        from emoreason.inference.generation import check_quote_min_probability
+
         for name, value, allowed in (("transcript", transcript, TRANSCRIPTS), ("explain", explain, EXPLAINS)):
             if value not in allowed:
                 raise UserError(f"unknown {name} setting {value!r} (expected one of {', '.join(allowed)})")
@@ -62,20 +70,24 @@ class GenerationMode:
         if quotes == "constrained" and transcript == "none":
             raise UserError("--quotes constrained needs a transcript to hold quotes to (--transcript auto, model "
                             "or whisper), not --transcript none")
-        return cls(transcript, quotes, explain)
+        threshold = check_quote_min_probability(quote_min_probability) if quotes == "constrained" else 0.0
+        return cls(transcript, quotes, explain, threshold)
 
     @classmethod
     def of_row(cls, row: dict[str, Any]) -> "GenerationMode":
         """The mode a predictions row was made in; rows from before modes were recorded were all
         made without a transcript, with free quotes and free explanations."""
-        return cls(row.get("transcript_mode", "none"), row.get("quotes_mode", "free"), row.get("explain", "free"))
+        return cls(row.get("transcript_mode", "none"), row.get("quotes_mode", "free"), row.get("explain", "free"),
+                   float(row.get("quote_min_probability", 0.0)))
 
     def fields(self) -> dict[str, str]:
         """The row fields that record it."""
-        return {"transcript_mode": self.transcript, "quotes_mode": self.quotes, "explain": self.explain}
+        return {"transcript_mode": self.transcript, "quotes_mode": self.quotes, "explain": self.explain,
+                "quote_min_probability": self.quote_min_probability}
 
     def flags(self) -> str:
-        return f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain}"
+        return (f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain} "
+                f"--quote-min-probability {self.quote_min_probability:g}")
 
 
 def eval_rows(manifest: str | Path, task: str | None, limit: int | None, purpose: str,
@@ -180,7 +192,8 @@ def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_si
         return engine.analyze(paths, task="asr", prompt=instruction, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, transcript="model")
     return engine.analyze(paths, task=task, prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens,
-                          transcript=mode.transcript, quotes=mode.quotes, explain=mode.explain)
+                          transcript=mode.transcript, quotes=mode.quotes, explain=mode.explain,
+                          quote_min_probability=mode.quote_min_probability)
 
 
 def check_mode(done: dict[Any, dict], mode: GenerationMode, path: Path) -> None:
@@ -196,7 +209,8 @@ def check_mode(done: dict[Any, dict], mode: GenerationMode, path: Path) -> None:
 def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str | Path, task: str | None = None,
                       limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128,
                       instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False,
-                      explain: str = "free", transcript: str = "auto", quotes: str | None = None) -> Path:
+                      explain: str = "free", transcript: str = "auto", quotes: str | None = None,
+                      quote_min_probability: float | None = None) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -208,7 +222,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     sentence, so the judged label is the forced choice). ``transcript`` / ``quotes``: the emotion /
     sentiment rows' transcript source and quote mode (:meth:`GenerationMode.make`; default: a
     transcript from ``auto`` with quotes held to it, as ``analyze`` answers; ``transcript="none"``
-    is the paper's protocol). A file that holds rows of another mode is refused (:func:`check_mode`).
+    is the paper's protocol); ``quote_min_probability``: the constrained quotes' word-probability
+    threshold (None: the engine's default). A file that holds rows of another mode is refused (:func:`check_mode`).
     Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
     """
@@ -218,7 +233,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
     from emoreason.train.contamination import check_contamination
 
-    mode = GenerationMode.make(transcript, quotes, explain)
+    mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability)
     rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
     rows, _ = check_contamination(run_dir, rows, [resolve_audio(r, manifest) for r in rows], exclude=exclude_training_clips,

@@ -73,6 +73,9 @@ def quote_scores(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict
     modes = sorted({r["quotes_mode"] for r in rows if r.get("quotes_mode")})
     if modes:
         q["mode"] = "+".join(modes)
+    thresholds = sorted({float(r.get("quote_min_probability", 0.0)) for r in rows if r.get("quotes_mode") == "constrained"})
+    if thresholds:  # constrained quotes: only Whisper words of at least this probability (eval run records it)
+        q["min_probability"] = thresholds[0] if len(thresholds) == 1 else thresholds
     return q
 
 

@@ -71,6 +71,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(it is generated first, then the explanation); free: unconstrained generation (transcript and "
                    "explanation in one batch); every quote says whether it is grounded "
                    "(default: constrained with a transcript, free with --transcript none)")
+    p.add_argument("--quote-min-probability", type=float, default=None, metavar="P",
+                   help="constrained quotes may not hold a transcript word the Whisper transcriber gave a probability "
+                        "under P (0-1; 0: any word; default: the engine's, see docs/inference.md); no effect on the "
+                        "model's own ASR transcripts (no word probabilities)")
     p.add_argument("--explain", choices=["forced", "free"], default="forced",
                    help="forced: the emotion / sentiment explanation continues the forced-choice label's sentence "
                    "(\"The speaker sounds angry. ...\"), so label and explanation agree; free: the model writes the "
@@ -250,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
         clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
-            quotes=args.quotes, explain=args.explain,
+            quotes=args.quotes, explain=args.explain, quote_min_probability=args.quote_min_probability,
             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
     failed = 0
     # The bar counts files (windows of long files finish at different times).
@@ -292,6 +296,8 @@ def _remote_results(args: argparse.Namespace, files: list[str]) -> Iterator[dict
     url = args.server.rstrip("/") + "/analyze"
     form = {"task": args.task, "max_new_tokens": str(args.max_new_tokens), "prompt": args.prompt or "",
             "question": args.question or "", "transcript": args.transcript, "quotes": args.quotes or "", "explain": args.explain}
+    if args.quote_min_probability is not None:
+        form["quote_min_probability"] = str(args.quote_min_probability)
     headers = _auth_headers(args)
     with httpx.Client(timeout=httpx.Timeout(10.0, read=None), headers=headers) as client:  # long clips take long: no read timeout
         for name in files:

@@ -22,7 +22,8 @@ reused), else from the model's own ASR task (``"model"``: one extra generation p
 batched with the task's own); ``"auto"`` (the default) picks Whisper when it can. With a
 transcript, an explanation's quotes are held to it by default (``quotes="constrained"``: the
 transcript comes first, then the explanation may quote only its spans;
-``emoreason.inference.quote_constraint``); every returned quote says whether it is ``grounded``.
+``emoreason.inference.quote_constraint``), and with Whisper's word probabilities only runs of
+words at or above ``quote_min_probability``; every returned quote says whether it is ``grounded``.
 
 The explanation starts with the forced-choice label's sentence (``explain="forced"``, the
 default) and the model continues it, so the two agree; ``explain="free"`` lets the model write
@@ -260,6 +261,7 @@ class Engine:
         transcript: str = "auto",
         quotes: str | None = None,
         explain: str = "forced",
+        quote_min_probability: float | None = None,
     ) -> Iterator[AnalysisResult | AnalysisError]:
         """Analyse clips; yield one result per source, in input order.
 
@@ -290,9 +292,13 @@ class Engine:
             explain: ``forced`` (default): emotion / sentiment explanations continue the chosen
                 label's sentence ("The speaker sounds angry."), so they agree with the label;
                 ``free``: generated from the prompt alone.
+            quote_min_probability: constrained quotes may not hold a transcript word the
+                transcriber gave a lower probability (the Whisper source's word ``probability``;
+                the model's own ASR has none, so it is ignored there); 0: any word; None
+                (default): ``generation.QUOTE_MIN_PROBABILITY``.
         """
         plan = make_plan(task, self.labels(task), prompt, question, max_new_tokens, transcript, quotes, explain,
-                         whisper=self.has_whisper)
+                         whisper=self.has_whisper, quote_min_probability=quote_min_probability)
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
         return self._iter(sources, plan, batch_size, progress)

@@ -11,7 +11,9 @@ also writes a transcript. :func:`run_windows` runs a plan on a batch of windows:
   rows costs far less than two batches of B;
 - except with constrained quotes (emotion / sentiment with a transcript, the default): the
   explanation's quotes may only hold spans of the window's transcript, so the ASR rows are
-  generated first and the explanations after them, under :class:`QuoteConstraint`;
+  generated first and the explanations after them, under :class:`QuoteConstraint`; with word
+  probabilities (the Whisper source), only runs of words at or above ``quote_min_probability``
+  may be quoted (``quote_constraint.quotable_spans``);
 - with the Whisper transcript source, the speech encoder's own Whisper decoder transcribes the
   windows (with word timings) from the frames the AudioLLM computed (``emoreason.model.whisper_asr``);
   no ASR rows are added.
@@ -58,6 +60,12 @@ generated from the prompt alone."""
 QUOTE_MODES = ("constrained", "free")
 """``constrained``: quotes in explanations may only hold transcript spans
 (``emoreason.inference.quote_constraint``); ``free``: generation is not touched."""
+QUOTE_MIN_PROBABILITY = 0.7
+"""Default ``quote_min_probability``. Chosen on the Whisper tiny.en words of 36 dev clips of our
+espeak speech (3 held-out speakers) as the threshold that best separates words that were said from
+misheard ones (Youden's J: 71 % of the said words stay quotable, 25 % of the misheard ones; J is
+flat from 0.5 to 0.8); measured on the test speakers in docs/evaluation.md ("Quotes that were
+said"). ``benchmarks/quote_confidence.py`` reruns it."""
 MAX_QUESTION_CHARS = 2000
 CONTEXT_TRANSCRIPT_TOKENS = 64
 """Transcript budget of a transcript-in-context model asked for no generation (max_new_tokens 0):
@@ -96,11 +104,14 @@ class TaskPlan:
     asr it replaces the model's generation) or None (no transcript besides task asr's own)."""
     explain: str = "forced"
     """``forced``: explanations start with the chosen label's sentence (see :data:`EXPLAIN_MODES`)."""
+    quote_min_probability: float = 0.0
+    """Constrained quotes: transcript words the transcriber gave a lower probability may not be
+    quoted (0: every word may; sources without word probabilities ignore it)."""
 
 
 def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: str | None,
               max_new_tokens: int, transcript: str, quotes: str | None = None, explain: str = "forced",
-              whisper: bool = False) -> TaskPlan:
+              whisper: bool = False, quote_min_probability: float | None = None) -> TaskPlan:
     """Check one call's arguments (UserError, one line) and fix what every window is asked.
 
     ``labels``: the task's candidate labels (empty for asr / sqa). ``prompt`` overrides the default
@@ -113,6 +124,8 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
     transcript, else ``free``; ``constrained`` without a transcript is refused (nothing to hold
     quotes to). Tasks without an explanation (asr, sqa) and max_new_tokens 0 ignore it.
     ``explain``: one of :data:`EXPLAIN_MODES` (emotion / sentiment only).
+    ``quote_min_probability``: in [0, 1], None: :data:`QUOTE_MIN_PROBABILITY` (constrained quotes
+    only; see :attr:`TaskPlan.quote_min_probability`).
     """
     from emoreason.data.questions import fill_instruction
     from emoreason.labels import label_sentence
@@ -126,6 +139,7 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         raise UserError(f"unknown quotes setting {quotes!r} (expected one of {list(QUOTE_MODES)})")
     if explain not in EXPLAIN_MODES:
         raise UserError(f"unknown explain setting {explain!r} (expected one of {list(EXPLAIN_MODES)})")
+    quote_min_probability = check_quote_min_probability(quote_min_probability)
     if quotes == "constrained" and transcript == "none" and task in LABEL_TASKS:
         raise UserError("quotes 'constrained' needs a transcript (transcript 'auto', 'model' or 'whisper'), not 'none'")
     if transcript == "whisper" and not whisper:
@@ -158,7 +172,22 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         task=task, prompt=text, sentences=tuple(label_sentence(task, label) for label in labels),
         max_new_tokens=max_new_tokens, transcript_prompt=default_prompt("asr") if source == "model" else None,
         question=question, quotes="constrained" if constrained else "free", transcript_source=source, explain=explain,
+        quote_min_probability=quote_min_probability,
     )
+
+
+def check_quote_min_probability(value: float | None) -> float:
+    """A checked ``quote_min_probability`` (UserError, one line, outside [0, 1] or not a number);
+    None -> :data:`QUOTE_MIN_PROBABILITY`."""
+    if value is None:
+        return QUOTE_MIN_PROBABILITY
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise UserError(f"quote_min_probability must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= value <= 1.0:  # also refuses NaN
+        raise UserError(f"quote_min_probability must be in [0, 1], got {value}")
+    return value
 
 
 RowTags = Sequence[tuple[int, str]]
@@ -246,6 +275,7 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     batch = {**batch, **({k: torch.cat([v, v]) for k, v in frames.items()} if extra else frames)}
     words: list[list[dict[str, Any]] | None] = [None] * b
     transcripts: list[str] | None = None
+    quotable: list[list[str]] | None = None
     if plan.transcript_source == "whisper":
         if whisper is None:
             raise ValueError("the plan asks for Whisper transcripts but no Whisper decoder was given")
@@ -253,6 +283,7 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
         reuse = frames["speech_frames"] if "speech_frame_mask" not in frames else None
         found = whisper.transcribe(list(waves), reuse)
         transcripts, words = [t.text for t in found], [t.words for t in found]
+        quotable = _quotable(plan, transcripts, words)
     probs: list[np.ndarray | None] = [None] * b
     if plan.sentences:
         # Scored on the task's rows only; they may carry a little extra left padding (the ASR
@@ -263,7 +294,8 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     if plan.max_new_tokens == 0:
         return [WindowOutput(probs[i], "", None) for i in range(b)]
     prefixes = _forced_prefixes(plan, probs)
-    texts, transcripts = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=extra)
+    texts, transcripts = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=extra,
+                                           quotable=quotable)
     texts = [join_answer(prefix, t.strip()) for prefix, t in zip(prefixes, texts)]
     return [WindowOutput(probs[i], texts[i], transcripts[i] if transcripts else None, words[i]) for i in range(b)]
 
@@ -299,7 +331,9 @@ def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.n
     if plan.transcript_source == "whisper" and whisper is not None:
         found = whisper.transcribe(list(waves), None)
         transcripts, words = [t.text for t in found], [t.words for t in found]
+        quotable: list[list[str]] | None = _quotable(plan, transcripts, words)
     else:
+        quotable = None
         asr = processor(waves=list(waves), prompts=[plan.transcript_prompt or default_prompt("asr")] * b)
         budget = plan.max_new_tokens or CONTEXT_TRANSCRIPT_TOKENS
         transcripts = [t.strip() for t in _generate(model, asr, waves, [(i, "transcript") for i in range(b)], budget)]
@@ -308,15 +342,25 @@ def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.n
     if plan.max_new_tokens == 0:
         return [WindowOutput(probs[i], "", transcripts[i], words[i]) for i in range(b)]
     prefixes = _forced_prefixes(plan, probs)
-    texts, _ = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=False)
+    texts, _ = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=False,
+                                 quotable=quotable)
     texts = [join_answer(prefix, t.strip()) for prefix, t in zip(prefixes, texts)]
     return [WindowOutput(probs[i], texts[i], transcripts[i], words[i]) for i in range(b)]
 
 
+def _quotable(plan: TaskPlan, transcripts: list[str], words: list[list[dict[str, Any]] | None]) -> list[list[str]]:
+    """Per window, the transcript spans a constrained quote may come from (``plan``'s threshold)."""
+    from emoreason.inference.quote_constraint import quotable_spans
+
+    return [quotable_spans(t, w, plan.quote_min_probability) for t, w in zip(transcripts, words)]
+
+
 def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], plan: TaskPlan,
-                      prefixes: list[str], transcripts: list[str] | None, asr_rows: bool) -> tuple[list[str], list[str] | None]:
+                      prefixes: list[str], transcripts: list[str] | None, asr_rows: bool,
+                      quotable: list[list[str]] | None = None) -> tuple[list[str], list[str] | None]:
     """The task rows' continuations (after their ``prefixes``) and, with ``asr_rows`` (rows b..2b of
-    ``batch``), the transcripts they generate; ``transcripts`` already known (Whisper) pass through."""
+    ``batch``), the transcripts they generate; ``transcripts`` already known (Whisper) pass through.
+    ``quotable``: per window, the spans constrained quotes may hold (default: the whole transcript)."""
     b = len(waves)
     suffixes = [_token_ids(model.tokenizer, p) for p in prefixes]
     text_rows = [(i, "text") for i in range(b)]
@@ -330,7 +374,7 @@ def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: 
             transcripts = [t.strip() for t in _generate(model, _rows(batch, slice(b, 2 * b)), waves, asr_tags,
                                                         plan.max_new_tokens)]
         task_rows = append_tokens(_rows(batch, slice(0, b)) if asr_rows else batch, suffixes, processor.pad_token_id)
-        constraint = QuoteConstraint(model.tokenizer, transcripts, model.eos_ids())
+        constraint = QuoteConstraint(model.tokenizer, quotable if quotable is not None else transcripts, model.eos_ids())
         texts = _generate(model, task_rows, waves, text_rows, plan.max_new_tokens, prefixes,
                           logits_processor=LogitsProcessorList([constraint]))
         return list(texts), transcripts

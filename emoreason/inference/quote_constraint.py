@@ -18,7 +18,11 @@ How (all plain Python; :class:`QuoteConstraint` is the thin ``LogitsProcessor`` 
   prefix when some suffix starts with its canonical form (a bisect); the tokens that may follow are
   found by walking the token trie along those suffixes' remainders (short: tokens are a few chars).
 
-Rows without a transcript (empty ASR output) may not open a quote: every token holding an opening
+A transcript may come as several *quotable spans* instead of one text (:func:`quotable_spans`:
+the runs of words the transcriber was confident about, ``quote_min_probability``): suffixes then
+end with their span, so a quote never holds a word between spans (a low-confidence one).
+
+Rows without a transcript (empty ASR output, or no span left) may not open a quote: every token holding an opening
 mark is masked (there is nothing to ground a quote in). Tokens that decode to a partial UTF-8
 character (``\\ufffd``), special tokens and newlines are not allowed inside a quote; if nothing is
 allowed (e.g. a transcript word the tokenizer can only spell with byte pieces) the closing mark
@@ -70,12 +74,43 @@ def _join(key: str, piece: str) -> str:
     return key + piece
 
 
-class TranscriptIndex:
-    """One transcript's normalised word-start suffixes, for prefix queries."""
+def quotable_spans(text: str, words: Sequence[dict[str, Any]] | None, min_probability: float) -> list[str]:
+    """The parts of a transcript a quote may come from: runs of consecutive ``words`` whose
+    ``probability`` is at least ``min_probability`` (a word under it breaks the transcript there
+    and is never quotable). ``text`` whole when the threshold is 0 or the source gave no word
+    probabilities (the model's own ASR: no words at all); [] when no word is confident enough.
 
-    def __init__(self, transcript: str):
-        words = normalize_quote(transcript).split()
-        self.suffixes = sorted(" ".join(words[i:]) + " " for i in range(len(words)))
+    ``words``: ``{"text", "probability", ...}`` in order, as ``WhisperDecoderASR`` returns them;
+    their texts joined with spaces normalise like ``text`` (each word is its tokens' text).
+    """
+    if min_probability <= 0 or not words or any(w.get("probability") is None for w in words):
+        return [text] if text else []
+    spans: list[str] = []
+    run: list[str] = []
+    for w in words:
+        if w["probability"] >= min_probability:
+            run.append(w["text"])
+        elif run:
+            spans.append(" ".join(run))
+            run = []
+    if run:
+        spans.append(" ".join(run))
+    return spans
+
+
+class TranscriptIndex:
+    """One transcript's normalised word-start suffixes, for prefix queries.
+
+    ``transcript``: the text, or its quotable spans (:func:`quotable_spans`): a suffix then runs
+    to the end of its span only, so no quote crosses from one span into the next."""
+
+    def __init__(self, transcript: str | Sequence[str]):
+        spans = [transcript] if isinstance(transcript, str) else list(transcript)
+        self.suffixes: list[str] = []
+        for span in spans:
+            words = normalize_quote(span).split()
+            self.suffixes += [" ".join(words[i:]) + " " for i in range(len(words))]
+        self.suffixes.sort()
         self.forbidden: tuple[Any, list[int]] | None = None  # (table, ids): forbidden_openings' cache
 
     def __bool__(self) -> bool:
@@ -258,18 +293,19 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
 
 
 class QuoteConstraint:
-    """``LogitsProcessor``: one transcript per batch row ("" = no transcript: no quotes there).
+    """``LogitsProcessor``: one transcript per batch row ("" or [] = no transcript: no quotes there).
 
     Args:
         tokenizer: the LLM's tokenizer (decodes the rows' generated ids).
-        transcripts: (B,) one per generated row.
+        transcripts: (B,) one per generated row: its text, or its quotable spans
+            (:func:`quotable_spans`; a quote stays inside one span).
         eos_ids: the ids that end generation (the fallback when nothing else is allowed).
     """
 
-    def __init__(self, tokenizer: Any, transcripts: Sequence[str], eos_ids: Sequence[int]):
+    def __init__(self, tokenizer: Any, transcripts: Sequence[str | Sequence[str]], eos_ids: Sequence[int]):
         self.tokenizer = tokenizer
         self.table = token_table(tokenizer)
-        self.indexes = [TranscriptIndex(t or "") for t in transcripts]
+        self.indexes = [TranscriptIndex(t or "") for t in transcripts]  # None -> "" (no transcript)
         self.eos_ids = list(eos_ids)
         self.start: int | None = None  # prompt length in input_ids (0 with inputs_embeds only)
 

@@ -4,7 +4,7 @@
      "label": "angry", "scores": {"angry": 0.71, ...}, "explanation": "The speaker sounds angry. ...",
      "quotes": [{"text": "I hate this", "start": null, "end": null, "grounded": true}], "cues": {...}, "segments": [],
      "transcript": {"text": "I hate this.", "source": "whisper",
-                    "words": [{"text": "I", "start": 0.0, "end": 0.3}, ...]},
+                    "words": [{"text": "I", "start": 0.0, "end": 0.3, "probability": 0.98}, ...]},
      "answer": null, "question": null, "consistent": true}
 
 Which fields a task fills:
@@ -50,9 +50,10 @@ Whisper decoder over the frames the AudioLLM computed, with word timings."""
 @dataclass
 class Transcript:
     """What was said: ``text``, its ``source`` (one of :data:`TRANSCRIPT_SOURCES`) and ``words``
-    (``{"text", "start", "end"}`` seconds in the file, in order) where a source knows word
-    timings: Whisper's come from its cross-attention (20 ms steps); the model's ASR has none, so
-    its ``words`` is empty."""
+    (``{"text", "start", "end", "probability"}``, seconds in the file, in order) where a source
+    knows word timings: Whisper's come from its cross-attention (20 ms steps), ``probability``
+    (0-1) is the decoder's confidence in the word (the least probable of its tokens); the model's
+    ASR has neither, so its ``words`` is empty."""
 
     text: str
     source: str

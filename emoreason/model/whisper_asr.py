@@ -25,6 +25,11 @@ token's path enters and ends where the next word's starts. The path covers every
 land inside words; each word is then shrunk to the frames inside it that carry sound
 (:func:`trim_to_sound`). Resolution is one encoder frame (20 ms); accuracy on espeak-ng words
 with known boundaries: ``benchmarks/whisper_word_timing.py`` (numbers in docs/inference.md).
+
+Each word also gets a ``probability``: the same teacher-forced pass gives the decoder's logits, and
+the softmax probability of every emitted token under them is combined per word
+(:func:`word_probability`, the minimum over the word's tokens). Constrained quotes can be kept to
+words above a threshold (``quote_min_probability``, ``emoreason.inference.quote_constraint``).
 """
 from __future__ import annotations
 
@@ -47,14 +52,21 @@ MEDIAN_WIDTH = 7
 SECONDS_PER_TOKEN_FLOOR = 1.0
 """A window's transcript with fewer text tokens than one per this many voiced seconds is decoded
 again with timestamp tokens (:meth:`WhisperDecoderASR._too_short`)."""
+WORD_PROBABILITY = "min"
+"""How a word's ``probability`` combines its tokens' softmax probabilities: the minimum, so a
+threshold on it holds for every token of the word (no quoted word has a piece under it).
+openai-whisper averages instead; on our espeak speech the two tell misheard words apart equally
+well (AUROC 0.815 min vs 0.817 mean, 318 tiny.en words of 36 dev clips; docs/evaluation.md)."""
 MAX_NEW_TOKENS = 224
 """Per 30 s window; fast speech is ~100 tokens, the cap only stops a repetition loop."""
 
 
 @dataclass
 class Transcription:
-    """One window's transcript: ``text`` and ``words`` (``{"text", "start", "end"}``, seconds from
-    the window's start, ``start <= end``, non-decreasing)."""
+    """One window's transcript: ``text`` and ``words`` (``{"text", "start", "end", "probability"}``,
+    seconds from the window's start, ``start <= end``, non-decreasing; ``probability`` in [0, 1]:
+    the decoder's confidence in the word, the minimum softmax probability of its tokens,
+    :data:`WORD_PROBABILITY`)."""
 
     text: str
     words: list[dict[str, Any]] = field(default_factory=list)
@@ -293,11 +305,38 @@ class WhisperDecoderASR:
         token_rows, frame_cols = dtw(-matrix)
         jumps = np.diff(token_rows, prepend=-1).astype(bool)  # first path cell of each token row
         starts = frame_cols[jumps] * FRAME_SECONDS  # (N + 1,): token i starts at starts[i]; eot ends the last word
+        # logits at input position start-1+i predict text token i (the same rows as the attention)
+        token_probs = _token_probabilities(out.logits[0, start - 1 : start - 1 + len(text_tokens)], text_tokens)
         words, bounds = _words(self.tokenizer, text_tokens)
         return Transcription(text, [
-            {"text": w, "start": round(float(starts[a]), 3), "end": round(float(starts[b]), 3)}
+            {"text": w, "start": round(float(starts[a]), 3), "end": round(float(starts[b]), 3),
+             "probability": round(word_probability(token_probs[a:b]), 4)}
             for w, (a, b) in zip(words, bounds)
         ])
+
+
+def _token_probabilities(logits: torch.Tensor, tokens: list[int]) -> np.ndarray:
+    """Softmax probability of each emitted token under the logits that chose it.
+
+    ``logits``: (N, V) the teacher-forced decoder's logits at the positions predicting ``tokens``
+    (N of them). Returns (N,) float64 in [0, 1]. For greedy decoding without timestamps these are
+    the probabilities the decoder had when it picked each token (same prefix, same frames); after
+    the timestamp retry (``_too_short``) they are re-read without the timestamp tokens.
+    """
+    logp = torch.log_softmax(logits.float(), dim=-1)  # fp32: bf16 log-softmax loses the small ones
+    picked = logp[torch.arange(len(tokens), device=logp.device), torch.tensor(tokens, device=logp.device)]
+    return picked.exp().clamp(0.0, 1.0).cpu().double().numpy()
+
+
+def word_probability(token_probs: np.ndarray, how: str | None = None) -> float:
+    """One word's confidence from its tokens' probabilities ((n,), n >= 1): ``how`` (default
+    :data:`WORD_PROBABILITY`) ``min`` or ``mean``."""
+    how = how or WORD_PROBABILITY
+    if how == "min":
+        return float(token_probs.min())
+    if how == "mean":
+        return float(token_probs.mean())
+    raise ValueError(f"unknown word probability {how!r} (min or mean)")
 
 
 def _voiced_seconds(wave: np.ndarray, range_db: float = 40.0, hop: int = 320) -> float:

@@ -92,6 +92,9 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
                            "empty: constrained when there is a transcript"),
         explain: str = Form("forced", max_length=32, description="forced: the explanation continues the forced-choice label's "
                             "sentence; free: generated freely (may disagree, see 'consistent')"),
+        quote_min_probability: float | None = Form(None, description="0-1: constrained quotes may not hold a "
+                                                   "transcript word the Whisper transcriber gave a lower probability "
+                                                   "(0: any word; empty: the engine's default)"),
     ) -> AnalyzeOptions:
         """The analysis settings both /analyze routes take (checked before the upload is decoded)."""
         if task not in TASKS:
@@ -99,7 +102,8 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         check_text(ctx, "prompt", prompt)
         check_text(ctx, "question", question)
         return AnalyzeOptions(task=task, prompt=prompt or None, question=question or None, max_new_tokens=max_new_tokens,
-                              transcript=transcript, quotes=quotes or None, explain=explain)
+                              transcript=transcript, quotes=quotes or None, explain=explain,
+                              quote_min_probability=quote_min_probability)
 
     curves_form = Form(0, ge=0, le=MAX_POINTS, description=f"0: none; N (at most {MAX_POINTS}): add 'curves', the clip's "
                        "waveform peaks, loudness and pitch in N time bins (for drawing)")

@@ -61,12 +61,15 @@ class AnalyzeOptions:
     transcript: str = "auto"
     quotes: str | None = None
     explain: str = "forced"
+    quote_min_probability: float | None = None
+    """None: the engine's default (``generation.QUOTE_MIN_PROBABILITY``)."""
     temperature: float = 0.0
     """0: greedy (the engine's default); > 0: sampled at this temperature."""
 
     def engine_kwargs(self) -> dict[str, Any]:
         return dict(task=self.task, prompt=self.prompt, question=self.question, max_new_tokens=self.max_new_tokens,
-                    transcript=self.transcript, quotes=self.quotes, explain=self.explain)
+                    transcript=self.transcript, quotes=self.quotes, explain=self.explain,
+                    quote_min_probability=self.quote_min_probability)
 
 
 @dataclass

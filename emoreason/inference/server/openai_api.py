@@ -6,7 +6,7 @@ audio part (``input_audio`` with base64 ``data`` + ``format``, or ``audio_url`` 
 URL; the server fetches nothing), and its text parts are the instruction (sqa: the question).
 System and earlier messages are ignored: the model answers single turns. Extra body fields pick
 the task: ``task`` (emotion | sentiment | asr | sqa, default emotion), ``transcript`` (auto | model | whisper | none), ``explain`` (forced | free)
-and ``quotes`` (constrained | free), as on ``/analyze``.
+``quotes`` (constrained | free) and ``quote_min_probability`` (0-1), as on ``/analyze``.
 
 The reply's ``message.content`` is the model's text (emotion / sentiment: the explanation, asr:
 the transcript, sqa: the answer); the whole structured analysis (label, scores, transcript,
@@ -99,6 +99,8 @@ class ChatRequest(BaseModel):
     quotes: Literal["constrained", "free"] | None = Field(None, description="emoreason extension: quotes held to the transcript")
     explain: Literal["forced", "free"] = Field("forced", description="emoreason extension: the explanation continues the "
                                                "forced-choice label's sentence (forced) or is free")
+    quote_min_probability: float | None = Field(None, ge=0.0, le=1.0, description="emoreason extension: constrained quotes "
+                                                "may not hold a transcript word of lower Whisper probability")
 
 
 def _audio_bytes(part: InputAudioPart | AudioURLPart, where: str) -> bytes:
@@ -139,7 +141,8 @@ def parse_chat(ctx: ServerContext, req: ChatRequest) -> tuple[bytes, AnalyzeOpti
     options = AnalyzeOptions(
         task=req.task, prompt=None if req.task == "sqa" else (text or None), question=(text or None) if req.task == "sqa" else None,
         max_new_tokens=ctx.default_max_new_tokens if budget is None else budget, transcript=req.transcript,
-        quotes=req.quotes, explain=req.explain, temperature=req.temperature or 0.0)
+        quotes=req.quotes, explain=req.explain, quote_min_probability=req.quote_min_probability,
+        temperature=req.temperature or 0.0)
     j, part = audio[0]
     return _audio_bytes(part, f"messages[{index}].content[{j}]"), options
 

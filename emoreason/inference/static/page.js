@@ -308,7 +308,7 @@ const norm = (w) => w.toLowerCase().replace(/[^\p{L}\p{N}']+/gu, "").replace(/^'
 // The transcript as clickable words; the words a quote repeats are highlighted. Word times come
 // from Whisper's timings when the transcript has them, else from the character position (approximate).
 function transcriptWords(t, duration) {
-  if (t.words && t.words.length) return { words: t.words.map((w) => ({ text: w.text.trim(), start: w.start, end: w.end })), timed: true };
+  if (t.words && t.words.length) return { words: t.words.map((w) => ({ text: w.text.trim(), start: w.start, end: w.end, probability: w.probability })), timed: true };
   const parts = t.text.split(/\s+/).filter(Boolean), total = parts.reduce((a, w) => a + w.length + 1, 0) || 1;
   let at = 0;
   return { timed: false, words: parts.map((w) => {
@@ -341,7 +341,8 @@ function renderTranscript(r) {
   words.forEach((w, i) => {
     const span = el("span", { className: "word", textContent: w.text });
     span.dataset.start = w.start.toFixed(2); span.dataset.end = w.end.toFixed(2);
-    span.title = `${secs(w.start)}`;
+    // the transcriber's confidence in the word, when the source gives one (Whisper)
+    span.title = `${secs(w.start)}` + (w.probability != null ? `, p ${w.probability.toFixed(2)}` : "");
     span.onclick = () => seek(w.start, true);
     if (hit.has(i)) {  // consecutive quoted words share one <mark>
       if (mark) mark.append(" "); else { if (i > 0) box.append(" "); mark = el("mark", { className: "quote" }); box.append(mark); }
