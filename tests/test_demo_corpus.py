@@ -54,6 +54,11 @@ def test_demo_on_a_real_corpus_layout(tmp_path):
     assert {r["speaker"] for r in test} <= test_spk
     trained = _rows(out / "targets" / "train_label.jsonl")
     assert trained and not {r["speaker"] for r in trained} & test_spk
+    # the teacher ran on the rows trained on only (a real corpus can be thousands of clips)
+    for style in ("label", "detailed"):
+        taught = _rows(out / "targets" / f"teach_{style}.jsonl")
+        assert {r["id"] for r in taught} == {r["id"] for r in trained}
+        assert all((out / "targets" / r["audio"]).is_file() for r in taught)
     metrics = json.loads((out / "eval/label-dual/metrics.json").read_text())
     assert metrics["tasks"]["emotion"]["n"] == 4 and "sqa" not in metrics["tasks"]
     md = (out / "report.md").read_text()
@@ -82,6 +87,14 @@ def test_demo_corpus_besides_synthetic_and_bad_specs(tmp_path):
         make_plan("tiny", corpora=[f"emodb:{tmp_path / 'nope'}"])
     with pytest.raises(UserError, match="only makes sense"):
         make_plan("tiny", with_synthetic=True)
+
+
+def test_test_emotion_rows_sets_the_held_out_cap():
+    assert make_plan("quick").test_rows["emotion"] == 16
+    plan = make_plan("quick", test_emotion_rows=0)
+    assert plan.test_rows["emotion"] == 0 and plan.test_rows["asr"] == make_plan("quick").test_rows["asr"]
+    with pytest.raises(UserError, match="--test-emotion-rows must be >= 0"):
+        make_plan("quick", test_emotion_rows=-1)
 
 
 def test_demo_cli_corpus_flags_need_a_corpus(capsys):

@@ -62,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "Transcripts/) with this Whisper, e.g. packaged:whisper-tiny.en, so the teacher can quote")
     p.add_argument("--train-emotion-rows", type=int, default=None, metavar="N",
                    help="most emotion training rows (0: every train-split clip; default: the mode's cap)")
+    p.add_argument("--test-emotion-rows", type=int, default=None, metavar="N",
+                   help="most held-out emotion rows evaluated (0: every held-out clip, what a corpus's fold should "
+                   "be scored on; default: the mode's cap, 16 with --quick)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
                    help="finish within about MIN minutes: a few warm-up steps measure this machine's step time and "
                    "each variant's schedule is shortened to fit (the report records the budget used)")
@@ -88,7 +91,8 @@ def _run(args: argparse.Namespace) -> int:
         raise UserError("--with-synthetic, --transcribe and --corpus-fold need --corpus KIND:PATH")
     plan = make_plan(mode, seed=args.seed, variants=variants, extra_overrides=args.overrides, corpora=args.corpus,
                      with_synthetic=args.with_synthetic, corpus_fold=args.corpus_fold, transcribe=args.transcribe,
-                     train_emotion_rows=args.train_emotion_rows, time_budget_min=args.time_budget)
+                     train_emotion_rows=args.train_emotion_rows,
+                     test_emotion_rows=args.test_emotion_rows, time_budget_min=args.time_budget)
     if args.config:
         from dataclasses import replace
 

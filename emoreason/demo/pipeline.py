@@ -5,7 +5,7 @@ reuses what finished and a changed parameter reruns only what depends on it.
 Layout of ``OUT`` (default ``demo_out``)::
 
     corpus/            synthetic speech (wavs/, manifest.jsonl)           stage "corpus"
-    targets/           teach_{label,summary,detailed}.jsonl (all rows),   stage "targets"
+    targets/           teach_{label,summary,detailed}.jsonl (all rows; with --corpus the rows trained on), stage "targets"
                        train_{style}.jsonl (the rows trained on)
     testset/           test.jsonl: held-out speakers' rows of every task  stage "testset"
     runs/VARIANT/      emoreason train run directory (config.yaml, checkpoints/, final/)
@@ -240,12 +240,15 @@ class Demo:
         params = {"corpus": self.runner.digest("corpus"), "styles": list(STYLES), "cues": p.teacher_cues,
                   "train_rows": p.train_rows, "seed": p.seed}
         manifest = self.runner.path("corpus") / "manifest.jsonl"
+        if p.corpora:  # only then: a synthetic-only demo keeps the parameters (and finished stages) it had
+            params["teach"] = "train_rows"
 
         def build(d: Path) -> dict[str, Any]:
             counts: dict[str, Any] = {}
+            source = self._rows_to_teach(manifest, d) if p.corpora else manifest
             for style in STYLES:
                 out = d / f"teach_{style}.jsonl"
-                summary = teach(manifest, out, make_teacher("offline"), style=style, cues=p.teacher_cues and style != "label",
+                summary = teach(source, out, make_teacher("offline"), style=style, cues=p.teacher_cues and style != "label",
                                 seed=p.seed, progress=True)
                 if summary.errors:
                     raise UserError(f"teacher failed on {summary.errors} rows ({style}); rerun the demo to retry them")
@@ -257,6 +260,18 @@ class Demo:
             return {"styles": counts, "example_target": example and example["target"]}
 
         return self.runner.run("targets", params, build)
+
+    def _rows_to_teach(self, manifest: Path, d: Path) -> Path:
+        """With real corpora: ``d/to_teach.jsonl``, only the rows the variants train on. A real corpus
+        can hold thousands of clips, and the teacher's cue measurement alone takes about half a
+        second a clip on 2 cores, while the mode trains on a capped subset; the held-out rows get
+        no targets anyway (the test set's references are the corpus's own)."""
+        rows = select_train_rows(_read_jsonl(manifest), self.plan.train_rows, self.plan.seed)
+        rebase = os.path.relpath(manifest.parent.resolve(), d.resolve())  # keep relative audio paths valid here
+        out = d / "to_teach.jsonl"
+        _write_jsonl(out, [r if os.path.isabs(r["audio"]) else {**r, "audio": os.path.join(rebase, r["audio"])}
+                           for r in rows])
+        return out
 
     def testset(self) -> dict[str, Any]:
         """Stage 2b: the held-out speakers' rows of every task, bounded per task (``plan.test_rows``).

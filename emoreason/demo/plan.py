@@ -134,11 +134,13 @@ class DemoPlan:
 def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = None,
               extra_overrides: list[str] | None = None, corpora: list[str] | None = None,
               with_synthetic: bool = False, corpus_fold: int = 1, transcribe: str | None = None,
-              train_emotion_rows: int | None = None, time_budget_min: float | None = None) -> DemoPlan:
+              train_emotion_rows: int | None = None, test_emotion_rows: int | None = None,
+              time_budget_min: float | None = None) -> DemoPlan:
     """The plan of ``mode`` (``full`` | ``quick`` | ``tiny``); ``variants`` picks a subset by name;
     ``extra_overrides`` are appended to every variant's config overrides. ``corpora`` (``KIND:PATH``)
     replace the synthetic corpus, or join it with ``with_synthetic``; ``train_emotion_rows`` changes
-    the mode's cap on emotion training rows (0: every train-split emotion row); ``time_budget_min``
+    the mode's cap on emotion training rows (0: every train-split emotion row), ``test_emotion_rows``
+    its cap on held-out emotion rows (0: all of them); ``time_budget_min``
     fits the training to that many minutes (:mod:`emoreason.demo.budget`)."""
     emotions = ("neutral", "happy", "sad", "angry")
     if mode == "full":
@@ -188,6 +190,10 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
         if train_emotion_rows < 0:
             raise UserError(f"--train-emotion-rows must be >= 0 (0: all), got {train_emotion_rows}")
         plan = DemoPlan(**{**plan.__dict__, "train_rows": {**plan.train_rows, "emotion": train_emotion_rows}})
+    if test_emotion_rows is not None:
+        if test_emotion_rows < 0:
+            raise UserError(f"--test-emotion-rows must be >= 0 (0: all), got {test_emotion_rows}")
+        plan = DemoPlan(**{**plan.__dict__, "test_rows": {**plan.test_rows, "emotion": test_emotion_rows}})
     if time_budget_min is not None:
         if time_budget_min <= 0:
             raise UserError(f"--time-budget must be > 0 minutes, got {time_budget_min}")

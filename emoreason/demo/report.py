@@ -217,7 +217,9 @@ def _analysis_lines(a: dict[str, Any]) -> list[str]:
     cue_text = ", ".join(f"{k} {v}" for k, v in cues.items() if v is not None and k in
                          ("f0_median_hz", "f0_std_semitones", "loudness_dbfs", "speech_s", "pause_count")) or "(none)"
     lines = [
-        f"clip: {a.get('file')} (held-out speaker; gold label {a.get('gold_label')}, {a.get('wording')} wording)",
+        # a real corpus's clips have no synthetic "wording" (emotional vs neutral sentence)
+        f"clip: {a.get('file')} (held-out speaker; gold label {a.get('gold_label')}"
+        + (f", {a['wording']} wording)" if a.get("wording") else ")"),
         f"said: {a.get('gold_transcript')}",
         f"model's transcript: {(a.get('transcript') or {}).get('text') if isinstance(a.get('transcript'), dict) else a.get('transcript')}",
         f"model: {a.get('variant')}",

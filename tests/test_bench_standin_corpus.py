@@ -1,0 +1,58 @@
+"""benchmarks/standin_corpus.py: a tiny flite tree in the RAVDESS layout goes through the real
+RAVDESS importer with the labels, speakers and statements it was written with."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+from emoreason.data.importers.ravdess import scan
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench():
+    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its sibling synth_transfer.py
+    spec = importlib.util.spec_from_file_location("standin_corpus", ROOT / "benchmarks" / "standin_corpus.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_actors_follow_ravdess_numbering(bench):
+    actors = bench.make_actors(12, espeak=False)
+    numbers = [a.number for a in actors]
+    assert len(set(numbers)) == 12 and all(1 <= n <= 24 for n in numbers)
+    # odd male, even female: flite's slt is the female voice
+    assert all((a.number % 2 == 0) == (a.voice == "slt") for a in actors)
+    assert len({(a.voice, a.f0, a.stretch) for a in actors}) == 12  # every actor sounds different
+    with pytest.raises(SystemExit, match="add --espeak"):
+        bench.make_actors(13, espeak=False)
+    assert len(bench.make_actors(13, espeak=True)) == 13
+
+
+def test_strong_intensity_moves_away_from_neutral(bench):
+    assert bench.shaped("neutral", True) == bench.shaped("neutral", False)
+    normal, strong = bench.shaped("sad", False), bench.shaped("sad", True)
+    assert strong["stretch"] > normal["stretch"] > 1.0 and strong["gain"] < normal["gain"] < 0.0
+
+
+@pytest.mark.skipif(shutil.which("flite") is None or shutil.which("sox") is None, reason="needs flite and sox")
+def test_tree_imports_as_ravdess(bench, tmp_path):
+    tree = bench.main(["--out", str(tmp_path / "tree"), "--actors", "2", "--per-emotion", "2"])
+    found = scan(tree)
+    assert not found.skipped and len(found.clips) == 2 * 4 * 2
+    assert {c.speaker for c in found.clips} == {"01", "02"}
+    for label in ("neutral", "happy", "sad", "angry"):
+        assert sum(c.label == label for c in found.clips) == 4
+    assert {c.transcript for c in found.clips} <= set(bench.STATEMENTS.values())
+    assert all(c.meta["gender"] == ("female" if c.speaker == "02" else "male") for c in found.clips)
+    assert "NOT human speech" in (tree / "PROVENANCE.txt").read_text()
+    before = {p: p.stat().st_mtime_ns for p in tree.rglob("*.wav")}
+    bench.main(["--out", str(tree), "--actors", "2", "--per-emotion", "2"])  # a rerun reuses every wav
+    assert {p: p.stat().st_mtime_ns for p in tree.rglob("*.wav")} == before
