@@ -110,7 +110,9 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, nargs="+", default=[1, 8])
     p.add_argument("--seconds", type=float, default=5.0, help="clip length (default: 5)")
     p.add_argument("--max-tokens", type=int, default=48, help="explanation budget (default: 48)")
-    p.add_argument("--transcript", choices=["model", "none"], default="model", help="the server's default: model")
+    p.add_argument("--transcript", choices=["auto", "model", "whisper", "none"], default="auto",
+                   help="transcript source per request (default auto, the server's own default: the speech "
+                        "encoder's Whisper decoder when it has one, else the model's ASR)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--batch-wait-ms", type=float, default=10.0)
     p.add_argument("--batch-regather-ms", type=float, default=2000.0, help="the server's (0: gather for --batch-wait-ms only)")
