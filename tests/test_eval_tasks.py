@@ -11,6 +11,7 @@ from emoreason.eval.compare import column_name, compare_table, render_markdown
 from emoreason.eval.judges import make_judge
 from emoreason.eval.run import instruction_of, model_predictions
 from emoreason.eval.scoring import score_file
+from emoreason.inference.generation import QUOTE_MIN_PROBABILITY
 
 
 class _Result:
@@ -28,13 +29,14 @@ class FakeEngine:
         self.answers, self.calls = answers, []
 
     def analyze(self, files, task="emotion", prompt=None, question=None, batch_size=4, max_new_tokens=128,
-                transcript="model", explain=None, quotes=None):
+                transcript="model", explain=None, quotes=None, quote_min_probability=None):
         # asr: the model's own ASR; sqa: no transcript; emotion / sentiment: eval run's default mode
         # (a transcript from auto, quotes held to it, and the paper's free explanations: the judge
         # reads the label the model wrote, not a forced one)
         labelled = task in ("emotion", "sentiment")
         assert transcript == {"asr": "model", "sqa": "none"}.get(task, "auto")
         assert (quotes, explain) == (("constrained", "free") if labelled else (None, None))
+        assert quote_min_probability == (QUOTE_MIN_PROBABILITY if labelled else None)
         self.calls.append((task, prompt, question, len(files)))
         out = []
         for f in files:
