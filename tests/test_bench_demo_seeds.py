@@ -3,23 +3,19 @@ in tiny mode only (random tiny models, two seeds, one variant): it checks the pl
 mean nothing; the full and quick modes are the same code with bigger plans."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import statistics
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from emoreason.testing.benchmarks import load_benchmark
+
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("demo_seeds", ROOT / "benchmarks" / "demo_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("demo_seeds")
 
 
 def test_aggregate_mean_and_sample_sd(bench):

@@ -1,9 +1,7 @@
 """benchmarks/paper_scale.py: the paper-scale GPU check, run here at tiny sizes on CPU (same code path:
 preset build in a device context, emotion-phase Trainer steps, batched Engine analyze)."""
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,15 +9,12 @@ import torch
 from emoreason.config import load_config
 from emoreason.configs import config_path
 from emoreason.errors import UserError
+from emoreason.testing.benchmarks import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def load_bench():
-    spec = importlib.util.spec_from_file_location("paper_scale", ROOT / "benchmarks" / "paper_scale.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("paper_scale")
 
 
 @pytest.fixture

@@ -2,26 +2,18 @@
 RAVDESS importer with the labels, speakers and statements it was written with."""
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
-from pathlib import Path
 
 import pytest
 
 from emoreason.data.importers.ravdess import scan
+from emoreason.testing.benchmarks import load_benchmark
 
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    sys.path.insert(0, str(ROOT / "benchmarks"))  # it imports its sibling synth_transfer.py
-    spec = importlib.util.spec_from_file_location("standin_corpus", ROOT / "benchmarks" / "standin_corpus.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("standin_corpus")  # it imports its sibling synth_transfer.py
 
 
 def test_actors_follow_ravdess_numbering(bench):

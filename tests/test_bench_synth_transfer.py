@@ -2,25 +2,19 @@
 (espeak-ng held-out voice, a random-weight Whisper encoder so it takes seconds), and its metrics."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from emoreason.testing.benchmarks import load_benchmark
+
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("synth_transfer", ROOT / "benchmarks" / "synth_transfer.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up there
-    spec.loader.exec_module(mod)
-    return mod
+    return load_benchmark("synth_transfer")
 
 
 def test_unweighted_accuracy_and_ci(bench):

@@ -79,13 +79,9 @@ PACKAGED_PRESETS = {"packaged:whisper-tiny.en": "whisper-tiny", "packaged:whispe
 
 
 def _load_paper_scale():
-    import importlib.util
-    from pathlib import Path
+    from emoreason.testing.benchmarks import load_benchmark
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "paper_scale.py"
-    spec = importlib.util.spec_from_file_location("paper_scale_presets", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = load_benchmark("paper_scale", "paper_scale_presets")  # its own copy: the presets change below
     module.HUB_PRESETS.update(PACKAGED_PRESETS)
     return module
 
