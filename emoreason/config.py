@@ -239,6 +239,11 @@ class TrainConfig:
     ``zero`` (a uniform mix of the label embeddings) or ``probe`` (a logistic regression fitted on
     the training split's emotion clips before the first step: ``emoreason.train.head_init``). A model
     without such a head ignores it."""
+    pooled_head_lr: float | None = None
+    """Learning rate of the label-anchored pooled tokens' head (its LayerNorm and linear layer, part
+    of the ``emotion_adapter`` group): None = the group's own lr; 0 = kept as it starts (with
+    ``pooled_head_init: probe``, the fitted probe). Why: at the adapters' lr (2e-3) a few noisy early
+    steps can drag a probe-initialised head onto one or two labels (docs/training.md, "Seeds")."""
     precision: str = "auto"
     """``auto`` (bf16 on a bf16-capable GPU or a CPU with native bf16, else fp32; emoreason.hardware) | ``no`` | ``bf16`` | ``fp16``."""
     gradient_checkpointing: bool = False
@@ -369,6 +374,8 @@ def validate(cfg: Config) -> Config:
                                            and m.fusion == "sequence"):
         raise ConfigError("train.pooled_label_loss_weight needs label-anchored pooled tokens "
                           "(model.emotion_pooled_tokens >= 1, model.emotion_pooled_kind=labels, model.fusion=sequence)")
+    if t.pooled_head_lr is not None and t.pooled_head_lr < 0:
+        raise ConfigError(f"train.pooled_head_lr must be >= 0 (0 keeps the head as it starts), got {t.pooled_head_lr}")
     if t.pooled_head_init not in ("zero", "probe"):
         raise ConfigError(f"train.pooled_head_init: expected zero or probe, got {t.pooled_head_init!r}")
     if t.label_loss_weight <= 0:

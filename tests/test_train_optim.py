@@ -53,3 +53,11 @@ def test_scheduler_sets_each_param_group_and_restores_from_state():
     assert sched2.get_last_lr() == sched.get_last_lr() == [g["lr"] for g in opt2.param_groups]
     opt.step(), sched.step(), opt2.step(), sched2.step()
     assert [g["lr"] for g in opt2.param_groups] == [g["lr"] for g in opt.param_groups] == [0.0, 2.0, 1.0]  # step 7: a frozen
+
+
+def test_own_lr_gives_some_parameters_of_a_group_their_own_rate_under_the_same_name():
+    a, b, c = (torch.nn.Parameter(torch.zeros(2)) for _ in range(3))
+    opt = build_optimizer({"emotion_adapter": [a, b], "lora": [c]}, ["emotion_adapter", "lora"], 1e-3,
+                          group_lr={"emotion_adapter": 2e-3}, own_lr={"emotion_adapter": ([b], 0.0)})
+    got = [(g["name"], g["lr"], [id(p) for p in g["params"]]) for g in opt.param_groups]
+    assert got == [("emotion_adapter", 2e-3, [id(a)]), ("emotion_adapter", 0.0, [id(b)]), ("lora", 1e-3, [id(c)])]

@@ -68,3 +68,29 @@ def test_probe_init_copies_a_fitted_probe_into_the_head(tmp_path):
     agree = float((predicted == torch.tensor([y for _, y in clips])).float().mean())
     assert agree == pytest.approx(summary["train_accuracy"], abs=1e-6)
     assert agree > 1.0 / len(labels)
+
+
+def test_pooled_head_lr_zero_keeps_the_probe_and_trains_the_rest(tmp_path):
+    """``train.pooled_head_lr=0``: the probe-initialised head ends the run exactly as fitted, while
+    the default (the adapter group's lr) moves it; the frame adapter trains either way."""
+    from emoreason.model.builder import build_model
+    from emoreason.train.head_init import init_head_from_probe, pooled_head
+    from emoreason.train.recipe import TrainingRecipe
+
+    probe = BASE + ["train.pooled_head_init=probe"]
+    kept = train(load_config(TINY, probe + ["train.pooled_head_lr=0"]), tmp_path / "kept", cache_dir=tmp_path / "cache")
+    moved = train(load_config(TINY, probe), tmp_path / "moved", cache_dir=tmp_path / "cache")
+    assert kept.steps == moved.steps == 3
+
+    cfg = load_config(TINY, probe)
+    data = TrainingRecipe(cfg, tmp_path / "fit", cache_dir=tmp_path / "cache").setup_data()
+    model, processor = build_model(cfg.model)
+    init_head_from_probe(model, processor, data.train, list(cfg.model.labels))
+    fitted = pooled_head(model).head.weight.detach()
+    assert torch.equal(_head(tmp_path / "kept"), fitted)
+    assert not torch.allclose(_head(tmp_path / "moved"), fitted)
+    trained = load_file(str(tmp_path / "kept" / "final" / "trainable.safetensors"))
+    mlp = next(k for k in trained if k.startswith("emotion_adapter.mlp") and k.endswith("weight"))
+    assert not torch.equal(trained[mlp], model.state_dict()[mlp]), "the rest of the emotion adapter must still train"
+    with pytest.raises(ConfigError, match="pooled_head_lr"):
+        load_config(TINY, BASE + ["train.pooled_head_lr=-1"])

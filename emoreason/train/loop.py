@@ -76,6 +76,19 @@ def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
             p.grad = None
 
 
+def _pooled_head_lr(model: nn.Module, lr: float | None, keys: list[str]
+                    ) -> dict[str, tuple[list[nn.Parameter], float]] | None:
+    """``train.pooled_head_lr`` as ``build_optimizer``'s ``own_lr``: the label-anchored head's
+    parameters (inside the ``emotion_adapter`` group) at their own lr; None when the option is unset,
+    the model has no such head or the schedule never trains the emotion adapter."""
+    from emoreason.train.head_init import pooled_head
+
+    head = pooled_head(model) if lr is not None else None
+    if head is None or "emotion_adapter" not in keys:
+        return None
+    return {"emotion_adapter": (list(head.parameters()), float(lr))}
+
+
 def _target_weight(batch: dict[str, Any]) -> float:
     """Total loss weight of a micro batch's targets: its target token count, or the sum of its
     ``loss_weights`` over target positions (the collator's ``label_weight``)."""
@@ -208,7 +221,8 @@ class Trainer:
         self.cached_encoders: list[str] = list(model.cached_encoders) if frame_cache is not None else []
 
         self._check_backend(phases)
-        optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay, train.group_lr)
+        optimizer = build_optimizer(self.groups, self.keys, train.lr, train.betas, train.weight_decay, train.group_lr,
+                                    own_lr=_pooled_head_lr(model, train.pooled_head_lr, self.keys))
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
         # FSDP swaps parameters for views into its flat buffers: take the groups again.
         self.groups = {k: list(v) for k, v in self.acc.unwrap_model(self.model).parameter_groups().items()}

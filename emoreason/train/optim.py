@@ -23,15 +23,26 @@ def build_optimizer(
     betas: tuple[float, float] = (0.9, 0.999),
     weight_decay: float = 0.0,
     group_lr: dict[str, float] | None = None,
+    own_lr: dict[str, tuple[list[nn.Parameter], float]] | None = None,
 ) -> torch.optim.AdamW:
     """One AdamW whose param groups are the model's parameter groups ``keys`` (tagged ``name``),
     each at ``group_lr[key]`` when given, else ``lr``.
 
+    ``own_lr``: key -> (some of that group's parameters, their lr). Those parameters get a param
+    group of their own with the same ``name``, so phases freeze / train them with their group and
+    the lr schedule applies the same multipliers; only the base lr differs (``train.pooled_head_lr``).
+
     A parameter whose ``.grad`` is None is skipped by AdamW's step (no update, no moment change,
     no weight decay): that is how frozen groups stay untouched during another group's phase.
     """
-    group_lr = group_lr or {}
-    param_groups = [{"params": groups[k], "name": k, "lr": group_lr.get(k, lr)} for k in keys if groups[k]]
+    group_lr, own_lr = group_lr or {}, own_lr or {}
+    param_groups = []
+    for k in keys:
+        own, own_rate = own_lr.get(k, ([], 0.0))
+        own_ids = {id(p) for p in own}
+        rest = [p for p in groups[k] if id(p) not in own_ids]
+        param_groups += [{"params": rest, "name": k, "lr": group_lr.get(k, lr)}] if rest else []
+        param_groups += [{"params": own, "name": k, "lr": own_rate}] if own else []
     if not param_groups:
         raise ValueError("no trainable parameters: every group of the schedule is empty")
     return torch.optim.AdamW(param_groups, lr=lr, betas=tuple(betas), weight_decay=weight_decay)
