@@ -229,11 +229,6 @@ class TrainConfig:
     tokens (the loss is the weighted token mean; 1: the plain token mean). Reasoning targets state
     the label once in ~50 tokens, so without it the explanation dominates the gradient
     (docs/training.md, "Label accuracy")."""
-    label_loss_span: str = "word"
-    """Which target tokens ``label_loss_weight`` weights: ``word`` (the gold label's own tokens) or
-    ``sentence`` (every target token up to and including them: our targets open with the label
-    sentence, "The speaker sounds sad.", so this also teaches a reasoning model to open its answer
-    that way, where the free answer's label is read)."""
     pooled_label_loss_weight: float = 0.0
     """With label-anchored pooled tokens (``model.emotion_pooled_kind: labels``): weight of an
     auxiliary cross entropy between their label head and each emotion row's gold label, added to the
@@ -383,8 +378,6 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.pooled_head_lr must be >= 0 (0 keeps the head as it starts), got {t.pooled_head_lr}")
     if t.pooled_head_init not in ("zero", "probe"):
         raise ConfigError(f"train.pooled_head_init: expected zero or probe, got {t.pooled_head_init!r}")
-    if t.label_loss_span not in ("word", "sentence"):
-        raise ConfigError(f"train.label_loss_span: expected word or sentence, got {t.label_loss_span!r}")
     if t.label_loss_weight <= 0:
         raise ConfigError(f"train.label_loss_weight must be > 0, got {t.label_loss_weight}")
     if len(t.betas) != 2 or not all(0 <= b < 1 for b in t.betas):

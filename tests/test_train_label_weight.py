@@ -42,13 +42,13 @@ def test_label_token_span_finds_the_whole_word():
     assert label_token_span(tok, "No label here.", "angry") is None
 
 
-def _batch(label_weight, targets, labels, span="word"):
+def _batch(label_weight, targets, labels):
     torch.manual_seed(0)
     model, processor = build_model(tiny_model_config("sequence", dynamic_length=True))
     rng = np.random.default_rng(0)
     examples = [{"id": f"r{i}", "wave": (0.1 * rng.standard_normal(16000)).astype(np.float32), "prompt": "Which emotion?",
                  "target": t, "task": "emotion" if l else "asr", "label": l} for i, (t, l) in enumerate(zip(targets, labels))]
-    return model, Collator(processor, label_weight=label_weight, label_span=span)(examples)
+    return model, Collator(processor, label_weight=label_weight)(examples)
 
 
 def test_collator_weights_the_label_tokens_only():
@@ -69,16 +69,3 @@ def test_collator_weights_the_label_tokens_only():
         logits = model(**inputs).logits
     _, counts, wsums, wtotals = weighted_token_losses(logits, labels, w)
     assert wtotals.tolist() == pytest.approx([counts[0].item() + 3 * 4, counts[1].item()])
-
-
-def test_sentence_span_weights_the_opening_label_sentence():
-    """``train.label_loss_span=sentence``: every target token up to the label's last is weighted (so
-    a reasoning model also learns the opening "The speaker sounds"), the rest of the row is not."""
-    targets = ["The speaker sounds sad. It is slow.", "hello there"]
-    _, batch = _batch(4.0, targets, ["sad", None], span="sentence")
-    w, labels = batch["loss_weights"], batch["labels"]
-    first = int((labels[0] != -100).nonzero()[0])
-    heavy = (w[0] == 4.0).nonzero().flatten().tolist()
-    assert heavy == list(range(first, first + 22))
-    assert bytes(labels[0, heavy].tolist()).decode() == "The speaker sounds sad"
-    assert torch.all(w[1] == 1.0)

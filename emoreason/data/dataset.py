@@ -214,17 +214,13 @@ class Collator:
     the gold label's first mention in an emotion / sentiment target, 1 elsewhere (the loop then
     minimises the weighted token mean). Why: in a 50-token reasoning target the label is one
     token in 50, so under a plain token mean the explanation, not the answer, drives the gradient.
-    ``label_span="sentence"`` weights every target token from the first up to the label's last
-    (the opening label sentence) instead of the label's tokens alone.
     """
 
     def __init__(self, processor: Callable[..., dict[str, Any]], max_target_tokens: int | None = None,
-                 label_weight: float = 1.0, emotion_labels: Sequence[str] | None = None,
-                 label_span: str = "word") -> None:
+                 label_weight: float = 1.0, emotion_labels: Sequence[str] | None = None) -> None:
         self.processor = processor
         self.max_target_tokens = max_target_tokens
         self.label_weight = label_weight
-        self.label_span = label_span
         # given: every batch gets ``emotion_label_ids`` (B,) int64, the index of an emotion row's
         # gold label in this list, -100 for other rows (the auxiliary pooled-label loss reads it)
         self.emotion_labels = list(emotion_labels) if emotion_labels else None
@@ -267,6 +263,5 @@ class Collator:
                 continue
             first = int(targets[0])  # the response (which starts with the target) begins here
             end = min(first + span[1], first + len(targets))  # max_target_tokens may cut the label
-            start = first if self.label_span == "sentence" else first + span[0]
-            weights[i, start:end] = self.label_weight
+            weights[i, first + span[0]:end] = self.label_weight
         return weights

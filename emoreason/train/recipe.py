@@ -203,8 +203,7 @@ class TrainingRecipe:
 
         collate_fn = collate_fn or Collator(
             processor, self.cfg.data.max_target_tokens, self.cfg.train.label_loss_weight,
-            emotion_labels=list(self.cfg.model.labels) if self.cfg.train.pooled_label_loss_weight else None,
-            label_span=self.cfg.train.label_loss_span)
+            emotion_labels=list(self.cfg.model.labels) if self.cfg.train.pooled_label_loss_weight else None)
         model_cfg, clips = self.cfg.model, self.run_dir / TRAIN_CLIPS_FILE
 
         def save_model(m: Any, directory: Path) -> None:
