@@ -86,3 +86,16 @@ def test_engine_generates_on_decode_threads_with_the_same_answers(run_dir):
 def test_load_refuses_bad_decode_threads(run_dir):
     with pytest.raises(UserError, match="decode threads"):
         Engine.load(run_dir, device="cpu", decode_threads=0)
+
+
+def test_serve_parts_benchmark_runs_on_the_tiny_model(run_dir, monkeypatch, capsys):
+    from emoreason.testing.benchmarks import load_benchmark
+
+    parts = load_benchmark("serve_parts")
+    monkeypatch.setattr("sys.argv", ["serve_parts.py", "--model", str(run_dir), "--clips", "2", "--seconds", "1",
+                                     "--max-new-tokens", "3"])
+    parts.main()
+    out = capsys.readouterr().out
+    assert "| LLM decode step |" in out and "| forced choice (score_candidates) |" in out
+    assert "decode threads 1" in out  # auto on a CPU
+    assert "the same one by one and batched: 2 / 2" in out

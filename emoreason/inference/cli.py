@@ -108,20 +108,20 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode-threads", type=_decode_threads, default="auto", metavar="N",
                    help="torch threads of the token-by-token generation loops (encoders and prefills keep torch's "
                    "default); auto: 1 on a CPU, where batched decode steps stall on shared cores with more, "
-                   "torch's default on a GPU (default: auto)")
+                   "torch's default on a GPU; 0: torch's default everywhere (default: auto)")
 
 
-def _decode_threads(text: str) -> str | int:
-    """``--decode-threads``: ``auto`` or a whole number >= 1."""
+def _decode_threads(text: str) -> str | int | None:
+    """``--decode-threads``: ``auto``, a whole number >= 1, or 0 (None: torch's setting)."""
     if text == "auto":
         return text
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 1, got {value}")
-    return value
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {value}")
+    return value or None
 
 
 def format_summary(result: dict[str, Any], top: int = 3) -> str:
