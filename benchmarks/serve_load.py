@@ -66,6 +66,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen, str]:
            "--max-new-tokens", str(args.max_tokens), "--max-queue", str(max(64, 2 * max(args.concurrency)))]
     if args.dtype:
         cmd += ["--dtype", args.dtype]
+    if args.decode_threads:
+        cmd += ["--decode-threads", args.decode_threads]
     server = subprocess.Popen(cmd, env={**os.environ, "HF_HUB_OFFLINE": "1"}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 300
@@ -117,6 +119,7 @@ def main() -> None:
     p.add_argument("--batch-wait-ms", type=float, default=10.0)
     p.add_argument("--batch-regather-ms", type=float, default=2000.0, help="the server's (0: gather for --batch-wait-ms only)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"])
+    p.add_argument("--decode-threads", help="the server's --decode-threads (auto | N | 0 = torch's default; default: the server's, auto)")
     p.add_argument("--timeout", type=float, default=600.0, help="seconds per request (default: 600)")
     args = p.parse_args()
     data = clips(args.model, args.seconds)
@@ -127,7 +130,8 @@ def main() -> None:
             for wav in data[:2]:  # warm-up
                 one_request(client, url, model, wav, args)
         print(f"model {args.model} | {args.requests} requests per level | {args.seconds:g} s clips | max_tokens {args.max_tokens} | "
-              f"transcript {args.transcript} | batch {args.batch_size} | regather {args.batch_regather_ms:g} ms | load average {os.getloadavg()[0]:.1f} at start")
+              f"transcript {args.transcript} | batch {args.batch_size} | regather {args.batch_regather_ms:g} ms | "
+              f"decode threads {args.decode_threads or 'auto'} | load average {os.getloadavg()[0]:.1f} at start")
         results = {}
         for c in args.concurrency:
             r = results[c] = run_level(url, model, data, c, args)

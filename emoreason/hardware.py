@@ -12,11 +12,22 @@ The callers differ only in which device they ask about and what they do with the
   already; on a CPU the engine casts the (fp32-built) weights to bf16 when the rule says so.
 
 The test suite pins ``EMOREASON_CPU_BF16=0`` so that every answer is the same on every CPU.
+
+Threads of the token-by-token decode loops (:func:`decode_threads`, :func:`decoding`): on a CPU
+the engine runs them on one intra-op thread. A decode step multiplies a few rows (one per clip of
+the batch) by every weight matrix; torch splits such a small GEMM over its threads and waits for
+all of them at the end of every op, so when the cores are shared (another process on one of
+them) each op waits for a thread that is not running. Measured on this 2-core machine under
+load: a (8, 576) x (576, 1536) fp32 matmul takes 16 ms on 2 threads and 1.4 ms on 1
+(docs/inference.md, "Where a request's time goes").
 """
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 import torch
@@ -87,3 +98,44 @@ def auto_mixed_precision() -> str:
     device (GPU if any, else CPU) is bf16 (a ``mini`` config step is ~1.8x faster on a CPU with
     native bf16), else ``no`` (fp32). Very short CPU runs may prefer ``no``: see docs/training.md."""
     return "bf16" if auto_dtype(default_device()) == torch.bfloat16 else "no"
+
+
+_DECODE_THREADS: ContextVar[int | None] = ContextVar("emoreason_decode_threads", default=None)
+
+
+def auto_decode_threads(device: str | torch.device) -> int | None:
+    """The ``auto`` decode threads of ``device``: 1 on a CPU (see the module docstring), None
+    (torch's own setting, untouched) elsewhere."""
+    return 1 if torch.device(device).type == "cpu" else None
+
+
+@contextmanager
+def decode_threads(threads: int | None) -> Iterator[None]:
+    """Until the block ends, :func:`decoding` blocks in this thread (and context) run torch on
+    ``threads`` intra-op threads; None: torch's setting as it is."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"decode threads must be >= 1 or None, got {threads}")
+    token = _DECODE_THREADS.set(threads)
+    try:
+        yield
+    finally:
+        _DECODE_THREADS.reset(token)
+
+
+@contextmanager
+def decoding() -> Iterator[None]:
+    """Around a token-by-token ``generate`` call: torch's intra-op threads set to the current
+    :func:`decode_threads` (restored afterwards); nothing changes outside such a block.
+
+    ``torch.set_num_threads`` is process-wide: callers hold the engine's model lock, so no other
+    forward runs meanwhile."""
+    threads = _DECODE_THREADS.get()
+    before = torch.get_num_threads()
+    if threads is None or threads == before:
+        yield
+        return
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)

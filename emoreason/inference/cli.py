@@ -99,12 +99,29 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
-    """``--device`` and ``--dtype``: where and in which dtype ``Engine.load`` puts the model
-    (shared by ``analyze`` and ``serve``)."""
+    """``--device``, ``--dtype`` and ``--decode-threads``: where and in which dtype ``Engine.load``
+    puts the model, and the threads of its decode loops (shared by ``analyze`` and ``serve``)."""
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="weights dtype at inference; auto: bf16 on a CPU with native bf16 (AVX512-BF16 / AMX), "
                    "else as the model was trained (default: auto)")
+    p.add_argument("--decode-threads", type=_decode_threads, default="auto", metavar="N",
+                   help="torch threads of the token-by-token generation loops (encoders and prefills keep torch's "
+                   "default); auto: 1 on a CPU, where batched decode steps stall on shared cores with more, "
+                   "torch's default on a GPU; 0: torch's default everywhere (default: auto)")
+
+
+def _decode_threads(text: str) -> str | int | None:
+    """``--decode-threads``: ``auto``, a whole number >= 1, or 0 (None: torch's setting)."""
+    if text == "auto":
+        return text
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number >= 0, got {value}")
+    return value or None
 
 
 def format_summary(result: dict[str, Any], top: int = 3) -> str:
@@ -250,7 +267,8 @@ def run(args: argparse.Namespace) -> int:
         from emoreason.inference.engine import Engine
 
         clock.mark("import")
-        engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype)
+        engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
+                             decode_threads=args.decode_threads)
         clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,

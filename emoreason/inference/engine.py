@@ -164,8 +164,12 @@ class Engine:
     """
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
-                 max_seconds: float = MAX_SECONDS, whisper_dir: str | Path | None = None):
+                 max_seconds: float = MAX_SECONDS, whisper_dir: str | Path | None = None,
+                 decode_threads: int | None = None):
         self.model = model
+        self.decode_threads = decode_threads
+        """torch intra-op threads of the token-by-token generations (``emoreason.hardware.decode_threads``);
+        None: torch's setting. :meth:`load` picks 1 on a CPU."""
         self.whisper_dir = Path(whisper_dir) if whisper_dir is not None else None
         self._whisper: Any = None
         self.processor = processor
@@ -181,7 +185,7 @@ class Engine:
 
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, max_seconds: float = MAX_SECONDS,
-             dtype: str = "auto") -> "Engine":
+             dtype: str = "auto", decode_threads: int | None | str = "auto") -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
         ``dtype``: ``auto`` follows :mod:`emoreason.hardware`'s rule for ``device``: on a GPU the
@@ -189,16 +193,24 @@ class Engine:
         bf16 everything runs in bf16 (generation 1.8x faster for the demo model,
         benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32), elsewhere as built;
         ``float32`` / ``bfloat16`` force one.
+
+        ``decode_threads``: torch threads of the generations' decode loops (encoders, prefills and
+        scoring keep torch's setting); ``auto``: 1 on a CPU, where a decode step's small GEMMs
+        stall on a shared core with more (``emoreason.hardware``), untouched on a GPU; None: untouched.
         """
         import torch
 
-        from emoreason.hardware import auto_dtype, default_device, resolve_dtype
+        from emoreason.hardware import auto_decode_threads, auto_dtype, default_device, resolve_dtype
         from emoreason.model.builder import load_pretrained, read_config
 
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
+        if decode_threads is not None and decode_threads != "auto" and (not isinstance(decode_threads, int) or decode_threads < 1):
+            raise UserError(f"decode threads must be 'auto' or a whole number >= 1, got {decode_threads!r}")
         directory = resolve_model_dir(path)
         device = torch.device(device) if device is not None else default_device()
+        if decode_threads == "auto":
+            decode_threads = auto_decode_threads(device)
         # LoRA folded into the base weights: no peft import, no adapter matmuls (inference only).
         model, processor = load_pretrained(directory, device=device, merge_lora=True)
         if dtype != "auto":
@@ -208,7 +220,7 @@ class Engine:
         model.eval()
         config = read_config(directory)
         return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
-                   whisper_dir=_whisper_dir(config.speech_encoder))
+                   whisper_dir=_whisper_dir(config.speech_encoder), decode_threads=decode_threads)
 
     @property
     def has_whisper(self) -> bool:
@@ -363,7 +375,9 @@ class Engine:
         """One batch of windows -> their outputs, stored on their clips."""
         import torch
 
-        with self._lock, torch.inference_mode():
+        from emoreason.hardware import decode_threads
+
+        with self._lock, torch.inference_mode(), decode_threads(self.decode_threads):
             whisper = self._whisper_asr() if plan.transcript_source == "whisper" else None
             self.window_sources = [clip.source for clip, _, _ in items]
             outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper)

@@ -224,11 +224,15 @@ def generation_hooks(hooks: GenerationHooks) -> Iterator[None]:
 
 def _generate(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], rows: RowTags,
               max_new_tokens: int, prefixes: Sequence[str] | None = None, **kwargs: Any) -> list[str]:
-    """``model.generate`` with the current :func:`generation_hooks`' extra arguments."""
+    """``model.generate`` with the current :func:`generation_hooks`' extra arguments, on the
+    current decode threads (:func:`emoreason.hardware.decoding`)."""
+    from emoreason.hardware import decoding
+
     hooks = _HOOKS.get()
-    if hooks is not None:
-        kwargs.update(hooks.generate_kwargs(waves, rows, list(prefixes) if prefixes is not None else [""] * len(rows)))
-    return model.generate(batch, max_new_tokens=max_new_tokens, **kwargs)
+    with decoding():  # the engine's decode threads (emoreason.hardware.decode_threads)
+        if hooks is not None:
+            kwargs.update(hooks.generate_kwargs(waves, rows, list(prefixes) if prefixes is not None else [""] * len(rows)))
+        return model.generate(batch, max_new_tokens=max_new_tokens, **kwargs)
 
 
 @dataclass
