@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from difflib import SequenceMatcher
 from pathlib import Path
 from typing import Any
@@ -105,18 +106,21 @@ def cmd_words(args: argparse.Namespace) -> None:
     out = Path(args.out) / f"words-{args.source}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     seen = done_ids(out)
-    todo = [r for r in read_rows(Path(args.manifest)) if r["id"] not in seen]
+    todo = [r for r in read_rows(Path(args.manifest))[: args.limit or None] if r["id"] not in seen]
     if todo:
         asr = load_asr(args.source)
         with out.open("a") as fh, torch.inference_mode():
             for r in todo:
+                wave = load_audio(Path(args.manifest).parent / r["audio"])
+                cpu = time.process_time()
                 with Recorder() as rec:
-                    [found] = asr.transcribe([load_audio(Path(args.manifest).parent / r["audio"])])
+                    [found] = asr.transcribe([wave])
+                cpu = time.process_time() - cpu
                 said = said_flags(r["transcript"], [w["text"] for w in found.words])
                 words = [{"text": w["text"], "min": m, "mean": a, "said": s}
                          for w, (m, a), s in zip(found.words, rec.seen, said)]
                 fh.write(json.dumps({"id": r["id"], "split": r["split"], "reference": r["transcript"],
-                                     "text": found.text, "words": words}) + "\n")
+                                     "text": found.text, "words": words, "cpu_s": round(cpu, 3)}) + "\n")
                 fh.flush()
     report_words(out, [float(t) for t in args.thresholds.split(",")])
 
@@ -131,7 +135,7 @@ def auroc(scores: list[float], positive: list[bool]) -> float:
 
 
 def report_words(path: Path, thresholds: list[float]) -> None:
-    from emoreason.eval.bootstrap import bootstrap_ratio_ci
+    from emoreason.eval.bootstrap import bootstrap_ci, bootstrap_ratio_ci
     from emoreason.eval.wer import utterance_counts
 
     rows = [json.loads(line) for line in path.read_text().splitlines()]
@@ -141,6 +145,9 @@ def report_words(path: Path, thresholds: list[float]) -> None:
         wer = bootstrap_ratio_ci(errors, total, seed=0, scale=100)
         words = [w for r in sub for w in r["words"]]
         said = [w["said"] for w in words]
+        if all("cpu_s" in r for r in sub):  # the transcriber alone: encoder on the padded window + decoder
+            cpu = bootstrap_ci([r["cpu_s"] for r in sub], seed=0)
+            print(f"{path.stem} {split}: CPU s per clip {cpu['mean']:.2f} [{cpu['low']:.2f}, {cpu['high']:.2f}]")
         print(f"{path.stem} {split}: n={len(sub)} clips, {len(words)} words, WER {wer['value']:.1f} "
               f"[{wer['low']:.1f}, {wer['high']:.1f}], not said {100 * (1 - np.mean(said)):.1f}% of words; "
               f"AUROC min {auroc([w['min'] for w in words], said):.3f} mean {auroc([w['mean'] for w in words], said):.3f}")
@@ -167,11 +174,19 @@ def valid(text: str, index: Any) -> bool:
     return True
 
 
-def cmd_quotes(args: argparse.Namespace) -> None:
+def load_engine(model: str, source: str) -> Any:
+    """The engine with the ``source`` transcriber (``Engine.load``'s ``transcriber``: tiny is the
+    model's speech encoder's own decoder, the default; base the packaged whisper-base)."""
     from emoreason.inference.engine import Engine
+
+    return Engine.load(model, transcriber=None if source == "tiny" else f"packaged:{SOURCES[source]}")
+
+
+def cmd_quotes(args: argparse.Namespace) -> None:
     from emoreason.inference.quote_constraint import TranscriptIndex, quotable_spans
 
-    out = Path(args.out) / f"quotes-{args.source}-{args.split}.jsonl"
+    suffix = "" if args.explain == "free" else f"-{args.explain}"
+    out = Path(args.out) / f"quotes-{args.source}-{args.split}{suffix}.jsonl"
     out.parent.mkdir(parents=True, exist_ok=True)
     thresholds = sorted(float(t) for t in args.thresholds.split(","))
     done = {(r["id"], r["threshold"]): r for r in
@@ -179,43 +194,45 @@ def cmd_quotes(args: argparse.Namespace) -> None:
     rows = read_rows(Path(args.manifest), None if args.split == "any" else args.split)[: args.limit or None]
     engine = None
     with out.open("a") as fh:
-        for r in rows:
-            previous = None
-            for t in thresholds:
-                if (r["id"], t) in done:
-                    previous = done[(r["id"], t)]
-                    continue
-                reused = False
-                if previous is not None:
-                    spans = quotable_spans(previous["engine_transcript"], previous["words"], t)
-                    reused = valid(previous["explanation"], TranscriptIndex(spans))
-                if reused:
-                    row = {**previous, "threshold": t, "reused": True}
-                else:
-                    if engine is None:
-                        engine = Engine.load(args.model)
-                        if args.source == "base":  # the emotion encoder's own decoder (whisper-base)
-                            from emoreason.model.whisper_asr import WhisperDecoderASR
-                            from emoreason.weights.resolve import resolve_packaged
+        def write(row: dict[str, Any]) -> None:
+            fh.write(json.dumps(row) + "\n")
+            fh.flush()
+            done[(row["id"], row["threshold"])] = row
 
-                            path = resolve_packaged(SOURCES["base"])
-                            engine.whisper_dir = path
-                            engine._whisper = WhisperDecoderASR.load(path, engine.model.emotion_encoder)
-                    with Recorder() as rec:
-                        [res] = engine.analyze([str(Path(args.manifest).parent / r["audio"])], explain="free",
-                                               transcript="whisper", quotes="constrained", quote_min_probability=t,
-                                               max_new_tokens=args.max_new_tokens)
+        for k, t in enumerate(thresholds):  # every clip at one threshold, then the next
+            todo = []
+            for r in rows:
+                if (r["id"], t) in done:
+                    continue
+                previous = done.get((r["id"], thresholds[k - 1])) if k else None
+                if previous is not None and valid(previous["explanation"], TranscriptIndex(
+                        quotable_spans(previous["engine_transcript"], previous["words"], t))):
+                    write({**previous, "threshold": t, "reused": True})
+                else:
+                    todo.append(r)
+            for start in range(0, len(todo), args.batch_size):
+                batch = todo[start:start + args.batch_size]
+                if engine is None:
+                    engine = load_engine(args.model, args.source)
+                cpu = time.process_time()
+                with Recorder() as rec:
+                    results = engine.analyze([str(Path(args.manifest).parent / r["audio"]) for r in batch],
+                                             explain=args.explain, transcript="whisper", quotes="constrained",
+                                             quote_min_probability=t, max_new_tokens=args.max_new_tokens,
+                                             batch_size=args.batch_size)
+                cpu = (time.process_time() - cpu) / len(batch)
+                seen = iter(rec.seen)  # the decoder's words of the batch, in row order
+                for r, res in zip(batch, results, strict=True):
                     d = res.to_dict()
-                    row = {"id": r["id"], "split": r["split"], "speaker": r["speaker"], "threshold": t,
+                    words = d["transcript"]["words"]
+                    write({"id": r["id"], "split": r["split"], "speaker": r["speaker"], "threshold": t,
                            "reused": False, "gold": r["label"], "reference": r["transcript"],
-                           "engine_transcript": d["transcript"]["text"],
-                           "words": [{"text": w["text"], "probability": w["probability"], "mean": a}
-                                     for w, (_, a) in zip(d["transcript"]["words"], rec.seen)],
+                           "engine_transcript": d["transcript"]["text"], "source": d["transcript"]["source"],
+                           "words": [{"text": w["text"], "probability": w["probability"], "mean": next(seen)[1]}
+                                     for w in words],
                            "explanation": d["explanation"], "quotes": [q["text"] for q in d["quotes"]],
-                           "label": d["label"]}
-                fh.write(json.dumps(row) + "\n")
-                fh.flush()
-                previous = row
+                           "label": d["label"], "consistent": d["consistent"], "cpu_s": round(cpu, 3),
+                           "batch": len(batch)})
 
 
 def cmd_report(args: argparse.Namespace) -> None:
@@ -262,8 +279,13 @@ def main(argv: list[str] | None = None) -> None:
         s.add_argument("--thresholds", default="0,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9")
     q.add_argument("--model", required=True)
     q.add_argument("--split", required=True, help="dev, test, ... or any (the manifest's order)")
+    w.add_argument("--limit", type=int, default=0, help="only the first N emotion rows (the manifest's order)")
     q.add_argument("--limit", type=int, default=0)
     q.add_argument("--max-new-tokens", type=int, default=128)
+    q.add_argument("--batch-size", type=int, default=4, help="clips per engine call")
+    q.add_argument("--explain", choices=["free", "forced"], default="free",
+                   help="free (default): the model writes the whole answer; forced: as analyze answers "
+                        "(DIR/quotes-SOURCE-SPLIT-forced.jsonl)")
     args = p.parse_args(argv)
     {"words": cmd_words, "quotes": cmd_quotes, "report": cmd_report}[args.cmd](args)
 
