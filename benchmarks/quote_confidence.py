@@ -174,12 +174,27 @@ def valid(text: str, index: Any) -> bool:
     return True
 
 
-def load_engine(model: str, source: str) -> Any:
+def load_engine(model: str, source: str) -> tuple[Any, list[float]]:
     """The engine with the ``source`` transcriber (``Engine.load``'s ``transcriber``: tiny is the
-    model's speech encoder's own decoder, the default; base the packaged whisper-base)."""
+    model's speech encoder's own decoder, the default; base the packaged whisper-base), and a
+    one-item list that accumulates the CPU seconds its Whisper transcriber spends (encoder on the
+    padded window when it cannot reuse frames, decoding, alignment), read around every call."""
     from emoreason.inference.engine import Engine
 
-    return Engine.load(model, transcriber=None if source == "tiny" else f"packaged:{SOURCES[source]}")
+    engine = Engine.load(model, transcriber=None if source == "tiny" else f"packaged:{SOURCES[source]}")
+    spent = [0.0]
+    asr = engine._whisper_asr()
+    real = asr.transcribe
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = time.process_time()
+        try:
+            return real(*args, **kwargs)
+        finally:
+            spent[0] += time.process_time() - start
+
+    asr.transcribe = timed
+    return engine, spent
 
 
 def cmd_quotes(args: argparse.Namespace) -> None:
@@ -213,14 +228,15 @@ def cmd_quotes(args: argparse.Namespace) -> None:
             for start in range(0, len(todo), args.batch_size):
                 batch = todo[start:start + args.batch_size]
                 if engine is None:
-                    engine = load_engine(args.model, args.source)
-                cpu = time.process_time()
+                    engine, spent = load_engine(args.model, args.source)
+                cpu, asr_cpu = time.process_time(), spent[0]
                 with Recorder() as rec:
                     results = engine.analyze([str(Path(args.manifest).parent / r["audio"]) for r in batch],
                                              explain=args.explain, transcript="whisper", quotes="constrained",
                                              quote_min_probability=t, max_new_tokens=args.max_new_tokens,
                                              batch_size=args.batch_size)
                 cpu = (time.process_time() - cpu) / len(batch)
+                asr_cpu = (spent[0] - asr_cpu) / len(batch)
                 seen = iter(rec.seen)  # the decoder's words of the batch, in row order
                 for r, res in zip(batch, results, strict=True):
                     d = res.to_dict()
@@ -232,18 +248,33 @@ def cmd_quotes(args: argparse.Namespace) -> None:
                                      for w in words],
                            "explanation": d["explanation"], "quotes": [q["text"] for q in d["quotes"]],
                            "label": d["label"], "consistent": d["consistent"], "cpu_s": round(cpu, 3),
-                           "batch": len(batch)})
+                           "asr_cpu_s": round(asr_cpu, 3), "batch": len(batch)})
+
+
+def complete_rows(path: Path) -> list[dict[str, Any]]:
+    """A quotes file's rows of the clips it holds at every threshold it holds."""
+    every = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    levels = {r["threshold"] for r in every}
+    complete = {i for i in {r["id"] for r in every} if {r["threshold"] for r in every if r["id"] == i} == levels}
+    return [r for r in every if r["id"] in complete]
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from emoreason.eval.bootstrap import bootstrap_ci
+    from emoreason.eval.bootstrap import bootstrap_ci, bootstrap_ratio_ci
+    from emoreason.eval.wer import utterance_counts
     from emoreason.text.quotes import groundedness, relevance
 
-    for path in sorted(Path(args.out).glob("quotes-*.jsonl")):
-        every = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        levels = {r["threshold"] for r in every}
-        complete = {i for i in {r["id"] for r in every} if {r["threshold"] for r in every if r["id"] == i} == levels}
-        every = [r for r in every if r["id"] in complete]  # the same clips at every threshold
+    files = {path: complete_rows(path) for path in sorted(Path(args.out).glob("quotes-*.jsonl"))}
+    # Sources are compared on the same clips: those every file of the same explain mode holds complete.
+    common: dict[bool, set] = {}
+    for path, rows in files.items():
+        forced = path.stem.endswith("-forced")
+        ids = {r["id"] for r in rows}
+        common[forced] = common[forced] & ids if forced in common else ids
+    for path, every in files.items():
+        every = [r for r in every if r["id"] in common[path.stem.endswith("-forced")]]
+        if not every:
+            continue
         print(f"{path.stem}")
         print("| split | threshold | answers | quotation % | groundedness vs said | vs engine transcript | relevance | generated |")
         print("|---|---|---|---|---|---|---|---|")
@@ -263,6 +294,32 @@ def cmd_report(args: argparse.Namespace) -> None:
                 else:
                     cells.append("- (n=0)")
             print(f"| {split} | {t:g} | {len(sub)} | " + " | ".join(cells) + f" | {sum(not r['reused'] for r in sub)} |")
+        first = [r for r in every if r["threshold"] == min(r["threshold"] for r in every)]  # one row per clip
+        errors, total = utterance_counts([r["reference"] for r in first], [r["engine_transcript"] for r in first])
+        wer = bootstrap_ratio_ci(errors, total, seed=0, scale=100)
+        words = [w for r in first for w in r["words"]]
+        said = [s for r in first for s in said_flags(r["reference"], [w["text"] for w in r["words"]])]
+        print(f"  transcriber {first[0].get('source', '?')}: n={len(first)} clips, WER {wer['value']:.1f} "
+              f"[{wer['low']:.1f}, {wer['high']:.1f}]; {len(words)} words, not said {100 * (1 - np.mean(said)):.1f}%; "
+              f"AUROC (min prob.) {auroc([w['probability'] for w in words], said):.3f}")
+        for t in sorted({r["threshold"] for r in every}):
+            kept = [s for w, s in zip(words, said) if w["probability"] >= t]
+            print(f"    P >= {t:g}: quotable {100 * len(kept) / max(1, len(words)):.1f}% of words, "
+                  f"not said {100 * (1 - np.mean(kept)) if kept else 0:.1f}% of quotable")
+        timed = [r for r in every if not r["reused"] and "asr_cpu_s" in r]
+        if timed:
+            asr = bootstrap_ci([r["asr_cpu_s"] for r in timed], seed=0)
+            whole = bootstrap_ci([r["cpu_s"] for r in timed], seed=0)
+            print(f"  CPU s per clip (batches of {timed[0]['batch']}, n={len(timed)} generated rows): transcriber "
+                  f"{asr['mean']:.2f} [{asr['low']:.2f}, {asr['high']:.2f}], whole analyze {whole['mean']:.2f} "
+                  f"[{whole['low']:.2f}, {whole['high']:.2f}]")
+        for t in sorted({r["threshold"] for r in every}):
+            sub = [r for r in every if r["threshold"] == t]
+            ci = bootstrap_ci([100.0 * (r["consistent"] is False) for r in sub], seed=0)
+            acc = bootstrap_ci([100.0 * (r["label"] == r["gold"]) for r in sub], seed=0)
+            print(f"  P {t:g}: consistent false {ci['mean']:.1f}% [{ci['low']:.1f}, {ci['high']:.1f}] "
+                  f"(null {sum(r['consistent'] is None for r in sub)}), forced-choice accuracy {acc['mean']:.1f}% "
+                  f"[{acc['low']:.1f}, {acc['high']:.1f}] (n={len(sub)})")
 
 
 def main(argv: list[str] | None = None) -> None:
