@@ -145,18 +145,22 @@ def report_words(path: Path, thresholds: list[float]) -> None:
         wer = bootstrap_ratio_ci(errors, total, seed=0, scale=100)
         words = [w for r in sub for w in r["words"]]
         said = [w["said"] for w in words]
-        if all("cpu_s" in r for r in sub):  # the transcriber alone: encoder on the padded window + decoder
-            cpu = bootstrap_ci([r["cpu_s"] for r in sub], seed=0)
-            print(f"{path.stem} {split}: CPU s per clip {cpu['mean']:.2f} [{cpu['low']:.2f}, {cpu['high']:.2f}]")
         print(f"{path.stem} {split}: n={len(sub)} clips, {len(words)} words, WER {wer['value']:.1f} "
               f"[{wer['low']:.1f}, {wer['high']:.1f}], not said {100 * (1 - np.mean(said)):.1f}% of words; "
               f"AUROC min {auroc([w['min'] for w in words], said):.3f} mean {auroc([w['mean'] for w in words], said):.3f}")
+        if all("cpu_s" in r for r in sub):  # the transcriber alone: encoder on the padded window + decoder
+            cpu = bootstrap_ci([r["cpu_s"] for r in sub], seed=0)
+            print(f"{path.stem} {split}: CPU s per clip {cpu['mean']:.2f} [{cpu['low']:.2f}, {cpu['high']:.2f}]")
         for how in ("min", "mean"):
             for t in thresholds:
                 kept = [w for w in words if w[how] >= t]
                 bad = sum(not w["said"] for w in kept)
+                # 95% CI of the not-said share over clips (pairs of per-clip counts resampled)
+                per_clip = [[w for w in r["words"] if w[how] >= t] for r in sub]
+                ci = bootstrap_ratio_ci([sum(not w["said"] for w in k) for k in per_clip], [len(k) for k in per_clip],
+                                        seed=0, scale=100)
                 print(f"  {how:4s} >= {t:<4g} quotable {100 * len(kept) / max(1, len(words)):5.1f}% of words, "
-                      f"not said {100 * bad / max(1, len(kept)):5.1f}% of quotable, "
+                      f"not said {100 * bad / max(1, len(kept)):5.1f}% [{ci['low']:.1f}, {ci['high']:.1f}] of quotable, "
                       f"misheard kept {bad}/{sum(not s for s in said)}")
 
 
