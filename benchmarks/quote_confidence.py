@@ -3,7 +3,7 @@ quotes at several ``quote_min_probability`` thresholds (issue 11's groundedness 
 
     PYTHONPATH=. python benchmarks/quote_confidence.py words   --manifest M --out DIR [--source tiny|base]
     PYTHONPATH=. python benchmarks/quote_confidence.py quotes  --manifest M --out DIR --model RUN_DIR \
-        --split dev --thresholds 0,0.3,0.5,0.7 [--source tiny|base]
+        --split dev --thresholds 0,0.3,0.5,0.7 [--source tiny|base] [--explain free|forced] [--batch-size 4]
     PYTHONPATH=. python benchmarks/quote_confidence.py report  --out DIR
 
 ``M``: a manifest of emotion rows with reference transcripts and ``split`` dev / test (ours:
@@ -22,6 +22,12 @@ the same tokens as long as the tokens it picked stay allowed, so a clip is gener
 higher threshold only when its answer at the previous one is not valid under it
 (``quote_constraint.step``). ``report``: per threshold, quotation %, groundedness vs said and vs
 the engine transcript, relevance (0-2 x 50, as ``eval score``), with n and 95% bootstrap CIs.
+``quotes`` runs every clip at one threshold (in batches, through ``Engine.load(transcriber=...)``:
+tiny is the default transcriber, base ``packaged:whisper-base``) before the next, and records per
+clip the transcriber's and the whole analysis's CPU seconds (batch mean) and ``consistent``;
+``report`` also prints each source's WER, word-level not-said shares, CPU and the share of
+``consistent: false``, on the clips every file of the same explain mode holds. Use one thread
+(``OMP_NUM_THREADS=1``) on a shared machine: spinning OpenMP threads inflate the CPU seconds.
 Everything is appended per clip to DIR/*.jsonl (a rerun resumes).
 """
 from __future__ import annotations
