@@ -151,6 +151,22 @@ def test_rows_from_before_modes_count_as_the_papers_protocol(tmp_path):
         GenerationMode.make("auto", quote_min_probability=1.5)
 
 
+def test_the_transcriber_is_part_of_the_mode(tmp_path):
+    """Rows record the engine's transcriber; a file made with another one is refused on resume
+    (nothing written); it only counts where a Whisper checkpoint transcribes (auto / whisper)."""
+    from emoreason.eval.run import check_mode
+
+    base = GenerationMode.make("auto", transcriber="packaged:whisper-base")
+    row = {"id": "c1", "task": "emotion", **base.fields()}
+    assert row["transcriber"] == "packaged:whisper-base" and GenerationMode.of_row(row) == base
+    assert GenerationMode.of_row({k: v for k, v in row.items() if k != "transcriber"}) == GenerationMode.make("auto")
+    assert GenerationMode.make("none", transcriber="packaged:whisper-base") == GenerationMode.make("none")
+    path = tmp_path / "p.jsonl"
+    with pytest.raises(UserError, match="made with --transcriber packaged:whisper-base --transcript auto.*, not --transcript auto"):
+        check_mode({"c1": row}, GenerationMode.make("auto"), path)
+    check_mode({"c1": row}, GenerationMode.make("auto", transcriber="packaged:whisper-base"), path)
+
+
 def test_no_reference_transcript_is_judged_against_the_engines(tmp_path):
     """A row without what was said (a corpus without transcripts): the judge holds quotes to the
     engine's transcript, says so, and no transcriber WER is claimed."""

@@ -27,6 +27,7 @@ class FakeEngine:
 
     def __init__(self, answers: dict[str, str]):
         self.answers, self.calls = answers, []
+        self.transcriber = None  # as Engine: the speech encoder's own Whisper decoder
 
     def analyze(self, files, task="emotion", prompt=None, question=None, batch_size=4, max_new_tokens=128,
                 transcript="model", explain=None, quotes=None, quote_min_probability=None):

@@ -37,6 +37,7 @@ def test_health(base_url):
     assert body["status"] == "ok"
     assert body["tasks"]["sentiment"] == ["positive", "negative", "neutral"] and "angry" in body["tasks"]["emotion"]
     assert body["tasks"]["asr"] == [] and body["tasks"]["sqa"] == []  # text tasks: no candidate labels
+    assert body["whisper_transcript"] is None  # the tiny random encoder has no Whisper decoder, none was chosen
 
 
 def test_index_page_is_self_contained(base_url):

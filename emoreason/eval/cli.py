@@ -103,7 +103,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips,
                           explain=args.explain, transcript=args.transcript, quotes=args.quotes,
-                          quote_min_probability=args.quote_min_probability)
+                          quote_min_probability=args.quote_min_probability, transcriber=args.transcriber)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     if args.probe_train:
@@ -219,6 +219,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     r.add_argument("--quote-min-probability", type=float, default=None, metavar="P",
                    help="--model, constrained quotes: transcript words the Whisper transcriber gave a probability under "
                         "P (0-1) may not be quoted (0: any word; default: the engine's); recorded in the rows' mode")
+    r.add_argument("--transcriber", default=None, metavar="WHISPER",
+                   help="--model: the Whisper checkpoint of the engine's whisper / auto transcript, as `analyze` takes it "
+                        "(packaged:whisper-base, a local Whisper directory, a hub id; default: the speech encoder's own "
+                        "decoder); recorded in the rows' mode")
     r.add_argument("--max-new-tokens", type=int, default=128,
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)

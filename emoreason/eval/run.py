@@ -51,10 +51,14 @@ class GenerationMode:
     quote_min_probability: float = 0.0
     """Constrained quotes: the engine's word-probability threshold (0 with free quotes, and in
     rows from before it was recorded, which were all made without one)."""
+    transcriber: str | None = None
+    """The engine's Whisper checkpoint (``Engine.load``'s ``transcriber``); None: the speech
+    encoder's own decoder (and in rows from before it was recorded, and with ``transcript``
+    ``model`` / ``none``, where no Whisper checkpoint transcribes)."""
 
     @classmethod
     def make(cls, transcript: str = "auto", quotes: str | None = None, explain: str = "free",
-             quote_min_probability: float | None = None) -> "GenerationMode":
+             quote_min_probability: float | None = None, transcriber: str | None = None) -> "GenerationMode":
         """Checked mode; ``quotes`` None: ``constrained`` with a transcript, ``free`` without one
         (the engine's rule); ``quote_min_probability`` None: the engine's default. UserError (one
         line) on a bad combination."""
@@ -71,22 +75,23 @@ class GenerationMode:
             raise UserError("--quotes constrained needs a transcript to hold quotes to (--transcript auto, model "
                             "or whisper), not --transcript none")
         threshold = check_quote_min_probability(quote_min_probability) if quotes == "constrained" else 0.0
-        return cls(transcript, quotes, explain, threshold)
+        return cls(transcript, quotes, explain, threshold, transcriber if transcript in ("auto", "whisper") else None)
 
     @classmethod
     def of_row(cls, row: dict[str, Any]) -> "GenerationMode":
         """The mode a predictions row was made in; rows from before modes were recorded were all
         made without a transcript, with free quotes and free explanations."""
         return cls(row.get("transcript_mode", "none"), row.get("quotes_mode", "free"), row.get("explain", "free"),
-                   float(row.get("quote_min_probability", 0.0)))
+                   float(row.get("quote_min_probability", 0.0)), row.get("transcriber"))
 
-    def fields(self) -> dict[str, str]:
+    def fields(self) -> dict[str, Any]:
         """The row fields that record it."""
         return {"transcript_mode": self.transcript, "quotes_mode": self.quotes, "explain": self.explain,
-                "quote_min_probability": self.quote_min_probability}
+                "quote_min_probability": self.quote_min_probability, "transcriber": self.transcriber}
 
     def flags(self) -> str:
-        return (f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain} "
+        return ((f"--transcriber {self.transcriber} " if self.transcriber else "")
+                + f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain} "
                 f"--quote-min-probability {self.quote_min_probability:g}")
 
 
@@ -210,7 +215,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                       limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128,
                       instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False,
                       explain: str = "free", transcript: str = "auto", quotes: str | None = None,
-                      quote_min_probability: float | None = None) -> Path:
+                      quote_min_probability: float | None = None, transcriber: str | None = None) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -223,7 +228,9 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     sentiment rows' transcript source and quote mode (:meth:`GenerationMode.make`; default: a
     transcript from ``auto`` with quotes held to it, as ``analyze`` answers; ``transcript="none"``
     is the paper's protocol); ``quote_min_probability``: the constrained quotes' word-probability
-    threshold (None: the engine's default). A file that holds rows of another mode is refused (:func:`check_mode`).
+    threshold (None: the engine's default); ``transcriber``: the engine's Whisper checkpoint
+    (``Engine.load``'s; None: the speech encoder's own decoder; a given ``engine`` must have been
+    loaded with it). A file that holds rows of another mode is refused (:func:`check_mode`).
     Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
     """
@@ -233,7 +240,9 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
     from emoreason.train.contamination import check_contamination
 
-    mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability)
+    mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability, transcriber)
+    if engine is not None and engine.transcriber != transcriber:
+        raise ValueError(f"the engine was loaded with transcriber {engine.transcriber!r}, not {transcriber!r}")
     rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
     rows, _ = check_contamination(run_dir, rows, [resolve_audio(r, manifest) for r in rows], exclude=exclude_training_clips,
@@ -244,7 +253,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     if engine is None and todo:
         from emoreason.inference.engine import Engine
 
-        engine = Engine.load(str(run_dir))
+        engine = Engine.load(str(run_dir), transcriber=transcriber)
     # Rows sharing task and instruction are batched together (each SQA question is its own group).
     groups: dict[tuple[str, str], list] = {}
     for r in todo:

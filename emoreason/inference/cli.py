@@ -53,7 +53,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "environment variable)")
     p.add_argument("--local", action="store_true", help="with --model: always load the model in this command. Without it, "
                    "a running `emoreason serve` of the same model (found through the files servers write, see docs/inference.md) "
-                   "gets the files instead, skipping the few seconds of start-up; not with --device or --dtype")
+                   "gets the files instead, skipping the few seconds of start-up; not with --device, --dtype or --transcriber")
     p.add_argument("--task", choices=["emotion", "sentiment", "asr", "sqa"], default="emotion",
                    help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral; "
                    "asr: transcribe; sqa: answer --question about each file (default: emotion)")
@@ -66,6 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "model's own transcript; model: the model's ASR task (one more generation per window, up to "
                    "--max-new-tokens tokens); auto: whisper when the model has it, else model; none: skip it "
                    "(default: auto)")
+    add_transcriber_argument(p)
     p.add_argument("--quotes", choices=["constrained", "free"], default=None,
                    help="constrained: quotes in emotion / sentiment explanations may only hold spans of the transcript "
                    "(it is generated first, then the explanation); free: unconstrained generation (transcript and "
@@ -96,6 +97,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "wall and CPU (user + sys) seconds of each")
     add_runtime_arguments(p)
     p.set_defaults(func=run)
+
+
+TRANSCRIBER_HELP = ("the Whisper checkpoint whose decoder writes the 'whisper' transcript (and the 'auto' one, "
+                    "which then always uses it): packaged:whisper-base (the mini model's emotion encoder: its encoder "
+                    "is shared), packaged:whisper-tiny.en, a local Whisper directory, or a hub id (offline: only when "
+                    "already cached); transcripts say source 'whisper:<this>' (default: the speech encoder's own "
+                    "decoder, when it has one)")
+
+
+def add_transcriber_argument(p: argparse.ArgumentParser) -> None:
+    """``--transcriber``: ``Engine.load``'s ``transcriber`` (shared by ``analyze``, ``serve``, ``eval run``)."""
+    p.add_argument("--transcriber", default=None, metavar="WHISPER", help=TRANSCRIBER_HELP)
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
@@ -232,6 +245,12 @@ def run(args: argparse.Namespace) -> int:
     # needed for that: the engine re-checks with the model's own).
     make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript, args.quotes, args.explain,
               whisper=True)  # whether the model has a Whisper decoder is known once it is loaded
+    transcriber = getattr(args, "transcriber", None)
+    if transcriber is not None and args.server:
+        from emoreason.errors import UserError
+
+        raise UserError("--transcriber is chosen when the server starts (`emoreason serve --transcriber ...`), "
+                        "not with --server")
     clock = StageClock(enabled=getattr(args, "timings", False))
     files = list(args.files)
     out_file: ResumableJsonl | None = None
@@ -250,7 +269,8 @@ def run(args: argparse.Namespace) -> int:
         if not files:
             out_file.close()
             return 0
-    if args.model and not getattr(args, "local", False) and args.device is None and args.dtype == "auto":
+    if args.model and not getattr(args, "local", False) and args.device is None and args.dtype == "auto" \
+            and transcriber is None:
         from emoreason.inference.discovery import find
 
         url = find(args.model, _auth_headers(args))
@@ -268,7 +288,8 @@ def run(args: argparse.Namespace) -> int:
 
         clock.mark("import")
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
-                             decode_threads=args.decode_threads)
+                             decode_threads=args.decode_threads,
+                             transcriber=transcriber)
         clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,

@@ -14,9 +14,10 @@ also writes a transcript. :func:`run_windows` runs a plan on a batch of windows:
   generated first and the explanations after them, under :class:`QuoteConstraint`; with word
   probabilities (the Whisper source), only runs of words at or above ``quote_min_probability``
   may be quoted (``quote_constraint.quotable_spans``);
-- with the Whisper transcript source, the speech encoder's own Whisper decoder transcribes the
-  windows (with word timings) from the frames the AudioLLM computed (``emoreason.model.whisper_asr``);
-  no ASR rows are added.
+- with the Whisper transcript source, the speech encoder's own Whisper decoder (or the engine's
+  chosen transcriber) transcribes the windows (with word timings) from the frames the AudioLLM
+  computed when they are its encoder's 30 s frames (``emoreason.model.whisper_asr``); no ASR rows
+  are added.
 
 Every encoder runs once per batch (:meth:`AudioLLM.encode`): scoring, the generations and the
 Whisper decoder read the same frames.
@@ -144,7 +145,8 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         raise UserError("quotes 'constrained' needs a transcript (transcript 'auto', 'model' or 'whisper'), not 'none'")
     if transcript == "whisper" and not whisper:
         raise UserError("transcript 'whisper' needs a speech encoder that is a frozen, pretrained Whisper checkpoint "
-                        "with its decoder weights at hand; use 'model' (the model's own ASR task) or 'auto'")
+                        "with its decoder weights at hand, or a transcriber (--transcriber packaged:whisper-base); "
+                        "use 'model' (the model's own ASR task) or 'auto'")
     if transcript == "auto":
         transcript = "whisper" if whisper else "model"
     if max_new_tokens < 0:
@@ -283,8 +285,10 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     if plan.transcript_source == "whisper":
         if whisper is None:
             raise ValueError("the plan asks for Whisper transcripts but no Whisper decoder was given")
-        # The LLM's frames serve Whisper's decoder only for full 30 s windows (see whisper_asr).
-        reuse = frames["speech_frames"] if "speech_frame_mask" not in frames else None
+        # The LLM's frames serve Whisper's decoder only when they are its own encoder's (the speech
+        # encoder's, or the emotion encoder's for that checkpoint) over full 30 s windows (see whisper_asr).
+        shared = whisper.shared
+        reuse = frames[f"{shared}_frames"] if shared is not None and f"{shared}_frame_mask" not in frames else None
         found = whisper.transcribe(list(waves), reuse)
         transcripts, words = [t.text for t in found], [t.words for t in found]
         quotable = _quotable(plan, transcripts, words)

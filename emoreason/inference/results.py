@@ -44,7 +44,9 @@ class Quote:
 TRANSCRIPT_SOURCES = ("model-asr", "whisper")
 """Where a transcript came from. ``model-asr``: the AudioLLM's own ASR task (greedy generation
 from the first ASR instruction of the training pool); ``whisper``: the speech encoder's own
-Whisper decoder over the frames the AudioLLM computed, with word timings."""
+Whisper decoder over the frames the AudioLLM computed, with word timings; ``whisper:<transcriber>``
+(not listed: it names the checkpoint) another Whisper checkpoint chosen when the engine was loaded
+(``Engine.load(transcriber=...)``, ``--transcriber``), also with word timings."""
 
 
 @dataclass

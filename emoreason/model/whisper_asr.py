@@ -10,6 +10,11 @@ reads is exactly what that decoder was trained on, so a transcript costs only th
 the encoder is not run again. Only the decoder half (and its tokenizer) is loaded; the encoder is
 the AudioLLM's own module, shared.
 
+Another Whisper checkpoint can transcribe instead (the engine's ``transcriber`` setting,
+:func:`resolve_transcriber`): when it is the AudioLLM's emotion encoder's checkpoint (the mini
+model's packaged whisper-base) that encoder is shared the same way (``shared="emotion"``);
+otherwise the checkpoint's own encoder is loaded beside the decoder and run on every window.
+
 Whisper was trained on 30 s windows (the clip padded with silence); its decoder over a shorter
 encoder output (the ``dynamic_length`` setting) loops and invents words (tiny.en on espeak
 speech: "The quick round-fuck-stump, over the lazy dog. The quick round-..." for "the quick brown
@@ -107,6 +112,50 @@ def encoder_decoder_dir(encoder_type: str, path: str | None, init: str, trainabl
     return decoder_checkpoint(path)
 
 
+def resolve_transcriber(spec: str) -> Path:
+    """A transcriber setting -> the local Whisper directory whose decoder (and encoder) transcribes.
+
+    ``spec``: ``packaged:NAME`` (weights installed from the package index; offline), a local
+    Whisper directory (transformers layout: ``config.json``, ``tokenizer.json``, safetensors), or a
+    hub id (fetched with huggingface_hub; offline only when already in its cache). Raises
+    UserError (one line) when ``spec`` is not a Whisper checkpoint with decoder weights.
+    """
+    from emoreason.errors import UserError
+    from emoreason.weights import PREFIX, resolve_packaged
+
+    if spec.startswith(PREFIX):
+        resolved = resolve_packaged(spec[len(PREFIX):])
+        local = resolved if isinstance(resolved, Path) else None
+    elif Path(spec).exists():
+        local = Path(spec)
+    else:
+        local = _hub_snapshot(spec)
+    if local is None or not _is_whisper_config(local) or decoder_checkpoint(local) is None:
+        raise UserError(f"transcriber {spec!r} is not a Whisper checkpoint with a decoder (a Whisper directory with "
+                        "config.json, tokenizer.json and decoder weights in *.safetensors, packaged:whisper-tiny.en, "
+                        "packaged:whisper-base or a Whisper hub id)")
+    return local
+
+
+def _hub_snapshot(repo_id: str) -> Path | None:
+    """The hub checkpoint ``repo_id``'s files a transcriber needs (cached; HF_HUB_OFFLINE reads the
+    cache only), or None when it cannot be had (unknown id, offline and not cached)."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
+    except Exception:  # offline, unknown repo, malformed id: the caller says what is needed
+        return None
+
+
+def _is_whisper_config(path: Path) -> bool:
+    config = path / "config.json"
+    try:
+        return json.loads(config.read_text()).get("model_type") == "whisper"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def _tokenizer(path: Path) -> Any:
     """The checkpoint's tokenizer: a full one when saved with a config, else the bare ``tokenizer.json``."""
     from transformers import AutoTokenizer, PreTrainedTokenizerFast
@@ -123,15 +172,22 @@ class WhisperDecoderASR:
         model: a ``WhisperForConditionalGeneration`` whose ``model.encoder`` is the AudioLLM's
             (shared, never called on the reuse path) and whose decoder holds the checkpoint's weights.
         tokenizer: the checkpoint's tokenizer.
-        encoder: the AudioLLM's speech encoder (``WhisperFrames``), used only for dynamic-length models.
+        encoder: the checkpoint's encoder as a ``WhisperFrames``: the AudioLLM's own speech or
+            emotion encoder when it is this checkpoint's, else one loaded for transcription alone;
+            run only when no reusable frames are given (dynamic-length models, or ``shared`` None).
         feature_extractor: the checkpoint's ``WhisperFeatureExtractor`` (30 s log-mel), same use.
+        shared: the name of the AudioLLM encoder (``speech`` / ``emotion``) that ``encoder`` is, whose
+            30 s frames the decoder can read; None: ``encoder`` is not the AudioLLM's (its frames
+            are always computed here).
     """
 
-    def __init__(self, model: nn.Module, tokenizer: Any, encoder: nn.Module, feature_extractor: Any):
+    def __init__(self, model: nn.Module, tokenizer: Any, encoder: nn.Module, feature_extractor: Any,
+                 shared: str | None = "speech"):
         self.model = model
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.features = feature_extractor
+        self.shared = shared
         gen = model.generation_config
         self.heads: list[list[int]] = [list(h) for h in getattr(gen, "alignment_heads", None) or []]
         if not self.heads:  # OpenAI's fallback: every head of the upper half of the decoder
@@ -140,9 +196,10 @@ class WhisperDecoderASR:
         self.multilingual = bool(getattr(gen, "is_multilingual", False))
 
     @classmethod
-    def load(cls, path: str | Path, encoder: nn.Module) -> "WhisperDecoderASR":
-        """Decoder weights of the Whisper directory ``path`` around the AudioLLM's speech ``encoder``
-        (a ``WhisperFrames``), on the encoder's device and in its dtype."""
+    def load(cls, path: str | Path, encoder: nn.Module, shared: str | None = "speech") -> "WhisperDecoderASR":
+        """Decoder weights of the Whisper directory ``path`` around ``encoder`` (a ``WhisperFrames``
+        of the same checkpoint: the AudioLLM's encoder named ``shared``, or with ``shared`` None one
+        of its own), on the encoder's device and in its dtype."""
         from safetensors.torch import load_file
         from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
@@ -177,7 +234,7 @@ class WhisperDecoderASR:
                 model.generation_config.alignment_heads = heads
         else:
             model.generation_config = packaged_generation_config(path, config)
-        return cls(model, _tokenizer(path), encoder, WhisperFeatureExtractor.from_pretrained(path))
+        return cls(model, _tokenizer(path), encoder, WhisperFeatureExtractor.from_pretrained(path), shared)
 
     @property
     def dtype(self) -> torch.dtype:

@@ -56,9 +56,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--served-model-name", metavar="ID", help="the model id of the /v1 routes (default: the run directory's name)")
     p.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: 127.0.0.1; 0.0.0.0 exposes it to the network)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
-    from emoreason.inference.cli import add_runtime_arguments
+    from emoreason.inference.cli import add_runtime_arguments, add_transcriber_argument
 
     add_runtime_arguments(p)
+    add_transcriber_argument(p)
     p.add_argument("--batch-size", type=int, default=8, help="30 s windows per forward pass, across concurrent requests (default: 8)")
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests to batch with the first (default: 10)")
     p.add_argument("--batch-regather-ms", type=float, default=2000.0,
@@ -90,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, "
                         "--batch-wait-ms and --batch-regather-ms >= 0")
     engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
-                         decode_threads=args.decode_threads)
+                         decode_threads=args.decode_threads,
+                         transcriber=args.transcriber)
     limits = ServerLimits(
         max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds, max_queue=args.max_queue,
         max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, max_regather_s=args.batch_regather_ms / 1000,
