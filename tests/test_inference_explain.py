@@ -54,9 +54,9 @@ def test_crafted_disagreement_is_flagged(engine, monkeypatch):
     assert free.consistent is False
     assert free.to_dict()["consistent"] is False
     [forced] = engine.analyze([("x.wav", tone(1.0))], transcript="none")
-    # the fake ignores its prompt, so the forced start is followed by a contradiction: the
-    # verdict is read from the first sentence that asserts a label, the forced one
-    assert forced.explanation == "The speaker sounds angry. The speaker sounds happy and cheerful."
+    # the fake ignores its prompt, so the forced start is followed by a contradiction: that
+    # sentence is dropped (emoreason.text.agreement), the printed answer agrees with its label
+    assert forced.explanation == "The speaker sounds angry."
     assert forced.consistent is True
     assert seen[1][1] > seen[0][1]  # the forced run's prompt rows carry the label sentence
     monkeypatch.setattr(engine.model, "generate", lambda batch, max_new_tokens, **kw: ["Hmm, hard to say."] * batch["input_ids"].shape[0])

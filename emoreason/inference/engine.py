@@ -493,6 +493,11 @@ def _window_fields(out: WindowOutput, labels: list[str], plan: TaskPlan, span: t
     transcript_text = out.text if task == "asr" else out.transcript
     if out.probs is not None:  # emotion / sentiment
         label, scores, explanation = labels[int(np.argmax(out.probs))], _scores(labels, out.probs), out.text
+        if plan.explain == "forced" and explanation:
+            # the answer began with the label's sentence: keep only what goes on agreeing with it
+            from emoreason.text.agreement import agreeing_explanation
+
+            explanation, _ = agreeing_explanation(explanation, lambda text: consistency(label, text, task))
     elif task == "sqa":
         answer = out.text
     start, end = (round(span[0], 3), round(span[1], 3)) if span else (None, None)

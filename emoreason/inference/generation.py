@@ -24,7 +24,8 @@ Whisper decoder read the same frames.
 
 The explanation continues the label: with ``explain="forced"`` (the default) the forced-choice
 label's sentence ("The speaker sounds angry.") is the start of the answer and the model generates
-what follows, so label and explanation cannot disagree; ``explain="free"`` generates the whole
+what follows, and the engine keeps the explanation's sentences only as long as they go on agreeing
+with it (``emoreason.text.agreement``); ``explain="free"`` generates the whole
 answer from the prompt (the paper's behaviour; the label may then disagree with the text).
 
 Prompts match training: the default instruction of each task is the first of its training pool

@@ -39,9 +39,10 @@ words above a threshold (``quote_min_probability``, ``emoreason.inference.quote_
 from __future__ import annotations
 
 import json
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -50,6 +51,22 @@ from torch import nn
 from emoreason.audio import MEL_HOP, SAMPLE_RATE
 from emoreason.hardware import decoding
 from emoreason.model.encoders import FRAMES_PER_WINDOW
+
+@contextmanager
+def _quiet_generate() -> Iterator[None]:
+    """transformers' Whisper ``generate`` warns on every call about arguments it sets itself
+    (suppress tokens from the model config, the default ``max_length`` beside our
+    ``max_new_tokens``): noise in every ``analyze`` output and demo log, nothing a user can act on.
+    Its logger is set to errors only for the call and restored after."""
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(before)
+
 
 FRAME_SECONDS = 2 * MEL_HOP / SAMPLE_RATE
 """One Whisper encoder frame: 20 ms (conv2 has stride 2 over 10 ms mel hops)."""
@@ -264,7 +281,7 @@ class WhisperDecoderASR:
             raise ValueError(f"Whisper's decoder needs {FRAMES_PER_WINDOW} frames per window, got {frames.shape[1]}")
         frames = frames.to(self.dtype)
         extra = {"language": "en", "task": "transcribe"} if self.multilingual else {}
-        with decoding():  # token by token: the caller's decode threads (emoreason.hardware)
+        with decoding(), _quiet_generate():  # token by token: the caller's decode threads (emoreason.hardware)
             out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames), num_beams=1,
                                       do_sample=False, return_timestamps=False, max_new_tokens=max_new_tokens, **extra)
         rows = out.tolist()
@@ -273,7 +290,7 @@ class WhisperDecoderASR:
             # " I" then <|endoftext|> on 30 s of continuous speech); decoding the same frames with
             # timestamp tokens reads the whole window. The timestamps are dropped (``_align`` keeps
             # text tokens only), the word timings still come from the alignment.
-            with decoding():
+            with decoding(), _quiet_generate():
                 again = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames[i : i + 1]), num_beams=1,
                                             do_sample=False, return_timestamps=True, max_new_tokens=max_new_tokens, **extra)
             retry = self._timed_text(again.tolist()[0], waves[i].size / SAMPLE_RATE)
