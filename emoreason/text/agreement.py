@@ -3,9 +3,9 @@
 With ``explain="forced"`` the answer starts with the forced choice's sentence ("The speaker sounds
 sad."), yet a small or briefly trained model can go on to contradict it ("... The speaker's
 emotional state is not sad.") or loop on one sentence: measured on 40 held-out clips with a
-22-step detailed model, a third of the forced answers read as another label
-(docs/evaluation.md, "Quotes that were said", the 40-clip forced run). :func:`agreeing_explanation` keeps the
-sentences up to the first one that repeats an earlier sentence, or that commits to another label
+22-step detailed model, a third of the forced answers read as another label (docs/evaluation.md,
+"Quotes that were said", the 40-clip forced run). :func:`agreeing_explanation` keeps the sentences
+up to the first one that repeats an earlier sentence, or that commits to another label
 on its own, or after which the text as a whole, read as the evaluation reads answers
 (:mod:`emoreason.text.label_extraction`), no longer agrees. The printed answer then never argues
 against the label it is printed with. ``explain="free"`` (the paper's protocol) is never trimmed.
