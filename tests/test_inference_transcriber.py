@@ -40,21 +40,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
 def _run(directory: Path, emotion: str | None) -> Path:
     """A run over the packaged whisper-tiny.en speech encoder (30 s windows) under the tiny random
     LLM; ``emotion``: the path of a frozen pretrained Whisper emotion encoder, or None for none."""
-    from emoreason.config import EncoderConfig, LLMConfig, LoRAConfig, ModelConfig
-    from emoreason.model.builder import build_model, save_pretrained
+    from emoreason.testing.tiny import save_tiny_whisper_run
 
-    torch.manual_seed(0)
-    cfg = ModelConfig(
-        speech_encoder=EncoderConfig(type="whisper", path="packaged:whisper-tiny.en", num_tokens=100),
-        emotion_encoder=EncoderConfig(type="whisper", path=emotion, num_tokens=100) if emotion else None,
-        fusion="sequence" if emotion else "none",
-        llm=LLMConfig(path="builtin:tiny", init="random", dtype="float32"),
-        lora=LoRAConfig(enabled=True, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
-    )
-    model, processor = build_model(cfg)
-    save_pretrained(model, cfg, directory / "final")
-    processor.save_pretrained(directory / "final")
-    return directory
+    return save_tiny_whisper_run(directory, emotion_encoder=emotion)
 
 
 def _conv1_calls(encoder: torch.nn.Module, calls: list[int]) -> torch.utils.hooks.RemovableHandle:

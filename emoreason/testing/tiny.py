@@ -58,10 +58,11 @@ def save_tiny_run(run_dir, seed: int = 0):
     return run_dir
 
 
-def save_tiny_whisper_run(run_dir, seed: int = 0):
+def save_tiny_whisper_run(run_dir, seed: int = 0, emotion_encoder: str | None = None):
     """A run whose speech encoder is the packaged whisper-tiny.en (frozen, pretrained: the engine's
-    ``transcript="auto"`` picks its Whisper decoder) under the tiny random LLM, no emotion
-    encoder; written like :func:`save_tiny_run`. Needs the packaged weights. Returns run_dir."""
+    ``transcript="auto"`` picks its Whisper decoder, over 30 s windows) under the tiny random LLM;
+    ``emotion_encoder``: the path of a frozen pretrained Whisper emotion encoder (sequence fusion),
+    or None for none. Written like :func:`save_tiny_run`. Needs the packaged weights. Returns run_dir."""
     from pathlib import Path
 
     import torch
@@ -73,7 +74,8 @@ def save_tiny_whisper_run(run_dir, seed: int = 0):
     torch.manual_seed(seed)
     cfg = ModelConfig(
         speech_encoder=EncoderConfig(type="whisper", path="packaged:whisper-tiny.en", num_tokens=100),
-        emotion_encoder=None, fusion="none",
+        emotion_encoder=EncoderConfig(type="whisper", path=emotion_encoder, num_tokens=100) if emotion_encoder else None,
+        fusion="sequence" if emotion_encoder else "none",
         llm=LLMConfig(path="builtin:tiny", init="random", dtype="float32"),
         lora=LoRAConfig(enabled=True, r=4, alpha=8, dropout=0.0, target_modules=["q_proj", "v_proj"]),
     )
