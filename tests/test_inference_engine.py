@@ -55,7 +55,7 @@ def test_result_schema(engine):
     labels = tiny_model_config().labels  # what the saved config.yaml says
     assert set(d) == {"file", "model", "task", "duration", "label", "scores", "explanation", "quotes", "cues", "segments",
                       "transcript", "answer", "question",  # added for asr / sqa (tests/test_inference_tasks.py)
-                      "consistent"}  # label / explanation agreement (tests/test_inference_explain.py)
+                      "consistent", "explanation_trimmed"}  # label / explanation agreement (tests/test_inference_explain.py)
     assert d["file"] == "clip.wav" and d["task"] == "emotion" and d["duration"] == 2.0
     assert d["label"] in labels
     assert list(d["scores"]) == labels

@@ -58,6 +58,8 @@ def test_crafted_disagreement_is_flagged(engine, monkeypatch):
     # sentence is dropped (emoreason.text.agreement), the printed answer agrees with its label
     assert forced.explanation == "The speaker sounds angry."
     assert forced.consistent is True
+    assert forced.explanation_trimmed == 1 and forced.to_dict()["explanation_trimmed"] == 1  # visible to users
+    assert free.explanation_trimmed == 0  # free answers are never cut
     assert seen[1][1] > seen[0][1]  # the forced run's prompt rows carry the label sentence
     monkeypatch.setattr(engine.model, "generate", lambda batch, max_new_tokens, **kw: ["Hmm, hard to say."] * batch["input_ids"].shape[0])
     [unread] = engine.analyze([("x.wav", tone(1.0))], explain="free", transcript="none")

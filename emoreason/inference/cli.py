@@ -161,6 +161,10 @@ def format_summary(result: dict[str, Any], top: int = 3) -> str:
         lines.append(f"  explanation: {result['explanation']}")
     if result.get("consistent") is False:
         lines.append("  note: the explanation does not commit to the label above (label and text disagree)")
+    elif result.get("explanation_trimmed"):
+        n = result["explanation_trimmed"]
+        lines.append(f"  note: {n} generated sentence{'s' if n != 1 else ''} that repeated or argued against the label "
+                     "left out")
     if result["quotes"]:
         lines.append("  quotes: " + "; ".join(f'"{q["text"]}"' for q in result["quotes"]))
     if result.get("transcript"):

@@ -459,7 +459,7 @@ class Engine:
         if all(s.transcript is not None for s in segments):  # every window's, or none
             transcript = Transcript(stitch([s.transcript.text for s in segments]), segments[0].transcript.source,
                                     [w for s in segments for w in s.transcript.words])
-        label, scores, explanation = None, {}, ""
+        label, scores, explanation, trimmed = None, {}, "", 0
         if labels:
             weights = np.array([s.end - s.start for s in segments])
             stacked = np.stack([out.probs for out in outs])  # (W, C)
@@ -472,6 +472,7 @@ class Engine:
             agree = np.array([s.label == labels[best] for s in segments])
             lead = int(np.argmax(np.where(agree, support, -1.0))) if agree.any() else int(np.argmax(support))
             label, scores, explanation = labels[best], _scores(labels, overall), segments[lead].explanation
+            trimmed = segments[lead].explanation_trimmed
         # sqa: the model hears one window at a time, so each window answers for itself; the
         # clip's answer lists them in window order (one line each; `segments` say when).
         answer = stitch([s.answer or "" for s in segments], sep="\n") if plan.task == "sqa" else None
@@ -479,6 +480,7 @@ class Engine:
             **head, label=label, scores=scores, explanation=explanation, quotes=[q for s in segments for q in s.quotes],
             cues=cues_from_tracks(*clip.tracks, seconds, transcript.text if transcript else None), segments=segments,
             transcript=transcript, answer=answer, consistent=consistency(label, explanation, plan.task),
+            explanation_trimmed=trimmed,
         )
 
 
@@ -488,7 +490,7 @@ def _window_fields(out: WindowOutput, labels: list[str], plan: TaskPlan, span: t
     answer, consistent); ``span``: the window's (start, end) seconds for long audio (quotes are
     placed there); ``offset``: the window's start in the file (added to word timings);
     ``whisper_source``: what Whisper transcripts record as their source."""
-    label, scores, explanation, answer = None, {}, "", None
+    label, scores, explanation, answer, trimmed = None, {}, "", None, 0
     task = plan.task
     transcript_text = out.text if task == "asr" else out.transcript
     if out.probs is not None:  # emotion / sentiment
@@ -497,7 +499,7 @@ def _window_fields(out: WindowOutput, labels: list[str], plan: TaskPlan, span: t
             # the answer began with the label's sentence: keep only what goes on agreeing with it
             from emoreason.text.agreement import agreeing_explanation
 
-            explanation, _ = agreeing_explanation(explanation, lambda text: consistency(label, text, task))
+            explanation, trimmed = agreeing_explanation(explanation, lambda text: consistency(label, text, task))
     elif task == "sqa":
         answer = out.text
     start, end = (round(span[0], 3), round(span[1], 3)) if span else (None, None)
@@ -510,6 +512,7 @@ def _window_fields(out: WindowOutput, labels: list[str], plan: TaskPlan, span: t
         label=label, scores=scores, explanation=explanation,
         quotes=[Quote(q, start, end, is_transcript_span(q, out.transcript)) for q in extract_quotes(explanation)],
         transcript=transcript, answer=answer, consistent=consistency(label, explanation, task),
+        explanation_trimmed=trimmed,
     )
 
 

@@ -5,7 +5,7 @@
      "quotes": [{"text": "I hate this", "start": null, "end": null, "grounded": true}], "cues": {...}, "segments": [],
      "transcript": {"text": "I hate this.", "source": "whisper",
                     "words": [{"text": "I", "start": 0.0, "end": 0.3, "probability": 0.98}, ...]},
-     "answer": null, "question": null, "consistent": true}
+     "answer": null, "question": null, "consistent": true, "explanation_trimmed": 0}
 
 Which fields a task fills:
 
@@ -18,7 +18,8 @@ Which fields a task fills:
 ``segments`` is empty for clips of at most one window (30 s); longer clips get one entry per
 window (same fields, with ``start`` / ``end`` seconds) and the top-level fields summarise them.
 The keys of earlier versions keep their meaning; ``transcript``, ``answer``, ``question`` and
-``consistent`` were added (always present, null when not produced).
+``consistent`` were added (always present, null when not produced), then ``explanation_trimmed``
+(always present, 0 unless sentences were dropped).
 """
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ class Segment:
     consistent: bool | None = None
     """Whether the label read back from ``explanation`` (``emoreason.text.label_extraction``) is
     ``label``; None when no label can be read (or there is no explanation)."""
+    explanation_trimmed: int = 0
+    """How many generated sentences were dropped from ``explanation`` because they stopped agreeing
+    with ``label`` (``explain="forced"`` only: ``emoreason.text.agreement``)."""
 
 
 @dataclass
@@ -110,6 +114,11 @@ class AnalysisResult:
     """emotion / sentiment: whether the explanation commits to ``label`` (the label read back
     from its text by ``emoreason.text.label_extraction``); False flags a disagreement; None when
     no label can be read from the text (or there is none: asr, sqa, max_new_tokens 0)."""
+    explanation_trimmed: int = 0
+    """How many generated sentences were cut from ``explanation`` (``explain="forced"``): the
+    sentences from the first that repeated an earlier one, named another label, or made the text
+    stop reading as ``label`` (``emoreason.text.agreement``). 0 when nothing was cut; for long
+    audio, that of the window whose explanation is shown."""
     ok: bool = field(default=True, init=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:

@@ -47,7 +47,8 @@ def window_segment(result: AnalysisResult, start: float, end: float) -> Segment:
         transcript = Transcript(result.transcript.text, result.transcript.source, words)
     quotes = [Quote(q.text, start, end, q.grounded) for q in result.quotes]
     return Segment(start=start, end=end, label=result.label, scores=result.scores, explanation=result.explanation,
-                   quotes=quotes, cues=result.cues, transcript=transcript, answer=result.answer, consistent=result.consistent)
+                   quotes=quotes, cues=result.cues, transcript=transcript, answer=result.answer, consistent=result.consistent,
+                   explanation_trimmed=result.explanation_trimmed)
 
 
 def combine_windows(name: str, model: str, task: str, question: str | None, wave: np.ndarray,
@@ -62,12 +63,13 @@ def combine_windows(name: str, model: str, task: str, question: str | None, wave
         quotes = [Quote(q.text, None, None, q.grounded) for q in s.quotes]
         return AnalysisResult(file=name, model=model, task=task, duration=duration, label=s.label, scores=s.scores,
                               explanation=s.explanation, quotes=quotes, cues=s.cues, transcript=s.transcript,
-                              answer=s.answer, question=question, consistent=s.consistent)
+                              answer=s.answer, question=question, consistent=s.consistent,
+                              explanation_trimmed=s.explanation_trimmed)
     transcript = None
     if all(s.transcript is not None for s in segments):
         transcript = Transcript(stitch([s.transcript.text for s in segments]), segments[0].transcript.source,
                                 [w for s in segments for w in s.transcript.words])
-    label, scores, explanation = None, {}, ""
+    label, scores, explanation, trimmed = None, {}, "", 0
     labels = list(segments[0].scores)
     if labels:
         weights = np.array([s.end - s.start for s in segments])
@@ -79,11 +81,13 @@ def combine_windows(name: str, model: str, task: str, question: str | None, wave
         lead = int(np.argmax(np.where(agree, support, -1.0))) if agree.any() else int(np.argmax(support))
         overall = overall / overall.sum()
         label, scores, explanation = labels[best], {k: float(v) for k, v in zip(labels, overall)}, segments[lead].explanation
+        trimmed = segments[lead].explanation_trimmed
     answer = stitch([s.answer or "" for s in segments], sep="\n") if task == "sqa" else None
     return AnalysisResult(file=name, model=model, task=task, duration=duration, label=label, scores=scores,
                           explanation=explanation, quotes=[q for s in segments for q in s.quotes],
                           cues=measure_cues(wave, transcript.text if transcript else None), segments=segments,
-                          transcript=transcript, answer=answer, question=question, consistent=consistency(label, explanation, task))
+                          transcript=transcript, answer=answer, question=question, consistent=consistency(label, explanation, task),
+                          explanation_trimmed=trimmed)
 
 
 async def start_stream(ctx: ServerContext, name: str, data: bytes, options: AnalyzeOptions,

@@ -261,9 +261,11 @@ function render(r) {
   renderBars($("bars"), r.scores);
   $("explanationBox").hidden = !labelled;
   renderExplanation($("explanation"), r.explanation, r.quotes);
-  $("consistency").hidden = r.consistent !== false;
+  const trimmed = r.explanation_trimmed || 0;
+  $("consistency").hidden = r.consistent !== false && !trimmed;
   $("consistency").textContent = r.consistent === false
-    ? `Note: this explanation does not commit to the label "${r.label}" (label and text disagree).` : "";
+    ? `Note: this explanation does not commit to the label "${r.label}" (label and text disagree).`
+    : trimmed ? `Note: ${trimmed} generated sentence${trimmed === 1 ? "" : "s"} that repeated or argued against "${r.label}" ${trimmed === 1 ? "was" : "were"} left out.` : "";
   $("answerBox").hidden = r.answer === null || r.answer === undefined;
   $("questionHead").textContent = r.question ? `Answer to: ${r.question}` : "Answer";
   $("answer").textContent = r.answer || "";
