@@ -140,29 +140,35 @@ def resolve_transcriber(spec: str) -> Path:
     from emoreason.errors import UserError
     from emoreason.weights import PREFIX, resolve_packaged
 
+    why = ""
     if spec.startswith(PREFIX):
         resolved = resolve_packaged(spec[len(PREFIX):])
         local = resolved if isinstance(resolved, Path) else None
     elif Path(spec).exists():
         local = Path(spec)
     else:
-        local = _hub_snapshot(spec)
+        local, why = _hub_snapshot(spec)
     if local is None or not _is_whisper_config(local) or decoder_checkpoint(local) is None:
-        raise UserError(f"transcriber {spec!r} is not a Whisper checkpoint with a decoder (a Whisper directory with "
-                        "config.json, tokenizer.json and decoder weights in *.safetensors, packaged:whisper-tiny.en, "
-                        "packaged:whisper-base or a Whisper hub id)")
+        raise UserError(f"transcriber {spec!r} is not a Whisper checkpoint with a decoder{why} (a Whisper directory "
+                        "with config.json, tokenizer.json and decoder weights in *.safetensors, "
+                        "packaged:whisper-tiny.en, packaged:whisper-base or a Whisper hub id)")
     return local
 
 
-def _hub_snapshot(repo_id: str) -> Path | None:
-    """The hub checkpoint ``repo_id``'s files a transcriber needs (cached; HF_HUB_OFFLINE reads the
-    cache only), or None when it cannot be had (unknown id, offline and not cached)."""
+def _hub_snapshot(repo_id: str) -> tuple[Path | None, str]:
+    """(the hub checkpoint ``repo_id``'s files a transcriber needs, "") when it can be had (cached;
+    HF_HUB_OFFLINE reads the cache only), else (None, why: the fetch error's class and first line,
+    e.g. offline and not cached, unknown id, malformed id)."""
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"]))
-    except Exception:  # offline, unknown repo, malformed id: the caller says what is needed
-        return None
+        return Path(snapshot_download(repo_id, allow_patterns=["*.json", "*.safetensors", "*.txt"])), ""
+    except Exception as e:  # any fetch failure: the caller's one-line error names it
+        import textwrap
+
+        # the first sentence says enough; shortened at a word boundary
+        first = textwrap.shorten((str(e).strip().splitlines() or [""])[0].split(". ")[0], 200, placeholder=" ...")
+        return None, f": the hub fetch failed ({type(e).__name__}{': ' + first if first else ''})"
 
 
 def _is_whisper_config(path: Path) -> bool:
