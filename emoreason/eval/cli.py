@@ -103,7 +103,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                           batch_size=args.batch_size, seed=args.seed, max_new_tokens=args.max_new_tokens,
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips,
                           explain=args.explain, transcript=args.transcript, quotes=args.quotes,
-                          quote_min_probability=args.quote_min_probability, transcriber=args.transcriber)
+                          quote_min_probability=args.quote_min_probability, transcriber=args.transcriber,
+                          quote_check=args.quote_check)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     if args.probe_train:
@@ -223,6 +224,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="--model: the Whisper checkpoint of the engine's whisper / auto transcript, as `analyze` takes it "
                         "(packaged:whisper-base, a local Whisper directory, a hub id; default: the speech encoder's own "
                         "decoder); recorded in the rows' mode")
+    r.add_argument("--quote-check", default=None, metavar="WHISPER",
+                   help="--model, constrained quotes: a second Whisper checkpoint (as --transcriber) that transcribes "
+                        "every clip too; quotes may hold only words it heard as well (e.g. packaged:whisper-base; "
+                        "default: none); recorded in the rows' mode")
     r.add_argument("--max-new-tokens", type=int, default=128,
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)

@@ -55,10 +55,15 @@ class GenerationMode:
     """The engine's Whisper checkpoint (``Engine.load``'s ``transcriber``); None: the speech
     encoder's own decoder (and in rows from before it was recorded, and with ``transcript``
     ``model`` / ``none``, where no Whisper checkpoint transcribes)."""
+    quote_check: str | None = None
+    """The engine's second Whisper checkpoint (``Engine.load``'s ``quote_check``): constrained
+    quotes hold only words it heard too; None: no check (and in rows from before it was recorded,
+    and with free quotes, where it does nothing)."""
 
     @classmethod
     def make(cls, transcript: str = "auto", quotes: str | None = None, explain: str = "free",
-             quote_min_probability: float | None = None, transcriber: str | None = None) -> "GenerationMode":
+             quote_min_probability: float | None = None, transcriber: str | None = None,
+             quote_check: str | None = None) -> "GenerationMode":
         """Checked mode; ``quotes`` None: ``constrained`` with a transcript, ``free`` without one
         (the engine's rule); ``quote_min_probability`` None: the engine's default. UserError (one
         line) on a bad combination."""
@@ -75,22 +80,26 @@ class GenerationMode:
             raise UserError("--quotes constrained needs a transcript to hold quotes to (--transcript auto, model "
                             "or whisper), not --transcript none")
         threshold = check_quote_min_probability(quote_min_probability) if quotes == "constrained" else 0.0
-        return cls(transcript, quotes, explain, threshold, transcriber if transcript in ("auto", "whisper") else None)
+        whisper = transcript in ("auto", "whisper")
+        return cls(transcript, quotes, explain, threshold, transcriber if whisper else None,
+                   quote_check if whisper and quotes == "constrained" else None)
 
     @classmethod
     def of_row(cls, row: dict[str, Any]) -> "GenerationMode":
         """The mode a predictions row was made in; rows from before modes were recorded were all
         made without a transcript, with free quotes and free explanations."""
         return cls(row.get("transcript_mode", "none"), row.get("quotes_mode", "free"), row.get("explain", "free"),
-                   float(row.get("quote_min_probability", 0.0)), row.get("transcriber"))
+                   float(row.get("quote_min_probability", 0.0)), row.get("transcriber"), row.get("quote_check"))
 
     def fields(self) -> dict[str, Any]:
         """The row fields that record it."""
         return {"transcript_mode": self.transcript, "quotes_mode": self.quotes, "explain": self.explain,
-                "quote_min_probability": self.quote_min_probability, "transcriber": self.transcriber}
+                "quote_min_probability": self.quote_min_probability, "transcriber": self.transcriber,
+                "quote_check": self.quote_check}
 
     def flags(self) -> str:
         return ((f"--transcriber {self.transcriber} " if self.transcriber else "")
+                + (f"--quote-check {self.quote_check} " if self.quote_check else "")
                 + f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain} "
                 f"--quote-min-probability {self.quote_min_probability:g}")
 
@@ -215,7 +224,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                       limit: int | None = None, batch_size: int = 8, seed: int = 0, max_new_tokens: int = 128,
                       instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False,
                       explain: str = "free", transcript: str = "auto", quotes: str | None = None,
-                      quote_min_probability: float | None = None, transcriber: str | None = None) -> Path:
+                      quote_min_probability: float | None = None, transcriber: str | None = None,
+                      quote_check: str | None = None) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -230,7 +240,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     is the paper's protocol); ``quote_min_probability``: the constrained quotes' word-probability
     threshold (None: the engine's default); ``transcriber``: the engine's Whisper checkpoint
     (``Engine.load``'s; None: the speech encoder's own decoder; a given ``engine`` must have been
-    loaded with it). A file that holds rows of another mode is refused (:func:`check_mode`).
+    loaded with it); ``quote_check``: the engine's second Whisper for constrained quotes
+    (``Engine.load``'s; likewise). A file that holds rows of another mode is refused (:func:`check_mode`).
     Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
     """
@@ -240,9 +251,11 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
     from emoreason.train.contamination import check_contamination
 
-    mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability, transcriber)
+    mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability, transcriber, quote_check)
     if engine is not None and engine.transcriber != transcriber:
         raise ValueError(f"the engine was loaded with transcriber {engine.transcriber!r}, not {transcriber!r}")
+    if engine is not None and mode.quote_check is not None and engine.quote_check != mode.quote_check:
+        raise ValueError(f"the engine was loaded with quote check {engine.quote_check!r}, not {mode.quote_check!r}")
     rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
     rows, _ = check_contamination(run_dir, rows, [resolve_audio(r, manifest) for r in rows], exclude=exclude_training_clips,
@@ -253,7 +266,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     if engine is None and todo:
         from emoreason.inference.engine import Engine
 
-        engine = Engine.load(str(run_dir), transcriber=transcriber)
+        engine = Engine.load(str(run_dir), transcriber=transcriber, quote_check=mode.quote_check)
     # Rows sharing task and instruction are batched together (each SQA question is its own group).
     groups: dict[tuple[str, str], list] = {}
     for r in todo:

@@ -106,9 +106,18 @@ TRANSCRIBER_HELP = ("the Whisper checkpoint whose decoder writes the 'whisper' t
                     "decoder, when it has one)")
 
 
+QUOTE_CHECK_HELP = ("a second Whisper checkpoint (same forms as --transcriber) that transcribes every clip too when "
+                    "quotes are constrained: quotes may then hold only transcript words it heard as well (each "
+                    "transcript word says 'confirmed'). packaged:whisper-base removes most misheard words from quotes "
+                    "(docs/evaluation.md) for one more transcription per 30 s window (~3 CPU-s on 2 cores) "
+                    "(default: none)")
+
+
 def add_transcriber_argument(p: argparse.ArgumentParser) -> None:
-    """``--transcriber``: ``Engine.load``'s ``transcriber`` (shared by ``analyze``, ``serve``, ``eval run``)."""
+    """``--transcriber`` and ``--quote-check``: ``Engine.load``'s ``transcriber`` and ``quote_check``
+    (shared by ``analyze``, ``serve``, ``eval run``)."""
     p.add_argument("--transcriber", default=None, metavar="WHISPER", help=TRANSCRIBER_HELP)
+    p.add_argument("--quote-check", default=None, metavar="WHISPER", help=QUOTE_CHECK_HELP)
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
@@ -250,11 +259,12 @@ def run(args: argparse.Namespace) -> int:
     make_plan(args.task, [], args.prompt, args.question, args.max_new_tokens, args.transcript, args.quotes, args.explain,
               whisper=True)  # whether the model has a Whisper decoder is known once it is loaded
     transcriber = getattr(args, "transcriber", None)
-    if transcriber is not None and args.server:
+    quote_check = getattr(args, "quote_check", None)
+    if args.server and (transcriber is not None or quote_check is not None):
         from emoreason.errors import UserError
 
-        raise UserError("--transcriber is chosen when the server starts (`emoreason serve --transcriber ...`), "
-                        "not with --server")
+        flag = "--transcriber" if transcriber is not None else "--quote-check"
+        raise UserError(f"{flag} is chosen when the server starts (`emoreason serve {flag} ...`), not with --server")
     clock = StageClock(enabled=getattr(args, "timings", False))
     files = list(args.files)
     out_file: ResumableJsonl | None = None
@@ -274,7 +284,7 @@ def run(args: argparse.Namespace) -> int:
             out_file.close()
             return 0
     if args.model and not getattr(args, "local", False) and args.device is None and args.dtype == "auto" \
-            and transcriber is None:
+            and transcriber is None and quote_check is None:
         from emoreason.inference.discovery import find
 
         url = find(args.model, _auth_headers(args))
@@ -293,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         clock.mark("import")
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
                              decode_threads=args.decode_threads,
-                             transcriber=transcriber)
+                             transcriber=transcriber, quote_check=quote_check)
         clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,

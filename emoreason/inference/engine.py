@@ -27,7 +27,9 @@ encoder of that checkpoint (e.g. the emotion encoder) are reused when they are 3
 transcript, an explanation's quotes are held to it by default (``quotes="constrained"``: the
 transcript comes first, then the explanation may quote only its spans;
 ``emoreason.inference.quote_constraint``), and with Whisper's word probabilities only runs of
-words at or above ``quote_min_probability``; every returned quote says whether it is ``grounded``.
+words at or above ``quote_min_probability``, and, with ``Engine.load(..., quote_check=
+"packaged:whisper-base")``, that a second Whisper heard too (each word's ``confirmed``); every
+returned quote says whether it is ``grounded``.
 
 The explanation starts with the forced-choice label's sentence (``explain="forced"``, the
 default) and the model continues it, so the two agree; ``explain="free"`` lets the model write
@@ -173,12 +175,17 @@ class Engine:
         whisper_encoder: the model encoder (``speech`` / ``emotion``) that is ``whisper_dir``'s own
             encoder, shared with the decoder (its 30 s frames are reused); None: the checkpoint's
             encoder is loaded for transcription alone.
+        quote_check: the setting of a second Whisper checkpoint that transcribes each window too,
+            so constrained quotes hold only words both transcripts have (see :meth:`load`); None:
+            no check. ``check_dir`` / ``check_encoder``: its directory and shared model encoder,
+            as ``whisper_dir`` / ``whisper_encoder``.
     """
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
                  max_seconds: float = MAX_SECONDS, whisper_dir: str | Path | None = None,
                  decode_threads: int | None = None, transcriber: str | None = None,
-                 whisper_encoder: str | None = "speech"):
+                 whisper_encoder: str | None = "speech", quote_check: str | None = None,
+                 check_dir: str | Path | None = None, check_encoder: str | None = None):
         self.model = model
         self.decode_threads = decode_threads
         """torch intra-op threads of the token-by-token generations (``emoreason.hardware.decode_threads``);
@@ -187,6 +194,10 @@ class Engine:
         self.transcriber = transcriber
         self.whisper_encoder = whisper_encoder
         self._whisper: Any = None
+        self.quote_check = quote_check
+        self.check_dir = Path(check_dir) if check_dir is not None else None
+        self.check_encoder = check_encoder
+        self._checker: Any = None
         self.processor = processor
         self.candidate_labels = {task: list(values) for task, values in labels.items()}
         self.name = name
@@ -201,7 +212,7 @@ class Engine:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, max_seconds: float = MAX_SECONDS,
              dtype: str = "auto", decode_threads: int | None | str = "auto",
-             transcriber: str | None = None) -> "Engine":
+             transcriber: str | None = None, quote_check: str | None = None) -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
         ``dtype``: ``auto`` follows :mod:`emoreason.hardware`'s rule for ``device``: on a GPU the
@@ -219,6 +230,13 @@ class Engine:
         packaged ones, or ids already in the hub cache); None (default): the speech encoder's own
         decoder when it has one. UserError (one line) when it is not a Whisper checkpoint with a
         decoder; checked before the model is loaded.
+
+        ``quote_check``: a second Whisper checkpoint (same forms as ``transcriber``) that transcribes
+        every window too when quotes are constrained; a transcript word it did not hear as well
+        (``emoreason.text.transcript_check``) may not be quoted. It costs one more transcription
+        per window (whisper-base: ~3 CPU-s on 2 cores) and removes most misheard words from quotes
+        (docs/evaluation.md). None (default): no check. Checked like ``transcriber``; refused when
+        the engine has no Whisper transcriber to check.
         """
         import torch
 
@@ -230,11 +248,12 @@ class Engine:
         if decode_threads is not None and decode_threads != "auto" and (not isinstance(decode_threads, int) or decode_threads < 1):
             raise UserError(f"decode threads must be 'auto' or a whole number >= 1, got {decode_threads!r}")
         directory = resolve_model_dir(path)
-        chosen = None
-        if transcriber is not None:
+        chosen = check = None
+        if transcriber is not None or quote_check is not None:
             from emoreason.model.whisper_asr import resolve_transcriber
 
-            chosen = resolve_transcriber(transcriber)
+            chosen = resolve_transcriber(transcriber) if transcriber is not None else None
+            check = resolve_transcriber(quote_check) if quote_check is not None else None
         device = torch.device(device) if device is not None else default_device()
         if decode_threads == "auto":
             decode_threads = auto_decode_threads(device)
@@ -250,9 +269,13 @@ class Engine:
             whisper_dir, shared = _whisper_dir(config.speech_encoder), "speech"
         else:
             whisper_dir, shared = chosen, _shared_encoder(config, chosen)
+        if check is not None and whisper_dir is None:
+            raise UserError(f"quote check {quote_check!r} needs a Whisper transcript to check, and this model's speech "
+                            "encoder has no Whisper decoder: give --transcriber too")
         return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
-                   whisper_encoder=shared)
+                   whisper_encoder=shared, quote_check=quote_check, check_dir=check,
+                   check_encoder=_shared_encoder(config, check) if check is not None else None)
 
     @property
     def has_whisper(self) -> bool:
@@ -269,17 +292,27 @@ class Engine:
         """The Whisper transcriber, loaded once (on the model's device, in its dtype): its decoder
         around the model's encoder of the same checkpoint, or around its own encoder."""
         if self._whisper is None:
-            from emoreason.model.whisper_asr import WhisperDecoderASR
-
-            if self.whisper_encoder is not None:
-                encoder = getattr(self.model, f"{self.whisper_encoder}_encoder")
-            else:
-                from emoreason.model.encoders import WhisperFrames, load_whisper_encoder
-
-                param = next(self.model.speech_encoder.parameters())
-                encoder = WhisperFrames(load_whisper_encoder(str(self.whisper_dir))).to(param.device, param.dtype).eval()
-            self._whisper = WhisperDecoderASR.load(self.whisper_dir, encoder, shared=self.whisper_encoder)
+            self._whisper = self._load_asr(self.whisper_dir, self.whisper_encoder)
         return self._whisper
+
+    def _checker_asr(self) -> Any:
+        """The quote check's Whisper (``quote_check``), loaded once like :meth:`_whisper_asr`; None
+        without one."""
+        if self._checker is None and self.check_dir is not None:
+            self._checker = self._load_asr(self.check_dir, self.check_encoder)
+        return self._checker
+
+    def _load_asr(self, directory: Path, shared: str | None) -> Any:
+        from emoreason.model.whisper_asr import WhisperDecoderASR
+
+        if shared is not None:
+            encoder = getattr(self.model, f"{shared}_encoder")
+        else:
+            from emoreason.model.encoders import WhisperFrames, load_whisper_encoder
+
+            param = next(self.model.speech_encoder.parameters())
+            encoder = WhisperFrames(load_whisper_encoder(str(directory))).to(param.device, param.dtype).eval()
+        return WhisperDecoderASR.load(directory, encoder, shared=shared)
 
     # ------------------------------------------------------------------ vocabulary
     def labels(self, task: str = "emotion") -> list[str]:
@@ -425,8 +458,9 @@ class Engine:
 
         with self._lock, torch.inference_mode(), decode_threads(self.decode_threads):
             whisper = self._whisper_asr() if plan.transcript_source == "whisper" else None
+            checker = self._checker_asr() if whisper is not None and plan.quotes == "constrained" else None
             self.window_sources = [clip.source for clip, _, _ in items]
-            outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper)
+            outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper, checker)
         for (clip, i, _), out in zip(items, outputs):
             clip.outputs[i] = out
         if progress is not None:

@@ -37,7 +37,7 @@ then renders the task's prompt with that transcript for the forced choice and th
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -260,19 +260,20 @@ def _rows(batch: dict[str, Any], rows: slice) -> dict[str, Any]:
 
 
 def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: TaskPlan,
-                whisper: Any = None) -> list[WindowOutput]:
+                whisper: Any = None, checker: Any = None) -> list[WindowOutput]:
     """One batch of windows (each (T,) float32 16 kHz, T <= 30 s) -> one output per window.
 
     ``whisper``: a ``WhisperDecoderASR`` over the model's speech encoder (needed when
-    ``plan.transcript_source == "whisper"``). The caller holds the model lock and
-    ``torch.inference_mode``.
+    ``plan.transcript_source == "whisper"``). ``checker``: a second ``WhisperDecoderASR`` whose
+    transcript confirms the words constrained quotes may hold (:func:`whisper_transcripts`); None:
+    no check. The caller holds the model lock and ``torch.inference_mode``.
     """
     import torch
 
     from emoreason.data.dataset import TRANSCRIPT_CONTEXT_TASKS
 
     if processor.transcript_in_prompt and plan.task in TRANSCRIPT_CONTEXT_TASKS:
-        return run_with_transcript_context(model, processor, waves, plan, whisper)
+        return run_with_transcript_context(model, processor, waves, plan, whisper, checker)
     b = len(waves)
     extra = plan.transcript_source == "model"  # B more rows: the ASR instruction on the same windows
     prompts = [plan.prompt] * b + ([plan.transcript_prompt] * b if extra else [])
@@ -286,12 +287,7 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     if plan.transcript_source == "whisper":
         if whisper is None:
             raise ValueError("the plan asks for Whisper transcripts but no Whisper decoder was given")
-        # The LLM's frames serve Whisper's decoder only when they are its own encoder's (the speech
-        # encoder's, or the emotion encoder's for that checkpoint) over full 30 s windows (see whisper_asr).
-        shared = whisper.shared
-        reuse = frames[f"{shared}_frames"] if shared is not None and f"{shared}_frame_mask" not in frames else None
-        found = whisper.transcribe(list(waves), reuse)
-        transcripts, words = [t.text for t in found], [t.words for t in found]
+        transcripts, words = whisper_transcripts(whisper, waves, frames, checker if plan.quotes == "constrained" else None)
         quotable = _quotable(plan, transcripts, words)
     probs: list[np.ndarray | None] = [None] * b
     if plan.sentences:
@@ -307,6 +303,31 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
                                            quotable=quotable)
     texts = [join_answer(prefix, t.strip()) for prefix, t in zip(prefixes, texts)]
     return [WindowOutput(probs[i], texts[i], transcripts[i] if transcripts else None, words[i]) for i in range(b)]
+
+
+def whisper_transcripts(whisper: Any, waves: Sequence[np.ndarray], frames: Mapping[str, Any] | None,
+                        checker: Any = None) -> tuple[list[str], list[list[dict[str, Any]]]]:
+    """The windows' Whisper transcripts: (texts, words per window).
+
+    ``frames``: the model's encoder outputs of these windows (``model.encode``), reused by a
+    transcriber whose encoder is one of them over full 30 s windows (no frame mask; see
+    ``whisper_asr``); None: each transcriber encodes the windows itself. ``checker``: a second
+    Whisper; each word of ``whisper``'s transcript is then marked ``confirmed`` when the checker's
+    transcript of the same window has it in the same order (``emoreason.text.transcript_check``),
+    which keeps unconfirmed words out of constrained quotes (``quotable_spans``)."""
+    def reused(asr: Any) -> Any:
+        shared = asr.shared
+        if frames is None or shared is None or f"{shared}_frame_mask" in frames:
+            return None
+        return frames[f"{shared}_frames"]
+
+    found = whisper.transcribe(list(waves), reused(whisper))
+    if checker is not None:
+        from emoreason.text.transcript_check import confirm_words
+
+        for mine, theirs in zip(found, checker.transcribe(list(waves), reused(checker))):
+            confirm_words(mine.words, theirs.words)
+    return [t.text for t in found], [t.words for t in found]
 
 
 def _forced_choice(model: Any, batch: dict[str, Any], sentences: Sequence[str]) -> list[np.ndarray]:
@@ -325,21 +346,20 @@ def _forced_prefixes(plan: TaskPlan, probs: Sequence[np.ndarray | None]) -> list
 
 
 def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.ndarray],
-                                plan: TaskPlan, whisper: Any = None) -> list[WindowOutput]:
+                                plan: TaskPlan, whisper: Any = None, checker: Any = None) -> list[WindowOutput]:
     """One batch of emotion / sentiment windows for a model trained with the transcript in its
     prompts: the windows' transcripts come first (the Whisper decoder when the plan's source is
     ``whisper``, else the model's ASR instruction with ``plan``'s budget, or
     :data:`CONTEXT_TRANSCRIPT_TOKENS` when it generates nothing else), then the task prompt is
     rendered with them, as training rendered the reference transcripts, for the forced choice and
-    the explanation (forced label prefix and quote constraint as in :func:`run_windows`).
+    the explanation (forced label prefix, quote constraint and ``checker`` as in :func:`run_windows`).
 
     The transcript is always returned: the answer depended on it, even when the caller asked for
     none (``transcript="none"`` cannot apply to such a model)."""
     b = len(waves)
     words: list[list[dict[str, Any]] | None] = [None] * b
     if plan.transcript_source == "whisper" and whisper is not None:
-        found = whisper.transcribe(list(waves), None)
-        transcripts, words = [t.text for t in found], [t.words for t in found]
+        transcripts, words = whisper_transcripts(whisper, waves, None, checker if plan.quotes == "constrained" else None)
         quotable: list[list[str]] | None = _quotable(plan, transcripts, words)
     else:
         quotable = None

@@ -19,8 +19,9 @@ How (all plain Python; :class:`QuoteConstraint` is the thin ``LogitsProcessor`` 
   found by walking the token trie along those suffixes' remainders (short: tokens are a few chars).
 
 A transcript may come as several *quotable spans* instead of one text (:func:`quotable_spans`:
-the runs of words the transcriber was confident about, ``quote_min_probability``): suffixes then
-end with their span, so a quote never holds a word between spans (a low-confidence one).
+the runs of words the transcriber was confident about, ``quote_min_probability``, and, with a
+second transcriber, that it heard too, ``confirmed``): suffixes then end with their span, so a
+quote never holds a word between spans (a low-confidence or unconfirmed one).
 
 Rows without a transcript (empty ASR output, or no span left) may not open a quote: every token holding an opening
 mark is masked (there is nothing to ground a quote in). Tokens that decode to a partial UTF-8
@@ -76,19 +77,24 @@ def _join(key: str, piece: str) -> str:
 
 def quotable_spans(text: str, words: Sequence[dict[str, Any]] | None, min_probability: float) -> list[str]:
     """The parts of a transcript a quote may come from: runs of consecutive ``words`` whose
-    ``probability`` is at least ``min_probability`` (a word under it breaks the transcript there
-    and is never quotable). ``text`` whole when the threshold is 0 or the source gave no word
-    probabilities (the model's own ASR: no words at all); [] when no word is confident enough.
+    ``probability`` is at least ``min_probability`` and that are not marked ``confirmed: False``
+    (another transcriber did not hear them: ``emoreason.text.transcript_check``); any other word
+    breaks the transcript there and is never quotable. ``text`` whole when no word is held back
+    (threshold 0 and nothing unconfirmed) or the source gave no word probabilities (the model's
+    own ASR: no words at all); [] when no word is quotable.
 
     ``words``: ``{"text", "probability", ...}`` in order, as ``WhisperDecoderASR`` returns them;
     their texts joined with spaces normalise like ``text`` (each word is its tokens' text).
     """
-    if min_probability <= 0 or not words or any(w.get("probability") is None for w in words):
+    if not words or any(w.get("probability") is None for w in words):
+        return [text] if text else []
+    checked = any(w.get("confirmed") is False for w in words)
+    if min_probability <= 0 and not checked:
         return [text] if text else []
     spans: list[str] = []
     run: list[str] = []
     for w in words:
-        if w["probability"] >= min_probability:
+        if w["probability"] >= min_probability and w.get("confirmed") is not False:
             run.append(w["text"])
         elif run:
             spans.append(" ".join(run))

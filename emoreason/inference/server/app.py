@@ -76,9 +76,11 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        """The loaded model, each task's labels, the Whisper transcript's source (None: none), and the queue."""
+        """The loaded model, each task's labels, the Whisper transcript's source (None: none), the
+        quote check's Whisper (None: none), and the queue."""
         return {"status": "ok", "model": engine.name, "model_id": ctx.model_id, "tasks": {t: engine.labels(t) for t in TASKS},
                 "whisper_transcript": engine.whisper_source if engine.has_whisper else None,
+                "quote_check": engine.quote_check,
                 "queue": {"unfinished": batcher.unfinished, "limit": limits.max_queue},
                 "batches": {"runs": batcher.stats.runs, "requests": batcher.stats.requests, "largest": batcher.stats.largest}}
 
