@@ -149,3 +149,33 @@ def test_eval_mode_records_the_check():
     assert "--quote-check packaged:whisper-base" in mode.flags()
     assert GenerationMode.make("auto", "free", "free", None, None, BASE).quote_check is None  # nothing to check
     assert GenerationMode.of_row({"transcript_mode": "auto", "quotes_mode": "constrained"}).quote_check is None
+
+
+@needs_weights
+@needs_espeak
+def test_engines_sharing_a_transcript_cache_transcribe_each_clip_once(tmp_path):
+    """The demo's variants hear the same clips with the same frozen Whisper: a shared
+    ``TranscriptCache`` makes the second engine reuse the first one's transcript (no decoding),
+    the same text and words, and what a caller changes in a result does not reach the cache."""
+    from emoreason.audio import load_audio
+    from emoreason.inference.engine import Engine
+    from emoreason.model.whisper_asr import TranscriptCache
+    from emoreason.testing.fixtures import speak
+    from emoreason.testing.tiny import save_tiny_whisper_run
+
+    clip = load_audio(speak("please open the window", tmp_path / "said.wav"))
+    run = save_tiny_whisper_run(tmp_path / "run")
+    cache = TranscriptCache()
+    [first] = Engine.load(run, device="cpu", transcript_cache=cache).analyze([("a.wav", clip)], max_new_tokens=2)
+    assert (cache.hits, cache.misses) == (0, 1)
+    first.transcript.words[0]["text"] = "changed"  # a caller's edit (confirm_words marks words in place)
+    second = Engine.load(run, device="cpu", transcript_cache=cache)
+    asr = second._whisper_asr()
+    calls: list[int] = []
+    generate = asr.model.generate
+    asr.model.generate = lambda *a, **k: calls.append(1) or generate(*a, **k)
+    [again] = second.analyze([("b.wav", clip)], max_new_tokens=2)
+    assert calls == [] and (cache.hits, cache.misses) == (1, 1)
+    assert again.transcript.text == first.transcript.text and again.transcript.words[0]["text"] != "changed"
+    [other] = second.analyze([("c.wav", clip * 0.5)], max_new_tokens=2)  # other samples: transcribed
+    assert calls == [1] and cache.misses == 2 and other.transcript.text

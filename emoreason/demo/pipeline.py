@@ -38,6 +38,11 @@ SPEECH_TASKS = ("asr", "sqa", "st")
 EVAL_TRANSCRIPT = "auto"
 """Every variant is evaluated as ``analyze`` answers: a transcript from the speech encoder's Whisper
 decoder (else the model's ASR task) and quotes held to it (``eval run``'s defaults)."""
+EVAL_QUOTE_CHECK = "packaged:whisper-base"
+"""The second Whisper of the evaluation's constrained quotes (``eval run --quote-check``): quotes
+hold only words both it and the speech encoder's Whisper heard (docs/evaluation.md), for models
+whose speech encoder has a Whisper decoder (:func:`quote_check_for`). Every variant and the
+free-quotes pass share one transcript cache, so each held-out clip is transcribed once per Whisper."""
 FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 0}
 """Emotion rows the free-quotes comparison regenerates, per demo mode (0: every held-out one):
 one extra generation pass of one variant, kept small in the quick demo."""
@@ -157,6 +162,10 @@ class Demo:
         self.clock = BudgetClock()
         self.budget_plan: dict[str, Any] | None = None
         """The ``budget`` stage's result with ``--time-budget`` (variant -> fitted schedule)."""
+        from emoreason.model.whisper_asr import TranscriptCache
+
+        self.transcripts = TranscriptCache()
+        """Whisper transcripts of the held-out clips, shared by every variant's evaluation."""
 
     # -------------------------------------------------------------------------------- stages
     def corpus(self) -> dict[str, Any]:
@@ -374,15 +383,17 @@ class Demo:
 
         run_dir = self.runner.path(f"runs/{variant.name}")
         test = self.runner.path("testset") / "test.jsonl"
+        check = quote_check_for(run_dir)
         params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed,
-                  "transcript": EVAL_TRANSCRIPT, "quotes": "constrained"}
+                  "transcript": EVAL_TRANSCRIPT, "quotes": "constrained", "quote_check": check}
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] evaluating {variant.name} on held-out speakers (emotion, sentiment, asr, sqa)")
             preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=8,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
-                                      transcript=EVAL_TRANSCRIPT, quotes="constrained")
+                                      transcript=EVAL_TRANSCRIPT, quotes="constrained", quote_check=check,
+                                      transcript_cache=self.transcripts)
             metrics = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)
             return evaluation_summary(metrics, _read_jsonl(preds), seed=self.plan.seed)
 
@@ -411,7 +422,7 @@ class Demo:
             preds = model_predictions(self.runner.path(f"runs/{variant.name}"), self.runner.path("testset") / "test.jsonl",
                                       d / "predictions.jsonl", task="emotion", limit=limit, batch_size=8,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
-                                      transcript=EVAL_TRANSCRIPT, quotes="free")
+                                      transcript=EVAL_TRANSCRIPT, quotes="free", transcript_cache=self.transcripts)
             emo = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)["tasks"]["emotion"]
             return {"variant": variant.name, "n": emo["n"], "quotes": emo.get("quotes"),
                     "agreement": emo.get("agreement"), "ids": [r["id"] for r in _read_jsonl(preds)]}
@@ -535,3 +546,16 @@ class Demo:
 def run_demo(plan: DemoPlan, out: str | Path, say: Callable[[str], None] = print) -> DemoResult:
     """Run (or resume) the whole demo; see :class:`Demo`."""
     return Demo(plan, out, say).run()
+
+
+def quote_check_for(run_dir: str | Path) -> str | None:
+    """:data:`EVAL_QUOTE_CHECK` when the run's speech encoder has a Whisper decoder whose transcript
+    it can check (the packaged mini model's), else None (random tiny encoders: the model's own ASR
+    transcript, nothing to check)."""
+    from emoreason.inference.engine import resolve_model_dir
+    from emoreason.model.builder import read_config
+    from emoreason.model.whisper_asr import encoder_decoder_dir
+
+    speech = read_config(resolve_model_dir(run_dir)).speech_encoder
+    has_decoder = encoder_decoder_dir(speech.type, speech.path, speech.init, speech.trainable) is not None
+    return EVAL_QUOTE_CHECK if has_decoder else None

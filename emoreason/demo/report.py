@@ -171,7 +171,8 @@ def quotes_section(plan: DemoPlan, table: dict[str, dict[str, Any]], eval_dirs: 
         blocks += [Table(QUOTE_MODE_HEAD, rows), Paragraph([
             "Quotes 0-100 (0-2 ratings x 50), offline measure, 95% bootstrap CIs over the answers with judged quotes. "
             "constrained: the explanation was generated after the engine's transcript and may quote only its spans "
-            "(what `analyze` prints); free: the paper's unconstrained generation. 'vs said': against the corpus "
+            "(what `analyze` prints); '+ check W': and only words the second Whisper W heard too (`--quote-check W`; "
+            "`analyze` does this only when asked); free: the paper's unconstrained generation. 'vs said': against the corpus "
             "transcript; 'vs engine transcript': against the transcript the engine generated with."
             + (f" The free-quotes pass took {free_quotes.get('seconds', 0.0):.1f} s." if free_quotes else "")])]
 

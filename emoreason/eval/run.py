@@ -225,7 +225,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                       instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False,
                       explain: str = "free", transcript: str = "auto", quotes: str | None = None,
                       quote_min_probability: float | None = None, transcriber: str | None = None,
-                      quote_check: str | None = None) -> Path:
+                      quote_check: str | None = None, transcript_cache: Any = None) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -241,7 +241,9 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     threshold (None: the engine's default); ``transcriber``: the engine's Whisper checkpoint
     (``Engine.load``'s; None: the speech encoder's own decoder; a given ``engine`` must have been
     loaded with it); ``quote_check``: the engine's second Whisper for constrained quotes
-    (``Engine.load``'s; likewise). A file that holds rows of another mode is refused (:func:`check_mode`).
+    (``Engine.load``'s; likewise); ``transcript_cache``: a ``whisper_asr.TranscriptCache`` the
+    engine it loads shares (calls over the same clips transcribe each once). A file that holds
+    rows of another mode is refused (:func:`check_mode`).
     Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
     """
@@ -266,7 +268,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     if engine is None and todo:
         from emoreason.inference.engine import Engine
 
-        engine = Engine.load(str(run_dir), transcriber=transcriber, quote_check=mode.quote_check)
+        engine = Engine.load(str(run_dir), transcriber=transcriber, quote_check=mode.quote_check,
+                             transcript_cache=transcript_cache)
     # Rows sharing task and instruction are batched together (each SQA question is its own group).
     groups: dict[tuple[str, str], list] = {}
     for r in todo:

@@ -70,8 +70,9 @@ def quote_scores(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict
         ci = bootstrap_ci(engine, resamples=resamples, seed=seed, scale=50)
         q["groundedness_engine"], q["n_engine"] = ci["mean"], len(engine)
         q.setdefault("ci", {})["groundedness_engine"] = _interval(ci)
-    modes = sorted({r["quotes_mode"] for r in rows if r.get("quotes_mode")})
-    if modes:
+    modes = sorted({r["quotes_mode"] + (f" + check {r['quote_check']}" if r.get("quote_check") else "")
+                    for r in rows if r.get("quotes_mode")})
+    if modes:  # e.g. "constrained + check packaged:whisper-base": quotes held to words both Whispers heard
         q["mode"] = "+".join(modes)
     thresholds = sorted({float(r.get("quote_min_probability", 0.0)) for r in rows if r.get("quotes_mode") == "constrained"})
     if thresholds:  # constrained quotes: only Whisper words of at least this probability (eval run records it)

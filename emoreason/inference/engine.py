@@ -179,13 +179,16 @@ class Engine:
             so constrained quotes hold only words both transcripts have (see :meth:`load`); None:
             no check. ``check_dir`` / ``check_encoder``: its directory and shared model encoder,
             as ``whisper_dir`` / ``whisper_encoder``.
+        transcript_cache: a ``whisper_asr.TranscriptCache`` both Whispers reuse and fill (engines
+            over the same clips, e.g. the demo's variants, then transcribe each clip once); None: none.
     """
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
                  max_seconds: float = MAX_SECONDS, whisper_dir: str | Path | None = None,
                  decode_threads: int | None = None, transcriber: str | None = None,
                  whisper_encoder: str | None = "speech", quote_check: str | None = None,
-                 check_dir: str | Path | None = None, check_encoder: str | None = None):
+                 check_dir: str | Path | None = None, check_encoder: str | None = None,
+                 transcript_cache: Any = None):
         self.model = model
         self.decode_threads = decode_threads
         """torch intra-op threads of the token-by-token generations (``emoreason.hardware.decode_threads``);
@@ -198,6 +201,7 @@ class Engine:
         self.check_dir = Path(check_dir) if check_dir is not None else None
         self.check_encoder = check_encoder
         self._checker: Any = None
+        self.transcript_cache = transcript_cache
         self.processor = processor
         self.candidate_labels = {task: list(values) for task, values in labels.items()}
         self.name = name
@@ -212,7 +216,8 @@ class Engine:
     @classmethod
     def load(cls, path: str | Path, device: str | None = None, max_seconds: float = MAX_SECONDS,
              dtype: str = "auto", decode_threads: int | None | str = "auto",
-             transcriber: str | None = None, quote_check: str | None = None) -> "Engine":
+             transcriber: str | None = None, quote_check: str | None = None,
+             transcript_cache: Any = None) -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
         ``dtype``: ``auto`` follows :mod:`emoreason.hardware`'s rule for ``device``: on a GPU the
@@ -237,6 +242,8 @@ class Engine:
         per window (whisper-base: ~3 CPU-s on 2 cores) and removes most misheard words from quotes
         (docs/evaluation.md). None (default): no check. Checked like ``transcriber``; refused when
         the engine has no Whisper transcriber to check.
+
+        ``transcript_cache``: see the class.
         """
         import torch
 
@@ -275,7 +282,8 @@ class Engine:
         return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
                    whisper_encoder=shared, quote_check=quote_check, check_dir=check,
-                   check_encoder=_shared_encoder(config, check) if check is not None else None)
+                   check_encoder=_shared_encoder(config, check) if check is not None else None,
+                   transcript_cache=transcript_cache)
 
     @property
     def has_whisper(self) -> bool:
@@ -312,7 +320,7 @@ class Engine:
 
             param = next(self.model.speech_encoder.parameters())
             encoder = WhisperFrames(load_whisper_encoder(str(directory))).to(param.device, param.dtype).eval()
-        return WhisperDecoderASR.load(directory, encoder, shared=shared)
+        return WhisperDecoderASR.load(directory, encoder, shared=shared, cache=self.transcript_cache)
 
     # ------------------------------------------------------------------ vocabulary
     def labels(self, task: str = "emotion") -> list[str]:

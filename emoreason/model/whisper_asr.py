@@ -188,6 +188,48 @@ def _tokenizer(path: Path) -> Any:
     return PreTrainedTokenizerFast(tokenizer_file=str(path / "tokenizer.json"))
 
 
+class TranscriptCache:
+    """Transcriptions already made, by (checkpoint, dtype, token budget, the window's samples):
+    a frozen Whisper transcribes the same audio the same way, so the demo's variants, which all
+    hear the same held-out clips with the same packaged Whisper, transcribe each clip once
+    (``model_predictions(transcript_cache=...)``). In memory, least recently used dropped past
+    ``max_entries``; entries are copied in and out (callers mark words in place:
+    ``emoreason.text.transcript_check``). ``hits`` / ``misses`` count lookups."""
+
+    def __init__(self, max_entries: int = 4096):
+        from collections import OrderedDict
+
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple, Transcription] = OrderedDict()
+        self.hits = self.misses = 0
+
+    @staticmethod
+    def key(checkpoint: str, dtype: torch.dtype, max_new_tokens: int, wave: np.ndarray) -> tuple:
+        import hashlib
+
+        samples = np.ascontiguousarray(wave, dtype=np.float32)
+        return checkpoint, str(dtype), max_new_tokens, samples.size, hashlib.sha1(samples.tobytes()).hexdigest()
+
+    def get(self, key: tuple) -> Transcription | None:
+        import copy
+
+        found = self._entries.get(key)
+        if found is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return copy.deepcopy(found)
+
+    def put(self, key: tuple, value: Transcription) -> None:
+        import copy
+
+        self._entries[key] = copy.deepcopy(value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
 class WhisperDecoderASR:
     """Greedy Whisper transcription over given encoder frames, with word timings.
 
@@ -202,11 +244,15 @@ class WhisperDecoderASR:
         shared: the name of the AudioLLM encoder (``speech`` / ``emotion``) that ``encoder`` is, whose
             30 s frames the decoder can read; None: ``encoder`` is not the AudioLLM's (its frames
             are always computed here).
+        cache: transcriptions to reuse and add to (:class:`TranscriptCache`); None: none.
+        checkpoint: the checkpoint's identity in ``cache``'s keys (its directory).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, encoder: nn.Module, feature_extractor: Any,
-                 shared: str | None = "speech"):
+                 shared: str | None = "speech", cache: TranscriptCache | None = None, checkpoint: str = ""):
         self.model = model
+        self.cache = cache
+        self.checkpoint = checkpoint
         self.tokenizer = tokenizer
         self.encoder = encoder
         self.features = feature_extractor
@@ -219,10 +265,11 @@ class WhisperDecoderASR:
         self.multilingual = bool(getattr(gen, "is_multilingual", False))
 
     @classmethod
-    def load(cls, path: str | Path, encoder: nn.Module, shared: str | None = "speech") -> "WhisperDecoderASR":
+    def load(cls, path: str | Path, encoder: nn.Module, shared: str | None = "speech",
+             cache: TranscriptCache | None = None) -> "WhisperDecoderASR":
         """Decoder weights of the Whisper directory ``path`` around ``encoder`` (a ``WhisperFrames``
         of the same checkpoint: the AudioLLM's encoder named ``shared``, or with ``shared`` None one
-        of its own), on the encoder's device and in its dtype."""
+        of its own), on the encoder's device and in its dtype; ``cache``: see the class."""
         from safetensors.torch import load_file
         from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
@@ -257,7 +304,8 @@ class WhisperDecoderASR:
                 model.generation_config.alignment_heads = heads
         else:
             model.generation_config = packaged_generation_config(path, config)
-        return cls(model, _tokenizer(path), encoder, WhisperFeatureExtractor.from_pretrained(path), shared)
+        return cls(model, _tokenizer(path), encoder, WhisperFeatureExtractor.from_pretrained(path), shared,
+                   cache=cache, checkpoint=str(path.resolve()))
 
     @property
     def dtype(self) -> torch.dtype:
@@ -277,8 +325,23 @@ class WhisperDecoderASR:
         """Windows (each (T,) float32 16 kHz, T <= 30 s) -> one :class:`Transcription` each.
 
         ``frames``: (B, 1500, d) the speech encoder's output for these windows padded to 30 s (the
-        AudioLLM's, reused); None: encoded here (dynamic-length models).
+        AudioLLM's, reused); None: encoded here (dynamic-length models). Windows already in
+        ``self.cache`` are not transcribed again.
         """
+        if self.cache is None:
+            return self._transcribe(waves, frames, max_new_tokens)
+        keys = [self.cache.key(self.checkpoint, self.dtype, max_new_tokens, w) for w in waves]
+        found: list[Transcription | None] = [self.cache.get(k) for k in keys]
+        todo = [i for i, t in enumerate(found) if t is None]
+        if todo:
+            made = self._transcribe([waves[i] for i in todo], frames[todo] if frames is not None else None, max_new_tokens)
+            for i, t in zip(todo, made):
+                self.cache.put(keys[i], t)
+                found[i] = t
+        return found  # type: ignore[return-value]  (every entry filled)
+
+    def _transcribe(self, waves: list[np.ndarray], frames: torch.Tensor | None,
+                    max_new_tokens: int) -> list[Transcription]:
         from transformers.modeling_outputs import BaseModelOutput
 
         if frames is None:
