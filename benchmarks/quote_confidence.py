@@ -26,7 +26,9 @@ the engine transcript, relevance (0-2 x 50, as ``eval score``), with n and 95% b
 tiny is the default transcriber, base ``packaged:whisper-base``) before the next, and records per
 clip the transcriber's and the whole analysis's CPU seconds (batch mean) and ``consistent``;
 ``report`` also prints each source's WER, word-level not-said shares, CPU and the share of
-``consistent: false``, on the clips every file of the same explain mode holds. Use one thread
+``consistent: false``, on the clips every file of the same explain mode holds; with both
+``words`` files, the not-said share of tiny.en's words that whisper-base heard too (the engine's
+``--quote-check packaged:whisper-base`` rule) beside tiny.en's words alone. Use one thread
 (``OMP_NUM_THREADS=1``) on a shared machine: spinning OpenMP threads inflate the CPU seconds.
 Everything is appended per clip to DIR/*.jsonl (a rerun resumes).
 """
@@ -170,6 +172,36 @@ def report_words(path: Path, thresholds: list[float]) -> None:
                       f"misheard kept {bad}/{sum(not s for s in said)}")
 
 
+def report_checked_words(tiny: Path, base: Path, thresholds: list[float]) -> None:
+    """The quote check's effect on words (``--quote-check``): tiny.en's words that whisper-base's
+    transcript of the same clip also has (``emoreason.text.transcript_check.confirm_words``, the
+    engine's own rule), per threshold, beside tiny.en's words alone; the not-said share's 95% CI
+    resamples clips. Only the clips both files hold."""
+    from emoreason.eval.bootstrap import bootstrap_ratio_ci
+    from emoreason.text.transcript_check import confirm_words
+
+    def by_id(path: Path) -> dict[str, dict[str, Any]]:
+        return {r["id"]: r for r in map(json.loads, path.read_text().splitlines())}
+
+    mine, theirs = by_id(tiny), by_id(base)
+    for split in sorted({r["split"] for r in mine.values()}):
+        ids = [i for i, r in mine.items() if r["split"] == split and i in theirs]
+        if not ids:
+            continue
+        for i in ids:
+            confirm_words(mine[i]["words"], theirs[i]["words"])
+        total = sum(len(mine[i]["words"]) for i in ids)
+        print(f"tiny.en checked by base, {split}: n={len(ids)} clips, {total} tiny.en words")
+        for t in thresholds:
+            for checked in (False, True):
+                per_clip = [[w for w in mine[i]["words"] if w["min"] >= t and (w["confirmed"] or not checked)] for i in ids]
+                bad, kept = [sum(not w["said"] for w in k) for k in per_clip], [len(k) for k in per_clip]
+                ci = bootstrap_ratio_ci(bad, kept, seed=0, scale=100)
+                print(f"  P >= {t:<4g} {'checked' if checked else 'alone  '}: quotable {100 * sum(kept) / max(1, total):5.1f}% "
+                      f"of words, not said {100 * sum(bad) / max(1, sum(kept)):5.1f}% [{ci['low']:.1f}, {ci['high']:.1f}] "
+                      f"of quotable ({sum(bad)}/{sum(kept)})")
+
+
 def valid(text: str, index: Any) -> bool:
     """Whether every character of ``text`` keeps the quote constraint over ``index`` (fed one
     character at a time: ``step`` reads its text as one token's, within which a closed quote may
@@ -274,6 +306,9 @@ def cmd_report(args: argparse.Namespace) -> None:
     from emoreason.eval.wer import utterance_counts
     from emoreason.text.quotes import groundedness, relevance
 
+    tiny, base = Path(args.out) / "words-tiny.jsonl", Path(args.out) / "words-base.jsonl"
+    if tiny.is_file() and base.is_file():  # both sources' words: what the quote check keeps
+        report_checked_words(tiny, base, [0.0, 0.5, 0.7, 0.9])
     files = {path: complete_rows(path) for path in sorted(Path(args.out).glob("quotes-*.jsonl"))}
     # Sources are compared on the same clips: those every file of the same explain mode holds complete.
     common: dict[bool, set] = {}
