@@ -20,9 +20,9 @@ from emoreason.text.quotes import extract_quotes, is_transcript_span
 WORDS = ["I", "hate", "this", "don't", "You", "really", "so", "much", "it's", "20", "OK", "no", "never", "again",
          "what", "Why", "the", "a", "café", "well-known", "yes", "stop"]
 PUNCT = ["", "", "", ",", ".", "!", "?", " -", ";"]
-# A fake model writes none of these outside quotes: extract_quotes would read them as single-quoted
-# spans, which the constraint does not cover (it holds double quotes, the ones explanations use).
-UNGUARDED = set("'‘’")
+# The fake model may write any of these: extract_quotes reads '...' and ‘...’ as quotes too, and the
+# constraint keeps single quotes from opening (a model once escaped the double-quote constraint so).
+UNGUARDED: set[str] = set()
 
 
 def random_transcript(rng: random.Random) -> str:
@@ -35,7 +35,8 @@ def _fake_model_tokens(tokenizer) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     table = token_table(tokenizer)
     unguarded = [i for i, t in enumerate(table.texts) if set(t) & UNGUARDED]
     openers = [i for i in table.opening_tokens if not set(table.texts[i]) & UNGUARDED]
-    return torch.tensor(openers), torch.tensor(unguarded), torch.tensor(table.quote_tokens)
+    return (torch.tensor(openers, dtype=torch.long), torch.tensor(unguarded, dtype=torch.long),
+            torch.tensor(table.quote_tokens, dtype=torch.long))
 
 
 def fake_decode(tokenizer, constraint: QuoteConstraint, rng: random.Random, steps: int) -> str:
@@ -255,6 +256,22 @@ def test_property_smollm2_bpe_quotes_are_transcript_spans(smollm_tokenizer):
     The torch-free core (a 49k-wide torch step costs ~40 ms on a busy 2-core box); the processor
     glue is what the tiny-tokenizer property and the engine tests go through."""
     assert check_property(smollm_tokenizer, cases=200, steps=40, seed=1, through_processor=False) >= 50
+
+
+def test_single_quotes_never_open(smollm_tokenizer):
+    """A model kept from an ungrounded double-quoted quote must not write it in single quotes:
+    outside a quote, tokens that would open '...' or ‘...’ are masked; apostrophes in words are not."""
+    tok = smollm_tokenizer
+    table = token_table(tok)
+    index = TranscriptIndex("I hate this so much.")
+    _, forbidden = allowed_tokens(table, index, "He says ", [tok.eos_token_id])
+    texts = {table.texts[i] for i in forbidden}
+    assert {"'", " '", "‘", " ‘"} & texts == {"'", " '", "‘", " ‘"} & set(table.texts)
+    assert {"'", " '"} <= texts
+    _, forbidden = allowed_tokens(table, index, "He says I don", [tok.eos_token_id])
+    texts = {table.texts[i] for i in forbidden}
+    assert "'t" not in texts and "'" not in texts and " '" in texts  # an apostrophe after a word stays
+    assert check_property(tok, cases=60, steps=40, seed=7, through_processor=False) >= 10
 
 
 def test_smollm2_merged_quote_tokens(smollm_tokenizer):

@@ -23,6 +23,13 @@ the runs of words the transcriber was confident about, ``quote_min_probability``
 second transcriber, that it heard too, ``confirmed``): suffixes then end with their span, so a
 quote never holds a word between spans (a low-confidence or unconfirmed one).
 
+Single quotes are never opened: ``extract_quotes`` also reads ``'...'`` (a straight quote after a
+non-word character) and ``‘...’`` as quotations, so outside a quote a token that would start one
+is masked (:meth:`TokenTable.single_openers`); apostrophes inside words (``don't``,
+``speakers'``) stay allowed. Without that, a model kept from an ungrounded double-quoted quote
+writes it in single quotes instead (seen in the demo: 'I love my wife' from a transcript without
+those words).
+
 Rows without a transcript (empty ASR output, or no span left) may not open a quote: every token holding an opening
 mark is masked (there is nothing to ground a quote in). Tokens that decode to a partial UTF-8
 character (``\\ufffd``), special tokens and newlines are not allowed inside a quote; if nothing is
@@ -47,6 +54,9 @@ OPEN_TO_CLOSE = {'"': '"', "“": "”", "«": "»"}
 QUOTE_CHARS = frozenset('"“”«»‘')
 """Characters that open or close a quotation; ``’`` is not here: it is also an apostrophe."""
 _WORDCHAR = re.compile(r"[^\W_]")
+_SINGLE_OPENING = re.compile(r"(?:^|(?<=[^\w']))'|‘")
+"""Where a token opens a single-quoted span as ``extract_quotes`` reads one: a straight ``'`` not
+after a word character or another ``'`` (at the token's start, the text before decides), or ``‘``."""
 _LEADING_GAP = re.compile(r"^(?:[^\w']|_)+")
 _TRAILING_GAP = re.compile(r"(?:[^\w']|_)+$")
 MAX_GAP = 4
@@ -168,6 +178,24 @@ class TokenTable:
                 continue  # partial UTF-8 / line break: never inside a quote
             self._plain.append(i)
         self._trie: dict[str, Any] | None = None
+        self._single: tuple[list[int], list[int]] | None = None
+
+    def single_openers(self, after_word: bool) -> list[int]:
+        """Tokens that would open a single-quoted span here (never allowed outside a quote); with
+        ``after_word`` the text so far ends with a word character or ``'``, so a token's leading
+        straight ``'`` is an apostrophe (``don't``), not an opening."""
+        if self._single is None:
+            anywhere, inner = [], []
+            for i, text in enumerate(self.texts):
+                if "'" not in text and "‘" not in text:
+                    continue
+                hits = [m.start() for m in _SINGLE_OPENING.finditer(text)]
+                if hits:
+                    anywhere.append(i)
+                    if any(k > 0 or text[0] == "‘" for k in hits):
+                        inner.append(i)
+            self._single = (anywhere, inner)
+        return self._single[1] if after_word else self._single[0]
 
     @property
     def trie(self) -> dict[str, Any]:
@@ -282,7 +310,8 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
     lead nowhere), inside a quote the *allowed* ones (never empty: EOS at worst)."""
     state = open_quote(text)
     if state is None:
-        return False, forbidden_openings(table, index)
+        after_word = bool(text) and (text[-1] == "'" or bool(re.match(r"\w", text[-1])))
+        return False, forbidden_openings(table, index) + table.single_openers(after_word)
     opener, body = state
     key = canonical(body).lstrip(" ")
     allowed: list[int] = []
