@@ -256,7 +256,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability, transcriber, quote_check)
     if engine is not None and engine.transcriber != transcriber:
         raise ValueError(f"the engine was loaded with transcriber {engine.transcriber!r}, not {transcriber!r}")
-    if engine is not None and mode.quote_check is not None and engine.quote_check != mode.quote_check:
+    checked = mode.quotes == "constrained" and mode.transcript in ("auto", "whisper")  # where a check applies
+    if engine is not None and checked and engine.quote_check != mode.quote_check:
         raise ValueError(f"the engine was loaded with quote check {engine.quote_check!r}, not {mode.quote_check!r}")
     rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
