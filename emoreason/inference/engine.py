@@ -249,18 +249,24 @@ class Engine:
 
         from emoreason.hardware import auto_decode_threads, auto_dtype, default_device, resolve_dtype
         from emoreason.model.builder import load_pretrained, read_config
+        from emoreason.model.whisper_asr import resolve_transcriber
 
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
         if decode_threads is not None and decode_threads != "auto" and (not isinstance(decode_threads, int) or decode_threads < 1):
             raise UserError(f"decode threads must be 'auto' or a whole number >= 1, got {decode_threads!r}")
         directory = resolve_model_dir(path)
-        chosen = check = None
-        if transcriber is not None or quote_check is not None:
-            from emoreason.model.whisper_asr import resolve_transcriber
-
-            chosen = resolve_transcriber(transcriber) if transcriber is not None else None
-            check = resolve_transcriber(quote_check) if quote_check is not None else None
+        chosen = resolve_transcriber(transcriber) if transcriber is not None else None
+        check = resolve_transcriber(quote_check) if quote_check is not None else None
+        # Which Whisper transcribes is known from the config alone: a refusal comes before the load.
+        config = read_config(directory)
+        if chosen is None:
+            whisper_dir, shared = _whisper_dir(config.speech_encoder), "speech"
+        else:
+            whisper_dir, shared = chosen, _shared_encoder(config, chosen)
+        if check is not None and whisper_dir is None:
+            raise UserError(f"quote check {quote_check!r} needs a Whisper transcript to check, and this model's speech "
+                            "encoder has no Whisper decoder: give --transcriber too")
         device = torch.device(device) if device is not None else default_device()
         if decode_threads == "auto":
             decode_threads = auto_decode_threads(device)
@@ -271,14 +277,6 @@ class Engine:
         elif device.type == "cpu" and auto_dtype(device) != torch.float32:
             model.to(auto_dtype(device))  # CPU weights are built fp32 (for training): cast for inference
         model.eval()
-        config = read_config(directory)
-        if chosen is None:
-            whisper_dir, shared = _whisper_dir(config.speech_encoder), "speech"
-        else:
-            whisper_dir, shared = chosen, _shared_encoder(config, chosen)
-        if check is not None and whisper_dir is None:
-            raise UserError(f"quote check {quote_check!r} needs a Whisper transcript to check, and this model's speech "
-                            "encoder has no Whisper decoder: give --transcriber too")
         return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
                    whisper_encoder=shared, quote_check=quote_check, check_dir=check,

@@ -52,6 +52,7 @@ from emoreason.audio import MEL_HOP, SAMPLE_RATE
 from emoreason.hardware import decoding
 from emoreason.model.encoders import FRAMES_PER_WINDOW
 
+
 @contextmanager
 def _quiet_generate() -> Iterator[None]:
     """transformers' Whisper ``generate`` warns on every call about arguments it sets itself
