@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import random
+import re
 import time
 
 import numpy as np
@@ -15,7 +16,7 @@ from emoreason.inference.quote_constraint import (
     QuoteConstraint, TranscriptIndex, allowed_tokens, canonical, decode_each, open_quote, quotable_spans, token_table,
 )
 from emoreason.model.processing import build_tiny_tokenizer
-from emoreason.text.quotes import extract_quotes, is_transcript_span
+from emoreason.text.quotes import extract_quotes, has_content_word, is_transcript_span
 
 WORDS = ["I", "hate", "this", "don't", "You", "really", "so", "much", "it's", "20", "OK", "no", "never", "again",
          "what", "Why", "the", "a", "café", "well-known", "yes", "stop"]
@@ -105,8 +106,22 @@ def check_property(tokenizer, cases: int, steps: int, seed: int, through_process
             text = fake_decode_core(tokenizer, TranscriptIndex(transcript), rng, steps)
         for quote in extract_quotes(text):
             assert is_transcript_span(quote, transcript), (case, transcript, text, quote)
+            assert_clean(quote, (case, transcript, text))
             checked += 1
     return checked
+
+
+_WORD_RE = r"(?:[^\W_]|['’])+"
+CLEAN_QUOTE = re.compile(rf"{_WORD_RE}(?:(?:(?:[,;:!?]|\.{{1,3}})? |-){_WORD_RE})*(?:[,;:!?]|\.{{1,3}})?")
+
+
+def assert_clean(quote: str, context: object) -> None:
+    """A quote as a person writes one: words in a plain case, one space between them after at most
+    one mark, a content word (not "the", "I will", "The  .", "Called, (mE) (OFF)")."""
+    assert CLEAN_QUOTE.fullmatch(quote), (quote, context)
+    assert has_content_word(quote), (quote, context)
+    for word in re.findall(_WORD_RE, quote):
+        assert word[1:] == word[1:].lower() or word == word.upper(), (quote, context)
 
 
 def random_words(rng: random.Random) -> list[dict]:
@@ -131,6 +146,7 @@ def check_threshold_property(tokenizer, cases: int, steps: int, seed: int, thres
             out = fake_decode_core(tokenizer, index, rng, steps)
             for quote in extract_quotes(out):
                 assert is_transcript_span(quote, text), (case, text, out, quote)
+                assert_clean(quote, (case, text, out))
                 inside = any(is_transcript_span(quote, span) for span in spans)
                 if held:
                     assert inside, (case, spans, out, quote)
@@ -150,7 +166,8 @@ def test_quotable_spans_split_at_unsure_words():
     assert quotable_spans(text, [], 0.5) == [text]  # the model's ASR: no words, no probabilities
     assert quotable_spans(text, [{"text": "I", "probability": None}], 0.5) == [text]
     index = TranscriptIndex(quotable_spans(text, words, 0.5))
-    assert index.can_close("this really") and index.can_close("i") and not index.can_close("hate")
+    assert index.can_close("this really") and not index.can_close("hate")
+    assert not index.can_close("i")  # a span of function words only is no evidence: never quoted
     assert not index.is_prefix("i this")  # no quote crosses the gap an unsure word leaves
     assert not TranscriptIndex([]) and not TranscriptIndex(quotable_spans(text, words, 0.95))
 
@@ -183,7 +200,9 @@ def test_canonical_and_index():
     index = TranscriptIndex("I hate this, don't you?")
     assert index.is_prefix("") and index.is_prefix("hate th") and index.is_prefix("this don")
     assert not index.is_prefix("ate") and not index.is_prefix("i this")  # word starts, contiguous
-    assert index.can_close("this don't") and index.can_close("you ")
+    assert index.can_close("this don't") and index.can_close("hate this")
+    # function words only ("you", "this"): no evidence, never closed; a suffix ends at "don't"
+    assert not index.can_close("you ") and not index.can_close("this") and not index.is_prefix("don't you")
     assert not index.can_close("hat") and not index.can_close("") and not index.can_close("  ")
     assert not TranscriptIndex("")  # no words: no quotes at all
 
@@ -192,18 +211,43 @@ def test_tiny_tokenizer_allowed_sets():
     tok = build_tiny_tokenizer()
     table = token_table(tok)
     assert token_table(tok) is table  # built once per tokenizer
-    index = TranscriptIndex("I hate this.")
+    index = TranscriptIndex("I hate this noise.")
     quote = tok.convert_tokens_to_ids('"')
     inside, forbidden = allowed_tokens(table, index, "It says ", [tok.eos_token_id])
     assert not inside and quote not in forbidden  # opening is fine with a transcript
     inside, allowed = allowed_tokens(table, index, 'It says "I ha', [tok.eos_token_id])
-    assert inside and {table.texts[i] for i in allowed} == {"t", "T"}  # only "hate" continues; no close mid-word
+    # only "hate" continues, in a plain case ("haT" is not); no close mid-word
+    assert inside and {table.texts[i] for i in allowed} == {"t"}
     inside, allowed = allowed_tokens(table, index, 'It says "I hate', [tok.eos_token_id])
     texts = {table.texts[i] for i in allowed}
     assert '"' in texts and " " in texts and "," in texts and "x" not in texts and "\n" not in texts
+    inside, allowed = allowed_tokens(table, index, 'It says "I hate this noise', [tok.eos_token_id])
+    texts = {table.texts[i] for i in allowed}
+    assert {'"', "."} <= texts and " " not in texts  # the span ends: a space could only dead-end
+    texts = {table.texts[i] for i in allowed_tokens(table, index, 'It says "I hate ', [tok.eos_token_id])[1]}
+    assert texts == {"t", "T"}  # one space between words, and no close on it
+    texts = {table.texts[i] for i in allowed_tokens(table, index, 'It says "I hate,', [tok.eos_token_id])[1]}
+    assert texts == {" ", '"'}  # one mark at most, then a space or the close
     # no transcript: quotes may not open
     _, forbidden = allowed_tokens(table, TranscriptIndex(""), "It says ", [tok.eos_token_id])
     assert quote in forbidden
+
+
+def test_demo_degenerate_quotes_cannot_be_written(smollm_tokenizer):
+    """What a demo model wrote when kept from the word it wanted (full demo, 2026-11-29): the words
+    were transcript words, the rest normalised away. Each of these is now masked at its first bad
+    token, and a span of function words alone opens no quote."""
+    tok = smollm_tokenizer
+    table = token_table(tok)
+    index = TranscriptIndex("He called me off his remote movie")
+    for written, bad in [('says "Called,', " ("), ('says "Called', "  "), ('says "called me', " @"),
+                         ('says "called', " mE"), ('says "', " called")]:
+        texts = {table.texts[i] for i in allowed_tokens(table, index, written, [tok.eos_token_id])[1]}
+        assert bad not in texts, (written, bad)
+    texts = {table.texts[i] for i in allowed_tokens(table, index, 'says "Called,', [tok.eos_token_id])[1]}
+    assert " me" in texts and '"' in texts
+    _, forbidden = allowed_tokens(table, TranscriptIndex(["The", "I will"]), "In ", [tok.eos_token_id])
+    assert {'"', ' "'} <= {table.texts[i] for i in forbidden}  # nothing worth quoting: no quote opens
 
 
 def test_stuck_quote_falls_back_to_eos():
@@ -248,7 +292,7 @@ def test_trie_is_built_on_the_first_quote():
     allowed_tokens(table, index, "It says ", [0])  # outside a quote: no trie needed
     assert table._trie is None
     inside, allowed = allowed_tokens(table, index, 'It says "I ha', [0])
-    assert inside and table._trie is not None and {table.texts[i] for i in allowed} == {"t", "T"}
+    assert inside and table._trie is not None and {table.texts[i] for i in allowed} == {"t"}
 
 
 def test_property_smollm2_bpe_quotes_are_transcript_spans(smollm_tokenizer):
@@ -283,7 +327,9 @@ def test_smollm2_merged_quote_tokens(smollm_tokenizer):
     assert {'"', '."', '",', ' so'} <= texts and " much" not in texts
     _, allowed = allowed_tokens(table, index, 'He says "I', [tok.eos_token_id])
     texts = {table.texts[i] for i in allowed}
-    assert " hate" in texts and '"' in texts and '."' in texts and " this" not in texts
+    assert " hate" in texts and " this" not in texts
+    assert '"' not in texts and '."' not in texts  # "I" alone: a function word, no evidence
+    assert {" H", " HA", " Ha", " h"} <= texts and not {" hA", " hATE"} & texts
 
 
 # ---------------------------------------------------------------------------- the engine

@@ -1,7 +1,9 @@
 """Quote extraction, offline groundedness and relevance."""
 import pytest
 
-from emoreason.text.quotes import extract_quotes, ground_quote, groundedness, normalize_quote, quote_words, relevance
+from emoreason.text.quotes import (
+    extract_quotes, ground_quote, groundedness, has_content_word, normalize_quote, quote_words, relevance,
+)
 
 
 @pytest.mark.parametrize("text,quotes", [
@@ -24,6 +26,21 @@ def test_ground_quote_levels():
     assert ground_quote("I love this party", transcript) == 0  # not found
     assert groundedness(["I will never forget his face", "I love this party"], transcript) == 1.0
     assert groundedness([], transcript) == 0.0
+
+
+def test_numbers_said_in_words_quoted_in_digits():
+    """Whisper writes "12" for a spoken "twelve": quoting that is quoting what was said."""
+    said = "The report has twelve pages and two charts."
+    assert ground_quote("The report has 12 pages", said) == 2
+    assert ground_quote("has twelve pages", "The report has 12 pages.") == 2
+    assert ground_quote("page 40", "I told him the answer was on page forty.") == 2
+    assert ground_quote("page 14", "I told him the answer was on page forty.") != 2  # a different number
+    assert ground_quote("The report has 13 pages", said) != 2
+
+
+def test_content_words():
+    assert not has_content_word("I will") and not has_content_word("The .") and not has_content_word("")
+    assert has_content_word("I hate") and has_content_word("no") and has_content_word("Ich hasse das")
 
 
 def test_relevance_levels():

@@ -30,6 +30,13 @@ is masked (:meth:`TokenTable.single_openers`); apostrophes inside words (``don't
 writes it in single quotes instead (seen in the demo: 'I love my wife' from a transcript without
 those words).
 
+The quote's raw text must also look like a quotation (:func:`surface_ok`: words in a plain case,
+between them one space after at most one punctuation mark, no gap before the first word), and a
+quote closes only once it holds a content word (:data:`emoreason.text.quotes.FUNCTION_WORDS`); a
+suffix ends at its span's last content word, so every quote that is started can be closed.
+Without these a model kept from the word it wanted filled the quote with what normalises away:
+"The  .", "Called, (mE) (OFF) (", "I will ()." (the full demo, 2026-11-29).
+
 Rows without a transcript (empty ASR output, or no span left) may not open a quote: every token holding an opening
 mark is masked (there is nothing to ground a quote in). Tokens that decode to a partial UTF-8
 character (``\\ufffd``), special tokens and newlines are not allowed inside a quote; if nothing is
@@ -47,7 +54,7 @@ import weakref
 from collections.abc import Sequence
 from typing import Any
 
-from emoreason.text.quotes import normalize_quote
+from emoreason.text.quotes import FUNCTION_WORDS, has_content_word, normalize_quote
 
 OPEN_TO_CLOSE = {'"': '"', "“": "”", "«": "»"}
 """Opening mark -> its closing mark (what ``extract_quotes`` pairs)."""
@@ -62,6 +69,15 @@ _TRAILING_GAP = re.compile(r"(?:[^\w']|_)+$")
 MAX_GAP = 4
 """At most this many non-word characters in a row inside a quote: punctuation and spaces all
 normalise away, so without a limit a degenerate model can fill a quote with "____" forever."""
+_SURFACE_WORD = re.compile(r"(?:[^\W_]|['’])+")
+_SURFACE_PIECE = re.compile(r"(?:[^\W_]|['’])+|(?:[^\w'’]|_)+")
+_GAP_BETWEEN = re.compile(r"(?:[,;:!?]|\.{1,3})? |-")
+"""What may stand between two quoted words: one plain space after at most one punctuation mark
+(or an ellipsis), or a hyphen."""
+_GAP_OPEN = re.compile(r"(?:[,;:!?]|\.{1,3})? ?|-")
+"""A gap still being written (every prefix of a :data:`_GAP_BETWEEN` gap)."""
+_GAP_CLOSE = re.compile(r"[,;:!?]|\.{1,3}")
+"""What may stand between the last word and the closing mark (besides nothing)."""
 MAX_QUOTE_CHARS = 300
 """A quote this long must close (``extract_quotes`` takes bodies of at most 400 characters)."""
 
@@ -76,6 +92,40 @@ def canonical(text: str) -> str:
             continue
         out.append(c)
     return "".join(out)
+
+
+def _word_case_ok(word: str, index: TranscriptIndex) -> bool:
+    """``word`` (or the start of one) is written lowercase, Capitalised, in CAPITALS, or as the
+    transcript writes it: no "gReaT" or "mE" (a model pushed off its words spells them so)."""
+    return word[1:] == word[1:].lower() or word == word.upper() or word in index.surface_prefixes
+
+
+def surface_ok(index: TranscriptIndex, body: str, text: str, closing: bool) -> bool:
+    """The quote's raw text stays clean when ``text`` follows ``body`` (the quote so far): no gap
+    before the first word, between words only a plain space after at most one punctuation mark
+    (or a hyphen: no "(", "@", no-break or double spaces), each word in a plain case
+    (:func:`_word_case_ok`); with ``closing`` (``text`` ends where the closing mark stands) the
+    quote ends on a word or one punctuation mark. The canonical key (:func:`canonical`) cannot see
+    any of this: punctuation and spacing normalise away and case is folded.
+
+    Only the tail is read: ``body``'s last piece (word or gap) and what ``text`` adds."""
+    tail = _SURFACE_PIECE.findall(body)
+    pieces = _SURFACE_PIECE.findall((tail[-1] if tail else "") + text)
+    for k, piece in enumerate(pieces):
+        last = k == len(pieces) - 1
+        if _SURFACE_WORD.fullmatch(piece):
+            if not _word_case_ok(piece, index):
+                return False
+        elif k == 0 and not tail:
+            return False  # a gap before the quote's first word
+        elif last:
+            if closing and piece and not _GAP_CLOSE.fullmatch(piece):
+                return False
+            if not closing and not _GAP_OPEN.fullmatch(piece):
+                return False
+        elif not _GAP_BETWEEN.fullmatch(piece):
+            return False
+    return True
 
 
 def _join(key: str, piece: str) -> str:
@@ -122,11 +172,18 @@ class TranscriptIndex:
 
     def __init__(self, transcript: str | Sequence[str]):
         spans = [transcript] if isinstance(transcript, str) else list(transcript)
-        self.suffixes: list[str] = []
+        suffixes: set[str] = set()
+        self.surface_prefixes: set[str] = set()  # prefixes of the words as written ("iPh" of "iPhone")
         for span in spans:
             words = normalize_quote(span).split()
-            self.suffixes += [" ".join(words[i:]) + " " for i in range(len(words))]
-        self.suffixes.sort()
+            content = [i for i, w in enumerate(words) if w not in FUNCTION_WORDS]
+            if not content:
+                continue  # only function words: nothing worth quoting
+            end = content[-1] + 1  # a suffix stops at its last content word: every path can close
+            suffixes.update(" ".join(words[i:end]) + " " for i in range(end))
+            for word in _SURFACE_WORD.findall(span):
+                self.surface_prefixes.update(word[:k] for k in range(1, len(word) + 1))
+        self.suffixes: list[str] = sorted(suffixes)
         self.forbidden: tuple[Any, list[int]] | None = None  # (table, ids): forbidden_openings' cache
 
     def __bool__(self) -> bool:
@@ -146,10 +203,16 @@ class TranscriptIndex:
         i = bisect.bisect_left(self.suffixes, key)
         return i < len(self.suffixes) and self.suffixes[i].startswith(key)
 
+    def can_continue(self, key: str) -> bool:
+        """Some suffix holds more after ``key`` (canonical): a word may follow a gap ending here."""
+        return any(len(s) > len(key) for s in self.matches(key))
+
     def can_close(self, key: str) -> bool:
-        """A quote whose canonical text is ``key`` is a whole-word transcript span, non-empty."""
+        """A quote whose canonical text is ``key`` is a whole-word transcript span with a content
+        word (not function words only: "the", "I will")."""
         body = key.strip()
-        return bool(body) and any(c != "'" for c in body) and self.is_prefix(body + " ")
+        return (bool(body) and any(c != "'" for c in body) and has_content_word(body)
+                and self.is_prefix(body + " "))
 
 
 class TokenTable:
@@ -295,12 +358,33 @@ def step(state: tuple[str, str] | None, text: str, index: TranscriptIndex) -> tu
     return state
 
 
+def _gap_leads_nowhere(index: TranscriptIndex, written: str) -> bool:
+    """``written`` (the quote so far with a candidate token) ends in a gap that needs a next word
+    (a space or a hyphen: the quote may not close on it) where the transcript span has none: the
+    quote could neither continue nor close."""
+    gap = _TRAILING_GAP.search(written)
+    if not gap or _GAP_CLOSE.fullmatch(gap.group()):
+        return False
+    return not index.can_continue(canonical(written).lstrip(" "))
+
+
 def forbidden_openings(table: TokenTable, index: TranscriptIndex) -> list[int]:
     """Tokens holding an opening mark that lead nowhere for this transcript (all of them without
     one); the same at every step outside a quote, so cached on the index."""
     if index.forbidden is None or index.forbidden[0] is not table:
-        index.forbidden = (table, [i for i in table.opening_tokens if step(None, table.texts[i], index) is False])
+        index.forbidden = (table, [i for i in table.opening_tokens if not _opening_ok(table.texts[i], index)])
     return index.forbidden[1]
+
+
+def _opening_ok(text: str, index: TranscriptIndex) -> bool:
+    """A token that opens a quote is allowed when what it writes keeps the constraint and, for the
+    part inside the quote, the surface rules (:func:`surface_ok`)."""
+    if step(None, text, index) is False:
+        return False
+    state = open_quote(text)
+    if state is None:  # opens and closes inside the token: step checked the canonical span
+        return True
+    return surface_ok(index, "", state[1], closing=False)
 
 
 def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids: Sequence[int]) -> tuple[bool, list[int]]:
@@ -321,7 +405,12 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
         if gap:
             room = MAX_GAP - len(gap.group())
             allowed = [i for i in allowed if table.lead[i] <= room]
-    allowed += [i for i in table.quote_tokens if step((opener, key), table.texts[i], index) is not False]
+        allowed = [i for i in allowed if surface_ok(index, body, table.texts[i], closing=False)
+                   and not _gap_leads_nowhere(index, body + table.texts[i])]
+    closer = OPEN_TO_CLOSE[opener]
+    allowed += [i for i in table.quote_tokens
+                if step((opener, key), table.texts[i], index) is not False
+                and surface_ok(index, body, table.texts[i].split(closer, 1)[0], closing=closer in table.texts[i])]
     if not allowed:
         allowed = list(eos_ids)  # stuck mid-word: end rather than close an ungrounded quote
     return True, allowed

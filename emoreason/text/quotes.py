@@ -8,6 +8,10 @@
 * quotation score: % of predictions with at least one quote.
 * :func:`groundedness`: fuzzy word alignment of each quote to the transcript: 2 direct quote
   (near-exact contiguous match), 1 faithful paraphrase (most words found in order), 0 not found.
+  Numbers count the same spelled or in digits ("12 pages" quotes "twelve pages": Whisper writes
+  digits for spoken numbers), through Whisper's English number normaliser.
+* :data:`FUNCTION_WORDS` / :func:`has_content_word`: a quote of function words only ("the",
+  "I will") is no evidence of anything; constrained decoding never closes one.
 * :func:`relevance`: does the quote carry words associated with the gold label (its synonyms or
   cue words), 2; a generic affective cue (exclamation, intensifier, other emotion word of the
   same polarity), 1; otherwise 0.
@@ -17,6 +21,8 @@ from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+from functools import lru_cache
+from typing import Any
 
 from emoreason.labels import SYNONYMS, sentiment_of
 
@@ -42,6 +48,20 @@ CUE_WORDS: dict[str, set[str]] = {
     "positive": {"love", "great", "good", "yes", "thank", "thanks", "wonderful", "awesome", "nice", "happy", "glad"},
     "negative": {"hate", "no", "never", "bad", "awful", "sorry", "can't", "stupid", "dropper", "terrible", "worst"},
 }
+FUNCTION_WORDS = frozenset("""
+a an the this that these those some any each every my your his her its our their
+i me you he him she it we us they them i'm i've i'll i'd you're you've you'll he's she's it's we're
+we've they're they've that's there's
+in on at to of for from by with about into onto over under up down out off as than then
+and or but nor if because when while though
+is am are was were be been being do does did have has had will would shall should can could may
+might must
+there here
+""".split())
+"""Normalised English words that carry no meaning of their own (articles, pronouns, prepositions,
+conjunctions, auxiliaries). Negations, interjections, question words and intensifiers are not
+here: "no", "never", "don't", "what", "so" can be what makes a quote evidence."""
+
 _INTENSIFIERS = {"so", "very", "really", "totally", "absolutely", "never", "always", "just", "such"}
 
 
@@ -82,12 +102,32 @@ def is_transcript_span(quote: str, transcript: str | None) -> bool:
     return bool(q and transcript) and f" {q} " in f" {normalize_quote(transcript or '')} "
 
 
+def has_content_word(text: str) -> bool:
+    """``text`` holds a word that is not in :data:`FUNCTION_WORDS` (any non-English word counts)."""
+    return any(w not in FUNCTION_WORDS for w in quote_words(text))
+
+
+@lru_cache(maxsize=1)
+def _number_normalizer() -> Any:
+    """Whisper's English number normaliser ("twelve" -> "12", "forty five" -> "45"); imported on
+    the first quote that needs it (transformers is slow to import and most quotes never do)."""
+    from transformers.models.whisper.english_normalizer import EnglishNumberNormalizer
+
+    return EnglishNumberNormalizer()
+
+
+def _digits_words(words: list[str]) -> list[str]:
+    """``words`` with spelled English numbers written in digits."""
+    return _number_normalizer()(" ".join(words)).split()
+
+
 def ground_quote(quote: str, transcript: str) -> int:
     """0 / 1 / 2: not found / faithful paraphrase / direct quote of ``transcript``.
 
     Aligns the quote's words with the transcript's words: a contiguous match (or a near-exact one,
     ratio >= 0.85 over the best window) is direct; when at least 60% of the quote's words appear in
-    the transcript in order it is a paraphrase.
+    the transcript in order it is a paraphrase. When either side holds a digit, both are compared
+    again with spelled numbers in digits (``_digits_words``).
     """
     q, t = quote_words(quote), quote_words(transcript)
     if not q or not t:
@@ -95,6 +135,11 @@ def ground_quote(quote: str, transcript: str) -> int:
     qs, ts = " ".join(q), " ".join(t)
     if f" {qs} " in f" {ts} ":
         return 2
+    if any(c.isdigit() for c in qs + ts):  # "12 pages" for "twelve pages": the same words said
+        q, t = _digits_words(q), _digits_words(t)
+        qs, ts = " ".join(q), " ".join(t)
+        if f" {qs} " in f" {ts} ":
+            return 2
     sm = SequenceMatcher(None, t, q, autojunk=False)
     matched = sum(b.size for b in sm.get_matching_blocks())
     coverage = matched / len(q)
