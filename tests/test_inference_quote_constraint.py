@@ -226,8 +226,15 @@ def test_tiny_tokenizer_allowed_sets():
     assert {'"', "."} <= texts and " " not in texts  # the span ends: a space could only dead-end
     texts = {table.texts[i] for i in allowed_tokens(table, index, 'It says "I hate ', [tok.eos_token_id])[1]}
     assert texts == {"t", "T"}  # one space between words, and no close on it
-    texts = {table.texts[i] for i in allowed_tokens(table, index, 'It says "I hate,', [tok.eos_token_id])[1]}
-    assert texts == {" ", '"'}  # one mark at most, then a space or the close
+    texts = {table.texts[i] for i in allowed_tokens(table, index, 'It says "I hate', [tok.eos_token_id])[1]}
+    assert "," in texts and "." not in texts and ";" not in texts  # a comma may close ("...,"); no other mark here
+    commas = TranscriptIndex("I hate this, it is noise.")
+    texts = {table.texts[i] for i in allowed_tokens(table, commas, 'It says "I hate this', [tok.eos_token_id])[1]}
+    assert {",", '"'} <= texts and "." not in texts
+    texts = {table.texts[i] for i in allowed_tokens(table, commas, 'It says "I hate this,', [tok.eos_token_id])[1]}
+    assert texts == {" ", '"'}  # the transcript's comma: then a space or the close
+    texts = {table.texts[i] for i in allowed_tokens(table, commas, 'It says "hate this, it is noise', [tok.eos_token_id])[1]}
+    assert {".", '"', ","} <= texts and "!" not in texts  # the transcript ends on "."
     # no transcript: quotes may not open
     _, forbidden = allowed_tokens(table, TranscriptIndex(""), "It says ", [tok.eos_token_id])
     assert quote in forbidden
@@ -235,17 +242,19 @@ def test_tiny_tokenizer_allowed_sets():
 
 def test_demo_degenerate_quotes_cannot_be_written(smollm_tokenizer):
     """What a demo model wrote when kept from the word it wanted (full demo, 2026-11-29): the words
-    were transcript words, the rest normalised away. Each of these is now masked at its first bad
-    token, and a span of function words alone opens no quote."""
+    were transcript words, the rest normalised away ("Called, (mE) (OFF) (", "The  .", "In, June",
+    "In-great", "PLATFORM"). Each of these is now masked at its first bad token, and a span of
+    function words alone opens no quote."""
     tok = smollm_tokenizer
     table = token_table(tok)
-    index = TranscriptIndex("He called me off his remote movie")
-    for written, bad in [('says "Called,', " ("), ('says "Called', "  "), ('says "called me', " @"),
-                         ('says "called', " mE"), ('says "', " called")]:
+    index = TranscriptIndex("He called me off, his remote movie in June")
+    for written, bad in [('says "Called', " ("), ('says "Called', "  "), ('says "called me', " @"),
+                         ('says "called', " mE"), ('says "', " called"), ('says "movie', " OFF"),
+                         ('says "in', ","), ('says "in', "-"), ('says "called', "."), ('says "off', ";")]:
         texts = {table.texts[i] for i in allowed_tokens(table, index, written, [tok.eos_token_id])[1]}
         assert bad not in texts, (written, bad)
-    texts = {table.texts[i] for i in allowed_tokens(table, index, 'says "Called,', [tok.eos_token_id])[1]}
-    assert " me" in texts and '"' in texts
+    texts = {table.texts[i] for i in allowed_tokens(table, index, 'says "Called me off,', [tok.eos_token_id])[1]}
+    assert " his" in texts and '"' in texts
     _, forbidden = allowed_tokens(table, TranscriptIndex(["The", "I will"]), "In ", [tok.eos_token_id])
     assert {'"', ' "'} <= {table.texts[i] for i in forbidden}  # nothing worth quoting: no quote opens
 
@@ -324,12 +333,15 @@ def test_smollm2_merged_quote_tokens(smollm_tokenizer):
     index = TranscriptIndex("I hate this so much.")
     _, allowed = allowed_tokens(table, index, 'He says "I hate this', [tok.eos_token_id])
     texts = {table.texts[i] for i in allowed}
-    assert {'"', '."', '",', ' so'} <= texts and " much" not in texts
+    assert {'"', '",', ' so'} <= texts and " much" not in texts
+    assert '."' not in texts  # the transcript has no stop after "this"
+    _, allowed = allowed_tokens(table, index, 'He says "I hate this so much', [tok.eos_token_id])
+    assert {'"', '."', '",'} <= {table.texts[i] for i in allowed}
     _, allowed = allowed_tokens(table, index, 'He says "I', [tok.eos_token_id])
     texts = {table.texts[i] for i in allowed}
     assert " hate" in texts and " this" not in texts
     assert '"' not in texts and '."' not in texts  # "I" alone: a function word, no evidence
-    assert {" H", " HA", " Ha", " h"} <= texts and not {" hA", " hATE"} & texts
+    assert {" H", " Ha", " h"} <= texts and not {" hA", " hATE", " HA"} & texts
 
 
 # ---------------------------------------------------------------------------- the engine

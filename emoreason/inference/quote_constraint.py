@@ -71,13 +71,6 @@ MAX_GAP = 4
 normalise away, so without a limit a degenerate model can fill a quote with "____" forever."""
 _SURFACE_WORD = re.compile(r"(?:[^\W_]|['’])+")
 _SURFACE_PIECE = re.compile(r"(?:[^\W_]|['’])+|(?:[^\w'’]|_)+")
-_GAP_BETWEEN = re.compile(r"(?:[,;:!?]|\.{1,3})? |-")
-"""What may stand between two quoted words: one plain space after at most one punctuation mark
-(or an ellipsis), or a hyphen."""
-_GAP_OPEN = re.compile(r"(?:[,;:!?]|\.{1,3})? ?|-")
-"""A gap still being written (every prefix of a :data:`_GAP_BETWEEN` gap)."""
-_GAP_CLOSE = re.compile(r"[,;:!?]|\.{1,3}")
-"""What may stand between the last word and the closing mark (besides nothing)."""
 MAX_QUOTE_CHARS = 300
 """A quote this long must close (``extract_quotes`` takes bodies of at most 400 characters)."""
 
@@ -95,36 +88,49 @@ def canonical(text: str) -> str:
 
 
 def _word_case_ok(word: str, index: TranscriptIndex) -> bool:
-    """``word`` (or the start of one) is written lowercase, Capitalised, in CAPITALS, or as the
-    transcript writes it: no "gReaT" or "mE" (a model pushed off its words spells them so)."""
-    return word[1:] == word[1:].lower() or word == word.upper() or word in index.surface_prefixes
+    """``word`` (or the start of one) is written lowercase, Capitalised, or as the transcript
+    writes it: no "gReaT", "mE" or "PLATFORM" (a model pushed off its words spells them so)."""
+    return word[1:] == word[1:].lower() or word in index.surface_prefixes
 
 
 def surface_ok(index: TranscriptIndex, body: str, text: str, closing: bool) -> bool:
     """The quote's raw text stays clean when ``text`` follows ``body`` (the quote so far): no gap
-    before the first word, between words only a plain space after at most one punctuation mark
-    (or a hyphen: no "(", "@", no-break or double spaces), each word in a plain case
-    (:func:`_word_case_ok`); with ``closing`` (``text`` ends where the closing mark stands) the
-    quote ends on a word or one punctuation mark. The canonical key (:func:`canonical`) cannot see
-    any of this: punctuation and spacing normalise away and case is folded.
+    before the first word; between two words one plain space, after a punctuation mark only where
+    the transcript has that mark after that word (``In, June`` is no quote of "in June"), or a
+    hyphen where the transcript has one; each word in a plain case (:func:`_word_case_ok`); with
+    ``closing`` (``text`` ends where the closing mark stands) the quote ends on a word, on a comma
+    (the quote style "...," needs one) or on the transcript's own mark after that word. The
+    canonical key (:func:`canonical`) cannot see any of this: punctuation and spacing normalise
+    away and case is folded.
 
-    Only the tail is read: ``body``'s last piece (word or gap) and what ``text`` adds."""
+    Only the tail is read: ``body``'s last word (and the gap after it) and what ``text`` adds."""
     tail = _SURFACE_PIECE.findall(body)
-    pieces = _SURFACE_PIECE.findall((tail[-1] if tail else "") + text)
+    context = tail[-2:] if len(tail) >= 2 and not _SURFACE_WORD.fullmatch(tail[-1]) else tail[-1:]
+    pieces = _SURFACE_PIECE.findall("".join(context) + text)
+    previous: str | None = None
     for k, piece in enumerate(pieces):
-        last = k == len(pieces) - 1
         if _SURFACE_WORD.fullmatch(piece):
             if not _word_case_ok(piece, index):
                 return False
-        elif k == 0 and not tail:
+            previous = piece.lower().replace("’", "'")
+            continue
+        if previous is None:
             return False  # a gap before the quote's first word
-        elif last:
-            if closing and piece and not _GAP_CLOSE.fullmatch(piece):
+        spaced = piece.endswith(" ")
+        mark = piece[:-1] if spaced else piece
+        if " " in mark or (spaced and mark == "-"):
+            return False  # two spaces, a space before a mark, or a spaced dash
+        known = index.marks.get(previous, ())
+        last = k == len(pieces) - 1
+        if last and closing:
+            if spaced or mark == "-" or (mark and mark != "," and mark not in known):
                 return False
-            if not closing and not _GAP_OPEN.fullmatch(piece):
+        elif last:  # a gap still being written: its mark may still grow ("." -> "...")
+            if (mark and mark != "," and not any(m.startswith(mark) for m in known)
+                    or spaced and mark and mark not in known):  # a comma of its own may only close
                 return False
-        elif not _GAP_BETWEEN.fullmatch(piece):
-            return False
+        elif mark != "-" and not spaced or (mark and mark not in known):
+            return False  # between words: a space after the transcript's mark, or its hyphen
     return True
 
 
@@ -174,6 +180,7 @@ class TranscriptIndex:
         spans = [transcript] if isinstance(transcript, str) else list(transcript)
         suffixes: set[str] = set()
         self.surface_prefixes: set[str] = set()  # prefixes of the words as written ("iPh" of "iPhone")
+        self.marks: dict[str, set[str]] = {}  # normalised word -> the marks written after it (",", "...", "-")
         for span in spans:
             words = normalize_quote(span).split()
             content = [i for i, w in enumerate(words) if w not in FUNCTION_WORDS]
@@ -181,8 +188,13 @@ class TranscriptIndex:
                 continue  # only function words: nothing worth quoting
             end = content[-1] + 1  # a suffix stops at its last content word: every path can close
             suffixes.update(" ".join(words[i:end]) + " " for i in range(end))
-            for word in _SURFACE_WORD.findall(span):
-                self.surface_prefixes.update(word[:k] for k in range(1, len(word) + 1))
+            pieces = _SURFACE_PIECE.findall(span)
+            for k, piece in enumerate(pieces):
+                if _SURFACE_WORD.fullmatch(piece):
+                    self.surface_prefixes.update(piece[:n] for n in range(1, len(piece) + 1))
+                    mark = pieces[k + 1].strip() if k + 1 < len(pieces) else ""
+                    if mark:
+                        self.marks.setdefault(piece.lower().replace("’", "'"), set()).add(mark)
         self.suffixes: list[str] = sorted(suffixes)
         self.forbidden: tuple[Any, list[int]] | None = None  # (table, ids): forbidden_openings' cache
 
@@ -359,13 +371,22 @@ def step(state: tuple[str, str] | None, text: str, index: TranscriptIndex) -> tu
 
 
 def _gap_leads_nowhere(index: TranscriptIndex, written: str) -> bool:
-    """``written`` (the quote so far with a candidate token) ends in a gap that needs a next word
-    (a space or a hyphen: the quote may not close on it) where the transcript span has none: the
-    quote could neither continue nor close."""
+    """``written`` (the quote so far with a candidate token) ends in a gap after which the quote
+    could neither continue nor close: a space or a hyphen (they need a next word) where the span
+    has no next word, or a mark that is not the transcript's own there (only a comma, and
+    :func:`surface_ok` lets such a comma only close) where the quote may not close (no content
+    word yet: "In,")."""
     gap = _TRAILING_GAP.search(written)
-    if not gap or _GAP_CLOSE.fullmatch(gap.group()):
+    if not gap:
         return False
-    return not index.can_continue(canonical(written).lstrip(" "))
+    key = canonical(written).lstrip(" ")
+    if " " in gap.group() or "-" in gap.group():
+        return not index.can_continue(key)
+    before = _SURFACE_WORD.findall(written[:gap.start()])
+    known = index.marks.get(before[-1].lower().replace("’", "'"), ()) if before else ()
+    if any(m.startswith(gap.group()) for m in known):
+        return False  # the transcript's own mark: the quote goes on after it, or closes
+    return not index.can_close(key)
 
 
 def forbidden_openings(table: TokenTable, index: TranscriptIndex) -> list[int]:
