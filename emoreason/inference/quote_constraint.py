@@ -112,7 +112,7 @@ def surface_ok(index: TranscriptIndex, body: str, text: str, closing: bool) -> b
         if _SURFACE_WORD.fullmatch(piece):
             if not _word_case_ok(piece, index):
                 return False
-            previous = piece.lower().replace("’", "'")
+            previous = canonical(piece)
             continue
         if previous is None:
             return False  # a gap before the quote's first word
@@ -180,7 +180,7 @@ class TranscriptIndex:
         spans = [transcript] if isinstance(transcript, str) else list(transcript)
         suffixes: set[str] = set()
         self.surface_prefixes: set[str] = set()  # prefixes of the words as written ("iPh" of "iPhone")
-        self.marks: dict[str, set[str]] = {}  # normalised word -> the marks written after it (",", "...", "-")
+        self.marks: dict[str, set[str]] = {}  # canonical word -> the marks written after it (",", "...", "-")
         for span in spans:
             words = normalize_quote(span).split()
             content = [i for i, w in enumerate(words) if w not in FUNCTION_WORDS]
@@ -194,7 +194,7 @@ class TranscriptIndex:
                     self.surface_prefixes.update(piece[:n] for n in range(1, len(piece) + 1))
                     mark = pieces[k + 1].strip() if k + 1 < len(pieces) else ""
                     if mark:
-                        self.marks.setdefault(piece.lower().replace("’", "'"), set()).add(mark)
+                        self.marks.setdefault(canonical(piece), set()).add(mark)
         self.suffixes: list[str] = sorted(suffixes)
         self.forbidden: tuple[Any, list[int]] | None = None  # (table, ids): forbidden_openings' cache
 
@@ -383,7 +383,7 @@ def _gap_leads_nowhere(index: TranscriptIndex, written: str) -> bool:
     if " " in gap.group() or "-" in gap.group():
         return not index.can_continue(key)
     before = _SURFACE_WORD.findall(written[:gap.start()])
-    known = index.marks.get(before[-1].lower().replace("’", "'"), ()) if before else ()
+    known = index.marks.get(canonical(before[-1]), ()) if before else ()
     if any(m.startswith(gap.group()) for m in known):
         return False  # the transcript's own mark: the quote goes on after it, or closes
     return not index.can_close(key)
