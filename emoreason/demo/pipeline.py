@@ -43,6 +43,11 @@ EVAL_QUOTE_CHECK = "packaged:whisper-base"
 hold only words both it and the speech encoder's Whisper heard (docs/evaluation.md), for models
 whose speech encoder has a Whisper decoder (:func:`quote_check_for`). Every variant and the
 free-quotes pass share one transcript cache, so each held-out clip is transcribed once per Whisper."""
+OTHER_LANGUAGE_TRANSCRIBER = "packaged:whisper-base"
+"""The evaluation's Whisper for a corpus in another language than English (``meta.language`` of its
+held-out rows, as the importers write it: EmoDB ``de``): the packaged speech encoder tiny.en
+transcribes English only, whisper-base (the mini model's emotion encoder) is multilingual. No quote
+check then: no second multilingual Whisper is packaged."""
 FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 0}
 """Emotion rows the free-quotes comparison regenerates, per demo mode (0: every held-out one):
 one extra generation pass of one variant, kept small in the quick demo."""
@@ -383,17 +388,21 @@ class Demo:
 
         run_dir = self.runner.path(f"runs/{variant.name}")
         test = self.runner.path("testset") / "test.jsonl"
-        check = quote_check_for(run_dir)
+        language = test_language(test)
+        transcription = transcription_for(run_dir, language)
         params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed,
-                  "transcript": EVAL_TRANSCRIPT, "quotes": "constrained", "quote_check": check}
+                  "transcript": EVAL_TRANSCRIPT, "quotes": "constrained", "quote_check": transcription["quote_check"],
+                  **({"transcription": transcription} if language != "en" else {})}
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] evaluating {variant.name} on held-out speakers (emotion, sentiment, asr, sqa)")
+            if language != "en":
+                self.say(f"[demo] the held-out speech is in {language!r}: transcripts by {transcription['transcriber']}")
             preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=8,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
-                                      transcript=EVAL_TRANSCRIPT, quotes="constrained", quote_check=check,
-                                      transcript_cache=self.transcripts)
+                                      transcript=EVAL_TRANSCRIPT, quotes="constrained",
+                                      transcript_cache=self.transcripts, **transcription)
             metrics = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)
             return evaluation_summary(metrics, _read_jsonl(preds), seed=self.plan.seed)
 
@@ -412,17 +421,23 @@ class Demo:
         if variant is None:
             return None
         limit = FREE_QUOTE_ROWS.get(self.plan.mode, 0) or None
+        test = self.runner.path("testset") / "test.jsonl"
+        language = test_language(test)
+        transcription = transcription_for(self.runner.path(f"runs/{variant.name}"), language)
+        transcription.pop("quote_check")  # free quotes: nothing to check
         params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed, "limit": limit,
-                  "transcript": EVAL_TRANSCRIPT, "quotes": "free"}
+                  "transcript": EVAL_TRANSCRIPT, "quotes": "free",
+                  **({"transcription": transcription} if language != "en" else {})}
         name = f"eval-free/{variant.name}"
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] {variant.name} again with free quotes ({limit or 'all'} held-out emotion rows)")
-            preds = model_predictions(self.runner.path(f"runs/{variant.name}"), self.runner.path("testset") / "test.jsonl",
+            preds = model_predictions(self.runner.path(f"runs/{variant.name}"), test,
                                       d / "predictions.jsonl", task="emotion", limit=limit, batch_size=8,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
-                                      transcript=EVAL_TRANSCRIPT, quotes="free", transcript_cache=self.transcripts)
+                                      transcript=EVAL_TRANSCRIPT, quotes="free", transcript_cache=self.transcripts,
+                                      **transcription)
             emo = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)["tasks"]["emotion"]
             return {"variant": variant.name, "n": emo["n"], "quotes": emo.get("quotes"),
                     "agreement": emo.get("agreement"), "ids": [r["id"] for r in _read_jsonl(preds)]}
@@ -447,11 +462,15 @@ class Demo:
         # the clip's content question: the corpus's sqa row of the same audio (it may not be in the test set)
         sqa = next((r for r in read_manifest(corpus) if r.task == "sqa" and resolve_audio(r, corpus).resolve() == audio), None)
         question = sqa and (sqa.meta.get("question") or sqa.instruction)
+        language = test_language(test)
+        transcription = transcription_for(self.runner.path(f"runs/{variant.name}"), language)
+        transcription.pop("quote_check")  # one clip: the engine's default, no check
         params = {"run": self.runner.digest(f"runs/{variant.name}"), "clip": pick.id, "question": question,
-                  "max_new_tokens": self.plan.max_new_tokens, "transcript": "model", "tasks": ["emotion", "asr", "sqa"]}
+                  "max_new_tokens": self.plan.max_new_tokens, "transcript": "model", "tasks": ["emotion", "asr", "sqa"],
+                  **({"transcription": transcription} if language != "en" else {})}
 
         def build(d: Path) -> dict[str, Any]:
-            engine = Engine.load(self.runner.path(f"runs/{variant.name}"))
+            engine = Engine.load(self.runner.path(f"runs/{variant.name}"), **transcription)
             n = self.plan.max_new_tokens
             result = engine.analyze([str(audio)], task="emotion", max_new_tokens=n)[0]
             data = result.to_dict()
@@ -546,6 +565,23 @@ class Demo:
 def run_demo(plan: DemoPlan, out: str | Path, say: Callable[[str], None] = print) -> DemoResult:
     """Run (or resume) the whole demo; see :class:`Demo`."""
     return Demo(plan, out, say).run()
+
+
+def test_language(test: Path) -> str:
+    """The language of a held-out manifest's emotion rows (``meta.language``, as the importers
+    write it; ``en`` where absent): ``en`` unless every row says the same other language (one
+    engine transcribes one language)."""
+    languages = {(r.get("meta") or {}).get("language") or "en" for r in _read_jsonl(test) if r.get("task") == "emotion"}
+    return languages.pop() if len(languages) == 1 else "en"
+
+
+def transcription_for(run_dir: str | Path, language: str) -> dict[str, Any]:
+    """``model_predictions``' ``transcriber`` / ``quote_check`` / ``transcript_language`` for the
+    held-out speech of ``language``: English as :func:`quote_check_for` says; another language,
+    :data:`OTHER_LANGUAGE_TRANSCRIBER` told the language, with no check."""
+    if language == "en":
+        return {"transcriber": None, "quote_check": quote_check_for(run_dir), "transcript_language": "en"}
+    return {"transcriber": OTHER_LANGUAGE_TRANSCRIBER, "quote_check": None, "transcript_language": language}
 
 
 def quote_check_for(run_dir: str | Path) -> str | None:

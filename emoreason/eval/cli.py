@@ -104,7 +104,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips,
                           explain=args.explain, transcript=args.transcript, quotes=args.quotes,
                           quote_min_probability=args.quote_min_probability, transcriber=args.transcriber,
-                          quote_check=args.quote_check)
+                          quote_check=args.quote_check, transcript_language=args.transcript_language)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     if args.probe_train:
@@ -228,6 +228,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="--model, constrained quotes: a second Whisper checkpoint (as --transcriber) that transcribes "
                         "every clip too; quotes may hold only words it heard as well (e.g. packaged:whisper-base; "
                         "default: none); recorded in the rows' mode")
+    r.add_argument("--transcript-language", default="en", metavar="LANG",
+                   help="--model: the language of the speech, for the Whisper transcripts (en, de, fr, ...; another "
+                        "language than English needs a multilingual --transcriber, e.g. packaged:whisper-base; "
+                        "default: en); recorded in the rows' mode")
     r.add_argument("--max-new-tokens", type=int, default=128,
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)

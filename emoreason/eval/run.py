@@ -59,11 +59,14 @@ class GenerationMode:
     """The engine's second Whisper checkpoint (``Engine.load``'s ``quote_check``): constrained
     quotes hold only words it heard too; None: no check (and in rows from before it was recorded,
     and with free quotes, where it does nothing)."""
+    transcript_language: str = "en"
+    """The language the Whisper transcripts were asked for (``Engine.load``'s; ``en`` in rows from
+    before it was recorded, which were all English, and where no Whisper transcribes)."""
 
     @classmethod
     def make(cls, transcript: str = "auto", quotes: str | None = None, explain: str = "free",
              quote_min_probability: float | None = None, transcriber: str | None = None,
-             quote_check: str | None = None) -> "GenerationMode":
+             quote_check: str | None = None, transcript_language: str = "en") -> "GenerationMode":
         """Checked mode; ``quotes`` None: ``constrained`` with a transcript, ``free`` without one
         (the engine's rule); ``quote_min_probability`` None: the engine's default. UserError (one
         line) on a bad combination."""
@@ -82,24 +85,27 @@ class GenerationMode:
         threshold = check_quote_min_probability(quote_min_probability) if quotes == "constrained" else 0.0
         whisper = transcript in ("auto", "whisper")
         return cls(transcript, quotes, explain, threshold, transcriber if whisper else None,
-                   quote_check if whisper and quotes == "constrained" else None)
+                   quote_check if whisper and quotes == "constrained" else None,
+                   transcript_language if whisper else "en")
 
     @classmethod
     def of_row(cls, row: dict[str, Any]) -> "GenerationMode":
         """The mode a predictions row was made in; rows from before modes were recorded were all
         made without a transcript, with free quotes and free explanations."""
         return cls(row.get("transcript_mode", "none"), row.get("quotes_mode", "free"), row.get("explain", "free"),
-                   float(row.get("quote_min_probability", 0.0)), row.get("transcriber"), row.get("quote_check"))
+                   float(row.get("quote_min_probability", 0.0)), row.get("transcriber"), row.get("quote_check"),
+                   row.get("transcript_language", "en"))
 
     def fields(self) -> dict[str, Any]:
         """The row fields that record it."""
         return {"transcript_mode": self.transcript, "quotes_mode": self.quotes, "explain": self.explain,
                 "quote_min_probability": self.quote_min_probability, "transcriber": self.transcriber,
-                "quote_check": self.quote_check}
+                "quote_check": self.quote_check, "transcript_language": self.transcript_language}
 
     def flags(self) -> str:
         return ((f"--transcriber {self.transcriber} " if self.transcriber else "")
                 + (f"--quote-check {self.quote_check} " if self.quote_check else "")
+                + (f"--transcript-language {self.transcript_language} " if self.transcript_language != "en" else "")
                 + f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain} "
                 f"--quote-min-probability {self.quote_min_probability:g}")
 
@@ -225,7 +231,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                       instructions: str = "dataset", engine: Any = None, exclude_training_clips: bool = False,
                       explain: str = "free", transcript: str = "auto", quotes: str | None = None,
                       quote_min_probability: float | None = None, transcriber: str | None = None,
-                      quote_check: str | None = None, transcript_cache: Any = None) -> Path:
+                      quote_check: str | None = None, transcript_cache: Any = None,
+                      transcript_language: str = "en") -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -241,7 +248,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     threshold (None: the engine's default); ``transcriber``: the engine's Whisper checkpoint
     (``Engine.load``'s; None: the speech encoder's own decoder; a given ``engine`` must have been
     loaded with it); ``quote_check``: the engine's second Whisper for constrained quotes
-    (``Engine.load``'s; likewise); ``transcript_cache``: a ``whisper_asr.TranscriptCache`` the
+    (``Engine.load``'s; likewise); ``transcript_language``: the speech's language for the Whisper
+    transcripts (``Engine.load``'s; likewise); ``transcript_cache``: a ``whisper_asr.TranscriptCache`` the
     engine it loads shares (calls over the same clips transcribe each once). A file that holds
     rows of another mode is refused (:func:`check_mode`).
     Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
@@ -253,13 +261,17 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
     from emoreason.train.contamination import check_contamination
 
-    mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability, transcriber, quote_check)
+    mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability, transcriber, quote_check,
+                               transcript_language)
     if engine is not None and engine.transcriber != transcriber:
         raise ValueError(f"the engine was loaded with transcriber {engine.transcriber!r}, not {transcriber!r}")
     checked = mode.quotes == "constrained" and mode.transcript in ("auto", "whisper")  # where a check applies
     loaded = getattr(engine, "quote_check", None)  # duck-typed engines (tests' fakes) have none
     if engine is not None and checked and loaded != mode.quote_check:
         raise ValueError(f"the engine was loaded with quote check {loaded!r}, not {mode.quote_check!r}")
+    language = getattr(engine, "transcript_language", "en")
+    if engine is not None and mode.transcript in ("auto", "whisper") and language != mode.transcript_language:
+        raise ValueError(f"the engine was loaded with transcript language {language!r}, not {mode.transcript_language!r}")
     rows = eval_rows(manifest, task, limit, "evaluate")
     out_path = Path(out_path)
     rows, _ = check_contamination(run_dir, rows, [resolve_audio(r, manifest) for r in rows], exclude=exclude_training_clips,
@@ -271,7 +283,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
         from emoreason.inference.engine import Engine
 
         engine = Engine.load(str(run_dir), transcriber=transcriber, quote_check=mode.quote_check,
-                             transcript_cache=transcript_cache)
+                             transcript_cache=transcript_cache, transcript_language=transcript_language)
     # Rows sharing task and instruction are batched together (each SQA question is its own group).
     groups: dict[tuple[str, str], list] = {}
     for r in todo:

@@ -113,11 +113,19 @@ QUOTE_CHECK_HELP = ("a second Whisper checkpoint (same forms as --transcriber) t
                     "(default: none)")
 
 
+LANGUAGE_HELP = ("the language of the speech, for the Whisper transcripts: a Whisper language code (en, de, fr, "
+                 "es, zh, ...); other languages than English need a multilingual --transcriber (and --quote-check), "
+                 "e.g. packaged:whisper-base: the packaged tiny.en speech encoder transcribes English only. The "
+                 "answer is in English either way (default: en)")
+
+
 def add_transcriber_argument(p: argparse.ArgumentParser) -> None:
-    """``--transcriber`` and ``--quote-check``: ``Engine.load``'s ``transcriber`` and ``quote_check``
-    (shared by ``analyze``, ``serve``, ``eval run``)."""
+    """``--transcriber``, ``--quote-check`` and ``--transcript-language``: ``Engine.load``'s
+    ``transcriber``, ``quote_check`` and ``transcript_language`` (shared by ``analyze``, ``serve``,
+    ``eval run``)."""
     p.add_argument("--transcriber", default=None, metavar="WHISPER", help=TRANSCRIBER_HELP)
     p.add_argument("--quote-check", default=None, metavar="WHISPER", help=QUOTE_CHECK_HELP)
+    p.add_argument("--transcript-language", default="en", metavar="LANG", help=LANGUAGE_HELP)
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
@@ -260,10 +268,12 @@ def run(args: argparse.Namespace) -> int:
               whisper=True)  # whether the model has a Whisper decoder is known once it is loaded
     transcriber = getattr(args, "transcriber", None)
     quote_check = getattr(args, "quote_check", None)
-    if args.server and (transcriber is not None or quote_check is not None):
+    language = getattr(args, "transcript_language", "en")
+    if args.server and (transcriber is not None or quote_check is not None or language != "en"):
         from emoreason.errors import UserError
 
-        flag = "--transcriber" if transcriber is not None else "--quote-check"
+        flag = ("--transcriber" if transcriber is not None else "--quote-check" if quote_check is not None
+                else "--transcript-language")
         raise UserError(f"{flag} is chosen when the server starts (`emoreason serve {flag} ...`), not with --server")
     clock = StageClock(enabled=getattr(args, "timings", False))
     files = list(args.files)
@@ -284,7 +294,7 @@ def run(args: argparse.Namespace) -> int:
             out_file.close()
             return 0
     if args.model and not getattr(args, "local", False) and args.device is None and args.dtype == "auto" \
-            and transcriber is None and quote_check is None:
+            and transcriber is None and quote_check is None and language == "en":
         from emoreason.inference.discovery import find
 
         url = find(args.model, _auth_headers(args))
@@ -303,7 +313,7 @@ def run(args: argparse.Namespace) -> int:
         clock.mark("import")
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
                              decode_threads=args.decode_threads,
-                             transcriber=transcriber, quote_check=quote_check)
+                             transcriber=transcriber, quote_check=quote_check, transcript_language=language)
         clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,

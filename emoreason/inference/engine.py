@@ -181,6 +181,8 @@ class Engine:
             as ``whisper_dir`` / ``whisper_encoder``.
         transcript_cache: a ``whisper_asr.TranscriptCache`` both Whispers reuse and fill (engines
             over the same clips, e.g. the demo's variants, then transcribe each clip once); None: none.
+        transcript_language: what the speech is in (a Whisper language code, default ``en``); both
+            Whispers are told it (a multilingual one is needed for any other; see :meth:`load`).
     """
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
@@ -188,8 +190,9 @@ class Engine:
                  decode_threads: int | None = None, transcriber: str | None = None,
                  whisper_encoder: str | None = "speech", quote_check: str | None = None,
                  check_dir: str | Path | None = None, check_encoder: str | None = None,
-                 transcript_cache: Any = None):
+                 transcript_cache: Any = None, transcript_language: str = "en"):
         self.model = model
+        self.transcript_language = transcript_language
         self.decode_threads = decode_threads
         """torch intra-op threads of the token-by-token generations (``emoreason.hardware.decode_threads``);
         None: torch's setting. :meth:`load` picks 1 on a CPU."""
@@ -217,7 +220,7 @@ class Engine:
     def load(cls, path: str | Path, device: str | None = None, max_seconds: float = MAX_SECONDS,
              dtype: str = "auto", decode_threads: int | None | str = "auto",
              transcriber: str | None = None, quote_check: str | None = None,
-             transcript_cache: Any = None) -> "Engine":
+             transcript_cache: Any = None, transcript_language: str = "en") -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
         ``dtype``: ``auto`` follows :mod:`emoreason.hardware`'s rule for ``device``: on a GPU the
@@ -244,12 +247,18 @@ class Engine:
         the engine has no Whisper transcriber to check.
 
         ``transcript_cache``: see the class.
+
+        ``transcript_language``: the language of the speech, for the Whisper transcripts (a
+        Whisper code: ``en``, ``de``, ``fr``, ...). Another language than ``en`` needs a multilingual
+        transcriber (and quote check): the packaged tiny.en speech encoder transcribes English
+        only, so give ``transcriber="packaged:whisper-base"`` (or a hub id). UserError (one line)
+        otherwise, before the model is loaded.
         """
         import torch
 
         from emoreason.hardware import auto_decode_threads, auto_dtype, default_device, resolve_dtype
         from emoreason.model.builder import load_pretrained, read_config
-        from emoreason.model.whisper_asr import resolve_transcriber
+        from emoreason.model.whisper_asr import check_language, resolve_transcriber
 
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
@@ -267,6 +276,11 @@ class Engine:
         if check is not None and whisper_dir is None:
             raise UserError(f"quote check {quote_check!r} needs a Whisper transcript to check, and this model's speech "
                             "encoder has no Whisper decoder: give --transcriber too")
+        if whisper_dir is not None:
+            check_language(whisper_dir, transcript_language,
+                           f"transcriber {transcriber!r}" if transcriber else "this model's speech encoder's decoder")
+        if check is not None:
+            check_language(check, transcript_language, f"quote check {quote_check!r}")
         device = torch.device(device) if device is not None else default_device()
         if decode_threads == "auto":
             decode_threads = auto_decode_threads(device)
@@ -281,7 +295,7 @@ class Engine:
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
                    whisper_encoder=shared, quote_check=quote_check, check_dir=check,
                    check_encoder=_shared_encoder(config, check) if check is not None else None,
-                   transcript_cache=transcript_cache)
+                   transcript_cache=transcript_cache, transcript_language=transcript_language)
 
     @property
     def has_whisper(self) -> bool:
@@ -318,7 +332,8 @@ class Engine:
 
             param = next(self.model.speech_encoder.parameters())
             encoder = WhisperFrames(load_whisper_encoder(str(directory))).to(param.device, param.dtype).eval()
-        return WhisperDecoderASR.load(directory, encoder, shared=shared, cache=self.transcript_cache)
+        return WhisperDecoderASR.load(directory, encoder, shared=shared, cache=self.transcript_cache,
+                                      language=self.transcript_language)
 
     # ------------------------------------------------------------------ vocabulary
     def labels(self, task: str = "emotion") -> list[str]:

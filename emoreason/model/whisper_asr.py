@@ -172,6 +172,36 @@ def _hub_snapshot(repo_id: str) -> tuple[Path | None, str]:
         return None, f": the hub fetch failed ({type(e).__name__}{': ' + first if first else ''})"
 
 
+MULTILINGUAL_VOCAB = 51865
+"""Whisper checkpoints with at least this many tokens are multilingual (the English-only ``.en``
+ones have 51864): openai-whisper's own test."""
+
+
+def is_multilingual(path: Path) -> bool:
+    """Whether the Whisper directory ``path`` (its ``config.json``) transcribes other languages
+    than English."""
+    config = json.loads((Path(path) / "config.json").read_text(encoding="utf-8"))
+    return int(config.get("vocab_size", 0)) >= MULTILINGUAL_VOCAB
+
+
+def check_language(path: Path, language: str, what: str) -> None:
+    """UserError (one line) when the Whisper directory ``path`` cannot transcribe ``language`` (an
+    ISO 639-1 code such as ``de``): an English-only checkpoint and another language, or a code
+    Whisper does not know. ``what`` names the setting in the message."""
+    from emoreason.errors import UserError
+
+    if language == "en":
+        return
+    if not is_multilingual(path):
+        raise UserError(f"{what} transcribes English only, and the transcript language is {language!r}: give a "
+                        "multilingual Whisper (--transcriber packaged:whisper-base or a hub id such as "
+                        "openai/whisper-large-v3)")
+    from transformers.models.whisper.tokenization_whisper import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise UserError(f"unknown transcript language {language!r}: give a Whisper language code (en, de, fr, zh, ...)")
+
+
 def _is_whisper_config(path: Path) -> bool:
     config = path / "config.json"
     try:
@@ -247,11 +277,15 @@ class WhisperDecoderASR:
             are always computed here).
         cache: transcriptions to reuse and add to (:class:`TranscriptCache`); None: none.
         checkpoint: the checkpoint's identity in ``cache``'s keys (its directory).
+        language: what the speech is in (a Whisper language code); a multilingual checkpoint is
+            told it (``<|de|>``), an English-only one takes ``en`` only (:func:`check_language`).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, encoder: nn.Module, feature_extractor: Any,
-                 shared: str | None = "speech", cache: TranscriptCache | None = None, checkpoint: str = ""):
+                 shared: str | None = "speech", cache: TranscriptCache | None = None, checkpoint: str = "",
+                 language: str = "en"):
         self.model = model
+        self.language = language
         self.cache = cache
         self.checkpoint = checkpoint
         self.tokenizer = tokenizer
@@ -264,13 +298,17 @@ class WhisperDecoderASR:
             layers, heads = model.config.decoder_layers, model.config.decoder_attention_heads
             self.heads = [[layer, h] for layer in range(layers // 2, layers) for h in range(heads)]
         self.multilingual = bool(getattr(gen, "is_multilingual", False))
+        if language != "en" and (not self.multilingual or f"<|{language}|>" not in getattr(gen, "lang_to_id", {})):
+            from emoreason.errors import UserError
+
+            raise UserError(f"this Whisper checkpoint cannot transcribe language {language!r}")
 
     @classmethod
     def load(cls, path: str | Path, encoder: nn.Module, shared: str | None = "speech",
-             cache: TranscriptCache | None = None) -> "WhisperDecoderASR":
+             cache: TranscriptCache | None = None, language: str = "en") -> "WhisperDecoderASR":
         """Decoder weights of the Whisper directory ``path`` around ``encoder`` (a ``WhisperFrames``
         of the same checkpoint: the AudioLLM's encoder named ``shared``, or with ``shared`` None one
-        of its own), on the encoder's device and in its dtype; ``cache``: see the class."""
+        of its own), on the encoder's device and in its dtype; ``cache``, ``language``: see the class."""
         from safetensors.torch import load_file
         from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
@@ -306,7 +344,7 @@ class WhisperDecoderASR:
         else:
             model.generation_config = packaged_generation_config(path, config)
         return cls(model, _tokenizer(path), encoder, WhisperFeatureExtractor.from_pretrained(path), shared,
-                   cache=cache, checkpoint=str(path.resolve()))
+                   cache=cache, checkpoint=str(path.resolve()), language=language)
 
     @property
     def dtype(self) -> torch.dtype:
@@ -331,7 +369,7 @@ class WhisperDecoderASR:
         """
         if self.cache is None:
             return self._transcribe(waves, frames, max_new_tokens)
-        keys = [self.cache.key(self.checkpoint, self.dtype, max_new_tokens, w) for w in waves]
+        keys = [self.cache.key(f"{self.checkpoint}|{self.language}", self.dtype, max_new_tokens, w) for w in waves]
         found: list[Transcription | None] = [self.cache.get(k) for k in keys]
         todo = [i for i, t in enumerate(found) if t is None]
         if todo:
@@ -350,7 +388,7 @@ class WhisperDecoderASR:
         if frames.shape[1] != FRAMES_PER_WINDOW:
             raise ValueError(f"Whisper's decoder needs {FRAMES_PER_WINDOW} frames per window, got {frames.shape[1]}")
         frames = frames.to(self.dtype)
-        extra = {"language": "en", "task": "transcribe"} if self.multilingual else {}
+        extra = {"language": self.language, "task": "transcribe"} if self.multilingual else {}
         with decoding(), _quiet_generate():  # token by token: the caller's decode threads (emoreason.hardware)
             out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames), num_beams=1,
                                       do_sample=False, return_timestamps=False, max_new_tokens=max_new_tokens, **extra)
@@ -415,12 +453,12 @@ class WhisperDecoderASR:
         return short
 
     def _prompt_ids(self) -> list[int]:
-        """The decoder prompt greedy decoding starts from: <|startoftranscript|> (+ <|en|>
-        <|transcribe|> for multilingual checkpoints) <|notimestamps|>."""
+        """The decoder prompt greedy decoding starts from: <|startoftranscript|> (+ the language,
+        e.g. <|en|>, and <|transcribe|> for multilingual checkpoints) <|notimestamps|>."""
         gen = self.model.generation_config
         ids = [gen.decoder_start_token_id]
         if self.multilingual:
-            ids += [gen.lang_to_id["<|en|>"], gen.task_to_id["transcribe"]]
+            ids += [gen.lang_to_id[f"<|{self.language}|>"], gen.task_to_id["transcribe"]]
         return ids + [gen.no_timestamps_token_id]
 
     def _align(self, frames: torch.Tensor, row: list[int], valid_frames: int) -> Transcription:

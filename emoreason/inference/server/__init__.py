@@ -92,7 +92,8 @@ def run(args: argparse.Namespace) -> int:
                         "--batch-wait-ms and --batch-regather-ms >= 0")
     engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
                          decode_threads=args.decode_threads,
-                         transcriber=args.transcriber, quote_check=args.quote_check)
+                         transcriber=args.transcriber, quote_check=args.quote_check,
+                         transcript_language=args.transcript_language)
     limits = ServerLimits(
         max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds, max_queue=args.max_queue,
         max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, max_regather_s=args.batch_regather_ms / 1000,

@@ -81,6 +81,7 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
         return {"status": "ok", "model": engine.name, "model_id": ctx.model_id, "tasks": {t: engine.labels(t) for t in TASKS},
                 "whisper_transcript": engine.whisper_source if engine.has_whisper else None,
                 "quote_check": engine.quote_check,
+                "transcript_language": getattr(engine, "transcript_language", "en"),
                 "queue": {"unfinished": batcher.unfinished, "limit": limits.max_queue},
                 "batches": {"runs": batcher.stats.runs, "requests": batcher.stats.requests, "largest": batcher.stats.largest}}
 
