@@ -61,6 +61,9 @@ def test_demo_on_a_real_corpus_layout(tmp_path):
         assert all((out / "targets" / r["audio"]).is_file() for r in taught)
     metrics = json.loads((out / "eval/label-dual/metrics.json").read_text())
     assert metrics["tasks"]["emotion"]["n"] == 4 and "sqa" not in metrics["tasks"]
+    # German speech: transcribed in German by the multilingual packaged Whisper, not tiny.en
+    preds = [r for r in _rows(out / "eval/label-dual/predictions.jsonl") if r["task"] == "emotion"]
+    assert {(r["transcript_language"], r["transcriber"]) for r in preds} == {("de", "packaged:whisper-base")}
     md = (out / "report.md").read_text()
     assert "24 utterances of emodb (real speech, fold 1 held out)" in md and "emodb" in md
     assert result.table["label-dual"]["n"] == 4
