@@ -31,7 +31,8 @@ writes it in single quotes instead (seen in the demo: 'I love my wife' from a tr
 those words).
 
 The quote's raw text must also look like a quotation (:func:`surface_ok`: words in a plain case,
-between them one space after at most one punctuation mark, no gap before the first word), and a
+between them one space, after a punctuation mark only where the transcript has that mark after that
+word, no gap before the first word), and a
 quote closes only once it holds a content word (:data:`emoreason.text.quotes.FUNCTION_WORDS`); a
 suffix ends at its span's last content word, so every quote that is started can be closed.
 Without these a model kept from the word it wanted filled the quote with what normalises away:
