@@ -402,7 +402,7 @@ def test_constrained_is_the_default_with_a_transcript(engine, spy_generate):
         TranscriptIndex(r.transcript.text).suffixes]
     spy_generate.clear()
     engine.analyze([("a.wav", tone(1.0))], max_new_tokens=6, transcript="none")
-    assert [kw for _, kw in spy_generate] == [{}]  # no transcript: free
+    assert [set(kw) for _, kw in spy_generate] == [{"prompt_cache"}]  # no transcript: free (from the forced choice's cache)
     spy_generate.clear()
     engine.analyze([("a.wav", tone(1.0))], max_new_tokens=0)
     assert spy_generate == []  # --max-new-tokens 0 stays generation-free
@@ -453,3 +453,46 @@ def test_engine_constrained_quotes_are_grounded(engine, monkeypatch):
         assert q.grounded and is_transcript_span(q.text, r.transcript.text), (r.explanation, r.transcript.text)
         assert q.start is None and q.end is None
     assert all(r.to_dict()["quotes"][0].keys() == {"text", "start", "end", "grounded"} for r in results if r.quotes)
+
+
+def test_explanations_continue_from_the_forced_choice_prompt_cache(engine, spy_generate):
+    """The explanation reuses the prompt's KV cache from the forced choice (no second prompt pass)
+    and says exactly what it says when the prompt runs again: free and forced answers,
+    constrained quotes."""
+    from emoreason.inference import generation
+
+    clips = [("a.wav", tone(2.0, 180.0, seed=1)), ("b.wav", tone(3.0, 260.0, seed=2))]
+    kwargs = dict(max_new_tokens=12, transcript="model", quotes="constrained")
+    for explain in ("free", "forced"):
+        spy_generate.clear()
+        cached = engine.analyze(clips, explain=explain, **kwargs)
+        assert any("prompt_cache" in kw for _, kw in spy_generate), explain
+        real = generation._forced_choice
+        try:  # the same analysis with the cache dropped: the model runs the prompt itself
+            generation._forced_choice = lambda *a, **k: (real(*a, **k)[0], None)
+            spy_generate.clear()
+            again = engine.analyze(clips, explain=explain, **kwargs)
+            assert not any("prompt_cache" in kw for _, kw in spy_generate)
+        finally:
+            generation._forced_choice = real
+        assert [(r.label, r.explanation) for r in cached] == [(r.label, r.explanation) for r in again], explain
+
+
+def test_prompt_cache_matches_a_second_prompt_pass_on_the_model(engine):
+    """AudioLLM level: score_candidates' kept cache + generate over prompt, padding, forced
+    prefixes of different lengths gives the tokens a plain generate gives."""
+    from emoreason.inference.generation import append_tokens
+
+    model, proc = engine.model, engine.processor
+    waves = [tone(1.5, 200.0, seed=3), tone(2.5, 300.0, seed=4)]
+    batch = proc(waves=waves, prompts=["How does the speaker sound?", "What emotion is this?"])
+    batch = {**batch, **model.encode(batch)}
+    scores, cache = model.score_candidates(batch, ["The speaker sounds happy.", "sad"], keep_prompt_cache=True)
+    assert torch.equal(scores, model.score_candidates(batch, ["The speaker sounds happy.", "sad"]))
+    assert cache.get_seq_length() == batch["input_ids"].shape[1] - 1
+    ids = model.tokenizer
+    suffixes = [ids("The speaker sounds", add_special_tokens=False)["input_ids"], ids("No", add_special_tokens=False)["input_ids"]]
+    plain = model.generate(append_tokens(batch, suffixes, proc.pad_token_id), max_new_tokens=8)
+    reused = model.generate(append_tokens(batch, suffixes, proc.pad_token_id, pad_between=True), max_new_tokens=8,
+                            prompt_cache=cache)
+    assert reused == plain

@@ -290,17 +290,18 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
         transcripts, words = whisper_transcripts(whisper, waves, frames, checker if plan.quotes == "constrained" else None)
         quotable = _quotable(plan, transcripts, words)
     probs: list[np.ndarray | None] = [None] * b
+    prompt_cache = None
     if plan.sentences:
         # Scored on the task's rows only; they may carry a little extra left padding (the ASR
         # prompt can be longer), which the attention mask and position ids ignore.
-        probs = _forced_choice(model, _rows(batch, slice(0, b)) if extra else batch, plan.sentences)
+        probs, prompt_cache = _forced_choice(model, _rows(batch, slice(0, b)) if extra else batch, plan.sentences)
     if plan.task == "asr" and transcripts is not None:  # task asr with the Whisper source: no LLM text
         return [WindowOutput(None, transcripts[i], None, words[i]) for i in range(b)]
     if plan.max_new_tokens == 0:
         return [WindowOutput(probs[i], "", None) for i in range(b)]
     prefixes = _forced_prefixes(plan, probs)
     texts, transcripts = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=extra,
-                                           quotable=quotable)
+                                           quotable=quotable, prompt_cache=prompt_cache)
     texts = [join_answer(prefix, t.strip()) for prefix, t in zip(prefixes, texts)]
     return [WindowOutput(probs[i], texts[i], transcripts[i] if transcripts else None, words[i]) for i in range(b)]
 
@@ -330,12 +331,27 @@ def whisper_transcripts(whisper: Any, waves: Sequence[np.ndarray], frames: Mappi
     return [t.text for t in found], [t.words for t in found]
 
 
-def _forced_choice(model: Any, batch: dict[str, Any], sentences: Sequence[str]) -> list[np.ndarray]:
-    """Softmax over the candidate label sentences of every row of ``batch``: B arrays (C,) float64."""
+def _keeps_prompt_cache(model: Any) -> bool:
+    """Whether ``model.score_candidates`` can return the prompt's KV cache (``AudioLLM``'s can)."""
+    import inspect
+
+    try:
+        return "keep_prompt_cache" in inspect.signature(model.score_candidates).parameters
+    except (TypeError, ValueError):  # no signature to read
+        return False
+
+
+def _forced_choice(model: Any, batch: dict[str, Any], sentences: Sequence[str]) -> tuple[list[np.ndarray], Any]:
+    """Softmax over the candidate label sentences of every row of ``batch``: (B arrays (C,)
+    float64, the prompt's KV cache for the explanation that follows: ``AudioLLM.generate``'s
+    ``prompt_cache``; None from a model that does not return one)."""
     import torch
 
-    logp = model.score_candidates(batch, list(sentences))  # (B, C)
-    return [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()]
+    if _keeps_prompt_cache(model):
+        logp, cache = model.score_candidates(batch, list(sentences), keep_prompt_cache=True)  # (B, C)
+    else:  # another scorer (a test's fake, a model class of its own): the explanation runs the prompt
+        logp, cache = model.score_candidates(batch, list(sentences)), None
+    return [p.astype(np.float64) for p in torch.softmax(logp.float(), dim=-1).cpu().numpy()], cache
 
 
 def _forced_prefixes(plan: TaskPlan, probs: Sequence[np.ndarray | None]) -> list[str]:
@@ -367,12 +383,12 @@ def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.n
         budget = plan.max_new_tokens or CONTEXT_TRANSCRIPT_TOKENS
         transcripts = [t.strip() for t in _generate(model, asr, waves, [(i, "transcript") for i in range(b)], budget)]
     batch = processor(waves=list(waves), prompts=[plan.prompt] * b, transcripts=transcripts)  # (B, L) left-padded
-    probs = _forced_choice(model, batch, plan.sentences)
+    probs, prompt_cache = _forced_choice(model, batch, plan.sentences)
     if plan.max_new_tokens == 0:
         return [WindowOutput(probs[i], "", transcripts[i], words[i]) for i in range(b)]
     prefixes = _forced_prefixes(plan, probs)
     texts, _ = _generate_answers(model, processor, batch, waves, plan, prefixes, transcripts, asr_rows=False,
-                                 quotable=quotable)
+                                 quotable=quotable, prompt_cache=prompt_cache)
     texts = [join_answer(prefix, t.strip()) for prefix, t in zip(prefixes, texts)]
     return [WindowOutput(probs[i], texts[i], transcripts[i], words[i]) for i in range(b)]
 
@@ -386,12 +402,18 @@ def _quotable(plan: TaskPlan, transcripts: list[str], words: list[list[dict[str,
 
 def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], plan: TaskPlan,
                       prefixes: list[str], transcripts: list[str] | None, asr_rows: bool,
-                      quotable: list[list[str]] | None = None) -> tuple[list[str], list[str] | None]:
+                      quotable: list[list[str]] | None = None,
+                      prompt_cache: Any = None) -> tuple[list[str], list[str] | None]:
     """The task rows' continuations (after their ``prefixes``) and, with ``asr_rows`` (rows b..2b of
     ``batch``), the transcripts they generate; ``transcripts`` already known (Whisper) pass through.
-    ``quotable``: per window, the spans constrained quotes may hold (default: the whole transcript)."""
+    ``quotable``: per window, the spans constrained quotes may hold (default: the whole transcript).
+    ``prompt_cache``: the task rows' prompt KV cache from the forced choice (:func:`_forced_choice`):
+    their generation continues from it (the forced prefixes go after the prompt, padding between)
+    instead of running the prompt again; not used when one call also generates the ASR rows."""
     b = len(waves)
     suffixes = [_token_ids(model.tokenizer, p) for p in prefixes]
+    if any(suffixes) and not all(suffixes):
+        prompt_cache = None  # a row without a prefix would end in padding between prompt and answer
     text_rows = [(i, "text") for i in range(b)]
     asr_tags = [(i, "transcript") for i in range(b)]
     if plan.quotes == "constrained":
@@ -402,11 +424,17 @@ def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: 
         if asr_rows:  # transcripts first, then the explanations may quote them
             transcripts = [t.strip() for t in _generate(model, _rows(batch, slice(b, 2 * b)), waves, asr_tags,
                                                         plan.max_new_tokens)]
-        task_rows = append_tokens(_rows(batch, slice(0, b)) if asr_rows else batch, suffixes, processor.pad_token_id)
+        task_rows = append_tokens(_rows(batch, slice(0, b)) if asr_rows else batch, suffixes, processor.pad_token_id,
+                                  pad_between=prompt_cache is not None)
         constraint = QuoteConstraint(model.tokenizer, quotable if quotable is not None else transcripts, model.eos_ids())
         texts = _generate(model, task_rows, waves, text_rows, plan.max_new_tokens, prefixes,
-                          logits_processor=LogitsProcessorList([constraint]))
+                          logits_processor=LogitsProcessorList([constraint]), **_cached(prompt_cache))
         return list(texts), transcripts
+    if not asr_rows:
+        task_rows = append_tokens(batch, suffixes, processor.pad_token_id, pad_between=prompt_cache is not None)
+        texts = [t.strip() for t in _generate(model, task_rows, waves, text_rows, plan.max_new_tokens, list(prefixes),
+                                              **_cached(prompt_cache))]
+        return texts, transcripts
     batch = append_tokens(batch, suffixes + ([[]] * b if asr_rows else []), processor.pad_token_id)
     texts = [t.strip() for t in _generate(model, batch, waves, text_rows + (asr_tags if asr_rows else []),
                                           plan.max_new_tokens, list(prefixes) + ([""] * b if asr_rows else []))]
@@ -415,14 +443,24 @@ def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: 
     return texts, transcripts
 
 
+def _cached(prompt_cache: Any) -> dict[str, Any]:
+    """``generate``'s keyword for a prompt cache ({} without one: the model runs the prompt)."""
+    return {} if prompt_cache is None else {"prompt_cache": prompt_cache}
+
+
 def _token_ids(tokenizer: Any, text: str) -> list[int]:
     """``text`` as response tokens, tokenised alone as ``score_candidates`` scores it."""
     return tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
 
 
-def append_tokens(batch: dict[str, Any], suffixes: Sequence[Sequence[int]], pad_id: int) -> dict[str, Any]:
-    """A left-padded prompt batch with ``suffixes[i]`` appended to row i: still left-padded, every
-    row ending at the last column ((B, L) -> (B, L + max suffix length)); other keys unchanged.
+def append_tokens(batch: dict[str, Any], suffixes: Sequence[Sequence[int]], pad_id: int,
+                  pad_between: bool = False) -> dict[str, Any]:
+    """A left-padded prompt batch with ``suffixes[i]`` appended to row i, every row ending at the
+    last column ((B, L) -> (B, L + max suffix length)); other keys unchanged. A shorter suffix
+    gets its extra padding at the row's start (still left-padded), or with ``pad_between`` between
+    the prompt and the suffix, so the prompt keeps its first L columns (a prompt KV cache then
+    still fits: ``AudioLLM.generate``'s ``prompt_cache``). Position ids follow the attention mask
+    either way, so the model sees the same sequence.
 
     The forced label sentence becomes the start of the answer this way: the model continues
     after it exactly as after the same tokens it generated itself.
@@ -437,12 +475,13 @@ def append_tokens(batch: dict[str, Any], suffixes: Sequence[Sequence[int]], pad_
     new_ids = torch.full((n, length + longest), pad_id, dtype=ids.dtype, device=ids.device)
     new_mask = torch.zeros((n, length + longest), dtype=mask.dtype, device=mask.device)
     for i, suffix in enumerate(suffixes):
-        shift = longest - len(suffix)  # extra left padding of this row
+        shift = 0 if pad_between else longest - len(suffix)  # extra left padding of this row
         new_ids[i, shift : shift + length] = ids[i]
         new_mask[i, shift : shift + length] = mask[i]
         if suffix:
-            new_ids[i, length + shift :] = torch.tensor(list(suffix), dtype=ids.dtype, device=ids.device)
-            new_mask[i, length + shift :] = 1
+            start = length + longest - len(suffix)
+            new_ids[i, start:] = torch.tensor(list(suffix), dtype=ids.dtype, device=ids.device)
+            new_mask[i, start:] = 1
     return {**batch, "input_ids": new_ids, "attention_mask": new_mask}
 
 

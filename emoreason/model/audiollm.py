@@ -376,22 +376,33 @@ class AudioLLM(nn.Module):
             raise ValueError(f"{what} needs a prompt batch: call the processor without targets (left padding)")
 
     @torch.no_grad()
-    def generate(self, batch: dict[str, torch.Tensor], max_new_tokens: int = 256, **gen_kwargs: Any) -> list[str]:
+    def generate(self, batch: dict[str, torch.Tensor], max_new_tokens: int = 256, prompt_cache: Any = None,
+                 **gen_kwargs: Any) -> list[str]:
         """Greedy (unless ``gen_kwargs`` say otherwise) responses for a left-padded processor batch
-        (``targets=None``); returns the decoded responses only."""
+        (``targets=None``); returns the decoded responses only.
+
+        ``prompt_cache``: the KV cache of this batch's first ``P`` columns (the prompt), as
+        :meth:`score_candidates` returns it with ``keep_prompt_cache``; generation then computes
+        only the columns after them (a forced prefix, or the prompt's last one) instead of the
+        whole prompt again. The batch must hold that prompt unchanged in its first ``P`` columns
+        (:func:`emoreason.inference.generation.append_tokens` with ``pad_between``). The cache is
+        consumed (generation extends it)."""
         self._check_prompt_batch(batch, "generate")
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         embeds = self.embed(batch)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_ids()[0]
         kwargs = {"do_sample": False, "eos_token_id": self.eos_ids(), "pad_token_id": pad}
         kwargs.update(gen_kwargs)
+        if prompt_cache is not None:
+            kwargs["cache"] = prompt_cache
         out = self.llm.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                 max_new_tokens=max_new_tokens, **kwargs)
         # With inputs_embeds only, decoder-only generate returns just the new tokens.
         return [self.tokenizer.decode(row, skip_special_tokens=True).strip() for row in out.tolist()]
 
     @torch.no_grad()
-    def score_candidates(self, batch: dict[str, torch.Tensor], candidates: list[str]) -> torch.Tensor:
+    def score_candidates(self, batch: dict[str, torch.Tensor], candidates: list[str],
+                         keep_prompt_cache: bool = False) -> torch.Tensor | tuple[torch.Tensor, Any]:
         """Log-likelihood of each candidate as the start of the response: (B, C) float32.
 
         The prompt (left-padded) runs once with a KV cache; the cache is repeated C times and the
@@ -399,6 +410,11 @@ class AudioLLM(nn.Module):
         forward plus B*C short continuations instead of B*C prompt forwards. Audio is encoded once
         per clip. Sums candidate token log-probs with no length normalisation (forced choice among
         the candidates; the engine softmaxes).
+
+        ``keep_prompt_cache``: also return the prompt's KV cache without its last column (B rows,
+        L - 1 positions), for :meth:`generate`'s ``prompt_cache``: the explanation that follows
+        then does not run the prompt through the LLM a second time (its last column is run again,
+        so generation starts from logits of its own).
         """
         self._check_prompt_batch(batch, "score_candidates")
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -432,4 +448,12 @@ class AudioLLM(nn.Module):
             rest = torch.log_softmax(cont.logits.float(), dim=-1)  # (B*C, lc-1, V): predicts tokens 1..lc-1
             logp.append(rest.gather(-1, target[:, 1:].unsqueeze(-1)).squeeze(-1))
         token_logp = torch.cat(logp, dim=1) * cand_mask.repeat(b, 1)
-        return token_logp.sum(-1).view(b, c)
+        scores = token_logp.sum(-1).view(b, c)
+        if not keep_prompt_cache:
+            return scores
+        cache = out.cache
+        if lc > 1:  # back to one row per clip (every candidate row holds the same prompt) and the prompt only
+            cache.batch_select_indices(torch.arange(0, b * c, c, device=self.device))
+            cache.crop(-(lc - 1))
+        cache.crop(-1)
+        return scores, cache
