@@ -4,7 +4,7 @@ While a row's generated text has an open double quote (``"``, ``“`` or ``«``)
 that keep the quote's text, normalised the way :func:`emoreason.text.quotes.normalize_quote` does
 (lowercase, straight apostrophes, punctuation and spacing as word breaks), a prefix of a span of
 the row's transcript that starts at a word boundary; the closing mark (``"`` after ``"``, ``”``
-after ``“``, ``»`` after ``«``) only once the quote holds at least one word and ends at the end of a transcript word.
+after ``“``, ``»`` after ``«``) only once the quote holds a content word and ends at the end of a transcript word.
 So every quote the model closes is a transcript span after normalisation.
 
 How (all plain Python; :class:`QuoteConstraint` is the thin ``LogitsProcessor`` on top):
