@@ -430,14 +430,13 @@ def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: 
         texts = _generate(model, task_rows, waves, text_rows, plan.max_new_tokens, prefixes,
                           logits_processor=LogitsProcessorList([constraint]), **_cached(prompt_cache))
         return list(texts), transcripts
-    if not asr_rows:
-        task_rows = append_tokens(batch, suffixes, processor.pad_token_id, pad_between=prompt_cache is not None)
-        texts = [t.strip() for t in _generate(model, task_rows, waves, text_rows, plan.max_new_tokens, list(prefixes),
-                                              **_cached(prompt_cache))]
-        return texts, transcripts
-    batch = append_tokens(batch, suffixes + ([[]] * b if asr_rows else []), processor.pad_token_id)
+    if asr_rows:
+        prompt_cache = None  # the cache holds the task rows only, and this call generates the ASR rows too
+    batch = append_tokens(batch, suffixes + ([[]] * b if asr_rows else []), processor.pad_token_id,
+                          pad_between=prompt_cache is not None)
     texts = [t.strip() for t in _generate(model, batch, waves, text_rows + (asr_tags if asr_rows else []),
-                                          plan.max_new_tokens, list(prefixes) + ([""] * b if asr_rows else []))]
+                                          plan.max_new_tokens, list(prefixes) + ([""] * b if asr_rows else []),
+                                          **_cached(prompt_cache))]
     if asr_rows:  # one call for 2B rows: greedy decoding is memory-bound, so it costs far less than two
         return texts[:b], texts[b:]
     return texts, transcripts

@@ -94,7 +94,16 @@ def _word_case_ok(word: str, index: TranscriptIndex) -> bool:
     return word[1:] == word[1:].lower() or word in index.surface_prefixes
 
 
-def surface_ok(index: TranscriptIndex, body: str, text: str, closing: bool) -> bool:
+def surface_context(body: str) -> str:
+    """What :func:`surface_ok` reads of the quote so far: its last word and the gap after it
+    ("" before the first word); computed once per step for all candidate tokens."""
+    tail = _SURFACE_PIECE.findall(body)
+    context = tail[-2:] if len(tail) >= 2 and not _SURFACE_WORD.fullmatch(tail[-1]) else tail[-1:]
+    return "".join(context)
+
+
+def surface_ok(index: TranscriptIndex, body: str, text: str, closing: bool,
+               context: str | None = None) -> bool:
     """The quote's raw text stays clean when ``text`` follows ``body`` (the quote so far): no gap
     before the first word; between two words one plain space, after a punctuation mark only where
     the transcript has that mark after that word (``In, June`` is no quote of "in June"), or a
@@ -104,10 +113,9 @@ def surface_ok(index: TranscriptIndex, body: str, text: str, closing: bool) -> b
     canonical key (:func:`canonical`) cannot see any of this: punctuation and spacing normalise
     away and case is folded.
 
-    Only the tail is read: ``body``'s last word (and the gap after it) and what ``text`` adds."""
-    tail = _SURFACE_PIECE.findall(body)
-    context = tail[-2:] if len(tail) >= 2 and not _SURFACE_WORD.fullmatch(tail[-1]) else tail[-1:]
-    pieces = _SURFACE_PIECE.findall("".join(context) + text)
+    Only the tail is read: ``body``'s last word (and the gap after it) and what ``text`` adds;
+    ``context``: :func:`surface_context` of ``body`` when the caller has it already."""
+    pieces = _SURFACE_PIECE.findall((context if context is not None else surface_context(body)) + text)
     previous: str | None = None
     for k, piece in enumerate(pieces):
         if _SURFACE_WORD.fullmatch(piece):
@@ -421,18 +429,20 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
     opener, body = state
     key = canonical(body).lstrip(" ")
     allowed: list[int] = []
+    context = surface_context(body)
     if len(body) < MAX_QUOTE_CHARS:
         allowed = sorted(table.continuations(index, key))
         gap = _TRAILING_GAP.search(body)
         if gap:
             room = MAX_GAP - len(gap.group())
             allowed = [i for i in allowed if table.lead[i] <= room]
-        allowed = [i for i in allowed if surface_ok(index, body, table.texts[i], closing=False)
+        allowed = [i for i in allowed if surface_ok(index, body, table.texts[i], closing=False, context=context)
                    and not _gap_leads_nowhere(index, body + table.texts[i])]
     closer = OPEN_TO_CLOSE[opener]
     allowed += [i for i in table.quote_tokens
                 if step((opener, key), table.texts[i], index) is not False
-                and surface_ok(index, body, table.texts[i].split(closer, 1)[0], closing=closer in table.texts[i])]
+                and surface_ok(index, body, table.texts[i].split(closer, 1)[0], closing=closer in table.texts[i],
+                               context=context)]
     if not allowed:
         allowed = list(eos_ids)  # stuck mid-word: end rather than close an ungrounded quote
     return True, allowed
