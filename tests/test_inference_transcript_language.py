@@ -95,3 +95,18 @@ def test_cli_transcript_language_with_server_is_refused(tmp_path, capsys):
     sf.write(wav, tone(1.0), SAMPLE_RATE)
     assert main(["analyze", "--server", "http://127.0.0.1:9", str(wav), "--transcript-language", "de"]) == 1
     assert "`emoreason serve --transcript-language" in capsys.readouterr().err
+
+
+@needs_weights
+def test_eval_without_a_whisper_transcript_ignores_the_language(tmp_path):
+    """``--transcript none``: no Whisper transcribes, so the language does not matter and the
+    English-only speech encoder is not refused (the rows record ``en``)."""
+    from emoreason.eval.run import model_predictions
+    from emoreason.testing.fixtures import make_manifest
+    from emoreason.testing.tiny import save_tiny_whisper_run
+
+    manifest = make_manifest(tmp_path / "m", rows=[("r1", "hello there", "happy", "emotion", "s1")], audio=False)
+    out = model_predictions(save_tiny_whisper_run(tmp_path / "run"), manifest, tmp_path / "preds.jsonl",
+                            max_new_tokens=2, transcript="none", transcript_language="de")
+    [row] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert row["transcript_language"] == "en" and row["transcript_mode"] == "none"

@@ -283,7 +283,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
         from emoreason.inference.engine import Engine
 
         engine = Engine.load(str(run_dir), transcriber=transcriber, quote_check=mode.quote_check,
-                             transcript_cache=transcript_cache, transcript_language=transcript_language)
+                             transcript_cache=transcript_cache, transcript_language=mode.transcript_language)
     # Rows sharing task and instruction are batched together (each SQA question is its own group).
     groups: dict[tuple[str, str], list] = {}
     for r in todo:
