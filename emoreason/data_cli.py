@@ -229,8 +229,9 @@ def _register_synth(sub: argparse._SubParsersAction) -> None:
     syn.add_argument("--dev-fraction", type=float, default=0.15, help="share of speakers held out for dev (default 0.15)")
     syn.add_argument("--tasks", default=None, help="comma list among emotion, sentiment, asr, sqa (default all)")
     syn.add_argument("--workers", type=int, default=None, help="concurrent synthesis jobs (default: CPU count)")
-    syn.add_argument("--style", default=None, choices=("v1", "v2", "v3"),
-                     help="v1 (default): the first corpus (fixed prosody, clean audio); v2: varied voices, prosody "
+    syn.add_argument("--style", default=None, choices=("v1", "v2", "v3", "v4"),
+                     help="v4 (default): v1 with every third speaker spoken by CMU flite (needs the flite package); "
+                          "v1: the first corpus, espeak-ng only (fixed prosody, clean audio); v2: varied voices, prosody "
                           "ranges from the acoustic-correlates literature, spectral tilt, augmentation; v3: v1's prosody "
                           "on v2's voices with augmentation (transfer measured in docs/data.md)")
     syn.add_argument("--no-augment", action="store_true",

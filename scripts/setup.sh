@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_apt=()
-for tool in espeak-ng sox ffmpeg; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
+for tool in espeak-ng sox ffmpeg flite; do command -v "$tool" >/dev/null 2>&1 || need_apt+=("$tool"); done
 if [ ${#need_apt[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "[setup] installing Debian packages: ${need_apt[*]}"

@@ -11,9 +11,10 @@ runs without dither, so the same seed gives byte-identical wavs and manifest, an
 after ``--n 100`` reuses the first 100 files (reruns skip audio whose plan digest is unchanged,
 ``wavs/plan.json``). Splits are speaker-disjoint: whole speakers are held out for dev and test.
 
-Styles (:data:`STYLES`): v1 (default) as above; v2 / v3 add voice variety, prosody ranges and
-seeded augmentation (:mod:`emoreason.data.augment`); their transfer to held-out synthesisers is
-measured by ``benchmarks/synth_transfer.py`` (docs/data.md).
+Styles (:data:`STYLES`): v1 as above; v2 / v3 add voice variety, prosody ranges and seeded
+augmentation (:mod:`emoreason.data.augment`); v4 (default) speaks a third of the speakers with a
+second engine, CMU flite (:data:`FLITE_VOICES`), with v1's prosody. Their transfer to held-out
+synthesisers is measured by ``benchmarks/synth_transfer.py`` (docs/data.md).
 """
 from __future__ import annotations
 
@@ -81,13 +82,26 @@ VARIANTS = ("m1", "f1", "m3", "f2", "m2", "f3", "m4", "f4", "m5", "f5", "m6", "m
 BASE_GAIN_DB = -9.0
 """Headroom so the loudest emotion (angry, +6 dB) stays below full scale."""
 
-STYLES = ("v1", "v2", "v3")
-DEFAULT_STYLE = "v1"
-"""v1 (the default: v2 / v3 did not transfer better, see docs/data.md): the first corpus (fixed
-prosody per emotion with a small jitter, 12 voice+variant pairs, clean audio), byte-identical to
-before. v2: wider voice variety, prosody drawn from ranges (:data:`PROSODY_RANGES`), spectral tilt,
-augmentation (:mod:`emoreason.data.augment`). v3: v1's prosody table and jitter on v2's speakers,
-with v2's augmentation (no per-emotion tilt)."""
+STYLES = ("v1", "v2", "v3", "v4")
+DEFAULT_STYLE = "v4"
+"""v4 (the default): v1 with every third speaker spoken by a second engine, CMU flite
+(:data:`FLITE_VOICES`; Debian package ``flite``): a probe trained on two engines transfers better
+to a third it never heard than one trained on espeak-ng alone (docs/data.md). v1: the first corpus
+(fixed prosody per emotion with a small jitter, 12 voice+variant pairs, clean audio), byte-identical
+to before. v2: wider voice variety, prosody drawn from ranges (:data:`PROSODY_RANGES`), spectral
+tilt, augmentation (:mod:`emoreason.data.augment`). v3: v1's prosody table and jitter on v2's
+speakers, with v2's augmentation (no per-emotion tilt). v2 / v3 did not transfer better than v1."""
+
+FLITE_VOICES: dict[str, tuple[float, float]] = {"slt": (170.0, 25.0), "rms": (105.0, 15.0), "awb": (110.0, 15.0),
+                                               "kal16": (105.0, 15.0)}
+"""v4's flite voices: name -> (F0 mean Hz, F0 s.d. Hz) the voice is spoken around (its own
+defaults, as flite sets ``int_f0_target_mean`` / ``int_f0_target_stddev``). slt is a US female
+voice, rms a US male, awb a Scottish male (statistical parametric, clustergen), kal16 a US male
+diphone voice."""
+FLITE_PREFIX = "flite:"
+"""A :class:`Speaker` whose ``voice`` starts with this is spoken by flite (``flite:slt``)."""
+FLITE_EVERY = 3
+"""v4: speaker ``i`` is a flite speaker when ``i % FLITE_EVERY == FLITE_EVERY - 1`` (a third)."""
 
 VOICES_V2 = VOICES + ("en-us-nyc", "en-gb-x-gbcwmd")
 VARIANTS_V2 = VARIANTS + ("m8", "klatt", "klatt2", "klatt3", "klatt4", "Andy", "Annie", "belinda", "david", "edward",
@@ -118,7 +132,10 @@ AUGMENT_SHARE = 0.8
 
 @dataclass(frozen=True)
 class Speaker:
-    """A synthetic speaker: espeak-ng voice + variant, base pitch (0-99), speed (words/min), tilt."""
+    """A synthetic speaker: espeak-ng voice + variant, base pitch (0-99), speed (words/min), tilt.
+
+    A flite speaker (v4) has ``voice`` ``flite:NAME``, no variant, ``pitch`` its F0 mean in Hz and
+    ``speed`` a rate in espeak's words/min scale (165 is the voice's own)."""
 
     id: str
     voice: str
@@ -134,12 +151,18 @@ def make_speakers(n: int, seed: int, style: str = "v1") -> list[Speaker]:
 
     v1: voices and variants in turn, pitch 35-65, speed 150-185. v2: voice and variant drawn from
     the larger :data:`VOICES_V2` x :data:`VARIANTS_V2` (the Klatt variants use another voice source),
-    pitch 15-85, speed 125-200 words/min and a spectral tilt of -4..+4 dB.
+    pitch 15-85, speed 125-200 words/min and a spectral tilt of -4..+4 dB. v4: v1's speakers, but
+    every :data:`FLITE_EVERY`-th is a flite voice (in turn) at 0.85-1.15 of its own F0, speed 150-185.
     """
     out = []
     for i in range(n):
         rng = random.Random(f"{seed}:speaker:{i}")
-        if style == "v1":
+        if style == "v4" and i % FLITE_EVERY == FLITE_EVERY - 1:
+            names = sorted(FLITE_VOICES)
+            name = names[(i // FLITE_EVERY) % len(names)]
+            out.append(Speaker(id=f"spk{i:02d}", voice=FLITE_PREFIX + name, variant="",
+                               pitch=round(FLITE_VOICES[name][0] * rng.uniform(0.85, 1.15)), speed=rng.randint(150, 185)))
+        elif style in ("v1", "v4"):
             out.append(Speaker(id=f"spk{i:02d}", voice=VOICES[i % len(VOICES)], variant=VARIANTS[i % len(VARIANTS)],
                                pitch=rng.randint(35, 65), speed=rng.randint(150, 185)))
         else:
@@ -202,7 +225,7 @@ def plan_utterance(j: int, seed: int, emotions: tuple[str, ...], speakers: list[
     p = PROSODY[emotion]
     common = dict(key=f"syn{j:05d}", emotion=emotion, wording=wording, text=entry["text"], question=entry["q"],
                   answer=entry["a"], speaker=speaker, tremolo=p.tremolo)
-    if style in ("v1", "v3"):
+    if style in ("v1", "v3", "v4"):
         # jitter: classes overlap a little, like real speakers do
         u = Utterance(
             **common, pitch=round(p.pitch + rng.uniform(-5, 5), 1), range=round(p.range * rng.uniform(0.9, 1.1), 1),
@@ -211,6 +234,8 @@ def plan_utterance(j: int, seed: int, emotions: tuple[str, ...], speakers: list[
         )
         if style == "v1":
             return u
+        if style == "v4":
+            return dataclasses.replace(u, style=style)
         # v3: v1's prosody on v2's speakers (their own tilt), plus the augmentation
         return dataclasses.replace(u, tilt_db=speaker.tilt_db, augment=_draw_augment(rng, seed, j, augment), style=style)
 
@@ -248,14 +273,36 @@ def ssml(u: Utterance) -> str:
             f"{body}</prosody></speak>")
 
 
+def flite_command(u: Utterance, raw: Path) -> list[str]:
+    """The flite command for a flite speaker's utterance: the emotion's pitch level, range and rate
+    as flite's F0 target mean / s.d. and duration stretch around the speaker's own; pauses as SSML
+    breaks (flite reads ``<break>``, not ``<prosody>``)."""
+    from xml.sax.saxutils import escape
+
+    name = u.speaker.voice[len(FLITE_PREFIX):]
+    f0 = u.speaker.pitch * (1 + u.pitch / 100)
+    sd = FLITE_VOICES[name][1] * u.speaker.pitch / FLITE_VOICES[name][0] * u.range / 100
+    stretch = (165 / u.speaker.speed) * (100 / u.rate)
+    body = escape(u.text)
+    for mark in (", ", ". ", "? ", "! "):
+        body = body.replace(mark, f'{mark.strip()}<break time="{u.pause_ms}ms"/> ')
+    return ["flite", "-voice", name, "-ssml", "-t", f"<speak>{body}</speak>", "-o", str(raw),
+            "--setf", f"int_f0_target_mean={f0:.1f}", "--setf", f"int_f0_target_stddev={sd:.1f}",
+            "--setf", f"duration_stretch={stretch:.3f}"]
+
+
 def synthesize(u: Utterance, out_path: Path, timeout: float = 60.0) -> None:
-    """espeak-ng (22.05 kHz) -> sox (gain, tremolo, 16 kHz mono 16-bit, no dither) -> out_path (atomic)."""
+    """espeak-ng (22.05 kHz) or flite (16 kHz; ``flite:`` speakers) -> sox (gain, tremolo, 16 kHz mono
+    16-bit, no dither) -> out_path (atomic)."""
     raw = out_path.with_name(out_path.stem + ".raw.wav")
     part = out_path.with_name(out_path.stem + ".part.wav")
-    voice = f"{u.speaker.voice}+{u.speaker.variant}"
-    cmd_tts = ["espeak-ng", "-m", "-v", voice, "-p", str(u.speaker.pitch), "-s", str(u.speaker.speed),
-               "-w", str(raw), ssml(u)]
-    base = BASE_GAIN_DB if u.style == "v1" else BASE_GAIN_DB_V2
+    if u.speaker.voice.startswith(FLITE_PREFIX):
+        cmd_tts = flite_command(u, raw)
+    else:
+        voice = f"{u.speaker.voice}+{u.speaker.variant}"
+        cmd_tts = ["espeak-ng", "-m", "-v", voice, "-p", str(u.speaker.pitch), "-s", str(u.speaker.speed),
+                   "-w", str(raw), ssml(u)]
+    base = BASE_GAIN_DB if u.style in ("v1", "v4") else BASE_GAIN_DB_V2
     effects = ["gain", f"{base + u.gain_db:.2f}"]
     if u.tilt_db:
         effects += ["treble", f"{u.tilt_db:+.1f}"]
@@ -291,7 +338,7 @@ def utterance_rows(u: Utterance, audio: str, duration: float, split: str, tasks:
     """Manifest rows for one synthesized utterance (one per task)."""
     sentiment = sentiment_of(u.emotion)
     meta = {"pools_version": POOLS_VERSION, "bank_version": load_bank().get("version", 0), "wording": u.wording,
-            "voice": f"{u.speaker.voice}+{u.speaker.variant}",
+            "voice": u.speaker.voice if u.speaker.voice.startswith(FLITE_PREFIX) else f"{u.speaker.voice}+{u.speaker.variant}",
             "prosody": {"pitch": u.pitch, "range": u.range, "rate": u.rate, "gain_db": u.gain_db, "pause_ms": u.pause_ms,
                         "tremolo": list(u.tremolo) if u.tremolo else None}}
     if u.style != "v1":  # v1 rows keep their exact bytes
@@ -331,11 +378,12 @@ def _read_stamps(path: Path) -> dict[str, str]:
     return data if isinstance(data, dict) else {}
 
 
-def check_tools() -> None:
-    """Raise UserError naming the missing tool (espeak-ng / sox)."""
-    for tool in ("espeak-ng", "sox"):
+def check_tools(style: str = "v1") -> None:
+    """Raise UserError naming the missing tool (espeak-ng / sox; flite for v4)."""
+    for tool in ("espeak-ng", "sox", *(("flite",) if style == "v4" else ())):
         if shutil.which(tool) is None:
-            raise UserError(f"{tool} is not installed (apt-get install espeak-ng sox)")
+            raise UserError(f"{tool} is not installed (apt-get install {tool}); "
+                            + ("or --style v1 for espeak-ng alone" if tool == "flite" else "it speaks the corpus"))
 
 
 @dataclass
@@ -392,9 +440,10 @@ def synth_corpus(
         neutral_text_share: share of emotional utterances that use a neutral-worded sentence.
         tasks: comma list among emotion, sentiment, asr, sqa (default all).
         workers: concurrent synthesis jobs (default: CPU count).
-        style: ``v1`` (default; the first corpus, byte-identical to what it always wrote), ``v2``
-            (varied voices, prosody ranges, tilt, augmentation) or ``v3`` (v1's prosody on v2's
-            voices, augmented). See :data:`STYLES` and docs/data.md for the measured transfer.
+        style: ``v4`` (default: v1 with a third of the speakers spoken by flite), ``v1`` (the
+            first corpus, byte-identical to what it always wrote), ``v2`` (varied voices, prosody
+            ranges, tilt, augmentation) or ``v3`` (v1's prosody on v2's voices, augmented). See
+            :data:`STYLES` and docs/data.md for the measured transfer.
         augment: v2 / v3 only: False leaves every clip clean (same voices and prosody). Reusing an
             output folder across styles or this flag reuses its wavs: use another folder.
     """
@@ -410,7 +459,7 @@ def synth_corpus(
     if n_speakers < 3 and (test_fraction > 0 or dev_fraction > 0):
         raise UserError("speaker-disjoint train/dev/test needs at least 3 speakers (--speakers)")
     chosen = parse_tasks(tasks, SUPPORTED_TASKS)
-    check_tools()
+    check_tools(style)
     out_dir = Path(out_dir)
     wav_dir = out_dir / WAV_DIR
     wav_dir.mkdir(parents=True, exist_ok=True)
@@ -456,5 +505,5 @@ def synth_corpus(
                         speakers=by_split, labels=labels)
 
 
-__all__ = ["DEFAULT_STYLE", "PROSODY", "PROSODY_RANGES", "STYLES", "Prosody", "Speaker", "Utterance", "make_speakers", "plan_utterance", "ssml", "synth_corpus",
+__all__ = ["DEFAULT_STYLE", "FLITE_VOICES", "PROSODY", "PROSODY_RANGES", "STYLES", "Prosody", "Speaker", "Utterance", "make_speakers", "plan_utterance", "ssml", "synth_corpus",
            "synthesize", "load_bank"]
