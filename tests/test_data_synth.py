@@ -37,6 +37,27 @@ def corpus_v1(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
+def corpus_v4(tmp_path_factory) -> Path:
+    """v4 (the default): 6 speakers, spk02 and spk05 spoken by flite (16 of the 48 clips)."""
+    from emoreason.data.synth import synth_corpus
+
+    if shutil.which("flite") is None:
+        pytest.skip("needs flite (apt-get install flite)")
+    out = tmp_path_factory.mktemp("synth") / "v4"
+    synth_corpus(out, n=48, seed=0, emotions=EMOTIONS, n_speakers=6, workers=2)
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus_v4_flite(corpus_v4, tmp_path_factory) -> Path:
+    """The flite speakers' rows of ``corpus_v4`` alone (their own manifest beside the wavs)."""
+    rows = [line for line in (corpus_v4 / "manifest.jsonl").read_text().splitlines()
+            if json.loads(line)["meta"]["voice"].startswith("flite:")]
+    (corpus_v4 / "flite.jsonl").write_text("\n".join(rows) + "\n")
+    return corpus_v4
+
+
+@pytest.fixture(scope="module")
 def corpus_clean(tmp_path_factory) -> Path:
     """v2 without augmentation: the same plan as ``corpus`` minus the augmentation chains."""
     from emoreason.data.synth import synth_corpus
@@ -111,13 +132,14 @@ def test_same_seed_same_bytes_and_resume(corpus, tmp_path):
     assert other["meta"]["prosody"] != json.loads(first8[0])["meta"]["prosody"]  # another seed, another corpus
 
 
-@pytest.mark.parametrize("which", ["corpus_v1", "corpus_clean"])
+@pytest.mark.parametrize("which", ["corpus_v1", "corpus_clean", "corpus_v4_flite"])
 def test_prosody_is_audible(which, request):
     """Measured on the audio: angry louder than sad, sad slower and lower and flatter than happy
-    (v1, and v2 before augmentation)."""
+    (v1, v2 before augmentation, and v4's flite speakers alone)."""
     corpus = request.getfixturevalue(which)
+    manifest = "flite.jsonl" if which == "corpus_v4_flite" else "manifest.jsonl"
     stats = defaultdict(list)
-    for r in read_manifest(corpus / "manifest.jsonl"):
+    for r in read_manifest(corpus / manifest):
         if r.task != "emotion":
             continue
         wave, sr = sf.read(corpus / r.audio)
@@ -185,6 +207,32 @@ def test_v3_is_v1_prosody_on_v2_voices(corpus_v1, tmp_path):
         assert {k: r.meta["prosody"][k] for k in keys} == {k: old.meta["prosody"][k] for k in keys}
     assert {r.meta["voice"] for r in v3} != {v1[r.id].meta["voice"] for r in v3}
     assert any(r.meta["augment"] for r in v3)
+
+
+def test_v4_is_v1_with_every_third_speaker_spoken_by_flite(corpus_v4, corpus_v1):
+    """v4's espeak-ng speakers are v1's (same voices, same prosody, the same wav bytes); speakers 2 and
+    5 are flite voices with v1's prosody values."""
+    from emoreason.data.synth import FLITE_VOICES, make_speakers
+
+    v4 = make_speakers(12, 0, "v4")
+    v1 = make_speakers(12, 0, "v1")
+    assert [s.voice for s in v4 if s.voice.startswith("flite:")] == [f"flite:{n}" for n in sorted(FLITE_VOICES)]
+    assert all(a == b for i, (a, b) in enumerate(zip(v4, v1)) if i % 3 != 2)
+    old = {r.id: r for r in read_manifest(corpus_v1 / "manifest.jsonl")}
+    flite = 0
+    for r in read_manifest(corpus_v4 / "manifest.jsonl"):
+        assert r.meta["style"] == "v4" and r.meta["augment"] is None
+        if r.id not in old:
+            continue
+        keys = ("pitch", "range", "rate", "gain_db", "pause_ms")
+        assert {k: r.meta["prosody"][k] for k in keys} == {k: old[r.id].meta["prosody"][k] for k in keys}
+        if r.meta["voice"].startswith("flite:"):
+            flite += 1
+            assert r.speaker in ("synth/spk02", "synth/spk05")
+        else:
+            assert r.meta["voice"] == old[r.id].meta["voice"]
+            assert (corpus_v4 / r.audio).read_bytes() == (corpus_v1 / old[r.id].audio).read_bytes()
+    assert flite == 8 * 4  # 8 of the first 32 clips (spk02: 8-11, spk05: 20-23), 4 tasks each
 
 
 def test_reuse_only_wavs_of_the_same_plan(corpus_v1, tmp_path):

@@ -14,7 +14,7 @@ HELP = """Run the whole method on the embedded default: no GPU, no model hub, no
 
 Stages (each resumable: rerunning reuses finished stages; a changed parameter reruns that stage
 and everything after it):
-  1. synthesize a corpus (espeak-ng voices, speaker-disjoint train/dev/test splits), or import real
+  1. synthesize a corpus (espeak-ng and flite voices, speaker-disjoint train/dev/test splits), or import real
      corpora with --corpus KIND:PATH (speaker-disjoint folds; --with-synthetic keeps both)
   2. build targets with the offline teacher: label-only, summary and detailed reasoning; pick the
      held-out speakers' test rows of every task (emotion, sentiment, asr, sqa)

@@ -320,7 +320,7 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     counts = ", ".join(f"{n} {t} rows" for t, n in (testset.get("rows") or {}).items())
     intro = Paragraph([
         "Mode ", strong(plan.mode),
-        ": " + (corpus.get("description") or f"{plan.utterances} synthetic utterances (espeak-ng) from {plan.speakers} speakers")
+        ": " + (corpus.get("description") or f"{plan.utterances} synthetic utterances (espeak-ng and flite) from {plan.speakers} speakers")
         + "; "
         f"trained on speakers {', '.join(speakers.get('train', []))}; evaluated on held-out speakers "
         f"{', '.join(speakers.get('test', []))} ({counts}). Targets from the offline teacher; scores from the "
