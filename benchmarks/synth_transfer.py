@@ -44,11 +44,13 @@ from pathlib import Path
 
 import numpy as np
 
+from emoreason.data.synth import FLITE_VOICES
+
 EMOTIONS = ("neutral", "happy", "sad", "angry")
 ROOT = Path(__file__).resolve().parents[1]
 
-# flite: F0 target mean / spread as factors of the voice's own, duration stretch (>1 slower), gain dB.
-FLITE_VOICES = {"slt": (170.0, 25.0), "rms": (105.0, 15.0), "awb": (110.0, 15.0), "kal16": (105.0, 15.0)}
+# flite: F0 target mean / spread as factors of the voice's own (FLITE_VOICES, the v4 corpus's table),
+# duration stretch (>1 slower), gain dB.
 FLITE_EMOTION = {
     "neutral": dict(f0=1.0, sd=1.0, stretch=1.0, gain=0.0),
     "happy": dict(f0=1.25, sd=1.8, stretch=0.92, gain=2.0),

@@ -261,32 +261,32 @@ def _draw_augment(rng: random.Random, seed: int, j: int, augment: bool) -> dict[
     return None if set(chain) == {"seed"} else chain  # every step's coin said no: a clean clip, say so
 
 
-def ssml(u: Utterance) -> str:
-    """SSML for espeak-ng: prosody around the text; a break after each clause (commas, stops)."""
+def _with_breaks(u: Utterance) -> str:
+    """The utterance's text, XML-escaped, with an SSML break of its pause after each clause (commas, stops)."""
     from xml.sax.saxutils import escape
 
     brk = f'<break time="{u.pause_ms}ms"/>'
     body = escape(u.text)
     for mark in (", ", ". ", "? ", "! "):
         body = body.replace(mark, mark.strip() + brk + " ")
+    return body
+
+
+def ssml(u: Utterance) -> str:
+    """SSML for espeak-ng: prosody around the text; a break after each clause (commas, stops)."""
     return (f'<speak><prosody pitch="{u.pitch:+.1f}%" range="{u.range:.1f}%" rate="{u.rate:.1f}%">'
-            f"{body}</prosody></speak>")
+            f"{_with_breaks(u)}</prosody></speak>")
 
 
 def flite_command(u: Utterance, raw: Path) -> list[str]:
     """The flite command for a flite speaker's utterance: the emotion's pitch level, range and rate
     as flite's F0 target mean / s.d. and duration stretch around the speaker's own; pauses as SSML
     breaks (flite reads ``<break>``, not ``<prosody>``)."""
-    from xml.sax.saxutils import escape
-
     name = u.speaker.voice[len(FLITE_PREFIX):]
     f0 = u.speaker.pitch * (1 + u.pitch / 100)
     sd = FLITE_VOICES[name][1] * u.speaker.pitch / FLITE_VOICES[name][0] * u.range / 100
     stretch = (165 / u.speaker.speed) * (100 / u.rate)
-    body = escape(u.text)
-    for mark in (", ", ". ", "? ", "! "):
-        body = body.replace(mark, f'{mark.strip()}<break time="{u.pause_ms}ms"/> ')
-    return ["flite", "-voice", name, "-ssml", "-t", f"<speak>{body}</speak>", "-o", str(raw),
+    return ["flite", "-voice", name, "-ssml", "-t", f"<speak>{_with_breaks(u)}</speak>", "-o", str(raw),
             "--setf", f"int_f0_target_mean={f0:.1f}", "--setf", f"int_f0_target_stddev={sd:.1f}",
             "--setf", f"duration_stretch={stretch:.3f}"]
 
