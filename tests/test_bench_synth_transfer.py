@@ -62,3 +62,17 @@ def test_runs_at_a_tiny_size(bench, tmp_path, capsys):
     # a rerun encodes nothing new (features cached by wav hash) and gives the same numbers
     again = bench.main(args)
     assert "encoded" not in capsys.readouterr().out and again["rows"] == res["rows"]
+
+
+def test_engine_choices_that_cannot_measure_transfer_are_refused(bench, tmp_path):
+    """Refused in one line before anything is synthesized: flite held out from the v4 corpus (which
+    has flite speakers), an engine both added to training and held out, piper without its venv."""
+    cases = [(["--style", "v4", "--heldout", "flite"], "flite: trained on"),
+             (["--style", "v1", "--heldout", "piper", "--train-extra", "piper", "--piper-python", "x"], "piper: trained on"),
+             (["--style", "v1", "--heldout", "piper"], "needs --piper-python"),
+             (["--style", "v1", "--train-extra", "espeak"], "unknown --train-extra"),
+             (["--style", "v1", "--heldout", "festival"], "unknown --heldout")]
+    for extra, message in cases:
+        with pytest.raises(SystemExit, match=message):
+            bench.main(["--work", str(tmp_path / "w"), *extra])
+        assert not list((tmp_path / "w").glob("train_*")), extra  # nothing synthesized

@@ -264,3 +264,15 @@ def test_bad_arguments(tmp_path):
         synth_corpus(tmp_path, n=2, tasks="emotion,translation")
     with pytest.raises(UserError, match="unknown synth style"):
         synth_corpus(tmp_path, n=2, style="v9")
+
+
+def test_v4_without_flite_is_one_line_naming_the_way_out(monkeypatch, tmp_path):
+    from emoreason.data import synth
+    from emoreason.errors import UserError
+
+    real = shutil.which
+    monkeypatch.setattr(synth.shutil, "which", lambda tool: None if tool == "flite" else real(tool))
+    with pytest.raises(UserError, match=r"flite is not installed \(apt-get install flite\); or --style v1") as err:
+        synth.synth_corpus(tmp_path / "c", n=4, n_speakers=3)
+    assert "\n" not in str(err.value) and not (tmp_path / "c").exists()
+    synth.synth_corpus(tmp_path / "v1", n=4, n_speakers=3, style="v1", tasks="emotion")  # v1 needs no flite
