@@ -1,4 +1,5 @@
-"""Synthetic emotional speech with espeak-ng + sox: an offline corpus for the embedded default.
+"""Synthetic emotional speech with espeak-ng (and CMU flite, style v4) + sox: an offline corpus for
+the embedded default.
 
 Each utterance is one sentence from the bank (``resources/sentences.yaml``) spoken by one of
 several synthetic speakers (espeak-ng voice + variant + base pitch / speed) with the prosody of
@@ -160,8 +161,9 @@ def make_speakers(n: int, seed: int, style: str = "v1") -> list[Speaker]:
         if style == "v4" and i % FLITE_EVERY == FLITE_EVERY - 1:
             names = sorted(FLITE_VOICES)
             name = names[(i // FLITE_EVERY) % len(names)]
-            out.append(Speaker(id=f"spk{i:02d}", voice=FLITE_PREFIX + name, variant="",
-                               pitch=round(FLITE_VOICES[name][0] * rng.uniform(0.85, 1.15)), speed=rng.randint(150, 185)))
+            f0 = round(FLITE_VOICES[name][0] * rng.uniform(0.85, 1.15))
+            out.append(Speaker(id=f"spk{i:02d}", voice=FLITE_PREFIX + name, variant="", pitch=f0,
+                               speed=rng.randint(150, 185)))
         elif style in ("v1", "v4"):
             out.append(Speaker(id=f"spk{i:02d}", voice=VOICES[i % len(VOICES)], variant=VARIANTS[i % len(VARIANTS)],
                                pitch=rng.randint(35, 65), speed=rng.randint(150, 185)))
@@ -299,8 +301,7 @@ def synthesize(u: Utterance, out_path: Path, timeout: float = 60.0) -> None:
     if u.speaker.voice.startswith(FLITE_PREFIX):
         cmd_tts = flite_command(u, raw)
     else:
-        voice = f"{u.speaker.voice}+{u.speaker.variant}"
-        cmd_tts = ["espeak-ng", "-m", "-v", voice, "-p", str(u.speaker.pitch), "-s", str(u.speaker.speed),
+        cmd_tts = ["espeak-ng", "-m", "-v", voice_name(u.speaker), "-p", str(u.speaker.pitch), "-s", str(u.speaker.speed),
                    "-w", str(raw), ssml(u)]
     base = BASE_GAIN_DB if u.style in ("v1", "v4") else BASE_GAIN_DB_V2
     effects = ["gain", f"{base + u.gain_db:.2f}"]
@@ -334,11 +335,16 @@ def _augment_file(path: Path, chain: dict[str, Any]) -> None:
     sf.write(str(path), apply_chain(wave, chain, sr), sr, subtype="PCM_16", format="WAV")
 
 
+def voice_name(speaker: Speaker) -> str:
+    """``meta.voice``: ``VOICE+VARIANT`` for espeak-ng, ``flite:NAME`` for flite."""
+    return speaker.voice if speaker.voice.startswith(FLITE_PREFIX) else f"{speaker.voice}+{speaker.variant}"
+
+
 def utterance_rows(u: Utterance, audio: str, duration: float, split: str, tasks: tuple[str, ...], seed: int) -> list[ManifestRow]:
     """Manifest rows for one synthesized utterance (one per task)."""
     sentiment = sentiment_of(u.emotion)
     meta = {"pools_version": POOLS_VERSION, "bank_version": load_bank().get("version", 0), "wording": u.wording,
-            "voice": u.speaker.voice if u.speaker.voice.startswith(FLITE_PREFIX) else f"{u.speaker.voice}+{u.speaker.variant}",
+            "voice": voice_name(u.speaker),
             "prosody": {"pitch": u.pitch, "range": u.range, "rate": u.rate, "gain_db": u.gain_db, "pause_ms": u.pause_ms,
                         "tremolo": list(u.tremolo) if u.tremolo else None}}
     if u.style != "v1":  # v1 rows keep their exact bytes
