@@ -38,6 +38,13 @@ def test_numbers_said_in_words_quoted_in_digits():
     assert ground_quote("The report has 13 pages", said) != 2
 
 
+def test_british_and_american_spellings_are_one_word():
+    """Whisper writes "neighbor" for a spoken "neighbour" (the demo's flite speakers): a direct quote."""
+    assert ground_quote("Our neighbor", "Our neighbour bought a red bicycle.") == 2
+    assert ground_quote("the colour of it", "I loved the color of it.") == 2
+    assert ground_quote("Our neighbor", "Our friend bought a red bicycle.") != 2
+
+
 def test_content_words():
     assert not has_content_word("I will") and not has_content_word("The .") and not has_content_word("")
     assert has_content_word("I hate") and has_content_word("no") and has_content_word("Ich hasse das")

@@ -23,10 +23,10 @@ mean of per-utterance WERs.
 """
 from __future__ import annotations
 
-import json
 import re
 from functools import lru_cache
-from importlib import resources
+
+from emoreason.text.spelling import spelling_map
 
 _NUMBERS = {
     "0": "zero", "1": "one", "2": "two", "3": "three", "4": "four", "5": "five", "6": "six",
@@ -50,13 +50,6 @@ _CONTRACTION = re.compile(r"\b(" + "|".join(re.escape(c) for c in _CONTRACTIONS)
 # the letter "n" from the span by an escaping slip; Whisper's step has removed brackets by then.)
 _BRACKETS = re.compile(r"[\[({<][^()\[\]\n]*[\])}>]")
 _HESITATIONS = re.compile(r"\b(uh|umm|um|er|ah)\b")
-
-
-def spelling_map() -> dict[str, str]:
-    """Whisper's British -> American spelling map (``english.json`` of the whisper-normalizer
-    package, identical to the file openai-whisper ships)."""
-    path = resources.files("whisper_normalizer").joinpath("normalizers", "english.json")
-    return json.loads(path.read_text(encoding="utf-8"))
 
 
 @lru_cache(maxsize=1)

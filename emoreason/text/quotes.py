@@ -25,6 +25,7 @@ from functools import lru_cache
 from typing import Any
 
 from emoreason.labels import SYNONYMS, sentiment_of
+from emoreason.text.spelling import american
 
 _DOUBLE = re.compile(r'"([^"\n]{1,400})"|“([^”\n]{1,400})”|‘([^’\n]{1,400})’|«([^»\n]{1,400})»')
 # A straight single quote opens after a non-word character and closes before one; apostrophes
@@ -127,9 +128,10 @@ def ground_quote(quote: str, transcript: str) -> int:
     Aligns the quote's words with the transcript's words: a contiguous match (or a near-exact one,
     ratio >= 0.85 over the best window) is direct; when at least 60% of the quote's words appear in
     the transcript in order it is a paraphrase. When either side holds a digit, both are compared
-    again with spelled numbers in digits (``_digits_words``).
+    again with spelled numbers in digits (``_digits_words``). British and American spellings are one
+    word ("neighbor" quotes a spoken "neighbour"; Whisper's map, :mod:`emoreason.text.spelling`).
     """
-    q, t = quote_words(quote), quote_words(transcript)
+    q, t = american(quote_words(quote)), american(quote_words(transcript))
     if not q or not t:
         return 0
     qs, ts = " ".join(q), " ".join(t)

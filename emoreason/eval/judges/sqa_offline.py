@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+
+from emoreason.text.spelling import spelling_map
 
 _DOLLARS = re.compile(r"\$(\d[\d,.]*)")
 _TOKEN = re.compile(r"\d+(?:[:.,]\d+)*|[a-z]+")
@@ -72,16 +73,9 @@ class SqaRating:
         return asdict(self)
 
 
-@lru_cache(maxsize=1)
-def _spelling() -> dict[str, str]:
-    from emoreason.eval.wer import spelling_map
-
-    return spelling_map()
-
-
 def _words(text: str) -> list[str]:
     """Lowercased tokens, American spelling, number words as digits ("6:45" stays one token)."""
-    spelling = _spelling()
+    spelling = spelling_map()
     out = []
     text = _DOLLARS.sub(r"\1 dollars", text.lower().replace("\u2019", "'"))  # "$15" meets "fifteen dollars"
     for w in _TOKEN.findall(text):
