@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/whisper_word_timing.py            # packaged:whisper-tiny.en, 8 phrases
     .venv/bin/python benchmarks/whisper_word_timing.py --voices en-us,en-gb-scotland
+    .venv/bin/python benchmarks/whisper_word_timing.py --window 30   # every clip in a 30 s window
 
 Each phrase is spoken word by word with espeak-ng (one file per word), and the words are joined
 with known silences (0.25 .. 0.6 s, varied), so every word's true span is where its own file's
@@ -51,6 +52,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--whisper", default="packaged:whisper-tiny.en")
     ap.add_argument("--voices", default="en-us,en-gb")
+    ap.add_argument("--window", choices=("auto", "30"), default="auto",
+                    help="auto: the transcriber's own choice (15 s for clips up to 8 s); 30: always 30 s")
     args = ap.parse_args()
     import torch
 
@@ -60,7 +63,8 @@ def main() -> None:
 
     encoder, _ = build_encoder(EncoderConfig(type="whisper", path=args.whisper), "speech_encoder")
     encoder.eval()
-    asr = WhisperDecoderASR.load(encoder_decoder_dir("whisper", args.whisper, "pretrained", False), encoder)
+    asr = WhisperDecoderASR.load(encoder_decoder_dir("whisper", args.whisper, "pretrained", False), encoder,
+                                 short_windows=args.window == "auto")
     rng = np.random.default_rng(0)
     start_err, end_err, inside, matched, total = [], [], [], 0, 0
     with tempfile.TemporaryDirectory() as tmp, torch.inference_mode():

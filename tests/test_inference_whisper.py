@@ -277,3 +277,61 @@ def test_low_probability_words_are_never_quoted(engine, phrase, monkeypatch):
     assert all(q in ("please", "the", "the window", "window") for q in held), held
     unsure.update(WORDS)
     assert quoted(0.5) == [[], [], []]
+
+
+def _own_whisper(short_windows: bool = True):
+    """tiny.en's transcriber with an encoder of its own (what dynamic-length models use)."""
+    from emoreason.model.encoders import WhisperFrames, load_whisper_encoder
+    from emoreason.model.whisper_asr import WhisperDecoderASR
+    from emoreason.weights.resolve import resolve_packaged
+
+    path = resolve_packaged("whisper-tiny.en")
+    return WhisperDecoderASR.load(path, WhisperFrames(load_whisper_encoder(path)).eval(), shared=None,
+                                  short_windows=short_windows)
+
+
+@needs_tiny_en
+@needs_espeak
+def test_short_clips_are_transcribed_in_a_15_s_window(phrase):
+    """A clip of at most 8 s is encoded in a 15 s window (1500 mel frames), a longer one in 30 s,
+    each on its own: a clip's transcript is the same alone and beside a long clip."""
+    wave, _ = phrase
+    assert wave.size < 8 * SAMPLE_RATE
+    long = np.concatenate([wave, np.zeros(int(1.0 * SAMPLE_RATE), np.float32), wave])  # > 8 s
+    assert long.size > 8 * SAMPLE_RATE
+    asr = _own_whisper()
+    lengths: list[tuple[int, int]] = []
+    hook = asr.encoder.encoder.conv1.register_forward_hook(lambda m, i, o: lengths.append((i[0].shape[0], i[0].shape[-1])))
+    try:
+        alone = asr.transcribe([wave])[0]
+        assert lengths == [(1, 1500)]
+        lengths.clear()
+        both = asr.transcribe([wave, long])
+        assert sorted(lengths) == [(1, 1500), (1, 3000)]
+    finally:
+        hook.remove()
+    assert [_plain(w["text"]) for w in alone.words] == WORDS, alone.text
+    assert both[0].text == alone.text and both[0].words == alone.words
+    assert [_plain(w) for w in both[1].text.split()][:4] == WORDS, both[1].text  # tiny.en may skip the repeat
+    assert all(w["end"] <= wave.size / SAMPLE_RATE + 0.02 for w in alone.words)
+
+
+@needs_tiny_en
+@needs_espeak
+def test_a_short_window_transcript_that_loops_is_read_again_in_30_s(phrase, monkeypatch):
+    """A short-window transcript that reaches its token limit (a repetition loop; here the limit is
+    made 2 tokens) is replaced by the clip's 30 s window transcript."""
+    import emoreason.model.whisper_asr as whisper_asr
+
+    wave, _ = phrase
+    full = _own_whisper(short_windows=False).transcribe([wave])[0]
+    monkeypatch.setattr(whisper_asr, "short_window_tokens", lambda w: 2)
+    asr = _own_whisper()
+    lengths: list[int] = []
+    hook = asr.encoder.encoder.conv1.register_forward_hook(lambda m, i, o: lengths.append(i[0].shape[-1]))
+    try:
+        again = asr.transcribe([wave])[0]
+    finally:
+        hook.remove()
+    assert lengths == [1500, 3000]
+    assert again.text == full.text and again.words == full.words

@@ -22,6 +22,16 @@ fox jumps over the lazy dog"). So frames are reused only for 30 s windows; for d
 encoders :meth:`WhisperDecoderASR.transcribe` encodes the padded window itself (one more pass of
 the speech encoder, the only case where it runs twice).
 
+A clip of at most :data:`SHORT_WINDOW_MAX_SECONDS` that is encoded here is padded to a 15 s
+window instead (:data:`SHORT_WINDOW_FRAMES`; whisper.cpp's ``audio_ctx``): at least as much
+trailing silence as speech, which the decoder reads as it reads a 30 s window, for about half the
+encoder's work. Measured on 160 held-out clips of our synthetic speech (2-5 s) and on 71 clips of
+two joined (6-8 s): WER tiny.en 13.8 -> 12.0 and 20.3 -> 18.9, base 9.8 -> 10.2 and 12.0 -> 11.6,
+transcription 2-2.3x faster; a 10 s window made base loop (WER 23.2). A short-window transcript
+that loops anyway (more tokens than speech has, :data:`LOOP_TOKENS_PER_SECOND`) is made again in
+the 30 s window (``benchmarks/whisper_window.py``; docs/inference.md). Which window a clip gets depends on that
+clip alone, never on its batch neighbours.
+
 Word timings come from the decoder's cross-attention (OpenAI's method, ``whisper/timing.py``):
 one teacher-forced decoder pass over the transcript tokens returns the attention of the
 checkpoint's alignment heads; normalised per audio frame, median-filtered over time and averaged
@@ -83,6 +93,14 @@ openai-whisper averages instead; on our espeak speech the two tell misheard word
 well (AUROC 0.815 min vs 0.817 mean, 318 tiny.en words of 36 dev clips; docs/evaluation.md)."""
 MAX_NEW_TOKENS = 224
 """Per 30 s window; fast speech is ~100 tokens, the cap only stops a repetition loop."""
+SHORT_WINDOW_FRAMES = FRAMES_PER_WINDOW // 2
+"""Encoder frames of the short window (15 s) a short clip is transcribed in (see the module notes)."""
+SHORT_WINDOW_MAX_SECONDS = 8.0
+"""The longest clip transcribed in the short window: the longest measured (6-8 s clips)."""
+LOOP_TOKENS_PER_SECOND = 8.0
+"""Speech runs at 3-5 Whisper tokens a second; a short-window transcript with more than this
+(:func:`short_window_tokens`) is a repetition loop, seen once in 16 phrases of isolated words
+("turn left, up, turn, turn, turn, ..."), and the clip is transcribed again in the 30 s window."""
 
 
 @dataclass
@@ -279,12 +297,15 @@ class WhisperDecoderASR:
         checkpoint: the checkpoint's identity in ``cache``'s keys (its directory).
         language: what the speech is in (a Whisper language code); a multilingual checkpoint is
             told it (``<|de|>``), an English-only one takes ``en`` only (:func:`check_language`).
+        short_windows: clips encoded here of at most :data:`SHORT_WINDOW_MAX_SECONDS` get the 15 s
+            window (False: every clip the 30 s one, as before; for measuring the difference).
     """
 
     def __init__(self, model: nn.Module, tokenizer: Any, encoder: nn.Module, feature_extractor: Any,
                  shared: str | None = "speech", cache: TranscriptCache | None = None, checkpoint: str = "",
-                 language: str = "en"):
+                 language: str = "en", short_windows: bool = True):
         self.model = model
+        self.short_windows = short_windows
         self.language = language
         self.cache = cache
         self.checkpoint = checkpoint
@@ -305,10 +326,12 @@ class WhisperDecoderASR:
 
     @classmethod
     def load(cls, path: str | Path, encoder: nn.Module, shared: str | None = "speech",
-             cache: TranscriptCache | None = None, language: str = "en") -> "WhisperDecoderASR":
+             cache: TranscriptCache | None = None, language: str = "en",
+             short_windows: bool = True) -> "WhisperDecoderASR":
         """Decoder weights of the Whisper directory ``path`` around ``encoder`` (a ``WhisperFrames``
         of the same checkpoint: the AudioLLM's encoder named ``shared``, or with ``shared`` None one
-        of its own), on the encoder's device and in its dtype; ``cache``, ``language``: see the class."""
+        of its own), on the encoder's device and in its dtype; ``cache``, ``language``,
+        ``short_windows``: see the class."""
         from safetensors.torch import load_file
         from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
 
@@ -344,18 +367,30 @@ class WhisperDecoderASR:
         else:
             model.generation_config = packaged_generation_config(path, config)
         return cls(model, _tokenizer(path), encoder, WhisperFeatureExtractor.from_pretrained(path), shared,
-                   cache=cache, checkpoint=str(path.resolve()), language=language)
+                   cache=cache, checkpoint=str(path.resolve()), language=language, short_windows=short_windows)
 
     @property
     def dtype(self) -> torch.dtype:
         return self.model.model.decoder.embed_tokens.weight.dtype
 
-    def encode(self, waves: list[np.ndarray]) -> torch.Tensor:
-        """(T,) 16 kHz windows -> (B, 1500, d) frames of the zero-padded 30 s window (the
-        dynamic-length case: the AudioLLM's own frames are shorter than Whisper expects)."""
+    def window_frames(self, wave: np.ndarray) -> int:
+        """Encoder frames of the zero-padded window the (T,) clip is encoded in here: 750 (15 s)
+        for a clip of at most :data:`SHORT_WINDOW_MAX_SECONDS` (unless ``short_windows`` is off), else 1500."""
+        if self.short_windows and wave.size <= SHORT_WINDOW_MAX_SECONDS * SAMPLE_RATE:
+            return SHORT_WINDOW_FRAMES
+        return FRAMES_PER_WINDOW
+
+    def encode(self, waves: list[np.ndarray], window: int | None = None) -> torch.Tensor:
+        """(T,) 16 kHz windows -> (B, window, d) frames of the clips zero-padded to ``window`` encoder
+        frames (None: the largest :meth:`window_frames` of the clips) (the dynamic-length case: the
+        AudioLLM's own frames are shorter than Whisper expects)."""
+        window = window or max(self.window_frames(w) for w in waves)
+        # The 30 s log-mel cut to the window: the padding is silence, and the extractor's
+        # normalisation (clamp to 8 below the peak) is set by the speech, so the cut is the mel
+        # of the clip padded to the window.
         mel = self.features(waves, sampling_rate=SAMPLE_RATE, padding="max_length", return_tensors="pt").input_features
         param = next(self.encoder.parameters())
-        frames, _ = self.encoder(mel.to(param.device, param.dtype))
+        frames, _ = self.encoder(mel[:, :, : 2 * window].to(param.device, param.dtype))
         return frames
 
     @torch.inference_mode()
@@ -369,7 +404,9 @@ class WhisperDecoderASR:
         """
         if self.cache is None:
             return self._transcribe(waves, frames, max_new_tokens)
-        keys = [self.cache.key(f"{self.checkpoint}|{self.language}", self.dtype, max_new_tokens, w) for w in waves]
+        windows = [FRAMES_PER_WINDOW if frames is not None else self.window_frames(w) for w in waves]
+        keys = [self.cache.key(f"{self.checkpoint}|{self.language}|{n}", self.dtype, max_new_tokens, w)
+                for w, n in zip(waves, windows)]
         found: list[Transcription | None] = [self.cache.get(k) for k in keys]
         todo = [i for i, t in enumerate(found) if t is None]
         if todo:
@@ -381,12 +418,34 @@ class WhisperDecoderASR:
 
     def _transcribe(self, waves: list[np.ndarray], frames: torch.Tensor | None,
                     max_new_tokens: int) -> list[Transcription]:
+        if frames is not None:
+            if frames.shape[1] != FRAMES_PER_WINDOW:
+                raise ValueError(f"reused frames must be of 30 s windows ({FRAMES_PER_WINDOW}), got {frames.shape[1]}")
+            return self._decode(waves, frames, max_new_tokens)
+        # Each window size is encoded and decoded on its own: a clip's transcript depends on it alone.
+        windows = [self.window_frames(w) for w in waves]
+        results: list[Transcription | None] = [None] * len(waves)
+        short = [i for i, n in enumerate(windows) if n == SHORT_WINDOW_FRAMES]
+        if short:
+            group = [waves[i] for i in short]
+            limits = [short_window_tokens(w) for w in group]
+            made = self._decode(group, self.encode(group, SHORT_WINDOW_FRAMES), min(max_new_tokens, max(limits)), limits)
+            for i, found in zip(short, made):
+                results[i] = found  # None: it looped (more tokens than speech has); the 30 s window below
+        rest = [i for i, found in enumerate(results) if found is None]
+        if rest:
+            group = [waves[i] for i in rest]
+            for i, found in zip(rest, self._decode(group, self.encode(group, FRAMES_PER_WINDOW), max_new_tokens)):
+                results[i] = found
+        return results  # type: ignore[return-value]  (every entry filled)
+
+    def _decode(self, waves: list[np.ndarray], frames: torch.Tensor, max_new_tokens: int,
+                limits: list[int] | None = None) -> list[Transcription | None]:
+        """Greedy transcripts with word timings of ``waves`` from their encoder ``frames`` (B, F, d).
+        ``limits``: per clip, text tokens it must stay under (``max_new_tokens`` is at most their
+        largest); a clip that reaches its limit gets None (a repetition loop)."""
         from transformers.modeling_outputs import BaseModelOutput
 
-        if frames is None:
-            frames = self.encode(waves)
-        if frames.shape[1] != FRAMES_PER_WINDOW:
-            raise ValueError(f"Whisper's decoder needs {FRAMES_PER_WINDOW} frames per window, got {frames.shape[1]}")
         frames = frames.to(self.dtype)
         extra = {"language": self.language, "task": "transcribe"} if self.multilingual else {}
         with decoding(), _quiet_generate():  # token by token: the caller's decode threads (emoreason.hardware)
@@ -404,9 +463,12 @@ class WhisperDecoderASR:
             retry = self._timed_text(again.tolist()[0], waves[i].size / SAMPLE_RATE)
             if self._text_count(retry) > self._text_count(rows[i]):
                 rows[i] = retry
-        results = []
+        results: list[Transcription | None] = []
         for i, row in enumerate(rows):
-            valid = max(1, min(FRAMES_PER_WINDOW, int(np.ceil(waves[i].size / SAMPLE_RATE / FRAME_SECONDS))))
+            if limits is not None and self._text_count(row) >= limits[i]:  # reached: looping (or cut there)
+                results.append(None)
+                continue
+            valid = max(1, min(frames.shape[1], int(np.ceil(waves[i].size / SAMPLE_RATE / FRAME_SECONDS))))
             found = self._align(frames[i : i + 1], row, valid)
             found.words = trim_to_sound(found.words, waves[i])
             results.append(found)
@@ -498,6 +560,12 @@ class WhisperDecoderASR:
              "probability": round(word_probability(token_probs[a:b]), 4)}
             for w, (a, b) in zip(words, bounds)
         ])
+
+
+def short_window_tokens(wave: np.ndarray) -> int:
+    """The most text tokens a clip transcribed in the short window may have before it counts as a
+    repetition loop: :data:`LOOP_TOKENS_PER_SECOND` per second of the (T,) 16 kHz clip, plus 16."""
+    return int(np.ceil(LOOP_TOKENS_PER_SECOND * wave.size / SAMPLE_RATE)) + 16
 
 
 def _token_probabilities(logits: torch.Tensor, tokens: list[int]) -> np.ndarray:
