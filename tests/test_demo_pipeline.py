@@ -323,5 +323,29 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
     steps = max(r["step"] for r in _read(out / "runs/label-dual/metrics.jsonl"))
     assert steps == fit["steps"]
     assert "Time budget 0.001 min" in result.report_md.read_text()
+    # the evaluation was measured with the warm-up model, and the held-out rows cut to what fits
+    # (tiny's floors: every emotion and sentiment / asr row stays, one sqa question of the two)
+    assert budget["answer_s_per_row"] > 0 and budget["eval_s_estimate"] > 0
+    assert budget["planned_test_rows"] == {"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 2}
+    assert budget["test_rows"] == {"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 1}
+    assert sum(r["task"] == "sqa" for r in _read(out / "budget" / "test.jsonl")) == 1
+    assert sum(r["task"] == "sqa" for r in _read(out / "eval/label-dual/predictions.jsonl")) == 1
+    assert "held-out rows were cut to" in result.report_md.read_text() and "held-out rows cut to" in text
     with pytest.raises(UserError, match="time-budget"):
         make_plan("tiny", time_budget_min=0)
+
+
+def test_eval_cost_counts_whisper_once_per_clip_and_cuts_rows_to_fit():
+    from emoreason.demo.budget import MIN_EMOTION_ROWS, EvalCost
+
+    rows = {"emotion": 160, "sentiment": 20, "asr": 20, "sqa": 12}
+    cost = EvalCost(whisper_s=1.0, answer_s=0.5, rows=rows, variants=2, free_cap=0)
+    # Whisper 160 clips; 2 variants x (200 batched rows + 12 sqa rows at 4 rows' cost); 160 free rows
+    assert cost.seconds() == pytest.approx(160 * 1.0 + 2 * (200 * 0.5 + 12 * 0.5 * 4) + 160 * 0.5)
+    assert EvalCost(1.0, 0.5, rows, 2, free_cap=-1).seconds() == pytest.approx(cost.seconds() - 80)
+    half = cost.cut(cost.seconds() / 2)
+    assert half == {"emotion": 80, "sentiment": 10, "asr": 10, "sqa": 6}
+    assert cost.seconds(half) <= cost.seconds() / 2 + 1e-9
+    floor = cost.cut(0.0)
+    assert floor == {"emotion": MIN_EMOTION_ROWS, "sentiment": 2, "asr": 2, "sqa": 1}
+    assert cost.cut(10 * cost.seconds()) == rows

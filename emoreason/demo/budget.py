@@ -1,24 +1,38 @@
 """A demo plan that fits the machine (``emoreason demo --time-budget MIN``).
 
-Before the variants train, a few warm-up steps of one variant measure this machine's step time;
-from it and the budget left, each variant gets a step budget, and its schedule is shortened to fit:
-fewer alternation passes first (speech / emotion blocks), keeping the final all-task pass, so every
+Before the variants train, a few warm-up steps of one variant measure this machine's step time,
+and the warm-up model answers a batch of held-out emotion rows as the evaluation will (Whisper
+transcript, constrained quotes), twice: with no transcripts cached and with them cached, which
+gives the Whisper seconds per clip and the answer seconds per row (:func:`measure_eval_seconds`).
+From these and the budget left, the evaluation's cost is estimated (:class:`EvalCost`); what is
+left after it (and a small reserve for the probe, the analysed clip and the report) goes to
+training, split evenly over the variants, and each variant's schedule is shortened to fit: fewer
+alternation passes first (speech / emotion blocks), keeping the final all-task pass, so every
 variant still trains both sides and all tasks (the comparison the demo exists for). Only if even the
 shortest schedule (one pass per side + the final pass) does not fit, ``train.max_steps`` caps it.
-
-Why a share of the remaining budget goes to training: training is ~60 % of a demo's stage time
-(docs/demo.md, per-stage table); evaluation and the analysed clip take the rest.
+When the shortest schedules and the planned evaluation together do not fit, the held-out rows are
+cut first (the same ranking of clips, so every held-out speaker keeps its share; emotion rows not
+below :data:`MIN_EMOTION_ROWS`), and the report says so.
 """
 from __future__ import annotations
 
 import json
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 TRAIN_SHARE = 0.6
-"""Part of the remaining budget given to training (the rest: evaluation, analysis, report)."""
+"""Without an evaluation measurement: the part of the remaining budget given to training."""
+RESERVE_SHARE = 0.05
+"""Part of the remaining budget kept for the probe, the analysed clip and the report."""
+MIN_EMOTION_ROWS = 40
+"""A budget cuts the held-out emotion rows to no fewer than this (10 per held-out speaker in the
+full demo; fewer only when the test set has fewer)."""
+SQA_ROW_BATCHES = 0.5
+"""An SQA row is a batch of its own (each question is its own prompt); it costs about half a batch
+of 8 emotion rows (measured on detailed-dual of the full demo: 5.6 s vs 10.5 s, 2-core CPU)."""
 WARMUP_STEPS = 4
 """Steps of the measuring run; the first (caches, allocations) is not counted."""
 
@@ -89,16 +103,103 @@ def fit_variant(config: Path, overrides: list[str], max_steps: int) -> dict[str,
     return {"overrides": [*shortest, f"train.max_steps={capped}"], "steps": capped, "planned_steps": planned}
 
 
-def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: dict[str, tuple[Path, list[str]]]
-                ) -> dict[str, Any]:
-    """Step budget per variant: ``TRAIN_SHARE`` of the budget left, split evenly over the variants,
-    divided by the measured step time; each variant's schedule fitted to it (:func:`fit_variant`)."""
+def shortest_steps(config: Path, overrides: list[str]) -> int:
+    """Steps of the shortest schedule :func:`fit_variant` shortens to before capping."""
+    return schedule_steps(config, [*overrides, *shorter_schedules(config, overrides)[-1]])
+
+
+@dataclass(frozen=True)
+class EvalCost:
+    """The demo's evaluation, as measured on this machine (:func:`measure_eval_seconds`).
+
+    ``rows``: held-out rows per task of the test set (actual counts); ``variants``: how many
+    variants are evaluated; ``free_cap``: emotion rows of the free-quotes pass (0: all of them, -1:
+    no such pass). Whisper transcribes each emotion clip once (sentiment clips are among them, asr
+    and sqa rows get none); every variant answers every row; an SQA row costs
+    :data:`SQA_ROW_BATCHES` of a batch of 8."""
+
+    whisper_s: float
+    """Seconds per clip of the Whisper transcripts (both checkpoints)."""
+    answer_s: float
+    """Seconds per emotion row of everything else (forced choice, explanation), transcripts cached."""
+    rows: dict[str, int]
+    variants: int
+    free_cap: int = 0
+
+    def free_rows(self, rows: dict[str, int]) -> int:
+        if self.free_cap < 0:
+            return 0
+        return min(self.free_cap, rows["emotion"]) if self.free_cap else rows["emotion"]
+
+    def seconds(self, rows: dict[str, int] | None = None) -> float:
+        rows = rows or self.rows
+        batched = rows.get("emotion", 0) + rows.get("sentiment", 0) + rows.get("asr", 0)
+        per_variant = batched * self.answer_s + rows.get("sqa", 0) * self.answer_s * 8 * SQA_ROW_BATCHES
+        return rows.get("emotion", 0) * self.whisper_s + self.variants * per_variant + self.free_rows(rows) * self.answer_s
+
+    def cut(self, seconds: float) -> dict[str, int]:
+        """Rows per task whose evaluation takes about ``seconds``: every task scaled by one factor,
+        emotion down to :data:`MIN_EMOTION_ROWS` at the least, the others to 2 (1 sqa question)."""
+        factor = max(0.0, min(1.0, seconds / max(self.seconds(), 1e-9)))
+        floors = {"emotion": MIN_EMOTION_ROWS, "sqa": 1}
+        return {task: min(n, max(floors.get(task, 2), int(n * factor))) for task, n in self.rows.items()}
+
+
+def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: int, transcription: dict[str, Any],
+                         transcript: str, rows: int = 8) -> dict[str, float]:
+    """Seconds of the demo's evaluation on this machine: the model in ``run_dir`` (the warm-up run)
+    answers the first ``rows`` held-out emotion rows of ``test`` as the evaluation does
+    (``transcript`` source, constrained quotes, ``transcription``'s Whisper settings), first with
+    no transcript cached, then again with them cached (written under ``out``). Returns
+    ``{"whisper_s", "answer_s"}``: Whisper seconds per clip and answer seconds per row."""
+    from emoreason.eval.run import model_predictions
+    from emoreason.inference.engine import Engine
+    from emoreason.model.whisper_asr import TranscriptCache
+
+    cache = TranscriptCache()
+    engine = Engine.load(str(run_dir), transcriber=transcription.get("transcriber"),
+                         quote_check=transcription.get("quote_check"), transcript_cache=cache,
+                         transcript_language=transcription.get("transcript_language", "en"))
+    spent = []
+    for name in ("cold", "cached"):
+        start = time.perf_counter()
+        model_predictions(run_dir, test, out / name / "predictions.jsonl", task="emotion", limit=rows, batch_size=8,
+                          max_new_tokens=max_new_tokens, engine=engine, transcript=transcript, quotes="constrained",
+                          transcript_cache=cache, **transcription)
+        spent.append(time.perf_counter() - start)
+    n = sum(1 for line in (out / "cached" / "predictions.jsonl").read_text().splitlines() if line.strip())
+    return {"whisper_s": max(0.0, spent[0] - spent[1]) / max(1, n), "answer_s": spent[1] / max(1, n)}
+
+
+def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: dict[str, tuple[Path, list[str]]],
+                evaluation: EvalCost | None = None) -> dict[str, Any]:
+    """Step budget per variant and, with ``evaluation``, the held-out rows.
+
+    Without ``evaluation``: ``TRAIN_SHARE`` of the budget left, split evenly over the variants. With
+    it: the budget left less :data:`RESERVE_SHARE` and the evaluation's estimated seconds; when the
+    variants' shortest schedules and the planned evaluation do not fit together, the held-out rows
+    are cut to what does (``test_rows`` in the result; None: the planned rows). The per-variant
+    seconds are divided by the measured step time and each schedule fitted (:func:`fit_variant`)."""
     left = max(0.0, budget_min * 60 - elapsed_s)
-    per_variant = left * TRAIN_SHARE / max(1, len(variants))
+    result: dict[str, Any] = {"budget_min": budget_min, "elapsed_s": round(elapsed_s, 1), "step_s": round(step_s, 3)}
+    if evaluation is None:
+        train_s = left * TRAIN_SHARE
+    else:
+        spare = left * (1 - RESERVE_SHARE)
+        least_training = step_s * sum(shortest_steps(c, o) for c, o in variants.values())
+        rows = evaluation.rows
+        if evaluation.seconds() + least_training > spare:
+            rows = evaluation.cut(spare - least_training)
+        eval_s = evaluation.seconds(rows)
+        train_s = max(0.0, spare - eval_s)
+        result.update(eval_s_estimate=round(eval_s, 1), whisper_s_per_clip=round(evaluation.whisper_s, 3),
+                      answer_s_per_row=round(evaluation.answer_s, 3), planned_test_rows=evaluation.rows,
+                      test_rows=rows if rows != evaluation.rows else None)
+    per_variant = train_s / max(1, len(variants))
     max_steps = int(per_variant // step_s)
     fitted = {name: fit_variant(config, overrides, max_steps) for name, (config, overrides) in variants.items()}
-    return {"budget_min": budget_min, "elapsed_s": round(elapsed_s, 1), "step_s": round(step_s, 3),
-            "train_s_per_variant": round(per_variant, 1), "max_steps_per_variant": max_steps, "variants": fitted}
+    return {**result, "train_s_per_variant": round(per_variant, 1), "max_steps_per_variant": max_steps,
+            "variants": fitted}
 
 
 class BudgetClock:

@@ -104,6 +104,11 @@ def select_test_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: int
     return out
 
 
+def _rows_text(rows: dict[str, int]) -> str:
+    """``{"emotion": 40, "sqa": 3}`` -> ``emotion 40, sqa 3``."""
+    return ", ".join(f"{task} {n}" for task, n in rows.items())
+
+
 def majority_rate(labels: list[str]) -> tuple[str, float]:
     """(most frequent label, its share in percent) of the gold labels."""
     if not labels:
@@ -314,30 +319,69 @@ class Demo:
 
     def budget(self) -> dict[str, Any]:
         """With ``--time-budget``: measure the step time (a few steps of the variant with the longest
-        targets) and fit each variant's schedule to the budget left (:mod:`emoreason.demo.budget`)."""
-        from emoreason.demo.budget import measure_step_seconds, plan_budget
+        targets) and the evaluation's speed (that warm-up model answering held-out rows), then fit
+        each variant's schedule, and if need be the held-out rows, to the budget left
+        (:mod:`emoreason.demo.budget`). Cut rows are written to ``budget/test.jsonl``."""
+        from emoreason.demo.budget import EvalCost, measure_eval_seconds, measure_step_seconds, plan_budget
 
         p = self.plan
-        params = {"targets": self.runner.digest("targets"), "budget_min": p.time_budget_min,
-                  "variants": [v.name for v in p.variants], "overrides": list(p.overrides)}
+        params = {"targets": self.runner.digest("targets"), "testset": self.runner.digest("testset"),
+                  "budget_min": p.time_budget_min, "variants": [v.name for v in p.variants],
+                  "overrides": list(p.overrides), "max_new_tokens": p.max_new_tokens}
         longest = max(p.variants, key=lambda v: STYLES.index(v.style))  # detailed > summary > label
+        test = self.runner.path("testset") / "test.jsonl"
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] measuring this machine's training step ({longest.name}, a few steps)")
             step_s = measure_step_seconds(self.config, self._train_overrides(longest), d / "warmup")
+            self.say("[demo] measuring the evaluation's speed (the warm-up model on a few held-out clips)")
+            speed = measure_eval_seconds(d / "warmup", test, d / "eval_speed", p.max_new_tokens,
+                                         transcription_for(d / "warmup", test_language(test)), EVAL_TRANSCRIPT)
+            test_rows = _read_jsonl(test)
+            rows = {t: sum(r["task"] == t for r in test_rows) for t in p.test_rows}
+            reasoning = any(v.style != "label" for v in p.variants)
+            cost = EvalCost(speed["whisper_s"], speed["answer_s"], rows, len(p.variants),
+                            FREE_QUOTE_ROWS.get(p.mode, 0) if reasoning else -1)
             result = plan_budget(p.time_budget_min, self.clock.elapsed(), step_s,
-                                 {v.name: (self.config, self._train_overrides(v)) for v in p.variants})
+                                 {v.name: (self.config, self._train_overrides(v)) for v in p.variants}, cost)
             result["measured_on"] = longest.name
+            if result["test_rows"]:
+                # the first rows of each task: the test set is in rank order (held-out speakers in turn)
+                kept = {t: 0 for t in rows}
+                cut = []
+                for r in test_rows:
+                    if kept[r["task"]] < result["test_rows"][r["task"]]:
+                        kept[r["task"]] += 1
+                        cut.append(r)
+                _write_jsonl(d / "test.jsonl", cut)  # same depth as testset/: relative audio paths hold
             return result
 
         self.budget_plan = self.runner.run("budget", params, build)
         b = self.budget_plan
         self.say(f"[demo] time budget {b['budget_min']:g} min: {b['step_s']:.2f} s per training step here, "
                  f"{b['train_s_per_variant']:.0f} s of training per variant (up to {b['max_steps_per_variant']} steps)")
+        if "eval_s_estimate" in b:
+            cut = (f"; held-out rows cut to {_rows_text(b['test_rows'])} (planned {_rows_text(b['planned_test_rows'])})"
+                   if b["test_rows"] else "")
+            self.say(f"[demo]   evaluation estimated at {b['eval_s_estimate']:.0f} s "
+                     f"(Whisper {b['whisper_s_per_clip']:.2f} s a clip, answers {b['answer_s_per_row']:.2f} s a row){cut}")
         for name, fit in b["variants"].items():
             how = " ".join(fit["overrides"]) if fit["overrides"] else "the full schedule fits"
             self.say(f"[demo]   {name}: {fit['steps']} of {fit['planned_steps']} planned steps ({how})")
         return b
+
+    def test_manifest(self) -> Path:
+        """The held-out rows every evaluation reads: the test set, or the budget's cut of it."""
+        if self.budget_plan is not None and self.budget_plan.get("test_rows"):
+            return self.runner.path("budget") / "test.jsonl"
+        return self.runner.path("testset") / "test.jsonl"
+
+    def _test_params(self) -> dict[str, Any]:
+        """The stage parameters that identify :meth:`test_manifest`."""
+        params = {"testset": self.runner.digest("testset")}
+        if self.budget_plan is not None and self.budget_plan.get("test_rows"):
+            params["budget"] = self.runner.digest("budget")
+        return params
 
     def _train_overrides(self, variant: Variant) -> list[str]:
         """Config overrides that make ``variant``'s training run (without the budget's)."""
@@ -387,10 +431,10 @@ class Demo:
         from emoreason.eval.scoring import score_file
 
         run_dir = self.runner.path(f"runs/{variant.name}")
-        test = self.runner.path("testset") / "test.jsonl"
+        test = self.test_manifest()
         language = test_language(test)
         transcription = transcription_for(run_dir, language)
-        params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), **self._test_params(),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed,
                   "transcript": EVAL_TRANSCRIPT, "quotes": "constrained", "quote_check": transcription["quote_check"],
                   **({"transcription": transcription} if language != "en" else {})}
@@ -421,11 +465,11 @@ class Demo:
         if variant is None:
             return None
         limit = FREE_QUOTE_ROWS.get(self.plan.mode, 0) or None
-        test = self.runner.path("testset") / "test.jsonl"
+        test = self.test_manifest()
         language = test_language(test)
         transcription = transcription_for(self.runner.path(f"runs/{variant.name}"), language)
         transcription.pop("quote_check")  # free quotes: nothing to check
-        params = {"run": self.runner.digest(f"runs/{variant.name}"), "testset": self.runner.digest("testset"),
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), **self._test_params(),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed, "limit": limit,
                   "transcript": EVAL_TRANSCRIPT, "quotes": "free",
                   **({"transcription": transcription} if language != "en" else {})}
@@ -452,7 +496,7 @@ class Demo:
         from emoreason.data.manifest import read_manifest, resolve_audio
         from emoreason.inference.engine import Engine
 
-        test = self.runner.path("testset") / "test.jsonl"
+        test = self.test_manifest()
         rows = [r for r in read_manifest(test) if r.task == "emotion"]
         # a clip whose words do not give the label away, if there is one: the voice has to carry it
         pick = next((r for r in rows if r.label != "neutral" and r.meta.get("wording") == "neutral"),
@@ -503,9 +547,9 @@ class Demo:
             return None
         run_dir = self.runner.path(f"runs/{dual.name}")
         train_rows = self.runner.path("targets") / "train_label.jsonl"
-        test = self.runner.path("testset") / "test.jsonl"
+        test = self.test_manifest()
         params = {"run": self.runner.digest(f"runs/{dual.name}"), "targets": self.runner.digest("targets"),
-                  "testset": self.runner.digest("testset"), "seed": self.plan.seed}
+                  **self._test_params(), "seed": self.plan.seed}
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] linear probe on {dual.name}'s frozen emotion encoder (baseline)")
@@ -546,7 +590,7 @@ class Demo:
             self.say(f"[demo] stage {next(step)}/{n_stages}: quotes constrained vs free (one reasoning variant)")
             free_quotes = self.evaluate_free_quotes()
         probe = self.probe()
-        test_rows = _read_jsonl(self.runner.path("testset") / "test.jsonl")
+        test_rows = _read_jsonl(self.test_manifest())
         majorities = {t: majority_rate([r["label"] for r in test_rows if r["task"] == t]) for t in ("emotion", "sentiment")}
         majority_label, majority = majorities["emotion"]
         best = max(p.variants, key=lambda v: (table[v.name]["score"], table[v.name]["forced_choice_accuracy"]))

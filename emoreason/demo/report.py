@@ -370,10 +370,20 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         fits = "; ".join(f"{name} {fit['steps']} of {fit['planned_steps']} steps"
                          + (f" ({' '.join(fit['overrides'])})" if fit["overrides"] else "")
                          for name, fit in budget["variants"].items())
+        evaluation = ""
+        if "eval_s_estimate" in budget:
+            evaluation = (f" Evaluation estimated at {budget['eval_s_estimate']:.0f} s (Whisper {budget['whisper_s_per_clip']:.2f} s "
+                          f"a clip, answers {budget['answer_s_per_row']:.2f} s a row, measured with the warm-up model)")
+            if budget.get("test_rows"):
+                evaluation += (": to fit, the held-out rows were cut to "
+                               + ", ".join(f"{t} {n}" for t, n in budget["test_rows"].items())
+                               + " (planned " + ", ".join(f"{t} {n}" for t, n in budget["planned_test_rows"].items())
+                               + "), so the CIs are wider than the full plan's")
+            evaluation += "."
         timing_blocks.append(Paragraph([
             f"Time budget {budget['budget_min']:g} min (--time-budget): {budget['step_s']:.2f} s per training step "
             f"measured on {budget.get('measured_on', '?')}, {budget['train_s_per_variant']:.0f} s of training per variant: "
-            f"{fits}."]))
+            f"{fits}.{evaluation}"]))
     sections.append(Section("Stage timings (seconds)", timing_blocks))
     return Report("emoreason demo report", [intro], sections)
 
