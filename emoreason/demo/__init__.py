@@ -67,7 +67,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "be scored on; default: the mode's cap, 16 with --quick)")
     p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
                    help="finish within about MIN minutes: a few warm-up steps measure this machine's step time and "
-                   "each variant's schedule is shortened to fit (the report records the budget used)")
+                   "evaluation speed; each variant's schedule is shortened to fit, and the held-out rows are cut "
+                   "when even the shortest schedules do not fit (the report records the budget used)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="extra training-config overrides for every variant, e.g. train.lr=5e-4 (changes rerun training)")
     p.set_defaults(func=_run)

@@ -23,14 +23,13 @@ encoders :meth:`WhisperDecoderASR.transcribe` encodes the padded window itself (
 the speech encoder, the only case where it runs twice).
 
 A clip of at most :data:`SHORT_WINDOW_MAX_SECONDS` that is encoded here is padded to a 15 s
-window instead (:data:`SHORT_WINDOW_FRAMES`; whisper.cpp's ``audio_ctx``): at least as much
-trailing silence as speech, which the decoder reads as it reads a 30 s window, for about half the
-encoder's work. Measured on 160 held-out clips of our synthetic speech (2-5 s) and on 71 clips of
-two joined (6-8 s): WER tiny.en 13.8 -> 12.0 and 20.3 -> 18.9, base 9.8 -> 10.2 and 12.0 -> 11.6,
-transcription 2-2.3x faster; a 10 s window made base loop (WER 23.2). A short-window transcript
-that loops anyway (more tokens than speech has, :data:`LOOP_TOKENS_PER_SECOND`) is made again in
-the 30 s window (``benchmarks/whisper_window.py``; docs/inference.md). Which window a clip gets depends on that
-clip alone, never on its batch neighbours.
+window instead (:data:`SHORT_WINDOW_FRAMES`; whisper.cpp's ``audio_ctx``): it keeps at least as
+much trailing silence as speech, close to what the decoder was trained on, for half the encoder
+frames. Measured (``benchmarks/whisper_window.py``: 160 synthetic clips of 2-5 s, 78 of 6-8 s;
+docs/inference.md): WER of tiny.en and base unchanged within the CIs, transcription 1.4-2.2x
+faster; a 10 s window made base loop. A short-window transcript that loops anyway (as many
+tokens as :data:`LOOP_TOKENS_PER_SECOND` allows) is made again in the 30 s window. Which window a
+clip gets depends on that clip alone, never on its batch neighbours.
 
 Word timings come from the decoder's cross-attention (OpenAI's method, ``whisper/timing.py``):
 one teacher-forced decoder pass over the transcript tokens returns the attention of the
