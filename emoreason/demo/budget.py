@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +33,9 @@ full demo; fewer only when the test set has fewer)."""
 SQA_ROW_BATCHES = 0.5
 """An SQA row is a batch of its own (each question is its own prompt); it costs about half a batch
 of 8 emotion rows (measured on detailed-dual of the full demo: 5.6 s vs 10.5 s, 2-core CPU)."""
-WARMUP_STEPS = 6
-"""Steps of the measuring run; the first (caches, allocations) is not counted."""
+WARMUP_BATCHES = 3
+"""Batches of the measuring run: it trains on this many batches' rows twice, and the second pass is
+timed (its clips are then in the frame cache, as in every pass of a real run after the first)."""
 
 
 def schedule_steps(config: Path, overrides: list[str]) -> int:
@@ -61,22 +62,40 @@ def schedule_steps(config: Path, overrides: list[str]) -> int:
     return steps
 
 
-def measure_step_seconds(config: Path, overrides: list[str], run_dir: Path, steps: int = WARMUP_STEPS) -> float:
-    """Seconds per optimizer step on this machine: mean of a short training run's steps 2..n (from
-    its metrics.jsonl, ``samples_per_s``). The run is joint (batches of every task, as they come):
-    the schedule's first phase alone is the speech tasks, whose rows are the same in every target
-    style, and measured there a detailed variant's steps came out a third short (3.42 s measured,
-    4.68 s a step in its training). Its clips are not in the frame cache yet, so the encoders are
-    in every measured step, which errs long (later passes read the cache)."""
+def measure_step_seconds(config: Path, overrides: list[str], run_dir: Path, batches: int = WARMUP_BATCHES) -> float:
+    """Seconds per optimizer step on this machine: a short joint run over ``batches`` batches of rows
+    drawn (seeded) from the config's training manifest, two passes; the mean step of the second
+    pass (from its metrics.jsonl, ``samples_per_s``).
+
+    Why so: the schedule's first phase alone is the speech tasks, whose rows are the same in every
+    target style (measured there, a detailed variant's step came out a third short: 3.42 s vs 4.68 s
+    in its training); rows drawn from the whole manifest are mostly emotion rows, as the schedule
+    is. And a first pass encodes its clips (the frame cache is cold), which real training pays once:
+    timing the first pass erred long (6.12 s a step)."""
+    import random
+
     from emoreason.config import load_config
+    from emoreason.data.manifest import read_manifest, resolve_audio
     from emoreason.train.recipe import train
 
-    batch = load_config(config, overrides).train.batch_size
-    train(config, run_dir, overrides=[*overrides, "train.schedule=joint", f"train.max_steps={steps}",
-                                      "train.save_every_steps=0"], resume=False)
-    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
-    per_step = {r["step"]: batch / r["samples_per_s"] for r in rows if r.get("samples_per_s")}
-    timed = [s for step, s in sorted(per_step.items()) if step > 1] or list(per_step.values())
+    cfg = load_config(config, overrides)
+    batch = cfg.train.batch_size
+    manifest = Path(cfg.data.train_manifest)
+    split = cfg.data.train_split
+    rows = [r for r in read_manifest(manifest) if split is None or r.split == split]
+    picked = random.Random(cfg.train.seed).sample(rows, min(len(rows), batches * batch))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    sample = run_dir.parent / f"{run_dir.name}_rows.jsonl"
+    with sample.open("w") as f:
+        for r in picked:
+            f.write(replace(r, audio=str(resolve_audio(r, manifest).resolve())).to_json() + "\n")
+    train(config, run_dir, resume=False, overrides=[
+        *overrides, f"data.train_manifest={sample.resolve()}", "train.schedule=joint", "train.epochs=2",
+        "train.max_steps=0", "train.save_every_steps=0"])
+    logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    per_step = {r["step"]: batch / r["samples_per_s"] for r in logged if r.get("samples_per_s")}
+    first_pass = -(-len(picked) // batch)
+    timed = [s for step, s in sorted(per_step.items()) if step > first_pass] or list(per_step.values())
     return statistics.fmean(timed)
 
 
