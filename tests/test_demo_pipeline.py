@@ -325,7 +325,8 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
     assert "Time budget 0.001 min" in result.report_md.read_text()
     # the evaluation was measured with the warm-up model, and the held-out rows cut to what fits
     # (tiny's floors: every emotion and sentiment / asr row stays, one sqa question of the two)
-    assert budget["answer_s_per_row"] > 0 and budget["eval_s_estimate"] > 0
+    assert budget["row_s"] > 0 and budget["token_s"] >= 0 and budget["eval_s_estimate"] > 0
+    assert set(budget["answer_tokens"]) == {"label-dual"} and budget["answer_tokens"]["label-dual"]["emotion"] >= 1
     assert budget["planned_test_rows"] == {"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 2}
     assert budget["test_rows"] == {"emotion": 4, "sentiment": 2, "asr": 2, "sqa": 1}
     assert sum(r["task"] == "sqa" for r in _read(out / "budget" / "test.jsonl")) == 1
@@ -339,13 +340,20 @@ def test_eval_cost_counts_whisper_once_per_clip_and_cuts_rows_to_fit():
     from emoreason.demo.budget import MIN_EMOTION_ROWS, EvalCost
 
     rows = {"emotion": 160, "sentiment": 20, "asr": 20, "sqa": 12}
-    cost = EvalCost(whisper_s=1.0, answer_s=0.5, rows=rows, variants=2, free_cap=0)
-    # Whisper 160 clips; 2 variants x (200 batched rows + 12 sqa rows at 4 rows' cost); 160 free rows
-    assert cost.seconds() == pytest.approx(160 * 1.0 + 2 * (200 * 0.5 + 12 * 0.5 * 4) + 160 * 0.5)
-    assert EvalCost(1.0, 0.5, rows, 2, free_cap=-1).seconds() == pytest.approx(cost.seconds() - 80)
+    tokens = {"label-dual": {"emotion": 6, "sentiment": 6, "asr": 12, "sqa": 10},
+              "detailed-dual": {"emotion": 48, "sentiment": 40, "asr": 12, "sqa": 20}}
+    cost = EvalCost(whisper_s=1.0, row_s=0.5, token_s=0.02, tokens=tokens, rows=rows, free="detailed-dual")
+    label = 180 * (0.5 + 6 * 0.02) + 20 * (0.5 + 12 * 0.02) + 12 * 4 * (0.5 + 10 * 0.02)
+    detailed = 160 * (0.5 + 48 * 0.02) + 20 * (0.5 + 40 * 0.02) + 20 * (0.5 + 12 * 0.02) + 12 * 4 * (0.5 + 20 * 0.02)
+    free = 160 * (0.5 + 48 * 0.02)
+    # Whisper once per emotion clip; each variant's answers as long as its targets; sqa a half batch each
+    assert cost.seconds() == pytest.approx(160 * 1.0 + label + detailed + free)
+    no_free = EvalCost(1.0, 0.5, 0.02, tokens, rows, free=None)
+    assert no_free.seconds() == pytest.approx(cost.seconds() - free)
+    capped = EvalCost(1.0, 0.5, 0.02, tokens, rows, free="detailed-dual", free_cap=8)
+    assert capped.seconds() == pytest.approx(cost.seconds() - free + 8 * (0.5 + 48 * 0.02))
     half = cost.cut(cost.seconds() / 2)
     assert half == {"emotion": 80, "sentiment": 10, "asr": 10, "sqa": 6}
     assert cost.seconds(half) <= cost.seconds() / 2 + 1e-9
-    floor = cost.cut(0.0)
-    assert floor == {"emotion": MIN_EMOTION_ROWS, "sentiment": 2, "asr": 2, "sqa": 1}
+    assert cost.cut(0.0) == {"emotion": MIN_EMOTION_ROWS, "sentiment": 2, "asr": 2, "sqa": 1}
     assert cost.cut(10 * cost.seconds()) == rows

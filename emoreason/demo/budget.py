@@ -136,30 +136,41 @@ def shortest_steps(config: Path, overrides: list[str]) -> int:
 class EvalCost:
     """The demo's evaluation, as measured on this machine (:func:`measure_eval_seconds`).
 
-    ``rows``: held-out rows per task of the test set (actual counts); ``variants``: how many
-    variants are evaluated; ``free_cap``: emotion rows of the free-quotes pass (0: all of them, -1:
-    no such pass). Whisper transcribes each emotion clip once (sentiment clips are among them, asr
-    and sqa rows get none); every variant answers every row; an SQA row costs
-    :data:`SQA_ROW_BATCHES` of a batch of 8."""
+    A row costs ``row_s`` (forced choice, prompt) plus ``token_s`` for each token its answer has;
+    each variant's answers are as long as its training targets of the row's task (``tokens``,
+    capped by the plan's ``max_new_tokens``): a label-only model's answer is one sentence, a
+    detailed one runs to the cap. Whisper transcribes each emotion clip once (sentiment clips are
+    among them; asr and sqa rows get none); an SQA row is a batch of its own and costs
+    :data:`SQA_ROW_BATCHES` of a batch of 8. ``rows``: held-out rows per task (actual counts);
+    ``free``: the variant whose emotion rows the free-quotes pass answers again (None: no such
+    pass), ``free_cap`` how many (0: all)."""
 
     whisper_s: float
     """Seconds per clip of the Whisper transcripts (both checkpoints)."""
-    answer_s: float
-    """Seconds per emotion row of everything else (forced choice, explanation), transcripts cached."""
+    row_s: float
+    """Seconds per row in a batch of 8 without its answer's tokens, transcripts cached."""
+    token_s: float
+    """Seconds per answer token per row in a batch of 8 (a decode step's seconds / 8)."""
+    tokens: dict[str, dict[str, float]]
+    """Variant -> task -> answer tokens per row."""
     rows: dict[str, int]
-    variants: int
+    free: str | None = None
     free_cap: int = 0
 
     def free_rows(self, rows: dict[str, int]) -> int:
-        if self.free_cap < 0:
+        if self.free is None:
             return 0
         return min(self.free_cap, rows["emotion"]) if self.free_cap else rows["emotion"]
 
+    def row_seconds(self, variant: str, task: str) -> float:
+        one = self.row_s + self.tokens[variant].get(task, 0.0) * self.token_s
+        return one * 8 * SQA_ROW_BATCHES if task == "sqa" else one
+
     def seconds(self, rows: dict[str, int] | None = None) -> float:
         rows = rows or self.rows
-        batched = rows.get("emotion", 0) + rows.get("sentiment", 0) + rows.get("asr", 0)
-        per_variant = batched * self.answer_s + rows.get("sqa", 0) * self.answer_s * 8 * SQA_ROW_BATCHES
-        return rows.get("emotion", 0) * self.whisper_s + self.variants * per_variant + self.free_rows(rows) * self.answer_s
+        answers = sum(n * self.row_seconds(v, t) for v in self.tokens for t, n in rows.items())
+        free = self.free_rows(rows) * self.row_seconds(self.free, "emotion") if self.free else 0.0
+        return rows.get("emotion", 0) * self.whisper_s + answers + free
 
     def cut(self, seconds: float) -> dict[str, int]:
         """Rows per task whose evaluation takes about ``seconds``: every task scaled by one factor,
@@ -170,13 +181,17 @@ class EvalCost:
 
 
 def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: int, transcription: dict[str, Any],
-                         transcript: str, rows: int = 8) -> dict[str, float]:
-    """Seconds of the demo's evaluation on this machine: the model in ``run_dir`` (the warm-up run)
-    answers the first ``rows`` held-out emotion rows of ``test`` as the evaluation does
-    (``transcript`` source, constrained quotes, ``transcription``'s Whisper settings), first with
-    no transcript cached, then again with them cached (written under ``out``), after one other
-    clip that loads what the engine loads on first use. Returns
-    ``{"whisper_s", "answer_s"}``: Whisper seconds per clip and answer seconds per row."""
+                         transcript: str, targets: dict[str, Path], rows: int = 8) -> dict[str, Any]:
+    """This machine's evaluation speed, from the model in ``run_dir`` (the warm-up run): it answers
+    the first ``rows`` held-out emotion rows of ``test`` as the evaluation does (``transcript``
+    source, constrained quotes, ``transcription``'s Whisper settings) three times (written under
+    ``out``): with no transcript cached and ``max_new_tokens``; cached with 1 token; cached with
+    ``max_new_tokens``. One other clip goes first, untimed: the engine loads its Whisper
+    checkpoints on first use. ``targets``: variant -> its training manifest, whose targets give
+    each variant's answer length per task (in the LLM's tokens, capped at ``max_new_tokens``).
+
+    Returns ``{"whisper_s", "row_s", "token_s", "tokens"}`` (see :class:`EvalCost`)."""
+    from emoreason.data.manifest import read_manifest
     from emoreason.eval.run import model_predictions
     from emoreason.inference.engine import Engine
     from emoreason.model.whisper_asr import TranscriptCache
@@ -186,15 +201,16 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
                          quote_check=transcription.get("quote_check"), transcript_cache=cache,
                          transcript_language=transcription.get("transcript_language", "en"))
 
-    def answer(manifest: Path, name: str) -> float:
+    def answer(manifest: Path, name: str, budget: int) -> float:
         start = time.perf_counter()
         model_predictions(run_dir, manifest, out / name / "predictions.jsonl", task="emotion", limit=rows, batch_size=8,
-                          max_new_tokens=max_new_tokens, engine=engine, transcript=transcript, quotes="constrained",
+                          max_new_tokens=budget, engine=engine, transcript=transcript, quotes="constrained",
                           transcript_cache=cache, **transcription)
         return time.perf_counter() - start
 
-    # One more clip first, untimed: the engine loads its Whisper checkpoints on first use, and the
-    # first call allocates; neither recurs in the evaluation's many batches.
+    def count(text: str) -> int:
+        return len(engine.model.tokenizer(text, add_special_tokens=False)["input_ids"])
+
     held_out = (json.loads(line) for line in test.read_text().splitlines() if line.strip())
     emotion = [r for r in held_out if r.get("task") == "emotion"]
     if len(emotion) > rows:
@@ -202,10 +218,20 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
         extra["audio"] = str((test.parent / extra["audio"]).resolve())
         out.mkdir(parents=True, exist_ok=True)
         (out / "first.jsonl").write_text(json.dumps(extra) + "\n")
-        answer(out / "first.jsonl", "first")
-    spent = [answer(test, "cold"), answer(test, "cached")]
-    n = sum(1 for line in (out / "cached" / "predictions.jsonl").read_text().splitlines() if line.strip())
-    return {"whisper_s": max(0.0, spent[0] - spent[1]) / max(1, n), "answer_s": spent[1] / max(1, n)}
+        answer(out / "first.jsonl", "first", max_new_tokens)
+    cold, short, full = (answer(test, "cold", max_new_tokens), answer(test, "one_token", 1),
+                         answer(test, "cached", max_new_tokens))
+    answered = [json.loads(line) for line in (out / "cached" / "predictions.jsonl").read_text().splitlines() if line.strip()]
+    n = max(1, len(answered))
+    steps = max((count(r["prediction"]) for r in answered), default=1)  # the batch decodes until its longest answer ends
+    tokens = {}
+    for variant, manifest in targets.items():
+        by_task: dict[str, list[int]] = {}
+        for r in read_manifest(manifest):
+            by_task.setdefault(r.task, []).append(min(max_new_tokens, count(r.target or "")))
+        tokens[variant] = {task: statistics.fmean(lengths) for task, lengths in by_task.items()}
+    return {"whisper_s": max(0.0, cold - full) / n, "row_s": short / n,
+            "token_s": max(0.0, full - short) / (n * max(1, steps - 1)), "tokens": tokens}
 
 
 def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: dict[str, tuple[Path, list[str]]],
@@ -230,8 +256,9 @@ def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: di
         eval_s = evaluation.seconds(rows)
         train_s = max(0.0, spare - eval_s)
         result.update(eval_s_estimate=round(eval_s, 1), whisper_s_per_clip=round(evaluation.whisper_s, 3),
-                      answer_s_per_row=round(evaluation.answer_s, 3), planned_test_rows=evaluation.rows,
-                      test_rows=rows if rows != evaluation.rows else None)
+                      row_s=round(evaluation.row_s, 3), token_s=round(evaluation.token_s, 4),
+                      answer_tokens={v: {t: round(n, 1) for t, n in by.items()} for v, by in evaluation.tokens.items()},
+                      planned_test_rows=evaluation.rows, test_rows=rows if rows != evaluation.rows else None)
     per_variant = train_s / max(1, len(variants))
     max_steps = int(per_variant // step_s)
     fitted = {name: fit_variant(config, overrides, max_steps) for name, (config, overrides) in variants.items()}

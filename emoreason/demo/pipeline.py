@@ -335,13 +335,14 @@ class Demo:
             self.say(f"[demo] measuring this machine's training step ({longest.name}, a few steps)")
             step_s = measure_step_seconds(self.config, self._train_overrides(longest), d / "warmup")
             self.say("[demo] measuring the evaluation's speed (the warm-up model on a few held-out clips)")
+            targets = {v.name: self.runner.path("targets") / f"train_{v.style}.jsonl" for v in p.variants}
             speed = measure_eval_seconds(d / "warmup", test, d / "eval_speed", p.max_new_tokens,
-                                         transcription_for(d / "warmup", test_language(test)), EVAL_TRANSCRIPT)
+                                         transcription_for(d / "warmup", test_language(test)), EVAL_TRANSCRIPT, targets)
             test_rows = _read_jsonl(test)
             rows = {t: sum(r["task"] == t for r in test_rows) for t in p.test_rows}
-            reasoning = any(v.style != "label" for v in p.variants)
-            cost = EvalCost(speed["whisper_s"], speed["answer_s"], rows, len(p.variants),
-                            FREE_QUOTE_ROWS.get(p.mode, 0) if reasoning else -1)
+            free = next((v.name for v in p.variants if v.style != "label"), None)
+            cost = EvalCost(speed["whisper_s"], speed["row_s"], speed["token_s"], speed["tokens"], rows, free,
+                            FREE_QUOTE_ROWS.get(p.mode, 0))
             result = plan_budget(p.time_budget_min, self.clock.elapsed(), step_s,
                                  {v.name: (self.config, self._train_overrides(v)) for v in p.variants}, cost)
             result["measured_on"] = longest.name
@@ -363,8 +364,8 @@ class Demo:
         if "eval_s_estimate" in b:
             cut = (f"; held-out rows cut to {_rows_text(b['test_rows'])} (planned {_rows_text(b['planned_test_rows'])})"
                    if b["test_rows"] else "")
-            self.say(f"[demo]   evaluation estimated at {b['eval_s_estimate']:.0f} s "
-                     f"(Whisper {b['whisper_s_per_clip']:.2f} s a clip, answers {b['answer_s_per_row']:.2f} s a row){cut}")
+            self.say(f"[demo]   evaluation estimated at {b['eval_s_estimate']:.0f} s (Whisper {b['whisper_s_per_clip']:.2f} s "
+                     f"a clip, {b['row_s']:.2f} s a row + {b['token_s']:.3f} s an answer token){cut}")
         for name, fit in b["variants"].items():
             how = " ".join(fit["overrides"]) if fit["overrides"] else "the full schedule fits"
             self.say(f"[demo]   {name}: {fit['steps']} of {fit['planned_steps']} planned steps ({how})")

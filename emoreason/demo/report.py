@@ -373,7 +373,8 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         evaluation = ""
         if "eval_s_estimate" in budget:
             evaluation = (f" Evaluation estimated at {budget['eval_s_estimate']:.0f} s (Whisper {budget['whisper_s_per_clip']:.2f} s "
-                          f"a clip, answers {budget['answer_s_per_row']:.2f} s a row, measured with the warm-up model)")
+                          f"a clip, {budget['row_s']:.2f} s a row + {budget['token_s']:.3f} s an answer token, measured "
+                          "with the warm-up model; answers as long as each variant's training targets)")
             if budget.get("test_rows"):
                 evaluation += (": to fit, the held-out rows were cut to "
                                + ", ".join(f"{t} {n}" for t, n in budget["test_rows"].items())
