@@ -93,8 +93,10 @@ def test_run_writes_every_task(manifest, tmp_path):
     assert (emo["reference"], emo["label"], emo["question"]) == (
         "The speaker's tone sounds anger.", "angry", "Can you identify the emotion in this audio?")
     assert rows["meld/1/sentiment"]["question"] == "Sentiment?"  # no corpus instruction: the row's own
-    assert ("sqa", None, "Where were the keys?", 1) in engine.calls
-    assert ("asr", "Transcribe.", None, 2) in engine.calls
+    # one call per task: each row with its own instruction (sqa: its question), in one batch
+    assert ("sqa", None, ["Where were the keys?"], 1) in engine.calls
+    assert ("asr", ["Transcribe.", "Transcribe."], None, 2) in engine.calls
+    assert len(engine.calls) == len({c[0] for c in engine.calls})  # rows asked differently still share a batch
     # scoring: corpus WER over the two utterances (1 deletion in 9 words; colour = color)
     metrics = score_file(preds, tmp_path / "ev", make_judge("offline"), bootstrap=200, report=False)
     assert metrics["tasks"]["asr"]["score"] == pytest.approx(100 / 9)

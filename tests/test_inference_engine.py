@@ -164,3 +164,21 @@ def test_batching_across_files_matches_one_by_one(engine):
     assert [r.file for r in batched] == ["a", "b", "c"]
     for rb, rs in zip(batched, single):
         np.testing.assert_allclose(list(rb.scores.values()), list(rs.scores.values()), atol=1e-4)
+
+
+def test_clips_asked_different_questions_share_a_batch(engine):
+    """One prompt (sqa: one question) per source: one batch gives each clip what a call of its own gives."""
+    waves = [("a", tone(1.0, 200, 1)), ("b", tone(2.0, 300, 2)), ("c", tone(1.5, 250, 3))]
+    prompts = ["How does the speaker feel?", "What emotion is in this voice?", "How does the speaker feel?"]
+    batched = engine.analyze(waves, prompt=prompts, batch_size=3, max_new_tokens=4, transcript="none")
+    for wave, prompt, rb in zip(waves, prompts, batched):
+        [rs] = engine.analyze([wave], prompt=prompt, batch_size=1, max_new_tokens=4, transcript="none")
+        assert rb.file == rs.file and rb.label == rs.label and rb.explanation == rs.explanation
+        np.testing.assert_allclose(list(rb.scores.values()), list(rs.scores.values()), atol=1e-4)
+    questions = ["Who is speaking?", "Where are they?", "What happened?"]
+    answers = engine.analyze(waves, task="sqa", question=questions, batch_size=3, max_new_tokens=4)
+    for wave, question, rb in zip(waves, questions, answers):
+        [rs] = engine.analyze([wave], task="sqa", question=question, batch_size=1, max_new_tokens=4)
+        assert rb.to_dict()["question"] == question and rb.answer == rs.answer
+    with pytest.raises(UserError, match="3 sources need as many prompts"):
+        engine.analyze(waves, prompt=prompts[:2])

@@ -1,9 +1,9 @@
 """A demo plan that fits the machine (``emoreason demo --time-budget MIN``).
 
-Before the variants train, a few warm-up steps of one variant measure this machine's step time,
-and the warm-up model answers a batch of held-out emotion rows as the evaluation will (Whisper
-transcript, constrained quotes), twice: with no transcripts cached and with them cached, which
-gives the Whisper seconds per clip and the answer seconds per row (:func:`measure_eval_seconds`).
+Before the variants train, a short run of one variant measures this machine's step time
+(:func:`measure_step_seconds`), and the warm-up model answers a batch of held-out emotion rows as
+the evaluation will (Whisper transcript, constrained quotes), which gives Whisper's seconds per
+clip, a row's fixed seconds and the seconds per answer token (:func:`measure_eval_seconds`).
 From these and the budget left, the evaluation's cost is estimated (:class:`EvalCost`); what is
 left after it (and a small reserve for the probe, the analysed clip and the report) goes to
 training, split evenly over the variants, and each variant's schedule is shortened to fit: fewer

@@ -199,12 +199,12 @@ def _prediction_row(row, data: dict[str, Any], instruction: str, model: str,
     return out
 
 
-def _engine_call(engine, paths: list[str], task: str, instruction: str, batch_size: int, max_new_tokens: int,
-                 mode: GenerationMode = GenerationMode()):
+def _engine_call(engine, paths: list[str], task: str, instruction: str | list[str], batch_size: int,
+                 max_new_tokens: int, mode: GenerationMode = GenerationMode()):
     """The engine API per task: asr and emotion / sentiment take the instruction as ``prompt``;
-    sqa takes it as ``question`` (one question per call). asr is the model's own transcription
-    (its ASR task, whatever ``mode`` says); emotion / sentiment follow ``mode``; sqa gets no
-    transcript (its answer does not quote)."""
+    sqa takes it as ``question``; a list gives each path its own (rows asked different questions
+    share batches). asr is the model's own transcription (its ASR task, whatever ``mode`` says);
+    emotion / sentiment follow ``mode``; sqa gets no transcript (its answer does not quote)."""
     if task == "sqa":
         return engine.analyze(paths, task="sqa", question=instruction, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, transcript="none")
@@ -284,17 +284,18 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
         engine = Engine.load(str(run_dir), transcriber=transcriber, quote_check=mode.quote_check,
                              transcript_cache=transcript_cache, transcript_language=mode.transcript_language)
-    # Rows sharing task and instruction are batched together (each SQA question is its own group).
-    groups: dict[tuple[str, str], list] = {}
+    # Rows of one task are batched together, each with its own instruction (SQA: its own question).
+    groups: dict[str, list] = {}
     for r in todo:
-        groups.setdefault((r.task, instruction_of(r, instructions, seed)), []).append(r)
+        groups.setdefault(r.task, []).append(r)
     with out, tqdm(total=len(todo), desc="generating", unit="utt") as bar:
-        for (t, instruction), group in groups.items():
+        for t, group in groups.items():
             for start in range(0, len(group), batch_size):
                 batch = group[start:start + batch_size]
                 paths = [str(resolve_audio(r, manifest)) for r in batch]
-                results = _engine_call(engine, paths, t, instruction, batch_size, max_new_tokens, mode)
-                for row, res in zip(batch, results, strict=True):
+                asked = [instruction_of(r, instructions, seed) for r in batch]
+                results = _engine_call(engine, paths, t, asked, batch_size, max_new_tokens, mode)
+                for row, instruction, res in zip(batch, asked, results, strict=True):
                     data = res.to_dict()
                     if not res.ok:
                         raise UserError(f"{row.id}: the engine failed: {data.get('error')}")

@@ -127,6 +127,8 @@ class _Clip:
     outputs: dict[int, WindowOutput] = field(default_factory=dict)
     """window index -> what the model said about it."""
     error: str | None = None
+    plan: TaskPlan | None = None
+    """This clip's own plan when the call gave one prompt / question per source (None: the call's)."""
 
     @property
     def done(self) -> bool:
@@ -365,11 +367,11 @@ class Engine:
         self,
         sources: Iterable[AudioSource],
         task: str = "emotion",
-        prompt: str | None = None,
+        prompt: str | Sequence[str] | None = None,
         batch_size: int = 4,
         max_new_tokens: int = 128,
         progress: Any = None,
-        question: str | None = None,
+        question: str | Sequence[str] | None = None,
         transcript: str = "auto",
         quotes: str | None = None,
         explain: str = "forced",
@@ -384,13 +386,14 @@ class Engine:
             task: ``emotion`` | ``sentiment`` (forced choice over candidate labels + explanation),
                 ``asr`` (transcript) or ``sqa`` (answer to ``question``).
             prompt: the instruction (default: :func:`default_prompt`); for sqa a template with
-                ``{question}``.
+                ``{question}``. A list gives each source its own (``sources`` then a list of the
+                same length); clips with different prompts still share batches.
             batch_size: windows per forward pass (windows of different files are batched together).
             max_new_tokens: budget of every generation (explanation, transcript, answer); 0 skips
                 generation entirely (emotion / sentiment: label + scores only, fast, and no
                 transcript either; asr / sqa refuse 0).
             progress: optional tqdm-like object; ``update(n)`` is called per finished window.
-            question: sqa only (required there).
+            question: sqa only (required there); a list: one per source, like ``prompt``.
             transcript: where the non-asr tasks' transcript comes from: ``whisper``: the speech
                 encoder's own Whisper decoder on the frames the model computed, with word timings
                 (for task asr: instead of the model's generation); ``model``: the model's ASR task
@@ -409,19 +412,31 @@ class Engine:
                 the model's own ASR has none, so it is ignored there); 0: any word; None
                 (default): ``generation.QUOTE_MIN_PROBABILITY``.
         """
-        plan = make_plan(task, self.labels(task), prompt, question, max_new_tokens, transcript, quotes, explain,
-                         whisper=self.has_whisper, quote_min_probability=quote_min_probability)
+        per_source = not isinstance(prompt, (str, type(None))) or not isinstance(question, (str, type(None)))
+        if per_source:
+            sources = list(sources)
+            prompts = [prompt] * len(sources) if isinstance(prompt, (str, type(None))) else list(prompt)
+            questions = [question] * len(sources) if isinstance(question, (str, type(None))) else list(question)
+            if len(prompts) != len(sources) or len(questions) != len(sources):
+                raise UserError(f"{len(sources)} sources need as many prompts / questions, got "
+                                f"{len(prompts)} / {len(questions)}")
+        else:
+            prompts, questions = [prompt], [question]
+        plans = [make_plan(task, self.labels(task), p, q, max_new_tokens, transcript, quotes, explain,
+                           whisper=self.has_whisper, quote_min_probability=quote_min_probability)
+                 for p, q in zip(prompts, questions)]
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
-        return self._iter(sources, plan, batch_size, progress)
+        return self._iter(sources, plans[0], batch_size, progress, plans if per_source else None)
 
     def _iter(self, sources: Iterable[AudioSource], plan: TaskPlan, batch_size: int,
-              progress: Any) -> Iterator[AnalysisResult | AnalysisError]:
+              progress: Any, plans: list[TaskPlan] | None = None) -> Iterator[AnalysisResult | AnalysisError]:
+        """``plans``: one per source (they differ only in prompt / question), or None: ``plan`` for all."""
         labels = self.labels(plan.task)
         pending: list[_Clip] = []  # in input order; popped from the front when done
         queue: list[tuple[_Clip, int, np.ndarray]] = []  # windows waiting for a batch
-        for source in sources:
-            clip = _Clip(name=_source_name(source), source=source)
+        for k, source in enumerate(sources):
+            clip = _Clip(name=_source_name(source), source=source, plan=plans[k] if plans else None)
             pending.append(clip)
             for i, chunk in self._read(clip, source):
                 queue.append((clip, i, chunk))
@@ -481,7 +496,9 @@ class Engine:
             whisper = self._whisper_asr() if plan.transcript_source == "whisper" else None
             checker = self._checker_asr() if whisper is not None and plan.quotes == "constrained" else None
             self.window_sources = [clip.source for clip, _, _ in items]
-            outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper, checker)
+            prompts = [(clip.plan or plan).prompt for clip, _, _ in items]
+            outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper, checker,
+                                  prompts=prompts)
         for (clip, i, _), out in zip(items, outputs):
             clip.outputs[i] = out
         if progress is not None:
@@ -490,7 +507,7 @@ class Engine:
     def _pop_done(self, pending: list[_Clip], labels: list[str], plan: TaskPlan) -> Iterator[AnalysisResult | AnalysisError]:
         while pending and pending[0].done:
             clip = pending.pop(0)
-            yield AnalysisError(clip.name, clip.error) if clip.error is not None else self._finish(clip, labels, plan)
+            yield AnalysisError(clip.name, clip.error) if clip.error is not None else self._finish(clip, labels, clip.plan or plan)
 
     def _finish(self, clip: _Clip, labels: list[str], plan: TaskPlan) -> AnalysisResult:
         """Windows -> one result; long clips keep per-window segments and a summary over them."""

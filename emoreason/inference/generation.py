@@ -260,8 +260,11 @@ def _rows(batch: dict[str, Any], rows: slice) -> dict[str, Any]:
 
 
 def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: TaskPlan,
-                whisper: Any = None, checker: Any = None) -> list[WindowOutput]:
+                whisper: Any = None, checker: Any = None, prompts: Sequence[str] | None = None) -> list[WindowOutput]:
     """One batch of windows (each (T,) float32 16 kHz, T <= 30 s) -> one output per window.
+
+    ``prompts``: each window's task prompt (default: ``plan.prompt`` for all); windows asked
+    different questions share the batch (rows are left-padded, so each is computed as if alone).
 
     ``whisper``: a ``WhisperDecoderASR`` over the model's speech encoder (needed when
     ``plan.transcript_source == "whisper"``). ``checker``: a second ``WhisperDecoderASR`` whose
@@ -273,11 +276,12 @@ def run_windows(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: T
     from emoreason.data.dataset import TRANSCRIPT_CONTEXT_TASKS
 
     if processor.transcript_in_prompt and plan.task in TRANSCRIPT_CONTEXT_TASKS:
-        return run_with_transcript_context(model, processor, waves, plan, whisper, checker)
+        return run_with_transcript_context(model, processor, waves, plan, whisper, checker, prompts)
     b = len(waves)
+    task_prompts = list(prompts) if prompts is not None else [plan.prompt] * b
     extra = plan.transcript_source == "model"  # B more rows: the ASR instruction on the same windows
-    prompts = [plan.prompt] * b + ([plan.transcript_prompt] * b if extra else [])
-    batch = processor(waves=list(waves) * (2 if extra else 1), prompts=prompts)  # (B or 2B, L) left-padded
+    rows = task_prompts + ([plan.transcript_prompt] * b if extra else [])
+    batch = processor(waves=list(waves) * (2 if extra else 1), prompts=rows)  # (B or 2B, L) left-padded
     # Every encoder once, on the B windows; the ASR rows reuse the same frames.
     frames = model.encode(_rows(batch, slice(0, b)))
     batch = {**batch, **({k: torch.cat([v, v]) for k, v in frames.items()} if extra else frames)}
@@ -361,8 +365,9 @@ def _forced_prefixes(plan: TaskPlan, probs: Sequence[np.ndarray | None]) -> list
     return [""] * len(probs)
 
 
-def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.ndarray],
-                                plan: TaskPlan, whisper: Any = None, checker: Any = None) -> list[WindowOutput]:
+def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: TaskPlan,
+                                whisper: Any = None, checker: Any = None,
+                                prompts: Sequence[str] | None = None) -> list[WindowOutput]:
     """One batch of emotion / sentiment windows for a model trained with the transcript in its
     prompts: the windows' transcripts come first (the Whisper decoder when the plan's source is
     ``whisper``, else the model's ASR instruction with ``plan``'s budget, or
@@ -382,7 +387,8 @@ def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.n
         asr = processor(waves=list(waves), prompts=[plan.transcript_prompt or default_prompt("asr")] * b)
         budget = plan.max_new_tokens or CONTEXT_TRANSCRIPT_TOKENS
         transcripts = [t.strip() for t in _generate(model, asr, waves, [(i, "transcript") for i in range(b)], budget)]
-    batch = processor(waves=list(waves), prompts=[plan.prompt] * b, transcripts=transcripts)  # (B, L) left-padded
+    task_prompts = list(prompts) if prompts is not None else [plan.prompt] * b
+    batch = processor(waves=list(waves), prompts=task_prompts, transcripts=transcripts)  # (B, L) left-padded
     probs, prompt_cache = _forced_choice(model, batch, plan.sentences)
     if plan.max_new_tokens == 0:
         return [WindowOutput(probs[i], "", transcripts[i], words[i]) for i in range(b)]
