@@ -343,10 +343,10 @@ def test_eval_cost_counts_whisper_once_per_clip_and_cuts_rows_to_fit():
     tokens = {"label-dual": {"emotion": 6, "sentiment": 6, "asr": 12, "sqa": 10},
               "detailed-dual": {"emotion": 48, "sentiment": 40, "asr": 12, "sqa": 20}}
     cost = EvalCost(whisper_s=1.0, row_s=0.5, token_s=0.02, tokens=tokens, rows=rows, free="detailed-dual")
-    label = 180 * (0.5 + 6 * 0.02) + 20 * (0.5 + 12 * 0.02) + 12 * 4 * (0.5 + 10 * 0.02)
-    detailed = 160 * (0.5 + 48 * 0.02) + 20 * (0.5 + 40 * 0.02) + 20 * (0.5 + 12 * 0.02) + 12 * 4 * (0.5 + 20 * 0.02)
+    label = 180 * (0.5 + 6 * 0.02) + 20 * (0.5 + 12 * 0.02) + 12 * (0.5 + 10 * 0.02)
+    detailed = 160 * (0.5 + 48 * 0.02) + 20 * (0.5 + 40 * 0.02) + 20 * (0.5 + 12 * 0.02) + 12 * (0.5 + 20 * 0.02)
     free = 160 * (0.5 + 48 * 0.02)
-    # Whisper once per emotion clip; each variant's answers as long as its targets; sqa a half batch each
+    # Whisper once per emotion clip; each variant's answers as long as its targets
     assert cost.seconds() == pytest.approx(160 * 1.0 + label + detailed + free)
     no_free = EvalCost(1.0, 0.5, 0.02, tokens, rows, free=None)
     assert no_free.seconds() == pytest.approx(cost.seconds() - free)

@@ -30,9 +30,6 @@ RESERVE_SHARE = 0.05
 MIN_EMOTION_ROWS = 40
 """A budget cuts the held-out emotion rows to no fewer than this (10 per held-out speaker in the
 full demo; fewer only when the test set has fewer)."""
-SQA_ROW_BATCHES = 0.5
-"""An SQA row is a batch of its own (each question is its own prompt); it costs about half a batch
-of 8 emotion rows (measured on detailed-dual of the full demo: 5.6 s vs 10.5 s, 2-core CPU)."""
 WARMUP_BATCHES = 3
 """Batches of the measuring run: it trains on this many batches' rows twice, and the second pass is
 timed (its clips are then in the frame cache, as in every pass of a real run after the first)."""
@@ -140,8 +137,8 @@ class EvalCost:
     each variant's answers are as long as its training targets of the row's task (``tokens``,
     capped by the plan's ``max_new_tokens``): a label-only model's answer is one sentence, a
     detailed one runs to the cap. Whisper transcribes each emotion clip once (sentiment clips are
-    among them; asr and sqa rows get none); an SQA row is a batch of its own and costs
-    :data:`SQA_ROW_BATCHES` of a batch of 8. ``rows``: held-out rows per task (actual counts);
+    among them; asr and sqa rows get none); rows of a task share batches of 8 whatever their
+    questions (``eval.run.model_predictions``). ``rows``: held-out rows per task (actual counts);
     ``free``: the variant whose emotion rows the free-quotes pass answers again (None: no such
     pass), ``free_cap`` how many (0: all)."""
 
@@ -163,8 +160,7 @@ class EvalCost:
         return min(self.free_cap, rows["emotion"]) if self.free_cap else rows["emotion"]
 
     def row_seconds(self, variant: str, task: str) -> float:
-        one = self.row_s + self.tokens[variant].get(task, 0.0) * self.token_s
-        return one * 8 * SQA_ROW_BATCHES if task == "sqa" else one
+        return self.row_s + self.tokens[variant].get(task, 0.0) * self.token_s
 
     def seconds(self, rows: dict[str, int] | None = None) -> float:
         rows = rows or self.rows
