@@ -150,7 +150,7 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
             mode=mode, config="mini.yaml", utterances=640, speakers=16, test_fraction=0.25, emotions=emotions,
             train_rows={"emotion": 160, "sentiment": 24, "asr": 16, "sqa": 8},
             variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, DETAILED_DUAL_TRANSCRIPT), max_new_tokens=48, seed=seed,
-            # all 160 emotion clips; the other tasks on a subset of them (each SQA question is its own batch)
+            # all 160 emotion clips; the other tasks on a subset of them
             test_rows={"emotion": 0, "sentiment": 20, "asr": 20, "sqa": 12},
         )
     elif mode == "quick":
