@@ -172,3 +172,33 @@ def test_a_burst_still_decoding_is_waited_for(engine):
         batcher.stop()
     assert len(out) == 3 and len({o.batch_id for o in out}) == 1 and out[0].batch_requests == 3
     assert batcher._arriving == 0 and batcher.unfinished == 0
+
+
+def test_requests_with_different_questions_share_an_engine_call(engine):
+    """Two sqa requests with different questions (and an emotion one with its own prompt) sent
+    together: one call per task, each answer the one a call of its own gives."""
+    from emoreason.inference.server.batcher import Batcher
+
+    asked = [AnalyzeOptions(task="sqa", question="Who is speaking?", max_new_tokens=3, transcript="none"),
+             AnalyzeOptions(task="sqa", question="Where are they?", max_new_tokens=3, transcript="none")]
+    waves = [_wave(200), _wave(300)]
+    batcher = Batcher(engine, max_batch=8, max_wait_s=0.5, max_regather_s=0.0)
+    batcher.start()
+
+    async def together() -> list:
+        loop = asyncio.get_running_loop()
+        jobs = [Job(name=f"clip{i}", wave=w, options=o, windows=1, deadline=time.monotonic() + 600, loop=loop,
+                    future=loop.create_future()) for i, (w, o) in enumerate(zip(waves, asked))]
+        for job in jobs:
+            batcher.submit(job)
+        return [await job.future for job in jobs]
+
+    try:
+        out = asyncio.run(together())
+    finally:
+        batcher.stop()
+    assert len({o.batch_id for o in out}) == 1 and out[0].batch_requests == 2
+    for wave, options, outcome in zip(waves, asked, out):
+        [alone] = engine.analyze([("clip", wave)], **options.engine_kwargs())
+        assert outcome.result.to_dict()["question"] == options.question
+        assert outcome.result.answer == alone.answer

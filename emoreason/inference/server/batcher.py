@@ -9,8 +9,9 @@ last one returns come back spread out by decoding and the network, and with a 10
 alone 8 such clients, once split into two batches of 4, stay split (each half returns while the
 other runs); uploads still being decoded count too. Windows of different requests
 share the audio encoders, the forced-choice scoring and ``generate`` (rows of one call). Jobs
-whose settings differ (task, prompt, token budget, temperature, ...) cannot share a plan, so each
-group of equal settings runs as its own engine call, in arrival order.
+whose settings differ (task, token budget, temperature, transcript, ...) cannot share a plan, so
+each group of equal settings runs as its own engine call, in arrival order; jobs that differ only
+in their prompt or question share one (the engine takes one per clip).
 
 During generation, per-row hooks (``emoreason.inference.generation.generation_hooks``) give each
 job what is its own although the rows share one call:
@@ -34,7 +35,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -326,8 +327,8 @@ class Batcher:
     def _run(self, jobs: list[Job]) -> None:
         live = [job for job in jobs if not job.expired()]  # a gone or timed-out caller costs nothing
         groups: dict[AnalyzeOptions, list[Job]] = {}
-        for job in live:
-            groups.setdefault(job.options, []).append(job)
+        for job in live:  # the prompt and question are per clip in an engine call: not part of the key
+            groups.setdefault(replace(job.options, prompt=None, question=None), []).append(job)
         for options, group in groups.items():
             batch_id = next(self._ids)
             self.stats.runs += 1
@@ -346,9 +347,13 @@ class Batcher:
                 job.finish(outcome)
 
     def _analyze(self, group: list[Job], options: AnalyzeOptions) -> list[AnalysisResult | AnalysisError]:
-        """One engine call for ``group`` (equal options), with its per-row generation hooks."""
+        """One engine call for ``group`` (options equal but for each job's prompt and question),
+        with its per-row generation hooks."""
         model = self.engine.model
         hooks = _RowHooks(group, model.tokenizer, model.eos_ids(), options.temperature, self.engine)
+        kwargs = options.engine_kwargs()
+        for name in ("prompt", "question"):
+            asked = [getattr(job.options, name) for job in group]
+            kwargs[name] = asked[0] if len(set(asked)) == 1 else asked
         with generation_hooks(hooks):
-            return self.engine.analyze([(job.name, job.wave) for job in group], batch_size=self.max_batch,
-                                       **options.engine_kwargs())
+            return self.engine.analyze([(job.name, job.wave) for job in group], batch_size=self.max_batch, **kwargs)
