@@ -124,6 +124,11 @@ def fit_variant(config: Path, overrides: list[str], max_steps: int) -> dict[str,
     return {"overrides": [*shortest, f"train.max_steps={capped}"], "steps": capped, "planned_steps": planned}
 
 
+def rows_text(rows: dict[str, int]) -> str:
+    """``{"emotion": 40, "sqa": 1}`` -> ``emotion 40, sqa 1`` (the demo's log line and report)."""
+    return ", ".join(f"{task} {n}" for task, n in rows.items())
+
+
 def shortest_steps(config: Path, overrides: list[str]) -> int:
     """Steps of the shortest schedule :func:`fit_variant` shortens to before capping."""
     return schedule_steps(config, [*overrides, *shorter_schedules(config, overrides)[-1]])

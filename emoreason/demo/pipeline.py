@@ -104,11 +104,6 @@ def select_test_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: int
     return out
 
 
-def _rows_text(rows: dict[str, int]) -> str:
-    """``{"emotion": 40, "sqa": 3}`` -> ``emotion 40, sqa 3``."""
-    return ", ".join(f"{task} {n}" for task, n in rows.items())
-
-
 def majority_rate(labels: list[str]) -> tuple[str, float]:
     """(most frequent label, its share in percent) of the gold labels."""
     if not labels:
@@ -322,7 +317,7 @@ class Demo:
         targets) and the evaluation's speed (that warm-up model answering held-out rows), then fit
         each variant's schedule, and if need be the held-out rows, to the budget left
         (:mod:`emoreason.demo.budget`). Cut rows are written to ``budget/test.jsonl``."""
-        from emoreason.demo.budget import EvalCost, measure_eval_seconds, measure_step_seconds, plan_budget
+        from emoreason.demo.budget import EvalCost, measure_eval_seconds, measure_step_seconds, plan_budget, rows_text
 
         p = self.plan
         params = {"targets": self.runner.digest("targets"), "testset": self.runner.digest("testset"),
@@ -362,7 +357,7 @@ class Demo:
         self.say(f"[demo] time budget {b['budget_min']:g} min: {b['step_s']:.2f} s per training step here, "
                  f"{b['train_s_per_variant']:.0f} s of training per variant (up to {b['max_steps_per_variant']} steps)")
         if "eval_s_estimate" in b:
-            cut = (f"; held-out rows cut to {_rows_text(b['test_rows'])} (planned {_rows_text(b['planned_test_rows'])})"
+            cut = (f"; held-out rows cut to {rows_text(b['test_rows'])} (planned {rows_text(b['planned_test_rows'])})"
                    if b["test_rows"] else "")
             self.say(f"[demo]   evaluation estimated at {b['eval_s_estimate']:.0f} s (Whisper {b['whisper_s_per_clip']:.2f} s "
                      f"a clip, {b['row_s']:.2f} s a row + {b['token_s']:.3f} s an answer token){cut}")

@@ -370,16 +370,16 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         fits = "; ".join(f"{name} {fit['steps']} of {fit['planned_steps']} steps"
                          + (f" ({' '.join(fit['overrides'])})" if fit["overrides"] else "")
                          for name, fit in budget["variants"].items())
+        from emoreason.demo.budget import rows_text
+
         evaluation = ""
         if "eval_s_estimate" in budget:
             evaluation = (f" Evaluation estimated at {budget['eval_s_estimate']:.0f} s (Whisper {budget['whisper_s_per_clip']:.2f} s "
                           f"a clip, {budget['row_s']:.2f} s a row + {budget['token_s']:.3f} s an answer token, measured "
                           "with the warm-up model; answers as long as each variant's training targets)")
             if budget.get("test_rows"):
-                evaluation += (": to fit, the held-out rows were cut to "
-                               + ", ".join(f"{t} {n}" for t, n in budget["test_rows"].items())
-                               + " (planned " + ", ".join(f"{t} {n}" for t, n in budget["planned_test_rows"].items())
-                               + "), so the CIs are wider than the full plan's")
+                evaluation += (f": to fit, the held-out rows were cut to {rows_text(budget['test_rows'])} "
+                               f"(planned {rows_text(budget['planned_test_rows'])}), so the CIs are wider than the full plan's")
             evaluation += "."
         timing_blocks.append(Paragraph([
             f"Time budget {budget['budget_min']:g} min (--time-budget): {budget['step_s']:.2f} s per training step "
