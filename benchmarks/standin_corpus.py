@@ -1,9 +1,12 @@
 """A stand-in for a real acted-emotion corpus: synthetic speech *we* make with CMU flite (a
 synthesiser our training corpus never uses), written as a RAVDESS release tree so that it goes
-through the real importer and ``emoreason demo --corpus ravdess:TREE``.
+through the real importer and ``emoreason demo --corpus ravdess:TREE``; or, with ``--layout emodb``,
+German speech by espeak-ng written as an EmoDB (Berlin) tree for ``--corpus emodb:TREE``.
 
     PYTHONPATH=. .venv/bin/python benchmarks/standin_corpus.py --out /tmp/standin --actors 10 --per-emotion 6
     .venv/bin/emoreason demo --quick --corpus ravdess:/tmp/standin --variants label-dual --out /tmp/demo-standin
+    PYTHONPATH=. .venv/bin/python benchmarks/standin_corpus.py --layout emodb --out /tmp/standin-de
+    .venv/bin/emoreason demo --quick --corpus emodb:/tmp/standin-de --test-emotion-rows 0 --out /tmp/demo-de
 
 This is not human speech and not RAVDESS: it is our own flite (optionally espeak-ng) speech with
 emotion put in by the engine's prosody controls. It only follows RAVDESS's layout and naming, so a
@@ -29,6 +32,18 @@ Layout (RAVDESS speech part, ``emoreason/data/importers/ravdess.py``)::
 repetition) combinations in a seeded order. Emotion settings: ``FLITE_EMOTION`` of
 ``benchmarks/synth_transfer.py`` (published cue directions: F0 level and spread, duration, gain),
 set once there and not tuned on any result here. Reruns reuse the wavs already written.
+
+Layout ``emodb`` (``emoreason/data/importers/emodb.py``)::
+
+    TREE/wav/SSTTTEV.wav    speaker SS (EmoDB's ten codes), text TTT (a01 ... b10, EmoDB's German
+                            sentences), emotion E (N neutral, F happy, T sad, W angry), version V
+
+Ten speakers, each an espeak-ng German voice (``de`` with a male or female variant as EmoDB's
+speaker is male or female) with its own pitch and rate offsets; emotion by the same factors
+(pitch, rate, gain; espeak-ng's command line has no F0-spread control). Clips per speaker follow
+EmoDB's own imbalance among these four emotions (127 angry, 79 neutral, 71 happy, 62 sad of 339):
+``EMODB_PER_SPEAKER`` (``--per-emotion`` is not used). Not human speech and not EmoDB; espeak-ng is
+the engine of our synthetic training corpus, so this checks the German path, not transfer.
 """
 from __future__ import annotations
 
@@ -57,6 +72,12 @@ FLITE_ORDER = ("slt", "rms", "awb", "kal16")
 band-limited, a give-away the others do not have)."""
 ESPEAK_VOICES = ("en-us+f2", "en-gb+m4", "en-us+m7", "en-gb+f4")
 """espeak-ng voices used after the flite ones run out (``--espeak``)."""
+EMODB_CODES = {"neutral": "N", "happy": "F", "sad": "T", "angry": "W"}
+EMODB_PER_SPEAKER = {"neutral": 8, "happy": 7, "sad": 6, "angry": 13}
+"""Clips per speaker and emotion in the ``emodb`` layout: EmoDB's 79 / 71 / 62 / 127 of 339 over
+ten speakers, rounded (340 clips)."""
+GERMAN_MALE = ("de+m1", "de+m3", "de+m7", "de+m2", "de+m4", "de+m6")
+GERMAN_FEMALE = ("de+f1", "de+f2", "de+f4", "de+f3", "de+f5")
 
 
 @dataclass(frozen=True)
@@ -137,10 +158,53 @@ def build(out: Path, actors: list[Actor], per_emotion: int, seed: int) -> int:
     return written
 
 
-def provenance(actors: list[Actor], per_emotion: int, seed: int) -> str:
+def emodb_speakers() -> list[Actor]:
+    """EmoDB's ten speakers (``Actor.number`` = the speaker code), each a German espeak-ng voice of
+    the speaker's gender, the voices and pitch / rate styles dealt in turn."""
+    from emoreason.data.importers.emodb import SPEAKERS
+
+    male, female = iter(GERMAN_MALE), iter(GERMAN_FEMALE)
+    out = []
+    for i, (code, gender) in enumerate(sorted(SPEAKERS.items())):
+        f0, stretch = ACTOR_STYLES[i % len(ACTOR_STYLES)]
+        out.append(Actor(int(code), "espeak", next(female if gender == "female" else male), f0, stretch))
+    return out
+
+
+def build_emodb(out: Path, speakers: list[Actor], seed: int) -> int:
+    """Write every speaker's clips under ``out/wav`` in EmoDB's naming; returns how many were written now."""
+    from emoreason.data.importers.emodb import TEXTS
+
+    combos = [(text, version) for text in sorted(TEXTS) for version in "ab"]
+    folder = out / "wav"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for speaker in speakers:
+        for emotion, count in EMODB_PER_SPEAKER.items():
+            picks = random.Random(f"{seed}:{speaker.number}:{emotion}").sample(combos, count)
+            for text, version in sorted(picks):
+                wav = folder / f"{speaker.number:02d}{text}{EMODB_CODES[emotion]}{version}.wav"
+                if wav.is_file():
+                    continue
+                rng = random.Random(f"{seed}:{wav.stem}")
+                with tempfile.TemporaryDirectory() as tmp:
+                    render_espeak(speaker, TEXTS[text], shaped(emotion, version == "b"), rng, wav, Path(tmp) / "raw.wav")
+                written += 1
+    return written
+
+
+def provenance(actors: list[Actor], per_emotion: int, seed: int, layout: str = "ravdess") -> str:
+    engines = sorted({{"flite": "CMU flite", "espeak": "espeak-ng"}[a.engine] for a in actors})
+    if layout == "emodb":
+        head = ["Stand-in corpus in the EmoDB layout, written by emoreason's benchmarks/standin_corpus.py.",
+                f"NOT human speech and NOT EmoDB: German synthetic speech ({', '.join(engines)}) made by us,",
+                "emotion by the engine's prosody controls (benchmarks/synth_transfer.py FLITE_EMOTION;",
+                "version b pushes them further from neutral).",
+                f"seed {seed}, clips per speaker {EMODB_PER_SPEAKER}.", "speakers:"]
+        rows = [f"  {a.number:02d}: {a.engine} {a.voice}, F0 x{a.f0:g}, duration x{a.stretch:g}" for a in actors]
+        return "\n".join(head + rows) + "\n"
     lines = ["Stand-in corpus in the RAVDESS layout, written by emoreason's benchmarks/standin_corpus.py.",
-             "NOT human speech and NOT RAVDESS: synthetic speech (CMU flite"
-             + (", espeak-ng" if any(a.engine == "espeak" for a in actors) else "") + ") made by us,",
+             f"NOT human speech and NOT RAVDESS: synthetic speech ({', '.join(engines)}) made by us,",
              "emotion by the engine's prosody controls (benchmarks/synth_transfer.py FLITE_EMOTION).",
              f"seed {seed}, {per_emotion} clips per emotion per actor, emotions {', '.join(EMOTION_CODES)}.", "actors:"]
     lines += [f"  Actor_{a.number:02d}: {a.engine} {a.voice}, F0 x{a.f0:g}, duration x{a.stretch:g}" for a in actors]
@@ -149,12 +213,25 @@ def provenance(actors: list[Actor], per_emotion: int, seed: int) -> str:
 
 def main(argv: list[str] | None = None) -> Path:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, required=True, help="the tree to write (RAVDESS layout)")
-    ap.add_argument("--actors", type=int, default=10, help="number of actors (default 10)")
-    ap.add_argument("--per-emotion", type=int, default=6, help="clips per emotion per actor, 1-8 (default 6)")
-    ap.add_argument("--espeak", action="store_true", help="espeak-ng voices after the flite ones (more actors)")
+    ap.add_argument("--out", type=Path, required=True, help="the tree to write")
+    ap.add_argument("--layout", choices=("ravdess", "emodb"), default="ravdess",
+                    help="ravdess: English flite speech as RAVDESS (default); emodb: German espeak-ng speech as EmoDB")
+    ap.add_argument("--actors", type=int, default=10, help="number of actors (default 10; ravdess only)")
+    ap.add_argument("--per-emotion", type=int, default=6, help="clips per emotion per actor, 1-8 (default 6; ravdess only)")
+    ap.add_argument("--espeak", action="store_true", help="espeak-ng voices after the flite ones (more actors; ravdess only)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.layout == "emodb":
+        for tool in ("espeak-ng", "sox"):
+            if shutil.which(tool) is None:
+                raise SystemExit(f"{tool} is not installed (apt-get install {tool})")
+        speakers = emodb_speakers()
+        n = build_emodb(args.out, speakers, args.seed)
+        (args.out / "PROVENANCE.txt").write_text(provenance(speakers, 0, args.seed, layout="emodb"))
+        total = len(speakers) * sum(EMODB_PER_SPEAKER.values())
+        print(f"{args.out}: {len(speakers)} speakers, {total} clips ({n} written now) in the EmoDB layout; "
+              "NOT human speech (see PROVENANCE.txt)")
+        return args.out
     if not 1 <= args.per_emotion <= 8:
         raise SystemExit("--per-emotion must be 1-8 (2 intensities x 2 statements x 2 repetitions)")
     for tool in ("flite", "sox") + (("espeak-ng",) if args.espeak else ()):

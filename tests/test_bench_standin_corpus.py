@@ -48,3 +48,25 @@ def test_tree_imports_as_ravdess(bench, tmp_path):
     before = {p: p.stat().st_mtime_ns for p in tree.rglob("*.wav")}
     bench.main(["--out", str(tree), "--actors", "2", "--per-emotion", "2"])  # a rerun reuses every wav
     assert {p: p.stat().st_mtime_ns for p in tree.rglob("*.wav")} == before
+
+
+def test_emodb_speakers_keep_the_corpus_genders(bench):
+    from emoreason.data.importers.emodb import SPEAKERS
+
+    speakers = bench.emodb_speakers()
+    assert sorted(f"{s.number:02d}" for s in speakers) == sorted(SPEAKERS)
+    for s in speakers:
+        assert ("+f" in s.voice) == (SPEAKERS[f"{s.number:02d}"] == "female") and s.voice.startswith("de+")
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None or shutil.which("sox") is None, reason="needs espeak-ng and sox")
+def test_tree_imports_as_emodb(bench, tmp_path, monkeypatch):
+    from emoreason.data.importers import emodb
+
+    monkeypatch.setattr(bench, "EMODB_PER_SPEAKER", {"neutral": 1, "happy": 1, "sad": 1, "angry": 2})
+    tree = bench.main(["--layout", "emodb", "--out", str(tmp_path / "tree")])
+    found = emodb.scan(tree)
+    assert not found.skipped and len(found.clips) == 10 * 5
+    assert sum(c.label == "angry" for c in found.clips) == 20
+    assert all(c.language == "de" and c.transcript in emodb.TEXTS.values() for c in found.clips)
+    assert "NOT EmoDB" in (tree / "PROVENANCE.txt").read_text()

@@ -147,3 +147,22 @@ def test_label_anchored_pooled_tokens_start_uniform_learn_and_round_trip(tmp_pat
     bad = dataclasses.replace(cfg, emotion_pooled_kind="words")
     with pytest.raises(ConfigError, match="emotion_pooled_kind"):
         validate(Config(model=bad, data=DataConfig(train_manifest="dummy:4")))
+
+
+def test_label_anchored_model_runs_cast_to_bf16():
+    """Inference on a CPU with native bf16 casts the whole model (``Engine.load(dtype="auto")``):
+    the label head's float32 softmax must mix the then-bf16 label embeddings (it raised a dtype
+    error before), and the bf16 answer stays close to the fp32 one."""
+    cfg = dataclasses.replace(tiny_model_config("sequence"), emotion_pooled_tokens=1, emotion_pooled_kind="labels")
+    torch.manual_seed(0)
+    model, processor = build_model(cfg)
+    with torch.no_grad():
+        model.emotion_adapter.pooled.head.bias.copy_(torch.arange(len(cfg.labels), dtype=torch.float32))
+    model.eval()
+    batch = processor(_waves(1.0, 2.5), ["Which emotion?", "Why?"], ["happy", "sad"])
+    with torch.no_grad():
+        want = model(**batch).logits
+        model.to(torch.bfloat16)
+        got = model(**batch).logits
+    assert got.dtype == torch.bfloat16 and torch.isfinite(got.float()).all()
+    assert (got.float() - want).abs().mean() < 0.1 * want.abs().mean()

@@ -144,7 +144,9 @@ class LabelMixtureTokens(nn.Module):
         also the (B, n, K) label logits they were mixed from (for the auxiliary label loss,
         ``train.pooled_label_loss_weight``, which ``AudioLLM.forward`` hands on as ``label_logits``)."""
         logits = self.label_logits(frames, frame_mask)
-        tokens = logits.softmax(dim=-1) @ self.label_embeddings
+        # The mix in the buffer's dtype: a model cast to bf16 for inference (Engine.load on a CPU
+        # with native bf16) has a bf16 buffer, while the logits are always float32.
+        tokens = logits.softmax(dim=-1).to(self.label_embeddings.dtype) @ self.label_embeddings
         return (tokens, logits) if return_logits else tokens
 
 
