@@ -262,8 +262,12 @@ def test_findings_test_differences_on_the_same_clips(tmp_path):
     assert "detailed-dual minus label-dual: -70.0 points" in vs_label and "which excludes 0" in vs_label
     transcript = next(l for l in lines if l.startswith("Transcript in the prompt vs end to end"))
     assert "detailed-dual-transcript minus detailed-dual: +67.5 points" in transcript and "over the same 40 clips" in transcript
+    assert "meets the 2x-majority target (50.0%)" in lines[0]
     # without evaluation directories: the old rule of thumb
     assert any("within noise" in l for l in findings(plan, table, "label-dual", ("sad", 25.0)))
+    # a real corpus is read against the probe row, not the synthetic demo's 2x-majority goal
+    real = replace(plan, corpora=("emodb:/data/emodb",))
+    assert findings(real, table, "label-dual", ("sad", 25.0), dirs)[0].endswith("the majority class (sad) is 25.0%.")
 
 
 def test_quotes_section_constrained_vs_free_on_the_same_clips(tmp_path):

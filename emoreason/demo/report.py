@@ -65,9 +65,13 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
     out = []
     best_acc = _acc(table[best])
     best_ci = (table[best].get("classification") or {}).get("ci", {}).get("weighted_accuracy")
-    verdict = "meets" if best_acc >= 2 * rate else "does NOT meet"
-    out.append(f"Best variant: {best}, emotion accuracy {best_acc:.1f}%{_ci(best_ci)} on held-out speakers; the majority "
-               f"class ({label}) is {rate:.1f}%, so it {verdict} the 2x-majority target ({2 * rate:.1f}%).")
+    head = (f"Best variant: {best}, emotion accuracy {best_acc:.1f}%{_ci(best_ci)} on held-out speakers; the majority "
+            f"class ({label}) is {rate:.1f}%")
+    if plan.corpora:  # the 2x-majority bar is the synthetic demo's goal; a real corpus is read against the probe row
+        out.append(f"{head}.")
+    else:
+        verdict = "meets" if best_acc >= 2 * rate else "does NOT meet"
+        out.append(f"{head}, so it {verdict} the 2x-majority target ({2 * rate:.1f}%).")
     by_name = {v.name: v for v in plan.variants}
 
     def compare(a: str, b: str, what: str) -> None:
