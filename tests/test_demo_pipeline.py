@@ -230,6 +230,26 @@ def test_plan_errors():
     assert not any("transcript" in o for v in full.variants if v.name != transcript.name for o in v.overrides())
 
 
+def test_full_plan_alternates_three_passes_and_the_single_encoder_trains_five(tmp_path):
+    """The full plan shortens the dual-encoder variants' alternating schedule (speech, emotion,
+    speech, emotion, all) and leaves the single-encoder variant its config's joint passes; user
+    overrides still come last."""
+    from emoreason.config import load_config
+    from emoreason.demo.pipeline import Demo
+
+    plan = make_plan("full", extra_overrides=["train.lr=1e-4"])
+    demo = Demo(plan, tmp_path / "out", say=lambda _: None)
+    for variant in plan.variants:
+        overrides = demo._train_overrides(variant)
+        assert overrides[-1] == "train.lr=1e-4"
+        t = load_config(demo.config, overrides[1:]).train  # without the (not yet written) manifest
+        if variant.fusion == "none":
+            assert (t.schedule, t.epochs) == ("joint", 5)
+        else:
+            assert (t.schedule, t.alternation_epochs, t.epochs) == ("alternating", 2, 3)
+    assert make_plan("quick").alternating_overrides == ()
+
+
 def _scores(directory: Path, hits: list[int]) -> Path:
     """An evaluation directory whose scores.jsonl has one emotion row per hit (1: right label)."""
     directory.mkdir(parents=True)

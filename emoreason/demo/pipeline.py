@@ -322,7 +322,8 @@ class Demo:
         p = self.plan
         params = {"targets": self.runner.digest("targets"), "testset": self.runner.digest("testset"),
                   "budget_min": p.time_budget_min, "variants": [v.name for v in p.variants],
-                  "overrides": list(p.overrides), "max_new_tokens": p.max_new_tokens}
+                  "overrides": list(p.overrides), "alternating_overrides": list(p.alternating_overrides),
+                  "max_new_tokens": p.max_new_tokens}
         longest = max(p.variants, key=lambda v: STYLES.index(v.style))  # detailed > summary > label
         test = self.runner.path("testset") / "test.jsonl"
 
@@ -387,7 +388,8 @@ class Demo:
         cache = self.runner.path("feature_cache").resolve()
         overrides = [f"data.train_manifest={(targets / f'train_{variant.style}.jsonl').resolve()}",
                      f"model.labels=[{','.join(self.plan.emotions)}]", f"train.feature_cache_dir={cache}",
-                     *variant.overrides(), *self.plan.overrides]
+                     *variant.overrides(),
+                     *(self.plan.alternating_overrides if variant.fusion != "none" else ()), *self.plan.overrides]
         if self.plan.corpora and not any(r["task"] in SPEECH_TASKS for r in _read_jsonl(targets / f"train_{variant.style}.jsonl")):
             # a real corpus without transcripts has no speech-task rows: the alternating schedule's
             # speech phase would have nothing to train on, so train every group jointly
