@@ -225,12 +225,13 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
     answered = [json.loads(line) for line in (out / "cached" / "predictions.jsonl").read_text().splitlines() if line.strip()]
     n = max(1, len(answered))
     steps = max((count(r["prediction"]) for r in answered), default=1)  # the batch decodes until its longest answer ends
-    tokens = {}
-    for variant, manifest in targets.items():
+    per_manifest: dict[Path, dict[str, float]] = {}  # variants of one target style share a manifest
+    for manifest in set(targets.values()):
         by_task: dict[str, list[int]] = {}
         for r in read_manifest(manifest):
             by_task.setdefault(r.task, []).append(min(max_new_tokens, count(r.target or "")))
-        tokens[variant] = {task: statistics.fmean(lengths) for task, lengths in by_task.items()}
+        per_manifest[manifest] = {task: statistics.fmean(lengths) for task, lengths in by_task.items()}
+    tokens = {variant: per_manifest[manifest] for variant, manifest in targets.items()}
     return {"whisper_s": max(0.0, cold - full) / n, "row_s": short / n,
             "token_s": max(0.0, full - short) / (n * max(1, steps - 1)), "tokens": tokens}
 

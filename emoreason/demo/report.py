@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from emoreason.demo.budget import rows_text
 from emoreason.demo.plan import DemoPlan
 from emoreason.eval.render import (Block, Bullets, Image, Inline, Paragraph, Preformatted, Quote, Report, Section,
                                    Table, link, strong, write_report_files)
@@ -374,8 +375,6 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         fits = "; ".join(f"{name} {fit['steps']} of {fit['planned_steps']} steps"
                          + (f" ({' '.join(fit['overrides'])})" if fit["overrides"] else "")
                          for name, fit in budget["variants"].items())
-        from emoreason.demo.budget import rows_text
-
         evaluation = ""
         if "eval_s_estimate" in budget:
             evaluation = (f" Evaluation estimated at {budget['eval_s_estimate']:.0f} s (Whisper {budget['whisper_s_per_clip']:.2f} s "
