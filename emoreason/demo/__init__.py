@@ -28,7 +28,7 @@ and everything after it):
 Budget: the full demo trains 4 variants (the dual-encoder ones 78 steps, the single-encoder one
 130) and evaluates 160 held-out emotion clips from 4 speakers (17 minutes on 2 cores with native
 bf16, an estimated hour on 2 AVX2-only cores; --time-budget MIN fits it to your minutes); --quick
-trains 2 x 20 steps (2-7 minutes; what CI runs). See docs/demo.md."""
+trains 2 x 22 steps (2-7 minutes; what CI runs). See docs/demo.md."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
