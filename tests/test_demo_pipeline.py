@@ -230,10 +230,10 @@ def test_plan_errors():
     assert not any("transcript" in o for v in full.variants if v.name != transcript.name for o in v.overrides())
 
 
-def test_full_plan_alternates_three_passes_and_the_single_encoder_trains_five(tmp_path):
+def test_full_plan_alternates_sixty_steps_and_the_single_encoder_trains_five_passes(tmp_path):
     """The full plan shortens the dual-encoder variants' alternating schedule (speech, emotion,
-    speech, emotion, all) and leaves the single-encoder variant its config's joint passes; user
-    overrides still come last."""
+    speech, emotion, all, stopped at 60 steps) and leaves the single-encoder variant its config's
+    joint passes; user overrides still come last."""
     from emoreason.config import load_config
     from emoreason.demo.pipeline import Demo
 
@@ -244,9 +244,9 @@ def test_full_plan_alternates_three_passes_and_the_single_encoder_trains_five(tm
         assert overrides[-1] == "train.lr=1e-4"
         t = load_config(demo.config, overrides[1:]).train  # without the (not yet written) manifest
         if variant.fusion == "none":
-            assert (t.schedule, t.epochs) == ("joint", 5)
+            assert (t.schedule, t.epochs, t.max_steps) == ("joint", 5, 0)
         else:
-            assert (t.schedule, t.alternation_epochs, t.epochs) == ("alternating", 2, 3)
+            assert (t.schedule, t.alternation_epochs, t.epochs, t.max_steps) == ("alternating", 2, 3, 60)
     assert make_plan("quick").alternating_overrides == ()
 
 

@@ -267,6 +267,24 @@ def test_stuck_quote_falls_back_to_eos():
     assert inside and allowed == [tok.eos_token_id]
 
 
+def test_rows_that_stopped_changing_keep_their_mask():
+    """A finished row (padding after its EOS decodes to nothing) keeps its text from step to step;
+    the constraint reuses that row's previous answer, which must equal a fresh computation."""
+    tok = build_tiny_tokenizer()
+    transcripts = ["I hate this.", "You really stop"]
+    prompt = tok("Says", add_special_tokens=False)["input_ids"]
+    grow = tok(' "I hate', add_special_tokens=False)["input_ids"]
+    reused = QuoteConstraint(tok, transcripts, eos_ids=[tok.eos_token_id])
+    scores = torch.zeros((2, len(tok)))
+    for k in range(len(grow) + 1):
+        # row 0 writes one more token a step; row 1 finished after the prompt (pads: specials)
+        rows = [prompt + grow[:k], prompt + [tok.pad_token_id] * k]
+        step = torch.tensor(rows)
+        fresh = QuoteConstraint(tok, transcripts, eos_ids=[tok.eos_token_id])
+        fresh.start = reused.start = 0
+        assert torch.equal(reused(step, scores.clone()), fresh(step, scores.clone())), k
+
+
 def test_property_tiny_tokenizer_quotes_are_transcript_spans():
     tok = build_tiny_tokenizer()
     assert check_property(tok, cases=200, steps=40, seed=0) >= 50

@@ -23,6 +23,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from emoreason.demo.plan import EVAL_BATCH_SIZE
+
 TRAIN_SHARE = 0.6
 """Without an evaluation measurement: the part of the remaining budget given to training."""
 RESERVE_SHARE = 0.05
@@ -190,6 +192,8 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
     ``max_new_tokens``. One other clip goes first, untimed: the engine loads its Whisper
     checkpoints on first use. ``targets``: variant -> its training manifest, whose targets give
     each variant's answer length per task (in the LLM's tokens, capped at ``max_new_tokens``).
+    The ``rows`` answered make one batch, smaller than the evaluation's :data:`EVAL_BATCH_SIZE`:
+    a row's share of a decode step is larger in it, so the estimate errs long, not short.
 
     Returns ``{"whisper_s", "row_s", "token_s", "tokens"}`` (see :class:`EvalCost`)."""
     from emoreason.data.manifest import read_manifest
@@ -204,7 +208,7 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
 
     def answer(manifest: Path, name: str, budget: int) -> float:
         start = time.perf_counter()
-        model_predictions(run_dir, manifest, out / name / "predictions.jsonl", task="emotion", limit=rows, batch_size=8,
+        model_predictions(run_dir, manifest, out / name / "predictions.jsonl", task="emotion", limit=rows, batch_size=EVAL_BATCH_SIZE,
                           max_new_tokens=budget, engine=engine, transcript=transcript, quotes="constrained",
                           transcript_cache=cache, **transcription)
         return time.perf_counter() - start

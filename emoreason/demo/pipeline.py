@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from emoreason.configs import find_config
-from emoreason.demo.plan import STYLES, DemoPlan, Variant
+from emoreason.demo.plan import EVAL_BATCH_SIZE, STYLES, DemoPlan, Variant
 from emoreason.demo.stages import StageRunner
 from emoreason.errors import UserError
 
@@ -48,9 +48,11 @@ OTHER_LANGUAGE_TRANSCRIBER = "packaged:whisper-base"
 held-out rows, as the importers write it: EmoDB ``de``): the packaged speech encoder tiny.en
 transcribes English only, whisper-base (the mini model's emotion encoder) is multilingual. No quote
 check then: no second multilingual Whisper is packaged."""
-FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 0}
+FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 80}
 """Emotion rows the free-quotes comparison regenerates, per demo mode (0: every held-out one):
-one extra generation pass of one variant, kept small in the quick demo."""
+one extra generation pass of one variant. The full demo's 80 are the first half of the held-out
+ranking, 20 per held-out speaker: free quotes were invented in every answer on all 160 (groundedness
+0.0, docs/demo.md), so the other half would only add time."""
 
 def _stable_rank(row_id: str, seed: int) -> str:
     """Order rows by a hash of (seed, id): the same utterances are picked for every target style."""
@@ -433,7 +435,7 @@ class Demo:
         language = test_language(test)
         transcription = transcription_for(run_dir, language)
         params = {"run": self.runner.digest(f"runs/{variant.name}"), **self._test_params(),
-                  "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed,
+                  "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed, "batch_size": EVAL_BATCH_SIZE,
                   "transcript": EVAL_TRANSCRIPT, "quotes": "constrained", "quote_check": transcription["quote_check"],
                   **({"transcription": transcription} if language != "en" else {})}
 
@@ -441,7 +443,7 @@ class Demo:
             self.say(f"[demo] evaluating {variant.name} on held-out speakers (emotion, sentiment, asr, sqa)")
             if language != "en":
                 self.say(f"[demo] the held-out speech is in {language!r}: transcripts by {transcription['transcriber']}")
-            preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=8,
+            preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=EVAL_BATCH_SIZE,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
                                       transcript=EVAL_TRANSCRIPT, quotes="constrained",
                                       transcript_cache=self.transcripts, **transcription)
@@ -469,6 +471,7 @@ class Demo:
         transcription.pop("quote_check")  # free quotes: nothing to check
         params = {"run": self.runner.digest(f"runs/{variant.name}"), **self._test_params(),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed, "limit": limit,
+                  "batch_size": EVAL_BATCH_SIZE,
                   "transcript": EVAL_TRANSCRIPT, "quotes": "free",
                   **({"transcription": transcription} if language != "en" else {})}
         name = f"eval-free/{variant.name}"
@@ -476,7 +479,7 @@ class Demo:
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] {variant.name} again with free quotes ({limit or 'all'} held-out emotion rows)")
             preds = model_predictions(self.runner.path(f"runs/{variant.name}"), test,
-                                      d / "predictions.jsonl", task="emotion", limit=limit, batch_size=8,
+                                      d / "predictions.jsonl", task="emotion", limit=limit, batch_size=EVAL_BATCH_SIZE,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
                                       transcript=EVAL_TRANSCRIPT, quotes="free", transcript_cache=self.transcripts,
                                       **transcription)

@@ -19,6 +19,12 @@ from emoreason.errors import UserError
 STYLES = ("label", "summary", "detailed")
 """Teacher target styles the demo builds (label-only baseline, interpretive, evidence-grounded)."""
 TASKS = ("emotion", "sentiment", "asr", "sqa")
+EVAL_BATCH_SIZE = 16
+"""Held-out rows the engine answers together at evaluation. A decode step of the mini LLM costs
+little more for 16 rows than for 8 on a CPU, so a batch of 16 answered 64 held-out rows of a
+reasoning variant (transcripts cached) in 20.7 s where 8 took ~28 s and 32 took 18.2 s; 32 also
+raised the evaluating process's peak memory from 1.9 GB (8) and 2.4 GB (16) to 3.5 GB
+(docs/demo.md "Speed")."""
 """Every task the demo trains on and evaluates (the synthetic corpus has rows of all four)."""
 
 
@@ -156,10 +162,11 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
             variants=(LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, DETAILED_DUAL_TRANSCRIPT), max_new_tokens=48, seed=seed,
             # all 160 emotion clips; the other tasks on a subset of them
             test_rows={"emotion": 0, "sentiment": 20, "asr": 20, "sqa": 12},
-            # speech, emotion, speech, emotion, all: 78 steps instead of mini.yaml's 130. On the same
-            # 160 held-out clips the shorter schedule scored as well (docs/demo.md, "How many steps");
-            # the single-encoder variant keeps its 5 joint passes (with 2 it fell to 17.5 %).
-            alternating_overrides=("train.alternation_epochs=2", "train.epochs=3"),
+            # speech, emotion, speech, emotion, all, stopped at 60 steps instead of mini.yaml's 130.
+            # On the same 160 held-out clips the 60- and 78-step schedules scored as well as 130
+            # (docs/demo.md, "How many steps"); the single-encoder variant keeps its 5 joint passes
+            # (with 3 it fell to 27.5 %, with 2 to 17.5 %).
+            alternating_overrides=("train.alternation_epochs=2", "train.epochs=3", "train.max_steps=60"),
         )
     elif mode == "quick":
         plan = DemoPlan(

@@ -464,6 +464,9 @@ class QuoteConstraint:
         self.indexes = [TranscriptIndex(t or "") for t in transcripts]  # None -> "" (no transcript)
         self.eos_ids = list(eos_ids)
         self.start: int | None = None  # prompt length in input_ids (0 with inputs_embeds only)
+        self._last: list[tuple[str, bool, list[int]] | None] = [None] * len(self.indexes)
+        """Per row, the text of the previous step and what it allowed: a row that has finished
+        (padding after its EOS) keeps its text, and in a batch of 32 most rows wait for the longest."""
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         """input_ids (B, L) long, scores (B, V) float -> scores with disallowed tokens at -inf."""
@@ -475,7 +478,12 @@ class QuoteConstraint:
         mask = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)  # True = forbidden
         for row, (ids, index) in enumerate(zip(generated, self.indexes)):
             text = self.tokenizer.decode(ids, skip_special_tokens=True)
-            inside, ids_ = allowed_tokens(self.table, index, text, self.eos_ids)
+            last = self._last[row]
+            if last is not None and last[0] == text:
+                inside, ids_ = last[1], last[2]
+            else:
+                inside, ids_ = allowed_tokens(self.table, index, text, self.eos_ids)
+                self._last[row] = (text, inside, ids_)
             if inside:
                 mask[row] = True
                 mask[row, ids_] = False
