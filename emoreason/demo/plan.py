@@ -19,13 +19,13 @@ from emoreason.errors import UserError
 STYLES = ("label", "summary", "detailed")
 """Teacher target styles the demo builds (label-only baseline, interpretive, evidence-grounded)."""
 TASKS = ("emotion", "sentiment", "asr", "sqa")
+"""Every task the demo trains on and evaluates (the synthetic corpus has rows of all four)."""
 EVAL_BATCH_SIZE = 16
 """Held-out rows the engine answers together at evaluation. A decode step of the mini LLM costs
 little more for 16 rows than for 8 on a CPU, so a batch of 16 answered 64 held-out rows of a
 reasoning variant (transcripts cached) in 20.7 s where 8 took ~28 s and 32 took 18.2 s; 32 also
 raised the evaluating process's peak memory from 1.9 GB (8) and 2.4 GB (16) to 3.5 GB
 (docs/demo.md "Speed")."""
-"""Every task the demo trains on and evaluates (the synthetic corpus has rows of all four)."""
 
 
 @dataclass(frozen=True)
