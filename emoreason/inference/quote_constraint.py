@@ -466,7 +466,7 @@ class QuoteConstraint:
         self.start: int | None = None  # prompt length in input_ids (0 with inputs_embeds only)
         self._last: list[tuple[str, bool, list[int]] | None] = [None] * len(self.indexes)
         """Per row, the text of the previous step and what it allowed: a row that has finished
-        (padding after its EOS) keeps its text, and in a batch of 32 most rows wait for the longest."""
+        (padding after its EOS) keeps its text, and in a batch of 16 many rows wait for the longest."""
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         """input_ids (B, L) long, scores (B, V) float -> scores with disallowed tokens at -inf."""
