@@ -209,8 +209,8 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
     def answer(manifest: Path, name: str, budget: int) -> float:
         start = time.perf_counter()
         model_predictions(run_dir, manifest, out / name / "predictions.jsonl", task="emotion", limit=rows,
-                          batch_size=EVAL_BATCH_SIZE, max_new_tokens=budget, engine=engine, transcript=transcript, quotes="constrained",
-                          transcript_cache=cache, **transcription)
+                          batch_size=EVAL_BATCH_SIZE, max_new_tokens=budget, engine=engine, transcript=transcript,
+                          quotes="constrained", transcript_cache=cache, **transcription)
         return time.perf_counter() - start
 
     def count(text: str) -> int:

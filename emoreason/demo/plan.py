@@ -23,9 +23,9 @@ TASKS = ("emotion", "sentiment", "asr", "sqa")
 EVAL_BATCH_SIZE = 16
 """Held-out rows the engine answers together at evaluation. A decode step of the mini LLM costs
 little more for 16 rows than for 8 on a CPU, so a batch of 16 answered 64 held-out rows of a
-reasoning variant (transcripts cached) in 20.7 s where 8 took ~28 s and 32 took 18.2 s; 32 also
-raised the evaluating process's peak memory from 1.9 GB (8) and 2.4 GB (16) to 3.5 GB
-(docs/demo.md "Speed")."""
+reasoning variant (transcripts cached) in 20.7 s where 8 took ~28 s (32 rows: 14.2 s) and 32
+took 18.2 s; 32 also raised the evaluating process's peak memory from 1.9 GB (8) and 2.4 GB (16)
+to 3.5 GB (docs/demo.md "Speed")."""
 
 
 @dataclass(frozen=True)
