@@ -128,6 +128,14 @@ class ModelConfig:
     (``emoreason.model.adapter.PooledTokens``). 0: the paper's frame tokens only; ignored with
     ``fusion`` feature / none (so ``model.fusion=none`` on mini.yaml just works). Saved in the
     model's config and the processor's. See docs/training.md, "Label accuracy"."""
+    single_encoder_pooled: bool = False
+    """With ``fusion: none`` (speech encoder only): the speech adapter appends the
+    ``emotion_pooled_tokens`` (of ``emotion_pooled_kind``), pooled from the speech encoder's frames,
+    as the emotion adapter does with the dual encoder (none when ``emotion_pooled_tokens`` is 0).
+    Then a single- vs dual-encoder comparison differs in the encoders only, not in the recipe (the
+    demo's ``detailed-single`` sets it; docs/demo.md "Dual vs single encoder, same recipe").
+    False: the paper's single-encoder baseline, frame tokens only (every run made before the key
+    existed)."""
     emotion_pooled_kind: str = "mlp"
     """What the ``emotion_pooled_tokens`` are: ``mlp`` (a small MLP from the pooled statistics into the
     LLM's input space) or ``labels`` (a linear head over ``model.labels`` whose softmax mixes the LLM's
@@ -139,6 +147,15 @@ class ModelConfig:
     )
     """Candidate labels scored at inference (forced choice -> a probability per label)."""
     sentiment_labels: list[str] = field(default_factory=lambda: ["positive", "negative", "neutral"])
+
+
+def pooled_token_count(m: ModelConfig) -> int:
+    """Clip-level pooled tokens the model's last frame adapter appends: ``emotion_pooled_tokens``
+    on the emotion adapter (``fusion: sequence``) or on the speech adapter (``fusion: none`` with
+    ``single_encoder_pooled``); 0 otherwise (``feature`` fusion has none)."""
+    if m.fusion == "sequence" or (m.fusion == "none" and m.single_encoder_pooled):
+        return m.emotion_pooled_tokens
+    return 0
 
 
 @dataclass
@@ -357,6 +374,9 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"model.emotion_pooled_tokens must be >= 0, got {m.emotion_pooled_tokens}")
     if m.emotion_pooled_kind not in ("mlp", "labels"):
         raise ConfigError(f"model.emotion_pooled_kind: expected mlp or labels, got {m.emotion_pooled_kind!r}")
+    if m.single_encoder_pooled and m.fusion != "none":
+        raise ConfigError(f"model.single_encoder_pooled is for model.fusion=none (with {m.fusion!r} the emotion "
+                          "adapter carries model.emotion_pooled_tokens)")
     if not m.llm.path and m.llm.init == "pretrained":
         raise ConfigError("model.llm.path is empty: give a hub id, directory, packaged:NAME or builtin:tiny")
     t = cfg.train
@@ -370,10 +390,10 @@ def validate(cfg: Config) -> Config:
         raise ConfigError(f"train.lr must be > 0, got {t.lr}")
     if t.pooled_label_loss_weight < 0:
         raise ConfigError(f"train.pooled_label_loss_weight must be >= 0, got {t.pooled_label_loss_weight}")
-    if t.pooled_label_loss_weight and not (m.emotion_pooled_tokens and m.emotion_pooled_kind == "labels"
-                                           and m.fusion == "sequence"):
+    if t.pooled_label_loss_weight and not (m.emotion_pooled_kind == "labels" and pooled_token_count(m)):
         raise ConfigError("train.pooled_label_loss_weight needs label-anchored pooled tokens "
-                          "(model.emotion_pooled_tokens >= 1, model.emotion_pooled_kind=labels, model.fusion=sequence)")
+                          "(model.emotion_pooled_tokens >= 1, model.emotion_pooled_kind=labels, model.fusion=sequence, "
+                          "or fusion none with model.single_encoder_pooled)")
     if t.pooled_head_lr is not None and t.pooled_head_lr < 0:
         raise ConfigError(f"train.pooled_head_lr must be >= 0 (0 keeps the head as it starts), got {t.pooled_head_lr}")
     if t.pooled_head_init not in ("zero", "probe"):

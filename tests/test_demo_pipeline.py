@@ -230,24 +230,33 @@ def test_plan_errors():
     assert not any("transcript" in o for v in full.variants if v.name != transcript.name for o in v.overrides())
 
 
-def test_full_plan_alternates_sixty_steps_and_the_single_encoder_trains_five_passes(tmp_path):
+def test_full_plan_trains_sixty_steps_and_the_frames_only_single_encoder_five_passes(tmp_path):
     """The full plan shortens the dual-encoder variants' alternating schedule (speech, emotion,
-    speech, emotion, all, stopped at 60 steps) and leaves the single-encoder variant its config's
+    speech, emotion, all, stopped at 60 steps) and stops the single-encoder variant with the pooled
+    label token at 60 joint steps; the paper's frame-tokens-only single encoder keeps its config's
     joint passes; user overrides still come last."""
     from emoreason.config import load_config
     from emoreason.demo.pipeline import Demo
 
-    plan = make_plan("full", extra_overrides=["train.lr=1e-4"])
+    plan = make_plan("full", extra_overrides=["train.lr=1e-4"],
+                     variants=["label-dual", "detailed-dual", "detailed-single", "detailed-single-frames"])
     demo = Demo(plan, tmp_path / "out", say=lambda _: None)
+    seen = set()
     for variant in plan.variants:
         overrides = demo._train_overrides(variant)
         assert overrides[-1] == "train.lr=1e-4"
-        t = load_config(demo.config, overrides[1:]).train  # without the (not yet written) manifest
+        cfg = load_config(demo.config, overrides[1:])  # without the (not yet written) manifest
+        t = cfg.train
         if variant.fusion == "none":
-            assert (t.schedule, t.epochs, t.max_steps) == ("joint", 5, 0)
+            steps = 60 if variant.pooled else 0
+            assert (t.schedule, t.epochs, t.max_steps, cfg.model.single_encoder_pooled) == ("joint", 5, steps, variant.pooled)
         else:
             assert (t.schedule, t.alternation_epochs, t.epochs, t.max_steps) == ("alternating", 2, 3, 60)
-    assert make_plan("quick").alternating_overrides == ()
+            assert not cfg.model.single_encoder_pooled
+        seen.add((variant.fusion, variant.pooled))
+    assert seen == {("sequence", True), ("none", True), ("none", False)}
+    assert "detailed-single" in {v.name for v in make_plan("full").variants}
+    assert make_plan("quick").alternating_overrides == () and make_plan("quick").joint_overrides == ()
 
 
 def _scores(directory: Path, hits: list[int]) -> Path:

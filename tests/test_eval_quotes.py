@@ -178,3 +178,21 @@ def test_no_reference_transcript_is_judged_against_the_engines(tmp_path):
     emo = score_file(path, tmp_path / "s", make_judge("offline"), bootstrap=20, report=False)["tasks"]["emotion"]
     assert emo["quotes"]["judged_against"] == "engine" and emo["quotes"]["groundedness"] == 100.0
     assert "transcriber" not in emo and emo["agreement"]["undecided"] == 1
+
+
+def test_a_shared_frame_cache_encodes_each_clip_once_across_evaluations(manifest, engine, tmp_path):
+    """The demo's variants share one frame cache at evaluation: a second evaluation of the same
+    clips with the same frozen encoder reads every clip's frames instead of encoding them."""
+    from emoreason.model.frame_cache import FrameCache
+
+    cache = FrameCache(max_memory_mb=64)
+    try:
+        model_predictions("runs/x", manifest, tmp_path / "a.jsonl", max_new_tokens=4, engine=engine, frame_cache=cache)
+        assert engine.model.frame_cache is cache
+        served = len(engine.model.cached_encoders)
+        assert served >= 1 and (cache.misses, cache.hits) == (served * len(CLIPS), 0)
+        model_predictions("runs/x", manifest, tmp_path / "b.jsonl", max_new_tokens=4, engine=engine, frame_cache=cache)
+        assert (cache.misses, cache.hits) == (served * len(CLIPS), served * len(CLIPS))
+        assert [r["id"] for r in _rows(tmp_path / "b.jsonl")] == [c[0] for c in CLIPS]
+    finally:
+        engine.model.use_frame_cache(None)

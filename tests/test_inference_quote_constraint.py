@@ -14,6 +14,7 @@ import torch
 
 from emoreason.inference.quote_constraint import (
     QuoteConstraint, TranscriptIndex, allowed_tokens, canonical, decode_each, open_quote, quotable_spans, token_table,
+    transcript_index,
 )
 from emoreason.model.processing import build_tiny_tokenizer
 from emoreason.text.quotes import extract_quotes, has_content_word, is_transcript_span
@@ -207,6 +208,24 @@ def test_canonical_and_index():
     assert not TranscriptIndex("")  # no words: no quotes at all
 
 
+def test_canonical_maps_character_by_character():
+    """canonical() is one regex substitution; it equals the rule it implements, applied per
+    character: word characters lowercased, ``’`` -> ``'``, anything else a space, runs of spaces one."""
+    def by_character(text: str) -> str:
+        out: list[str] = []
+        for ch in text.lower().replace("’", "'"):
+            c = ch if ch == "'" or re.match(r"[^\W_]", ch) else " "
+            if not (c == " " and out and out[-1] == " "):
+                out.append(c)
+        return "".join(out)
+
+    rng = random.Random(0)
+    alphabet = list("aZ '’_-.,!?\"“”«»‘\n\tİßéÉ09") + ["\u00a0", "\u200b", "ﬁ", "Σ"]
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 10)))
+        assert canonical(text) == by_character(text), repr(text)
+
+
 def test_tiny_tokenizer_allowed_sets():
     tok = build_tiny_tokenizer()
     table = token_table(tok)
@@ -283,6 +302,30 @@ def test_rows_that_stopped_changing_keep_their_mask():
         fresh = QuoteConstraint(tok, transcripts, eos_ids=[tok.eos_token_id])
         fresh.start = reused.start = 0
         assert torch.equal(reused(step, scores.clone()), fresh(step, scores.clone())), k
+
+
+def test_memoised_answers_equal_fresh_ones_and_are_shared_per_transcript():
+    """Constraints over the same transcript share one index (``transcript_index``) and its memo of
+    answers inside quotes; a memoised answer equals the answer of an index that never answered."""
+    tok = build_tiny_tokenizer()
+    table = token_table(tok)
+    rng = random.Random(3)
+    eos = [tok.eos_token_id]
+    hits = 0
+    for _ in range(60):
+        transcript = random_transcript(rng)
+        shared = transcript_index(transcript)
+        assert transcript_index(transcript) is shared
+        assert QuoteConstraint(tok, [transcript], eos).indexes[0] is shared
+        words = transcript.split()
+        start = rng.randrange(len(words))
+        body = " ".join(words[start:start + rng.randint(0, 3)])[: rng.randint(0, 12)]
+        text = rng.choice(["It says ", "Said: "]) + rng.choice(['"', "“"]) + body
+        first = allowed_tokens(table, shared, text, eos)
+        again = allowed_tokens(table, shared, text, eos)
+        hits += again[1] is first[1]
+        assert first == again == allowed_tokens(table, TranscriptIndex(transcript), text, eos), (transcript, text)
+    assert hits == 60  # every second call was answered from the memo
 
 
 def test_property_tiny_tokenizer_quotes_are_transcript_spans():

@@ -43,7 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                       "checks the plumbing only (tests use it); the numbers mean nothing")
     p.add_argument("--variants", default=None, metavar="A,B",
                    help="comma-separated subset of variants: label-dual, detailed-dual, detailed-single, summary-dual, "
-                   "detailed-dual-transcript (default: the mode's own set)")
+                   "detailed-dual-transcript, detailed-single-frames (the paper's single-encoder baseline without the pooled "
+                   "label token; trains mini.yaml's 130 steps) (default: the mode's own set)")
     p.add_argument("--config", default=None, metavar="FILE|NAME",
                    help="base training config: a YAML file or a packaged name (default: mini, or tiny with --tiny; "
                    "python -m emoreason.configs lists them)")

@@ -48,6 +48,14 @@ OTHER_LANGUAGE_TRANSCRIBER = "packaged:whisper-base"
 held-out rows, as the importers write it: EmoDB ``de``): the packaged speech encoder tiny.en
 transcribes English only, whisper-base (the mini model's emotion encoder) is multilingual. No quote
 check then: no second multilingual Whisper is packaged."""
+EVAL_FRAME_CACHE_MB = 1024
+"""Memory bound of the evaluation's shared frame cache (the full demo's 212 held-out clips take
+~0.2 GB for both encoders of ~3 s clips; clips evicted past the bound are encoded again)."""
+EVAL_FRAMES = "per-clip cache"
+"""How the evaluation encodes (an evaluation stage parameter, so an out dir evaluated before the
+cache re-evaluates): each held-out clip alone at the frozen encoder's precision, as training's
+frame cache does (the batched bf16-autocast path before it: 7.3 s a variant vs 4.1 s for the first
+and ~0.1 s for each later one, on the full demo's 212 rows)."""
 FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 80}
 """Emotion rows the free-quotes comparison regenerates, per demo mode (0: every held-out one):
 one extra generation pass of one variant. The full demo's 80 are the first half of the held-out
@@ -173,6 +181,11 @@ class Demo:
 
         self.transcripts = TranscriptCache()
         """Whisper transcripts of the held-out clips, shared by every variant's evaluation."""
+        from emoreason.model.frame_cache import FrameCache
+
+        self.frames = FrameCache(max_memory_mb=EVAL_FRAME_CACHE_MB)
+        """The frozen encoders' frames of the held-out clips, shared by every variant's evaluation
+        (the variants' encoders are the same packaged checkpoints: each clip is encoded once)."""
 
     # -------------------------------------------------------------------------------- stages
     def corpus(self) -> dict[str, Any]:
@@ -325,6 +338,7 @@ class Demo:
         params = {"targets": self.runner.digest("targets"), "testset": self.runner.digest("testset"),
                   "budget_min": p.time_budget_min, "variants": [v.name for v in p.variants],
                   "overrides": list(p.overrides), "alternating_overrides": list(p.alternating_overrides),
+                  **({"joint_overrides": list(p.joint_overrides)} if p.joint_overrides else {}),
                   "max_new_tokens": p.max_new_tokens}
         longest = max(p.variants, key=lambda v: STYLES.index(v.style))  # detailed > summary > label
         test = self.runner.path("testset") / "test.jsonl"
@@ -391,12 +405,19 @@ class Demo:
         overrides = [f"data.train_manifest={(targets / f'train_{variant.style}.jsonl').resolve()}",
                      f"model.labels=[{','.join(self.plan.emotions)}]", f"train.feature_cache_dir={cache}",
                      *variant.overrides(),
-                     *(self.plan.alternating_overrides if variant.fusion != "none" else ()), *self.plan.overrides]
+                     *self._schedule_overrides(variant), *self.plan.overrides]
         if self.plan.corpora and not any(r["task"] in SPEECH_TASKS for r in _read_jsonl(targets / f"train_{variant.style}.jsonl")):
             # a real corpus without transcripts has no speech-task rows: the alternating schedule's
             # speech phase would have nothing to train on, so train every group jointly
             overrides.append("train.schedule=joint")
         return overrides
+
+    def _schedule_overrides(self, variant: Variant) -> tuple[str, ...]:
+        """The plan's schedule length for ``variant``: alternating (dual encoder), joint with the
+        pooled label token, or the config's own (the paper's frame-tokens-only single encoder)."""
+        if variant.fusion != "none":
+            return self.plan.alternating_overrides
+        return self.plan.joint_overrides if variant.pooled else ()
 
     def train(self, variant: Variant) -> dict[str, Any]:
         """Stage 3: one mini AudioLLM via :func:`emoreason.train.train` (auto-resumes from its checkpoints)."""
@@ -437,7 +458,7 @@ class Demo:
         params = {"run": self.runner.digest(f"runs/{variant.name}"), **self._test_params(),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed, "batch_size": EVAL_BATCH_SIZE,
                   "transcript": EVAL_TRANSCRIPT, "quotes": "constrained", "quote_check": transcription["quote_check"],
-                  **({"transcription": transcription} if language != "en" else {})}
+                  "frames": EVAL_FRAMES, **({"transcription": transcription} if language != "en" else {})}
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] evaluating {variant.name} on held-out speakers (emotion, sentiment, asr, sqa)")
@@ -446,7 +467,7 @@ class Demo:
             preds = model_predictions(run_dir, test, d / "predictions.jsonl", task=None, batch_size=EVAL_BATCH_SIZE,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
                                       transcript=EVAL_TRANSCRIPT, quotes="constrained",
-                                      transcript_cache=self.transcripts, **transcription)
+                                      transcript_cache=self.transcripts, frame_cache=self.frames, **transcription)
             metrics = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)
             return evaluation_summary(metrics, _read_jsonl(preds), seed=self.plan.seed)
 
@@ -471,7 +492,7 @@ class Demo:
         transcription.pop("quote_check")  # free quotes: nothing to check
         params = {"run": self.runner.digest(f"runs/{variant.name}"), **self._test_params(),
                   "max_new_tokens": self.plan.max_new_tokens, "seed": self.plan.seed, "limit": limit,
-                  "batch_size": EVAL_BATCH_SIZE,
+                  "batch_size": EVAL_BATCH_SIZE, "frames": EVAL_FRAMES,
                   "transcript": EVAL_TRANSCRIPT, "quotes": "free",
                   **({"transcription": transcription} if language != "en" else {})}
         name = f"eval-free/{variant.name}"
@@ -482,7 +503,7 @@ class Demo:
                                       d / "predictions.jsonl", task="emotion", limit=limit, batch_size=EVAL_BATCH_SIZE,
                                       seed=self.plan.seed, max_new_tokens=self.plan.max_new_tokens,
                                       transcript=EVAL_TRANSCRIPT, quotes="free", transcript_cache=self.transcripts,
-                                      **transcription)
+                                      frame_cache=self.frames, **transcription)
             emo = score_file(preds, d, make_judge("offline"), seed=self.plan.seed)["tasks"]["emotion"]
             return {"variant": variant.name, "n": emo["n"], "quotes": emo.get("quotes"),
                     "agreement": emo.get("agreement"), "ids": [r["id"] for r in _read_jsonl(preds)]}

@@ -42,6 +42,11 @@ class Variant:
     """"Transcribe, then reason": the emotion / sentiment prompts carry the clip's transcript
     after the audio (training: the manifest's; inference: the model's own, generated first);
     ``data.transcript_in_prompt``."""
+    pooled: bool = True
+    """Single encoder (``fusion`` none) only: the speech adapter carries the config's pooled label
+    token over the speech encoder's frames, as the emotion adapter does in the dual-encoder
+    variants (``model.single_encoder_pooled``), so dual vs single differs in the encoders alone.
+    False: the paper's single-encoder baseline, frame tokens only."""
 
     def overrides(self) -> list[str]:
         """Config overrides that make this variant out of the base config."""
@@ -53,18 +58,24 @@ class Variant:
             # No emotion side to alternate with: the paper trains its single-encoder baseline
             # jointly (Table 2 "none, joint"). Under the alternating schedule the emotion phase
             # could not update the only adapter at all.
-            return ["model.fusion=none", "model.emotion_encoder=null", "train.schedule=joint"]
+            pooled = ["model.single_encoder_pooled=true"] if self.pooled else []
+            return ["model.fusion=none", "model.emotion_encoder=null", "train.schedule=joint", *pooled]
         return [f"model.fusion={self.fusion}"]
 
 
 LABEL_DUAL = Variant("label-dual", "label", "sequence", "label-only targets, speech + emotion encoder")
 DETAILED_DUAL = Variant("detailed-dual", "detailed", "sequence", "detailed reasoning targets, speech + emotion encoder")
-DETAILED_SINGLE = Variant("detailed-single", "detailed", "none", "detailed reasoning targets, speech encoder only")
+DETAILED_SINGLE = Variant("detailed-single", "detailed", "none",
+                          "detailed reasoning targets, speech encoder only (its own pooled label token, as the dual's)")
+DETAILED_SINGLE_FRAMES = Variant("detailed-single-frames", "detailed", "none",
+                                 "detailed reasoning targets, speech encoder only, frame tokens only (the paper's baseline)",
+                                 pooled=False)
 SUMMARY_DUAL = Variant("summary-dual", "summary", "sequence", "summary reasoning targets, speech + emotion encoder")
 DETAILED_DUAL_TRANSCRIPT = Variant("detailed-dual-transcript", "detailed", "sequence",
                                    "detailed reasoning targets, speech + emotion encoder, transcript in the prompt",
                                    transcript_in_prompt=True)
-VARIANTS = {v.name: v for v in (LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, SUMMARY_DUAL, DETAILED_DUAL_TRANSCRIPT)}
+VARIANTS = {v.name: v for v in (LABEL_DUAL, DETAILED_DUAL, DETAILED_SINGLE, SUMMARY_DUAL, DETAILED_DUAL_TRANSCRIPT,
+                                 DETAILED_SINGLE_FRAMES)}
 
 
 @dataclass(frozen=True)
@@ -96,6 +107,10 @@ class DemoPlan:
     """Config overrides for the variants that alternate tasks (dual encoder), after the variant's
     own and before ``overrides``: the full plan's schedule length for them (the single-encoder
     variant trains jointly for the config's passes)."""
+    joint_overrides: tuple[str, ...] = ()
+    """Config overrides for the single-encoder variants with the pooled label token (they train
+    jointly), placed as ``alternating_overrides``: the full plan's schedule length for them. The
+    frame-tokens-only variant (``detailed-single-frames``) keeps the config's passes."""
     seed: int = 0
     teacher_cues: bool = True
     """Offline teacher cites measured pitch / loudness / rate / pauses in reasoning targets."""
@@ -164,9 +179,12 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
             test_rows={"emotion": 0, "sentiment": 20, "asr": 20, "sqa": 12},
             # speech, emotion, speech, emotion, all, stopped at 60 steps instead of mini.yaml's 130.
             # On the same 160 held-out clips the 60- and 78-step schedules scored as well as 130
-            # (docs/demo.md, "How many steps"); the single-encoder variant keeps its 5 joint passes
-            # (with 3 it fell to 27.5 %, with 2 to 17.5 %).
+            # (docs/demo.md, "How many steps"). The single-encoder variant, with the pooled label
+            # token of the dual ones, stops at 60 steps too (76.2 % on the 160 clips, docs/demo.md
+            # "Dual vs single encoder, same recipe"); without it (detailed-single-frames) it needs
+            # its 5 joint passes (with 3 it fell to 27.5 %, with 2 to 17.5 %).
             alternating_overrides=("train.alternation_epochs=2", "train.epochs=3", "train.max_steps=60"),
+            joint_overrides=("train.max_steps=60",),
         )
     elif mode == "quick":
         plan = DemoPlan(

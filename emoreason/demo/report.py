@@ -105,7 +105,11 @@ def findings(plan: DemoPlan, table: dict[str, dict[str, Any]], best: str, majori
         if v.fusion == "none":
             for w in plan.variants:
                 if w.fusion != "none" and w.style == v.style and not w.transcript_in_prompt:
-                    compare(w.name, v.name, "Dual vs single encoder")
+                    compare(w.name, v.name, "Dual vs single encoder" + (
+                        " (same recipe: both with the pooled label token)" if v.pooled
+                        else " (the paper's single-encoder baseline: frame tokens only)"))
+                elif w.fusion == "none" and w.pooled and not v.pooled and w.style == v.style:
+                    compare(w.name, v.name, "Single encoder with vs without the pooled label token")
     for v in plan.variants:
         if v.transcript_in_prompt:
             for w in plan.variants:

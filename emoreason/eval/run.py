@@ -232,7 +232,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                       explain: str = "free", transcript: str = "auto", quotes: str | None = None,
                       quote_min_probability: float | None = None, transcriber: str | None = None,
                       quote_check: str | None = None, transcript_cache: Any = None,
-                      transcript_language: str = "en") -> Path:
+                      transcript_language: str = "en", frame_cache: Any = None) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -250,7 +250,10 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     loaded with it); ``quote_check``: the engine's second Whisper for constrained quotes
     (``Engine.load``'s; likewise); ``transcript_language``: the speech's language for the Whisper
     transcripts (``Engine.load``'s; likewise); ``transcript_cache``: a ``whisper_asr.TranscriptCache`` the
-    engine it loads shares (calls over the same clips transcribe each once). A file that holds
+    engine it loads shares (calls over the same clips transcribe each once); ``frame_cache``: a
+    ``frame_cache.FrameCache`` the model's frozen encoders read and fill (models with the same
+    frozen encoders, as the demo's variants, then encode each clip once; each clip is encoded
+    alone at the encoder's precision, as training's frame cache does). A file that holds
     rows of another mode is refused (:func:`check_mode`).
     Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
@@ -284,6 +287,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
 
         engine = Engine.load(str(run_dir), transcriber=transcriber, quote_check=mode.quote_check,
                              transcript_cache=transcript_cache, transcript_language=mode.transcript_language)
+    if engine is not None and frame_cache is not None:
+        engine.model.use_frame_cache(frame_cache)
     # Rows of one task are batched together, each with its own instruction (SQA: its own question).
     groups: dict[str, list] = {}
     for r in todo:

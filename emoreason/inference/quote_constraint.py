@@ -61,7 +61,6 @@ OPEN_TO_CLOSE = {'"': '"', "“": "”", "«": "»"}
 """Opening mark -> its closing mark (what ``extract_quotes`` pairs)."""
 QUOTE_CHARS = frozenset('"“”«»‘')
 """Characters that open or close a quotation; ``’`` is not here: it is also an apostrophe."""
-_WORDCHAR = re.compile(r"[^\W_]")
 _SINGLE_OPENING = re.compile(r"(?:^|(?<=[^\w']))'|‘")
 """Where a token opens a single-quoted span as ``extract_quotes`` reads one: a straight ``'`` not
 after a word character or another ``'`` (at the token's start, the text before decides), or ``‘``."""
@@ -76,16 +75,14 @@ MAX_QUOTE_CHARS = 300
 """A quote this long must close (``extract_quotes`` takes bodies of at most 400 characters)."""
 
 
+_NOT_KEPT = re.compile(r"(?:[^\w']|_)+")
+"""A run of characters :func:`canonical` turns into one space (neither a word character nor ``'``)."""
+
+
 def canonical(text: str) -> str:
     """``text`` reduced per character the way ``normalize_quote`` reads it: word characters
     lowercased, ``’`` -> ``'``, everything else a space; runs of spaces collapsed to one."""
-    out: list[str] = []
-    for ch in text.lower().replace("’", "'"):
-        c = ch if (ch == "'" or _WORDCHAR.match(ch)) else " "
-        if c == " " and out and out[-1] == " ":
-            continue
-        out.append(c)
-    return "".join(out)
+    return _NOT_KEPT.sub(" ", text.lower().replace("’", "'"))
 
 
 def _word_case_ok(word: str, index: TranscriptIndex) -> bool:
@@ -121,7 +118,7 @@ def surface_ok(index: TranscriptIndex, body: str, text: str, closing: bool,
         if _SURFACE_WORD.fullmatch(piece):
             if not _word_case_ok(piece, index):
                 return False
-            previous = canonical(piece)
+            previous = piece.lower().replace("’", "'")  # canonical() of a word: nothing else to map
             continue
         if previous is None:
             return False  # a gap before the quote's first word
@@ -206,6 +203,11 @@ class TranscriptIndex:
                         self.marks.setdefault(canonical(piece), set()).add(mark)
         self.suffixes: list[str] = sorted(suffixes)
         self.forbidden: tuple[Any, list[int]] | None = None  # (table, ids): forbidden_openings' cache
+        self.inside: dict[tuple[Any, str, str, tuple[int, ...]], list[int]] = {}
+        """allowed_tokens' answers inside a quote, by (table, opening mark, quote so far, EOS ids):
+        rows quoting this transcript (other rows of the clip, other models of an evaluation)
+        mostly open their quotes on the same words, and the first steps of a quote weigh the most
+        candidates."""
 
     def __bool__(self) -> bool:
         return bool(self.suffixes)
@@ -427,6 +429,19 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
         after_word = bool(text) and (text[-1] == "'" or bool(re.match(r"\w", text[-1])))
         return False, forbidden_openings(table, index) + table.single_openers(after_word)
     opener, body = state
+    memo_key = (table, opener, body, tuple(eos_ids))
+    found = index.inside.get(memo_key)
+    if found is None:
+        found = _allowed_inside(table, index, opener, body, eos_ids)
+        if len(index.inside) >= MEMO_ENTRIES:
+            index.inside.clear()
+        index.inside[memo_key] = found
+    return True, found
+
+
+def _allowed_inside(table: TokenTable, index: TranscriptIndex, opener: str, body: str,
+                    eos_ids: Sequence[int]) -> list[int]:
+    """:func:`allowed_tokens` inside a quote opened by ``opener`` whose text so far is ``body``."""
     key = canonical(body).lstrip(" ")
     allowed: list[int] = []
     context = surface_context(body)
@@ -445,7 +460,27 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
                                context=context)]
     if not allowed:
         allowed = list(eos_ids)  # stuck mid-word: end rather than close an ungrounded quote
-    return True, allowed
+    return allowed
+
+
+MEMO_ENTRIES = 4096
+"""Most answers one transcript's index keeps (:attr:`TranscriptIndex.inside`); then it starts over."""
+INDEX_ENTRIES = 512
+"""Most transcripts whose indexes :func:`transcript_index` keeps for reuse."""
+_INDEXES: "dict[str | tuple[str, ...], TranscriptIndex]" = {}
+
+
+def transcript_index(transcript: str | Sequence[str] | None) -> TranscriptIndex:
+    """The :class:`TranscriptIndex` of ``transcript`` (text or quotable spans; None = ""), shared by
+    every constraint over the same transcript in this process, with what it has answered so far."""
+    key: str | tuple[str, ...] = (transcript or "") if isinstance(transcript, str) or transcript is None else tuple(transcript)
+    index = _INDEXES.pop(key, None)
+    if index is None:
+        index = TranscriptIndex(key if isinstance(key, str) else list(key))
+        if len(_INDEXES) >= INDEX_ENTRIES:
+            del _INDEXES[next(iter(_INDEXES))]  # the least recently used
+    _INDEXES[key] = index  # (re)inserted last: most recently used
+    return index
 
 
 class QuoteConstraint:
@@ -461,7 +496,7 @@ class QuoteConstraint:
     def __init__(self, tokenizer: Any, transcripts: Sequence[str | Sequence[str]], eos_ids: Sequence[int]):
         self.tokenizer = tokenizer
         self.table = token_table(tokenizer)
-        self.indexes = [TranscriptIndex(t or "") for t in transcripts]  # None -> "" (no transcript)
+        self.indexes = [transcript_index(t) for t in transcripts]  # None -> "" (no transcript)
         self.eos_ids = list(eos_ids)
         self.start: int | None = None  # prompt length in input_ids (0 with inputs_embeds only)
         self._last: list[tuple[str, bool, list[int]] | None] = [None] * len(self.indexes)

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from emoreason.errors import UserError
-from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig
+from emoreason.config import ConfigError, EncoderConfig, LLMConfig, ModelConfig, pooled_token_count
 from emoreason.hardware import resolve_dtype
 from emoreason.model.processing import (PROCESSOR_CONFIG, AudioProcessor, FeatureSpec, add_audio_tokens, audio_token_ids,
                                          build_tiny_tokenizer)
@@ -298,11 +298,15 @@ def fusion_adapters(fusion: str, speech: nn.Module, emotion: nn.Module | None, h
     ``feature``: one fusion adapter over both encoders' channel-concatenated frames (``speech_k``);
     ``none``: the speech adapter alone. ``hidden`` is the LLM's width; encoders give ``hidden_size``.
     ``out_rms``: None, or the RMS every adapter's output tokens are normalised to (``OutputRMS``).
-    ``emotion_pooled``: clip-level tokens the emotion adapter appends (``sequence`` only);
-    ``label_embeddings`` (K, H): make them label-anchored (``model.emotion_pooled_kind: labels``).
+    ``emotion_pooled``: clip-level tokens the last frame adapter appends (the emotion adapter with
+    ``sequence``, the speech adapter with ``none``: ``model.single_encoder_pooled``; none with
+    ``feature``); ``label_embeddings`` (K, H): make them label-anchored (``model.emotion_pooled_kind: labels``).
     """
     if fusion == "feature":
         return {"fusion": FusionAdapter(speech.hidden_size, emotion.hidden_size, hidden, speech_k, ("speech", "emotion"), out_rms)}
+    if fusion == "none":
+        return {"speech": FrameAdapter(speech.hidden_size, hidden, speech_k, "speech", out_rms, emotion_pooled,
+                                       label_embeddings)}
     adapters: dict[str, nn.Module] = {"speech": FrameAdapter(speech.hidden_size, hidden, speech_k, "speech", out_rms)}
     if fusion == "sequence":
         adapters["emotion"] = FrameAdapter(emotion.hidden_size, hidden, emotion_k, "emotion", out_rms, emotion_pooled,
@@ -334,11 +338,11 @@ def build_model(cfg: ModelConfig, draw_new_rows: bool = True) -> tuple[AudioLLM,
     # The scale is read from the base embeddings before LoRA (LoRA does not touch them), so a loaded
     # model recomputes the number it was trained with.
     out_rms = embedding_rms(llm) if cfg.adapter_output_norm else None
-    anchors = (label_embeddings(llm, tokenizer, list(cfg.labels))
-               if cfg.emotion_pooled_kind == "labels" and cfg.emotion_pooled_tokens and fusion == "sequence" else None)
+    pooled = pooled_token_count(cfg)
+    anchors = label_embeddings(llm, tokenizer, list(cfg.labels)) if cfg.emotion_pooled_kind == "labels" and pooled else None
     adapters = fusion_adapters(fusion, encoders["speech"], encoders.get("emotion"), llm.get_input_embeddings().embedding_dim,
                                specs["speech"].group, specs["emotion"].group if "emotion" in specs else None, out_rms,
-                               cfg.emotion_pooled_tokens if fusion == "sequence" else 0, anchors)
+                               pooled, anchors)
     dtype = resolve_dtype(cfg.llm.dtype)
     trainable = [name for name in encoders if _encoder_config(cfg, name).trainable]
     for name, enc in encoders.items():
@@ -359,7 +363,7 @@ def build_model(cfg: ModelConfig, draw_new_rows: bool = True) -> tuple[AudioLLM,
     model.emotion_labels = list(cfg.labels)  # what label-anchored pooled tokens mix (sync_output_scales)
     model.eval()
     processor = AudioProcessor(tokenizer, specs["speech"], specs.get("emotion"), fusion, system_prompt=cfg.llm.system_prompt,
-                               emotion_pooled_tokens=cfg.emotion_pooled_tokens if fusion == "sequence" else 0)
+                               emotion_pooled_tokens=pooled)
     return model, processor
 
 

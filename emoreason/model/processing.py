@@ -201,8 +201,9 @@ class AudioProcessor:
         self.system_prompt = system_prompt
         # "Transcribe, then reason": rows given a transcript carry it after the audio (module docstring)
         self.transcript_in_prompt = transcript_in_prompt
-        # Clip-level emotion tokens after the emotion adapter's frame tokens (model.emotion_pooled_tokens)
-        self.emotion_pooled_tokens = emotion_pooled_tokens if fusion == "sequence" else 0
+        # Clip-level tokens after the last adapter's frame tokens (model.emotion_pooled_tokens): the
+        # emotion adapter's (sequence) or the speech adapter's (none, model.single_encoder_pooled)
+        self.emotion_pooled_tokens = emotion_pooled_tokens if fusion in ("sequence", "none") else 0
         self.audio_start_id, self.audio_id, self.audio_end_id = audio_token_ids(tokenizer)
         self._mel_extractors: dict[int, Any] = {}
 
@@ -210,9 +211,9 @@ class AudioProcessor:
     def num_audio_tokens(self, num_samples: int) -> int:
         """Placeholder count N for one clip of ``num_samples`` (16 kHz)."""
         n = min(num_samples, WINDOW_SAMPLES)
-        count = self.speech.tokens_for(n)
+        count = self.speech.tokens_for(n) + self.emotion_pooled_tokens
         if self.fusion == "sequence":
-            count += self.emotion.tokens_for(n) + self.emotion_pooled_tokens
+            count += self.emotion.tokens_for(n)
         return count
 
     @property

@@ -1,7 +1,8 @@
 """Start the label-anchored pooled tokens' head as a linear probe (``train.pooled_head_init: probe``).
 
 The head of :class:`emoreason.model.adapter.LabelMixtureTokens` is a linear classifier over the
-emotion encoder's pooled frames. Trained only by the LLM's loss, it gets a few dozen Adam steps in
+emotion encoder's pooled frames (the speech encoder's in a single-encoder model with
+``model.single_encoder_pooled``). Trained only by the LLM's loss, it gets a few dozen Adam steps in
 a demo-sized run, far from what a logistic regression fitted to convergence on the same features
 reaches (docs/training.md, "Label accuracy"). So before the first step we fit that regression on the
 training split's emotion clips and copy it into the head: the audio then enters the LLM from step 0
@@ -18,11 +19,21 @@ import torch
 from emoreason.model.adapter import LabelMixtureTokens, masked_mean_std
 
 
+def _pooled_adapter(model: Any) -> tuple[str, LabelMixtureTokens] | None:
+    """(encoder name, label-anchored pooled tokens) of the adapter that has them: the emotion
+    adapter (dual encoder), or the speech adapter of a single-encoder model
+    (``model.single_encoder_pooled``); None when the model has none."""
+    for adapter in model.adapters.values():
+        pooled = getattr(adapter, "pooled", None)
+        if isinstance(pooled, LabelMixtureTokens):
+            return adapter.sources[0], pooled
+    return None
+
+
 def pooled_head(model: Any) -> LabelMixtureTokens | None:
-    """The emotion adapter's label-anchored pooled tokens, or None when the model has none."""
-    adapters = model.adapters
-    pooled = getattr(adapters["emotion"], "pooled", None) if "emotion" in adapters else None
-    return pooled if isinstance(pooled, LabelMixtureTokens) else None
+    """The model's label-anchored pooled tokens, or None when the model has none."""
+    found = _pooled_adapter(model)
+    return found[1] if found else None
 
 
 def _emotion_clips(dataset: Any, labels: list[str]) -> list[tuple[int, int]]:
@@ -39,19 +50,20 @@ def _emotion_clips(dataset: Any, labels: list[str]) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def pooled_features(model: Any, processor: Any, dataset: Any, indices: list[int], batch_size: int = 8) -> np.ndarray:
-    """(N, 2d) float32: the head's input for each clip (LayerNorm of the emotion frames' mean + std).
+    """(N, 2d) float32: the head's input for each clip (LayerNorm of the mean + std of the frames of
+    the encoder the head pools: the emotion encoder's, or the speech encoder's in a single-encoder model).
 
     The frames come through ``model._encode``, so a frame cache attached to the model
     (``train.feature_cache``; the recipe attaches it before this fit) serves and keeps them: the
     training pass then reuses these clips' frames instead of encoding them again."""
-    head = pooled_head(model)
+    source, head = _pooled_adapter(model)
     rows = []
     for start in range(0, len(indices), batch_size):
         items = [dataset[i] for i in indices[start:start + batch_size]]
         batch = processor(waves=[np.asarray(e["wave"], dtype=np.float32) for e in items],
                           prompts=[e["prompt"] for e in items], targets=[e["target"] for e in items])
-        frames, mask = model._encode("emotion", batch["emotion_features"].to(model.device),
-                                     batch.get("emotion_attention_mask"))
+        frames, mask = model._encode(source, batch[f"{source}_features"].to(model.device),
+                                     batch.get(f"{source}_attention_mask"))
         stats = masked_mean_std(frames, mask).to(head.norm.weight.dtype)
         rows.append(head.norm(stats).float().cpu().numpy())
     return np.concatenate(rows)
