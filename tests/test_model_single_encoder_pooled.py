@@ -14,7 +14,8 @@ from emoreason.train.recipe import TrainingRecipe
 
 SINGLE = ["data.train_manifest=dummy:20", "train.schedule=joint", "train.epochs=1", "train.save_every_steps=0",
           "model.fusion=none", "model.emotion_encoder=null", "model.emotion_pooled_tokens=1",
-          "model.emotion_pooled_kind=labels", "train.pooled_head_init=probe", "model.speech_encoder.trainable=false"]
+          "model.emotion_pooled_kind=labels", "train.pooled_head_init=probe", "model.speech_encoder.trainable=false",
+          "train.pooled_head_lr=0"]
 
 
 def _batch(processor, n: int = 3):
@@ -35,6 +36,7 @@ def test_single_encoder_model_carries_a_probe_initialised_pooled_token_that_surv
     assert not head.head.weight.any()  # zero before the fit
     trainer = recipe.setup_trainer(model, processor, data)
     assert head.head.weight.abs().sum() > 0  # the probe, fitted on the speech encoder's pooled frames
+    probe = {k: v.clone() for k, v in head.state_dict().items()}
 
     # one pooled token after the speech tokens, and the same count without the key is one fewer
     plain = load_config(config_path("tiny"), SINGLE)
@@ -46,7 +48,13 @@ def test_single_encoder_model_carries_a_probe_initialised_pooled_token_that_surv
     for samples in (8000, 16000 * 3):
         assert processor.num_audio_tokens(samples) == plain_processor.num_audio_tokens(samples) + 1
 
+    frames_mlp = [p.detach().clone() for p in model.adapters["speech"].mlp.parameters()]
     trainer.fit(resume=False)
+    # train.pooled_head_lr 0 holds the head in the speech adapter's group, as in the emotion
+    # adapter's; the rest of the adapter trains
+    for k, v in head.state_dict().items():
+        assert torch.equal(v, probe[k]), k
+    assert any(not torch.equal(a, b) for a, b in zip(frames_mlp, model.adapters["speech"].mlp.parameters()))
     model.eval()
     batch = _batch(processor)
     with torch.no_grad():

@@ -19,7 +19,7 @@ import torch
 from emoreason.model.adapter import LabelMixtureTokens, masked_mean_std
 
 
-def _pooled_adapter(model: Any) -> tuple[str, LabelMixtureTokens] | None:
+def pooled_adapter(model: Any) -> tuple[str, LabelMixtureTokens] | None:
     """(encoder name, label-anchored pooled tokens) of the adapter that has them: the emotion
     adapter (dual encoder), or the speech adapter of a single-encoder model
     (``model.single_encoder_pooled``); None when the model has none."""
@@ -32,7 +32,7 @@ def _pooled_adapter(model: Any) -> tuple[str, LabelMixtureTokens] | None:
 
 def pooled_head(model: Any) -> LabelMixtureTokens | None:
     """The model's label-anchored pooled tokens, or None when the model has none."""
-    found = _pooled_adapter(model)
+    found = pooled_adapter(model)
     return found[1] if found else None
 
 
@@ -56,7 +56,7 @@ def pooled_features(model: Any, processor: Any, dataset: Any, indices: list[int]
     The frames come through ``model._encode``, so a frame cache attached to the model
     (``train.feature_cache``; the recipe attaches it before this fit) serves and keeps them: the
     training pass then reuses these clips' frames instead of encoding them again."""
-    source, head = _pooled_adapter(model)
+    source, head = pooled_adapter(model)
     rows = []
     for start in range(0, len(indices), batch_size):
         items = [dataset[i] for i in indices[start:start + batch_size]]

@@ -79,14 +79,16 @@ def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
 def _pooled_head_lr(model: nn.Module, lr: float | None, keys: list[str]
                     ) -> dict[str, tuple[list[nn.Parameter], float]] | None:
     """``train.pooled_head_lr`` as ``build_optimizer``'s ``own_lr``: the label-anchored head's
-    parameters (inside the ``emotion_adapter`` group) at their own lr; None when the option is unset,
-    the model has no such head or the schedule never trains the emotion adapter."""
-    from emoreason.train.head_init import pooled_head
+    parameters (inside the group of the adapter that holds them: ``emotion_adapter``, or
+    ``speech_adapter`` with ``model.single_encoder_pooled``) at their own lr; None when the option is
+    unset, the model has no such head or the schedule never trains that adapter."""
+    from emoreason.train.head_init import pooled_adapter
 
-    head = pooled_head(model) if lr is not None else None
-    if head is None or "emotion_adapter" not in keys:
+    found = pooled_adapter(model) if lr is not None else None
+    if found is None or f"{found[0]}_adapter" not in keys:
         return None
-    return {"emotion_adapter": (list(head.parameters()), float(lr))}
+    source, head = found
+    return {f"{source}_adapter": (list(head.parameters()), float(lr))}
 
 
 def _target_weight(batch: dict[str, Any]) -> float:
