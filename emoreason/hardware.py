@@ -14,15 +14,12 @@ The callers differ only in which device they ask about and what they do with the
 The test suite pins ``EMOREASON_CPU_BF16=0`` so that every answer is the same on every CPU.
 
 Threads of the token-by-token decode loops (:func:`decode_threads`, :func:`decoding`): on a CPU
-``auto`` runs them on one intra-op thread while other processes keep the cores busy, else on
-torch's threads. A decode step multiplies a few rows (one per clip of the batch) by every weight
-matrix; torch splits such a small GEMM over its threads and waits for all of them at the end of
-every op, so when the cores are shared (another process on one of them) each op waits for a thread
-that is not running. Measured on this 2-core machine under load: a (8, 576) x (576, 1536) fp32
-matmul takes 16 ms on 2 threads and 1.4 ms on 1 (docs/inference.md, "Where a request's time
-goes"). On the idle machine torch's threads served more: `serve_load.py` at concurrency 8 vs 1,
-3.28x with both threads against 2.73x with one. So ``auto`` reads how busy the rest of the machine
-is (:func:`cores_busy_elsewhere`) at each decode block.
+the engine runs them on one intra-op thread. A decode step multiplies a few rows (one per clip of
+the batch) by every weight matrix; torch splits such a small GEMM over its threads and waits for
+all of them at the end of every op, so when the cores are shared (another process on one of
+them) each op waits for a thread that is not running. Measured on this 2-core machine under
+load: a (8, 576) x (576, 1536) fp32 matmul takes 16 ms on 2 threads and 1.4 ms on 1
+(docs/inference.md, "Where a request's time goes").
 """
 from __future__ import annotations
 
@@ -103,85 +100,21 @@ def auto_mixed_precision() -> str:
     return "bf16" if auto_dtype(default_device()) == torch.bfloat16 else "no"
 
 
-_DECODE_THREADS: ContextVar[int | str | None] = ContextVar("emoreason_decode_threads", default=None)
-
-ADAPTIVE = "auto"
-"""Decode threads chosen per decode block: 1 while other processes keep at least
-:data:`BUSY_ELSEWHERE_CORES` cores busy (or when that cannot be read), else torch's setting."""
-BUSY_ELSEWHERE_CORES = 0.5
-"""CPU time of other processes, in cores over the last window, from which decoding takes one thread."""
-LOAD_WINDOW_S = 1.0
-"""Shortest window :func:`cores_busy_elsewhere` measures over; calls within it get the last answer."""
+_DECODE_THREADS: ContextVar[int | None] = ContextVar("emoreason_decode_threads", default=None)
 
 
-def auto_decode_threads(device: str | torch.device) -> int | str | None:
-    """The ``auto`` decode threads of ``device``: :data:`ADAPTIVE` on a CPU (see the module
-    docstring), None (torch's own setting, untouched) elsewhere."""
-    return ADAPTIVE if torch.device(device).type == "cpu" else None
-
-
-def _cpu_seconds() -> tuple[float, float, float] | None:
-    """(monotonic time, busy CPU seconds of the whole machine, CPU seconds of this process) or None
-    where ``/proc/stat`` cannot be read (not Linux)."""
-    import time
-
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:9]]  # user nice system idle iowait irq softirq steal
-    except (OSError, ValueError):
-        return None
-    busy = (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
-    own = os.times()
-    return time.monotonic(), busy, own.user + own.system
-
-
-class _OtherLoad:
-    """Cores that other processes kept busy between two readings (thread-safe)."""
-
-    def __init__(self) -> None:
-        import threading
-
-        self._lock = threading.Lock()
-        self._last = _cpu_seconds()
-        self._answer: float | None = None
-
-    def cores(self) -> float | None:
-        with self._lock:
-            now = _cpu_seconds()
-            if now is None or self._last is None:
-                return None
-            if now[0] - self._last[0] >= LOAD_WINDOW_S or self._answer is None:
-                wall = max(now[0] - self._last[0], 1e-3)
-                self._answer = max(0.0, (now[1] - self._last[1] - (now[2] - self._last[2])) / wall)
-                self._last = now
-            return self._answer
-
-
-_OTHER_LOAD = _OtherLoad()
-
-
-def cores_busy_elsewhere() -> float | None:
-    """CPU time other processes used, in cores, over the last window of at least
-    :data:`LOAD_WINDOW_S` (the machine's busy time from ``/proc/stat`` minus this process's own);
-    None where it cannot be read. The first call measures since the module was imported."""
-    return _OTHER_LOAD.cores()
-
-
-def adaptive_threads() -> int | None:
-    """What :data:`ADAPTIVE` decode threads resolve to now: 1 when other processes keep
-    :data:`BUSY_ELSEWHERE_CORES` or more busy (or the load cannot be read), None (torch's
-    threads) when the machine is otherwise idle."""
-    busy = cores_busy_elsewhere()
-    return None if busy is not None and busy < BUSY_ELSEWHERE_CORES else 1
+def auto_decode_threads(device: str | torch.device) -> int | None:
+    """The ``auto`` decode threads of ``device``: 1 on a CPU (see the module docstring), None
+    (torch's own setting, untouched) elsewhere."""
+    return 1 if torch.device(device).type == "cpu" else None
 
 
 @contextmanager
-def decode_threads(threads: int | str | None) -> Iterator[None]:
+def decode_threads(threads: int | None) -> Iterator[None]:
     """Until the block ends, :func:`decoding` blocks in this thread (and context) run torch on
-    ``threads`` intra-op threads; :data:`ADAPTIVE`: chosen at each block
-    (:func:`adaptive_threads`); None: torch's setting as it is."""
-    if threads is not None and threads != ADAPTIVE and (not isinstance(threads, int) or threads < 1):
-        raise ValueError(f"decode threads must be >= 1, {ADAPTIVE!r} or None, got {threads}")
+    ``threads`` intra-op threads; None: torch's setting as it is."""
+    if threads is not None and threads < 1:
+        raise ValueError(f"decode threads must be >= 1 or None, got {threads}")
     token = _DECODE_THREADS.set(threads)
     try:
         yield
@@ -197,8 +130,6 @@ def decoding() -> Iterator[None]:
     ``torch.set_num_threads`` is process-wide: callers hold the engine's model lock, so no other
     forward runs meanwhile."""
     threads = _DECODE_THREADS.get()
-    if threads == ADAPTIVE:
-        threads = adaptive_threads()
     before = torch.get_num_threads()
     if threads is None or threads == before:
         yield

@@ -137,9 +137,8 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    "else as the model was trained (default: auto)")
     p.add_argument("--decode-threads", type=_decode_threads, default="auto", metavar="N",
                    help="torch threads of the token-by-token generation loops (encoders and prefills keep torch's "
-                   "default); auto: on a CPU 1 while other processes keep the cores busy (batched decode steps "
-                   "stall on shared cores with more), else torch's default, chosen at each generation; torch's "
-                   "default on a GPU; 0: torch's default everywhere (default: auto)")
+                   "default); auto: 1 on a CPU, where batched decode steps stall on shared cores with more, "
+                   "torch's default on a GPU; 0: torch's default everywhere (default: auto)")
 
 
 def _decode_threads(text: str) -> str | int | None:

@@ -189,7 +189,7 @@ class Engine:
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
                  max_seconds: float = MAX_SECONDS, whisper_dir: str | Path | None = None,
-                 decode_threads: int | str | None = None, transcriber: str | None = None,
+                 decode_threads: int | None = None, transcriber: str | None = None,
                  whisper_encoder: str | None = "speech", quote_check: str | None = None,
                  check_dir: str | Path | None = None, check_encoder: str | None = None,
                  transcript_cache: Any = None, transcript_language: str = "en"):
@@ -197,8 +197,7 @@ class Engine:
         self.transcript_language = transcript_language
         self.decode_threads = decode_threads
         """torch intra-op threads of the token-by-token generations (``emoreason.hardware.decode_threads``);
-        None: torch's setting; ``"auto"`` (what :meth:`load` picks on a CPU): one thread while other
-        processes keep the cores busy, else torch's setting (``emoreason.hardware.adaptive_threads``)."""
+        None: torch's setting. :meth:`load` picks 1 on a CPU."""
         self.whisper_dir = Path(whisper_dir) if whisper_dir is not None else None
         self.transcriber = transcriber
         self.whisper_encoder = whisper_encoder
@@ -233,10 +232,8 @@ class Engine:
         ``float32`` / ``bfloat16`` force one.
 
         ``decode_threads``: torch threads of the generations' decode loops (encoders, prefills and
-        scoring keep torch's setting); ``auto``: on a CPU 1 while other processes keep the cores
-        busy, where a decode step's small GEMMs stall on a shared core with more, else torch's
-        setting, chosen at each generation (``emoreason.hardware.adaptive_threads``); untouched on
-        a GPU; None: untouched.
+        scoring keep torch's setting); ``auto``: 1 on a CPU, where a decode step's small GEMMs
+        stall on a shared core with more (``emoreason.hardware``), untouched on a GPU; None: untouched.
 
         ``transcriber``: the Whisper checkpoint of ``transcript="whisper"`` (and of ``auto``, which
         then always picks it): ``packaged:NAME``, a local Whisper directory or a hub id (offline:
