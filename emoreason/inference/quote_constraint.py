@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import threading
 import weakref
 from collections.abc import Sequence
 from typing import Any
@@ -423,7 +424,9 @@ def allowed_tokens(table: TokenTable, index: TranscriptIndex, text: str, eos_ids
     """What one row may generate next, given its generated ``text`` so far.
 
     Returns (inside, ids): outside a quote ``ids`` are the *forbidden* tokens (opening marks that
-    lead nowhere), inside a quote the *allowed* ones (never empty: EOS at worst)."""
+    lead nowhere), inside a quote the *allowed* ones (never empty: EOS at worst). Answers inside a
+    quote are kept on ``index`` (:attr:`TranscriptIndex.inside`) and handed out again: read them,
+    do not change them."""
     state = open_quote(text)
     if state is None:
         after_word = bool(text) and (text[-1] == "'" or bool(re.match(r"\w", text[-1])))
@@ -468,19 +471,21 @@ MEMO_ENTRIES = 4096
 INDEX_ENTRIES = 512
 """Most transcripts whose indexes :func:`transcript_index` keeps for reuse."""
 _INDEXES: "dict[str | tuple[str, ...], TranscriptIndex]" = {}
+_INDEXES_LOCK = threading.Lock()  # engines in other threads may build constraints at the same time
 
 
 def transcript_index(transcript: str | Sequence[str] | None) -> TranscriptIndex:
     """The :class:`TranscriptIndex` of ``transcript`` (text or quotable spans; None = ""), shared by
     every constraint over the same transcript in this process, with what it has answered so far."""
     key: str | tuple[str, ...] = (transcript or "") if isinstance(transcript, str) or transcript is None else tuple(transcript)
-    index = _INDEXES.pop(key, None)
-    if index is None:
-        index = TranscriptIndex(key if isinstance(key, str) else list(key))
-        if len(_INDEXES) >= INDEX_ENTRIES:
-            del _INDEXES[next(iter(_INDEXES))]  # the least recently used
-    _INDEXES[key] = index  # (re)inserted last: most recently used
-    return index
+    with _INDEXES_LOCK:
+        index = _INDEXES.pop(key, None)
+        if index is None:
+            index = TranscriptIndex(key if isinstance(key, str) else list(key))
+            if len(_INDEXES) >= INDEX_ENTRIES:
+                del _INDEXES[next(iter(_INDEXES))]  # the least recently used
+        _INDEXES[key] = index  # (re)inserted last: most recently used
+        return index
 
 
 class QuoteConstraint:
