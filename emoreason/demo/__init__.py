@@ -25,10 +25,10 @@ and everything after it):
   5. analyse one held-out clip with the inference engine (emotion, --task asr, --task sqa) and
      write OUT/report.html + OUT/report.md
 
-Budget: the full demo trains 4 variants (the dual-encoder ones 60 steps, the single-encoder one
-130) and evaluates 160 held-out emotion clips from 4 speakers (12.5 minutes on 2 cores with native
-bf16, 24 minutes on 2 cores limited to AVX2 and fp32; --time-budget MIN fits it to your
-minutes); --quick trains 2 x 22 steps (2-7 minutes; what CI runs). See docs/demo.md."""
+Budget: the full demo trains 4 variants (60 steps each) and evaluates 160 held-out emotion clips
+from 4 speakers (11-13 minutes on 2 cores with native bf16, 22 minutes on 2 cores limited to AVX2
+and fp32; --time-budget MIN fits it to your minutes); --quick trains 2 x 22 steps (2-7 minutes;
+what CI runs). See docs/demo.md."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
