@@ -122,11 +122,13 @@ class ModelConfig:
     at the text tokens' scale. False: the paper's plain MLP output. Saved in the model's config, so
     inference builds the same adapters. See docs/training.md, "Label accuracy"."""
     emotion_pooled_tokens: int = 0
-    """Extra "utterance" emotion tokens per clip (``fusion: sequence`` only): the emotion encoder's
+    """Extra "utterance" emotion tokens per clip (``fusion: sequence``, or ``none`` with
+    ``single_encoder_pooled``, then over the speech encoder's frames): the emotion encoder's
     frames pooled over the clip (mean and std, what a linear probe on the encoder sees) and mapped
     by their own small MLP to this many LLM tokens, placed after the emotion adapter's frame tokens
     (``emoreason.model.adapter.PooledTokens``). 0: the paper's frame tokens only; ignored with
-    ``fusion`` feature / none (so ``model.fusion=none`` on mini.yaml just works). Saved in the
+    ``fusion`` feature, and none unless ``single_encoder_pooled`` (so ``model.fusion=none`` on
+    mini.yaml just works). :func:`pooled_token_count` says where they go. Saved in the
     model's config and the processor's. See docs/training.md, "Label accuracy"."""
     single_encoder_pooled: bool = False
     """With ``fusion: none`` (speech encoder only): the speech adapter appends the

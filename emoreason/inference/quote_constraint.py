@@ -477,11 +477,11 @@ _INDEXES_LOCK = threading.Lock()  # engines in other threads may build constrain
 def transcript_index(transcript: str | Sequence[str] | None) -> TranscriptIndex:
     """The :class:`TranscriptIndex` of ``transcript`` (text or quotable spans; None = ""), shared by
     every constraint over the same transcript in this process, with what it has answered so far."""
-    key: str | tuple[str, ...] = (transcript or "") if isinstance(transcript, str) or transcript is None else tuple(transcript)
+    key: str | tuple[str, ...] = transcript if isinstance(transcript, str) else tuple(transcript or ())
     with _INDEXES_LOCK:
         index = _INDEXES.pop(key, None)
         if index is None:
-            index = TranscriptIndex(key if isinstance(key, str) else list(key))
+            index = TranscriptIndex(key)
             if len(_INDEXES) >= INDEX_ENTRIES:
                 del _INDEXES[next(iter(_INDEXES))]  # the least recently used
         _INDEXES[key] = index  # (re)inserted last: most recently used

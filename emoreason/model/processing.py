@@ -21,8 +21,9 @@ prompt is tokenised on its own in both cases, training sees exactly the prompt t
 
 User turn: ``<audio_start>`` + ``<audio>`` x N + ``<audio_end>`` + instruction, where
 
-- N = speech tokens + emotion tokens + ``emotion_pooled_tokens`` (fusion ``sequence``), or speech
-  tokens (``feature``/``none``);
+- N = speech tokens + emotion tokens + ``emotion_pooled_tokens`` (fusion ``sequence``), speech
+  tokens + ``emotion_pooled_tokens`` (``none``; 0 unless ``model.single_encoder_pooled``), or speech
+  tokens (``feature``);
 - speech tokens = ``num_tokens`` (100) for a 30 s window, or with ``dynamic_length``
   ceil(ceil(ceil(samples / 160) / 2) / k) with k = 1500 / num_tokens (the clip's real length
   rounded up to the adapter's group size).
