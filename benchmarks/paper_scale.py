@@ -14,7 +14,12 @@ What it does (no downloads: every part is a ``preset:NAME`` with ``init: random`
    token-mean loss, clipping, AdamW over the parameter groups), batch ``--batch`` of synthetic 5-10 s clips
    (zero-padded to 30 s, as the paper does) with ~``--text-tokens`` text tokens;
 3. analyses ``--batch`` clips in one batch through ``emoreason.inference.engine.Engine`` (label scoring
-   alone, then scoring + a ``--gen-tokens`` greedy explanation).
+   alone, then scoring + a ``--gen-tokens`` greedy explanation), on the training model as it is and
+   then as ``Engine.load`` serves it (LoRA merged, everything in the device's inference dtype).
+
+MFU counts model FLOPs as ``tools/gpu_anchor.py`` does (``model_flops_per_step``) against a bf16
+matrix-product rate measured in the same run. ``--profile DIR`` writes torch.profiler tables of two
+training steps and of each analyze.
 
 Reports median step time (the loop's own wall time, data collation included, and without it),
 samples/s, peak GPU memory (``torch.cuda.max_memory_allocated``), analyze times; prints a markdown
@@ -24,6 +29,7 @@ Not a test: ``tests/test_bench_paper_scale.py`` runs ``--tiny``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import gc
 import json
@@ -33,9 +39,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
+
+STARTED = time.perf_counter()  # this module's import: the process's start, near enough
 
 DEFAULT_CONFIG = "paper/table3-alt4-whisper-large-v3"  # a packaged config name (emoreason.configs)
 
@@ -175,11 +183,74 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
     if cuda:
         R["device_mem_GiB"] = gib(torch.cuda.get_device_properties(device).total_memory)
+    if cuda:
+        R["bf16_matmul_tflops"] = matmul_peak_tflops(device)
     model, processor = build_on_device(cfg.model, device, R)
+    R["startup_s"] = round(time.perf_counter() - STARTED, 2)  # process start (imports) -> model ready on device
     train_steps(model, processor, cfg, args, R)
+    utilisation(model, args.batch, R)
     analyze_batch(model, processor, cfg.model, args, R)
+    if args.served:
+        analyze_served(model, processor, cfg.model, args, R)
     R["model_config"] = to_dict(cfg.model)
     return R
+
+
+def matmul_peak_tflops(device: str, n: int = 8192, repeats: int = 10) -> float:
+    """Measured bf16 matrix-product rate (TFLOP/s) of an ``n``-cube product on ``device``: the
+    ceiling MFU is read against, as ``tools/gpu_anchor.py`` measures it (median of ``repeats``)."""
+    import torch
+
+    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn_like(a)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(repeats):
+        torch.cuda.synchronize()
+        tic = time.perf_counter()
+        a @ b
+        torch.cuda.synchronize()
+        times.append(time.perf_counter() - tic)
+    del a, b
+    return round(2 * n**3 / statistics.median(times) / 1e12, 1)
+
+
+def model_flops_per_step(model: Any, batch: int, seq_len: int, trained: set[str], frames: int = 1500) -> float | None:
+    """Model FLOPs of one emotion-phase training step, counted as ``tools/gpu_anchor.py`` counts them
+    (so the two MFUs compare): per example, each encoder's forward over ``frames`` (30 s padded) is
+    ``2 N T + 4 L T^2 d``; an encoder frozen in this phase runs forward only (1x), one in ``trained``
+    (names: ``"emotion"``) forward + backward (3x); the LLM runs forward and the backward of its activations
+    (2 x ``2 N tok``, LM head included), LoRA's own small matrices left out. None when an encoder
+    is not a Whisper encoder (the count assumes its 1500 frames of 30 s)."""
+    f_enc = 0.0
+    for name, encoder in model.encoders.items():
+        cfg = getattr(getattr(encoder, "encoder", None), "config", None)
+        if cfg is None or not hasattr(cfg, "encoder_layers"):
+            return None
+        n_params = sum(p.numel() for n, p in encoder.named_parameters() if not n.endswith("embed_positions.weight"))
+        one = 2 * n_params * frames + 4 * cfg.encoder_layers * frames * frames * cfg.d_model
+        f_enc += one * (3 if name in trained else 1)
+    base = sum(p.numel() for n, p in model.llm.named_parameters() if "lora_" not in n)
+    head = model.llm.get_output_embeddings().weight
+    tied = head.data_ptr() == model.llm.get_input_embeddings().weight.data_ptr()
+    # the anchor's count: every base parameter (embedding included) as a matmul, plus the LM head
+    f_llm = 2 * base * seq_len + (2 * head.numel() * seq_len if tied else 0)
+    return float(batch * (f_enc + 2 * f_llm))
+
+
+def utilisation(model: Any, batch: int, R: dict[str, Any]) -> None:
+    """Adds ``model_tflop_per_step`` and, with a measured peak, ``mfu`` (model step, collation left
+    out) and ``mfu_loop`` (the loop's own step time) to R."""
+    trained = {g.removesuffix("_encoder") for g in R["phase_groups"] if g.endswith("_encoder")}
+    flops = model_flops_per_step(model, batch, R["seq_len"], trained)
+    if flops is None:
+        R["model_tflop_per_step"] = "n/a (not Whisper encoders)"
+        return
+    R["model_tflop_per_step"] = round(flops / 1e12, 2)
+    if R.get("bf16_matmul_tflops"):
+        R["mfu"] = round(flops / R["model_step_s"] / 1e12 / R["bf16_matmul_tflops"], 3)
+        R["mfu_loop"] = round(flops / R["step_s"] / 1e12 / R["bf16_matmul_tflops"], 3)
 
 
 def build_on_device(model_cfg: Any, device: str, R: dict[str, Any]) -> tuple[Any, Any]:
@@ -245,6 +316,9 @@ def train_steps(model: Any, processor: Any, cfg: Any, args: argparse.Namespace, 
                 steps = trainer.fit(resume=False, stop_after=args.warmup + args.steps)
                 R["train_wall_s"] = round(time.perf_counter() - tic, 2)
                 attempts.append({"gradient_checkpointing": ckpt, "ok": True})
+                if args.profile is not None:  # two more steps under the profiler, kernels already warm
+                    with profiled(args.profile / "train_profile.txt", cuda):
+                        trainer.fit(resume=False, stop_after=2)
                 break
             except torch.OutOfMemoryError as e:  # full size on a smaller card: retry with checkpointing
                 attempts.append({"gradient_checkpointing": ckpt, "ok": False, "error": str(e).splitlines()[0][:200]})
@@ -306,8 +380,11 @@ def analyze_batch(model: Any, processor: Any, model_cfg: Any, args: argparse.Nam
     analyze(min(2, args.gen_tokens))  # warm-up: first-call kernels and allocator growth
     R["analyze_score_only_s"] = analyze(0)[0]
     R["analyze_s"], results = analyze(args.gen_tokens)
+    if args.profile is not None:
+        with profiled(args.profile / "analyze_profile.txt", cuda):
+            analyze(args.gen_tokens)
     R["analyze_gen_tokens"] = args.gen_tokens
-    R["analyze_decode_ms_per_token"] = round(1000 * (R["analyze_s"] - R["analyze_score_only_s"]) / max(args.gen_tokens, 1), 1)
+    R["analyze_decode_ms_per_token"] = decode_ms(R["analyze_s"], R["analyze_score_only_s"], args.gen_tokens)
     ok = [r for r in results if isinstance(r, AnalysisResult)]
     R["analyze_ok"] = len(ok)
     R["analyze_errors"] = [r.to_dict() for r in results if not isinstance(r, AnalysisResult)]
@@ -318,12 +395,73 @@ def analyze_batch(model: Any, processor: Any, model_cfg: Any, args: argparse.Nam
         R["analyze_peak_mem_GiB"] = gib(torch.cuda.max_memory_allocated())
 
 
+@contextlib.contextmanager
+def profiled(path: Path, cuda: bool, rows: int = 40) -> Iterator[None]:
+    """Runs the block under ``torch.profiler`` and writes its operator table (``rows`` rows, by device
+    time on CUDA, else CPU time) to ``path``: where a step's time goes."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with profile(activities=activities) as prof:
+        yield
+        if cuda:
+            torch.cuda.synchronize()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sort = "cuda_time_total" if cuda else "cpu_time_total"
+    path.write_text(prof.key_averages().table(sort_by=sort, row_limit=rows, max_name_column_width=70) + "\n")
+
+
+def decode_ms(with_tokens_s: float, score_only_s: float, tokens: int) -> float:
+    """Milliseconds per generated token: the analyze's time beyond label scoring, per token."""
+    return round(1000 * (with_tokens_s - score_only_s) / max(tokens, 1), 1)
+
+
+def analyze_served(model: Any, processor: Any, model_cfg: Any, args: argparse.Namespace, R: dict[str, Any]) -> None:
+    """The same analyze on the model as ``Engine.load`` serves it: LoRA folded into the LLM's weights
+    and everything cast to the device's inference dtype (``emoreason.hardware.inference_dtype``:
+    bf16 encoders and adapters on a GPU instead of their fp32 training copies). The last step of the
+    check: it leaves the model merged and cast. Adds ``served_score_only_s``, ``served_analyze_s``,
+    ``served_decode_ms_per_token`` and ``served_dtypes``."""
+    import torch
+
+    from emoreason.hardware import inference_dtype
+    from emoreason.inference.engine import Engine, config_labels
+
+    if hasattr(model.llm, "merge_and_unload"):
+        model.llm = model.llm.merge_and_unload()
+    cast = inference_dtype("auto", R["device"])
+    if cast is not None:
+        model.to(cast)
+    model.eval()
+    R["served_dtypes"] = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})
+    engine = Engine(model, processor, config_labels(model_cfg), name="paper-scale-served")
+    clips = [(f"clip{i}", synthetic_wave(10_000 + i)) for i in range(args.batch)]
+    cuda = R["device"].startswith("cuda")
+    times = {}
+    for tokens in (min(2, args.gen_tokens), 0, args.gen_tokens):  # warm-up, scoring only, with tokens
+        if cuda:
+            torch.cuda.synchronize()
+        tic = time.perf_counter()
+        engine.analyze(clips, task="emotion", batch_size=args.batch, max_new_tokens=tokens, transcript="none")
+        if cuda:
+            torch.cuda.synchronize()
+        times[tokens] = round(time.perf_counter() - tic, 3)
+    R["served_score_only_s"] = times[0]
+    R["served_analyze_s"] = times[args.gen_tokens]
+    R["served_decode_ms_per_token"] = decode_ms(times[args.gen_tokens], times[0], args.gen_tokens)
+    if args.profile is not None:
+        with profiled(args.profile / "served_profile.txt", cuda):
+            engine.analyze(clips, task="emotion", batch_size=args.batch, max_new_tokens=args.gen_tokens, transcript="none")
+
+
 def table(R: dict[str, Any]) -> str:
     """Markdown table of the main numbers, beside FACTS' H200 anchor where one exists."""
     show_ref = not R["tiny"]  # tiny sizes are not comparable with anything
     rows = [
         ("device", R["device_name"], "H200 (FACTS)"),
-        ("model build (random, on device)", f"{R['build_s']} s", ""),
+        ("model build (random, on device) / process start to model ready", f"{R['build_s']} s / {R['startup_s']} s",
+         "start-up goal <= 30 s"),
         ("params total / trainable in phase", f"{R['params_M']['total']}M / "
          f"{sum(R['params_M'][k] for k in R['phase_groups']):.1f}M", "9.3B LLM + 2 x 637M + 320M adapters"),
         ("sequence (audio + text tokens)", f"{R['seq_len']} ({R['audio_tokens']} + {R['text_tokens']})", "270 (110 + 160)"),
@@ -337,7 +475,15 @@ def table(R: dict[str, Any]) -> str:
         (f"analyze {R['batch']} clips: scoring + {R['analyze_gen_tokens']} tokens", f"{R['analyze_s']} s "
          f"(~{R['analyze_decode_ms_per_token']} ms/token)", "93 ms/token (generate, inputs_embeds + PEFT)"),
         ("analyze results ok", f"{R['analyze_ok']}/{R['batch']}", ""),
+        ("model FLOPs per step (anchor's count)", f"{R['model_tflop_per_step']} TFLOP", "120.5 TFLOP"),
+        ("MFU (model step / loop step) vs measured bf16 peak",
+         f"{R.get('mfu', 'n/a')} / {R.get('mfu_loop', 'n/a')} of {R.get('bf16_matmul_tflops', 'n/a')} TFLOP/s",
+         "0.31 of 765 (goal 0.55)"),
     ]
+    if "served_decode_ms_per_token" in R:
+        rows += [("as served (LoRA merged, " + "/".join(R["served_dtypes"]) + "): scoring only / + tokens",
+                  f"{R['served_score_only_s']} s / {R['served_analyze_s']} s (~{R['served_decode_ms_per_token']} ms/token)",
+                  "decode goal <= 7 ms/token")]
     lines = ["| measure | this run | reference |", "|---|---|---|"]
     for name, value, reference in rows:
         lines.append(f"| {name} | {value} | {reference if show_ref else '-'} |")
@@ -354,6 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch", type=int, default=6, help="micro batch for training and clips per analyze batch (default %(default)s)")
     p.add_argument("--text-tokens", type=int, default=160, help="text tokens per training example, template included (default %(default)s)")
     p.add_argument("--gen-tokens", type=int, default=32, help="explanation tokens generated by the analyze (default %(default)s)")
+    p.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                   help="also profile two training steps and one analyze (torch.profiler); tables go to DIR")
+    p.add_argument("--no-served", dest="served", action="store_false",
+                   help="skip the last analyze on the model as Engine.load serves it (LoRA merged, one inference dtype)")
     p.add_argument("--device", default=None, help="torch device (default: cuda when available, else cpu, which needs --tiny)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra dotted config overrides applied last, e.g. model.llm.attn_implementation=sdpa")

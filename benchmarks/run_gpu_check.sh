@@ -6,7 +6,7 @@
 #        bash benchmarks/run_gpu_check.sh --prepare
 #      puts into .gpucheck/ (git-ignored via .git/info/exclude) what the GPU image lacks or has in
 #      another version: wheels of transformers / peft / regex at this venv's versions, soundfile (+ cffi,
-#      pycparser), and a copy of the shared gpu_anchor.py (../shared does not travel to the device).
+#      pycparser), omegaconf (+ antlr4 runtime, built here: source only), soxr, and a copy of the shared gpu_anchor.py (../shared does not travel to the device).
 #   2. on the GPU machine (device tool: command "bash benchmarks/run_gpu_check.sh",
 #      carry [".gpucheck"], timeout_s 600):
 #        bash benchmarks/run_gpu_check.sh
@@ -15,7 +15,9 @@
 #      paper_scale.json and summary.md under $OUT (or runs/gpu-check/ when OUT is unset).
 #
 # Expected on an H100: ~5 min in all (two anchor variants ~2.5 min, ours ~1.5 min, imports).
-# Options go to paper_scale.py, e.g. `bash benchmarks/run_gpu_check.sh --steps 4`. Without a GPU the
+# Options go to paper_scale.py, e.g. `bash benchmarks/run_gpu_check.sh --steps 4`; ANCHOR_ARGS goes to
+# the anchor (default "--steps 4": its medians in half the time of its own default 8); SKIP_ANCHOR=1
+# leaves it out (a second run in the same session, e.g. with `--profile "$OUT/prof"`). Without a GPU the
 # same script is a dry run at tiny sizes on CPU (anchor --tiny, paper_scale.py --tiny), ~1 min.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,14 +32,17 @@ if [ "${1:-}" = "--prepare" ]; then
   grep -qxF "/$STAGE/" .git/info/exclude 2>/dev/null || echo "/$STAGE/" >> .git/info/exclude
   versions=$($PY - <<'EOF'
 from importlib.metadata import version
-print(" ".join(f"{n}=={version(n)}" for n in ("transformers", "peft", "regex", "soundfile", "cffi", "pycparser")))
+print(" ".join(f"{n}=={version(n)}" for n in ("transformers", "peft", "regex", "soundfile", "cffi", "pycparser", "omegaconf", "soxr")))
 EOF
 )
+  # omegaconf's parser runtime is published as source only: build its (pure-Python) wheel here
+  antlr=$($PY -c 'from importlib.metadata import version; print("antlr4-python3-runtime==" + version("antlr4-python3-runtime"))')
   echo "downloading wheels for Python 3.12 x86-64: $versions"
   rm -f "$STAGE"/*.whl
   $PY -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform manylinux1_x86_64 -d "$STAGE" $versions
+  $PY -m pip wheel -q --no-deps -w "$STAGE" "$antlr"
   for d in shared ../shared; do
     if [ -f "$d/tools/gpu_anchor.py" ]; then cp "$d/tools/gpu_anchor.py" "$STAGE/"; break; fi
   done
@@ -57,7 +62,7 @@ if ls "$STAGE"/*.whl >/dev/null 2>&1; then
     || echo "warning: wheel install failed; using the image's packages"
   # transformers checks some dependency versions at import (regex, tokenizers, hub): if the staged
   # set does not import, fall back to the image's own packages rather than fail outright.
-  if [[ "${PYTHONPATH:-}" == /tmp/site* ]] && ! $PY -c "import transformers, peft, soundfile" 2>"$OUT_DIR/import_error.log"; then
+  if [[ "${PYTHONPATH:-}" == /tmp/site* ]] && ! $PY -c "import transformers, peft, soundfile, omegaconf, soxr" 2>"$OUT_DIR/import_error.log"; then
     echo "warning: staged wheels do not import (see import_error.log); using the image's packages"
     PYTHONPATH=${PYTHONPATH#/tmp/site}; PYTHONPATH=${PYTHONPATH#:}; export PYTHONPATH
   fi
@@ -77,9 +82,12 @@ for d in shared ../shared; do
   if [ -f "$d/tools/gpu_anchor.py" ]; then cp "$d/tools/gpu_anchor.py" "$STAGE/gpu_anchor.py"; break; fi
 done
 anchor_rc=skipped
-if [ -f "$STAGE/gpu_anchor.py" ]; then
+if [ -n "${SKIP_ANCHOR:-}" ]; then
+  echo "== anchor: skipped (SKIP_ANCHOR set)"
+elif [ -f "$STAGE/gpu_anchor.py" ]; then
   echo "== anchor: $STAGE/gpu_anchor.py (plain transformers, eager then SDPA encoders)"
-  OUT=$OUT_DIR timeout 240 $PY "$STAGE/gpu_anchor.py" "${SIZE[@]}" 2>&1 | tee "$OUT_DIR/anchor.log" | grep -v "it/s\]"
+  # shellcheck disable=SC2086  # ANCHOR_ARGS is a word list on purpose
+  OUT=$OUT_DIR timeout 240 $PY "$STAGE/gpu_anchor.py" "${SIZE[@]}" ${ANCHOR_ARGS---steps 4} 2>&1 | tee "$OUT_DIR/anchor.log" | grep -v "it/s\]"
   anchor_rc=${PIPESTATUS[0]}
 else
   echo "== anchor: gpu_anchor.py not found (run --prepare here first); skipped"
@@ -114,9 +122,10 @@ P = out / "paper_scale.json"
 if P.is_file():
     R = json.loads(P.read_text())
     print("\n| ours (builder + Trainer + Engine) | value |\n|---|---|")
-    for key in ("device_name", "build_s", "gradient_checkpointing", "mixed_precision", "seq_len", "step_s", "samples_per_s",
-                "model_step_s", "model_samples_per_s", "data_s", "peak_mem_GiB", "loss_finite", "analyze_score_only_s",
-                "analyze_s", "analyze_decode_ms_per_token", "analyze_ok", "analyze_peak_mem_GiB"):
+    for key in ("device_name", "build_s", "startup_s", "gradient_checkpointing", "mixed_precision", "seq_len", "step_s", "samples_per_s",
+                "model_step_s", "model_samples_per_s", "data_s", "peak_mem_GiB", "loss_finite", "bf16_matmul_tflops",
+                "model_tflop_per_step", "mfu", "mfu_loop", "analyze_score_only_s", "analyze_s",
+                "analyze_decode_ms_per_token", "served_score_only_s", "served_decode_ms_per_token", "analyze_ok", "analyze_peak_mem_GiB"):
         print(f"| {key} | {R.get(key, '-')} |")
 else:
     print("\nours: no paper_scale.json (see paper_scale.log)")

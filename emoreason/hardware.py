@@ -93,6 +93,20 @@ def resolve_dtype(name: str, device: str | torch.device | None = None) -> torch.
         raise ConfigError(f"unknown dtype {name!r} (expected auto or one of {', '.join(DTYPES)})") from None
 
 
+def inference_dtype(name: str, device: str | torch.device) -> torch.dtype | None:
+    """The dtype an inference engine casts a loaded model to, or None to keep it as built.
+
+    ``name``: ``float32`` | ``bfloat16`` | ``float16`` force that dtype; ``auto`` -> :func:`auto_dtype`
+    of ``device`` when that is not float32. Weights are built for training: on a GPU the LLM in its
+    configured dtype beside fp32 encoders and adapters (fp32 master weights), on a CPU all fp32, so
+    without the cast a GPU runs both encoders as fp32 GEMMs (the paper-scale check on an H200:
+    ~0.5 s of a 6-clip analyze's 1.5 s GPU time, benchmarks/paper_scale.py --profile)."""
+    if name != "auto":
+        return resolve_dtype(name)
+    dtype = auto_dtype(device)
+    return None if dtype == torch.float32 else dtype
+
+
 def auto_mixed_precision() -> str:
     """accelerate's ``mixed_precision`` for ``auto``: ``bf16`` when :func:`auto_dtype` of the training
     device (GPU if any, else CPU) is bf16 (a ``mini`` config step is ~1.8x faster on a CPU with

@@ -78,3 +78,19 @@ def test_one_auto_rule(cpuinfo, monkeypatch, flags, native):
     assert hardware.auto_mixed_precision() == ("bf16" if native else "no")
     with pytest.raises(UserError, match="unknown dtype"):
         hardware.resolve_dtype("int8")
+
+
+@pytest.mark.parametrize("gpu_bf16", [True, False])
+def test_inference_casts_gpu_models_to_one_dtype(cpuinfo, monkeypatch, gpu_bf16):
+    """On a GPU the builder leaves encoders and adapters fp32 (master weights for training) beside
+    a bf16 LLM; an engine's ``auto`` casts the whole model to bf16 there (fp32 GEMMs in both encoders
+    were a third of a paper-scale analyze's GPU time), on a CPU only with native bf16."""
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: gpu_bf16)
+    assert hardware.inference_dtype("auto", "cuda") == (torch.bfloat16 if gpu_bf16 else None)
+    assert hardware.inference_dtype("auto", torch.device("cuda", 0)) == (torch.bfloat16 if gpu_bf16 else None)
+    cpuinfo("avx512_bf16" if gpu_bf16 else "")
+    assert hardware.inference_dtype("auto", "cpu") == (torch.bfloat16 if gpu_bf16 else None)
+    assert hardware.inference_dtype("float32", "cuda") == torch.float32  # a forced dtype always wins
+    assert hardware.inference_dtype("bfloat16", "cpu") == torch.bfloat16
+    with pytest.raises(UserError, match="unknown dtype"):
+        hardware.inference_dtype("int8", "cpu")

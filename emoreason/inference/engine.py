@@ -225,11 +225,11 @@ class Engine:
              transcript_cache: Any = None, transcript_language: str = "en") -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
-        ``dtype``: ``auto`` follows :mod:`emoreason.hardware`'s rule for ``device``: on a GPU the
-        weights stay as the builder made them (it applied the rule already), on a CPU with native
-        bf16 everything runs in bf16 (generation 1.8x faster for the demo model,
-        benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32), elsewhere as built;
-        ``float32`` / ``bfloat16`` force one.
+        ``dtype``: ``auto`` follows :func:`emoreason.hardware.inference_dtype` for ``device``: on a
+        GPU with bf16 and on a CPU with native bf16 everything runs in bf16, encoders and adapters
+        included (they are built fp32 for training; generation 1.8x faster for the demo model on
+        such a CPU, benchmarks/demo_speed.py --dtypes; scores are still softmaxed in fp32),
+        elsewhere as built; ``float32`` / ``bfloat16`` force one.
 
         ``decode_threads``: torch threads of the generations' decode loops (encoders, prefills and
         scoring keep torch's setting); ``auto``: 1 on a CPU, where a decode step's small GEMMs
@@ -258,7 +258,7 @@ class Engine:
         """
         import torch
 
-        from emoreason.hardware import auto_decode_threads, auto_dtype, default_device, resolve_dtype
+        from emoreason.hardware import auto_decode_threads, default_device, inference_dtype
         from emoreason.model.builder import load_pretrained, read_config
         from emoreason.model.whisper_asr import check_language, resolve_transcriber
 
@@ -288,10 +288,9 @@ class Engine:
             decode_threads = auto_decode_threads(device)
         # LoRA folded into the base weights: no peft import, no adapter matmuls (inference only).
         model, processor = load_pretrained(directory, device=device, merge_lora=True)
-        if dtype != "auto":
-            model.to(resolve_dtype(dtype))
-        elif device.type == "cpu" and auto_dtype(device) != torch.float32:
-            model.to(auto_dtype(device))  # CPU weights are built fp32 (for training): cast for inference
+        cast = inference_dtype(dtype, device)
+        if cast is not None:
+            model.to(cast)  # built for training (fp32 encoders and adapters): inference runs in one fast dtype
         model.eval()
         return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
