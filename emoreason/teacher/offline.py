@@ -20,7 +20,7 @@ _READING = {
     "angry": "the wording is confrontational and puts the blame on someone",
     "happy": "the wording is warm and upbeat",
     "sad": "the wording dwells on loss and on things going wrong",
-    "neutral": "the wording is matter-of-fact, with no strong emotional charge",
+    "neutral": "the wording is matter-of-fact and simply passes on information",
     "frustrated": "the wording signals being blocked and fed up with the situation",
     "excited": "the wording is energetic and looks forward to what comes next",
     "surprised": "the wording reacts to something unexpected",
