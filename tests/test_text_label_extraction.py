@@ -53,6 +53,10 @@ CASES = [  # (text, task, expected primary, expected undecided)
     ("The speaker sounds angry, so the sentiment is negative.", "sentiment", ["negative"], False),
     ("The sentiment is neither positive nor negative.", "sentiment", ["neutral"], False),
     ("The sentiment seems mostly neutral, with a slightly negative undertone.", "sentiment", ["neutral"], False),
+    ("The speaker sounds more angry than sad.", "emotion", ["angry"], False),  # a comparison's second term
+    ("She sounds angrier than sad.", "emotion", ["angry"], False),
+    ("The speaker is more than happy to help.", "emotion", ["happy"], False),  # "more than X" asserts X
+    ("The speaker sounds happier than usual.", "emotion", ["happy"], False),
 ]
 
 

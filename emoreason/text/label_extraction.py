@@ -10,7 +10,9 @@ The extractor is a small rule system over tokens, in one left-to-right pass:
   not emotions in running text ("content", "other", "down") are only read in bare answers;
 * quoted spans are removed first: words the speaker said are evidence, not the model's verdict;
 * negation ("not angry", "isn't happy or excited", "no sign of anger", "rather than sad") with a
-  scope that stops at clause boundaries (punctuation, "but", "however", ...);
+  scope that stops at clause boundaries (punctuation, "but", "however", ...); a comparison's
+  second term is not asserted either ("more angry than sad", "angrier than sad"; but "more than
+  happy" asserts happy);
 * minor mentions ("hints of sadness", "slightly annoyed", "sad undertones", concessive clauses
   "although the words sound happy, ...") are kept apart from the verdict;
 * the verdict ("primary") is every asserted, non-minor label in the first sentence that asserts
@@ -203,6 +205,9 @@ def _scan_sentence(tokens: list[str], bare: bool, reading: BinaryReading = AUDIO
                 nxt = tokens[j + 1] if j + 1 < len(tokens) else ""
                 if t == "rather" and nxt != "than" or t == "instead" and nxt != "of":
                     continue  # "rather calm" is an assertion; "rather than calm" is not
+                if t == "than" and j and _lookup(tokens, j - 1, bare, surface)[0]:
+                    kind = "negated"  # "more angry than sad", "angrier than sad": the verdict is the first
+                    break
                 if t in _NEGATORS or t.endswith("n't"):
                     # "not only" and "no doubt" do not negate what follows.
                     if nxt in {"only", "doubt", "question", "wonder", "mistaking"}:
