@@ -12,7 +12,7 @@ The extractor is a small rule system over tokens, in one left-to-right pass:
 * negation ("not angry", "isn't happy or excited", "no sign of anger", "rather than sad") with a
   scope that stops at clause boundaries (punctuation, "but", "however", ...); a comparison's
   second term is not asserted either ("more angry than sad", "angrier than sad"; but "more than
-  happy" asserts happy);
+  happy" asserts happy; the rare "less angry than sad" is read the same way, wrongly);
 * minor mentions ("hints of sadness", "slightly annoyed", "sad undertones", concessive clauses
   "although the words sound happy, ...") are kept apart from the verdict;
 * the verdict ("primary") is every asserted, non-minor label in the first sentence that asserts
