@@ -369,6 +369,31 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
         make_plan("tiny", time_budget_min=0)
 
 
+def test_budget_scales_each_variants_step_by_its_rows_and_gives_all_the_same_steps(tiny_demo):
+    """One step time is measured (on the longest targets); label-only rows are shorter, so their
+    steps are cheaper, and the training seconds buy every variant more steps than one step time
+    for all would (the AVX2 run of the thirteenth session left a quarter of its share unused)."""
+    from emoreason.configs import find_config
+    from emoreason.demo.budget import plan_budget, relative_step_costs, row_tokens
+    from emoreason.model.processing import AudioProcessor
+
+    out, _, _ = tiny_demo
+    config = find_config("tiny.yaml")
+    variants = {style: (config, [f"data.train_manifest={(out / 'targets' / f'train_{style}.jsonl').resolve()}"])
+                for style in ("label", "detailed")}
+    base = AudioProcessor.from_pretrained(out / "runs/label-dual/final")
+    assert row_tokens(*variants["label"], base) < row_tokens(*variants["detailed"], base)
+    scale = relative_step_costs(variants, "detailed", base)
+    assert scale["detailed"] == 1.0 and 0 < scale["label"] < 1
+    uniform = plan_budget(1.0, 0.0, 0.5, variants)
+    scaled = plan_budget(1.0, 0.0, 0.5, variants, step_scale=scale)
+    assert scaled["step_s_by_variant"]["label"] == pytest.approx(0.5 * scale["label"], abs=1e-3)
+    # 36 s of training (60 % of a minute): 36 // (0.5 * 2) = 36 steps each with one step time
+    assert uniform["max_steps_per_variant"] == 36
+    assert scaled["max_steps_per_variant"] == int(36 // (0.5 * (1 + scale["label"]))) > 36
+    assert scaled["train_s_per_variant"] == uniform["train_s_per_variant"] == 18.0
+
+
 def test_eval_cost_counts_whisper_once_per_clip_and_cuts_rows_to_fit():
     from emoreason.demo.budget import MIN_EMOTION_ROWS, EvalCost
 

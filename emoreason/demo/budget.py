@@ -241,21 +241,26 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
 
 
 def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: dict[str, tuple[Path, list[str]]],
-                evaluation: EvalCost | None = None) -> dict[str, Any]:
+                evaluation: EvalCost | None = None, step_scale: dict[str, float] | None = None) -> dict[str, Any]:
     """Step budget per variant and, with ``evaluation``, the held-out rows.
 
-    Without ``evaluation``: ``TRAIN_SHARE`` of the budget left, split evenly over the variants. With
-    it: the budget left less :data:`RESERVE_SHARE` and the evaluation's estimated seconds; when the
-    variants' shortest schedules and the planned evaluation do not fit together, the held-out rows
-    are cut to what does (``test_rows`` in the result; None: the planned rows). The per-variant
-    seconds are divided by the measured step time and each schedule fitted (:func:`fit_variant`)."""
+    ``step_s`` was measured on one variant; ``step_scale``: each variant's step time relative to it
+    (:func:`relative_step_costs`; missing names: 1.0, as are all without it). Without ``evaluation``:
+    ``TRAIN_SHARE`` of the budget left goes to training. With it: the budget left less
+    :data:`RESERVE_SHARE` and the evaluation's estimated seconds; when the variants' shortest
+    schedules and the planned evaluation do not fit together, the held-out rows are cut to what does
+    (``test_rows`` in the result; None: the planned rows). Every variant gets the same step cap, as
+    many steps as the training seconds buy at the variants' own step times (the comparison is at
+    equal steps), and each schedule is fitted to it (:func:`fit_variant`)."""
     left = max(0.0, budget_min * 60 - elapsed_s)
-    result: dict[str, Any] = {"budget_min": budget_min, "elapsed_s": round(elapsed_s, 1), "step_s": round(step_s, 3)}
+    scale = {name: (step_scale or {}).get(name, 1.0) for name in variants}
+    result: dict[str, Any] = {"budget_min": budget_min, "elapsed_s": round(elapsed_s, 1), "step_s": round(step_s, 3),
+                              "step_s_by_variant": {name: round(step_s * f, 3) for name, f in scale.items()}}
     if evaluation is None:
         train_s = left * TRAIN_SHARE
     else:
         spare = left * (1 - RESERVE_SHARE)
-        least_training = step_s * sum(shortest_steps(c, o) for c, o in variants.values())
+        least_training = step_s * sum(scale[name] * shortest_steps(c, o) for name, (c, o) in variants.items())
         rows = evaluation.rows
         if evaluation.seconds() + least_training > spare:
             rows = evaluation.cut(spare - least_training)
@@ -265,11 +270,58 @@ def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: di
                       row_s=round(evaluation.row_s, 3), token_s=round(evaluation.token_s, 4),
                       answer_tokens={v: {t: round(n, 1) for t, n in by.items()} for v, by in evaluation.tokens.items()},
                       planned_test_rows=evaluation.rows, test_rows=rows if rows != evaluation.rows else None)
-    per_variant = train_s / max(1, len(variants))
-    max_steps = int(per_variant // step_s)
+    max_steps = int(train_s // (step_s * max(sum(scale.values()), 1e-9)))
     fitted = {name: fit_variant(config, overrides, max_steps) for name, (config, overrides) in variants.items()}
-    return {**result, "train_s_per_variant": round(per_variant, 1), "max_steps_per_variant": max_steps,
+    return {**result, "train_s_per_variant": round(train_s / max(1, len(variants)), 1), "max_steps_per_variant": max_steps,
             "variants": fitted}
+
+
+def row_tokens(config: Path, overrides: list[str], base: Any) -> float:
+    """Mean LLM sequence length of the config's training rows: audio placeholders plus the rendered
+    prompt (the transcript too with ``data.transcript_in_prompt``) and target, cut to
+    ``data.max_target_tokens``, as the collator renders them. ``base``: an ``AudioProcessor`` whose
+    tokenizer and encoder specs the config shares (the warm-up run's); the config's own fusion,
+    pooled tokens and prompt option are applied over it. Clip lengths come from the audio headers."""
+    import soundfile as sf
+
+    from emoreason.audio import SAMPLE_RATE
+    from emoreason.config import load_config, pooled_token_count
+    from emoreason.data.dataset import ManifestDataset
+    from emoreason.model.processing import AudioProcessor
+
+    cfg = load_config(config, overrides)
+    m = cfg.model
+    processor = AudioProcessor(base.tokenizer, base.speech, base.emotion if m.fusion != "none" else None, m.fusion,
+                               base.system_prompt, transcript_in_prompt=cfg.data.transcript_in_prompt,
+                               emotion_pooled_tokens=pooled_token_count(m))
+    data = ManifestDataset(cfg.data.train_manifest, cfg.data.task_groups, cfg.data.train_split, cfg.data.max_audio_seconds)
+    lengths = []
+    for ex in data.examples:
+        info = sf.info(str(ex.audio))
+        samples = int(info.frames * SAMPLE_RATE / info.samplerate)
+        ids, _ = processor.render(ex.prompt, ex.target, processor.num_audio_tokens(samples), cfg.data.max_target_tokens,
+                                  ex.transcript)
+        lengths.append(len(ids))
+    return statistics.fmean(lengths)
+
+
+def relative_step_costs(variants: dict[str, tuple[Path, list[str]]], measured: str, base: Any) -> dict[str, float]:
+    """Each variant's step time relative to ``measured``'s, estimated as the ratio of their mean
+    training sequence lengths (:func:`row_tokens`): a packed batch's LLM forward and backward is
+    most of a step, and its cost grows with the tokens in it. Measured in the AVX2 emulation (the
+    thirteenth session, one step time for all): label-only rows cost 0.59 of a detailed step, the
+    transcript variant's 1.08; the length ratio leaves out the emotion encoder's share, so it errs
+    long for a speech-encoder-only variant (0.52 measured). A variant this cannot render (say an
+    emotion encoder the measured one lacks) keeps 1.0."""
+    lengths: dict[str, float] = {}
+    for name, (config, overrides) in variants.items():
+        try:
+            lengths[name] = row_tokens(config, overrides, base)
+        except (ValueError, TypeError):
+            continue
+    if not lengths.get(measured):
+        return {}
+    return {name: round(n / lengths[measured], 3) for name, n in lengths.items()}
 
 
 class BudgetClock:

@@ -332,7 +332,9 @@ class Demo:
         targets) and the evaluation's speed (that warm-up model answering held-out rows), then fit
         each variant's schedule, and if need be the held-out rows, to the budget left
         (:mod:`emoreason.demo.budget`). Cut rows are written to ``budget/test.jsonl``."""
-        from emoreason.demo.budget import EvalCost, measure_eval_seconds, measure_step_seconds, plan_budget, rows_text
+        from emoreason.demo.budget import (EvalCost, measure_eval_seconds, measure_step_seconds, plan_budget,
+                                           relative_step_costs, rows_text)
+        from emoreason.model.processing import AudioProcessor
 
         p = self.plan
         params = {"targets": self.runner.digest("targets"), "testset": self.runner.digest("testset"),
@@ -355,8 +357,10 @@ class Demo:
             free = next((v.name for v in p.variants if v.style != "label"), None)
             cost = EvalCost(speed["whisper_s"], speed["row_s"], speed["token_s"], speed["tokens"], rows, free,
                             FREE_QUOTE_ROWS.get(p.mode, 0))
-            result = plan_budget(p.time_budget_min, self.clock.elapsed(), step_s,
-                                 {v.name: (self.config, self._train_overrides(v)) for v in p.variants}, cost)
+            variants = {v.name: (self.config, self._train_overrides(v)) for v in p.variants}
+            # one measured step, the others scaled by their rows' lengths (label-only rows are short)
+            scale = relative_step_costs(variants, longest.name, AudioProcessor.from_pretrained(d / "warmup" / "final"))
+            result = plan_budget(p.time_budget_min, self.clock.elapsed(), step_s, variants, cost, scale)
             result["measured_on"] = longest.name
             if result["test_rows"]:
                 # the first rows of each task: the test set is in rank order (held-out speakers in turn)
@@ -371,8 +375,10 @@ class Demo:
 
         self.budget_plan = self.runner.run("budget", params, build)
         b = self.budget_plan
-        self.say(f"[demo] time budget {b['budget_min']:g} min: {b['step_s']:.2f} s per training step here, "
-                 f"{b['train_s_per_variant']:.0f} s of training per variant (up to {b['max_steps_per_variant']} steps)")
+        by_variant = ", ".join(f"{n} {s:.2f}" for n, s in b.get("step_s_by_variant", {}).items())
+        self.say(f"[demo] time budget {b['budget_min']:g} min: {b['step_s']:.2f} s per training step here "
+                 f"(estimated per variant: {by_variant}), {b['train_s_per_variant']:.0f} s of training per variant "
+                 f"on average (up to {b['max_steps_per_variant']} steps each)")
         if "eval_s_estimate" in b:
             cut = (f"; held-out rows cut to {rows_text(b['test_rows'])} (planned {rows_text(b['planned_test_rows'])})"
                    if b["test_rows"] else "")

@@ -388,10 +388,13 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                 evaluation += (f": to fit, the held-out rows were cut to {rows_text(budget['test_rows'])} "
                                f"(planned {rows_text(budget['planned_test_rows'])}), so the CIs are wider than the full plan's")
             evaluation += "."
+        scaled = budget.get("step_s_by_variant") or {}
+        others = "; ".join(f"{n} {s:.2f} s" for n, s in scaled.items() if n != budget.get("measured_on"))
+        estimated = f" (the others' estimated from their rows' lengths: {others})" if others else ""
         timing_blocks.append(Paragraph([
             f"Time budget {budget['budget_min']:g} min (--time-budget): {budget['step_s']:.2f} s per training step "
-            f"measured on {budget.get('measured_on', '?')}, {budget['train_s_per_variant']:.0f} s of training per variant: "
-            f"{fits}.{evaluation}"]))
+            f"measured on {budget.get('measured_on', '?')}{estimated}, {budget['train_s_per_variant']:.0f} s of training "
+            f"per variant on average: {fits}.{evaluation}"]))
     sections.append(Section("Stage timings (seconds)", timing_blocks))
     return Report("emoreason demo report", [intro], sections)
 
