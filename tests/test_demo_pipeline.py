@@ -342,6 +342,13 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
     assert fit_variant(config, base, planned) == {"overrides": [], "steps": planned, "planned_steps": planned}
     capped = fit_variant(config, base, 2)
     assert capped["steps"] == 2 and "train.max_steps=2" in capped["overrides"]
+    # a joint schedule is capped inside its next longer pass count rather than dropping a whole pass
+    joint = [f"data.train_manifest={manifest}", "train.schedule=joint", "train.epochs=3"]
+    per_pass = schedule_steps(config, [*joint[:2], "train.epochs=1"])
+    between = fit_variant(config, joint, per_pass + 1)
+    assert between == {"overrides": ["train.epochs=2", f"train.max_steps={per_pass + 1}"], "steps": per_pass + 1,
+                       "planned_steps": schedule_steps(config, joint)}
+    assert fit_variant(config, joint, per_pass)["overrides"] == ["train.epochs=1"]  # whole passes when they fit exactly
 
     lines: list[str] = []
     # a budget of 0.06 s: on any machine (a fast CI runner steps the tiny model in ~0.1 s) the

@@ -114,13 +114,24 @@ def shorter_schedules(config: Path, overrides: list[str]) -> list[list[str]]:
 
 def fit_variant(config: Path, overrides: list[str], max_steps: int) -> dict[str, Any]:
     """The longest schedule of ``shorter_schedules`` within ``max_steps`` steps (capped by
-    ``train.max_steps`` when none fits). Returns ``{"overrides", "steps", "planned_steps"}``."""
+    ``train.max_steps`` when none fits). A joint schedule whose whole passes fall short of
+    ``max_steps`` takes the next longer one capped at ``max_steps`` instead (its passes are all
+    alike, and the learning-rate schedule follows the cap), so it trains as many steps as the
+    others; an alternating one keeps whole passes (a cap would cut its final all-task pass).
+    Returns ``{"overrides", "steps", "planned_steps"}``."""
+    from emoreason.config import load_config
+
     options = shorter_schedules(config, overrides)
     planned = schedule_steps(config, overrides)
+    joint = load_config(config, overrides).train.schedule == "joint"
+    longer: list[str] | None = None  # the option before the one that fits
     for extra in options:
         steps = schedule_steps(config, [*overrides, *extra])
         if steps <= max_steps:
+            if joint and longer is not None and steps < max_steps:
+                return {"overrides": [*longer, f"train.max_steps={max_steps}"], "steps": max_steps, "planned_steps": planned}
             return {"overrides": [] if steps == planned else extra, "steps": steps, "planned_steps": planned}
+        longer = extra
     shortest = options[-1]
     capped = max(1, max_steps)
     return {"overrides": [*shortest, f"train.max_steps={capped}"], "steps": capped, "planned_steps": planned}
