@@ -6,10 +6,13 @@ the evaluation will (Whisper transcript, constrained quotes), which gives Whispe
 clip, a row's fixed seconds and the seconds per answer token (:func:`measure_eval_seconds`).
 From these and the budget left, the evaluation's cost is estimated (:class:`EvalCost`); what is
 left after it (and a small reserve for the probe, the analysed clip and the report) goes to
-training, split evenly over the variants, and each variant's schedule is shortened to fit: fewer
-alternation passes first (speech / emotion blocks), keeping the final all-task pass, so every
-variant still trains both sides and all tasks (the comparison the demo exists for). Only if even the
-shortest schedule (one pass per side + the final pass) does not fit, ``train.max_steps`` caps it.
+training. The other variants' step times are the measured one scaled by their training rows'
+lengths (:func:`relative_step_costs`), and every variant gets the same step cap, as many steps as
+the training seconds buy. Each schedule is shortened to fit: fewer alternation passes first
+(speech / emotion blocks), keeping the final all-task pass, so every variant still trains both
+sides and all tasks (the comparison the demo exists for); a joint schedule is capped inside a pass.
+Only if even the shortest schedule (one pass per side + the final pass) does not fit,
+``train.max_steps`` caps it.
 When the shortest schedules and the planned evaluation together do not fit, the held-out rows are
 cut first (the same ranking of clips, so every held-out speaker keeps its share; emotion rows not
 below :data:`MIN_EMOTION_ROWS`), and the report says so.
