@@ -390,6 +390,15 @@ def test_budget_scales_each_variants_step_by_its_rows_and_gives_all_the_same_ste
                 for style in ("label", "detailed")}
     base = AudioProcessor.from_pretrained(out / "runs/label-dual/final")
     assert row_tokens(*variants["label"], base) < row_tokens(*variants["detailed"], base)
+    # a clip whose header is junk is left out of the mean (training reports it by manifest line)
+    rows = (out / "targets" / "train_label.jsonl").read_text().splitlines()
+    junk = out / "junk.wav"
+    junk.write_bytes(b"not audio at all")
+    broken = out / "train_label_broken.jsonl"
+    row = {**json.loads(rows[0]), "id": "junk/emotion", "audio": str(junk)}
+    broken.write_text("\n".join([*[json.dumps({**json.loads(r), "audio": str((out / "targets" / json.loads(r)["audio"]).resolve())})
+                                    for r in rows], json.dumps(row)]) + "\n")
+    assert row_tokens(config, [f"data.train_manifest={broken}"], base) == pytest.approx(row_tokens(*variants["label"], base))
     scale = relative_step_costs(variants, "detailed", base)
     assert scale["detailed"] == 1.0 and 0 < scale["label"] < 1
     uniform = plan_budget(1.0, 0.0, 0.5, variants)

@@ -295,7 +295,9 @@ def row_tokens(config: Path, overrides: list[str], base: Any) -> float:
     prompt (the transcript too with ``data.transcript_in_prompt``) and target, cut to
     ``data.max_target_tokens``, as the collator renders them. ``base``: an ``AudioProcessor`` whose
     tokenizer and encoder specs the config shares (the warm-up run's); the config's own fusion,
-    pooled tokens and prompt option are applied over it. Clip lengths come from the audio headers."""
+    pooled tokens and prompt option are applied over it. Clip lengths come from the audio headers;
+    a clip whose header cannot be read is left out of the mean (training reports it, naming its
+    manifest line); with none readable, ``statistics.StatisticsError`` (a ValueError)."""
     import soundfile as sf
 
     from emoreason.audio import SAMPLE_RATE
@@ -311,7 +313,10 @@ def row_tokens(config: Path, overrides: list[str], base: Any) -> float:
     data = ManifestDataset(cfg.data.train_manifest, cfg.data.task_groups, cfg.data.train_split, cfg.data.max_audio_seconds)
     lengths = []
     for ex in data.examples:
-        info = sf.info(str(ex.audio))
+        try:
+            info = sf.info(str(ex.audio))
+        except Exception:  # soundfile's errors on junk: LibsndfileError, RuntimeError, TypeError
+            continue
         samples = int(info.frames * SAMPLE_RATE / info.samplerate)
         ids, _ = processor.render(ex.prompt, ex.target, processor.num_audio_tokens(samples), cfg.data.max_target_tokens,
                                   ex.transcript)
