@@ -365,17 +365,9 @@ def analyze_batch(model: Any, processor: Any, model_cfg: Any, args: argparse.Nam
         torch.cuda.empty_cache()
         torch.cuda.reset_peak_memory_stats()
     engine = Engine(model, processor, config_labels(model_cfg), name="paper-scale-random")
-    clips = [(f"clip{i}", synthetic_wave(10_000 + i)) for i in range(args.batch)]
 
     def analyze(max_new_tokens: int) -> tuple[float, list[Any]]:
-        if cuda:
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        # transcript="none": the emotion answer alone, as the anchors in FACTS.md measure decoding
-        out = engine.analyze(clips, task="emotion", batch_size=args.batch, max_new_tokens=max_new_tokens, transcript="none")
-        if cuda:
-            torch.cuda.synchronize()
-        return round(time.perf_counter() - tic, 3), out
+        return timed_analyze(engine, args.batch, max_new_tokens, cuda)
 
     analyze(min(2, args.gen_tokens))  # warm-up: first-call kernels and allocator growth
     R["analyze_score_only_s"] = analyze(0)[0]
@@ -417,14 +409,28 @@ def decode_ms(with_tokens_s: float, score_only_s: float, tokens: int) -> float:
     return round(1000 * (with_tokens_s - score_only_s) / max(tokens, 1), 1)
 
 
+def timed_analyze(engine: Any, batch: int, max_new_tokens: int, cuda: bool) -> tuple[float, list[Any]]:
+    """(seconds, results) of one ``engine.analyze`` of ``batch`` synthetic clips in one batch, the
+    device synchronised around it. transcript="none": the emotion answer alone, as the anchors in
+    FACTS.md measure decoding."""
+    import torch
+
+    clips = [(f"clip{i}", synthetic_wave(10_000 + i)) for i in range(batch)]
+    if cuda:
+        torch.cuda.synchronize()
+    tic = time.perf_counter()
+    out = engine.analyze(clips, task="emotion", batch_size=batch, max_new_tokens=max_new_tokens, transcript="none")
+    if cuda:
+        torch.cuda.synchronize()
+    return round(time.perf_counter() - tic, 3), out
+
+
 def analyze_served(model: Any, processor: Any, model_cfg: Any, args: argparse.Namespace, R: dict[str, Any]) -> None:
     """The same analyze on the model as ``Engine.load`` serves it: LoRA folded into the LLM's weights
     and everything cast to the device's inference dtype (``emoreason.hardware.inference_dtype``:
     bf16 encoders and adapters on a GPU instead of their fp32 training copies). The last step of the
     check: it leaves the model merged and cast. Adds ``served_score_only_s``, ``served_analyze_s``,
     ``served_decode_ms_per_token`` and ``served_dtypes``."""
-    import torch
-
     from emoreason.hardware import inference_dtype
     from emoreason.inference.engine import Engine, config_labels
 
@@ -436,23 +442,15 @@ def analyze_served(model: Any, processor: Any, model_cfg: Any, args: argparse.Na
     model.eval()
     R["served_dtypes"] = sorted({str(p.dtype).replace("torch.", "") for p in model.parameters()})
     engine = Engine(model, processor, config_labels(model_cfg), name="paper-scale-served")
-    clips = [(f"clip{i}", synthetic_wave(10_000 + i)) for i in range(args.batch)]
     cuda = R["device"].startswith("cuda")
-    times = {}
-    for tokens in (min(2, args.gen_tokens), 0, args.gen_tokens):  # warm-up, scoring only, with tokens
-        if cuda:
-            torch.cuda.synchronize()
-        tic = time.perf_counter()
-        engine.analyze(clips, task="emotion", batch_size=args.batch, max_new_tokens=tokens, transcript="none")
-        if cuda:
-            torch.cuda.synchronize()
-        times[tokens] = round(time.perf_counter() - tic, 3)
+    # warm-up, scoring only, with tokens
+    times = {tokens: timed_analyze(engine, args.batch, tokens, cuda)[0] for tokens in (min(2, args.gen_tokens), 0, args.gen_tokens)}
     R["served_score_only_s"] = times[0]
     R["served_analyze_s"] = times[args.gen_tokens]
     R["served_decode_ms_per_token"] = decode_ms(times[args.gen_tokens], times[0], args.gen_tokens)
     if args.profile is not None:
         with profiled(args.profile / "served_profile.txt", cuda):
-            engine.analyze(clips, task="emotion", batch_size=args.batch, max_new_tokens=args.gen_tokens, transcript="none")
+            timed_analyze(engine, args.batch, args.gen_tokens, cuda)
 
 
 def table(R: dict[str, Any]) -> str:

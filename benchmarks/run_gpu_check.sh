@@ -14,7 +14,8 @@
 #      (timeout 300 s), prints both tables, and writes anchor.log, paper_scale.log, gpu_anchor.json,
 #      paper_scale.json and summary.md under $OUT (or runs/gpu-check/ when OUT is unset).
 #
-# Expected on an H100: ~5 min in all (two anchor variants ~2.5 min, ours ~1.5 min, imports).
+# Measured on an H200 (2026-11-30): 211 s of command time in all (anchor at --steps 4 and ours), plus
+# ~35 s to start the machine.
 # Options go to paper_scale.py, e.g. `bash benchmarks/run_gpu_check.sh --steps 4`; ANCHOR_ARGS goes to
 # the anchor (default "--steps 4": its medians in half the time of its own default 8); SKIP_ANCHOR=1
 # leaves it out (a second run in the same session, e.g. with `--profile "$OUT/prof"`). Without a GPU the
