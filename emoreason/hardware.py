@@ -14,12 +14,14 @@ The callers differ only in which device they ask about and what they do with the
 The test suite pins ``EMOREASON_CPU_BF16=0`` so that every answer is the same on every CPU.
 
 Threads of the token-by-token decode loops (:func:`decode_threads`, :func:`decoding`): on a CPU
-the engine runs them on one intra-op thread. A decode step multiplies a few rows (one per clip of
-the batch) by every weight matrix; torch splits such a small GEMM over its threads and waits for
-all of them at the end of every op, so when the cores are shared (another process on one of
-them) each op waits for a thread that is not running. Measured on this 2-core machine under
-load: a (8, 576) x (576, 1536) fp32 matmul takes 16 ms on 2 threads and 1.4 ms on 1
-(docs/inference.md, "Where a request's time goes").
+the engine measures them (:data:`TUNED`, :class:`DecodeThreadTuner`). A decode step multiplies a
+few rows (one per clip of the batch) by every weight matrix; torch splits such a small GEMM over
+its threads and waits for all of them at the end of every op, so when the cores are shared
+(another process on one of them) each op waits for a thread that is not running: measured on
+this 2-core machine under load, a (8, 576) x (576, 1536) fp32 matmul takes 16 ms on 2 threads and
+1.4 ms on 1 (docs/inference.md, "Where a request's time goes"). On idle cores the same loops are
+15-25 % faster on two threads. Which case holds changes from minute to minute, so each loop
+times its first steps on both counts and keeps the faster.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -114,21 +117,26 @@ def auto_mixed_precision() -> str:
     return "bf16" if auto_dtype(default_device()) == torch.bfloat16 else "no"
 
 
-_DECODE_THREADS: ContextVar[int | None] = ContextVar("emoreason_decode_threads", default=None)
+TUNED = "tuned"
+"""A :func:`decode_threads` value: each decode loop measures its steps on torch's threads and on
+one (:class:`DecodeThreadTuner`) and runs the rest of the loop on the faster."""
+
+_DECODE_THREADS: ContextVar[int | str | None] = ContextVar("emoreason_decode_threads", default=None)
 
 
-def auto_decode_threads(device: str | torch.device) -> int | None:
-    """The ``auto`` decode threads of ``device``: 1 on a CPU (see the module docstring), None
-    (torch's own setting, untouched) elsewhere."""
-    return 1 if torch.device(device).type == "cpu" else None
+def auto_decode_threads(device: str | torch.device) -> int | str | None:
+    """The ``auto`` decode threads of ``device``: :data:`TUNED` on a CPU (see the module
+    docstring), None (torch's own setting, untouched) elsewhere."""
+    return TUNED if torch.device(device).type == "cpu" else None
 
 
 @contextmanager
-def decode_threads(threads: int | None) -> Iterator[None]:
+def decode_threads(threads: int | str | None) -> Iterator[None]:
     """Until the block ends, :func:`decoding` blocks in this thread (and context) run torch on
-    ``threads`` intra-op threads; None: torch's setting as it is."""
-    if threads is not None and threads < 1:
-        raise ValueError(f"decode threads must be >= 1 or None, got {threads}")
+    ``threads`` intra-op threads, or on the faster of torch's and one with :data:`TUNED`; None:
+    torch's setting as it is."""
+    if threads != TUNED and threads is not None and (not isinstance(threads, int) or threads < 1):
+        raise ValueError(f"decode threads must be >= 1, {TUNED!r} or None, got {threads!r}")
     token = _DECODE_THREADS.set(threads)
     try:
         yield
@@ -136,20 +144,86 @@ def decode_threads(threads: int | None) -> Iterator[None]:
         _DECODE_THREADS.reset(token)
 
 
+class DecodeThreadTuner:
+    """A ``generate`` stopping criterion that stops nothing: it times the decode steps of its loop
+    on two thread counts and keeps the faster for the rest of the loop.
+
+    The loop starts on the count the last tuned loop of this process chose (at first torch's
+    ``threads``); after the first step (the prompt's forward) each count runs ``settle`` untimed
+    steps and then ``probe`` timed ones, the median decides, and the choice is remembered for
+    the next loop. Loops shorter than the probe keep the starting count. Both counts are
+    measured again in every loop because the load changes: on an idle 2-core machine two threads
+    decode the demo's batches ~15-25 % faster than one, while another busy process makes them
+    ~40-60 % slower (docs/inference.md, "Decode threads and grouped attention").
+    """
+
+    _chosen: dict[int, int] = {}
+    """Per torch thread setting, the count the last finished probe chose (process-wide)."""
+
+    def __init__(self, threads: int, probe: int = 3, settle: int = 1, clock: Any = None):
+        import time
+
+        self.threads, self.probe, self.settle = threads, probe, settle
+        self.clock = clock or time.perf_counter
+        start = self._chosen.get(threads, threads)
+        self.order = (start, 1 if start != 1 else threads)
+        self.times: dict[int, list[float]] = {n: [] for n in self.order}
+        self.seen = {n: 0 for n in self.order}
+        self.choice: int | None = None
+        self.last: float | None = None
+        torch.set_num_threads(start)
+
+    def __call__(self, input_ids: torch.Tensor, scores: Any, **kwargs: Any) -> torch.Tensor:
+        if self.choice is None:
+            self._measure()
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+
+    def _measure(self) -> None:
+        now = self.clock()
+        current = torch.get_num_threads()
+        if self.last is not None and current in self.seen:  # the step that just ended ran on ``current``
+            self.seen[current] += 1
+            if self.seen[current] > self.settle:
+                self.times[current].append(now - self.last)
+        first, second = self.order
+        if len(self.times[second]) >= self.probe:
+            self.choice = min(self.order, key=lambda n: sorted(self.times[n])[len(self.times[n]) // 2])
+            self._chosen[self.threads] = self.choice
+            torch.set_num_threads(self.choice)
+        elif len(self.times[first]) >= self.probe and current != second:
+            torch.set_num_threads(second)
+        self.last = self.clock()
+
+
 @contextmanager
-def decoding() -> Iterator[None]:
+def decoding() -> Iterator[list[Any]]:
     """Around a token-by-token ``generate`` call: torch's intra-op threads set to the current
-    :func:`decode_threads` (restored afterwards); nothing changes outside such a block.
+    :func:`decode_threads` (restored afterwards); nothing changes outside such a block. Yields the
+    stopping criteria the call must pass to ``generate`` (:func:`with_stopping_criteria`): a
+    :class:`DecodeThreadTuner` with :data:`TUNED` on a machine with more than one thread, else none.
 
     ``torch.set_num_threads`` is process-wide: callers hold the engine's model lock, so no other
     forward runs meanwhile."""
     threads = _DECODE_THREADS.get()
     before = torch.get_num_threads()
-    if threads is None or threads == before:
-        yield
+    if threads is None or threads == before or (threads == TUNED and before < 2):
+        yield []
         return
-    torch.set_num_threads(threads)
     try:
-        yield
+        if threads == TUNED:
+            yield [DecodeThreadTuner(before)]
+        else:
+            torch.set_num_threads(threads)
+            yield []
     finally:
         torch.set_num_threads(before)
+
+
+def with_stopping_criteria(kwargs: dict[str, Any], criteria: list[Any]) -> dict[str, Any]:
+    """``generate`` keyword arguments ``kwargs`` with ``criteria`` added to its stopping criteria
+    (those already there kept first)."""
+    if not criteria:
+        return kwargs
+    from transformers import StoppingCriteriaList
+
+    return {**kwargs, "stopping_criteria": StoppingCriteriaList([*kwargs.get("stopping_criteria", []), *criteria])}

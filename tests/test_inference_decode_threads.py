@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from emoreason.errors import UserError
-from emoreason.hardware import decode_threads, decoding
+from emoreason.hardware import TUNED, DecodeThreadTuner, decode_threads, decoding
 from emoreason.inference.engine import Engine
 from emoreason.inference.generation import generation_hooks
 
@@ -58,13 +58,60 @@ def test_decoding_sets_and_restores_threads():
         pass
 
 
+def test_decoding_with_tuned_threads_yields_a_tuner_and_restores_threads():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        with decode_threads(TUNED):
+            with decoding() as criteria:
+                assert len(criteria) == 1 and isinstance(criteria[0], DecodeThreadTuner)
+                torch.set_num_threads(1)  # as the tuner does mid-loop
+            assert torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        with decode_threads(TUNED), decoding() as criteria:
+            assert criteria == []  # one thread: nothing to choose between
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("faster", [1, 2])
+def test_tuner_measures_both_thread_counts_and_keeps_the_faster(faster):
+    """Steps on ``faster`` threads take 1 (fake) second, on the other 3: the loop probes both,
+    then runs on ``faster`` to its end, never stops a row, and the next loop starts there."""
+    before = torch.get_num_threads()
+    DecodeThreadTuner._chosen.clear()
+    now = [0.0]
+    cost = {faster: 1.0, 3 - faster: 3.0}
+    ids = torch.zeros(4, 1, dtype=torch.long)
+    try:
+        tuner = DecodeThreadTuner(2, clock=lambda: now[0])
+        assert torch.get_num_threads() == 2  # the first loop starts on torch's threads
+        ran = []
+        for _ in range(20):  # one call per generated token, as generate makes them
+            assert not tuner(ids, None).any()
+            ran.append(torch.get_num_threads())
+            now[0] += cost[ran[-1]]  # the next step runs on the count set now
+        assert set(ran[:9]) == {1, 2} and ran[9:] == [faster] * 11
+        assert tuner.choice == faster and DecodeThreadTuner._chosen == {2: faster}
+        DecodeThreadTuner(2, clock=lambda: now[0])
+        assert torch.get_num_threads() == faster  # remembered
+        short = DecodeThreadTuner(2, clock=lambda: now[0])
+        for _ in range(3):  # shorter than the probe: no choice, the starting count kept
+            short(ids, None)
+        assert short.choice is None and torch.get_num_threads() == faster
+    finally:
+        DecodeThreadTuner._chosen.clear()
+        torch.set_num_threads(before)
+
+
 def test_engine_generates_on_decode_threads_with_the_same_answers(run_dir):
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # a 1-thread machine would not tell the two settings apart
     try:
         one = Engine.load(run_dir, device="cpu", decode_threads=1)
         untouched = Engine.load(run_dir, device="cpu", decode_threads=None)
-        assert Engine.load(run_dir, device="cpu").decode_threads == 1  # auto on a CPU
+        tuned = Engine.load(run_dir, device="cpu")
+        assert tuned.decode_threads == TUNED  # auto on a CPU
         kwargs = dict(batch_size=3, max_new_tokens=8, transcript="model")
         hooks = _ThreadsSeen()
         with generation_hooks(hooks):
@@ -75,7 +122,10 @@ def test_engine_generates_on_decode_threads_with_the_same_answers(run_dir):
         with generation_hooks(hooks):
             old = untouched.analyze(clips(), **kwargs)
         assert set(hooks.seen) == {2}
-        for a, b in zip(new, old):
+        measured = tuned.analyze(clips(), **kwargs)
+        assert torch.get_num_threads() == 2
+        for a, b, c in zip(new, old, measured):
+            assert (c.label, c.explanation, c.transcript.text) == (b.label, b.explanation, b.transcript.text)
             assert a.ok and b.ok
             assert (a.label, a.explanation, a.transcript.text) == (b.label, b.explanation, b.transcript.text)
             assert a.scores == pytest.approx(b.scores, abs=1e-6)
@@ -97,5 +147,5 @@ def test_serve_parts_benchmark_runs_on_the_tiny_model(run_dir, monkeypatch, caps
     parts.main()
     out = capsys.readouterr().out
     assert "| LLM decode step |" in out and "| forced choice (score_candidates) |" in out
-    assert "decode threads 1" in out  # auto on a CPU
+    assert "decode threads tuned" in out  # auto on a CPU
     assert "the same one by one and batched: 2 / 2" in out

@@ -425,12 +425,17 @@ def engine(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture
 def spy_generate(engine, monkeypatch):
-    """Records (rows, gen kwargs) of every generate call; the real tiny model still generates."""
+    """Records (rows, gen kwargs) of every generate call; the real tiny model still generates. The
+    decode-thread tuner's stopping criterion (emoreason.hardware, on machines with 2+ threads) is
+    left out of the record: it changes no token."""
+    from emoreason.hardware import DecodeThreadTuner
+
     calls: list[tuple[int, dict]] = []
     real = engine.model.generate
 
     def generate(batch, max_new_tokens, **kw):
-        calls.append((batch["input_ids"].shape[0], kw))
+        tuner_only = all(isinstance(c, DecodeThreadTuner) for c in kw.get("stopping_criteria", [None]))
+        calls.append((batch["input_ids"].shape[0], {k: v for k, v in kw.items() if not (k == "stopping_criteria" and tuner_only)}))
         return real(batch, max_new_tokens, **kw)
 
     monkeypatch.setattr(engine.model, "generate", generate)

@@ -189,7 +189,7 @@ class Engine:
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
                  max_seconds: float = MAX_SECONDS, whisper_dir: str | Path | None = None,
-                 decode_threads: int | None = None, transcriber: str | None = None,
+                 decode_threads: int | str | None = None, transcriber: str | None = None,
                  whisper_encoder: str | None = "speech", quote_check: str | None = None,
                  check_dir: str | Path | None = None, check_encoder: str | None = None,
                  transcript_cache: Any = None, transcript_language: str = "en"):
@@ -197,7 +197,7 @@ class Engine:
         self.transcript_language = transcript_language
         self.decode_threads = decode_threads
         """torch intra-op threads of the token-by-token generations (``emoreason.hardware.decode_threads``);
-        None: torch's setting. :meth:`load` picks 1 on a CPU."""
+        ``"tuned"``: measured per loop; None: torch's setting. :meth:`load` picks ``"tuned"`` on a CPU."""
         self.whisper_dir = Path(whisper_dir) if whisper_dir is not None else None
         self.transcriber = transcriber
         self.whisper_encoder = whisper_encoder
@@ -232,8 +232,11 @@ class Engine:
         elsewhere as built; ``float32`` / ``bfloat16`` force one.
 
         ``decode_threads``: torch threads of the generations' decode loops (encoders, prefills and
-        scoring keep torch's setting); ``auto``: 1 on a CPU, where a decode step's small GEMMs
-        stall on a shared core with more (``emoreason.hardware``), untouched on a GPU; None: untouched.
+        scoring keep torch's setting); ``auto``: on a CPU ``"tuned"``, each loop times its steps on
+        torch's threads and on one and keeps the faster (two threads win on idle cores, one when
+        other processes share them: ``emoreason.hardware.DecodeThreadTuner``), untouched on a GPU;
+        N: N threads; None: untouched. The LLM's eager attention runs in its grouped form
+        (``emoreason.model.grouped_attention``): the same answers without copying the KV cache.
 
         ``transcriber``: the Whisper checkpoint of ``transcript="whisper"`` (and of ``auto``, which
         then always picks it): ``packaged:NAME``, a local Whisper directory or a hub id (offline:
@@ -258,14 +261,15 @@ class Engine:
         """
         import torch
 
-        from emoreason.hardware import auto_decode_threads, default_device, inference_dtype
+        from emoreason.hardware import TUNED, auto_decode_threads, default_device, inference_dtype
+        from emoreason.model.grouped_attention import use_grouped_attention
         from emoreason.model.builder import load_pretrained, read_config
         from emoreason.model.whisper_asr import check_language, resolve_transcriber
 
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
-        if decode_threads is not None and decode_threads != "auto" and (not isinstance(decode_threads, int) or decode_threads < 1):
-            raise UserError(f"decode threads must be 'auto' or a whole number >= 1, got {decode_threads!r}")
+        if decode_threads not in (None, "auto", TUNED) and (not isinstance(decode_threads, int) or decode_threads < 1):
+            raise UserError(f"decode threads must be 'auto', {TUNED!r} or a whole number >= 1, got {decode_threads!r}")
         directory = resolve_model_dir(path)
         chosen = resolve_transcriber(transcriber) if transcriber is not None else None
         check = resolve_transcriber(quote_check) if quote_check is not None else None
@@ -292,6 +296,7 @@ class Engine:
         if cast is not None:
             model.to(cast)  # built for training (fp32 encoders and adapters): inference runs in one fast dtype
         model.eval()
+        use_grouped_attention(model.llm)  # eager attention without copying the KV cache per query head
         return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
                    whisper_encoder=shared, quote_check=quote_check, check_dir=check,

@@ -229,13 +229,13 @@ def _generate(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], ro
               max_new_tokens: int, prefixes: Sequence[str] | None = None, **kwargs: Any) -> list[str]:
     """``model.generate`` with the current :func:`generation_hooks`' extra arguments, on the
     current decode threads (:func:`emoreason.hardware.decoding`)."""
-    from emoreason.hardware import decoding
+    from emoreason.hardware import decoding, with_stopping_criteria
 
     hooks = _HOOKS.get()
-    with decoding():  # the engine's decode threads (emoreason.hardware.decode_threads)
+    with decoding() as tuning:  # the engine's decode threads (emoreason.hardware.decode_threads)
         if hooks is not None:
             kwargs.update(hooks.generate_kwargs(waves, rows, list(prefixes) if prefixes is not None else [""] * len(rows)))
-        return model.generate(batch, max_new_tokens=max_new_tokens, **kwargs)
+        return model.generate(batch, max_new_tokens=max_new_tokens, **with_stopping_criteria(kwargs, tuning))
 
 
 @dataclass

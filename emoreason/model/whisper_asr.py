@@ -58,7 +58,7 @@ import torch
 from torch import nn
 
 from emoreason.audio import MEL_HOP, SAMPLE_RATE
-from emoreason.hardware import decoding
+from emoreason.hardware import decoding, with_stopping_criteria
 from emoreason.model.encoders import FRAMES_PER_WINDOW
 
 
@@ -447,18 +447,20 @@ class WhisperDecoderASR:
 
         frames = frames.to(self.dtype)
         extra = {"language": self.language, "task": "transcribe"} if self.multilingual else {}
-        with decoding(), _quiet_generate():  # token by token: the caller's decode threads (emoreason.hardware)
+        with decoding() as tuning, _quiet_generate():  # token by token: the caller's decode threads (emoreason.hardware)
             out = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames), num_beams=1,
-                                      do_sample=False, return_timestamps=False, max_new_tokens=max_new_tokens, **extra)
+                                      do_sample=False, return_timestamps=False, max_new_tokens=max_new_tokens,
+                                      **with_stopping_criteria(extra, tuning))
         rows = out.tolist()
         for i in self._too_short(rows, waves):
             # Greedy decoding without timestamps sometimes ends a long window after one word (seen:
             # " I" then <|endoftext|> on 30 s of continuous speech); decoding the same frames with
             # timestamp tokens reads the whole window. The timestamps are dropped (``_align`` keeps
             # text tokens only), the word timings still come from the alignment.
-            with decoding(), _quiet_generate():
+            with decoding() as tuning, _quiet_generate():
                 again = self.model.generate(encoder_outputs=BaseModelOutput(last_hidden_state=frames[i : i + 1]), num_beams=1,
-                                            do_sample=False, return_timestamps=True, max_new_tokens=max_new_tokens, **extra)
+                                            do_sample=False, return_timestamps=True, max_new_tokens=max_new_tokens,
+                                            **with_stopping_criteria(extra, tuning))
             retry = self._timed_text(again.tolist()[0], waves[i].size / SAMPLE_RATE)
             if self._text_count(retry) > self._text_count(rows[i]):
                 rows[i] = retry
