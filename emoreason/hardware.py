@@ -124,10 +124,15 @@ one (:class:`DecodeThreadTuner`) and runs the rest of the loop on the faster."""
 _DECODE_THREADS: ContextVar[int | str | None] = ContextVar("emoreason_decode_threads", default=None)
 
 
-def auto_decode_threads(device: str | torch.device) -> int | str | None:
-    """The ``auto`` decode threads of ``device``: :data:`TUNED` on a CPU (see the module
-    docstring), None (torch's own setting, untouched) elsewhere."""
-    return TUNED if torch.device(device).type == "cpu" else None
+def auto_decode_threads(device: str | torch.device, serving: bool = False) -> int | str | None:
+    """The ``auto`` decode threads of ``device``: on a CPU :data:`TUNED` (see the module
+    docstring), or 1 for a server (``serving``): its request threads read uploads and decode
+    audio while a batch decodes, and with both cores decoding they fall behind, so the next batch
+    starts smaller (measured: docs/inference.md, "Decode threads and grouped attention"); None
+    (torch's own setting, untouched) elsewhere."""
+    if torch.device(device).type != "cpu":
+        return None
+    return 1 if serving else TUNED
 
 
 @contextmanager

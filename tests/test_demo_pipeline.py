@@ -56,6 +56,9 @@ def test_outputs_and_markers(tiny_demo):
     # the linear-probe baseline on the same held-out emotion rows, beside the variant
     probe = json.loads((out / "probe/probe.json").read_text())
     assert probe["n_test"] == 4 and probe["n_train"] == 8 and 0 <= probe["unweighted_accuracy"] <= 100
+    # the tiny plan's emotion encoder is trained, so no frames are cached for it: all 12 clips encoded
+    reused = json.loads((out / "probe" / DONE).read_text())["result"]
+    assert (reused["frames_reused"], reused["frames_encoded"]) == (0, 12)
     assert "Baseline: linear probe" in md and "linear probe on the frozen emotion encoder" in md
     # the results table is eval compare's: one column per dataset x task, each cell "score [low, high]"
     table = _md_table(md, "| run |")

@@ -93,3 +93,34 @@ def test_eval_report_shows_the_probe_and_the_gap(tmp_path):
     md = (tmp_path / "report.md").read_text()
     assert "Baseline: linear probe" in md and "90.0 [76.0, 100.0]" in md
     assert "This model is 40.0 points below the linear probe" in md
+
+
+def test_probe_reuses_frames_a_training_cache_holds(corpus, tmp_path):
+    """Frames written by training's path (the processor's batched, padded features of a frozen
+    encoder through ``FrameCache.encode``) are the probe's for the same clips: hits for every
+    training clip, features bit for bit those of a probe without the cache."""
+    import torch
+
+    from emoreason.audio import load_audio
+    from emoreason.config import load_config
+    from emoreason.configs import find_config
+    from emoreason.eval.probe import labelled_clips, resolve_encoder, run_probe
+    from emoreason.model.builder import build_model
+    from emoreason.model.frame_cache import FrameCache
+
+    model, processor = build_model(load_config(find_config("mini"), ENCODER).model)
+    _, train_audio, _ = labelled_clips(corpus, "emotion", "train", "train")
+    training = FrameCache(tmp_path / "frames")
+    for start in range(0, len(train_audio), 4):  # batches of clips of different lengths, as training pads them
+        inputs = processor.features(processor.emotion, [load_audio(p) for p in train_audio[start:start + 4]])
+        training.encode(model.encoders["emotion"].eval(), torch.from_numpy(inputs["features"]), torch.from_numpy(inputs["mask"]))
+    encoder = resolve_encoder(None, "mini", ENCODER)
+    reused = FrameCache(tmp_path / "frames")
+    kwargs = dict(train_split="train", test_split="test", resamples=50)
+    with_cache = run_probe(corpus, corpus, tmp_path / "a", encoder, frame_cache=reused, **kwargs)
+    plain = run_probe(corpus, corpus, tmp_path / "b", encoder, **kwargs)
+    assert reused.hits == len(train_audio) and reused.misses == with_cache["n_test"]
+    a, b = (sorted((tmp_path / d / "features").rglob("*.npy")) for d in ("a", "b"))
+    assert len(a) == len(b) == len(train_audio) + with_cache["n_test"]
+    assert all(np.array_equal(np.load(x), np.load(y)) for x, y in zip(a, b))
+    assert with_cache["confusion"] == plain["confusion"]

@@ -149,3 +149,11 @@ def test_serve_parts_benchmark_runs_on_the_tiny_model(run_dir, monkeypatch, caps
     assert "| LLM decode step |" in out and "| forced choice (score_candidates) |" in out
     assert "decode threads tuned" in out  # auto on a CPU
     assert "the same one by one and batched: 2 / 2" in out
+
+
+def test_auto_decode_threads_tunes_on_a_cpu_and_serves_on_one():
+    from emoreason.hardware import auto_decode_threads
+
+    assert auto_decode_threads("cpu") == TUNED
+    assert auto_decode_threads("cpu", serving=True) == 1  # emoreason serve: the request threads keep a core
+    assert auto_decode_threads("meta") is None  # not a CPU: torch's setting

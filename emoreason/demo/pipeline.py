@@ -56,6 +56,8 @@ EVAL_FRAMES = "per-clip cache"
 cache re-evaluates): each held-out clip alone at the frozen encoder's precision, as training's
 frame cache does (the batched bf16-autocast path before it: 7.3 s a variant vs 4.1 s for the first
 and ~0.1 s for each later one, on the full demo's 212 rows)."""
+PROBE_FRAME_CACHE_MB = 256
+"""Memory bound of the probe stage's view of the training frame cache (it reads each clip once)."""
 FREE_QUOTE_ROWS = {"tiny": 2, "quick": 8, "full": 80}
 """Emotion rows the free-quotes comparison regenerates, per demo mode (0: every held-out one):
 one extra generation pass of one variant. The full demo's 80 are the first half of the held-out
@@ -580,10 +582,15 @@ class Demo:
                   **self._test_params(), "seed": self.plan.seed}
 
         def build(d: Path) -> dict[str, Any]:
+            from emoreason.model.frame_cache import FrameCache
+
             self.say(f"[demo] linear probe on {dual.name}'s frozen emotion encoder (baseline)")
+            # The variants' training cache holds the training clips' frames of this frozen encoder
+            # (the same features, so the same entries): only the held-out clips are encoded here.
+            frames = FrameCache(self.runner.path("feature_cache"), max_memory_mb=PROBE_FRAME_CACHE_MB)
             run_probe(train_rows, test, d, resolve_encoder(str(run_dir), None), seed=self.plan.seed,
-                      cache_dir=d / "features")
-            return {"dir": str(d)}
+                      cache_dir=d / "features", frame_cache=frames)
+            return {"dir": str(d), "frames_reused": frames.hits, "frames_encoded": frames.misses}
 
         self.runner.run("probe", params, build)
         return read_probe(self.runner.path("probe"))

@@ -93,11 +93,14 @@ def resolve_encoder(model: str | None, config: str | None, overrides: list[str] 
 
 
 @torch.inference_mode()
-def pooled_features(encoder: ProbeEncoder, wave: np.ndarray) -> np.ndarray:
+def pooled_features(encoder: ProbeEncoder, wave: np.ndarray, frame_cache: Any = None) -> np.ndarray:
     """One clip, float32 (S,) at 16 kHz -> (2d,) mean and standard deviation of its frames.
 
     Only frames that cover the clip's own samples are pooled (a fixed 30 s Whisper window is
-    encoded whole but its padding frames are left out)."""
+    encoded whole but its padding frames are left out). ``frame_cache``: a
+    :class:`~emoreason.model.frame_cache.FrameCache` to take the frames from (and fill): a
+    training run's cache of the same frozen encoder holds its clips' frames already, computed
+    from the same features (the demo's probe reuses its variants' cache)."""
     spec = encoder.spec
     wave = np.asarray(wave, dtype=np.float32)[: 30 * 16000]
     if spec.kind == "mel":
@@ -107,20 +110,23 @@ def pooled_features(encoder: ProbeEncoder, wave: np.ndarray) -> np.ndarray:
             [wave], sampling_rate=16000, padding="max_length", return_tensors="np")["input_features"]
         if spec.dynamic_length:  # the clip's own length, rounded up to the adapter group (as in training)
             mel = mel[:, :, : spec.tokens_for(wave.size) * spec.group * 2]
-        frames, _ = encoder.module(torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32)))
+        mel = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+        frames, _ = encoder.module(mel) if frame_cache is None else frame_cache.encode(encoder.module, mel)
         real = max(1, min(frames.shape[1], -(-wave.size // 320)))  # 160-sample hop, stride-2 conv
     else:
         if spec.normalize:
             wave = (wave - wave.mean()) / np.sqrt(wave.var() + spec.normalize_eps)
-        frames, _ = encoder.module(torch.from_numpy(wave)[None])
+        samples = torch.from_numpy(np.ascontiguousarray(wave, dtype=np.float32))[None]
+        frames, _ = encoder.module(samples) if frame_cache is None else frame_cache.encode(encoder.module, samples)
         real = frames.shape[1]
     x = frames[0, :real].float()  # (T, d)
     return torch.cat([x.mean(0), x.std(0, unbiased=False)]).numpy()
 
 
 def clip_features(encoder: ProbeEncoder, audio_paths: list[Path], cache_dir: Path | None,
-                  progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-    """(N, 2d) pooled features of ``audio_paths``, from ``cache_dir`` where already computed."""
+                  progress: Callable[[int, int], None] | None = None, frame_cache: Any = None) -> np.ndarray:
+    """(N, 2d) pooled features of ``audio_paths``, from ``cache_dir`` where already computed
+    (``frame_cache``: see :func:`pooled_features`)."""
     from emoreason.audio import load_audio
 
     out = []
@@ -136,7 +142,7 @@ def clip_features(encoder: ProbeEncoder, audio_paths: list[Path], cache_dir: Pat
             if cached.is_file():
                 out.append(np.load(cached))
                 continue
-        feats = pooled_features(encoder, load_audio(path))
+        feats = pooled_features(encoder, load_audio(path), frame_cache)
         if cached is not None:
             tmp = cached.with_suffix(".tmp.npy")
             np.save(tmp, feats)
@@ -194,10 +200,10 @@ def fit_probe(x_train: np.ndarray, y_train: list[str], c: float = 1.0, seed: int
 def run_probe(train_manifest: str | Path, test_manifest: str | Path, out_dir: str | Path, encoder: ProbeEncoder,
               task: str = "emotion", c: float = 1.0, seed: int = 0, resamples: int = 1000,
               cache_dir: str | Path | None = None, train_split: str | None = None,
-              test_split: str | None = None) -> dict[str, Any]:
+              test_split: str | None = None, frame_cache: Any = None) -> dict[str, Any]:
     """Fit on ``train_manifest``'s ``task`` rows, score ``test_manifest``'s (each optionally of one
     split); write ``OUT/probe.json`` and ``OUT/predictions.jsonl`` (one row per test clip); return
-    the metrics dict."""
+    the metrics dict. ``frame_cache``: see :func:`pooled_features`."""
     from emoreason.eval.metrics import classification_metrics
 
     out = Path(out_dir)
@@ -214,8 +220,8 @@ def run_probe(train_manifest: str | Path, test_manifest: str | Path, out_dir: st
         if i % 50 == 0 or i == n:
             print(f"probe: encoded {i}/{n} clips", file=sys.stderr)
 
-    x_train = clip_features(encoder, train_audio, cache, say)
-    x_test = clip_features(encoder, test_audio, cache, say)
+    x_train = clip_features(encoder, train_audio, cache, say, frame_cache)
+    x_test = clip_features(encoder, test_audio, cache, say, frame_cache)
     probe = fit_probe(x_train, y_train, c, seed)
     pred = [str(p) for p in probe.predict(x_test)]
     probs = probe.predict_proba(x_test)

@@ -137,9 +137,10 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    "else as the model was trained (default: auto)")
     p.add_argument("--decode-threads", type=_decode_threads, default="auto", metavar="N",
                    help="torch threads of the token-by-token generation loops (encoders and prefills keep torch's "
-                   "default); auto: on a CPU each loop times a few steps on torch's threads and on one and keeps "
-                   "the faster (one wins when other processes share the cores), torch's default on a GPU; "
-                   "0: torch's default everywhere (default: auto)")
+                   "default); auto on a CPU: analyze times a few steps of each loop on torch's threads and on one "
+                   "and keeps the faster (one wins when other processes share the cores), serve decodes on one "
+                   "(its request threads need a core); on a GPU torch's default; 0: torch's default everywhere "
+                   "(default: auto)")
 
 
 def _decode_threads(text: str) -> str | int | None:

@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
     import uvicorn
 
     from emoreason.errors import UserError
+    from emoreason.hardware import auto_decode_threads, default_device
     from emoreason.inference.discovery import announce, withdraw
     from emoreason.inference.engine import Engine
     from emoreason.inference.server.limits import ServerLimits
@@ -90,8 +91,11 @@ def run(args: argparse.Namespace) -> int:
             or args.batch_regather_ms < 0:
         raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, "
                         "--batch-wait-ms and --batch-regather-ms >= 0")
+    threads = args.decode_threads
+    if threads == "auto":  # one decode thread on a CPU: the request threads need the other cores
+        threads = auto_decode_threads(args.device or default_device(), serving=True)
     engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
-                         decode_threads=args.decode_threads,
+                         decode_threads=threads,
                          transcriber=args.transcriber, quote_check=args.quote_check,
                          transcript_language=args.transcript_language)
     limits = ServerLimits(
