@@ -262,8 +262,8 @@ class Engine:
         import torch
 
         from emoreason.hardware import TUNED, auto_decode_threads, default_device, inference_dtype
-        from emoreason.model.grouped_attention import use_grouped_attention
         from emoreason.model.builder import load_pretrained, read_config
+        from emoreason.model.grouped_attention import use_grouped_attention
         from emoreason.model.whisper_asr import check_language, resolve_transcriber
 
         if dtype not in INFERENCE_DTYPES:
