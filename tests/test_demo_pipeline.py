@@ -434,3 +434,28 @@ def test_eval_cost_counts_whisper_once_per_clip_and_cuts_rows_to_fit():
     assert cost.seconds(half) <= cost.seconds() / 2 + 1e-9
     assert cost.cut(0.0) == {"emotion": MIN_EMOTION_ROWS, "sentiment": 2, "asr": 2, "sqa": 1}
     assert cost.cut(10 * cost.seconds()) == rows
+
+
+def test_targets_measure_each_clips_cues_once_for_all_styles(tmp_path, monkeypatch):
+    """The summary and detailed targets both describe measured cues: the stage measures a clip once
+    (one teacher cache for the styles), and both styles' targets carry the cue phrases."""
+    import emoreason.cues
+    from emoreason.demo.pipeline import Demo
+
+    measured: list[float] = []
+    real = emoreason.cues.measure_cues
+
+    def counting(wave, *args, **kwargs):  # noqa: ANN001, ANN202
+        measured.append(len(wave))
+        return real(wave, *args, **kwargs)
+
+    monkeypatch.setattr(emoreason.cues, "measure_cues", counting)
+    demo = Demo(replace(make_plan("tiny"), teacher_cues=True), tmp_path / "out", say=lambda line: None)
+    demo.corpus()
+    demo.targets()
+    manifest = _read(tmp_path / "out/corpus/manifest.jsonl")
+    cued = [r for r in manifest if r["task"] in ("emotion", "sentiment")]
+    assert len(measured) == len({r["audio"] for r in cued})  # once per clip, not once per style (twice before)
+    for style in ("summary", "detailed"):
+        rows = _read(tmp_path / f"out/targets/teach_{style}.jsonl")
+        assert any(r["meta"].get("cues") for r in rows)

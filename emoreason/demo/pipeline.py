@@ -6,7 +6,7 @@ Layout of ``OUT`` (default ``demo_out``)::
 
     corpus/            synthetic speech (wavs/, manifest.jsonl)           stage "corpus"
     targets/           teach_{label,summary,detailed}.jsonl (all rows; with --corpus the rows trained on), stage "targets"
-                       train_{style}.jsonl (the rows trained on)
+                       train_{style}.jsonl (the rows trained on), teach.cache.jsonl (each clip's measured cues)
     testset/           test.jsonl: held-out speakers' rows of every task  stage "testset"
     runs/VARIANT/      emoreason train run directory (config.yaml, checkpoints/, final/)
     eval/VARIANT/      predictions.jsonl, scores.jsonl, metrics.json, report.{md,html}, confusion.png
@@ -279,8 +279,9 @@ class Demo:
             source = self._rows_to_teach(manifest, d) if p.corpora else manifest
             for style in STYLES:
                 out = d / f"teach_{style}.jsonl"
+                # one cache for the styles: the clips' cues are measured once, not once per style
                 summary = teach(source, out, make_teacher("offline"), style=style, cues=p.teacher_cues and style != "label",
-                                seed=p.seed, progress=True)
+                                seed=p.seed, progress=True, cache_path=d / "teach.cache.jsonl")
                 if summary.errors:
                     raise UserError(f"teacher failed on {summary.errors} rows ({style}); rerun the demo to retry them")
                 rows = _read_jsonl(out)
