@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -166,8 +167,6 @@ class DecodeThreadTuner:
     """Per torch thread setting, the count the last finished probe chose (process-wide)."""
 
     def __init__(self, threads: int, probe: int = 3, settle: int = 1, clock: Any = None):
-        import time
-
         self.threads, self.probe, self.settle = threads, probe, settle
         self.clock = clock or time.perf_counter
         start = self._chosen.get(threads, threads)
