@@ -18,7 +18,9 @@
 # ~35 s to start the machine.
 # Options go to paper_scale.py, e.g. `bash benchmarks/run_gpu_check.sh --steps 4`; ANCHOR_ARGS goes to
 # the anchor (default "--steps 4": its medians in half the time of its own default 8); SKIP_ANCHOR=1
-# leaves it out (a second run in the same session, e.g. with `--profile "$OUT/prof"`). Without a GPU the
+# leaves it out (a second run in the same session, e.g. with `--profile "$OUT/prof"`); OURS_TIMEOUT
+# (default 300 s) bounds paper_scale.py, e.g. longer with `--decode-modes off,static,cudagraphs,inductor`
+# (an inductor compile of the 9B step takes minutes; paper_scale.json is saved after each stage). Without a GPU the
 # same script is a dry run at tiny sizes on CPU (anchor --tiny, paper_scale.py --tiny), ~1 min.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -97,7 +99,7 @@ fi
 echo "== ours: benchmarks/paper_scale.py $*"
 # Expandable segments: less fragmentation near the H100's limit (and for the checkpointing retry after
 # an OOM); max_memory_allocated, the number compared with the anchor, does not depend on it.
-PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True timeout 300 $PY benchmarks/paper_scale.py --out "$OUT_DIR/paper_scale.json" "${SIZE[@]}" "$@" 2>&1 \
+PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True timeout "${OURS_TIMEOUT:-300}" $PY benchmarks/paper_scale.py --out "$OUT_DIR/paper_scale.json" "${SIZE[@]}" "$@" 2>&1 \
   | tee "$OUT_DIR/paper_scale.log" | grep -v "it/s\]\|^train:"
 ours_rc=${PIPESTATUS[0]}
 
@@ -128,6 +130,13 @@ if P.is_file():
                 "model_tflop_per_step", "mfu", "mfu_loop", "analyze_score_only_s", "analyze_s",
                 "analyze_decode_ms_per_token", "served_score_only_s", "served_decode_ms_per_token", "analyze_ok", "analyze_peak_mem_GiB"):
         print(f"| {key} | {R.get(key, '-')} |")
+    modes = R.get("decode_modes", {})
+    if modes:
+        print("\n| decode mode (as served) | ms/step | first call s | half batch first call s | explanations as the first mode | error |\n|---|---|---|---|---|---|")
+        first = next(iter(modes))
+        for mode, row in modes.items():
+            print(f"| {mode} | {row.get('decode_ms_per_step', '-')} | {row.get('first_call_s', '-')} | "
+                  f"{row.get('first_call_half_batch_s', '-')} | {row.get('same_explanations_as_' + first, '-')} | {row.get('error', '')} |")
 else:
     print("\nours: no paper_scale.json (see paper_scale.log)")
 EOF

@@ -43,7 +43,8 @@ def test_paper_configs_map_to_random_presets(bench):
 
 def test_tiny_run_writes_step_time_and_finite_loss(bench, tmp_path, capsys):
     out = tmp_path / "ps.json"
-    rc = bench.main(["--tiny", "--steps", "2", "--warmup", "1", "--batch", "3", "--gen-tokens", "3", "--out", str(out)])
+    rc = bench.main(["--tiny", "--steps", "2", "--warmup", "1", "--batch", "3", "--gen-tokens", "3",
+                     "--decode-modes", "off,static", "--out", str(out)])
     assert rc == 0
     R = json.loads(out.read_text())
     # training: the emotion phase of alternating training, through the Trainer
@@ -61,8 +62,15 @@ def test_tiny_run_writes_step_time_and_finite_loss(bench, tmp_path, capsys):
     # one batched analyze through the Engine
     assert R["analyze_ok"] == 3 and R["analyze_errors"] == [] and R["analyze_scores_valid"]
     assert R["analyze_s"] > 0 and R["analyze_score_only_s"] > 0
+    # the served model's decode steps in each mode; the static cache gives the dynamic one's answers
+    modes = R["decode_modes"]
+    assert list(modes) == ["off", "static"]
+    for row in modes.values():
+        assert "error" not in row and row["ok"] == 3 and row["same_explanations_as_off"] == 3, row
+        assert row["first_call_s"] > 0 and row["same_tokens_every_call"]
     printed = capsys.readouterr().out
     assert "| train step (loop, incl. data) |" in printed and "RESULT {" in printed
+    assert "| decode mode static (as served) |" in printed
 
 
 def test_full_size_refuses_cpu(bench, capsys):

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
 from emoreason.audio import MAX_SECONDS
+from emoreason.model.static_decode import AUTO_ON_GPU, DECODE_COMPILE_MODES
 
 if TYPE_CHECKING:
     from emoreason.jsonl import ResumableJsonl
@@ -129,8 +130,9 @@ def add_transcriber_argument(p: argparse.ArgumentParser) -> None:
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
-    """``--device``, ``--dtype`` and ``--decode-threads``: where and in which dtype ``Engine.load``
-    puts the model, and the threads of its decode loops (shared by ``analyze`` and ``serve``)."""
+    """``--device``, ``--dtype``, ``--decode-threads`` and ``--decode-compile``: where and in which
+    dtype ``Engine.load`` puts the model, and how its decode loops run (shared by ``analyze`` and
+    ``serve``)."""
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="weights dtype at inference; auto: bf16 on a CPU with native bf16 (AVX512-BF16 / AMX), "
@@ -141,6 +143,11 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    "and keeps the faster (one wins when other processes share the cores), serve decodes on one "
                    "(its request threads need a core); on a GPU torch's default; 0: torch's default everywhere "
                    "(default: auto)")
+    p.add_argument("--decode-compile", choices=list(DECODE_COMPILE_MODES), default="auto",
+                   help="how the LLM's token-by-token steps run: off = dynamic KV cache; static = static cache; "
+                   "cudagraphs / inductor (CUDA only) = static cache with each step compiled into a CUDA graph "
+                   "(the first call of each batch size and length bucket compiles: seconds for cudagraphs, "
+                   "minutes for inductor); auto: " + AUTO_ON_GPU + " on a GPU, off on a CPU (default: auto)")
 
 
 def _decode_threads(text: str) -> str | int | None:
@@ -314,7 +321,7 @@ def run(args: argparse.Namespace) -> int:
 
         clock.mark("import")
         engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
-                             decode_threads=args.decode_threads,
+                             decode_threads=args.decode_threads, decode_compile=args.decode_compile,
                              transcriber=transcriber, quote_check=quote_check, transcript_language=language)
         clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(

@@ -222,7 +222,8 @@ class Engine:
     def load(cls, path: str | Path, device: str | None = None, max_seconds: float = MAX_SECONDS,
              dtype: str = "auto", decode_threads: int | None | str = "auto",
              transcriber: str | None = None, quote_check: str | None = None,
-             transcript_cache: Any = None, transcript_language: str = "en") -> "Engine":
+             transcript_cache: Any = None, transcript_language: str = "en",
+             decode_compile: str = "auto") -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
         ``dtype``: ``auto`` follows :func:`emoreason.hardware.inference_dtype` for ``device``: on a
@@ -253,6 +254,12 @@ class Engine:
 
         ``transcript_cache``: see the class.
 
+        ``decode_compile``: how the LLM's token-by-token steps run (:mod:`emoreason.model.static_decode`):
+        ``off`` (dynamic KV cache, eager), ``static`` (static cache, eager), ``cudagraphs`` /
+        ``inductor`` (static cache, the step compiled into CUDA graphs; CUDA only); ``auto``:
+        ``static_decode.AUTO_ON_GPU`` on a CUDA device, ``off`` elsewhere. UserError (one line) for
+        an unknown mode or a compiled one without CUDA, before the model is loaded.
+
         ``transcript_language``: the language of the speech, for the Whisper transcripts (a
         Whisper code: ``en``, ``de``, ``fr``, ...). Another language than ``en`` needs a multilingual
         transcriber (and quote check): the packaged tiny.en speech encoder transcribes English
@@ -264,6 +271,7 @@ class Engine:
         from emoreason.hardware import TUNED, auto_decode_threads, default_device, inference_dtype
         from emoreason.model.builder import load_pretrained, read_config
         from emoreason.model.grouped_attention import use_grouped_attention
+        from emoreason.model.static_decode import resolve_decode_compile
         from emoreason.model.whisper_asr import check_language, resolve_transcriber
 
         if dtype not in INFERENCE_DTYPES:
@@ -288,6 +296,10 @@ class Engine:
         if check is not None:
             check_language(check, transcript_language, f"quote check {quote_check!r}")
         device = torch.device(device) if device is not None else default_device()
+        try:
+            decode_compile = resolve_decode_compile(decode_compile, device)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
         if decode_threads == "auto":
             decode_threads = auto_decode_threads(device)
         # LoRA folded into the base weights: no peft import, no adapter matmuls (inference only).
@@ -297,6 +309,7 @@ class Engine:
             model.to(cast)  # built for training (fp32 encoders and adapters): inference runs in one fast dtype
         model.eval()
         use_grouped_attention(model.llm)  # eager attention without copying the KV cache per query head
+        model.decode_compile = decode_compile
         return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
                    whisper_encoder=shared, quote_check=quote_check, check_dir=check,

@@ -336,9 +336,14 @@ def whisper_transcripts(whisper: Any, waves: Sequence[np.ndarray], frames: Mappi
 
 
 def _keeps_prompt_cache(model: Any) -> bool:
-    """Whether ``model.score_candidates`` can return the prompt's KV cache (``AudioLLM``'s can)."""
+    """Whether ``model.score_candidates`` can return the prompt's KV cache (``AudioLLM``'s can) and
+    its ``generate`` would use it: not when it decodes with a static cache (``decode_compile``; the
+    prompt cache is a dynamic one, and on a GPU running the prompt again costs less than the
+    launch-bound steps the static cache saves)."""
     import inspect
 
+    if getattr(model, "decode_compile", "off") != "off":
+        return False
     try:
         return "keep_prompt_cache" in inspect.signature(model.score_candidates).parameters
     except (TypeError, ValueError):  # no signature to read

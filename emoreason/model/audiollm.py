@@ -29,6 +29,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from emoreason.config import PARAMETER_GROUPS
 from emoreason.model.encoders import FRAMES_PER_WINDOW, fit_frames
 from emoreason.model.frame_cache import FrameCache
+from emoreason.model.static_decode import static_generate_kwargs
 
 ENCODER_INPUTS = ("speech", "emotion")
 """Encoder names ``forward`` has inputs for (``speech_features``, ``emotion_features``, ...)."""
@@ -98,6 +99,10 @@ class AudioLLM(nn.Module):
         self.llm = llm
         self.tokenizer = tokenizer
         self.audio_token_id = audio_token_id
+        self.decode_compile = "off"
+        """How :meth:`generate` decodes: a concrete mode of :mod:`emoreason.model.static_decode`
+        (``off``: transformers' dynamic cache; ``static`` / ``cudagraphs`` / ``inductor``: a static
+        cache, compiled into CUDA graphs by the last two). ``Engine.load`` sets it."""
         self.frame_cache: FrameCache | None = None
         """When set (:meth:`use_frame_cache`), frozen encoders' frames come from this cache."""
         self._cached_encoders: frozenset[str] = frozenset()
@@ -386,7 +391,8 @@ class AudioLLM(nn.Module):
         only the columns after them (a forced prefix, or the prompt's last one) instead of the
         whole prompt again. The batch must hold that prompt unchanged in its first ``P`` columns
         (:func:`emoreason.inference.generation.append_tokens` with ``pad_between``). The cache is
-        consumed (generation extends it)."""
+        consumed (generation extends it). Without one, :attr:`decode_compile` says which cache the
+        steps use (a prompt cache is dynamic, so a given one is always decoded ``off``)."""
         self._check_prompt_batch(batch, "generate")
         batch = {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         embeds = self.embed(batch)
@@ -395,6 +401,8 @@ class AudioLLM(nn.Module):
         kwargs.update(gen_kwargs)
         if prompt_cache is not None:
             kwargs["cache"] = prompt_cache
+        else:
+            kwargs.update(static_generate_kwargs(self.decode_compile, embeds.shape[1], max_new_tokens))
         out = self.llm.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                 max_new_tokens=max_new_tokens, **kwargs)
         # With inputs_embeds only, decoder-only generate returns just the new tokens.

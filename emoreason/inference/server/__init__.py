@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if threads == "auto":  # one decode thread on a CPU: the request threads need the other cores
         threads = auto_decode_threads(args.device or default_device(), serving=True)
     engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
-                         decode_threads=threads,
+                         decode_threads=threads, decode_compile=args.decode_compile,
                          transcriber=args.transcriber, quote_check=args.quote_check,
                          transcript_language=args.transcript_language)
     limits = ServerLimits(

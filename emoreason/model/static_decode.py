@@ -1,0 +1,86 @@
+"""Decoding with a static KV cache, compiled into CUDA graphs: the fix for a launch-bound decode loop.
+
+On a GPU, one decode step of a 9B LLM at batch 6 is ~4.5 ms of weight reads, but transformers'
+eager ``generate`` issues every layer's small kernels from Python, one at a time: 54 ms a step for
+the paper-scale model as served (docs/training.md, "Measured on one H200"). A static KV cache
+gives every step the same shapes, so the step can be captured once as a CUDA graph and replayed
+(one launch instead of thousands). transformers does this itself when ``generate`` gets
+``cache_implementation="static"`` and a ``CompileConfig``: the prefill runs eagerly, the one-token
+steps through ``torch.compile``; the 4-D attention masks are built outside the compiled step.
+
+Modes (``Engine.load(decode_compile=...)``, ``--decode-compile``):
+
+- ``off``: transformers' default dynamic cache, eager (what every CPU run uses).
+- ``static``: the static cache without compiling (the reference the compiled modes must match; on
+  a CPU it is slower than ``off``: every step attends over the whole reserved length).
+- ``cudagraphs``: ``torch.compile(backend="cudagraphs")``: the step traced by dynamo and replayed as
+  a CUDA graph, no kernel generation (seconds to compile).
+- ``inductor``: ``torch.compile(mode="reduce-overhead")``, transformers' default: fused kernels and
+  CUDA graphs (FACTS.md: 11 ms a step for the paper-scale LLM from plain ids, first call 109 s).
+- ``auto``: :data:`AUTO_ON_GPU` on a CUDA device, ``off`` elsewhere.
+
+The reserved cache length is rounded up to :data:`CACHE_LENGTH_STEP` tokens, so calls whose
+prompt and answer budget fit the same bucket reuse one compiled step (transformers also never
+shrinks it between calls, ``_previous_max_cache_length``).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+DECODE_COMPILE_MODES = ("auto", "off", "static", "cudagraphs", "inductor")
+"""What ``Engine.load(decode_compile=...)`` accepts."""
+
+AUTO_ON_GPU = "off"
+"""What ``auto`` means on a CUDA device (see the module docstring; docs/training.md has the runs)."""
+
+CACHE_LENGTH_STEP = 256
+"""Reserved static-cache lengths are multiples of this (fewer shapes, fewer compiles)."""
+
+COMPILE_SETTINGS: dict[str, dict[str, Any]] = {
+    "cudagraphs": {"backend": "cudagraphs", "mode": None, "fullgraph": False, "dynamic": False},
+    "inductor": {"backend": "inductor", "mode": "reduce-overhead", "fullgraph": False, "dynamic": False},
+}
+"""``transformers.CompileConfig`` fields of each compiled mode. ``dynamic=False``: every cache
+length and batch size gets its own graph (a CUDA graph has fixed shapes anyway)."""
+
+
+def resolve_decode_compile(mode: str, device: Any) -> str:
+    """The concrete mode (``off`` | ``static`` | ``cudagraphs`` | ``inductor``) of ``mode`` on
+    ``device`` (a ``torch.device`` or its name). ValueError for an unknown mode, or a compiled one
+    on a device without CUDA graphs (they exist on CUDA devices only)."""
+    if mode not in DECODE_COMPILE_MODES:
+        raise ValueError(f"unknown decode compile mode {mode!r} (expected one of {', '.join(DECODE_COMPILE_MODES)})")
+    device_type = getattr(device, "type", str(device).split(":")[0])
+    if mode == "auto":
+        return AUTO_ON_GPU if device_type == "cuda" else "off"
+    if mode in COMPILE_SETTINGS and device_type != "cuda":
+        raise ValueError(f"decode compile mode {mode!r} needs a CUDA device (CUDA graphs), not {device_type}: "
+                         "use off or static")
+    return mode
+
+
+def reserved_length(prompt_length: int, max_new_tokens: int, step: int = CACHE_LENGTH_STEP) -> int:
+    """The static cache's length for a prompt of ``prompt_length`` columns and up to
+    ``max_new_tokens`` new tokens: their sum rounded up to a multiple of ``step``."""
+    need = prompt_length + max_new_tokens
+    return -(-need // step) * step
+
+
+def static_generate_kwargs(mode: str, prompt_length: int, max_new_tokens: int) -> dict[str, Any]:
+    """The ``generate`` keywords of a concrete ``mode`` (:func:`resolve_decode_compile`) for one
+    call: {} for ``off``; a static cache of :func:`reserved_length` columns, and for the compiled
+    modes a ``CompileConfig`` (transformers compiles the one-token steps, not the prefill)."""
+    if mode == "off":
+        return {}
+    kwargs: dict[str, Any] = {"cache_implementation": "static",
+                              "max_cache_len": reserved_length(prompt_length, max_new_tokens)}
+    if mode == "static":
+        kwargs["disable_compile"] = True  # generate would otherwise compile a static cache's steps on a GPU
+        return kwargs
+    from transformers import CompileConfig
+
+    # cudagraphs: the step writes the cache in place; AOT autograd (torch's default
+    # cudagraph_backend_keep_input_mutation=False) returns the new cache tensors from the graph and
+    # copies them back after it, so the graph itself mutates no input and can be captured.
+    kwargs["compile_config"] = CompileConfig(**COMPILE_SETTINGS[mode])
+    return kwargs

@@ -1,0 +1,112 @@
+"""Static-cache decoding (emoreason.model.static_decode): the modes resolve per device, the static
+cache (eager, or compiled by dynamo) gives the dynamic cache's answers, and a static-cache engine
+runs its prompts again instead of reusing a (dynamic) prompt cache."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emoreason.errors import UserError
+from emoreason.inference.engine import Engine
+from emoreason.model import static_decode
+from emoreason.model.static_decode import reserved_length, resolve_decode_compile, static_generate_kwargs
+
+SR = 16_000
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from emoreason.testing.tiny import save_tiny_run
+
+    return save_tiny_run(tmp_path_factory.mktemp("run"))
+
+
+def clips() -> list[tuple[str, np.ndarray]]:
+    """Three tones of different lengths: a left-padded batch."""
+    t = np.arange(int(3.0 * SR)) / SR
+    return [(f"c{k}.wav", (0.3 * np.sin(2 * np.pi * (170 + 50 * k) * t[: int((1.2 + 0.8 * k) * SR)])).astype(np.float32))
+            for k in range(3)]
+
+
+def test_modes_resolve_per_device():
+    assert resolve_decode_compile("auto", torch.device("cpu")) == "off"
+    assert resolve_decode_compile("auto", "cuda:0") == static_decode.AUTO_ON_GPU
+    assert resolve_decode_compile("static", "cpu") == "static"
+    assert resolve_decode_compile("cudagraphs", "cuda") == "cudagraphs"
+    with pytest.raises(ValueError, match="needs a CUDA device"):
+        resolve_decode_compile("inductor", "cpu")
+    with pytest.raises(ValueError, match="unknown decode compile mode"):
+        resolve_decode_compile("graphs", "cuda")
+
+
+def test_generate_keywords_per_mode():
+    assert static_generate_kwargs("off", 100, 32) == {}
+    static = static_generate_kwargs("static", 100, 32)
+    assert static == {"cache_implementation": "static", "max_cache_len": 256, "disable_compile": True}
+    compiled = static_generate_kwargs("cudagraphs", 300, 32)
+    assert compiled["max_cache_len"] == 512 and compiled["compile_config"].backend == "cudagraphs"
+    assert static_generate_kwargs("inductor", 1, 1)["compile_config"].mode == "reduce-overhead"
+    assert [reserved_length(p, 32) for p in (1, 224, 225, 480)] == [256, 256, 512, 512]
+
+
+def test_load_refuses_a_compiled_mode_without_cuda(run_dir):
+    with pytest.raises(UserError, match="needs a CUDA device"):
+        Engine.load(run_dir, device="cpu", decode_compile="cudagraphs")
+    with pytest.raises(UserError, match="unknown decode compile mode"):
+        Engine.load(run_dir, device="cpu", decode_compile="fast")
+
+
+def _answers(engine: Engine) -> list[tuple]:
+    out = engine.analyze(clips(), batch_size=3, max_new_tokens=10, transcript="model")
+    assert all(r.ok for r in out)
+    return [(r.label, r.explanation, r.transcript.text, tuple(sorted(r.scores.items()))) for r in out]
+
+
+def test_static_cache_gives_the_dynamic_caches_answers(run_dir, monkeypatch):
+    dynamic = Engine.load(run_dir, device="cpu", decode_threads=None)
+    assert dynamic.model.decode_compile == "off"
+    static = Engine.load(run_dir, device="cpu", decode_threads=None, decode_compile="static")
+    seen: list[dict] = []
+    llm_generate = type(static.model.llm).generate
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        seen.append(kwargs)
+        return llm_generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(static.model.llm), "generate", spy)
+    want = _answers(dynamic)
+    seen.clear()
+    got = _answers(static)
+    assert got == want
+    # Transcripts, then explanations: every generate got a static cache and no prompt cache.
+    assert len(seen) >= 2
+    assert all(k.get("cache_implementation") == "static" and "cache" not in k for k in seen)
+
+
+def test_dynamo_compiled_steps_give_the_same_answers(run_dir, monkeypatch):
+    """The compiled path as on a GPU (generate compiles its one-token steps), through dynamo with
+    the eager backend, since CUDA graphs need CUDA: same answers as the dynamic cache."""
+    from transformers import CompileConfig
+
+    dynamic = Engine.load(run_dir, device="cpu", decode_threads=None)
+    want = _answers(dynamic)
+    compiled = Engine.load(run_dir, device="cpu", decode_threads=None, decode_compile="static")
+    compiled.model.decode_compile = "cudagraphs"  # as Engine.load sets it on a CUDA device
+
+    class EagerEverywhere(CompileConfig):
+        _compile_all_devices = True  # transformers compiles on CPU too (its own testing switch)
+
+    monkeypatch.setitem(static_decode.COMPILE_SETTINGS, "cudagraphs",
+                        {"backend": "eager", "mode": None, "fullgraph": False, "dynamic": False})
+    monkeypatch.setattr("transformers.CompileConfig", EagerEverywhere)
+    torch._dynamo.reset()
+    compiles_before = torch._dynamo.utils.counters["stats"]["unique_graphs"]
+    try:
+        got = _answers(compiled)
+    finally:
+        torch._dynamo.reset()
+    assert got == want
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > compiles_before  # the steps were compiled
