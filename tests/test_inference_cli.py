@@ -82,12 +82,19 @@ def test_missing_model_is_one_line_error(files, tmp_path, capsys):
     assert err == [f"emoreason: error: {tmp_path / 'none'}: model directory not found"]
 
 
+def test_compiled_decode_without_cuda_is_one_line_error(run_dir, files, capsys):
+    assert main(["analyze", "--model", str(run_dir), files["good"], "--device", "cpu", "--decode-compile", "cudagraphs"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "needs a CUDA device" in err[0]
+    assert main(["analyze", "--model", str(run_dir), files["good"], "--max-new-tokens", "3", "--decode-compile", "static"]) == 0
+
+
 def test_help_explains_every_option(capsys):
     with pytest.raises(SystemExit):
         main(["analyze", "--help"])
     text = capsys.readouterr().out
     for opt in ["--model", "--task", "--json", "--out", "--prompt", "--batch-size", "--max-new-tokens", "--max-seconds", "--device",
-                "--question", "--transcript"]:
+                "--question", "--transcript", "--decode-compile"]:
         assert opt in text
     assert "asr" in text and "sqa" in text
 

@@ -14,10 +14,14 @@ Modes (``Engine.load(decode_compile=...)``, ``--decode-compile``):
 - ``static``: the static cache without compiling (the reference the compiled modes must match; on
   a CPU it is slower than ``off``: every step attends over the whole reserved length).
 - ``cudagraphs``: ``torch.compile(backend="cudagraphs")``: the step traced by dynamo and replayed as
-  a CUDA graph, no kernel generation (seconds to compile).
+  CUDA graphs, no kernel generation. Measured on one H200 (docs/training.md, paper-scale model as
+  served, batch 6): 27.9 ms a step against 43.8 for ``off`` in the same process, the same
+  explanations; its first call compiles for 30 s, and a new batch size once more (38 s).
 - ``inductor``: ``torch.compile(mode="reduce-overhead")``, transformers' default: fused kernels and
-  CUDA graphs (FACTS.md: 11 ms a step for the paper-scale LLM from plain ids, first call 109 s).
-- ``auto``: :data:`AUTO_ON_GPU` on a CUDA device, ``off`` elsewhere.
+  CUDA graphs (FACTS.md: 11 ms a step for the paper-scale LLM from plain ids, first call 109 s; not
+  yet measured through this path).
+- ``auto``: :data:`AUTO_ON_GPU` on a CUDA device, ``off`` elsewhere: a compile of half a minute per
+  shape only pays off in a long-running server, so it is asked for (``--decode-compile``).
 
 The reserved cache length is rounded up to :data:`CACHE_LENGTH_STEP` tokens, so calls whose
 prompt and answer budget fit the same bucket reuse one compiled step (transformers also never
@@ -37,11 +41,14 @@ CACHE_LENGTH_STEP = 256
 """Reserved static-cache lengths are multiples of this (fewer shapes, fewer compiles)."""
 
 COMPILE_SETTINGS: dict[str, dict[str, Any]] = {
-    "cudagraphs": {"backend": "cudagraphs", "mode": None, "fullgraph": False, "dynamic": False},
-    "inductor": {"backend": "inductor", "mode": "reduce-overhead", "fullgraph": False, "dynamic": False},
+    "cudagraphs": {"backend": "cudagraphs", "mode": None, "fullgraph": False, "dynamic": None},
+    "inductor": {"backend": "inductor", "mode": "reduce-overhead", "fullgraph": False, "dynamic": None},
 }
-"""``transformers.CompileConfig`` fields of each compiled mode. ``dynamic=False``: every cache
-length and batch size gets its own graph (a CUDA graph has fixed shapes anyway)."""
+"""``transformers.CompileConfig`` fields of each compiled mode. ``dynamic=None`` (dynamo's
+automatic dynamic shapes), not ``False``: the static cache's sliding-window layers (Gemma-2) keep
+the filled length as a Python int, and with ``dynamic=False`` every step was a new graph until
+dynamo's recompile limit (8) sent the rest of the steps back to eager (seen on the H200: 88 ms a
+step). With ``None`` that int becomes symbolic after its first change."""
 
 
 def resolve_decode_compile(mode: str, device: Any) -> str:
