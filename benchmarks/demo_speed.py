@@ -53,8 +53,8 @@ def cpu_line() -> str:
             f"ONEDNN_MAX_CPU_ISA={os.environ.get('ONEDNN_MAX_CPU_ISA', '-')})")
 
 
-def run_demo(mode: str, out: Path, threads: int | None) -> float:
-    cmd = [sys.executable, "-m", "emoreason", "demo", "--out", str(out)]
+def run_demo(mode: str, out: Path, threads: int | None, time_budget: str = "auto") -> float:
+    cmd = [sys.executable, "-m", "emoreason", "demo", "--out", str(out), "--time-budget", time_budget]
     if mode == "quick":
         cmd.append("--quick")
     if threads:
@@ -177,6 +177,9 @@ def main() -> None:
     ap.add_argument("--mode", choices=["quick", "full"], default="quick", help="which demo to time")
     ap.add_argument("--out", type=Path, default=Path("/tmp/emoreason-demo-bench"), help="demo output directory")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    ap.add_argument("--time-budget", default="auto", metavar="MIN|auto|none",
+                    help="the demo's --time-budget (default auto: 15 min for the full plan on a CPU without native "
+                    "bf16, so --emulate-avx2 fits it; none: the full plan)")
     ap.add_argument("--analyze-only", action="store_true", help="skip the demo run; time analyze on --out")
     ap.add_argument("--variant", help="which trained variant to time (default: the one the demo analysed, its best)")
     ap.add_argument("--dtypes", action="store_true", help="also time the in-process analysis in fp32 and in bf16")
@@ -192,7 +195,7 @@ def main() -> None:
         print("\n".join(stage_table(args.out)))
         return
     if not args.analyze_only:
-        wall = run_demo(args.mode, args.out, args.threads)
+        wall = run_demo(args.mode, args.out, args.threads, args.time_budget)
         print(f"demo {args.mode}: {wall:.0f} s wall ({wall / 60:.1f} min)")
         print("\n".join(stage_table(args.out)))
     bench_analyze(args.out, args.threads, args.variant, args.dtypes)

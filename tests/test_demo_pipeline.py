@@ -379,6 +379,30 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
         make_plan("tiny", time_budget_min=0)
 
 
+def test_auto_budget_fits_the_full_plan_on_a_cpu_without_native_bf16(monkeypatch):
+    import argparse
+
+    import torch
+
+    import emoreason.hardware
+    from emoreason.demo import _time_budget
+    from emoreason.demo.plan import AUTO_BUDGET_MIN, auto_time_budget
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(emoreason.hardware, "cpu_has_native_bf16", lambda: False)
+    minutes, why = auto_time_budget("full")
+    assert minutes == AUTO_BUDGET_MIN == 15 and "no native bf16" in why and "--time-budget none" in why
+    for mode in ("quick", "tiny"):
+        assert auto_time_budget(mode)[0] is None
+    assert auto_time_budget("full", ["ravdess:/data/ravdess"])[0] is None  # a fold is scored whole
+    monkeypatch.setattr(emoreason.hardware, "cpu_has_native_bf16", lambda: True)
+    assert auto_time_budget("full")[0] is None
+    assert [_time_budget(t) for t in ("auto", "none", "12.5")] == ["auto", None, 12.5]
+    for bad in ("0", "-3", "soon"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            _time_budget(bad)
+
+
 def test_budget_scales_each_variants_step_by_its_rows_and_gives_all_the_same_steps(tiny_demo):
     """One step time is measured (on the longest targets); label-only rows are shorter, so their
     steps are cheaper, and the training seconds buy every variant more steps than one step time

@@ -26,9 +26,11 @@ and everything after it):
      write OUT/report.html + OUT/report.md
 
 Budget: the full demo trains 4 variants (60 steps each) and evaluates 160 held-out emotion clips
-from 4 speakers (11-13 minutes on 2 cores with native bf16, 22 minutes on 2 cores limited to AVX2
-and fp32; --time-budget MIN fits it to your minutes); --quick trains 2 x 22 steps (2-7 minutes;
-what CI runs). See docs/demo.md."""
+from 4 speakers (about 10 minutes on 2 cores with native bf16, 18 on 2 cores limited to AVX2 and
+fp32). On a CPU without native bf16 it is fitted to 15 minutes by default (--time-budget auto:
+warm-up steps measure this machine, then fewer steps and held-out clips; the report says what was
+cut); --time-budget MIN fits it to your minutes, --time-budget none runs the full plan anyway.
+--quick trains 2 x 22 steps (2-7 minutes; what CI runs). See docs/demo.md."""
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -67,13 +69,28 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--test-emotion-rows", type=int, default=None, metavar="N",
                    help="most held-out emotion rows evaluated (0: every held-out clip, what a corpus's fold should "
                    "be scored on; default: the mode's cap, 16 with --quick)")
-    p.add_argument("--time-budget", type=float, default=None, metavar="MIN",
+    p.add_argument("--time-budget", type=_time_budget, default="auto", metavar="MIN|auto|none",
                    help="finish within about MIN minutes: a few warm-up steps measure this machine's step time and "
                    "evaluation speed; each variant's schedule is shortened to fit, and the held-out rows are cut "
-                   "when even the shortest schedules do not fit (the report records the budget used)")
+                   "when even the shortest schedules do not fit (the report records the budget used). auto: 15 "
+                   "for the full synthetic demo on a CPU without native bf16, none elsewhere; none: the full plan "
+                   "(default: auto)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="extra training-config overrides for every variant, e.g. train.lr=5e-4 (changes rerun training)")
     p.set_defaults(func=_run)
+
+
+def _time_budget(text: str) -> str | float | None:
+    """``--time-budget``: ``auto``, ``none`` (None) or minutes > 0."""
+    if text in ("auto", "none"):
+        return None if text == "none" else text
+    try:
+        minutes = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected minutes, auto or none, got {text!r}") from None
+    if not minutes > 0:
+        raise argparse.ArgumentTypeError(f"expected minutes > 0, got {text!r}")
+    return minutes
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -92,10 +109,17 @@ def _run(args: argparse.Namespace) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     if (args.with_synthetic or args.transcribe or args.corpus_fold != 1) and not args.corpus:
         raise UserError("--with-synthetic, --transcribe and --corpus-fold need --corpus KIND:PATH")
+    budget = args.time_budget
+    if budget == "auto":
+        from emoreason.demo.plan import auto_time_budget
+
+        budget, why = auto_time_budget(mode, args.corpus)
+        if budget is not None:
+            print(f"[demo] {why}", file=sys.stderr, flush=True)
     plan = make_plan(mode, seed=args.seed, variants=variants, extra_overrides=args.overrides, corpora=args.corpus,
                      with_synthetic=args.with_synthetic, corpus_fold=args.corpus_fold, transcribe=args.transcribe,
                      train_emotion_rows=args.train_emotion_rows,
-                     test_emotion_rows=args.test_emotion_rows, time_budget_min=args.time_budget)
+                     test_emotion_rows=args.test_emotion_rows, time_budget_min=budget)
     if args.config:
         from dataclasses import replace
 

@@ -158,6 +158,32 @@ class DemoPlan:
         return data
 
 
+AUTO_BUDGET_MIN = 15.0
+"""``--time-budget auto`` on a CPU without native bf16: the full demo is fitted to this many
+minutes (issue 15's goal for such a CPU: the full plan took 17-22 minutes there, docs/demo.md)."""
+
+
+def auto_time_budget(mode: str, corpora: list[str] | None = None) -> tuple[float | None, str]:
+    """What ``--time-budget auto`` means here: (minutes or None, why). The synthetic full plan on a
+    CPU that trains in fp32 (no native bf16, no CUDA) gets :data:`AUTO_BUDGET_MIN`; with native bf16
+    or a GPU the full plan fits its ~10 minutes unfitted, ``--quick`` / ``--tiny`` are small, and a
+    real corpus's fold is scored on all of its held-out clips, so those get none."""
+    if mode != "full":
+        return None, f"--{mode}: no budget"
+    if corpora:
+        return None, "--corpus: no budget (every held-out clip of the fold is scored)"
+    import torch
+
+    from emoreason.hardware import cpu_has_native_bf16
+
+    if torch.cuda.is_available():
+        return None, "a GPU: no budget"
+    if cpu_has_native_bf16():
+        return None, "this CPU has native bf16: no budget (the full plan takes about 10 minutes on 2 cores)"
+    return AUTO_BUDGET_MIN, (f"this CPU has no native bf16 (training runs in fp32): the demo is fitted to "
+                             f"{AUTO_BUDGET_MIN:g} minutes (--time-budget none runs the full plan, ~18 min on 2 cores)")
+
+
 def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = None,
               extra_overrides: list[str] | None = None, corpora: list[str] | None = None,
               with_synthetic: bool = False, corpus_fold: int = 1, transcribe: str | None = None,
@@ -236,4 +262,4 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
     return plan
 
 
-__all__ = ["DemoPlan", "Variant", "VARIANTS", "STYLES", "TASKS", "make_plan"]
+__all__ = ["DemoPlan", "Variant", "VARIANTS", "STYLES", "TASKS", "make_plan", "auto_time_budget", "AUTO_BUDGET_MIN"]
