@@ -116,7 +116,9 @@ def test_serve_announces_itself_and_withdraws_on_sigterm(served, tmp_path, monke
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, discovery.REGISTRY_ENV: str(registry), "HF_HUB_OFFLINE": "1"}
-    server = subprocess.Popen([sys.executable, "-m", "emoreason", "serve", "--model", str(run), "--port", str(port)],
+    # with a warm-up (analyses before listening) and the static cache: announced only after them
+    server = subprocess.Popen([sys.executable, "-m", "emoreason", "serve", "--model", str(run), "--port", str(port),
+                               "--warm-up", "on", "--decode-compile", "static"],
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.time() + 120
@@ -127,6 +129,8 @@ def test_serve_announces_itself_and_withdraws_on_sigterm(served, tmp_path, monke
         assert discovery.find(run) == f"http://127.0.0.1:{port}"
         server.send_signal(signal.SIGTERM)
         assert server.wait(timeout=60) == 128 + signal.SIGTERM
+        log = server.stderr.read().decode()
+        assert "warming up (decode static; batch sizes 1 and 2)" in log and "warmed up in" in log
     finally:
         if server.poll() is None:
             server.kill()

@@ -110,3 +110,30 @@ def test_dynamo_compiled_steps_give_the_same_answers(run_dir, monkeypatch):
         torch._dynamo.reset()
     assert got == want
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > compiles_before  # the steps were compiled
+
+
+def test_warm_up_runs_each_batch_size_once(run_dir, monkeypatch):
+    engine = Engine.load(run_dir, device="cpu", decode_threads=None, decode_compile="static")
+    sizes: list[int] = []
+    llm_generate = type(engine.model.llm).generate
+
+    def spy(self, *args, **kwargs):  # noqa: ANN001, ANN202
+        sizes.append(kwargs["inputs_embeds"].shape[0])
+        assert kwargs["max_new_tokens"] == 2 and kwargs["cache_implementation"] == "static"
+        return llm_generate(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(engine.model.llm), "generate", spy)
+    seconds = engine.warm_up((1, 3))
+    assert sizes == [1, 3] and seconds > 0  # one explanation batch per size, no transcript pass
+
+
+def test_serve_warms_up_compiled_decoding_by_default():
+    import argparse
+
+    from emoreason.inference.server import register
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    args = parser.parse_args(["serve", "--model", "x"])
+    assert args.warm_up == "auto" and args.decode_compile == "auto"
+    assert parser.parse_args(["serve", "--model", "x", "--warm-up", "on"]).warm_up == "on"

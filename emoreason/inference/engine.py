@@ -316,6 +316,25 @@ class Engine:
                    check_encoder=_shared_encoder(config, check) if check is not None else None,
                    transcript_cache=transcript_cache, transcript_language=transcript_language)
 
+    def warm_up(self, batch_sizes: Sequence[int] = (1, 2), seconds: float = 2.0) -> float:
+        """Run one short analysis per batch size in ``batch_sizes`` (a 2-token explanation of a
+        quiet ``seconds``-long tone per row, no transcript), so that what a first request would pay
+        once is paid now: with ``decode_compile`` ``cudagraphs`` / ``inductor`` the decode step's
+        compile (static shapes at the first size, dynamo's dynamic-shape graph at the second,
+        which later batch sizes and lengths reuse), and the allocator's first growth. Returns the
+        seconds it took. ``emoreason serve --warm-up`` calls it before listening."""
+        import time
+
+        t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+        tone = (0.05 * np.sin(2 * np.pi * 220.0 * t)).astype(np.float32)
+        tic = time.perf_counter()
+        for size in batch_sizes:
+            clips = [(f"warm-up-{size}-{i}", tone) for i in range(size)]
+            for result in self.analyze(clips, task="emotion", batch_size=size, max_new_tokens=2, transcript="none"):
+                if not result.ok:
+                    raise RuntimeError(f"warm-up analysis failed: {result.error}")
+        return time.perf_counter() - tic
+
     @property
     def has_whisper(self) -> bool:
         """Whether ``transcript="whisper"`` is possible (and what ``"auto"`` picks)."""

@@ -34,6 +34,7 @@ queue, wait), ``stream`` (per-window NDJSON), ``curves``, ``page`` and ``example
 import argparse
 import os
 import signal
+import sys
 from typing import Any
 
 from emoreason.inference.server.app import MAX_UPLOAD_BYTES, SERVER_MAX_SECONDS, create_app
@@ -73,6 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="refuse bigger request bodies, while they stream in (default: 200)")
     p.add_argument("--api-key", default=None, help="require 'Authorization: Bearer KEY' on every route but /, /health, /docs "
                    "(default: the EMOREASON_API_KEY environment variable; unset: no key)")
+    p.add_argument("--warm-up", choices=["auto", "on", "off"], default="auto",
+                   help="before listening, analyse a short tone at batch sizes 1 and 2 so that the first requests do "
+                   "not pay one-time costs (the decode step's compile with --decode-compile cudagraphs / inductor: "
+                   "30-40 s each on a GPU); auto: on when the decode steps are compiled (default: auto)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                    help="allow browsers on ORIGIN (e.g. http://localhost:3000) to call the API; repeatable (default: none)")
     p.set_defaults(func=run)
@@ -98,6 +103,11 @@ def run(args: argparse.Namespace) -> int:
                          decode_threads=threads, decode_compile=args.decode_compile,
                          transcriber=args.transcriber, quote_check=args.quote_check,
                          transcript_language=args.transcript_language)
+    if args.warm_up == "on" or (args.warm_up == "auto" and engine.model.decode_compile in ("cudagraphs", "inductor")):
+        print(f"emoreason serve: warming up (decode {engine.model.decode_compile}; batch sizes 1 and 2)...",
+              file=sys.stderr, flush=True)
+        seconds = engine.warm_up((1, min(2, args.batch_size)))
+        print(f"emoreason serve: warmed up in {seconds:.1f} s", file=sys.stderr, flush=True)
     limits = ServerLimits(
         max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds, max_queue=args.max_queue,
         max_batch=args.batch_size, max_wait_s=args.batch_wait_ms / 1000, max_regather_s=args.batch_regather_ms / 1000,
