@@ -44,7 +44,7 @@ def test_modes_resolve_per_device():
 
 def test_generate_keywords_per_mode():
     assert static_generate_kwargs("off", 100, 32) == {}
-    static = static_generate_kwargs("static", 100, 32)
+    static = static_generate_kwargs("static", 100, 32)  # no config: transformers' own static cache
     assert static == {"cache_implementation": "static", "max_cache_len": 256, "disable_compile": True}
     compiled = static_generate_kwargs("cudagraphs", 300, 32)
     assert compiled["max_cache_len"] == 512 and compiled["compile_config"].backend == "cudagraphs"
@@ -59,6 +59,14 @@ def test_load_refuses_a_compiled_mode_without_cuda(run_dir):
         Engine.load(run_dir, device="cpu", decode_compile="fast")
 
 
+def _static(kwargs: dict) -> bool:
+    """Whether ``generate`` got a fresh static cache (its own, or transformers' by name), no prompt cache."""
+    if "cache" not in kwargs:
+        return kwargs.get("cache_implementation") == "static"
+    layers = kwargs["cache"].layers
+    return all(type(layer).__name__ == "StaticLayer" and not layer.is_initialized for layer in layers)
+
+
 def _answers(engine: Engine) -> list[tuple]:
     out = engine.analyze(clips(), batch_size=3, max_new_tokens=10, transcript="model")
     assert all(r.ok for r in out)
@@ -69,11 +77,11 @@ def test_static_cache_gives_the_dynamic_caches_answers(run_dir, monkeypatch):
     dynamic = Engine.load(run_dir, device="cpu", decode_threads=None)
     assert dynamic.model.decode_compile == "off"
     static = Engine.load(run_dir, device="cpu", decode_threads=None, decode_compile="static")
-    seen: list[dict] = []
+    seen: list[bool] = []
     llm_generate = type(static.model.llm).generate
 
     def spy(self, *args, **kwargs):  # noqa: ANN001, ANN202
-        seen.append(kwargs)
+        seen.append(_static(kwargs))  # now: generate fills the cache
         return llm_generate(self, *args, **kwargs)
 
     monkeypatch.setattr(type(static.model.llm), "generate", spy)
@@ -83,7 +91,7 @@ def test_static_cache_gives_the_dynamic_caches_answers(run_dir, monkeypatch):
     assert got == want
     # Transcripts, then explanations: every generate got a static cache and no prompt cache.
     assert len(seen) >= 2
-    assert all(k.get("cache_implementation") == "static" and "cache" not in k for k in seen)
+    assert all(seen)
 
 
 def test_dynamo_compiled_steps_give_the_same_answers(run_dir, monkeypatch):
@@ -119,7 +127,7 @@ def test_warm_up_runs_each_batch_size_once(run_dir, monkeypatch):
 
     def spy(self, *args, **kwargs):  # noqa: ANN001, ANN202
         sizes.append(kwargs["inputs_embeds"].shape[0])
-        assert kwargs["max_new_tokens"] == 2 and kwargs["cache_implementation"] == "static"
+        assert kwargs["max_new_tokens"] == 2 and _static(kwargs)
         return llm_generate(self, *args, **kwargs)
 
     monkeypatch.setattr(type(engine.model.llm), "generate", spy)
@@ -137,3 +145,57 @@ def test_serve_warms_up_compiled_decoding_by_default():
     args = parser.parse_args(["serve", "--model", "x"])
     assert args.warm_up == "auto" and args.decode_compile == "auto"
     assert parser.parse_args(["serve", "--model", "x", "--warm-up", "on"]).warm_up == "on"
+
+
+def _tiny_gemma2(sliding_window: int):
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    config = Gemma2Config(vocab_size=300, hidden_size=32, intermediate_size=64, num_hidden_layers=4, num_attention_heads=4,
+                          num_key_value_heads=2, head_dim=8, sliding_window=sliding_window, query_pre_attn_scalar=8,
+                          attn_logit_softcapping=50.0, final_logit_softcapping=30.0)
+    config._attn_implementation = "eager"
+    torch.manual_seed(0)
+    return Gemma2ForCausalLM(config).eval()
+
+
+def test_sliding_window_layers_become_plain_static_layers_when_no_window_is_exceeded():
+    from transformers.cache_utils import StaticLayer
+
+    model = _tiny_gemma2(sliding_window=4096)
+    cache = static_decode.full_static_cache(model.config, 512)
+    assert cache is not None and len(cache.layers) == 4
+    assert all(type(layer) is StaticLayer for layer in cache.layers) and not any(cache.is_sliding)
+    assert static_decode.full_static_cache(_tiny_gemma2(sliding_window=128).config, 512) is None  # it would slide
+    kwargs = static_generate_kwargs("cudagraphs", 300, 32, model.config)
+    assert "cache_implementation" not in kwargs and kwargs["cache"].layers[0].max_cache_len == 512
+
+
+def test_compiled_steps_over_plain_static_layers_are_one_graph_and_the_dynamic_caches_tokens(monkeypatch):
+    """Gemma-2's sliding layers in transformers' static cache keep a Python int that a compiled step
+    is specialised on (a new graph per step); over :func:`full_static_cache` every step is the same
+    graph. Dynamo with the eager backend on CPU, same greedy tokens as the dynamic cache."""
+    from torch._dynamo.utils import counters
+    from transformers import CompileConfig
+
+    class EagerEverywhere(CompileConfig):
+        _compile_all_devices = True
+
+    monkeypatch.setitem(static_decode.COMPILE_SETTINGS, "cudagraphs",
+                        {"backend": "eager", "mode": None, "fullgraph": False, "dynamic": None})
+    monkeypatch.setattr("transformers.CompileConfig", EagerEverywhere)
+    model = _tiny_gemma2(sliding_window=4096)
+    embeds = torch.randn(3, 20, 32)
+    mask = torch.ones(3, 20, dtype=torch.long)
+    mask[0, :6] = 0  # left padding
+    common = dict(inputs_embeds=embeds, attention_mask=mask, max_new_tokens=12, min_new_tokens=12, do_sample=False)
+    with torch.no_grad():
+        want = model.generate(**common)
+        torch._dynamo.reset()
+        counters.clear()
+        try:
+            got = model.generate(**common, **static_generate_kwargs("cudagraphs", 20, 12, model.config))
+            graphs = counters["stats"]["unique_graphs"]
+        finally:
+            torch._dynamo.reset()
+    assert torch.equal(got, want)
+    assert graphs == 1, f"{graphs} graphs compiled for 11 decode steps"

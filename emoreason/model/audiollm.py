@@ -402,7 +402,7 @@ class AudioLLM(nn.Module):
         if prompt_cache is not None:
             kwargs["cache"] = prompt_cache
         else:
-            kwargs.update(static_generate_kwargs(self.decode_compile, embeds.shape[1], max_new_tokens))
+            kwargs.update(static_generate_kwargs(self.decode_compile, embeds.shape[1], max_new_tokens, self.llm.config))
         out = self.llm.generate(inputs_embeds=embeds, attention_mask=batch["attention_mask"],
                                 max_new_tokens=max_new_tokens, **kwargs)
         # With inputs_embeds only, decoder-only generate returns just the new tokens.

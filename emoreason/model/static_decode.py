@@ -16,7 +16,9 @@ Modes (``Engine.load(decode_compile=...)``, ``--decode-compile``):
 - ``cudagraphs``: ``torch.compile(backend="cudagraphs")``: the step traced by dynamo and replayed as
   CUDA graphs, no kernel generation. Measured on one H200 (docs/training.md, paper-scale model as
   served, batch 6): 27.9 ms a step against 43.8 for ``off`` in the same process, the same
-  explanations; its first call compiles for 30 s, and a new batch size once more (38 s).
+  explanations; its first call compiles for 30 s, and a new batch size once more (38 s). That run
+  used transformers' static cache, whose sliding-window layers made every step a new CUDA graph;
+  :func:`full_static_cache` fixes that (one graph for every step on CPU; not yet timed on a GPU).
 - ``inductor``: ``torch.compile(mode="reduce-overhead")``, transformers' default: fused kernels and
   CUDA graphs (FACTS.md: 11 ms a step for the paper-scale LLM from plain ids, first call 109 s; not
   yet measured through this path).
@@ -73,14 +75,41 @@ def reserved_length(prompt_length: int, max_new_tokens: int, step: int = CACHE_L
     return -(-need // step) * step
 
 
-def static_generate_kwargs(mode: str, prompt_length: int, max_new_tokens: int) -> dict[str, Any]:
+def full_static_cache(config: Any, max_cache_len: int) -> Any | None:
+    """A static cache of ``max_cache_len`` columns whose every layer is a plain ``StaticLayer``
+    (its filled length a tensor), for an LLM config whose layers are full or sliding-window
+    attention with no window shorter than ``max_cache_len``: then no sliding layer can slide, and a
+    sliding layer's mask over the whole reserved length equals the causal one. None otherwise
+    (transformers' own static cache is used).
+
+    Why: transformers' ``StaticSlidingWindowLayer`` keeps its filled length as a Python int; a
+    compiled step is specialised on it, so each step recompiled (``dynamic=False``) or ran a
+    dynamic-shape graph that CUDA graphs record once per value. With plain layers every step is
+    the same graph."""
+    try:
+        from transformers.cache_utils import Cache, StaticLayer, get_layer_types_and_kwargs
+    except ImportError:  # another transformers than the one this was written against
+        return None
+    layer_types, layer_kwargs = get_layer_types_and_kwargs(config.get_text_config(decoder=True))
+    if any(kind not in ("full_attention", "sliding_attention") for kind in layer_types):
+        return None
+    if any(kwargs.get("sliding_window", max_cache_len) < max_cache_len for kwargs in layer_kwargs):
+        return None
+    return Cache(layers=[StaticLayer(max_cache_len=max_cache_len) for _ in layer_types])
+
+
+def static_generate_kwargs(mode: str, prompt_length: int, max_new_tokens: int, config: Any = None) -> dict[str, Any]:
     """The ``generate`` keywords of a concrete ``mode`` (:func:`resolve_decode_compile`) for one
-    call: {} for ``off``; a static cache of :func:`reserved_length` columns, and for the compiled
-    modes a ``CompileConfig`` (transformers compiles the one-token steps, not the prefill)."""
+    call: {} for ``off``; a static cache of :func:`reserved_length` columns (:func:`full_static_cache`
+    for the LLM's ``config`` where it applies, else transformers' ``cache_implementation="static"``),
+    and for the compiled modes a ``CompileConfig`` (transformers compiles the one-token steps, not
+    the prefill)."""
     if mode == "off":
         return {}
-    kwargs: dict[str, Any] = {"cache_implementation": "static",
-                              "max_cache_len": reserved_length(prompt_length, max_new_tokens)}
+    length = reserved_length(prompt_length, max_new_tokens)
+    cache = full_static_cache(config, length) if config is not None else None
+    kwargs: dict[str, Any] = ({"cache": cache} if cache is not None
+                              else {"cache_implementation": "static", "max_cache_len": length})
     if mode == "static":
         kwargs["disable_compile"] = True  # generate would otherwise compile a static cache's steps on a GPU
         return kwargs
