@@ -14,21 +14,17 @@ from emoreason.hardware import TUNED, DecodeThreadTuner, decode_threads, decodin
 from emoreason.inference.engine import Engine
 from emoreason.inference.generation import generation_hooks
 
-SR = 16_000
+from emoreason.testing.tiny import save_tiny_run, tone_clips
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from emoreason.testing.tiny import save_tiny_run
-
     return save_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 def clips() -> list[tuple[str, np.ndarray]]:
-    """Three voiced-like clips of different lengths (so the batch is padded)."""
-    t = np.arange(int(3.0 * SR)) / SR
-    return [(f"c{k}.wav", (0.3 * np.sin(2 * np.pi * (180 + 40 * k) * t[: int((1.5 + 0.7 * k) * SR)])).astype(np.float32))
-            for k in range(3)]
+    """Three tones of different lengths: a left-padded batch."""
+    return tone_clips()
 
 
 class _ThreadsSeen:

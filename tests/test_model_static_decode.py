@@ -14,21 +14,17 @@ from emoreason.inference.engine import Engine
 from emoreason.model import static_decode
 from emoreason.model.static_decode import reserved_length, resolve_decode_compile, static_generate_kwargs
 
-SR = 16_000
+from emoreason.testing.tiny import save_tiny_run, tone_clips
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from emoreason.testing.tiny import save_tiny_run
-
     return save_tiny_run(tmp_path_factory.mktemp("run"))
 
 
 def clips() -> list[tuple[str, np.ndarray]]:
     """Three tones of different lengths: a left-padded batch."""
-    t = np.arange(int(3.0 * SR)) / SR
-    return [(f"c{k}.wav", (0.3 * np.sin(2 * np.pi * (170 + 50 * k) * t[: int((1.2 + 0.8 * k) * SR)])).astype(np.float32))
-            for k in range(3)]
+    return tone_clips(base_hz=170.0, step_hz=50.0, seconds=1.2, step_seconds=0.8)
 
 
 def test_modes_resolve_per_device():

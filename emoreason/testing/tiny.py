@@ -83,3 +83,18 @@ def save_tiny_whisper_run(run_dir, seed: int = 0, emotion_encoder: str | None = 
     save_pretrained(model, cfg, run_dir / "final")
     processor.save_pretrained(run_dir / "final")
     return run_dir
+
+
+def tone_clips(n: int = 3, base_hz: float = 180.0, step_hz: float = 40.0, seconds: float = 1.5,
+               step_seconds: float = 0.7) -> list:
+    """``n`` (name, wave) pairs of 16 kHz float32 tones, each longer and higher than the last (a
+    batch of them is padded): what engine tests analyse."""
+    import numpy as np
+
+    from emoreason.audio import SAMPLE_RATE
+
+    out = []
+    for k in range(n):
+        t = np.arange(int((seconds + step_seconds * k) * SAMPLE_RATE)) / SAMPLE_RATE
+        out.append((f"c{k}.wav", (0.3 * np.sin(2 * np.pi * (base_hz + step_hz * k) * t)).astype(np.float32)))
+    return out
