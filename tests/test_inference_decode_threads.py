@@ -13,7 +13,6 @@ from emoreason.errors import UserError
 from emoreason.hardware import TUNED, DecodeThreadTuner, decode_threads, decoding
 from emoreason.inference.engine import Engine
 from emoreason.inference.generation import generation_hooks
-
 from emoreason.testing.tiny import save_tiny_run, tone_clips
 
 

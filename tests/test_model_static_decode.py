@@ -13,7 +13,6 @@ from emoreason.errors import UserError
 from emoreason.inference.engine import Engine
 from emoreason.model import static_decode
 from emoreason.model.static_decode import reserved_length, resolve_decode_compile, static_generate_kwargs
-
 from emoreason.testing.tiny import save_tiny_run, tone_clips
 
 
