@@ -147,7 +147,8 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    help="how the LLM's token-by-token steps run: off = dynamic KV cache; static = static cache; "
                    "cudagraphs / inductor (CUDA only) = static cache with each step compiled into a CUDA graph "
                    "(the first call of each batch size and length bucket compiles: seconds for cudagraphs, "
-                   "minutes for inductor); auto: " + AUTO_ON_GPU + " on a GPU, off on a CPU (default: auto)")
+                   "minutes for inductor); auto: " + (f"{AUTO_ON_GPU} on a GPU, off on a CPU" if AUTO_ON_GPU != "off" else
+                   "off everywhere for now (the compile pays off in a long-running serve)") + " (default: auto)")
 
 
 def _decode_threads(text: str) -> str | int | None:
