@@ -146,7 +146,7 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--decode-compile", choices=list(DECODE_COMPILE_MODES), default="auto",
                    help="how the LLM's token-by-token steps run: off = dynamic KV cache; static = static cache; "
                    "cudagraphs / inductor (CUDA only) = static cache with each step compiled into a CUDA graph "
-                   "(the first call of each batch size and length bucket compiles: seconds for cudagraphs, "
+                   "(the first call of each batch size and length bucket compiles: ~30 s for cudagraphs, "
                    "minutes for inductor); auto: " + (f"{AUTO_ON_GPU} on a GPU, off on a CPU" if AUTO_ON_GPU != "off" else
                    "off everywhere for now (the compile pays off in a long-running serve)") + " (default: auto)")
 
