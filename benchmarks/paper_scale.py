@@ -485,9 +485,12 @@ def compare_decode_modes(model: Any, processor: Any, model_cfg: Any, args: argpa
     results: dict[str, Any] = {}
     R["decode_modes"] = results
     reference: list[str] | None = None
+    from torch._dynamo.utils import counters
+
     for mode in args.decode_modes:
         model.decode_compile = mode
         torch._dynamo.reset()
+        counters.clear()
         row: dict[str, Any] = {}
         results[mode] = row
         try:
@@ -507,6 +510,10 @@ def compare_decode_modes(model: Any, processor: Any, model_cfg: Any, args: argpa
                 row["first_call_half_batch_s"] = timed_analyze(engine, args.batch // 2, n + 1, cuda)[0]
         except Exception as exc:  # noqa: BLE001 (a benchmark: record the failure, try the next mode)
             row["error"] = f"{type(exc).__name__}: {str(exc)[:400]}"
+        # what the compiled modes compiled: graphs, graph breaks, graphs CUDA graphs left out
+        row["compiled_graphs"] = counters["stats"]["unique_graphs"]
+        row["graph_breaks"] = sum(counters["graph_break"].values())
+        row["cudagraph_skips"] = counters["inductor"]["cudagraph_skips"]
         print(f"decode mode {mode}: {row}", flush=True)
         save_partial(R, args.out)
     model.decode_compile = "off"

@@ -132,11 +132,13 @@ if P.is_file():
         print(f"| {key} | {R.get(key, '-')} |")
     modes = R.get("decode_modes", {})
     if modes:
-        print("\n| decode mode (as served) | ms/step | first call s | half batch first call s | explanations as the first mode | error |\n|---|---|---|---|---|---|")
+        print("\n| decode mode (as served) | ms/step | first call s | half batch first call s | explanations as the first mode "
+              "| graphs / breaks / cudagraph skips | error |\n|---|---|---|---|---|---|---|")
         first = next(iter(modes))
         for mode, row in modes.items():
             print(f"| {mode} | {row.get('decode_ms_per_step', '-')} | {row.get('first_call_s', '-')} | "
-                  f"{row.get('first_call_half_batch_s', '-')} | {row.get('same_explanations_as_' + first, '-')} | {row.get('error', '')} |")
+                  f"{row.get('first_call_half_batch_s', '-')} | {row.get('same_explanations_as_' + first, '-')} | "
+                  f"{row.get('compiled_graphs', '-')} / {row.get('graph_breaks', '-')} / {row.get('cudagraph_skips', '-')} | {row.get('error', '')} |")
 else:
     print("\nours: no paper_scale.json (see paper_scale.log)")
 EOF

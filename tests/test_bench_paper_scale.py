@@ -68,6 +68,7 @@ def test_tiny_run_writes_step_time_and_finite_loss(bench, tmp_path, capsys):
     for row in modes.values():
         assert "error" not in row and row["ok"] == 3 and row["same_explanations_as_off"] == 3, row
         assert row["first_call_s"] > 0 and row["same_tokens_every_call"]
+        assert row["compiled_graphs"] == row["graph_breaks"] == row["cudagraph_skips"] == 0  # nothing compiled
     printed = capsys.readouterr().out
     assert "| train step (loop, incl. data) |" in printed and "RESULT {" in printed
     assert "| decode mode static (as served) |" in printed
