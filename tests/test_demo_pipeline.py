@@ -379,7 +379,7 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
         make_plan("tiny", time_budget_min=0)
 
 
-def test_auto_budget_fits_the_full_plan_on_a_cpu_without_native_bf16(monkeypatch):
+def test_auto_budget_fits_the_full_plan_on_a_cpu_without_native_bf16(monkeypatch, tmp_path):
     import argparse
 
     import torch
@@ -395,6 +395,15 @@ def test_auto_budget_fits_the_full_plan_on_a_cpu_without_native_bf16(monkeypatch
     for mode in ("quick", "tiny"):
         assert auto_time_budget(mode)[0] is None
     assert auto_time_budget("full", ["ravdess:/data/ravdess"])[0] is None  # a fold is scored whole
+    # a rerun in a folder whose training began without a budget keeps it (a budget would empty its stages)
+    out = tmp_path / "demo"
+    assert auto_time_budget("full", out=out)[0] == AUTO_BUDGET_MIN  # nothing there yet
+    (out / "runs" / "label-dual").mkdir(parents=True)
+    (out / "runs" / "label-dual" / "PARAMS.json").write_text("{}")
+    minutes, why = auto_time_budget("full", out=out)
+    assert minutes is None and "started without a time budget" in why
+    (out / "budget").mkdir()  # begun with one: resumed with it
+    assert auto_time_budget("full", out=out)[0] == AUTO_BUDGET_MIN
     monkeypatch.setattr(emoreason.hardware, "cpu_has_native_bf16", lambda: True)
     assert auto_time_budget("full")[0] is None
     assert [_time_budget(t) for t in ("auto", "none", "12.5")] == ["auto", None, 12.5]

@@ -12,6 +12,7 @@ Three sizes share one pipeline:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from emoreason.errors import UserError
@@ -138,8 +139,6 @@ class DemoPlan:
 
     def corpus_specs(self) -> list[tuple[str, str]]:
         """``corpora`` as (kind, path) pairs, checked: a known kind and an existing folder."""
-        from pathlib import Path
-
         from emoreason.data.importers.corpora import get_kind
 
         out = []
@@ -163,15 +162,21 @@ AUTO_BUDGET_MIN = 15.0
 minutes (issue 15's goal for such a CPU: the full plan took 17-22 minutes there, docs/demo.md)."""
 
 
-def auto_time_budget(mode: str, corpora: list[str] | None = None) -> tuple[float | None, str]:
+def auto_time_budget(mode: str, corpora: list[str] | None = None, out: str | Path | None = None) -> tuple[float | None, str]:
     """What ``--time-budget auto`` means here: (minutes or None, why). The synthetic full plan on a
     CPU that trains in fp32 (no native bf16, no CUDA) gets :data:`AUTO_BUDGET_MIN`; with native bf16
     or a GPU the full plan fits its ~10 minutes unfitted, ``--quick`` / ``--tiny`` are small, and a
-    real corpus's fold is scored on all of its held-out clips, so those get none."""
+    real corpus's fold is scored on all of its held-out clips, so those get none. Nor does a rerun
+    in an ``out`` whose training began without a budget: a budget would change its stages'
+    parameters, and a stage with other parameters starts again from an empty directory (the
+    trained models would be lost)."""
     if mode != "full":
         return None, f"--{mode}: no budget"
     if corpora:
         return None, "--corpus: no budget (every held-out clip of the fold is scored)"
+    if out is not None and not (Path(out) / "budget").exists() and any((Path(out) / "runs").glob("*/PARAMS.json")):
+        return None, (f"{out} was started without a time budget: resumed without one, so nothing trained is lost "
+                      f"(--time-budget {AUTO_BUDGET_MIN:g} fits it anew)")
     import torch
 
     from emoreason.hardware import cpu_has_native_bf16
