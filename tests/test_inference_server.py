@@ -38,6 +38,7 @@ def test_health(base_url):
     assert body["tasks"]["sentiment"] == ["positive", "negative", "neutral"] and "angry" in body["tasks"]["emotion"]
     assert body["tasks"]["asr"] == [] and body["tasks"]["sqa"] == []  # text tasks: no candidate labels
     assert body["whisper_transcript"] is None  # the tiny random encoder has no Whisper decoder, none was chosen
+    assert body["decode_compile"] == "off"  # a CPU: the dynamic cache
 
 
 def test_index_page_is_self_contained(base_url):

@@ -77,11 +77,13 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
     @app.get("/health")
     async def health() -> dict[str, Any]:
         """The loaded model, each task's labels, the Whisper transcript's source (None: none), the
-        quote check's Whisper (None: none), and the queue."""
+        quote check's Whisper (None: none), how the decode steps run (``decode_compile``), and the
+        queue."""
         return {"status": "ok", "model": engine.name, "model_id": ctx.model_id, "tasks": {t: engine.labels(t) for t in TASKS},
                 "whisper_transcript": engine.whisper_source if engine.has_whisper else None,
                 "quote_check": engine.quote_check,
                 "transcript_language": getattr(engine, "transcript_language", "en"),
+                "decode_compile": getattr(engine.model, "decode_compile", "off"),
                 "queue": {"unfinished": batcher.unfinished, "limit": limits.max_queue},
                 "batches": {"runs": batcher.stats.runs, "requests": batcher.stats.requests, "largest": batcher.stats.largest}}
 
