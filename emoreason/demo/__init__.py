@@ -114,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
         from emoreason.demo.plan import auto_time_budget
 
         budget, why = auto_time_budget(mode, args.corpus, args.out)
-        if budget is not None or "without a time budget" in why:
+        if why:
             print(f"[demo] {why}", file=sys.stderr, flush=True)
     plan = make_plan(mode, seed=args.seed, variants=variants, extra_overrides=args.overrides, corpora=args.corpus,
                      with_synthetic=args.with_synthetic, corpus_fold=args.corpus_fold, transcribe=args.transcribe,

@@ -162,18 +162,18 @@ AUTO_BUDGET_MIN = 15.0
 minutes (issue 15's goal for such a CPU: the full plan took 17-22 minutes there, docs/demo.md)."""
 
 
-def auto_time_budget(mode: str, corpora: list[str] | None = None, out: str | Path | None = None) -> tuple[float | None, str]:
-    """What ``--time-budget auto`` means here: (minutes or None, why). The synthetic full plan on a
+def auto_time_budget(mode: str, corpora: list[str] | None = None,
+                     out: str | Path | None = None) -> tuple[float | None, str | None]:
+    """What ``--time-budget auto`` means here: (minutes or None, the line the demo says about it, or
+    None where there is nothing to say). The synthetic full plan on a
     CPU that trains in fp32 (no native bf16, no CUDA) gets :data:`AUTO_BUDGET_MIN`; with native bf16
     or a GPU the full plan fits its ~10 minutes unfitted, ``--quick`` / ``--tiny`` are small, and a
     real corpus's fold is scored on all of its held-out clips, so those get none. Nor does a rerun
     in an ``out`` whose training began without a budget: a budget would change its stages'
     parameters, and a stage with other parameters starts again from an empty directory (the
     trained models would be lost)."""
-    if mode != "full":
-        return None, f"--{mode}: no budget"
-    if corpora:
-        return None, "--corpus: no budget (every held-out clip of the fold is scored)"
+    if mode != "full" or corpora:
+        return None, None
     if out is not None and not (Path(out) / "budget").exists() and any((Path(out) / "runs").glob("*/PARAMS.json")):
         return None, (f"{out} was started without a time budget: resumed without one, so nothing trained is lost "
                       f"(--time-budget {AUTO_BUDGET_MIN:g} fits it anew)")
@@ -181,10 +181,8 @@ def auto_time_budget(mode: str, corpora: list[str] | None = None, out: str | Pat
 
     from emoreason.hardware import cpu_has_native_bf16
 
-    if torch.cuda.is_available():
-        return None, "a GPU: no budget"
-    if cpu_has_native_bf16():
-        return None, "this CPU has native bf16: no budget (the full plan takes about 10 minutes on 2 cores)"
+    if torch.cuda.is_available() or cpu_has_native_bf16():
+        return None, None
     return AUTO_BUDGET_MIN, (f"this CPU has no native bf16 (training runs in fp32): the demo is fitted to "
                              f"{AUTO_BUDGET_MIN:g} minutes (--time-budget none runs the full plan, ~18 min on 2 cores)")
 

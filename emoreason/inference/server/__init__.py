@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     if args.warm_up == "on" or (args.warm_up == "auto" and engine.model.decode_compile in ("cudagraphs", "inductor")):
         print(f"emoreason serve: warming up (decode {engine.model.decode_compile}; batch sizes 1 and 2)...",
               file=sys.stderr, flush=True)
-        seconds = engine.warm_up((1, min(2, args.batch_size)))
+        seconds = engine.warm_up(sorted({1, min(2, args.batch_size)}))
         print(f"emoreason serve: warmed up in {seconds:.1f} s", file=sys.stderr, flush=True)
     limits = ServerLimits(
         max_body_bytes=int(args.max_upload_mb * 1024 * 1024), max_seconds=args.max_seconds, max_queue=args.max_queue,
