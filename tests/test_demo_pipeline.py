@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -209,6 +210,25 @@ def test_select_train_rows_and_majority():
     assert [r["audio"] for r in test if r["task"] == "sqa"] == order[:2]
     speakers = [rows[[r["audio"] for r in rows].index(a)]["speaker"] for a in order]
     assert speakers[0] != speakers[1] and speakers[2] != speakers[3]  # the held-out speakers in turn
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_capped_test_set_is_even_over_speakers_and_emotions(seed):
+    # 4 held-out speakers x 4 emotions x 10 clips, listed speaker by speaker and emotion by emotion
+    emotions = ("neutral", "happy", "sad", "angry")
+    rows = [{"id": f"s{s}e{e}c{c}/{t}", "audio": f"s{s}e{e}c{c}.wav", "task": t, "split": "test",
+             "speaker": f"s{s}", "label": emotions[e] if t == "emotion" else "positive"}
+            for s in range(4) for e in range(4) for c in range(10) for t in ("emotion", "sentiment")]
+    for cap in (16, 40, 80):
+        test = select_test_rows(rows, {"emotion": cap, "sentiment": cap // 2}, seed=seed)
+        emo = [r for r in test if r["task"] == "emotion"]
+        assert len(emo) == cap
+        assert {Counter(r["speaker"] for r in emo)[f"s{s}"] for s in range(4)} == {cap // 4}
+        assert {Counter(r["label"] for r in emo)[e] for e in emotions} == {cap // 4}
+        # the sentiment rows are the first clips of the same ranking
+        assert [r["audio"] for r in test if r["task"] == "sentiment"] == [r["audio"] for r in emo][: cap // 2]
+    everything = select_test_rows(rows, {"emotion": 0}, seed=seed)
+    assert sorted(r["id"] for r in everything) == sorted(r["id"] for r in rows if r["task"] == "emotion")
 
 
 def test_plan_errors():

@@ -94,21 +94,46 @@ def select_train_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: in
     return [r for r in rows if r["id"] in keep]
 
 
-def _clip_order(row: dict[str, Any], rows: list[dict[str, Any]], seed: int) -> tuple[int, str]:
-    """(position of the clip among its speaker's clips in hash order, hash of the speaker): sorting by
-    it takes the speakers in turn, each speaker's clips in a seeded order."""
-    own = sorted({r["audio"] for r in rows if r.get("speaker") == row.get("speaker")}, key=lambda a: _stable_rank(a, seed))
-    return own.index(row["audio"]), _stable_rank(str(row.get("speaker")), seed)
+def _clip_ranks(test: list[dict[str, Any]], seed: int) -> dict[str, tuple[int, str]]:
+    """Each held-out clip's sort key: (its position in its speaker's sequence, a hash of the speaker).
+
+    Sorting by it takes the speakers in turn; each speaker's sequence takes the emotions (of the
+    clip's emotion row) in turn, each emotion's clips in a seeded hash order, and starts its cycle of
+    emotions one further along than the speaker before it. So the first N clips of the ranking are
+    as even over speakers and, within that, over emotions as N allows (a budget that keeps 40 of 160
+    clips keeps 10 of each speaker and 10 of each emotion), not whatever a hash happened to pick.
+    """
+    speaker_of: dict[str, str] = {}
+    emotion_of: dict[str, str] = {}
+    for r in test:
+        speaker_of.setdefault(r["audio"], str(r.get("speaker")))
+        if r["task"] == "emotion":
+            emotion_of[r["audio"]] = str(r.get("label") or "")
+    clips: dict[str, dict[str, list[str]]] = {}  # speaker -> emotion -> clips
+    for audio, speaker in speaker_of.items():
+        clips.setdefault(speaker, {}).setdefault(emotion_of.get(audio, ""), []).append(audio)
+    emotions = sorted({e for by_emotion in clips.values() for e in by_emotion}, key=lambda e: _stable_rank(e, seed))
+    ranks: dict[str, tuple[int, str]] = {}
+    for turn, speaker in enumerate(sorted(clips, key=lambda s: _stable_rank(s, seed))):
+        queues = {e: sorted(a, key=lambda a: _stable_rank(a, seed), reverse=True) for e, a in clips[speaker].items()}
+        cycle = [e for j in range(len(emotions)) if (e := emotions[(turn + j) % len(emotions)]) in queues]
+        position = 0
+        while any(queues.values()):
+            for e in cycle:
+                if queues[e]:
+                    ranks[queues[e].pop()] = (position, _stable_rank(speaker, seed))
+                    position += 1
+    return ranks
 
 
 def select_test_rows(rows: list[dict[str, Any]], caps: dict[str, int], seed: int) -> list[dict[str, Any]]:
     """Rows of the ``test`` split, at most ``caps[task]`` per task (0: all; tasks not in caps
-    dropped). Clips are ranked once: the held-out speakers in turn, each speaker's clips by a stable
-    hash of their audio, so a limit takes clips of every held-out speaker and a task with a smaller
-    cap is evaluated on a subset of the clips of a task with a larger one. Returned task by task
-    (``caps`` order), in rank order."""
+    dropped). Clips are ranked once (:func:`_clip_ranks`: the held-out speakers in turn, each
+    speaker's emotions in turn), so a limit takes clips of every held-out speaker and emotion
+    evenly, and a task with a smaller cap is evaluated on a subset of the clips of a task with a
+    larger one. Returned task by task (``caps`` order), in rank order."""
     test = [r for r in rows if r.get("split") == "test"]
-    rank = {r["audio"]: _clip_order(r, test, seed) for r in test}
+    rank = _clip_ranks(test, seed)
     out: list[dict[str, Any]] = []
     for task, cap in caps.items():
         task_rows = sorted((r for r in test if r["task"] == task), key=lambda r: rank[r["audio"]])
