@@ -355,14 +355,52 @@ def test_vocabulary_decoded_as_decode_does(smollm_tokenizer):
         assert decode_each(tok, n) == tok.batch_decode([[i] for i in range(n)], skip_special_tokens=False)
 
 
-def test_trie_is_built_on_the_first_quote():
+def test_token_forms_are_indexed_on_the_first_quote():
     table = token_table(build_tiny_tokenizer())
     index = TranscriptIndex("I hate this.")
-    table._trie = None
-    allowed_tokens(table, index, "It says ", [0])  # outside a quote: no trie needed
-    assert table._trie is None
+    table._forms = None
+    allowed_tokens(table, index, "It says ", [0])  # outside a quote: no index needed
+    assert table._forms is None
     inside, allowed = allowed_tokens(table, index, 'It says "I ha', [0])
-    assert inside and table._trie is not None and {table.texts[i] for i in allowed} == {"t"}
+    assert inside and table._forms is not None and {table.texts[i] for i in allowed} == {"t"}
+
+
+def _trie_continuations(table, index, key):
+    """The character-trie walk the form index replaced (the reference it must agree with)."""
+    trie = {}
+    for i in table._plain:
+        node = trie
+        for c in canonical(table.texts[i]):
+            node = node.setdefault(c, {})
+        node.setdefault("", []).append(i)
+    allowed = set()
+    for suffix in index.matches(key):
+        rest = suffix[len(key):]
+        starts = [(trie, rest)]
+        if (not key or key.endswith(" ")) and " " in trie:
+            starts.append((trie[" "], rest))
+        for node, text in starts:
+            allowed.update(node.get("", ()) if node is not trie else ())
+            for c in text:
+                node = node.get(c)
+                if node is None:
+                    break
+                allowed.update(node.get("", ()))
+    return allowed
+
+
+def test_form_index_allows_what_the_trie_walk_allowed(smollm_tokenizer):
+    table = token_table(smollm_tokenizer)
+    rng = random.Random(7)
+    words = ["I", "hate", "this", "we're", "going", "to", "the", "beach", "tomorrow", "it's", "42",
+             "well-known", "café", "no", "way"]
+    for _ in range(60):
+        text = " ".join(rng.choice(words) for _ in range(rng.randint(1, 9))) + rng.choice([".", "!", "", "?"])
+        index = TranscriptIndex(text)
+        canon = canonical(text).strip()
+        cut = rng.randint(0, len(canon))
+        for key in {"", canon[:cut], canon[:cut].rstrip() + " "}:
+            assert table.continuations(index, key) == _trie_continuations(table, index, key), (text, key)
 
 
 def test_property_smollm2_bpe_quotes_are_transcript_spans(smollm_tokenizer):
