@@ -98,6 +98,10 @@ _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBI
 
 
 def main(argv: list[str] | None = None) -> int:
+    if argv is None:  # a command line (the console script, python -m emoreason), not a caller in process
+        from emoreason import startup
+
+        startup.enable()  # the collector paused while torch and the model load (emoreason/startup.py)
     parser = build_parser(only=_verb(sys.argv[1:] if argv is None else argv))
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -135,4 +139,4 @@ def run() -> None:  # pragma: no cover - console entry
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    run()

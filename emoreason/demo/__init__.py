@@ -124,6 +124,9 @@ def _run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         plan = replace(plan, config=args.config)
+    from emoreason.startup import import_ml_stack
+
+    import_ml_stack()
     import torch
 
     if args.threads is not None:

@@ -69,6 +69,9 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from emoreason.errors import UserError
+    from emoreason.startup import import_ml_stack
+
+    import_ml_stack()
     from emoreason.eval.scoring import score_file
 
     out = Path(args.out)
@@ -116,6 +119,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_probe(args: argparse.Namespace) -> int:
+    from emoreason.startup import import_ml_stack
+
+    import_ml_stack()
     from emoreason.eval.probe import format_probe, resolve_encoder, run_probe
 
     encoder = resolve_encoder(args.model, args.config, args.overrides)

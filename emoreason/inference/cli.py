@@ -315,16 +315,21 @@ def run(args: argparse.Namespace) -> int:
     if args.server:
         results = _remote_results(args, files)
     else:
-        import torch  # noqa: F401  (here, not inside the load: --timings tells import from load)
-        import transformers.modeling_utils  # noqa: F401
+        from emoreason.startup import gc_paused
 
-        from emoreason.inference.engine import Engine
+        # a one-shot command: what the imports and the load build lives until it exits, so it is
+        # frozen out of the collector's walks (emoreason/startup.py)
+        with gc_paused():
+            import torch  # noqa: F401  (here, not inside the load: --timings tells import from load)
+            import transformers.modeling_utils  # noqa: F401
 
-        clock.mark("import")
-        engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
-                             decode_threads=args.decode_threads, decode_compile=args.decode_compile,
-                             transcriber=transcriber, quote_check=quote_check, transcript_language=language)
-        clock.mark("load")
+            from emoreason.inference.engine import Engine
+
+            clock.mark("import")
+            engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
+                                 decode_threads=args.decode_threads, decode_compile=args.decode_compile,
+                                 transcriber=transcriber, quote_check=quote_check, transcript_language=language)
+            clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
             quotes=args.quotes, explain=args.explain, quote_min_probability=args.quote_min_probability,

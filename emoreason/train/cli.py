@@ -53,6 +53,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from emoreason.startup import import_ml_stack
+
+    import_ml_stack()
     from emoreason.train.recipe import train
 
     result = train(args.config, args.out, resume=args.resume, overrides=args.overrides, cache_dir=args.cache_dir)

@@ -84,6 +84,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from emoreason.startup import import_ml_stack
+
+    import_ml_stack()  # (the model is not frozen: a long-lived server's heap is its own business)
     import uvicorn
 
     from emoreason.errors import UserError
