@@ -119,7 +119,7 @@ def load_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS) -> 
     soundfile cannot. Raises AudioError with a one-line message.
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-    _check_file(source, name)
+    check_file(source, name)
     try:
         wave = _read_soundfile(source, name, max_seconds)
     except _Undecodable as e:
@@ -141,7 +141,7 @@ def stream_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS,
     ffmpeg-only formats are first decoded to a temporary 16 kHz file, then streamed from it.
     """
     name = "<bytes>" if isinstance(source, (bytes, bytearray)) else str(source)
-    _check_file(source, name)
+    check_file(source, name)
     size = max(1, int(block_seconds * SAMPLE_RATE))
     total = 0
     with contextlib.ExitStack() as stack:
@@ -182,7 +182,7 @@ def stream_audio(source: str | Path | bytes, max_seconds: float = MAX_SECONDS,
             yield pending
 
 
-def _check_file(source: str | Path | bytes, name: str) -> None:
+def check_file(source: str | Path | bytes, name: str) -> None:
     """AudioError for a path that is missing, a directory or empty (bytes pass)."""
     if isinstance(source, (bytes, bytearray)):
         return

@@ -76,6 +76,20 @@ def test_out_file_resumes(run_dir, files, tmp_path, capsys):
     assert len(second) == 3 and second[2]["file"] == files["junk"] and "error" in second[2]
 
 
+def test_no_readable_file_fails_before_loading(run_dir, files, tmp_path, capsys, monkeypatch):
+    from emoreason.inference.engine import Engine
+
+    monkeypatch.setattr(Engine, "load", classmethod(lambda *a, **k: pytest.fail("loaded a model for no audio")))
+    missing, folder = str(tmp_path / "nope.wav"), str(tmp_path)
+    assert main(["analyze", "--model", str(run_dir), missing, files["empty"], folder, "--json"]) == 1
+    captured = capsys.readouterr()
+    rows = [json.loads(line) for line in captured.out.splitlines()]
+    assert [r["file"] for r in rows] == [missing, files["empty"], folder]
+    assert [r["error"] for r in rows] == [f"{missing}: file not found", f"{files['empty']}: file is empty (0 bytes)",
+                                          f"{folder}: is a directory, not an audio file"]
+    assert len([line for line in captured.err.splitlines() if line.startswith("emoreason: error:")]) == 3
+
+
 def test_missing_model_is_one_line_error(files, tmp_path, capsys):
     assert main(["analyze", "--model", str(tmp_path / "none"), files["good"]]) == 1
     err = capsys.readouterr().err.strip().splitlines()

@@ -312,8 +312,11 @@ def run(args: argparse.Namespace) -> int:
             print(f"emoreason: using the running `emoreason serve` of this model at {url} (--local loads it here instead)",
                   file=sys.stderr)
             args.server = url
+    unreadable = _unreadable(files) if not args.server else {}
     if args.server:
         results = _remote_results(args, files)
+    elif len(unreadable) == len(files):  # nothing to analyse: say so before loading torch and the model
+        results = iter([{"file": f, "error": unreadable[f]} for f in files])
     else:
         from emoreason.startup import gc_paused
 
@@ -356,6 +359,20 @@ def run(args: argparse.Namespace) -> int:
     if clock.enabled:
         print(clock.summary(), file=sys.stderr)
     return 1 if failed else 0
+
+
+def _unreadable(files: list[str]) -> dict[str, str]:
+    """The files that cannot be audio (missing, a directory, empty), each with the one-line error
+    the engine would give it; from the file system only, no decoding."""
+    from emoreason.audio import AudioError, check_file
+
+    found: dict[str, str] = {}
+    for name in files:
+        try:
+            check_file(name, name)
+        except AudioError as e:
+            found[name] = str(e)
+    return found
 
 
 def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
