@@ -18,7 +18,7 @@ LAYERS: dict[str, int] = {
     # 0 core: no emoreason imports beyond these
     "emoreason": 0, "emoreason.errors": 0, "emoreason.hardware": 0, "emoreason.audio": 0, "emoreason.labels": 0,
     "emoreason.config": 0, "emoreason.configs": 0, "emoreason.jsonl": 0, "emoreason.text": 0, "emoreason.cues": 0,
-    "emoreason.llm_client": 0,
+    "emoreason.llm_client": 0, "emoreason.startup": 0,
     # 1: data in, packaged weights
     "emoreason.data": 1, "emoreason.weights": 1,
     # 2: the model (with its processing), and the teacher (core + data + the LLM client only)
