@@ -109,10 +109,13 @@ def _run(args: argparse.Namespace) -> int:
     variants = [v.strip() for v in args.variants.split(",") if v.strip()] if args.variants else None
     if (args.with_synthetic or args.transcribe or args.corpus_fold != 1) and not args.corpus:
         raise UserError("--with-synthetic, --transcribe and --corpus-fold need --corpus KIND:PATH")
+    from emoreason.startup import import_ml_stack
+
     budget = args.time_budget
     if budget == "auto":
         from emoreason.demo.plan import auto_time_budget
 
+        import_ml_stack()  # auto_time_budget asks torch about the machine: import it with the collector paused
         budget, why = auto_time_budget(mode, args.corpus, args.out)
         if why:
             print(f"[demo] {why}", file=sys.stderr, flush=True)
@@ -124,8 +127,6 @@ def _run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         plan = replace(plan, config=args.config)
-    from emoreason.startup import import_ml_stack
-
     import_ml_stack()
     import torch
 

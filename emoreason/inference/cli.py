@@ -312,10 +312,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"emoreason: using the running `emoreason serve` of this model at {url} (--local loads it here instead)",
                   file=sys.stderr)
             args.server = url
-    unreadable = _unreadable(files) if not args.server else {}
     if args.server:
         results = _remote_results(args, files)
-    elif len(unreadable) == len(files):  # nothing to analyse: say so before loading torch and the model
+    elif len(unreadable := _unreadable(files)) == len(files):  # nothing to analyse: say so before loading torch and the model
         results = iter([{"file": f, "error": unreadable[f]} for f in files])
     else:
         from emoreason.startup import gc_paused
