@@ -27,6 +27,7 @@ def main() -> None:
     dataset = ManifestDataset(manifest, DataConfig().task_groups)
     trainer = Trainer(FakeAudioLLM(dropout=0.0), dataset, Collator(FakeProcessor()), phases, train, out / "run")
     results = trainer.fit()
+    trainer.close()
     if trainer.acc.is_main_process:
         weights = {k: v.tolist() for k, v in trainer.trainable_state().items()}
         (out / "result.json").write_text(json.dumps({

@@ -456,7 +456,10 @@ class Trainer:
         finally:
             writer.close()
             if tracker is not None:
-                self.acc.end_training()
+                # Not acc.end_training(): that also destroys the process group, which save_final's
+                # barriers still need. close() does that part.
+                for t in self.acc.trackers:
+                    t.finish()
             if handler is not None:
                 logging.getLogger("emoreason").removeHandler(handler)
                 handler.close()
@@ -568,6 +571,13 @@ class Trainer:
             log.info("saved %s", target)
         self.acc.wait_for_everyone()
         return target
+
+    def close(self) -> None:
+        """Destroy the distributed process group (after :meth:`save_final`), if this process made
+        one. Left for the interpreter's exit, gloo's worker threads can abort the process after a
+        successful run (``terminate called without an active exception``, exit -6 under torchrun;
+        pytorch/pytorch PR 179291 describes the race). Call it on success only."""
+        self.acc.state.destroy_process_group()
 
     def save_final(self) -> Path:
         """``RUN_DIR/final``: the trained model (``train.final_from_best``: the one with the lowest

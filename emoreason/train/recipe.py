@@ -12,7 +12,7 @@ data or model (``benchmarks/paper_scale.py``) runs the same steps with its parts
     data = recipe.setup_data()                 # train (and validation) rows; RUN_DIR/train_clips.json
     model, processor = recipe.setup_model()    # seeded, so train.seed reproduces a run; train.init_from
     trainer = recipe.setup_trainer(model, processor, data)
-    trainer.fit(resume=resume); trainer.save_final()
+    trainer.fit(resume=resume); trainer.save_final(); trainer.close()
 """
 from __future__ import annotations
 
@@ -275,4 +275,7 @@ def train(config: Config | str | Path, run_dir: str | Path, resume: str | Path |
     model, processor = recipe.setup_model()
     trainer = recipe.setup_trainer(model, processor, data)
     trainer.fit(resume=resume)
-    return TrainResult(trainer.save_final(), trainer.total_steps, trainer.acc.is_main_process)
+    final = trainer.save_final()
+    # Only after success: a rank that failed would wait in the destroy for peers that never come.
+    trainer.close()
+    return TrainResult(final, trainer.total_steps, trainer.acc.is_main_process)
