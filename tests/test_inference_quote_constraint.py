@@ -506,7 +506,8 @@ def test_constrained_is_the_default_with_a_transcript(engine, spy_generate):
         TranscriptIndex(r.transcript.text).suffixes]
     spy_generate.clear()
     engine.analyze([("a.wav", tone(1.0))], max_new_tokens=6, transcript="none")
-    assert [set(kw) for _, kw in spy_generate] == [{"prompt_cache"}]  # no transcript: free (from the forced choice's cache)
+    # no transcript: free quotes, from the forced choice's cache; stopped at the first cut sentence
+    assert [set(kw) for _, kw in spy_generate] == [{"prompt_cache", "stopping_criteria"}]
     spy_generate.clear()
     engine.analyze([("a.wav", tone(1.0))], max_new_tokens=0)
     assert spy_generate == []  # --max-new-tokens 0 stays generation-free

@@ -55,9 +55,9 @@ import numpy as np
 from emoreason.audio import MAX_SECONDS, SAMPLE_RATE, AudioError, split_windows, stream_audio, stream_windows, validate_wave
 from emoreason.errors import UserError
 from emoreason.text.quotes import extract_quotes, is_transcript_span
-from emoreason.inference.generation import (
-    EXPLAIN_MODES, LABEL_TASKS, QUOTE_MODES, TASKS, TRANSCRIPT_MODES, TaskPlan, WindowOutput, default_prompt, make_plan,
-    run_windows, stitch,
+from emoreason.inference.generation import (  # noqa: F401  (consistency: the server's stream imports it from here)
+    EXPLAIN_MODES, LABEL_TASKS, QUOTE_MODES, TASKS, TRANSCRIPT_MODES, TaskPlan, WindowOutput, consistency, default_prompt,
+    make_plan, run_windows, stitch,
 )
 from emoreason.inference.results import AnalysisError, AnalysisResult, Quote, Segment, Transcript
 
@@ -622,21 +622,6 @@ def _window_fields(out: WindowOutput, labels: list[str], plan: TaskPlan, span: t
         transcript=transcript, answer=answer, consistent=consistency(label, explanation, task),
         explanation_trimmed=trimmed,
     )
-
-
-def consistency(label: str | None, explanation: str, task: str) -> bool | None:
-    """Whether ``explanation`` commits to ``label`` (the forced choice), as the evaluation reads
-    answers (``emoreason.text.label_extraction``: quotes ignored, negation and hedges handled,
-    near-synonyms such as frustrated / angry agree). None when there is no label or no
-    explanation, or the text commits to no label (the "consistent: null" of the JSON)."""
-    from emoreason.text.label_extraction import extract_labels, verdict_matches
-
-    if label is None or not explanation.strip() or task not in LABEL_TASKS:
-        return None
-    got = extract_labels(explanation, task)
-    if got.undecided or not got.primary:
-        return None
-    return verdict_matches(got, label)
 
 
 def _whisper_dir(speech_encoder: Any) -> Path | None:

@@ -109,6 +109,8 @@ class TaskPlan:
     quote_min_probability: float = 0.0
     """Constrained quotes: transcript words the transcriber gave a lower probability may not be
     quoted (0: every word may; sources without word probabilities ignore it)."""
+    labels: tuple[str, ...] = ()
+    """The candidate labels, in the order of ``sentences``; empty for asr / sqa."""
 
 
 def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: str | None,
@@ -175,7 +177,7 @@ def make_plan(task: str, labels: Sequence[str], prompt: str | None, question: st
         task=task, prompt=text, sentences=tuple(label_sentence(task, label) for label in labels),
         max_new_tokens=max_new_tokens, transcript_prompt=default_prompt("asr") if source == "model" else None,
         question=question, quotes="constrained" if constrained else "free", transcript_source=source, explain=explain,
-        quote_min_probability=quote_min_probability,
+        quote_min_probability=quote_min_probability, labels=tuple(labels),
     )
 
 
@@ -232,10 +234,11 @@ def _generate(model: Any, batch: dict[str, Any], waves: Sequence[np.ndarray], ro
     from emoreason.hardware import decoding, with_stopping_criteria
 
     hooks = _HOOKS.get()
+    own_stops = list(kwargs.pop("stopping_criteria", []))
     with decoding() as tuning:  # the engine's decode threads (emoreason.hardware.decode_threads)
         if hooks is not None:
             kwargs.update(hooks.generate_kwargs(waves, rows, list(prefixes) if prefixes is not None else [""] * len(rows)))
-        return model.generate(batch, max_new_tokens=max_new_tokens, **with_stopping_criteria(kwargs, tuning))
+        return model.generate(batch, max_new_tokens=max_new_tokens, **with_stopping_criteria(kwargs, [*own_stops, *tuning]))
 
 
 @dataclass
@@ -370,6 +373,70 @@ def _forced_prefixes(plan: TaskPlan, probs: Sequence[np.ndarray | None]) -> list
     return [""] * len(probs)
 
 
+def consistency(label: str | None, explanation: str, task: str) -> bool | None:
+    """Whether ``explanation`` commits to ``label`` (the forced choice), as the evaluation reads
+    answers (``emoreason.text.label_extraction``: quotes ignored, negation and hedges handled,
+    near-synonyms such as frustrated / angry agree). None when there is no label or no
+    explanation, or the text commits to no label (the "consistent: null" of the JSON)."""
+    from emoreason.text.label_extraction import extract_labels, verdict_matches
+
+    if label is None or not explanation.strip() or task not in LABEL_TASKS:
+        return None
+    got = extract_labels(explanation, task)
+    if got.undecided or not got.primary:
+        return None
+    return verdict_matches(got, label)
+
+
+class CutSentenceStop:
+    """Per-row stopping criterion for forced explanations: a row ends as soon as one of its
+    finished sentences is one :func:`emoreason.text.agreement.agreeing_explanation` would cut (a
+    repeat, or a sentence that argues against the row's label). Everything from that sentence on
+    is dropped from the answer anyway, so the printed explanation is the same and the tokens after
+    it are not generated (a small model that loops went on for its whole budget).
+
+    A sentence counts as finished once text follows its end punctuation (``4.`` may still become
+    ``4.5``); the decisions on finished sentences do not depend on later text, which is why the
+    cut falls where it would have fallen on the full generation. Rows without a label (``None``)
+    never stop here. ``__call__(input_ids (B, T), scores) -> (B,) bool``."""
+
+    def __init__(self, tokenizer: Any, prefixes: Sequence[str], labels: Sequence[str | None], task: str) -> None:
+        self.tokenizer = tokenizer
+        self.prefixes = list(prefixes)
+        self.labels = list(labels)
+        self.task = task
+        self.start: int | None = None
+        self.done = [False] * len(self.labels)
+        self.checked = [1] * len(self.labels)  # finished sentences already checked (the first is the label's)
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        import torch
+
+        from emoreason.text.agreement import agreeing_explanation, sentences
+
+        if self.start is None:  # the first call comes after the first new token
+            self.start = input_ids.shape[1] - 1
+        for row, label in enumerate(self.labels):
+            if self.done[row] or label is None:
+                continue
+            new = self.tokenizer.decode(input_ids[row, self.start:], skip_special_tokens=True)
+            finished = sentences(join_answer(self.prefixes[row], new.strip()))[:-1]
+            if len(finished) <= self.checked[row]:
+                continue
+            self.checked[row] = len(finished)
+            _, cut = agreeing_explanation("".join(finished), lambda text: consistency(label, text, self.task))
+            self.done[row] = cut > 0
+        return torch.tensor(self.done, dtype=torch.bool, device=input_ids.device)
+
+
+def _cut_sentence_stop(model: Any, plan: TaskPlan, prefixes: Sequence[str]) -> list[CutSentenceStop]:
+    """[the stopping criterion] for forced explanations, [] otherwise."""
+    if plan.explain != "forced" or not plan.labels or not any(prefixes):
+        return []
+    by_sentence = dict(zip(plan.sentences, plan.labels))
+    return [CutSentenceStop(model.tokenizer, prefixes, [by_sentence.get(p) for p in prefixes], plan.task)]
+
+
 def run_with_transcript_context(model: Any, processor: Any, waves: Sequence[np.ndarray], plan: TaskPlan,
                                 whisper: Any = None, checker: Any = None,
                                 prompts: Sequence[str] | None = None) -> list[WindowOutput]:
@@ -439,14 +506,17 @@ def _generate_answers(model: Any, processor: Any, batch: dict[str, Any], waves: 
                                   pad_between=prompt_cache is not None)
         constraint = QuoteConstraint(model.tokenizer, quotable if quotable is not None else transcripts, model.eos_ids())
         texts = _generate(model, task_rows, waves, text_rows, plan.max_new_tokens, prefixes,
-                          logits_processor=LogitsProcessorList([constraint]), **_cached(prompt_cache))
+                          logits_processor=LogitsProcessorList([constraint]),
+                          stopping_criteria=_cut_sentence_stop(model, plan, prefixes), **_cached(prompt_cache))
         return list(texts), transcripts
     if asr_rows:
         prompt_cache = None  # the cache holds the task rows only, and this call generates the ASR rows too
     batch = append_tokens(batch, suffixes + ([[]] * b if asr_rows else []), processor.pad_token_id,
                           pad_between=prompt_cache is not None)
+    row_prefixes = list(prefixes) + ([""] * b if asr_rows else [])
     texts = [t.strip() for t in _generate(model, batch, waves, text_rows + (asr_tags if asr_rows else []),
-                                          plan.max_new_tokens, list(prefixes) + ([""] * b if asr_rows else []),
+                                          plan.max_new_tokens, row_prefixes,
+                                          stopping_criteria=_cut_sentence_stop(model, plan, row_prefixes),
                                           **_cached(prompt_cache))]
     if asr_rows:  # one call for 2B rows: greedy decoding is memory-bound, so it costs far less than two
         return texts[:b], texts[b:]
