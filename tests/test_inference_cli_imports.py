@@ -52,3 +52,17 @@ def test_an_analysis_through_a_server_imports_nothing_heavy(tmp_path):
                        f"assert main(['analyze', '--server', {url!r}, {str(clip)!r}]) == 1")
     assert "httpx" in new  # it did try the server
     assert not new & set(LAZY), sorted(new & set(LAZY))
+
+
+def test_process_age_is_within_the_wall_time_the_parent_saw():
+    """--timings counts the interpreter's start-up into "import" from the process start; that start
+    must not be read early (psutil's create_time read up to ~0.8 s early on Linux)."""
+    import subprocess
+    import sys
+    import time
+
+    code = "import time; time.sleep(0.3); from emoreason.inference.cli import process_age; print(process_age())"
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    wall = time.perf_counter() - start
+    assert 0.3 <= float(out) <= wall
