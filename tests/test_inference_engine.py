@@ -151,6 +151,21 @@ def test_bad_inputs_become_errors_and_the_rest_is_processed(engine, tmp_path):
     assert results[0].file == str(good) and results[0].duration == 1.5
 
 
+def test_silence_is_refused_and_faint_sound_is_not(engine, tmp_path):
+    import soundfile as sf
+
+    long_silence = tmp_path / "muted.wav"
+    sf.write(long_silence, np.zeros(40 * SR, np.float32), SR)  # two windows: checked as a stream
+    short_silence = tmp_path / "short.wav"
+    sf.write(short_silence, np.full(SR, 1e-4, np.float32), SR)  # -80 dBFS: dither, not sound
+    faint = ("faint.wav", tone(1.0) / np.abs(tone(1.0)).max() * 10 ** (-50 / 20))  # peak -50 dBFS
+    results = engine.analyze([("zeros.wav", np.zeros(SR, np.float32)), str(long_silence), str(short_silence), faint],
+                             max_new_tokens=0)
+    assert [r.ok for r in results] == [False, False, False, True]
+    assert all("no sound to analyze" in r.error and "\n" not in r.error for r in results[:3])
+    assert "digital silence" in results[0].error and "peak -80" in results[2].error  # 16-bit file: -80.8
+
+
 def test_too_long_input_is_refused(run_dir):
     short_engine = Engine.load(run_dir, device="cpu", max_seconds=5.0)
     [r] = short_engine.analyze([("big.wav", tone(6.0))])

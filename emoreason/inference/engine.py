@@ -52,7 +52,10 @@ from typing import Any
 
 import numpy as np
 
-from emoreason.audio import MAX_SECONDS, SAMPLE_RATE, AudioError, split_windows, stream_audio, stream_windows, validate_wave
+from emoreason.audio import (
+    MAX_SECONDS, SAMPLE_RATE, WINDOW_SAMPLES, AudioError, check_sound, split_windows, stream_audio, stream_windows,
+    validate_wave,
+)
 from emoreason.errors import UserError
 from emoreason.text.quotes import extract_quotes, is_transcript_span
 from emoreason.inference.generation import (  # noqa: F401  (consistency: the server's stream imports it from here)
@@ -504,15 +507,21 @@ class Engine:
                 whole.feed(block)
                 yield block
 
+        peak = 0.0
         try:
             if isinstance(data, np.ndarray):
                 wave = validate_wave(np.asarray(data, dtype=np.float32), clip.name, self.max_seconds)
+                check_sound(float(np.abs(wave).max()), clip.name)  # before any window is computed
                 windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave)
                 whole.feed(wave)
             else:
                 windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)))
             for start, end, chunk in windows:
+                peak = max(peak, float(np.abs(chunk).max()))
+                if start == 0 and chunk.size < WINDOW_SAMPLES:  # the whole clip: refuse silence before computing it
+                    check_sound(peak, clip.name)
                 yield clip.add_window(start, end, chunk), chunk
+            check_sound(peak, clip.name)  # a long file: known once every window has passed
         except AudioError as e:
             # stream_audio names encoded bytes "<bytes>"; say which upload it was instead
             clip.error = str(e).replace("<bytes>", clip.name)
