@@ -66,6 +66,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "Transcripts/) with this Whisper, e.g. packaged:whisper-tiny.en, so the teacher can quote")
     p.add_argument("--train-emotion-rows", type=int, default=None, metavar="N",
                    help="most emotion training rows (0: every train-split clip; default: the mode's cap)")
+    p.add_argument("--joined-share", type=float, default=None, metavar="F",
+                   help="share of the emotion training clips also joined in pairs, two clips of one speaker and one "
+                        "emotion as one more training clip, so the model does not learn clip length as a cue and "
+                        "labels windows holding two utterances (default 1.0; 0: none)")
     p.add_argument("--test-emotion-rows", type=int, default=None, metavar="N",
                    help="most held-out emotion rows evaluated (0: every held-out clip, what a corpus's fold should "
                    "be scored on; default: the mode's cap, 16 with --quick)")
@@ -122,7 +126,8 @@ def _run(args: argparse.Namespace) -> int:
     plan = make_plan(mode, seed=args.seed, variants=variants, extra_overrides=args.overrides, corpora=args.corpus,
                      with_synthetic=args.with_synthetic, corpus_fold=args.corpus_fold, transcribe=args.transcribe,
                      train_emotion_rows=args.train_emotion_rows,
-                     test_emotion_rows=args.test_emotion_rows, time_budget_min=budget)
+                     test_emotion_rows=args.test_emotion_rows, time_budget_min=budget,
+                     joined_share=args.joined_share)
     if args.config:
         from dataclasses import replace
 

@@ -294,7 +294,7 @@ class Demo:
 
         p = self.plan
         params = {"corpus": self.runner.digest("corpus"), "styles": list(STYLES), "cues": p.teacher_cues,
-                  "train_rows": p.train_rows, "seed": p.seed}
+                  "train_rows": p.train_rows, "seed": p.seed, "joined_share": p.joined_share}
         manifest = self.runner.path("corpus") / "manifest.jsonl"
         if p.corpora:  # only then: a synthetic-only demo keeps the parameters (and finished stages) it had
             params["teach"] = "train_rows"
@@ -302,21 +302,44 @@ class Demo:
         def build(d: Path) -> dict[str, Any]:
             counts: dict[str, Any] = {}
             source = self._rows_to_teach(manifest, d) if p.corpora else manifest
+            joined = self._joined_rows(manifest, d)
             for style in STYLES:
-                out = d / f"teach_{style}.jsonl"
-                # one cache for the styles: the clips' cues are measured once, not once per style
-                summary = teach(source, out, make_teacher("offline"), style=style, cues=p.teacher_cues and style != "label",
-                                seed=p.seed, progress=True, cache_path=d / "teach.cache.jsonl")
-                if summary.errors:
-                    raise UserError(f"teacher failed on {summary.errors} rows ({style}); rerun the demo to retry them")
-                rows = _read_jsonl(out)
-                train = select_train_rows(rows, p.train_rows, p.seed)
+                train: list[dict[str, Any]] = []
+                for rows_in, out, pick in ((source, d / f"teach_{style}.jsonl", True),
+                                           (joined, d / f"teach_{style}_joined.jsonl", False)):
+                    if rows_in is None:
+                        continue
+                    # one cache for the styles: the clips' cues are measured once, not once per style
+                    summary = teach(rows_in, out, make_teacher("offline"), style=style,
+                                    cues=p.teacher_cues and style != "label", seed=p.seed, progress=True,
+                                    cache_path=d / "teach.cache.jsonl")
+                    if summary.errors:
+                        raise UserError(f"teacher failed on {summary.errors} rows ({style}); rerun the demo to retry them")
+                    rows = _read_jsonl(out)
+                    train += select_train_rows(rows, p.train_rows, p.seed) if pick else rows
                 _write_jsonl(d / f"train_{style}.jsonl", train)
-                counts[style] = {"taught": summary.taught + summary.skipped, "train_rows": len(train)}
+                counts[style] = {"train_rows": len(train), "joined_rows": sum("joined" in (r.get("meta") or {}) for r in train)}
             example = next((r for r in _read_jsonl(d / "train_detailed.jsonl") if r["task"] == "emotion"), None)
             return {"styles": counts, "example_target": example and example["target"]}
 
         return self.runner.run("targets", params, build)
+
+    def _joined_rows(self, manifest: Path, d: Path) -> Path | None:
+        """``d/joined.jsonl``: joined pairs of the emotion clips the variants train on
+        (``plan.joined_share``, :func:`emoreason.data.joined.join_pairs`; audio in ``d/joined/``);
+        None when the share is 0 or no pair forms."""
+        from emoreason.data.joined import join_pairs
+
+        if self.plan.joined_share <= 0:
+            return None
+        rows = select_train_rows(_read_jsonl(manifest), self.plan.train_rows, self.plan.seed)
+        joined = join_pairs(rows, manifest.parent, d / "joined", self.plan.joined_share, self.plan.seed,
+                            audio_prefix="joined/")
+        if not joined:
+            return None
+        self.say(f"joined utterances: {len(joined)} training clips, each two clips of one speaker and one emotion")
+        _write_jsonl(d / "joined.jsonl", [{**r, "split": "train"} for r in joined])
+        return d / "joined.jsonl"
 
     def _rows_to_teach(self, manifest: Path, d: Path) -> Path:
         """With real corpora: ``d/to_teach.jsonl``, only the rows the variants train on. A real corpus

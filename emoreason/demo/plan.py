@@ -126,6 +126,9 @@ class DemoPlan:
     """Which speaker fold of each real corpus is the test set (1-based)."""
     transcribe: str | None = None
     """Whisper spec that transcribes real clips the corpus has no transcript for (None: leave them)."""
+    joined_share: float = 1.0
+    """Share of the training emotion clips that also go into a joined pair (two clips of one speaker
+    and one emotion as one more training clip, :mod:`emoreason.data.joined`); 0: none."""
     time_budget_min: float | None = None
     """Minutes the whole demo should take (``--time-budget``): warm-up steps measure this machine's
     step time and the variants' schedules are shortened to fit (:mod:`emoreason.demo.budget`); None: as planned."""
@@ -191,13 +194,14 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
               extra_overrides: list[str] | None = None, corpora: list[str] | None = None,
               with_synthetic: bool = False, corpus_fold: int = 1, transcribe: str | None = None,
               train_emotion_rows: int | None = None, test_emotion_rows: int | None = None,
-              time_budget_min: float | None = None) -> DemoPlan:
+              time_budget_min: float | None = None, joined_share: float | None = None) -> DemoPlan:
     """The plan of ``mode`` (``full`` | ``quick`` | ``tiny``); ``variants`` picks a subset by name;
     ``extra_overrides`` are appended to every variant's config overrides. ``corpora`` (``KIND:PATH``)
     replace the synthetic corpus, or join it with ``with_synthetic``; ``train_emotion_rows`` changes
     the mode's cap on emotion training rows (0: every train-split emotion row), ``test_emotion_rows``
     its cap on held-out emotion rows (0: all of them); ``time_budget_min``
-    fits the training to that many minutes (:mod:`emoreason.demo.budget`)."""
+    fits the training to that many minutes (:mod:`emoreason.demo.budget`); ``joined_share`` the share
+    of training emotion clips also joined in pairs (:attr:`DemoPlan.joined_share`)."""
     emotions = ("neutral", "happy", "sad", "angry")
     if mode == "full":
         plan = DemoPlan(
@@ -258,6 +262,10 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
         if test_emotion_rows < 0:
             raise UserError(f"--test-emotion-rows must be >= 0 (0: all), got {test_emotion_rows}")
         plan = DemoPlan(**{**plan.__dict__, "test_rows": {**plan.test_rows, "emotion": test_emotion_rows}})
+    if joined_share is not None:
+        if not 0 <= joined_share <= 1:
+            raise UserError(f"--joined-share must be between 0 and 1, got {joined_share}")
+        plan = DemoPlan(**{**plan.__dict__, "joined_share": float(joined_share)})
     if time_budget_min is not None:
         if time_budget_min <= 0:
             raise UserError(f"--time-budget must be > 0 minutes, got {time_budget_min}")
