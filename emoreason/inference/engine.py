@@ -511,13 +511,13 @@ class Engine:
         try:
             if isinstance(data, np.ndarray):
                 wave = validate_wave(np.asarray(data, dtype=np.float32), clip.name, self.max_seconds)
-                check_sound(float(np.abs(wave).max()), clip.name)  # before any window is computed
+                check_sound(_peak(wave), clip.name)  # before any window is computed
                 windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave)
                 whole.feed(wave)
             else:
                 windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)))
             for start, end, chunk in windows:
-                peak = max(peak, float(np.abs(chunk).max()))
+                peak = max(peak, _peak(chunk))
                 if start == 0 and chunk.size < WINDOW_SAMPLES:  # the whole clip: refuse silence before computing it
                     check_sound(peak, clip.name)
                 yield clip.add_window(start, end, chunk), chunk
@@ -631,6 +631,11 @@ def _window_fields(out: WindowOutput, labels: list[str], plan: TaskPlan, span: t
         transcript=transcript, answer=answer, consistent=consistency(label, explanation, task),
         explanation_trimmed=trimmed,
     )
+
+
+def _peak(wave: np.ndarray) -> float:
+    """Largest |sample| of (T,) without a (T,) temporary (np.abs of a 4-hour clip would be 0.9 GB)."""
+    return max(float(wave.max()), -float(wave.min())) if wave.size else 0.0
 
 
 def _whisper_dir(speech_encoder: Any) -> Path | None:
