@@ -21,14 +21,6 @@ from pathlib import Path
 import numpy as np
 
 
-def bootstrap_ci(hits: list[bool], seed: int = 0, n: int = 2000) -> tuple[float, float]:
-    """95 % percentile bootstrap CI of the mean of ``hits``, in %."""
-    x = np.asarray(hits, dtype=float)
-    rng = np.random.default_rng(seed)
-    means = x[rng.integers(0, x.size, (n, x.size))].mean(1)
-    return float(np.percentile(means, 2.5) * 100), float(np.percentile(means, 97.5) * 100)
-
-
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo-out", required=True, help="a finished demo's output directory")
@@ -36,6 +28,7 @@ def main() -> int:
     args = ap.parse_args()
 
     from emoreason.audio import load_audio
+    from emoreason.eval.bootstrap import bootstrap_ci
     from emoreason.inference.engine import Engine
 
     out = Path(args.demo_out)
@@ -59,10 +52,10 @@ def main() -> int:
         by_length: dict[str, list[bool]] = defaultdict(list)
         for r, hit in zip(joined, hits_joined):
             by_length["<= 5 s" if r.duration <= 5 else "5-7 s" if r.duration <= 7 else "> 7 s"].append(hit)
-        lo, hi = bootstrap_ci(hits_alone)
-        jlo, jhi = bootstrap_ci(hits_joined)
-        print(f"{run}: alone {sum(hits_alone)}/{len(hits_alone)} = {100 * np.mean(hits_alone):.1f} % [{lo:.1f}, {hi:.1f}]; "
-              f"joined {sum(hits_joined)}/{len(hits_joined)} = {100 * np.mean(hits_joined):.1f} % [{jlo:.1f}, {jhi:.1f}]; "
+        a = bootstrap_ci([float(h) for h in hits_alone], scale=100)
+        j = bootstrap_ci([float(h) for h in hits_joined], scale=100)
+        print(f"{run}: alone {sum(hits_alone)}/{a['n']} = {a['mean']:.1f} % [{a['low']:.1f}, {a['high']:.1f}]; "
+              f"joined {sum(hits_joined)}/{j['n']} = {j['mean']:.1f} % [{j['low']:.1f}, {j['high']:.1f}]; "
               "joined by length: " + ", ".join(f"{k} {sum(v)}/{len(v)}" for k, v in sorted(by_length.items())))
     return 0
 

@@ -46,3 +46,11 @@ def test_seeded_shared_and_resumable(tmp_path):
     # share 0.5: 2 of the 5 sad clips paired (1 pair), 1 of the 2 happy ones (no pair)
     assert len(join_pairs(rows, tmp_path, tmp_path / "half", share=0.5, seed=0)) == 1
     assert join_pairs(rows, tmp_path, tmp_path / "none", share=0.0) == []
+
+
+def test_a_broken_clip_costs_its_pair_only(tmp_path, caplog):
+    rows = _rows(tmp_path)
+    (tmp_path / "s1happy1.wav").write_bytes(b"not audio")
+    joined = join_pairs(rows, tmp_path, tmp_path / "j", seed=0)
+    assert sorted(r["label"] for r in joined) == ["sad", "sad"]  # the happy pair is gone, the sad ones stay
+    assert "s1happy1.wav" in caplog.text and "skipped" in caplog.text

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from emoreason.errors import UserError
-from emoreason.inference.engine import Engine, consistency
+from emoreason.inference.engine import Engine
+from emoreason.inference.generation import consistency
 from emoreason.inference.generation import append_tokens
 from emoreason.labels import label_sentence
 from emoreason.testing.fixtures import tone

@@ -2,7 +2,7 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emoreason.inference.engine import consistency
+from emoreason.inference.generation import consistency
 from emoreason.text.agreement import agreeing_explanation, sentences
 
 

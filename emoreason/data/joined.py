@@ -3,16 +3,17 @@ as one more training clip of that label.
 
 Why: a model trained on single utterances only can learn that the clip's length is a cue. In our
 synthetic corpus the same sentences are spoken faster when angry or happy and slower when sad, so
-length alone separates the classes there; the demo's label-dual model (sixteenth session) called
-two held-out clips of one speaker and one emotion, joined, right 18 times in 80 (chance 20),
-against 120 of 160 for the same clips alone, and answered "sad" for most joined pairs: a window of
-long audio holding two utterances got a near-random label. Trained with every training clip also
-in one joined pair, the same check gave 63 of 80, the clips alone 118 of 160 (docs/data.md,
-"Joined utterances"). Real speech varies in length for reasons other than emotion, so the
+length alone separates the classes there; the full demo's label-dual model (sixteenth session)
+called two held-out clips of one speaker and one emotion, joined, right 18 times in 80 (chance
+20), against 119 of 160 for the same clips alone, and answered "sad" for most joined pairs: a
+window of long audio holding two utterances got a near-random label. The full demo trained with
+every training clip also in one joined pair: 60 of 80 joined, 121 of 160 alone
+(``benchmarks/joined_clips.py``; docs/data.md, "Joined utterances"). Real speech varies in length for reasons other than emotion, so the
 length cue does not carry to it either.
 """
 from __future__ import annotations
 
+import logging
 import random
 from collections import defaultdict
 from pathlib import Path
@@ -20,7 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from emoreason.audio import SAMPLE_RATE, load_audio
+from emoreason.audio import SAMPLE_RATE, AudioError, load_audio
+
+log = logging.getLogger(__name__)
 
 PAUSE_SECONDS = (0.15, 0.6)
 """Range of the silent pause put between the two clips (uniform, seeded)."""
@@ -35,7 +38,7 @@ def join_pairs(rows: list[dict[str, Any]], root: Path, out_dir: Path, share: flo
     ``rows``: manifest rows (audio paths absolute or relative to ``root``); only :data:`JOIN_TASKS`
     rows with a ``speaker`` and a ``label`` are joined, within each (speaker, label) group, in a
     seeded order; ``share`` of each group's clips go into pairs (1.0: all, an odd one out stays
-    single). A joined row is its first clip's row with the pair's audio (``audio_prefix`` +
+    single; a pair with an unreadable clip is skipped with a warning naming it). A joined row is its first clip's row with the pair's audio (``audio_prefix`` +
     file name), duration, both transcripts (when both have one) and ``meta.joined`` (the two ids and
     the pause). Files already written are reused, so a rerun redoes nothing."""
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
@@ -51,7 +54,10 @@ def join_pairs(rows: list[dict[str, Any]], root: Path, out_dir: Path, share: flo
         members = members[: int(len(members) * share) // 2 * 2]
         for a, b in zip(members[0::2], members[1::2]):
             pause = rng.uniform(*PAUSE_SECONDS)
-            joined.append(_join(a, b, pause, root, out_dir, audio_prefix))
+            try:
+                joined.append(_join(a, b, pause, root, out_dir, audio_prefix))
+            except AudioError as e:  # a broken clip costs its pair, not the stage
+                log.warning("joined utterances: pair %s + %s skipped: %s", a["id"], b["id"], e)
     return joined
 
 

@@ -58,7 +58,7 @@ from emoreason.audio import (
 )
 from emoreason.errors import UserError
 from emoreason.text.quotes import extract_quotes, is_transcript_span
-from emoreason.inference.generation import (  # noqa: F401  (consistency: the server's stream imports it from here)
+from emoreason.inference.generation import (
     EXPLAIN_MODES, LABEL_TASKS, QUOTE_MODES, TASKS, TRANSCRIPT_MODES, TaskPlan, WindowOutput, consistency, default_prompt,
     make_plan, run_windows, stitch,
 )
@@ -507,9 +507,10 @@ class Engine:
                 whole.feed(block)
                 yield block
 
-        peak = 0.0
+        streamed = not isinstance(data, np.ndarray)
+        peak = 0.0  # a decoded file's loudest sample so far (silence is refused, audio.check_sound)
         try:
-            if isinstance(data, np.ndarray):
+            if not streamed:
                 wave = validate_wave(np.asarray(data, dtype=np.float32), clip.name, self.max_seconds)
                 check_sound(_peak(wave), clip.name)  # before any window is computed
                 windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave)
@@ -517,11 +518,13 @@ class Engine:
             else:
                 windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)))
             for start, end, chunk in windows:
-                peak = max(peak, _peak(chunk))
-                if start == 0 and chunk.size < WINDOW_SAMPLES:  # the whole clip: refuse silence before computing it
-                    check_sound(peak, clip.name)
+                if streamed:
+                    peak = max(peak, _peak(chunk))
+                    if start == 0 and chunk.size < WINDOW_SAMPLES:  # the whole file: refused before it is computed
+                        check_sound(peak, clip.name)
                 yield clip.add_window(start, end, chunk), chunk
-            check_sound(peak, clip.name)  # a long file: known once every window has passed
+            if streamed:
+                check_sound(peak, clip.name)  # a long file: known once every window has passed
         except AudioError as e:
             # stream_audio names encoded bytes "<bytes>"; say which upload it was instead
             clip.error = str(e).replace("<bytes>", clip.name)

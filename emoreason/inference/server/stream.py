@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from emoreason.audio import SAMPLE_RATE, load_audio, split_windows
-from emoreason.inference.engine import consistency, measure_cues
-from emoreason.inference.generation import stitch
+from emoreason.inference.engine import measure_cues
+from emoreason.inference.generation import consistency, stitch
 from emoreason.inference.results import AnalysisResult, Quote, Segment, Transcript
 from emoreason.inference.server.batcher import AnalyzeOptions, Job, QueueFull
 from emoreason.inference.server.curves import clip_curves
