@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from emoreason.audio import SAMPLE_RATE, AudioError, guess_format, load_audio, split_windows
+from emoreason.audio import SAMPLE_RATE, AudioError, guess_format, load_audio, split_windows, stream_windows, window_for_clips
+from emoreason.errors import UserError
+from emoreason.testing.fixtures import tone
 
 
 def test_resample_and_downmix(tmp_path):
@@ -47,10 +49,61 @@ def test_missing_and_too_long(tmp_path):
 
 
 def test_split_windows():
-    wave = np.zeros(int(SAMPLE_RATE * 65.5), dtype=np.float32)
-    wins = split_windows(wave)
-    assert [(s, e) for s, e, _ in wins] == [(0.0, 30.0), (30.0, 60.0), (60.0, 65.5)]
+    """Audio without pauses (silence throughout, a steady tone) is cut at the full window length."""
+    for wave in (np.zeros(int(SAMPLE_RATE * 65.5), dtype=np.float32), np.resize(tone(1.0, 200, 0.3), int(SAMPLE_RATE * 65.5))):
+        for cut in ("pause", "fixed"):
+            wins = split_windows(wave, cut=cut)
+            assert [(s, e) for s, e, _ in wins] == [(0.0, 30.0), (30.0, 60.0), (60.0, 65.5)]
     assert split_windows(np.zeros(SAMPLE_RATE * 30 + 100, dtype=np.float32))[-1][1] == 30.0
+    assert [(s, e) for s, e, _ in split_windows(np.zeros(SAMPLE_RATE * 10, dtype=np.float32), 4.0)] == [
+        (0.0, 4.0), (4.0, 8.0), (8.0, 10.0)]
+
+
+def _utterances(seed: int, count: int = 9) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Tone "utterances" (1-3.5 s, varying pitch and level) with 0.2-0.7 s gaps of faint noise:
+    (wave (T,), [(gap start, gap end) samples])."""
+    rng = np.random.default_rng(seed)
+    parts, gaps, at = [], [], 0
+    for _ in range(count):
+        voice = tone(float(rng.uniform(1.0, 3.5)), float(rng.uniform(120, 300)), float(rng.uniform(0.1, 0.5)))
+        gap = (rng.standard_normal(int(rng.uniform(0.2, 0.7) * SAMPLE_RATE)) * 1e-3).astype(np.float32)
+        parts += [voice, gap]
+        at += voice.size
+        gaps.append((at, at + gap.size))
+        at += gap.size
+    return np.concatenate(parts), gaps
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pause_cuts_land_in_gaps_and_stream_like_the_whole(seed):
+    """Every window but the last ends inside a gap between utterances, within its length limit
+    and past its half; streaming the same clip in random blocks gives the same windows."""
+    wave, gaps = _utterances(seed)
+    windows = split_windows(wave, 6.0)
+    assert len(windows) > 2
+    for start, end, chunk in windows[:-1]:
+        at = round(end * SAMPLE_RATE)
+        assert 3.0 <= end - start <= 6.0 and chunk.size == at - round(start * SAMPLE_RATE)
+        assert any(a <= at <= b for a, b in gaps), (start, end)
+    rng = np.random.default_rng(seed)
+    edges = np.sort(rng.choice(wave.size, 12, replace=False))
+    streamed = list(stream_windows(iter(np.split(wave, edges)), 6.0))
+    assert [(s, e) for s, e, _ in streamed] == [(s, e) for s, e, _ in windows]
+    assert all(np.array_equal(a[2], b[2]) for a, b in zip(streamed, windows))
+
+
+def test_window_length_is_checked():
+    with pytest.raises(UserError, match="between 1 and 30 s"):
+        split_windows(np.zeros(SAMPLE_RATE), 45.0)
+    with pytest.raises(UserError, match="unknown window cut"):
+        split_windows(np.zeros(SAMPLE_RATE), 5.0, cut="middle")
+
+
+def test_window_for_clips():
+    """99 % of the training clips fit, in whole seconds, never under 4 s or over 30 s."""
+    assert window_for_clips([2.0] * 99 + [10.4]) == 4.0
+    assert window_for_clips([2.0] * 50 + [6.2] * 50) == 7.0
+    assert window_for_clips([40.0] * 10) == 30.0 and window_for_clips([]) == 30.0
 
 
 # ------------------------------------------------------------------ formats only ffmpeg decodes

@@ -91,6 +91,8 @@ def test_tiny_run_trains_and_analyzes_with_the_transcript_in_context(tmp_path):
 
     engine = Engine.load(tmp_path / "run", device="cpu", dtype="float32")
     assert engine.processor.transcript_in_prompt is True
+    # training recorded how long the clips were that it learned from: the engine's window for long audio
+    assert saved["window_seconds"] == 4.0 == engine.window_seconds  # dummy clips are short: the 4 s floor
     clip = ("clip.wav", WAVE)
     [r] = engine.analyze([clip], max_new_tokens=4, quotes="free")
     assert r.ok and r.transcript is not None

@@ -12,7 +12,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from emoreason.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio
+from emoreason.audio import SAMPLE_RATE, AudioError, load_audio, probe_audio_seconds
 from emoreason.data.manifest import ManifestError, ManifestRow, iter_manifest, resolve_audio
 from emoreason.errors import UserError
 
@@ -75,6 +75,8 @@ class Example:
     transcript: str | None = None
     """What was said, for :data:`TRANSCRIPT_CONTEXT_TASKS` rows that have it (None otherwise); the
     processor renders it only when the model takes the transcript in context."""
+    seconds: float | None = None
+    """The clip's length, once :meth:`ManifestDataset.check_audio` has read its header."""
 
 
 class ManifestDataset:
@@ -137,8 +139,9 @@ class ManifestDataset:
         return len(self.examples)
 
     def check_audio(self, skip: bool = False) -> list[str]:
-        """Read every clip's header before training (:func:`emoreason.audio.probe_audio`), so a
-        missing or corrupt file is named with its manifest line now, not when a step reaches it.
+        """Read every clip's header before training (:func:`emoreason.audio.probe_audio_seconds`), so a
+        missing or corrupt file is named with its manifest line now, not when a step reaches it;
+        records each readable clip's length (:attr:`Example.seconds`).
 
         Returns the ``file:line: reason`` of each bad row. ``skip``: bad rows are left out (the
         dataset shrinks; UserError if nothing is left); otherwise the first bad row raises
@@ -146,7 +149,7 @@ class ManifestDataset:
         """
         bad: list[tuple[int, str]] = []
         for i, ex in enumerate(self.examples):
-            problem = probe_audio(ex.audio)
+            problem, ex.seconds = probe_audio_seconds(ex.audio)
             if problem is not None:
                 bad.append((i, f"{self.manifest}:{ex.line}: {ex.audio}: {problem}"))
         if bad and not skip:

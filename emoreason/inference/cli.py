@@ -88,7 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "files already in it are skipped, so an interrupted run resumes")
     p.add_argument("--prompt", help="the instruction asked about each clip (default: the first question of the task's "
                    "training pool; for sqa a template containing {question})")
-    p.add_argument("--batch-size", type=int, default=4, help="30 s windows per forward pass (default: 4)")
+    p.add_argument("--batch-size", type=int, default=4, help="clips or long-audio windows per forward pass (default: 4)")
     p.add_argument("--max-new-tokens", type=int, default=128, help="length limit of each generated text (explanation, "
                    "transcript, answer) in tokens; 0 = label and scores only, no explanation and no transcript "
                    "(emotion / sentiment only) (default: 128)")
@@ -130,9 +130,9 @@ def add_transcriber_argument(p: argparse.ArgumentParser) -> None:
 
 
 def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
-    """``--device``, ``--dtype``, ``--decode-threads`` and ``--decode-compile``: where and in which
-    dtype ``Engine.load`` puts the model, and how its decode loops run (shared by ``analyze`` and
-    ``serve``)."""
+    """``--device``, ``--dtype``, ``--decode-threads``, ``--window`` and ``--decode-compile``: where
+    and in which dtype ``Engine.load`` puts the model, how long audio is windowed and how its decode
+    loops run (shared by ``analyze`` and ``serve``)."""
     p.add_argument("--device", help="torch device (default: cuda when available, else cpu)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                    help="weights dtype at inference; auto: bf16 on a CPU with native bf16 (AVX512-BF16 / AMX), "
@@ -143,6 +143,11 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    "and keeps the faster (one wins when other processes share the cores), serve decodes on one "
                    "(its request threads need a core); on a GPU torch's default; 0: torch's default everywhere "
                    "(default: auto)")
+    p.add_argument("--window", type=float, default=None, metavar="SECONDS",
+                   help="files longer than this are cut, at pauses, into windows of at most this length, each "
+                   "labelled and explained on its own (a timeline) and summarised; 1-30 (default: the length the "
+                   "model was trained for, recorded in it at training: 99 %% of its emotion clips fit; 30 for models "
+                   "saved before it was recorded)")
     p.add_argument("--decode-compile", choices=list(DECODE_COMPILE_MODES), default="auto",
                    help="how the LLM's token-by-token steps run: off = dynamic KV cache; static = static cache; "
                    "cudagraphs / inductor (CUDA only) = static cache with each step compiled into a CUDA graph "
@@ -294,11 +299,12 @@ def run(args: argparse.Namespace) -> int:
     transcriber = getattr(args, "transcriber", None)
     quote_check = getattr(args, "quote_check", None)
     language = getattr(args, "transcript_language", "en")
-    if args.server and (transcriber is not None or quote_check is not None or language != "en"):
+    window = getattr(args, "window", None)
+    if args.server and (transcriber is not None or quote_check is not None or language != "en" or window is not None):
         from emoreason.errors import UserError
 
         flag = ("--transcriber" if transcriber is not None else "--quote-check" if quote_check is not None
-                else "--transcript-language")
+                else "--transcript-language" if language != "en" else "--window")
         raise UserError(f"{flag} is chosen when the server starts (`emoreason serve {flag} ...`), not with --server")
     clock = StageClock(enabled=getattr(args, "timings", False))
     files = list(args.files)
@@ -319,7 +325,7 @@ def run(args: argparse.Namespace) -> int:
             out_file.close()
             return 0
     if args.model and not getattr(args, "local", False) and args.device is None and args.dtype == "auto" \
-            and transcriber is None and quote_check is None and language == "en":
+            and transcriber is None and quote_check is None and language == "en" and window is None:
         from emoreason.inference.discovery import find
 
         url = find(args.model, _auth_headers(args))
@@ -345,7 +351,8 @@ def run(args: argparse.Namespace) -> int:
             clock.mark("import")
             engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
                                  decode_threads=args.decode_threads, decode_compile=args.decode_compile,
-                                 transcriber=transcriber, quote_check=quote_check, transcript_language=language)
+                                 transcriber=transcriber, quote_check=quote_check, transcript_language=language,
+                                 window_seconds=window)
             clock.mark("load")
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,

@@ -53,8 +53,8 @@ from typing import Any
 import numpy as np
 
 from emoreason.audio import (
-    MAX_SECONDS, SAMPLE_RATE, WINDOW_SAMPLES, AudioError, check_sound, split_windows, stream_audio, stream_windows,
-    validate_wave,
+    MAX_SECONDS, SAMPLE_RATE, WINDOW_SECONDS, AudioError, check_sound, split_windows, stream_audio, stream_windows,
+    validate_wave, window_size,
 )
 from emoreason.errors import UserError
 from emoreason.text.quotes import extract_quotes, is_transcript_span
@@ -188,6 +188,10 @@ class Engine:
             over the same clips, e.g. the demo's variants, then transcribe each clip once); None: none.
         transcript_language: what the speech is in (a Whisper language code, default ``en``); both
             Whispers are told it (a multilingual one is needed for any other; see :meth:`load`).
+        window_seconds: audio longer than this is cut into windows of at most this length, at
+            pauses (``emoreason.audio.split_windows``), each analysed on its own and summarised;
+            None (default): the length the model was trained for (its processor's
+            ``window_seconds``; 30 s for models saved before it was recorded). UserError outside 1-30 s.
     """
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
@@ -195,8 +199,14 @@ class Engine:
                  decode_threads: int | str | None = None, transcriber: str | None = None,
                  whisper_encoder: str | None = "speech", quote_check: str | None = None,
                  check_dir: str | Path | None = None, check_encoder: str | None = None,
-                 transcript_cache: Any = None, transcript_language: str = "en"):
+                 transcript_cache: Any = None, transcript_language: str = "en",
+                 window_seconds: float | None = None):
         self.model = model
+        self.window_seconds = float(window_seconds or getattr(processor, "window_seconds", None) or WINDOW_SECONDS)
+        window_size(self.window_seconds)  # 1-30 s, or a one-line UserError
+        self.window_cut = "pause"
+        """Where long audio's windows end (``audio.split_windows``): ``pause``, or ``fixed`` (every
+        ``window_seconds``, what the engine did before pause cuts; benchmarks compare them)."""
         self.transcript_language = transcript_language
         self.decode_threads = decode_threads
         """torch intra-op threads of the token-by-token generations (``emoreason.hardware.decode_threads``);
@@ -226,7 +236,7 @@ class Engine:
              dtype: str = "auto", decode_threads: int | None | str = "auto",
              transcriber: str | None = None, quote_check: str | None = None,
              transcript_cache: Any = None, transcript_language: str = "en",
-             decode_compile: str = "auto") -> "Engine":
+             decode_compile: str = "auto", window_seconds: float | None = None) -> "Engine":
         """Load ``RUN_DIR`` or ``RUN_DIR/final`` once (on ``device``, default cuda when available).
 
         ``dtype``: ``auto`` follows :func:`emoreason.hardware.inference_dtype` for ``device``: on a
@@ -263,6 +273,8 @@ class Engine:
         ``static_decode.AUTO_ON_GPU`` on a CUDA device, ``off`` elsewhere. UserError (one line) for
         an unknown mode or a compiled one without CUDA, before the model is loaded.
 
+        ``window_seconds``: see the class; checked before the model is loaded.
+
         ``transcript_language``: the language of the speech, for the Whisper transcripts (a
         Whisper code: ``en``, ``de``, ``fr``, ...). Another language than ``en`` needs a multilingual
         transcriber (and quote check): the packaged tiny.en speech encoder transcribes English
@@ -277,6 +289,8 @@ class Engine:
         from emoreason.model.static_decode import resolve_decode_compile
         from emoreason.model.whisper_asr import check_language, resolve_transcriber
 
+        if window_seconds is not None:
+            window_size(window_seconds)
         if dtype not in INFERENCE_DTYPES:
             raise UserError(f"unknown dtype {dtype!r} (expected one of {', '.join(INFERENCE_DTYPES)})")
         if decode_threads not in (None, "auto", TUNED) and (not isinstance(decode_threads, int) or decode_threads < 1):
@@ -317,7 +331,8 @@ class Engine:
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
                    whisper_encoder=shared, quote_check=quote_check, check_dir=check,
                    check_encoder=_shared_encoder(config, check) if check is not None else None,
-                   transcript_cache=transcript_cache, transcript_language=transcript_language)
+                   transcript_cache=transcript_cache, transcript_language=transcript_language,
+                   window_seconds=window_seconds)
 
     def warm_up(self, batch_sizes: Sequence[int] = (1, 2), seconds: float = 2.0) -> float:
         """Run one short analysis per batch size in ``batch_sizes`` (a 2-token explanation of a
@@ -513,14 +528,15 @@ class Engine:
             if not streamed:
                 wave = validate_wave(np.asarray(data, dtype=np.float32), clip.name, self.max_seconds)
                 check_sound(_peak(wave), clip.name)  # before any window is computed
-                windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave)
+                windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave, self.window_seconds, self.window_cut)
                 whole.feed(wave)
             else:
-                windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)))
-            for start, end, chunk in windows:
+                windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)), self.window_seconds,
+                                         self.window_cut)
+            for (start, end, chunk), last in _with_last(windows):
                 if streamed:
                     peak = max(peak, _peak(chunk))
-                    if start == 0 and chunk.size < WINDOW_SAMPLES:  # the whole file: refused before it is computed
+                    if start == 0 and last:  # the whole file: refused before it is computed
                         check_sound(peak, clip.name)
                 yield clip.add_window(start, end, chunk), chunk
             if streamed:
@@ -634,6 +650,19 @@ def _window_fields(out: WindowOutput, labels: list[str], plan: TaskPlan, span: t
         transcript=transcript, answer=answer, consistent=consistency(label, explanation, task),
         explanation_trimmed=trimmed,
     )
+
+
+def _with_last(items: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
+    """(item, whether it is the last) for each item, one item ahead of the caller."""
+    it = iter(items)
+    try:
+        current = next(it)
+    except StopIteration:
+        return
+    for following in it:
+        yield current, False
+        current = following
+    yield current, True
 
 
 def _peak(wave: np.ndarray) -> float:

@@ -185,10 +185,14 @@ class AudioProcessor:
         speech: the speech encoder's :class:`FeatureSpec`.
         emotion: the emotion encoder's spec, None for fusion ``none``.
         fusion: ``sequence`` | ``feature`` | ``none``.
+        window_seconds: how long the windows are that inference cuts longer audio into
+            (``emoreason.audio.split_windows``); training sets it from its clips' lengths
+            (``audio.window_for_clips``); None: 30 s (configs saved before it existed).
     """
 
     def __init__(self, tokenizer: Any, speech: FeatureSpec, emotion: FeatureSpec | None, fusion: str,
-                 system_prompt: str | None = None, transcript_in_prompt: bool = False, emotion_pooled_tokens: int = 0):
+                 system_prompt: str | None = None, transcript_in_prompt: bool = False, emotion_pooled_tokens: int = 0,
+                 window_seconds: float | None = None):
         if fusion not in ("sequence", "feature", "none"):
             raise ValueError(f"unknown fusion {fusion!r}")
         if fusion != "none" and emotion is None:
@@ -205,6 +209,7 @@ class AudioProcessor:
         # Clip-level tokens after the last adapter's frame tokens (model.emotion_pooled_tokens): the
         # emotion adapter's (sequence) or the speech adapter's (none, model.single_encoder_pooled)
         self.emotion_pooled_tokens = emotion_pooled_tokens if fusion in ("sequence", "none") else 0
+        self.window_seconds = window_seconds
         self.audio_start_id, self.audio_id, self.audio_end_id = audio_token_ids(tokenizer)
         self._mel_extractors: dict[int, Any] = {}
 
@@ -361,6 +366,7 @@ class AudioProcessor:
             "system_prompt": self.system_prompt,
             "transcript_in_prompt": self.transcript_in_prompt,
             "emotion_pooled_tokens": self.emotion_pooled_tokens,
+            "window_seconds": self.window_seconds,
         }
         (directory / PROCESSOR_CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
@@ -381,4 +387,5 @@ class AudioProcessor:
         # processor configs saved before the transcript option have no key: they never had a transcript
         return cls(tokenizer, FeatureSpec(**config["speech"]), emotion, config["fusion"], config.get("system_prompt"),
                    transcript_in_prompt=bool(config.get("transcript_in_prompt", False)),
-                   emotion_pooled_tokens=int(config.get("emotion_pooled_tokens", 0)))
+                   emotion_pooled_tokens=int(config.get("emotion_pooled_tokens", 0)),
+                   window_seconds=config.get("window_seconds"))

@@ -211,6 +211,7 @@ class TrainingRecipe:
             if clips.is_file():  # the model carries what it was trained on: evaluation checks it
                 shutil.copyfile(clips, directory / TRAIN_CLIPS_FILE)
 
+        processor.window_seconds = training_window(data.train)
         t = self.cfg.train
         lengths = row_lengths(data.train, processor, self.cfg.data.max_target_tokens) if t.group_by_length else None
         # Attached before the probe fit, which then encodes its clips through the cache: the first
@@ -228,6 +229,19 @@ class TrainingRecipe:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             save_config(self.cfg, self.run_dir / "config.yaml")
         return trainer
+
+
+def training_window(dataset: Any) -> float | None:
+    """The long-audio window inference should use for a model trained on ``dataset``
+    (``audio.window_for_clips`` of its emotion / sentiment clips' lengths, all clips' when it has
+    none): windows about as long as the clips the model learned from. None when the lengths are
+    unknown (a dataset that is not a checked manifest): inference then keeps 30 s."""
+    from emoreason.audio import window_for_clips
+
+    examples = getattr(dataset, "examples", [])
+    labelled = [e.seconds for e in examples if e.seconds is not None and e.task in ("emotion", "sentiment")]
+    seconds = labelled or [e.seconds for e in examples if e.seconds is not None]
+    return window_for_clips(seconds) if seconds else None
 
 
 def row_lengths(dataset: Any, processor: Any, max_target_tokens: int | None) -> list[int]:

@@ -38,8 +38,13 @@ def test_stream_equals_whole_file(long_clip):
         assert np.array_equal(np.concatenate(blocks), whole)
         streamed = list(stream_windows(iter(blocks)))
         split = split_windows(whole)
-        assert [(s, e) for s, e, _ in streamed] == [(s, e) for s, e, _ in split] and len(split) == 3
+        assert [(s, e) for s, e, _ in streamed] == [(s, e) for s, e, _ in split]
         assert all(np.array_equal(a[2], b[2]) for a, b in zip(streamed, split))
+        # cut at pauses: 4 windows of at most 30 s, each cut in silence (the sliver dropped at 90 s)
+        assert len(split) == 4 and all(e - s <= 30.0 for s, e, _ in split) and split[-1][1] == 90.7
+        for _, end, _ in split[:-1]:
+            at = int(end * SAMPLE_RATE)
+            assert np.abs(whole[at - 800 : at + 800]).max() < 0.02, end
 
 
 def test_track_stream_equals_one_pass(long_clip):
@@ -62,7 +67,7 @@ def test_engine_streamed_file_equals_waveform_and_pieces(tiny_run, long_clip):
     a, b = from_file.to_dict(), from_wave.to_dict()
     assert a.pop("file") == str(path) and b.pop("file") == "mem"
     assert a == b
-    assert len(a["segments"]) == 3 and a["duration"] == round(wave.size / SAMPLE_RATE, 3)
+    assert len(a["segments"]) == 4 and a["duration"] == round(wave.size / SAMPLE_RATE, 3)
     assert a["cues"] == measure_cues(wave, SAMPLE_RATE, None)  # the whole decoded clip (the sliver included)
     pieces = engine.analyze([(f"w{i}", chunk) for i, (_, _, chunk) in enumerate(split_windows(wave))], **kwargs)
     for segment, piece in zip(a["segments"], pieces):

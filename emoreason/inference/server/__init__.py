@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     add_runtime_arguments(p)
     add_transcriber_argument(p)
-    p.add_argument("--batch-size", type=int, default=8, help="30 s windows per forward pass, across concurrent requests (default: 8)")
+    p.add_argument("--batch-size", type=int, default=8, help="clips or long-audio windows per forward pass, across concurrent requests (default: 8)")
     p.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests to batch with the first (default: 10)")
     p.add_argument("--batch-regather-ms", type=float, default=2000.0,
                    help="how much longer to wait when more requests were in flight during the previous batch than have "
@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     engine = Engine.load(args.model, device=args.device, max_seconds=args.max_seconds, dtype=args.dtype,
                          decode_threads=threads, decode_compile=args.decode_compile,
                          transcriber=args.transcriber, quote_check=args.quote_check,
-                         transcript_language=args.transcript_language)
+                         transcript_language=args.transcript_language, window_seconds=args.window)
     if args.warm_up == "on" or (args.warm_up == "auto" and engine.model.decode_compile in ("cudagraphs", "inductor")):
         print(f"emoreason serve: warming up (decode {engine.model.decode_compile}; batch sizes 1 and 2)...",
               file=sys.stderr, flush=True)

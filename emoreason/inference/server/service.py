@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from emoreason.audio import SAMPLE_RATE, WINDOW_SAMPLES, AudioError, stream_audio, window_count
+from emoreason.audio import SAMPLE_RATE, AudioError, stream_audio, stream_windows
 from emoreason.errors import UserError
 from emoreason.inference.generation import make_plan
 from emoreason.inference.results import AnalysisError, AnalysisResult
@@ -58,26 +58,32 @@ def check_options(ctx: ServerContext, options: AnalyzeOptions) -> None:
 
 
 def decode(ctx: ServerContext, name: str, data: bytes, param: str = "file") -> tuple[np.ndarray | bytes, int]:
-    """Check an upload -> (what the engine is given, its number of 30 s windows); 400 naming the
-    upload when it is empty, unreadable, too long or has bad samples.
+    """Check an upload -> (what the engine is given, its number of windows at the engine's
+    ``window_seconds``); 400 naming the upload when it is empty, unreadable, too long or has bad samples.
 
-    The upload is decoded one window at a time and checked as it streams by: a clip of one window
-    is kept as its (T,) float32 16 kHz waveform (at most 31 s; not decoded twice); a longer
-    one stays encoded and the engine decodes it again window by window, so a request holds its
-    upload plus one batch of windows, never the whole decoded clip (a 1-hour upload would be
-    230 MB as float32)."""
+    The upload is decoded one block at a time and checked as it streams by: a clip of one window
+    is kept as its (T,) float32 16 kHz waveform (not decoded twice); a longer one stays encoded
+    and the engine decodes it again window by window, so a request holds its upload plus one
+    batch of windows, never the whole decoded clip (a 1-hour upload would be 230 MB as float32)."""
     if not data:
         raise APIError(400, f"{name}: file is empty (0 bytes)", param, "empty_audio")
+    window = ctx.engine.window_seconds
     kept: list[np.ndarray] = []  # the blocks, while they may still be one window's clip
     samples = 0
-    try:
+
+    def blocks() -> Iterator[np.ndarray]:
+        nonlocal kept, samples
         for block in stream_audio(data, max_seconds=ctx.limits.max_seconds):
             samples += block.size
-            kept = kept + [block] if samples <= WINDOW_SAMPLES + SAMPLE_RATE else []
+            # one window plus a sliver it drops (audio.split_windows) may still be one window
+            kept = kept + [block] if samples <= (window + 1) * SAMPLE_RATE else []
+            yield block
+
+    try:
+        windows = sum(1 for _ in stream_windows(blocks(), window, ctx.engine.window_cut))  # where the engine will cut, counted
     except AudioError as e:
         # stream_audio names encoded bytes "<bytes>"; say which upload it was instead
         raise APIError(400, str(e).replace("<bytes>", name), param, "invalid_audio") from None
-    windows = window_count(samples)
     if windows == 1:
         return np.concatenate(kept), 1
     return data, windows

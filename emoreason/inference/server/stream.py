@@ -6,7 +6,7 @@ forward passes with each other and with other requests, and still finish a few a
 clip's summary is built from the windows' results the way the engine summarises a long clip
 (:func:`combine_windows`). Events, one JSON object a line:
 
-    {"event": "start", "file": "a.wav", "duration": 75.0, "windows": 3, "curves": {...} | null}
+    {"event": "start", "file": "a.wav", "duration": 75.0, "windows": 3, "spans": [[0.0, 28.4], ...], "curves": {...} | null}
     {"event": "text", "text": "The speaker sounds angry. They say"}   (one-window clips: the text so far)
     {"event": "window", "index": 0, "windows": 3, "start": 0.0, "end": 30.0, "segment": {Segment}}
     ...
@@ -102,7 +102,7 @@ async def start_stream(ctx: ServerContext, name: str, data: bytes, options: Anal
     # whole clip, so it decodes it here (already checked by decode, so this cannot fail differently)
     wave = audio if isinstance(audio, np.ndarray) else await asyncio.to_thread(
         load_audio, audio, max_seconds=ctx.limits.max_seconds)
-    windows = split_windows(wave)
+    windows = split_windows(wave, ctx.engine.window_seconds, ctx.engine.window_cut)
     try:
         ctx.batcher.check_room()
     except QueueFull as e:
@@ -148,7 +148,7 @@ async def _events(ctx: ServerContext, name: str, options: AnalyzeOptions, wave: 
             return
         curves = await asyncio.to_thread(clip_curves, wave, curve_points) if curve_points > 0 else None
         yield _line({"event": "start", "file": name, "duration": round(wave.size / SAMPLE_RATE, 3), "windows": len(windows),
-                     "curves": curves})
+                     "spans": [[round(s, 3), round(e, 3)] for s, e, _ in windows], "curves": curves})
         segments = []
         for i, (w_start, w_end, _) in enumerate(windows):
             try:

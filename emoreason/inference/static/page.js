@@ -223,7 +223,7 @@ function progress(done, total) {
 function onStart(ev) {
   $("error").hidden = true;
   clearResult();
-  shown = { duration: ev.duration, segments: [], windows: ev.windows, curves: ev.curves };
+  shown = { duration: ev.duration, segments: [], windows: ev.windows, spans: ev.spans, curves: ev.curves };
   $("result").hidden = false;
   $("label").textContent = "\u2026"; $("label").style.color = "";
   $("conf").textContent = `${secs(ev.duration)} \u00B7 ${ev.windows} window${ev.windows === 1 ? "" : "s"}`;
@@ -366,10 +366,11 @@ function renderCues(cues) {
 function renderTimeline(r) {
   $("timelineBox").hidden = false;
   const tl = $("timeline"); tl.replaceChildren();
-  const n = r.windows || r.segments.length, win = 30;
+  // windows still pending are drawn where the server said it cuts them (`spans` of the start event)
+  const n = r.windows || r.segments.length, spans = r.spans || [];
   for (let i = 0; i < n; i++) {
-    const s = r.segments[i];
-    const start = s ? s.start : i * win, end = s ? s.end : Math.min(r.duration, (i + 1) * win);
+    const s = r.segments[i], span = spans[i] || [0, 0];
+    const start = s ? s.start : span[0], end = s ? s.end : span[1];
     const d = el("div");
     d.style.flex = String(Math.max(end - start, 0.1));
     if (!s) { d.className = "pending"; d.textContent = "\u2026"; tl.append(d); continue; }
