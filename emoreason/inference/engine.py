@@ -202,7 +202,9 @@ class Engine:
                  transcript_cache: Any = None, transcript_language: str = "en",
                  window_seconds: float | None = None):
         self.model = model
-        self.window_seconds = float(window_seconds or getattr(processor, "window_seconds", None) or WINDOW_SECONDS)
+        if window_seconds is None:
+            window_seconds = getattr(processor, "window_seconds", None) or WINDOW_SECONDS
+        self.window_seconds = float(window_seconds)
         window_size(self.window_seconds)  # 1-30 s, or a one-line UserError
         self.window_cut = "pause"
         """Where long audio's windows end (``audio.split_windows``): ``pause``, or ``fixed`` (every
