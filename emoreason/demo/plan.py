@@ -163,17 +163,14 @@ class DemoPlan:
 AUTO_BUDGET_MIN = 15.0
 """``--time-budget auto`` on a CPU without native bf16: the full demo is fitted to this many
 minutes (issue 15's goal for such a CPU: the full plan took 17-22 minutes there, docs/demo.md)."""
-AUTO_BUDGET_BF16_MIN = 10.0
-"""``--time-budget auto`` on a CPU with native bf16 (issue 15's goal there; the full plan took ~11
-minutes on 2 cores once joined utterances were trained, docs/demo.md)."""
 
 
 def auto_time_budget(mode: str, corpora: list[str] | None = None,
                      out: str | Path | None = None) -> tuple[float | None, str | None]:
     """What ``--time-budget auto`` means here: (minutes or None, the line the demo says about it, or
     None where there is nothing to say). The synthetic full plan on a
-    CPU that trains in fp32 (no native bf16, no CUDA) gets :data:`AUTO_BUDGET_MIN`, one with native
-    bf16 :data:`AUTO_BUDGET_BF16_MIN`; a GPU runs the full plan unfitted, ``--quick`` / ``--tiny`` are small, and a
+    CPU that trains in fp32 (no native bf16, no CUDA) gets :data:`AUTO_BUDGET_MIN`; with native bf16
+    or a GPU the full plan fits its ~10 minutes unfitted, ``--quick`` / ``--tiny`` are small, and a
     real corpus's fold is scored on all of its held-out clips, so those get none. Nor does a rerun
     in an ``out`` whose training began without a budget: a budget would change its stages'
     parameters, and a stage with other parameters starts again from an empty directory (the
@@ -187,11 +184,8 @@ def auto_time_budget(mode: str, corpora: list[str] | None = None,
 
     from emoreason.hardware import cpu_has_native_bf16
 
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() or cpu_has_native_bf16():
         return None, None
-    if cpu_has_native_bf16():
-        return AUTO_BUDGET_BF16_MIN, (f"the demo is fitted to {AUTO_BUDGET_BF16_MIN:g} minutes on this CPU "
-                                      "(--time-budget none runs the full plan, ~11 min on 2 cores)")
     return AUTO_BUDGET_MIN, (f"this CPU has no native bf16 (training runs in fp32): the demo is fitted to "
                              f"{AUTO_BUDGET_MIN:g} minutes (--time-budget none runs the full plan, ~18 min on 2 cores)")
 
@@ -279,5 +273,4 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
     return plan
 
 
-__all__ = ["DemoPlan", "Variant", "VARIANTS", "STYLES", "TASKS", "make_plan", "auto_time_budget", "AUTO_BUDGET_MIN",
-           "AUTO_BUDGET_BF16_MIN"]
+__all__ = ["DemoPlan", "Variant", "VARIANTS", "STYLES", "TASKS", "make_plan", "auto_time_budget", "AUTO_BUDGET_MIN"]
