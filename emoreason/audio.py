@@ -461,14 +461,15 @@ utterances right 10 of 16 times with 4 s windows, 13 with 6 s (docs/inference.md
 
 
 def window_for_clips(seconds: Sequence[float]) -> float:
-    """The long-audio window length for a model trained on clips of these lengths: 99 % of them
-    fit, in whole seconds, between :data:`MIN_AUTO_WINDOW_SECONDS` and 30 s. A window much longer
-    than what the model heard holds several utterances, and the model hears their mixture as
-    none of them (docs/inference.md, "Long audio")."""
+    """The long-audio window length for a model trained on clips of these lengths: twice their
+    median, rounded up to whole seconds, between :data:`MIN_AUTO_WINDOW_SECONDS` and 30 s. Cut at
+    pauses in their second half, windows then hold about one to two typical training clips; a
+    window much longer than what the model heard holds several utterances, and the model hears
+    their mixture as none of them (docs/inference.md, "long audio", has the measurement)."""
     if len(seconds) == 0:
         return WINDOW_SECONDS
-    longest = math.ceil(float(np.percentile(np.asarray(seconds, dtype=np.float64), 99)))
-    return float(min(WINDOW_SECONDS, max(MIN_AUTO_WINDOW_SECONDS, longest)))
+    twice = math.ceil(2 * float(np.median(np.asarray(seconds, dtype=np.float64))))
+    return float(min(WINDOW_SECONDS, max(MIN_AUTO_WINDOW_SECONDS, twice)))
 
 
 def stream_windows(blocks: Iterator[np.ndarray], window_seconds: float = WINDOW_SECONDS, cut: str = "pause",

@@ -100,9 +100,9 @@ def test_window_length_is_checked():
 
 
 def test_window_for_clips():
-    """99 % of the training clips fit, in whole seconds, never under 4 s or over 30 s."""
-    assert window_for_clips([2.0] * 99 + [10.4]) == 4.0
-    assert window_for_clips([2.0] * 50 + [6.2] * 50) == 7.0
+    """Twice the training clips' median, in whole seconds, never under 4 s or over 30 s."""
+    assert window_for_clips([1.5] * 99 + [10.4]) == 4.0
+    assert window_for_clips([2.0] * 40 + [3.3] * 30 + [9.0] * 30) == 7.0
     assert window_for_clips([40.0] * 10) == 30.0 and window_for_clips([]) == 30.0
 
 

@@ -146,7 +146,7 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--window", type=float, default=None, metavar="SECONDS",
                    help="files longer than this are cut, at pauses, into windows of at most this length, each "
                    "labelled and explained on its own (a timeline) and summarised; 1-30 (default: the length the "
-                   "model was trained for, recorded in it at training: 99 %% of its emotion clips fit; 30 for models "
+                   "model was trained for, recorded in it at training: twice its emotion clips' median length; 30 for models "
                    "saved before it was recorded)")
     p.add_argument("--decode-compile", choices=list(DECODE_COMPILE_MODES), default="auto",
                    help="how the LLM's token-by-token steps run: off = dynamic KV cache; static = static cache; "
