@@ -1,11 +1,12 @@
 """Per-window WER of the engine's Whisper transcript source on long espeak-ng clips of known text,
 against Whisper run directly through transformers (the packaged tiny.en) on the same windows.
 
-    PYTHONPATH=. python benchmarks/whisper_long_wer.py OUT_DIR [--clips 0,1,2,3]
+    PYTHONPATH=. python benchmarks/whisper_long_wer.py OUT_DIR [--clips 0,1,2,3] [--cut pause|fixed] [--window 30]
 
 Clips: 16 sentences written by us, in a seeded order, spoken by espeak-ng (en default voice) at
 four speeds with pauses (clip 0: 67.6 s / 192 words, 1: 81.1 s / 221, 2: 95.2 s / 273,
-3: 65.1 s / 169), cut into the engine's 30 s windows (``split_windows``). A window's reference is
+3: 65.1 s / 169), cut into the engine's windows (``split_windows``: ``--window`` seconds, 30 by
+default, ended at pauses, or every 30 s with ``--cut fixed``). A window's reference is
 the words whose midpoint (by character share of their sentence's span) lies inside it, so words
 cut at a window boundary count against one side. The speech encoder is built from the packaged
 checkpoint (frozen, as in the demo model) without the LLM; frames are encoded by the Whisper
@@ -85,6 +86,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out", type=Path, help="folder for the clips and wer.json")
     parser.add_argument("--clips", default="0,1,2,3", help="clip ids, comma-separated")
+    parser.add_argument("--cut", choices=["pause", "fixed"], default="pause", help="where windows end (default: pause, the engine's)")
+    parser.add_argument("--window", type=float, default=30.0, help="window length in seconds (default: 30)")
     args = parser.parse_args()
     import torch
     from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
@@ -108,7 +111,7 @@ def main() -> None:
             make_clip(args.out, k)
         wave = np.load(args.out / f"clip{k}.npy")
         spans = json.loads((args.out / f"clip{k}.json").read_text())
-        windows = split_windows(wave)
+        windows = split_windows(wave, args.window, args.cut)
         tic = time.time()
         ours = asr.transcribe([w for _, _, w in windows])
         seconds = time.time() - tic
