@@ -55,6 +55,10 @@ def test_engine_takes_the_recorded_window_and_an_override(run_dir, tmp_path):
         [result] = engine.analyze([("a", wave)], max_new_tokens=0, transcript="none")
         spans = [(round(s, 3), round(e, 3)) for s, e, _ in split_windows(wave, 5.0)]
         assert [(s.start, s.end) for s in result.segments] == spans and len(spans) >= 3
+        # asr and sqa hear 30 s windows: a transcript or an answer wants the whole clip at once
+        assert engine.window_for("asr") == engine.window_for("sqa") == 30.0 == 6 * engine.window_for("sentiment")
+        [asr] = engine.analyze([("a", wave)], task="asr", max_new_tokens=2, transcript="none")
+        assert asr.segments == [] and asr.transcript is not None
         assert Engine.load(run_dir, device="cpu", window_seconds=30).analyze(
             [("a", wave)], max_new_tokens=0, transcript="none")[0].segments == []  # 13 s: one window
     finally:
@@ -87,6 +91,9 @@ def test_server_cuts_where_the_engine_cuts(run_dir):
         r = httpx.post(f"{url}/analyze", files={"file": ("long.wav", _wav_bytes(wave), "audio/wav")}, timeout=120)
         assert r.status_code == 200, r.text
         assert [[s["start"], s["end"]] for s in r.json()["segments"]] == spans
+        r = httpx.post(f"{url}/analyze", files={"file": ("long.wav", _wav_bytes(wave), "audio/wav")},
+                       data={"task": "asr", "max_new_tokens": "2"}, timeout=120)
+        assert r.status_code == 200 and r.json()["segments"] == []  # asr: one 30 s window
         r = httpx.post(f"{url}/analyze", files={"file": ("short.wav", _wav_bytes(short), "audio/wav")}, timeout=120)
         assert r.status_code == 200 and r.json()["segments"] == []
         r = httpx.post(f"{url}/analyze/stream", files={"file": ("long.wav", _wav_bytes(wave), "audio/wav")}, timeout=120)

@@ -144,8 +144,9 @@ def add_runtime_arguments(p: argparse.ArgumentParser) -> None:
                    "(its request threads need a core); on a GPU torch's default; 0: torch's default everywhere "
                    "(default: auto)")
     p.add_argument("--window", type=float, default=None, metavar="SECONDS",
-                   help="files longer than this are cut, at pauses, into windows of at most this length, each "
-                   "labelled and explained on its own (a timeline) and summarised; 1-30 (default: the length the "
+                   help="emotion / sentiment: files longer than this are cut, at pauses, into windows of at most this "
+                   "length, each labelled and explained on its own (a timeline) and summarised (asr and sqa take "
+                   "30 s windows); 1-30 (default: the length the "
                    "model was trained for, recorded in it at training: twice its emotion clips' median length; 30 for models "
                    "saved before it was recorded)")
     p.add_argument("--decode-compile", choices=list(DECODE_COMPILE_MODES), default="auto",

@@ -188,10 +188,11 @@ class Engine:
             over the same clips, e.g. the demo's variants, then transcribe each clip once); None: none.
         transcript_language: what the speech is in (a Whisper language code, default ``en``); both
             Whispers are told it (a multilingual one is needed for any other; see :meth:`load`).
-        window_seconds: audio longer than this is cut into windows of at most this length, at
-            pauses (``emoreason.audio.split_windows``), each analysed on its own and summarised;
-            None (default): the length the model was trained for (its processor's
-            ``window_seconds``; 30 s for models saved before it was recorded). UserError outside 1-30 s.
+        window_seconds: emotion / sentiment: audio longer than this is cut into windows of at most
+            this length, at pauses (``emoreason.audio.split_windows``), each analysed on its own and
+            summarised; None (default): the length the model was trained for (its processor's
+            ``window_seconds``; 30 s for models saved before it was recorded). UserError outside
+            1-30 s. asr and sqa always take 30 s windows (:meth:`window_for`).
     """
 
     def __init__(self, model: Any, processor: Any, labels: Mapping[str, Sequence[str]], name: str = "model",
@@ -335,6 +336,13 @@ class Engine:
                    check_encoder=_shared_encoder(config, check) if check is not None else None,
                    transcript_cache=transcript_cache, transcript_language=transcript_language,
                    window_seconds=window_seconds)
+
+    def window_for(self, task: str) -> float:
+        """The window length (s) long audio is cut into for ``task``: :attr:`window_seconds` for
+        emotion / sentiment, where a window of several utterances is heard as none of them
+        (docs/inference.md, "long audio"); 30 s, Whisper's window, for asr and sqa, where a
+        transcript or an answer needs as much of the clip at once as the model can take."""
+        return self.window_seconds if task in LABEL_TASKS else WINDOW_SECONDS
 
     def warm_up(self, batch_sizes: Sequence[int] = (1, 2), seconds: float = 2.0) -> float:
         """Run one short analysis per batch size in ``batch_sizes`` (a 2-token explanation of a
@@ -494,7 +502,7 @@ class Engine:
         for k, source in enumerate(sources):
             clip = _Clip(name=_source_name(source), source=source, plan=plans[k] if plans else None)
             pending.append(clip)
-            for i, chunk in self._read(clip, source):
+            for i, chunk in self._read(clip, source, self.window_for(plan.task)):
                 queue.append((clip, i, chunk))
                 if len(queue) >= batch_size:
                     self._run(queue[:batch_size], plan, progress)
@@ -507,8 +515,9 @@ class Engine:
             queue = queue[batch_size:]
         yield from self._pop_done(pending, labels, plan)
 
-    def _read(self, clip: _Clip, source: AudioSource) -> Iterator[tuple[int, np.ndarray]]:
-        """Read + validate one source window by window: yields (window index, samples (T_w,)).
+    def _read(self, clip: _Clip, source: AudioSource, window: float) -> Iterator[tuple[int, np.ndarray]]:
+        """Read + validate one source in windows of at most ``window`` seconds: yields (window
+        index, samples (T_w,)).
 
         Files and encoded bytes are decoded one window at a time (``emoreason.audio.stream_audio``),
         so memory is bounded by the window, not the clip; a waveform is split into views of itself.
@@ -530,10 +539,10 @@ class Engine:
             if not streamed:
                 wave = validate_wave(np.asarray(data, dtype=np.float32), clip.name, self.max_seconds)
                 check_sound(_peak(wave), clip.name)  # before any window is computed
-                windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave, self.window_seconds, self.window_cut)
+                windows: Iterable[tuple[float, float, np.ndarray]] = split_windows(wave, window, self.window_cut)
                 whole.feed(wave)
             else:
-                windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)), self.window_seconds,
+                windows = stream_windows(measured(stream_audio(data, max_seconds=self.max_seconds)), window,
                                          self.window_cut)
             for (start, end, chunk), last in _with_last(windows):
                 if streamed:

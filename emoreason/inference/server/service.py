@@ -57,9 +57,10 @@ def check_options(ctx: ServerContext, options: AnalyzeOptions) -> None:
         raise APIError(400, str(e)) from None
 
 
-def decode(ctx: ServerContext, name: str, data: bytes, param: str = "file") -> tuple[np.ndarray | bytes, int]:
-    """Check an upload -> (what the engine is given, its number of windows at the engine's
-    ``window_seconds``); 400 naming the upload when it is empty, unreadable, too long or has bad samples.
+def decode(ctx: ServerContext, name: str, data: bytes, param: str = "file",
+           task: str = "emotion") -> tuple[np.ndarray | bytes, int]:
+    """Check an upload -> (what the engine is given, its number of windows for ``task``:
+    ``Engine.window_for``); 400 naming the upload when it is empty, unreadable, too long or has bad samples.
 
     The upload is decoded one block at a time and checked as it streams by: a clip of one window
     is kept as its (T,) float32 16 kHz waveform (not decoded twice); a longer one stays encoded
@@ -67,7 +68,7 @@ def decode(ctx: ServerContext, name: str, data: bytes, param: str = "file") -> t
     batch of windows, never the whole decoded clip (a 1-hour upload would be 230 MB as float32)."""
     if not data:
         raise APIError(400, f"{name}: file is empty (0 bytes)", param, "empty_audio")
-    window = ctx.engine.window_seconds
+    window = ctx.engine.window_for(task)
     kept: list[np.ndarray] = []  # the blocks, while they may still be one window's clip
     samples = 0
 
@@ -102,7 +103,7 @@ async def submit_clip(ctx: ServerContext, name: str, data: bytes, options: Analy
         raise APIError(429, str(e), code="queue_full") from None
     # Counted as arriving while it decodes: a batch being gathered waits for it (burst of uploads).
     with ctx.batcher.arriving() as submit:
-        audio, windows = await asyncio.to_thread(decode, ctx, name, data, param)
+        audio, windows = await asyncio.to_thread(decode, ctx, name, data, param, options.task)
         loop = asyncio.get_running_loop()
         job = Job(name=name, wave=audio, options=options, windows=windows,
                   deadline=start + ctx.limits.request_timeout_s, loop=loop, future=loop.create_future(), on_text=on_text)

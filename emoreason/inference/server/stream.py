@@ -97,12 +97,12 @@ async def start_stream(ctx: ServerContext, name: str, data: bytes, options: Anal
     Raises APIError before the stream starts (bad settings or audio: 400, queue full: 429)."""
     start = time.monotonic()
     check_options(ctx, options)
-    audio, _ = await asyncio.to_thread(decode, ctx, name, data)
+    audio, _ = await asyncio.to_thread(decode, ctx, name, data, "file", options.task)
     # decode keeps a clip longer than one window encoded; the stream draws curves and cues over the
     # whole clip, so it decodes it here (already checked by decode, so this cannot fail differently)
     wave = audio if isinstance(audio, np.ndarray) else await asyncio.to_thread(
         load_audio, audio, max_seconds=ctx.limits.max_seconds)
-    windows = split_windows(wave, ctx.engine.window_seconds, ctx.engine.window_cut)
+    windows = split_windows(wave, ctx.engine.window_for(options.task), ctx.engine.window_cut)
     try:
         ctx.batcher.check_room()
     except QueueFull as e:
