@@ -109,6 +109,26 @@ def _md_table(md: str, header_start: str) -> dict[str, list[str]]:
     return {h: [row[j] for row in body] for j, h in enumerate(head)}
 
 
+def test_long_audio_benchmark_runs_on_a_demo(tiny_demo):
+    """benchmarks/long_audio_windows.py on the tiny demo's held-out clips (one clip a file, as the
+    tiny plan holds out one clip per speaker and emotion): the model's recorded window and a given one."""
+    import subprocess
+    import sys
+
+    out, _, _ = tiny_demo
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "long_audio_windows.py"
+    done = subprocess.run([sys.executable, str(script), "--demo-out", str(out), "--run", "label-dual", "--clips", "1",
+                           "--draws", "1", "--windows", "model,5", "--cut", "pause,fixed"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| label-dual")]
+    recorded = json.loads((out / "runs/label-dual/final/processor_config.json").read_text())["window_seconds"]
+    model = f"{recorded:g} s (model)"
+    assert 4 <= recorded <= 30 and [r.split(" | ")[1:3] for r in rows] == [
+        [model, "pause"], [model, "fixed"], ["5 s", "pause"], ["5 s", "fixed"]]
+    assert all("/4 = " in r for r in rows)  # 4 held-out emotion clips: 4 files
+
+
 def test_held_out_speakers_and_targets(tiny_demo):
     out, _, _ = tiny_demo
     test = _read(out / "testset/test.jsonl")
