@@ -3,8 +3,8 @@
 Nothing is packaged (the wheel stays small): the clips are synthesised on the first request for
 them (espeak-ng + sox, ``emoreason.data.synth.synthesize``, about a second in all), kept in memory,
 and served as 16 kHz WAV. The sentences are ours, written for this page. Without espeak-ng or sox
-the list is empty and says why. ``long`` strings the short clips together with pauses to just over
-two 30 s windows, to show long audio arriving window by window.
+the list is empty and says why. ``long`` strings the short clips together with pauses to 65 s,
+several windows at any window length, to show long audio arriving window by window.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ EXAMPLES: dict[str, tuple[str, str]] = {
     "neutral": ("neutral", "The train to the airport leaves at half past nine."),
 }
 LONG_SECONDS = 65.0
-"""The ``long`` example's length: two full 30 s windows and a short third one."""
+"""The ``long`` example's length: more than two windows even at the longest window (30 s)."""
 
 
 @dataclass
