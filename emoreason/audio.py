@@ -456,8 +456,10 @@ def window_size(window_seconds: float) -> int:
 
 
 MIN_AUTO_WINDOW_SECONDS = 4.0
-"""The shortest window :func:`window_for_clips` picks: the demo model labelled 20 s files of six
-utterances right 10 of 16 times with 4 s windows, 13 with 6 s (docs/inference.md)."""
+"""The shortest window :func:`window_for_clips` picks: a window that ends at a pause in its second
+half may then hold 2 s, about one short utterance, and each window costs a forward pass (the
+shortest measured, 5 s, labelled the demo's six-utterance files about as well as 7 s:
+docs/inference.md, "long audio")."""
 
 
 def window_for_clips(seconds: Sequence[float]) -> float:
