@@ -21,6 +21,17 @@ from pathlib import Path
 import numpy as np
 
 
+def held_out_emotion_clips(test: Path) -> dict[tuple[str, str], list[str]]:
+    """A demo's held-out emotion clips (``OUT/testset/test.jsonl``) by (speaker, emotion): absolute
+    paths, in manifest order."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for line in test.open():
+        r = json.loads(line)
+        if r["task"] == "emotion":
+            groups[(r["speaker"], r["label"])].append(str((test.parent / r["audio"]).resolve()))
+    return groups
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo-out", required=True, help="a finished demo's output directory")
@@ -33,11 +44,7 @@ def main() -> int:
 
     out = Path(args.demo_out)
     test = out / "testset" / "test.jsonl"
-    rows = [json.loads(line) for line in test.open()]
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for r in rows:
-        if r["task"] == "emotion":
-            groups[(r["speaker"], r["label"])].append(str((test.parent / r["audio"]).resolve()))
+    groups = held_out_emotion_clips(test)
     waves = {c: load_audio(c) for clips in groups.values() for c in clips}
     pairs = [(label, a, b) for (_, label), clips in sorted(groups.items()) for a, b in zip(clips[0::2], clips[1::2])]
     print(f"{test}: {len(waves)} held-out emotion clips, {len(pairs)} same-speaker same-emotion pairs")

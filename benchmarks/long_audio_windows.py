@@ -16,10 +16,8 @@ right label is known; all audio is the demo's own synthetic speech.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -27,13 +25,11 @@ import numpy as np
 
 def long_files(test: Path, clips: int, draws: int, seed: int = 0) -> list[tuple[str, np.ndarray]]:
     """(emotion, wave (T,)) files of ``clips`` same-speaker same-emotion held-out clips each."""
+    from joined_clips import held_out_emotion_clips  # a sibling script: benchmarks/ is on sys.path when run
+
     from emoreason.audio import SAMPLE_RATE, load_audio
 
-    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
-    for line in test.open():
-        r = json.loads(line)
-        if r["task"] == "emotion":
-            groups[(r["speaker"], r["label"])].append(str((test.parent / r["audio"]).resolve()))
+    groups = held_out_emotion_clips(test)
     rng = np.random.default_rng(seed)
     files = []
     for (_, label), paths in sorted(groups.items()):
