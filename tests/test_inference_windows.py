@@ -61,6 +61,10 @@ def test_engine_takes_the_recorded_window_and_an_override(run_dir, tmp_path):
         assert asr.segments == [] and asr.transcript is not None
         assert Engine.load(run_dir, device="cpu", window_seconds=30).analyze(
             [("a", wave)], max_new_tokens=0, transcript="none")[0].segments == []  # 13 s: one window
+        config.write_text(json.dumps({**saved, "window_seconds": 45.0}))  # hand-edited: named, and --window still works
+        with pytest.raises(UserError, match="processor_config.json window_seconds"):
+            Engine.load(run_dir, device="cpu")
+        assert Engine.load(run_dir, device="cpu", window_seconds=10).window_seconds == 10.0
     finally:
         config.write_text(json.dumps(saved))
     with pytest.raises(UserError, match="between 1 and 30 s"):

@@ -203,10 +203,15 @@ class Engine:
                  transcript_cache: Any = None, transcript_language: str = "en",
                  window_seconds: float | None = None):
         self.model = model
-        if window_seconds is None:
+        recorded = window_seconds is None
+        if recorded:
             window_seconds = getattr(processor, "window_seconds", None) or WINDOW_SECONDS
         self.window_seconds = float(window_seconds)
-        window_size(self.window_seconds)  # 1-30 s, or a one-line UserError
+        try:
+            window_size(self.window_seconds)  # 1-30 s, or a one-line UserError
+        except UserError as e:
+            where = " (the model's processor_config.json window_seconds; --window overrides it)" if recorded else ""
+            raise UserError(f"{e}{where}") from None
         self.window_cut = "pause"
         """Where long audio's windows end (``audio.split_windows``): ``pause``, or ``fixed`` (every
         ``window_seconds``, what the engine did before pause cuts; benchmarks compare them)."""
