@@ -15,7 +15,7 @@ import torch
 from emoreason.audio import SAMPLE_RATE, load_audio
 from emoreason.errors import UserError
 from emoreason.inference.engine import Engine
-from emoreason.model.whisper_asr import dtw, trim_to_sound
+from emoreason.model.whisper_asr import FRAMES_PER_WINDOW, SHORT_WINDOW_FRAMES, dtw, trim_to_sound
 from emoreason.testing.fixtures import speak, tone
 from emoreason.weights import REGISTRY, is_installed
 
@@ -314,6 +314,23 @@ def test_short_clips_are_transcribed_in_a_15_s_window(phrase):
     assert both[0].text == alone.text and both[0].words == alone.words
     assert [_plain(w) for w in both[1].text.split()][:4] == WORDS, both[1].text  # tiny.en may skip the repeat
     assert all(w["end"] <= wave.size / SAMPLE_RATE + 0.02 for w in alone.words)
+
+
+@needs_tiny_en
+@needs_espeak
+def test_the_window_mel_is_the_30_s_mel_cut_to_the_window(phrase):
+    """``encode`` computes the log-mel of the clip padded to its window only; the frames are those
+    of the 30 s log-mel cut to the window (the padding is silence, the clamp set by the speech)."""
+    wave, _ = phrase
+    asr = _own_whisper()
+    waves = [wave, wave[: wave.size // 3], np.concatenate([wave, wave])]
+    for window in (SHORT_WINDOW_FRAMES, FRAMES_PER_WINDOW):
+        full = asr.features(waves, sampling_rate=SAMPLE_RATE, padding="max_length", return_tensors="pt").input_features
+        with torch.inference_mode():
+            expected, _ = asr.encoder(full[:, :, : 2 * window])
+            got = asr.encode(waves, window)
+        assert got.shape == expected.shape == (3, window, expected.shape[-1])
+        assert torch.equal(got, expected)
 
 
 @needs_tiny_en

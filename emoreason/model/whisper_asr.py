@@ -384,10 +384,12 @@ class WhisperDecoderASR:
         frames (None: the largest :meth:`window_frames` of the clips) (the dynamic-length case: the
         AudioLLM's own frames are shorter than Whisper expects)."""
         window = window or max(self.window_frames(w) for w in waves)
-        # The 30 s log-mel cut to the window: the padding is silence, and the extractor's
-        # normalisation (clamp to 8 below the peak) is set by the speech, so the cut is the mel
-        # of the clip padded to the window.
-        mel = self.features(waves, sampling_rate=SAMPLE_RATE, padding="max_length", return_tensors="pt").input_features
+        # The log-mel of the clip padded to the window only (two mel frames of 160 samples per
+        # encoder frame): equal to the 30 s log-mel cut there, since the padding is silence and the
+        # extractor's normalisation (clamp to 8 below the peak) is set by the speech, and a 15 s
+        # window's mel takes a quarter of the time.
+        mel = self.features(waves, sampling_rate=SAMPLE_RATE, padding="max_length", max_length=window * 2 * MEL_HOP,
+                            return_tensors="pt").input_features
         param = next(self.encoder.parameters())
         frames, _ = self.encoder(mel[:, :, : 2 * window].to(param.device, param.dtype))
         return frames
