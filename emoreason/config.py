@@ -271,9 +271,13 @@ class TrainConfig:
     (``emoreason.model.packing``): fewer padding tokens computed, the same losses and gradients.
     Validation batches stay unpacked."""
     group_by_length: bool = False
-    """Draw batches of rows of similar token length (``emoreason.train.sampler``, windows of 8
-    batches): less padding, at the cost of less random batch composition. Off by default: it
-    changes which rows meet in a batch, so a run is not the same run with it on."""
+    """Draw batches of rows of similar token length (``emoreason.train.sampler``, windows of
+    ``length_group_batches`` batches): less padding, at the cost of less random batch composition.
+    Off by default: it changes which rows meet in a batch, so a run is not the same run with it on
+    (the ``mini`` config turns it on with windows of 2)."""
+    length_group_batches: int = 8
+    """With ``group_by_length``: global batches per length-sorted window. Larger windows pad less
+    and mix less (8: batches of nearly equal rows; 2: each batch sorted against one neighbour)."""
     seed: int = 0
     save_every_steps: int = 0
     """0: checkpoint at every epoch end only."""
@@ -382,7 +386,7 @@ def validate(cfg: Config) -> Config:
     if not m.llm.path and m.llm.init == "pretrained":
         raise ConfigError("model.llm.path is empty: give a hub id, directory, packaged:NAME or builtin:tiny")
     t = cfg.train
-    for key in ("epochs", "switch_every", "batch_size", "grad_accum"):
+    for key in ("epochs", "switch_every", "batch_size", "grad_accum", "length_group_batches"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
     for key in ("eval_every_steps", "eval_max_batches"):

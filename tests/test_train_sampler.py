@@ -1,4 +1,6 @@
 """Task-group sampler: phase filtering, sharding across replicas, resumable position."""
+import pytest
+
 from emoreason.train.sampler import TaskGroupSampler
 
 GROUPS = ["speech", "emotion"] * 7 + ["speech"]  # 8 speech, 7 emotion
@@ -62,3 +64,24 @@ def test_length_grouped_batches_hold_similar_lengths():
     first = list(grouped)
     grouped.start = 3
     assert list(grouped) == first[3:]  # resumable mid-epoch
+
+
+def test_smaller_length_windows_pad_more_and_mix_more():
+    """``group_window`` global batches per sorted window: 2 (the mini config's) pads less than no
+    grouping and more than 8, and each batch's rows come from two neighbouring batches of the
+    shuffle only; a window of 1 sorts each batch alone, which changes no batch's rows."""
+    lengths = [(i * 37) % 101 for i in range(8 * 4 * 3)]
+    groups = ["g"] * len(lengths)
+
+    def padding(sampler):
+        return sum(len(b) * max(lengths[i] for i in b) - sum(lengths[i] for i in b) for b in sampler)
+
+    plain = TaskGroupSampler(groups, 4, seed=1)
+    by = {w: TaskGroupSampler(groups, 4, seed=1, lengths=lengths, group_window=w) for w in (1, 2, 8)}
+    assert padding(by[8]) < padding(by[2]) < padding(plain)
+    assert padding(by[1]) == padding(plain)
+    shuffled = [set(b) for b in plain]
+    pairs = [shuffled[k] | shuffled[k + 1] for k in range(0, len(shuffled), 2)]
+    assert all(any(set(b) <= p for p in pairs) for b in by[2])
+    with pytest.raises(ValueError):
+        TaskGroupSampler(groups, 4, lengths=lengths, group_window=0)

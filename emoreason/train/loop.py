@@ -229,7 +229,8 @@ class Trainer:
         # FSDP swaps parameters for views into its flat buffers: take the groups again.
         self.groups = {k: list(v) for k, v in self.acc.unwrap_model(self.model).parameter_groups().items()}
         self.sampler = TaskGroupSampler(
-            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed, lengths
+            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed, lengths,
+            group_window=train.length_group_batches,
         )
         plan = self._step_plan()
         self.total_steps = sum(n for _, _, n in plan)

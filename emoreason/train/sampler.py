@@ -8,7 +8,7 @@ filled by wrapping around to the start of the permutation (every replica gets fu
 the result does not depend on the number of replicas).
 
 Length grouping (``lengths`` given): the shuffled order is cut into windows of
-``GROUP_WINDOW`` global batches, each window sorted by row length and cut into batches, and the
+``group_window`` global batches (``train.length_group_batches``), each window sorted by row length and cut into batches, and the
 batches of the epoch shuffled again. Rows of a batch then have similar lengths, so padding (or
 packing's leftover room, ``emoreason.model.packing``) shrinks; which rows meet in a batch is still
 random beyond the window.
@@ -21,7 +21,7 @@ from typing import Iterator
 import torch
 
 GROUP_WINDOW = 8
-"""Global batches per length-sorted window (length grouping)."""
+"""Default global batches per length-sorted window (length grouping)."""
 
 
 class TaskGroupSampler:
@@ -29,13 +29,17 @@ class TaskGroupSampler:
 
     ``groups[i]`` is the task group of example ``i``. :meth:`set_epoch` picks the epoch and the
     group filter (None = all). Iteration starts at micro batch ``start`` (:meth:`load_state_dict`).
-    ``lengths[i]``: example ``i``'s length in tokens; given, batches are length-grouped (module docstring).
+    ``lengths[i]``: example ``i``'s length in tokens; given, batches are length-grouped in windows of
+    ``group_window`` global batches (module docstring).
     """
 
     def __init__(self, groups: list[str], micro_batch: int, num_replicas: int = 1, rank: int = 0, seed: int = 0,
-                 lengths: list[int] | None = None) -> None:
+                 lengths: list[int] | None = None, group_window: int = GROUP_WINDOW) -> None:
         if micro_batch < 1:
             raise ValueError("micro_batch must be >= 1")
+        if group_window < 1:
+            raise ValueError("group_window must be >= 1")
+        self.group_window = group_window
         if not 0 <= rank < num_replicas:
             raise ValueError(f"rank {rank} outside [0, {num_replicas})")
         self.groups = list(groups)
@@ -75,10 +79,10 @@ class TaskGroupSampler:
         return math.ceil(n / self.global_batch)
 
     def _length_grouped(self, order: list[int]) -> list[int]:
-        """``order`` (whole global batches) with each window of GROUP_WINDOW global batches sorted
-        by length (longest first), then its global batches in a seeded random order."""
+        """``order`` (whole global batches) with each window of ``group_window`` global batches
+        sorted by length (longest first), then its global batches in a seeded random order."""
         size, lengths = self.global_batch, self.lengths
-        window = GROUP_WINDOW * size
+        window = self.group_window * size
         order = [i for w in range(0, len(order), window)
                  for i in sorted(order[w : w + window], key=lambda i: -lengths[i])]
         gen = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch + 7_919)
