@@ -273,8 +273,8 @@ class TrainConfig:
     group_by_length: bool = False
     """Draw batches of rows of similar token length (``emoreason.train.sampler``, windows of
     ``length_group_batches`` batches): less padding, at the cost of less random batch composition.
-    Off by default: it changes which rows meet in a batch, so a run is not the same run with it on
-    (the ``mini`` config turns it on with windows of 2)."""
+    Off by default: it changes which rows meet in a batch, so a run is not the same run with it on,
+    and on the full demo it cost the reasoning variants label agreement (docs/training.md)."""
     length_group_batches: int = 8
     """With ``group_by_length``: global batches per length-sorted window. Larger windows pad less
     and mix less (8: batches of nearly equal rows; 2: each batch sorted against one neighbour)."""
