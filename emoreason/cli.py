@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
+    if not args.verbose:  # httpx logs every request at INFO: a line per clip sent to a server or judge
+        logging.getLogger("httpx").setLevel(logging.WARNING)
     if not hasattr(args, "func"):
         parser.print_help()
         return 2

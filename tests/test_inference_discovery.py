@@ -136,3 +136,92 @@ def test_serve_announces_itself_and_withdraws_on_sigterm(served, tmp_path, monke
             server.kill()
     assert list(registry.glob("*.json")) == []
 
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(run, process, timeout: float = 120) -> str:
+    deadline = time.time() + timeout
+    while (url := discovery.find(run)) is None:
+        assert process is None or process.poll() is None, "the server exited before it answered"
+        assert time.time() < deadline, "serve did not come up"
+        time.sleep(0.3)
+    return url
+
+
+def test_serve_idle_exit_stops_after_minutes_without_requests(served, registry, tmp_path):
+    """`serve --idle-exit MIN` stops by itself MIN minutes after its last request; /health polls
+    (what analyze and monitors send) do not keep it alive; it exits 0 and withdraws its file."""
+    import os
+
+    run, _ = served
+    port = _free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    server = subprocess.Popen([sys.executable, "-m", "emoreason", "serve", "--model", str(run), "--port", str(port),
+                               "--idle-exit", "0.1"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        url = _wait_for(run, server)
+        response = httpx.post(f"{url}/analyze", files={"file": ("a.wav", _wav(1.0), "audio/wav")},
+                              data={"max_new_tokens": "2", "transcript": "none"}, timeout=60)
+        assert response.status_code == 200, response.text
+        last_request = time.monotonic()
+        while server.poll() is None:
+            assert time.monotonic() - last_request < 6.0 + 30, "the idle server did not stop"
+            httpx.get(f"{url}/health", timeout=5)  # does not count as work
+            time.sleep(0.5)
+        stopped = time.monotonic()
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert server.returncode == 0
+    assert stopped - last_request >= 6.0 - 0.5  # not before 0.1 min after the analysis
+    assert "no requests for 0.1 min (--idle-exit): stopping" in server.stderr.read().decode()
+    assert list(registry.glob("*.json")) == []
+
+
+def test_analyze_keep_warm_leaves_a_server_for_the_next_command(served, registry, tmp_path, capsys, monkeypatch):
+    """`analyze --model RUN --keep-warm MIN` answers cold, then starts `serve --idle-exit MIN` in the
+    background and announces it at once; the next `analyze --model RUN` answers through it and
+    starts no other. With settings the server would not share it is refused before any work."""
+    import os
+    import signal
+
+    from emoreason.cli import main
+
+    run, _ = served
+    clip = tmp_path / "clip.wav"
+    clip.write_bytes(_wav(1.5))
+    args = ["analyze", "--model", str(run), str(clip), "--json", "--max-new-tokens", "4", "--transcript", "none"]
+    assert main(args + ["--local", "--keep-warm", "1"]) == 1
+    assert "--keep-warm leaves a server with the default settings" in capsys.readouterr().err
+    monkeypatch.setenv("EMOREASON_KEEP_WARM", "1")
+    assert main(args + ["--local"]) == 0  # the environment's default is skipped quietly there
+    assert "keeping the model warm" not in capsys.readouterr().err and not discovery.running(run)
+    monkeypatch.delenv("EMOREASON_KEEP_WARM")
+
+    assert main(args + ["--keep-warm", "0.5"]) == 0
+    first = capsys.readouterr()
+    assert "keeping the model warm: `emoreason serve` at http://127.0.0.1:" in first.err
+    (entry,) = [json.loads(p.read_text()) for p in registry.glob("*.json")]  # announced before it listens
+    pid = entry["pid"]
+    try:
+        assert discovery.running(run)
+        url = _wait_for(run, None)
+        assert url == entry["url"]
+        assert main(args + ["--keep-warm", "0.5"]) == 0
+        second = capsys.readouterr()
+        assert f"using the running `emoreason serve` of this model at {url}" in second.err
+        assert "keeping the model warm" not in second.err
+        assert len(list(registry.glob("*.json"))) == 1
+        a, b = json.loads(first.out), json.loads(second.out)
+        assert a["label"] == b["label"] and a["scores"] == pytest.approx(b["scores"], abs=1e-5)
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.time() + 60
+    while discovery.running(run):
+        assert time.time() < deadline, "the warm server did not stop on SIGTERM"
+        time.sleep(0.2)

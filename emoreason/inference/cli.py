@@ -28,6 +28,9 @@ from typing import TYPE_CHECKING, Any, Iterator
 from emoreason.audio import MAX_SECONDS
 from emoreason.model.static_decode import AUTO_ON_GPU, DECODE_COMPILE_MODES
 
+KEEP_WARM_ENV = "EMOREASON_KEEP_WARM"
+"""Minutes ``analyze --keep-warm`` takes when the flag is not given (unset or 0: off)."""
+
 if TYPE_CHECKING:
     from emoreason.jsonl import ResumableJsonl
 
@@ -55,6 +58,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--local", action="store_true", help="with --model: always load the model in this command. Without it, "
                    "a running `emoreason serve` of the same model (found through the files servers write, see docs/inference.md) "
                    "gets the files instead, skipping the few seconds of start-up; not with --device, --dtype or --transcriber")
+    p.add_argument("--keep-warm", type=float, default=None, metavar="MIN",
+                   help="with --model, when no `emoreason serve` of it is running: after answering, leave one running in "
+                   "the background (127.0.0.1, a free port) until it has had no requests for MIN minutes, so that the "
+                   "next `analyze --model` answers through it without the seconds of start-up; with the default "
+                   "settings only (not with --local, --device, --dtype, --transcriber, --quote-check, --transcript-language "
+                   f"or --window) (default: the {KEEP_WARM_ENV} environment variable, else off)")
     p.add_argument("--task", choices=["emotion", "sentiment", "asr", "sqa"], default="emotion",
                    help="emotion: score the model's emotion labels; sentiment: positive / negative / neutral; "
                    "asr: transcribe; sqa: answer --question about each file (default: emotion)")
@@ -307,6 +316,9 @@ def run(args: argparse.Namespace) -> int:
         flag = ("--transcriber" if transcriber is not None else "--quote-check" if quote_check is not None
                 else "--transcript-language" if language != "en" else "--window")
         raise UserError(f"{flag} is chosen when the server starts (`emoreason serve {flag} ...`), not with --server")
+    discoverable = bool(args.model) and not getattr(args, "local", False) and args.device is None and args.dtype == "auto" \
+        and transcriber is None and quote_check is None and language == "en" and window is None
+    keep_warm = keep_warm_minutes(args, discoverable)
     clock = StageClock(enabled=getattr(args, "timings", False))
     files = list(args.files)
     out_file: ResumableJsonl | None = None
@@ -325,8 +337,7 @@ def run(args: argparse.Namespace) -> int:
         if not files:
             out_file.close()
             return 0
-    if args.model and not getattr(args, "local", False) and args.device is None and args.dtype == "auto" \
-            and transcriber is None and quote_check is None and language == "en" and window is None:
+    if discoverable:
         from emoreason.inference.discovery import find
 
         url = find(args.model, _auth_headers(args))
@@ -334,6 +345,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"emoreason: using the running `emoreason serve` of this model at {url} (--local loads it here instead)",
                   file=sys.stderr)
             args.server = url
+    engine = None
     if args.server:
         results = _remote_results(args, files)
     elif len(unreadable := _unreadable(files)) == len(files):  # nothing to analyse: say so before loading torch and the model
@@ -380,7 +392,45 @@ def run(args: argparse.Namespace) -> int:
     clock.mark("compute")
     if clock.enabled:
         print(clock.summary(), file=sys.stderr)
+    if keep_warm and engine is not None:  # answered here, cold: leave a server for the next command
+        _start_warm_server(args.model, engine.name, keep_warm, args.max_seconds)
     return 1 if failed else 0
+
+
+def keep_warm_minutes(args: argparse.Namespace, discoverable: bool) -> float:
+    """``--keep-warm`` checked (0: off): a one-line error for a negative value, or for the flag
+    with settings a warm server would not share (``discoverable`` False); the environment's
+    default is skipped quietly in that case."""
+    from emoreason.errors import UserError
+
+    given = getattr(args, "keep_warm", None)
+    if given is None:
+        try:
+            minutes = float(os.environ.get(KEEP_WARM_ENV) or 0)
+        except ValueError:
+            raise UserError(f"{KEEP_WARM_ENV} must be a number of minutes, got {os.environ[KEEP_WARM_ENV]!r}") from None
+        return minutes if discoverable and minutes > 0 else 0.0
+    if given < 0:
+        raise UserError(f"--keep-warm takes minutes >= 0, got {given:g}")
+    if given > 0 and not discoverable:
+        raise UserError("--keep-warm leaves a server with the default settings for the next `analyze --model`: not with "
+                        "--server, --local, --device, --dtype, --transcriber, --quote-check, --transcript-language or --window")
+    return given
+
+
+def _start_warm_server(model: str, name: str, minutes: float, max_seconds: float) -> None:
+    """``--keep-warm``: start the background server unless one of this model is running or starting."""
+    from emoreason.inference.discovery import running, start_warm_server
+
+    if running(model):  # still loading (it did not answer /health), or busy: no second one
+        return
+    try:
+        url, pid, log = start_warm_server(model, name, minutes, max_seconds)
+    except OSError as e:  # the answer is printed already: say why there is no server, do not fail
+        print(f"emoreason: --keep-warm: could not start `emoreason serve`: {e}", file=sys.stderr)
+        return
+    print(f"emoreason: keeping the model warm: `emoreason serve` at {url} (pid {pid}, log {log}) until it has had "
+          f"no requests for {minutes:g} min; the next `analyze --model {model}` answers through it", file=sys.stderr)
 
 
 def _unreadable(files: list[str]) -> dict[str, str]:

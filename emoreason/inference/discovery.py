@@ -125,3 +125,46 @@ def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None
         if _healthy(url, name, headers or {}):
             return url
     return None
+
+
+def running(model: str | Path) -> bool:
+    """Whether a live process has announced a server of ``model`` (answering or still loading)."""
+    directory = str(model_dir(model))
+    try:
+        files = sorted(registry_dir().glob("*.json"))
+    except OSError:
+        return False
+    for path in files:
+        try:
+            entry: Any = json.loads(path.read_text())
+            if entry["model_dir"] == directory and _alive(int(entry["pid"])):
+                return True
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return False
+
+
+def start_warm_server(model: str, name: str, minutes: float, max_seconds: float) -> tuple[str, int, Path]:
+    """Start ``emoreason serve --model MODEL --idle-exit MINUTES`` in the background (its own
+    session, so it outlives the command) on a free 127.0.0.1 port, and announce it at once under
+    its pid: a second ``analyze`` while it is still loading sees it starting (:func:`running`) and
+    starts no other; the server announces itself again once it listens. Returns (URL, pid, its log
+    file in :func:`registry_dir`)."""
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:  # the OS picks a free port; freed here, bound by the server a moment later
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    directory = model_dir(model)
+    registry_dir().mkdir(parents=True, exist_ok=True)
+    log = registry_dir() / f"{hashlib.sha1(str(directory).encode()).hexdigest()[:16]}.log"
+    command = [sys.executable, "-m", "emoreason", "serve", "--model", str(model), "--port", str(port),
+               "--idle-exit", f"{minutes:g}", "--max-seconds", f"{max_seconds:g}"]
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                   start_new_session=os.name == "posix")
+    url = f"http://127.0.0.1:{port}"
+    announce(url, model, name=name, pid=process.pid)
+    return url, process.pid, log

@@ -78,6 +78,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="before listening, analyse a short tone at batch sizes 1 and 2 so that the first requests do "
                    "not pay one-time costs (the decode step's compile with --decode-compile cudagraphs / inductor: "
                    "30-40 s each on a GPU); auto: on when the decode steps are compiled (default: auto)")
+    p.add_argument("--idle-exit", type=float, default=0.0, metavar="MIN",
+                   help="stop by itself after MIN minutes without requests (GET /health does not count); "
+                   "what `analyze --keep-warm` starts its server with (default: 0, never)")
     p.add_argument("--cors", action="append", default=[], metavar="ORIGIN",
                    help="allow browsers on ORIGIN (e.g. http://localhost:3000) to call the API; repeatable (default: none)")
     p.set_defaults(func=run)
@@ -96,9 +99,9 @@ def run(args: argparse.Namespace) -> int:
     from emoreason.inference.server.limits import ServerLimits
 
     if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0 \
-            or args.batch_regather_ms < 0:
+            or args.batch_regather_ms < 0 or args.idle_exit < 0:
         raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, "
-                        "--batch-wait-ms and --batch-regather-ms >= 0")
+                        "--batch-wait-ms, --batch-regather-ms and --idle-exit >= 0")
     threads = args.decode_threads
     if threads == "auto":  # one decode thread on a CPU: the request threads need the other cores
         threads = auto_decode_threads(args.device or default_device(), serving=True)
@@ -124,10 +127,19 @@ def run(args: argparse.Namespace) -> int:
     # uvicorn shuts down gracefully on SIGTERM and then raises the signal again, which by default
     # ends the process at once: as an exception instead, the server file is removed below.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
+    if args.idle_exit > 0:
+        from emoreason.inference.server.idle import stop_when_idle
+
+        stop_when_idle(server, app.state.activity, args.idle_exit * 60)
     try:
-        uvicorn.run(app, host=args.host, port=args.port, log_level="info")
+        server.run()
+    except KeyboardInterrupt:  # Ctrl-C after uvicorn's graceful shutdown, as uvicorn.run has it
+        pass
     finally:
         withdraw(announced)
+    if not server.started:  # e.g. the port is taken: uvicorn has logged why
+        raise UserError(f"the server did not start on {args.host}:{args.port} (see the log above)")
     return 0
 
 

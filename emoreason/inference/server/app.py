@@ -10,6 +10,7 @@ from typing import Any
 
 from emoreason.inference.server.batcher import AnalyzeOptions, Batcher
 from emoreason.inference.server.errors import APIError, install_error_handlers, openapi_error_responses
+from emoreason.inference.server.idle import Activity, ActivityTracker
 from emoreason.inference.server.limits import APIKeyGuard, BodyLimit, ServerLimits
 from emoreason.inference.server.service import ServerContext, batch_header, check_text, submit_clip, wait_job
 
@@ -63,6 +64,9 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
     install_error_handlers(app)
     # Outermost first: CORS answers preflights, then the key is checked before any body is read,
     # then the body is counted while it streams in.
+    # Innermost: requests the guards refused are not work for ``serve --idle-exit``.
+    app.state.activity = Activity()
+    app.add_middleware(ActivityTracker, activity=app.state.activity)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     if limits.api_key:
         app.add_middleware(APIKeyGuard, api_key=limits.api_key)
