@@ -275,6 +275,11 @@ class TrainConfig:
     ``length_group_batches`` batches): less padding, at the cost of less random batch composition.
     Off by default: it changes which rows meet in a batch, so a run is not the same run with it on,
     and on the full demo it cost the reasoning variants label agreement (docs/training.md)."""
+    length_split: int = 1
+    """Run each micro batch as this many sub-batches of rows of similar length (its rows sorted by
+    token length and cut into contiguous parts, the gradients accumulated before the one optimizer
+    step): the same rows, loss and gradient per step as one batch, fewer padding tokens computed.
+    1: off (the ``mini`` config uses 2; docs/training.md)."""
     length_group_batches: int = 8
     """With ``group_by_length``: global batches per length-sorted window. Larger windows pad less
     and mix less (8: batches of nearly equal rows; 2: each batch sorted against one neighbour)."""
@@ -386,7 +391,7 @@ def validate(cfg: Config) -> Config:
     if not m.llm.path and m.llm.init == "pretrained":
         raise ConfigError("model.llm.path is empty: give a hub id, directory, packaged:NAME or builtin:tiny")
     t = cfg.train
-    for key in ("epochs", "switch_every", "batch_size", "grad_accum", "length_group_batches"):
+    for key in ("epochs", "switch_every", "batch_size", "grad_accum", "length_group_batches", "length_split"):
         if getattr(t, key) < 1:
             raise ConfigError(f"train.{key} must be >= 1, got {getattr(t, key)}")
     for key in ("eval_every_steps", "eval_max_batches"):

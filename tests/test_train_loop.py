@@ -173,3 +173,41 @@ def test_grad_norm_and_task_losses_reach_metrics_and_an_accelerate_tracker(datas
     torch.manual_seed(0)
     _, trainer2 = make_trainer(dataset, tmp_path / "clip", build_schedule("joint", 1), max_grad_norm=1e-3)
     assert trainer2.fit(stop_after=1)[0].grad_norm == pytest.approx(results[0].grad_norm, rel=1e-4)
+
+
+def test_length_split_runs_each_batch_as_sub_batches_with_the_same_steps(dataset, tmp_path):
+    """train.length_split=2: each batch of 8 runs as two sub-batches of similar rows (sorted by the
+    given lengths), gradients accumulated: the same rows, losses and parameters step by step as
+    running the batch whole; a run resumed mid-epoch continues to the same losses."""
+    phases = build_schedule("alternating", 3, 1, 2, "speech", True)
+    lengths = [(i * 7) % 11 + 1 for i in range(len(dataset))]
+    # no dropout: its masks depend on the shapes a forward sees, so the two runs would draw others
+    config = TrainConfig(batch_size=8, lr=1e-2, warmup_ratio=0.0, weight_decay=0.1, precision="no", lr_schedule="constant")
+    whole_model, split_model = FakeAudioLLM(dropout=0.0), FakeAudioLLM(dropout=0.0)
+    whole = Trainer(whole_model, dataset, Collator(FakeProcessor()), phases, config, tmp_path / "whole")
+    config = TrainConfig(**{**config.__dict__, "length_split": 2})
+    split = Trainer(split_model, dataset, Collator(FakeProcessor()), phases, config, tmp_path / "split", lengths=lengths)
+    seen: list[list[int]] = []
+    collate = split.collate_fn
+    split.collate_fn = lambda examples: (seen.append([e["id"] for e in examples]), collate(examples))[1]
+    a, b = whole.fit(), split.fit()
+    assert [r.step for r in a] == [r.step for r in b] and len(a) > 4
+    assert [r.loss for r in b] == pytest.approx([r.loss for r in a], rel=1e-5, abs=1e-6)
+    assert [r.task_losses for r in b] == [pytest.approx(r.task_losses, rel=1e-5, abs=1e-6) for r in a]
+    before, after = snapshot(whole_model), snapshot(split_model)
+    for key in before:
+        assert torch.allclose(before[key], after[key], rtol=1e-4, atol=1e-6), key
+    assert seen and all(len(s) <= 4 for s in seen)  # collated as halves of the batch of 8
+    id_length = {dataset[i]["id"]: lengths[i] for i in range(len(dataset))}
+    for first, second in zip(seen[0::2], seen[1::2]):  # each pair: the longer half, then the shorter
+        assert min(id_length[i] for i in first) >= max(id_length[i] for i in second)
+    config = TrainConfig(**{**config.__dict__, "batch_size": 4, "save_every_steps": 1})  # 2 sub-batches of 2
+    steps = [r.loss for r in Trainer(FakeAudioLLM(dropout=0.0), dataset, Collator(FakeProcessor()), phases, config,
+                                     tmp_path / "c", lengths=lengths).fit()]
+    first = Trainer(FakeAudioLLM(dropout=0.0), dataset, Collator(FakeProcessor()), phases, config, tmp_path / "d",
+                    lengths=lengths).fit(stop_after=3)  # mid-pass: 4 steps a pass
+    rest = Trainer(FakeAudioLLM(dropout=0.0), dataset, Collator(FakeProcessor()), phases, config, tmp_path / "d",
+                   lengths=lengths).fit()
+    assert rest[0].step == 4 and [r.loss for r in first + rest] == pytest.approx(steps, abs=1e-9, rel=0)
+    with pytest.raises(ValueError, match="length_split"):
+        Trainer(FakeAudioLLM(), dataset, Collator(FakeProcessor()), phases, config, tmp_path / "x")

@@ -85,3 +85,11 @@ def test_smaller_length_windows_pad_more_and_mix_more():
     assert all(any(set(b) <= p for p in pairs) for b in by[2])
     with pytest.raises(ValueError):
         TaskGroupSampler(groups, 4, lengths=lengths, group_window=0)
+
+
+def test_row_lengths_sort_each_batch_and_keep_its_rows():
+    lengths = [(i * 37) % 101 for i in range(30)]
+    plain = list(TaskGroupSampler(["g"] * 30, 8, seed=2))
+    sorted_rows = list(TaskGroupSampler(["g"] * 30, 8, seed=2, row_lengths=lengths))
+    assert [sorted(b) for b in sorted_rows] == [sorted(b) for b in plain]
+    assert all([lengths[i] for i in b] == sorted((lengths[i] for i in b), reverse=True) for b in sorted_rows)

@@ -68,6 +68,21 @@ class PackedCollate:
         return pack_batch(self.collate_fn(examples))
 
 
+class SplitCollate:
+    """``train.length_split``: the micro batch's examples (longest first, as the sampler yields them
+    with ``row_lengths``) cut into ``parts`` contiguous sub-batches, each collated (and packed with
+    ``pack``) on its own; returns the list. Rows of similar length meet, so each sub-batch pads to
+    its own longest row instead of the batch's. Picklable, for DataLoader workers."""
+
+    def __init__(self, collate_fn: Callable[[list[dict]], dict[str, Any]], parts: int, pack: bool) -> None:
+        self.collate_fn = PackedCollate(collate_fn) if pack else collate_fn
+        self.parts = parts
+
+    def __call__(self, examples: list[dict]) -> list[dict[str, Any]]:
+        size = math.ceil(len(examples) / self.parts)
+        return [self.collate_fn(examples[k : k + size]) for k in range(0, len(examples), size)]
+
+
 def set_phase(groups: dict[str, list[nn.Parameter]], active: set[str]) -> None:
     """``requires_grad`` True exactly for the parameters of the ``active`` groups."""
     for key, params in groups.items():
@@ -89,6 +104,11 @@ def _pooled_head_lr(model: nn.Module, lr: float | None, keys: list[str]
         return None
     source, head = found
     return {f"{source}_adapter": (list(head.parameters()), float(lr))}
+
+
+def _as_list(batch: dict[str, Any] | list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A loader item as its list of sub-batches (one unless :class:`SplitCollate` made it)."""
+    return batch if isinstance(batch, list) else [batch]
 
 
 def _target_weight(batch: dict[str, Any]) -> float:
@@ -146,8 +166,9 @@ class Trainer:
         eval_dataset: validation rows (same item format as ``dataset``); their loss per task is
             logged every ``train.eval_every_steps`` steps (0: at each pass end) and selects the
             best model (``RUN_DIR/best``; ``final/`` with ``train.final_from_best``).
-        lengths: token length of every example (``train.group_by_length``: the sampler draws
-            length-grouped batches); None: plain shuffled batches.
+        lengths: token length of every example: with ``train.group_by_length`` the sampler draws
+            length-grouped batches, with ``train.length_split`` > 1 each batch runs as sub-batches
+            of similar rows (:class:`SplitCollate`); None: neither (plain shuffled batches, run whole).
         frame_cache: a frame cache already serving the model's frozen encoders
             (:func:`attach_frame_cache`; the recipe attaches it before the probe fit of
             ``train.pooled_head_init`` so that the fit's clips are not encoded again); None: the
@@ -173,6 +194,8 @@ class Trainer:
         from accelerate import Accelerator
         from accelerate.utils import DistributedDataParallelKwargs, set_seed
 
+        if train.length_split > 1 and lengths is None:
+            raise ValueError("train.length_split > 1 needs the rows' lengths")
         self.train = train
         self.phases = phases
         self.num_epochs = num_passes(phases)
@@ -229,8 +252,9 @@ class Trainer:
         # FSDP swaps parameters for views into its flat buffers: take the groups again.
         self.groups = {k: list(v) for k, v in self.acc.unwrap_model(self.model).parameter_groups().items()}
         self.sampler = TaskGroupSampler(
-            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed, lengths,
-            group_window=train.length_group_batches,
+            dataset.groups, train.batch_size, self.acc.num_processes, self.acc.process_index, train.seed,
+            lengths if train.group_by_length else None, group_window=train.length_group_batches,
+            row_lengths=lengths if train.length_split > 1 else None,
         )
         plan = self._step_plan()
         self.total_steps = sum(n for _, _, n in plan)
@@ -253,7 +277,10 @@ class Trainer:
         return plan
 
     def _loader(self) -> torch.utils.data.DataLoader:
-        collate = PackedCollate(self.collate_fn) if self.train.packing else self.collate_fn
+        if self.train.length_split > 1:
+            collate: Callable[[list[dict]], Any] = SplitCollate(self.collate_fn, self.train.length_split, self.train.packing)
+        else:
+            collate = PackedCollate(self.collate_fn) if self.train.packing else self.collate_fn
         return torch.utils.data.DataLoader(
             self.dataset, batch_sampler=self.sampler, collate_fn=collate, num_workers=self.num_workers,
             generator=self.loader_generator,
@@ -499,7 +526,9 @@ class Trainer:
                     bar.close()
                     return results
                 tic = time.perf_counter()
-                micro = [next(batches) for _ in range(min(t.grad_accum, n_micro - cursor))]
+                taken = min(t.grad_accum, n_micro - cursor)  # sampler micro batches of this step
+                # with train.length_split each comes as a list of sub-batches: all are this step's
+                micro = [sub for _ in range(taken) for sub in _as_list(next(batches))]
                 local_tokens = sum(_target_weight(b) for b in micro)
                 norm = self.acc.reduce(torch.tensor(float(local_tokens), device=self.acc.device), reduction="sum").clamp(min=1.0)
                 clip_norm = self._labelled_clips(micro)
@@ -517,7 +546,7 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad(set_to_none=True)
-                cursor += len(micro)
+                cursor += taken
                 step += 1
                 losses = self._reduce_task_losses(records)
                 samples = sum(len(b["tasks"]) for b in micro) * self.acc.num_processes

@@ -213,7 +213,8 @@ class TrainingRecipe:
 
         processor.window_seconds = training_window(data.train)
         t = self.cfg.train
-        lengths = row_lengths(data.train, processor, self.cfg.data.max_target_tokens) if t.group_by_length else None
+        lengths = (row_lengths(data.train, processor, self.cfg.data.max_target_tokens)
+                   if t.group_by_length or t.length_split > 1 else None)
         # Attached before the probe fit, which then encodes its clips through the cache: the first
         # pass reuses those frames instead of encoding every emotion clip a second time.
         frame_cache = attach_frame_cache(model, t.feature_cache_dir, t.feature_cache_memory_mb) if t.feature_cache else None

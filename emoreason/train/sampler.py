@@ -12,6 +12,9 @@ Length grouping (``lengths`` given): the shuffled order is cut into windows of
 batches of the epoch shuffled again. Rows of a batch then have similar lengths, so padding (or
 packing's leftover room, ``emoreason.model.packing``) shrinks; which rows meet in a batch is still
 random beyond the window.
+
+Rows sorted within each batch (``row_lengths`` given, for ``train.length_split``): each micro
+batch's indices are yielded longest first; which rows form a batch does not change.
 """
 from __future__ import annotations
 
@@ -30,11 +33,13 @@ class TaskGroupSampler:
     ``groups[i]`` is the task group of example ``i``. :meth:`set_epoch` picks the epoch and the
     group filter (None = all). Iteration starts at micro batch ``start`` (:meth:`load_state_dict`).
     ``lengths[i]``: example ``i``'s length in tokens; given, batches are length-grouped in windows of
-    ``group_window`` global batches (module docstring).
+    ``group_window`` global batches (module docstring). ``row_lengths``: the same kind of lengths;
+    given, each micro batch's rows are yielded longest first (its rows unchanged).
     """
 
     def __init__(self, groups: list[str], micro_batch: int, num_replicas: int = 1, rank: int = 0, seed: int = 0,
-                 lengths: list[int] | None = None, group_window: int = GROUP_WINDOW) -> None:
+                 lengths: list[int] | None = None, group_window: int = GROUP_WINDOW,
+                 row_lengths: list[int] | None = None) -> None:
         if micro_batch < 1:
             raise ValueError("micro_batch must be >= 1")
         if group_window < 1:
@@ -46,6 +51,9 @@ class TaskGroupSampler:
         if lengths is not None and len(lengths) != len(self.groups):
             raise ValueError(f"{len(lengths)} lengths for {len(self.groups)} examples")
         self.lengths = None if lengths is None else list(lengths)
+        if row_lengths is not None and len(row_lengths) != len(self.groups):
+            raise ValueError(f"{len(row_lengths)} row lengths for {len(self.groups)} examples")
+        self.row_lengths = None if row_lengths is None else list(row_lengths)
         self.micro_batch = micro_batch
         self.num_replicas = num_replicas
         self.rank = rank
@@ -98,7 +106,10 @@ class TaskGroupSampler:
         lo = self.rank * self.micro_batch
         for b in range(self.start, len(self)):
             chunk = order[b * self.global_batch : (b + 1) * self.global_batch]
-            yield chunk[lo : lo + self.micro_batch]
+            mine = chunk[lo : lo + self.micro_batch]
+            if self.row_lengths is not None:
+                mine = sorted(mine, key=lambda i: -self.row_lengths[i])  # stable: ties keep their order
+            yield mine
 
     def state_dict(self) -> dict[str, int | str | None]:
         return {"epoch": self.epoch, "group": self.group, "start": self.start, "seed": self.seed}
