@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,16 +102,14 @@ def _healthy(url: str, name: str, headers: dict[str, str]) -> bool:
     return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and body.get("model") == name
 
 
-def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None:
-    """The URL of a live ``emoreason serve`` of ``model`` (same model directory), or None.
-
-    Files of dead processes are removed; a live process whose ``/health`` does not answer (still
-    loading, or its port taken by something else) is skipped but its file kept."""
+def _live_servers(model: str | Path) -> Iterator[tuple[str, str]]:
+    """(url, name) of each announced server of ``model`` (same model directory) whose process is
+    alive; files of dead processes are removed, unreadable or foreign ones left alone."""
     directory = str(model_dir(model))
     try:
         files = sorted(registry_dir().glob("*.json"))
     except OSError:
-        return None
+        return
     for path in files:
         try:
             entry: Any = json.loads(path.read_text())
@@ -122,6 +121,15 @@ def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None
         if not _alive(pid):
             withdraw(path)
             continue
+        yield url, name
+
+
+def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None:
+    """The URL of a live ``emoreason serve`` of ``model`` (same model directory), or None.
+
+    Files of dead processes are removed; a live process whose ``/health`` does not answer (still
+    loading, or its port taken by something else) is skipped but its file kept."""
+    for url, name in _live_servers(model):
         if _healthy(url, name, headers or {}):
             return url
     return None
@@ -129,19 +137,7 @@ def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None
 
 def running(model: str | Path) -> bool:
     """Whether a live process has announced a server of ``model`` (answering or still loading)."""
-    directory = str(model_dir(model))
-    try:
-        files = sorted(registry_dir().glob("*.json"))
-    except OSError:
-        return False
-    for path in files:
-        try:
-            entry: Any = json.loads(path.read_text())
-            if entry["model_dir"] == directory and _alive(int(entry["pid"])):
-                return True
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return False
+    return any(True for _ in _live_servers(model))
 
 
 def start_warm_server(model: str, name: str, minutes: float, max_seconds: float) -> tuple[str, int, Path]:
