@@ -62,9 +62,9 @@ def create_app(engine: Any, max_new_tokens: int = 128, batch_size: int = 8, max_
                   description="Speech emotion reasoning: label, scores, explanation, quotes. OpenAI-compatible routes under /v1.")
     app.state.context = ctx
     install_error_handlers(app)
-    # Outermost first: CORS answers preflights, then the key is checked before any body is read,
-    # then the body is counted while it streams in.
-    # Innermost: requests the guards refused are not work for ``serve --idle-exit``.
+    # Added innermost first (the last added runs first): requests the guards refuse are not work
+    # for ``serve --idle-exit``; outermost, CORS answers preflights, then the key is checked before
+    # any body is read, then the body is counted while it streams in.
     app.state.activity = Activity()
     app.add_middleware(ActivityTracker, activity=app.state.activity)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
