@@ -57,6 +57,9 @@ CASES = [  # (text, task, expected primary, expected undecided)
     ("She sounds angrier than sad.", "emotion", ["angry"], False),
     ("The speaker is more than happy to help.", "emotion", ["happy"], False),  # "more than X" asserts X
     ("The speaker sounds happier than usual.", "emotion", ["happy"], False),
+    ("The wording is more positive than just saying the word happy. The speaker sounds happy.", "emotion",
+     ["happy"], False),  # "the word happy" names the word: not negated by the comparison, not a verdict
+    ("Using the term sad would be too strong: the speaker sounds calm.", "emotion", ["neutral"], False),
 ]
 
 
@@ -65,6 +68,15 @@ def test_extract_labels(text, task, primary, undecided):
     got = extract_labels(text, task)
     assert got.primary == primary
     assert got.undecided is undecided
+
+
+def test_a_label_named_as_a_word_is_not_negated():
+    """A free answer of the full demo's transcript variant, flagged as disagreeing with its own
+    label before: the comparison "more positive than ... the word happy" negated happy."""
+    text = ("The speaker sounds happy. The way the speaker sounds happy is that the speaker says something "
+            "like:\n\nOur neighbor bought a red bicycle. The wording is more positive than just saying the word happy.")
+    got = extract_labels(text, "emotion")
+    assert got.primary == ["happy"] and got.negated == []
 
 
 def test_negated_and_secondary_are_reported():

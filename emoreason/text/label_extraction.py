@@ -13,6 +13,8 @@ The extractor is a small rule system over tokens, in one left-to-right pass:
   scope that stops at clause boundaries (punctuation, "but", "however", ...); a comparison's
   second term is not asserted either ("more angry than sad", "angrier than sad"; but "more than
   happy" asserts happy; the rare "less angry than sad" is read the same way, wrongly);
+* a label named as a word ("saying the word happy", "the term angry") is a mention, not a verdict,
+  and is skipped like a quote;
 * minor mentions ("hints of sadness", "slightly annoyed", "sad undertones", concessive clauses
   "although the words sound happy, ...") are kept apart from the verdict;
 * the verdict ("primary") is every asserted, non-minor label in the first sentence that asserts
@@ -54,6 +56,8 @@ _MINOR_BEFORE = {"hint", "hints", "slight", "slightly", "touch", "tinge", "trace
                  "subtly", "mild", "mildly", "underlying", "undertone", "undertones", "bit", "little",
                  "somewhat", "faint", "faintly", "glimmer", "shade", "twinge", "note", "notes", "element",
                  "elements", "hidden", "occasional", "minor", "possible", "secondary", "later", "also", "some"}
+_MENTION_BEFORE = {"word", "words", "term", "terms", "label", "adjective"}
+"""A label right after one of these is named, not asserted: "saying the word happy"."""
 _MINOR_AFTER = {"undertone", "undertones", "tinge", "tinges", "hint", "hints", "overtones", "edge"}
 # Broader "there is no emotion" forms (BinaryReading.no_emotion_is_neutral): an LLM judge reads "I
 # cannot detect any emotion", "the speech is not emotional" as a neutral verdict. "Any"/"no" must
@@ -196,6 +200,9 @@ def _scan_sentence(tokens: list[str], bare: bool, reading: BinaryReading = AUDIO
         canon, n = _lookup(tokens, i, bare, surface)
         if not canon:
             i += 1
+            continue
+        if i and tokens[i - 1] in _MENTION_BEFORE:
+            i += n
             continue
         phrase_negates = tokens[i] in {"no", "neither"}  # "no strong emotion" is itself the label
         kind = "asserted"
