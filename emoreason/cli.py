@@ -99,6 +99,10 @@ _DISK_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EFBI
 
 def main(argv: list[str] | None = None) -> int:
     if argv is None:  # a command line (the console script, python -m emoreason), not a caller in process
+        if not sys.stderr.isatty():
+            # a log file or a pipe: transformers' "Loading weights" bar of every model load (and the
+            # hub's download bars) would be a line of noise each; read when transformers is imported
+            os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
         from emoreason import startup
 
         startup.enable()  # the collector paused while torch and the model load (emoreason/startup.py)
