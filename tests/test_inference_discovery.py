@@ -210,13 +210,13 @@ def test_analyze_keep_warm_leaves_a_server_for_the_next_command(served, registry
     first = capsys.readouterr()
     assert "keeping the model warm: `emoreason serve` at http://127.0.0.1:" in first.err
     (entry,) = [json.loads(p.read_text()) for p in registry.glob("*.json")]  # announced before it listens
-    pid = entry["pid"]
+    pid, url = entry["pid"], entry["url"]
     try:
-        assert discovery.running(run)
-        url = _wait_for(run, None)
-        assert url == entry["url"]
+        assert discovery.running(run) and "starting_since" in entry  # still importing torch
+        # the next command waits for it instead of loading the model a second time beside it
         assert main(args + ["--keep-warm", "0.5"]) == 0
         second = capsys.readouterr()
+        assert "waiting for the `emoreason serve` of this model that is starting" in second.err
         assert f"using the running `emoreason serve` of this model at {url}" in second.err
         assert "keeping the model warm" not in second.err
         assert len(list(registry.glob("*.json"))) == 1
@@ -228,3 +228,19 @@ def test_analyze_keep_warm_leaves_a_server_for_the_next_command(served, registry
     while discovery.running(run):
         assert time.time() < deadline, "the warm server did not stop on SIGTERM"
         time.sleep(0.2)
+
+
+def test_waiting_for_a_starting_server_ends(served, registry):
+    """A `--keep-warm` server that never answers is waited for only until its start is
+    STARTING_WAIT_S (here 1 s) old; a stale start is not waited for; a live one is found at once."""
+    run, url = served
+    path = discovery.announce("http://127.0.0.1:9", run, name=str(run), starting=True)  # alive (this pid), no listener
+    start = time.monotonic()
+    assert discovery.wait_for_starting(run, timeout=1.0) is None
+    assert 0.8 <= time.monotonic() - start < 5
+    start = time.monotonic()
+    assert discovery.wait_for_starting(run, timeout=0.0) is None and time.monotonic() - start < 0.5
+    discovery.announce(url, run, name=str(run), starting=True)  # the same file: a server that answers
+    assert discovery.wait_for_starting(run, timeout=5.0) == url
+    discovery.withdraw(path)
+    assert discovery.starting_since(run) is None

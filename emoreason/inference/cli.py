@@ -22,6 +22,7 @@ import argparse
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
 
@@ -338,9 +339,14 @@ def run(args: argparse.Namespace) -> int:
             out_file.close()
             return 0
     if discoverable:
-        from emoreason.inference.discovery import find
+        from emoreason.inference.discovery import STARTING_WAIT_S, find, starting_since, wait_for_starting
 
         url = find(args.model, _auth_headers(args))
+        since = starting_since(args.model) if url is None else None
+        if since is not None and time.time() - since < STARTING_WAIT_S:  # `--keep-warm` started one: still loading
+            print(f"emoreason: waiting for the `emoreason serve` of this model that is starting (up to "
+                  f"{STARTING_WAIT_S:.0f} s from its start; --local loads the model here instead)", file=sys.stderr)
+            url = wait_for_starting(args.model, _auth_headers(args))
         if url is not None:
             print(f"emoreason: using the running `emoreason serve` of this model at {url} (--local loads it here instead)",
                   file=sys.stderr)

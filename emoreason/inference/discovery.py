@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from emoreason.jsonl import atomic_write
 
 REGISTRY_ENV = "EMOREASON_SERVER_DIR"
 """Overrides the directory of the server files (tests use a temporary one)."""
+STARTING_WAIT_S = 30.0
+"""How long after its start ``analyze`` waits for a server ``--keep-warm`` started (a packaged model
+is up in ~3 s on 2 cores; a big model on a GPU may take longer, and then the command loads its own)."""
 HEALTH_TIMEOUT_S = 1.0
 """How long ``find`` waits for a server's ``/health``: a busy server still answers it at once
 (its model work runs in another thread), and a dead one should not delay the cold path much."""
@@ -56,16 +60,21 @@ def _file_for(directory: Path, pid: int) -> Path:
     return registry_dir() / f"{key}-{pid}.json"
 
 
-def announce(url: str, model: str | Path, name: str, pid: int | None = None) -> Path | None:
+def announce(url: str, model: str | Path, name: str, pid: int | None = None, starting: bool = False) -> Path | None:
     """Write the server file of the server at ``url`` serving ``model`` (whose ``/health``
     reports ``name`` as its model); returns its path, or None when the directory is not writable
-    (the server runs anyway; analyze then just loads the model itself)."""
+    (the server runs anyway; analyze then just loads the model itself). ``starting``: written for
+    a server that is still loading (``analyze --keep-warm``), with the time, so that the next
+    ``analyze`` waits for it (:func:`wait_for_starting`); the server's own file replaces it."""
     pid = os.getpid() if pid is None else pid
     directory = model_dir(model)
     path = _file_for(directory, pid)
+    entry: dict[str, Any] = {"url": url.rstrip("/"), "model_dir": str(directory), "name": name, "pid": pid}
+    if starting:
+        entry["starting_since"] = time.time()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write(path, json.dumps({"url": url.rstrip("/"), "model_dir": str(directory), "name": name, "pid": pid}))
+        atomic_write(path, json.dumps(entry))
     except OSError:
         return None
     return path
@@ -102,9 +111,10 @@ def _healthy(url: str, name: str, headers: dict[str, str]) -> bool:
     return response.status_code == 200 and isinstance(body, dict) and body.get("status") == "ok" and body.get("model") == name
 
 
-def _live_servers(model: str | Path) -> Iterator[tuple[str, str]]:
-    """(url, name) of each announced server of ``model`` (same model directory) whose process is
-    alive; files of dead processes are removed, unreadable or foreign ones left alone."""
+def _live_servers(model: str | Path) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(url, name, the file's entry) of each announced server of ``model`` (same model directory)
+    whose process is alive; files of dead processes are removed, unreadable or foreign ones left
+    alone."""
     directory = str(model_dir(model))
     try:
         files = sorted(registry_dir().glob("*.json"))
@@ -121,7 +131,7 @@ def _live_servers(model: str | Path) -> Iterator[tuple[str, str]]:
         if not _alive(pid):
             withdraw(path)
             continue
-        yield url, name
+        yield url, name, entry
 
 
 def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None:
@@ -129,7 +139,7 @@ def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None
 
     Files of dead processes are removed; a live process whose ``/health`` does not answer (still
     loading, or its port taken by something else) is skipped but its file kept."""
-    for url, name in _live_servers(model):
+    for url, name, _ in _live_servers(model):
         if _healthy(url, name, headers or {}):
             return url
     return None
@@ -138,6 +148,31 @@ def find(model: str | Path, headers: dict[str, str] | None = None) -> str | None
 def running(model: str | Path) -> bool:
     """Whether a live process has announced a server of ``model`` (answering or still loading)."""
     return any(True for _ in _live_servers(model))
+
+
+def starting_since(model: str | Path) -> float | None:
+    """When (``time.time()``) the earliest server of ``model`` that ``analyze --keep-warm`` started
+    and that has not announced itself yet was started; None when there is none."""
+    times = [entry["starting_since"] for _, _, entry in _live_servers(model)
+             if isinstance(entry.get("starting_since"), (int, float))]
+    return min(times) if times else None
+
+
+def wait_for_starting(model: str | Path, headers: dict[str, str] | None = None,
+                      timeout: float = STARTING_WAIT_S) -> str | None:
+    """The URL of a server of ``model`` that ``analyze --keep-warm`` started less than ``timeout``
+    seconds ago and that is still loading, once it answers; None at once when there is no such
+    server, and when it has not answered within ``timeout`` of its start (or died). Waiting beats
+    loading the model a second time beside it: on a few cores both would go slower."""
+    start = starting_since(model)
+    if start is None:
+        return None
+    while time.time() - start < timeout:
+        url = find(model, headers)
+        if url is not None or not running(model):
+            return url
+        time.sleep(0.2)
+    return None
 
 
 def start_warm_server(model: str, name: str, minutes: float, max_seconds: float) -> tuple[str, int, Path]:
@@ -162,5 +197,5 @@ def start_warm_server(model: str, name: str, minutes: float, max_seconds: float)
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                    start_new_session=os.name == "posix")
     url = f"http://127.0.0.1:{port}"
-    announce(url, model, name=name, pid=process.pid)
+    announce(url, model, name=name, pid=process.pid, starting=True)
     return url, process.pid, log
