@@ -76,6 +76,7 @@ def test_outputs_and_markers(tiny_demo):
     assert entry["forced_choice_ci"]["emotion"]["low"] <= entry["forced_choice_accuracy"] <= entry["forced_choice_ci"]["emotion"]["high"]
     assert "percentile bootstrap over the held-out clips" in md and "percentile bootstrap over the held-out clips" in html
     assert "analyze --task asr:" in md and "analyze --task sqa --question" in md
+    assert "not that it was learned" in md
     # evaluated as analyze answers: the engine's transcript (the tiny random speech encoder has no
     # Whisper decoder: the model's ASR task), recorded per row; disagreement and transcriber WER reported
     preds = [r for r in _read(out / "eval/label-dual/predictions.jsonl") if r["task"] == "emotion"]

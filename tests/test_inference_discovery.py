@@ -244,3 +244,10 @@ def test_waiting_for_a_starting_server_ends(served, registry):
     assert discovery.wait_for_starting(run, timeout=5.0) == url
     discovery.withdraw(path)
     assert discovery.starting_since(run) is None
+
+
+def test_serve_refuses_bad_numbers_before_loading(tmp_path, capsys):
+    from emoreason.cli import main
+
+    assert main(["serve", "--model", str(tmp_path / "no-such-run"), "--idle-exit", "-1"]) == 1
+    assert "--idle-exit >= 0" in capsys.readouterr().err  # the flag, not the missing model

@@ -245,7 +245,8 @@ def _analysis_lines(a: dict[str, Any]) -> list[str]:
     sqa = a.get("sqa")
     if sqa:
         lines += [f"analyze --task sqa --question \"{sqa.get('question')}\": {sqa.get('answer')}",
-                  f"  reference answer: {sqa.get('reference')}"]
+                  f"  reference answer: {sqa.get('reference')} (the demo trains spoken QA on a handful of rows: "
+                  "this shows the task runs, not that it was learned; docs/demo.md, \"The numbers, honestly\")"]
     return lines
 
 

@@ -87,21 +87,23 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from emoreason.errors import UserError
+
+    # before torch and the model load: a typo costs a second, not a cold start
+    if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0 \
+            or args.batch_regather_ms < 0 or args.idle_exit < 0:
+        raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, "
+                        "--batch-wait-ms, --batch-regather-ms and --idle-exit >= 0")
     from emoreason.startup import import_ml_stack
 
     import_ml_stack()  # (the model is not frozen: a long-lived server's heap is its own business)
     import uvicorn
 
-    from emoreason.errors import UserError
     from emoreason.hardware import auto_decode_threads, default_device
     from emoreason.inference.discovery import announce, withdraw
     from emoreason.inference.engine import Engine
     from emoreason.inference.server.limits import ServerLimits
 
-    if args.batch_size < 1 or args.max_queue < 1 or args.request_timeout <= 0 or args.max_upload_mb <= 0 or args.batch_wait_ms < 0 \
-            or args.batch_regather_ms < 0 or args.idle_exit < 0:
-        raise UserError("--batch-size, --max-queue, --request-timeout and --max-upload-mb must be positive, "
-                        "--batch-wait-ms, --batch-regather-ms and --idle-exit >= 0")
     threads = args.decode_threads
     if threads == "auto":  # one decode thread on a CPU: the request threads need the other cores
         threads = auto_decode_threads(args.device or default_device(), serving=True)
