@@ -234,7 +234,10 @@ def _fit_embeddings(llm: nn.Module, vocab: int, draw_new_rows: bool = True) -> N
     ``draw_new_rows``: transformers fills the grown matrix with random numbers first (all of it:
     49k x 576 for SmolLM2, ~0.2 s on a laptop core) before the old rows and the mean overwrite
     every value. Training keeps that draw so a seeded run keeps its random stream (the adapters
-    are initialised after this); loading a saved model passes False and skips it.
+    are initialised after this); loading a saved model passes False and skips it: torch's own
+    initialisers through ``no_init_weights``, and the model's ``_init_weights`` (which calls the
+    torch functions transformers saved at import, out of that context's reach: 0.1 s a load) by an
+    instance attribute that shadows it for the call.
     """
     old = llm.get_input_embeddings().num_embeddings
     if vocab <= old:
@@ -244,8 +247,12 @@ def _fit_embeddings(llm: nn.Module, vocab: int, draw_new_rows: bool = True) -> N
     else:
         from transformers.initialization import no_init_weights
 
-        with no_init_weights():
-            llm.resize_token_embeddings(vocab, mean_resizing=False)
+        llm._init_weights = lambda module: None  # every value of the grown matrices is written below
+        try:
+            with no_init_weights():
+                llm.resize_token_embeddings(vocab, mean_resizing=False)
+        finally:
+            del llm._init_weights
     with torch.no_grad():
         for emb in {id(m): m for m in (llm.get_input_embeddings(), llm.get_output_embeddings()) if m is not None}.values():
             emb.weight[old:] = emb.weight[:old].mean(dim=0, keepdim=True)
