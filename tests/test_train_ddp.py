@@ -22,8 +22,12 @@ def _free_port() -> int:
 
 def _run(cmd: list[str]) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    try:
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    except subprocess.TimeoutExpired as e:  # the worker's own 120 s watchdog should have fired first
+        err = e.stderr.decode(errors="replace") if isinstance(e.stderr, bytes) else (e.stderr or "")
+        raise AssertionError(f"timed out; stderr tail:\n{err[-4000:]}") from None
+    assert proc.returncode == 0, proc.stderr[-6000:]
 
 
 def test_two_processes_equal_one_process_on_the_same_global_batch(tmp_path):

@@ -606,7 +606,12 @@ class Trainer:
         """Destroy the distributed process group (after :meth:`save_final`), if this process made
         one. Left for the interpreter's exit, gloo's worker threads can abort the process after a
         successful run (``terminate called without an active exception``, exit -6 under torchrun;
-        pytorch/pytorch PR 179291 describes the race). Call it on success only."""
+        pytorch/pytorch PR 179291 describes the race). Call it on success only.
+
+        A barrier first: every rank has finished its last collective before any tears the group
+        down (destroying while a peer is still inside one can hang both; pytorch issue 75097)."""
+        if self.acc.num_processes > 1:
+            self.acc.wait_for_everyone()
         self.acc.state.destroy_process_group()
 
     def save_final(self) -> Path:
