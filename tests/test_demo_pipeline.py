@@ -401,6 +401,9 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
     text = "\n".join(lines)
     budget = json.loads((out / "budget" / DONE).read_text())["result"]
     assert budget["step_s"] > 0 and budget["budget_min"] == 0.001
+    # the warm-up's fixed seconds and the training clips' encoding (tiny's emotion encoder is
+    # trained, so only its speech encoder's frames are cached) were measured and planned for
+    assert budget["train_fixed_s"] > 0 and budget["encode_s"] >= 0 and budget["eval_fixed_s"] > 0
     fit = budget["variants"]["label-dual"]
     assert fit["steps"] < fit["planned_steps"]
     assert "time budget 0.001 min" in text and "runs/label-dual: parameters changed" in text
@@ -508,6 +511,64 @@ def test_eval_cost_counts_whisper_once_per_clip_and_cuts_rows_to_fit():
     assert cost.seconds(half) <= cost.seconds() / 2 + 1e-9
     assert cost.cut(0.0) == {"emotion": MIN_EMOTION_ROWS, "sentiment": 2, "asr": 2, "sqa": 1}
     assert cost.cut(10 * cost.seconds()) == rows
+
+
+def test_eval_cost_pays_each_pass_its_fixed_seconds_whatever_the_rows():
+    from emoreason.demo.budget import EvalCost
+
+    rows = {"emotion": 160, "sentiment": 20, "asr": 20, "sqa": 12}
+    tokens = {"label-dual": {"emotion": 6}, "detailed-dual": {"emotion": 48}}
+    bare = EvalCost(1.0, 0.5, 0.02, tokens, rows, free="detailed-dual")
+    fixed = EvalCost(1.0, 0.5, 0.02, tokens, rows, free="detailed-dual", fixed_s=7.0, once_s=3.0)
+    # two variants' passes and the free-quotes pass load an engine and score; Whisper loads once
+    assert fixed.seconds() == pytest.approx(bare.seconds() + 3 * 7.0 + 3.0)
+    # a cut scales only what rows cost: half of that part, the fixed seconds whole
+    half = fixed.cut(bare.seconds() / 2 + 3 * 7.0 + 3.0)
+    assert half == bare.cut(bare.seconds() / 2) == {"emotion": 80, "sentiment": 10, "asr": 10, "sqa": 6}
+    assert fixed.cut(0.0, emotion_floor=80)["emotion"] == 80
+
+
+def test_budget_cuts_rows_to_80_before_steps_and_counts_fixed_costs(tiny_demo):
+    """A budget that cannot hold the planned schedules and all held-out rows cuts the rows first,
+    down to ROWS_BEFORE_STEPS emotion rows, keeping every planned step; tighter, the steps go
+    (rows stay at 80); tighter still, rows go to MIN_EMOTION_ROWS. Each variant's fixed seconds
+    and the clips' encoding come off the training seconds."""
+    from emoreason.configs import find_config
+    from emoreason.demo.budget import (MIN_EMOTION_ROWS, RESERVE_SHARE, ROWS_BEFORE_STEPS, EvalCost, plan_budget,
+                                       schedule_steps, shortest_steps)
+
+    out, _, _ = tiny_demo
+    config = find_config("tiny.yaml")
+    variants = {style: (config, [f"data.train_manifest={(out / 'targets' / f'train_{style}.jsonl').resolve()}",
+                                 "train.epochs=5", "train.alternation_epochs=4"])
+                for style in ("label", "detailed")}
+    planned = {n: schedule_steps(c, o) for n, (c, o) in variants.items()}
+    shortest = {n: shortest_steps(c, o) for n, (c, o) in variants.items()}
+    assert all(shortest[n] < planned[n] for n in variants)
+    rows = {"emotion": 160, "sentiment": 20, "asr": 20, "sqa": 12}
+    cost = EvalCost(1.0, 0.5, 0.0, {n: {"emotion": 1} for n in variants}, rows, fixed_s=2.0)
+    step_s, fixed_s, encode_s = 20.0, 5.0, 10.0
+    overhead = 2 * fixed_s + encode_s
+
+    def plan(spare: float) -> dict:
+        return plan_budget(spare / (1 - RESERVE_SHARE) / 60, 0.0, step_s, variants, cost,
+                           fixed_s=fixed_s, encode_s=encode_s)
+
+    # room for every planned step and 120 of 160 emotion rows' worth of evaluation
+    roomy = plan(overhead + sum(planned.values()) * step_s + cost.seconds({**rows, "emotion": 120}))
+    assert ROWS_BEFORE_STEPS < roomy["test_rows"]["emotion"] < 160
+    assert all(f["steps"] == f["planned_steps"] for f in roomy["variants"].values())
+    assert roomy["train_fixed_s"] == fixed_s and roomy["encode_s"] == encode_s
+    # less room: rows stop at 80 and the schedules are shortened
+    half = {"emotion": 80, "sentiment": 10, "asr": 10, "sqa": 6}
+    tight = plan(overhead + sum(shortest.values()) * step_s + cost.seconds(half))
+    assert tight["test_rows"]["emotion"] == ROWS_BEFORE_STEPS
+    assert all(f["steps"] < f["planned_steps"] for f in tight["variants"].values())
+    # no room: rows at the floor
+    assert plan(1.0)["test_rows"]["emotion"] == MIN_EMOTION_ROWS
+    # without the fixed costs the same minutes buy more steps
+    free_of_overhead = plan_budget(tight["budget_min"], 0.0, step_s, variants, cost)
+    assert free_of_overhead["max_steps_per_variant"] > tight["max_steps_per_variant"]
 
 
 def test_targets_measure_each_clips_cues_once_for_all_styles(tmp_path, monkeypatch):

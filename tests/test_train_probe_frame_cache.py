@@ -35,7 +35,7 @@ def test_probe_fit_and_first_pass_encode_each_clip_once(tmp_path, caplog):
         trainer.fit(resume=False)
 
     line = next(r.getMessage() for r in caplog.records if "frozen-encoder frames" in r.getMessage())
-    served, encoded, reused = re.search(r"frames \(([^)]*)\): (\d+) clips encoded, (\d+) reused", line).groups()
+    served, encoded, reused = re.search(r"frames \(([^)]*)\): (\d+) clips encoded \([\d.]+ s\), (\d+) reused", line).groups()
     assert served == "speech_encoder, emotion_encoder"
     # every encoder call of the run, the probe's too, went through the cache and is counted once there
     assert set(rows["speech"]) == set(rows["emotion"]) == {1}

@@ -1,7 +1,7 @@
 """A demo plan that fits the machine (``emoreason demo --time-budget MIN``).
 
 Before the variants train, a short run of one variant measures this machine's step time
-(:func:`measure_step_seconds`), and the warm-up model answers a batch of held-out emotion rows as
+(:func:`measure_training`), and the warm-up model answers a batch of held-out emotion rows as
 the evaluation will (Whisper transcript, constrained quotes), which gives Whisper's seconds per
 clip, a row's fixed seconds and the seconds per answer token (:func:`measure_eval_seconds`).
 From these and the budget left, the evaluation's cost is estimated (:class:`EvalCost`); what is
@@ -13,9 +13,13 @@ the training seconds buy. Each schedule is shortened to fit: fewer alternation p
 sides and all tasks (the comparison the demo exists for); a joint schedule is capped inside a pass.
 Only if even the shortest schedule (one pass per side + the final pass) does not fit,
 ``train.max_steps`` caps it.
-When the shortest schedules and the planned evaluation together do not fit, the held-out rows are
-cut first (the same ranking of clips, so every held-out speaker keeps its share; emotion rows not
-below :data:`MIN_EMOTION_ROWS`), and the report says so.
+Each variant's fixed seconds (model, probe fit, saving) and the encoding of the training clips
+(once, shared by every variant through the frame cache) come off the training seconds; each
+evaluation pass's fixed seconds (engine, scoring) are in the evaluation's.
+When the planned schedules and evaluation do not fit, the held-out rows are cut first, down to
+:data:`ROWS_BEFORE_STEPS` emotion rows (the same ranking of clips, so every held-out speaker keeps
+its share), then the schedules are shortened, then the rows again, down to
+:data:`MIN_EMOTION_ROWS`; the report says what was cut.
 """
 from __future__ import annotations
 
@@ -35,6 +39,12 @@ RESERVE_SHARE = 0.05
 MIN_EMOTION_ROWS = 40
 """A budget cuts the held-out emotion rows to no fewer than this (10 per held-out speaker in the
 full demo; fewer only when the test set has fewer)."""
+ROWS_BEFORE_STEPS = 80
+"""A budget cuts the held-out emotion rows down to this many before it shortens any schedule:
+fewer rows widen the CIs, fewer steps change the models (at 30 steps a variant the reasoning
+variants' explanations named another label than their forced choice in a third of the answers,
+docs/demo.md); below it, steps go first, down to the shortest schedules, then rows to
+:data:`MIN_EMOTION_ROWS`."""
 WARMUP_BATCHES = 3
 """Batches of the measuring run: it trains on this many batches' rows twice, and the second pass is
 timed (its clips are then in the frame cache, as in every pass of a real run after the first)."""
@@ -64,41 +74,86 @@ def schedule_steps(config: Path, overrides: list[str]) -> int:
     return steps
 
 
-def measure_step_seconds(config: Path, overrides: list[str], run_dir: Path, batches: int = WARMUP_BATCHES) -> float:
-    """Seconds per optimizer step on this machine: a short joint run over ``batches`` batches of rows
-    drawn (seeded) from the config's training manifest, two passes; the mean step of the second
-    pass (from its metrics.jsonl, ``samples_per_s``).
+def measure_training(config: Path, overrides: list[str], run_dir: Path, batches: int = WARMUP_BATCHES) -> dict[str, Any]:
+    """This machine's training speed: a short joint run over ``batches`` batches of rows drawn
+    (seeded) from the config's training manifest, two passes (the recipe's steps, as
+    :func:`emoreason.train.train` runs them, each timed).
 
-    Why so: the schedule's first phase alone is the speech tasks, whose rows are the same in every
-    target style (measured there, a detailed variant's step came out a third short: 3.42 s vs 4.68 s
-    in its training); rows drawn from the whole manifest are mostly emotion rows, as the schedule
-    is. And a first pass encodes its clips (the frame cache is cold), which real training pays once:
-    timing the first pass erred long (6.12 s a step)."""
+    Returns ``step_s``: seconds per optimizer step, the mean of the second pass (its
+    metrics.jsonl ``samples_per_s``); ``fixed_s``: a run's seconds outside its steps and outside
+    encoding (building the model, the probe fit of the pooled head, saving ``final/``: what every
+    variant pays once); ``encode_s``: seconds to encode one clip with every frozen encoder the
+    frame cache serves (what a clip costs the first time any variant trains on it); ``clips``: the
+    audio files the run trained on (resolved paths: they are in the frame cache now).
+
+    Why rows drawn from the whole manifest, and the second pass: the schedule's first phase
+    alone is the speech tasks, whose rows are the same in every target style (measured there, a
+    detailed variant's step came out a third short: 3.42 s vs 4.68 s in its training); rows drawn
+    from the whole manifest are mostly emotion rows, as the schedule is. And the first pass
+    encodes its clips (the frame cache is cold), which real training pays once per clip: timing
+    the first pass erred long (6.12 s a step). Before the fixed and encoding costs were counted, a
+    10-minute fit's training ran 15 % over its plan (455 s against 396 s, docs/demo.md)."""
     import random
 
     from emoreason.config import load_config
     from emoreason.data.manifest import read_manifest, resolve_audio
-    from emoreason.train.recipe import train
+    from emoreason.train.recipe import TrainingRecipe
 
+    run_dir.mkdir(parents=True, exist_ok=True)
     cfg = load_config(config, overrides)
     batch = cfg.train.batch_size
     manifest = Path(cfg.data.train_manifest)
     split = cfg.data.train_split
     rows = [r for r in read_manifest(manifest) if split is None or r.split == split]
     picked = random.Random(cfg.train.seed).sample(rows, min(len(rows), batches * batch))
-    run_dir.mkdir(parents=True, exist_ok=True)
     sample = run_dir.parent / f"{run_dir.name}_rows.jsonl"
     with sample.open("w") as f:
         for r in picked:
             f.write(replace(r, audio=str(resolve_audio(r, manifest).resolve())).to_json() + "\n")
-    train(config, run_dir, resume=False, overrides=[
+    cfg = load_config(config, [
         *overrides, f"data.train_manifest={sample.resolve()}", "train.schedule=joint", "train.epochs=2",
         "train.max_steps=0", "train.save_every_steps=0"])
+    tic = time.perf_counter()
+    recipe = TrainingRecipe(cfg, run_dir)
+    data = recipe.setup_data()
+    model, processor = recipe.setup_model()
+    trainer = recipe.setup_trainer(model, processor, data)
+    setup_s = time.perf_counter() - tic
+    fit_start = time.perf_counter()
+    trainer.fit(resume=False)
+    fit_s = time.perf_counter() - fit_start
+    tic = time.perf_counter()
+    trainer.save_final()
+    trainer.close()
+    save_s = time.perf_counter() - tic
     logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines() if line.strip()]
     per_step = {r["step"]: batch / r["samples_per_s"] for r in logged if r.get("samples_per_s")}
     first_pass = -(-len(picked) // batch)
     timed = [s for step, s in sorted(per_step.items()) if step > first_pass] or list(per_step.values())
-    return statistics.fmean(timed)
+    step_s = statistics.fmean(timed)
+    cache = trainer.frame_cache
+    encoded = cache.encode_seconds if cache is not None else 0.0
+    clips = cache.misses / max(1, len(trainer.cached_encoders)) if cache is not None else 0
+    # everything but the steps (at the second pass's rate) and the encoding (the probe fit's and
+    # the first pass's clips) is what each variant pays once
+    fixed_s = setup_s + fit_s + save_s - step_s * trainer.total_steps - encoded
+    return {"step_s": step_s, "fixed_s": max(0.0, fixed_s), "encode_s": encoded / clips if clips else 0.0,
+            "clips": {str(resolve_audio(r, manifest).resolve()) for r in picked}}
+
+
+def training_clips(config: Path, variants_overrides: list[list[str]]) -> set[str]:
+    """The audio files (resolved paths) the configs' training rows read, over every variant: the
+    clips the shared frame cache encodes once for all of them."""
+    from emoreason.config import load_config
+    from emoreason.data.manifest import read_manifest, resolve_audio
+
+    clips: set[str] = set()
+    for overrides in variants_overrides:
+        data = load_config(config, overrides).data
+        manifest = Path(data.train_manifest)
+        clips.update(str(resolve_audio(r, manifest).resolve()) for r in read_manifest(manifest)
+                     if data.train_split is None or r.split == data.train_split)
+    return clips
 
 
 def shorter_schedules(config: Path, overrides: list[str]) -> list[list[str]]:
@@ -174,6 +229,12 @@ class EvalCost:
     rows: dict[str, int]
     free: str | None = None
     free_cap: int = 0
+    fixed_s: float = 0.0
+    """Seconds each evaluation pass pays whatever its rows: loading the engine and scoring the
+    answers (the offline judge, the report files)."""
+    once_s: float = 0.0
+    """Seconds the whole evaluation pays once: loading the Whisper checkpoints (the transcripts
+    are then shared by every pass)."""
 
     def free_rows(self, rows: dict[str, int]) -> int:
         if self.free is None:
@@ -186,14 +247,16 @@ class EvalCost:
     def seconds(self, rows: dict[str, int] | None = None) -> float:
         rows = rows or self.rows
         answers = sum(n * self.row_seconds(v, t) for v in self.tokens for t, n in rows.items())
-        free = self.free_rows(rows) * self.row_seconds(self.free, "emotion") if self.free else 0.0
-        return rows.get("emotion", 0) * self.whisper_s + answers + free
+        free = self.free_rows(rows) * self.row_seconds(self.free, "emotion") + self.fixed_s if self.free else 0.0
+        return rows.get("emotion", 0) * self.whisper_s + answers + free + self.fixed_s * len(self.tokens) + self.once_s
 
-    def cut(self, seconds: float) -> dict[str, int]:
+    def cut(self, seconds: float, emotion_floor: int = MIN_EMOTION_ROWS) -> dict[str, int]:
         """Rows per task whose evaluation takes about ``seconds``: every task scaled by one factor,
-        emotion down to :data:`MIN_EMOTION_ROWS` at the least, the others to 2 (1 sqa question)."""
-        factor = max(0.0, min(1.0, seconds / max(self.seconds(), 1e-9)))
-        floors = {"emotion": MIN_EMOTION_ROWS, "sqa": 1}
+        emotion down to ``emotion_floor`` at the least, the others to 2 (1 sqa question).
+        The passes' fixed seconds are paid whatever the rows: only the rest is scaled."""
+        fixed = self.fixed_s * (len(self.tokens) + (1 if self.free else 0)) + self.once_s
+        factor = max(0.0, min(1.0, (seconds - fixed) / max(self.seconds() - fixed, 1e-9)))
+        floors = {"emotion": emotion_floor, "sqa": 1}
         return {task: min(n, max(floors.get(task, 2), int(n * factor))) for task, n in self.rows.items()}
 
 
@@ -209,16 +272,24 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
     The ``rows`` answered make one batch, smaller than the evaluation's :data:`EVAL_BATCH_SIZE`:
     a row's share of a decode step is larger in it, so the estimate errs long, not short.
 
-    Returns ``{"whisper_s", "row_s", "token_s", "tokens"}`` (see :class:`EvalCost`)."""
+    The engine's loading and the scoring of the cached answers (offline judge) are timed too: every
+    evaluation pass pays them once; the first clip's answer, less a row's, is the Whisper
+    checkpoints' loading, paid once by the whole evaluation.
+
+    Returns ``{"whisper_s", "row_s", "token_s", "tokens", "fixed_s", "once_s"}`` (see :class:`EvalCost`)."""
     from emoreason.data.manifest import read_manifest
+    from emoreason.eval.judges import make_judge
     from emoreason.eval.run import model_predictions
+    from emoreason.eval.scoring import score_file
     from emoreason.inference.engine import Engine
     from emoreason.model.whisper_asr import TranscriptCache
 
     cache = TranscriptCache()
+    tic = time.perf_counter()
     engine = Engine.load(str(run_dir), transcriber=transcription.get("transcriber"),
                          quote_check=transcription.get("quote_check"), transcript_cache=cache,
                          transcript_language=transcription.get("transcript_language", "en"))
+    load_s = time.perf_counter() - tic
 
     def answer(manifest: Path, name: str, budget: int) -> float:
         start = time.perf_counter()
@@ -237,9 +308,12 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
         extra["audio"] = str((test.parent / extra["audio"]).resolve())
         out.mkdir(parents=True, exist_ok=True)
         (out / "first.jsonl").write_text(json.dumps(extra) + "\n")
-        answer(out / "first.jsonl", "first", max_new_tokens)
+    first = answer(out / "first.jsonl", "first", max_new_tokens) if len(emotion) > rows else 0.0
     cold, short, full = (answer(test, "cold", max_new_tokens), answer(test, "one_token", 1),
                          answer(test, "cached", max_new_tokens))
+    tic = time.perf_counter()
+    score_file(out / "cached" / "predictions.jsonl", out / "cached", make_judge("offline"))
+    score_s = time.perf_counter() - tic
     answered = [json.loads(line) for line in (out / "cached" / "predictions.jsonl").read_text().splitlines() if line.strip()]
     n = max(1, len(answered))
     steps = max((count(r["prediction"]) for r in answered), default=1)  # the batch decodes until its longest answer ends
@@ -250,43 +324,57 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
             by_task.setdefault(r.task, []).append(min(max_new_tokens, count(r.target or "")))
         per_manifest[manifest] = {task: statistics.fmean(lengths) for task, lengths in by_task.items()}
     tokens = {variant: per_manifest[manifest] for variant, manifest in targets.items()}
-    return {"whisper_s": max(0.0, cold - full) / n, "row_s": short / n,
-            "token_s": max(0.0, full - short) / (n * max(1, steps - 1)), "tokens": tokens}
+    row_s = short / n
+    return {"whisper_s": max(0.0, cold - full) / n, "row_s": row_s,
+            "token_s": max(0.0, full - short) / (n * max(1, steps - 1)), "tokens": tokens,
+            "fixed_s": load_s + score_s, "once_s": max(0.0, first - row_s)}
 
 
 def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: dict[str, tuple[Path, list[str]]],
-                evaluation: EvalCost | None = None, step_scale: dict[str, float] | None = None) -> dict[str, Any]:
+                evaluation: EvalCost | None = None, step_scale: dict[str, float] | None = None,
+                fixed_s: float = 0.0, encode_s: float = 0.0) -> dict[str, Any]:
     """Step budget per variant and, with ``evaluation``, the held-out rows.
 
     ``step_s`` was measured on one variant; ``step_scale``: each variant's step time relative to it
-    (:func:`relative_step_costs`; missing names: 1.0, as are all without it). Without ``evaluation``:
+    (:func:`relative_step_costs`; missing names: 1.0, as are all without it). ``fixed_s``: what
+    each variant's training pays outside its steps (model, probe fit, saving); ``encode_s``: the
+    frozen encoders' seconds for the training clips not yet in the frame cache (paid once, by the
+    first variant that trains on them); both come off the training seconds. Without ``evaluation``:
     ``TRAIN_SHARE`` of the budget left goes to training. With it: the budget left less
-    :data:`RESERVE_SHARE` and the evaluation's estimated seconds; when the variants' shortest
-    schedules and the planned evaluation do not fit together, the held-out rows are cut to what does
-    (``test_rows`` in the result; None: the planned rows). Every variant gets the same step cap, as
+    :data:`RESERVE_SHARE` and the evaluation's estimated seconds. When the planned schedules and
+    evaluation do not fit together, the held-out rows are cut first, down to
+    :data:`ROWS_BEFORE_STEPS` emotion rows, then the schedules are shortened, and only when even
+    the shortest ones do not fit are the rows cut further (``test_rows`` in the result; None: the
+    planned rows). Every variant gets the same step cap, as
     many steps as the training seconds buy at the variants' own step times (the comparison is at
     equal steps), and each schedule is fitted to it (:func:`fit_variant`)."""
     left = max(0.0, budget_min * 60 - elapsed_s)
     scale = {name: (step_scale or {}).get(name, 1.0) for name in variants}
     result: dict[str, Any] = {"budget_min": budget_min, "elapsed_s": round(elapsed_s, 1), "step_s": round(step_s, 3),
                               "step_s_by_variant": {name: round(step_s * f, 3) for name, f in scale.items()}}
+    overhead = fixed_s * len(variants) + encode_s
     if evaluation is None:
-        train_s = left * TRAIN_SHARE
+        train_s = max(0.0, left * TRAIN_SHARE - overhead)
     else:
         spare = left * (1 - RESERVE_SHARE)
-        least_training = step_s * sum(scale[name] * shortest_steps(c, o) for name, (c, o) in variants.items())
+        planned_training = overhead + step_s * sum(scale[name] * schedule_steps(c, o) for name, (c, o) in variants.items())
+        least_training = overhead + step_s * sum(scale[name] * shortest_steps(c, o) for name, (c, o) in variants.items())
         rows = evaluation.rows
-        if evaluation.seconds() + least_training > spare:
+        if evaluation.seconds() + planned_training > spare:  # rows first, down to ROWS_BEFORE_STEPS
+            rows = evaluation.cut(spare - planned_training, ROWS_BEFORE_STEPS)
+        if evaluation.seconds(rows) + least_training > spare:  # then steps, then rows again
             rows = evaluation.cut(spare - least_training)
         eval_s = evaluation.seconds(rows)
-        train_s = max(0.0, spare - eval_s)
+        train_s = max(0.0, spare - eval_s - overhead)
         result.update(eval_s_estimate=round(eval_s, 1), whisper_s_per_clip=round(evaluation.whisper_s, 3),
                       row_s=round(evaluation.row_s, 3), token_s=round(evaluation.token_s, 4),
+                      eval_fixed_s=round(evaluation.fixed_s, 2), eval_once_s=round(evaluation.once_s, 2),
                       answer_tokens={v: {t: round(n, 1) for t, n in by.items()} for v, by in evaluation.tokens.items()},
                       planned_test_rows=evaluation.rows, test_rows=rows if rows != evaluation.rows else None)
     max_steps = int(train_s // (step_s * max(sum(scale.values()), 1e-9)))
     fitted = {name: fit_variant(config, overrides, max_steps) for name, (config, overrides) in variants.items()}
-    return {**result, "train_s_per_variant": round(train_s / max(1, len(variants)), 1), "max_steps_per_variant": max_steps,
+    return {**result, "train_fixed_s": round(fixed_s, 2), "encode_s": round(encode_s, 1),
+            "train_s_per_variant": round(train_s / max(1, len(variants)), 1), "max_steps_per_variant": max_steps,
             "variants": fitted}
 
 

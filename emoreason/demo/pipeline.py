@@ -383,8 +383,8 @@ class Demo:
         targets) and the evaluation's speed (that warm-up model answering held-out rows), then fit
         each variant's schedule, and if need be the held-out rows, to the budget left
         (:mod:`emoreason.demo.budget`). Cut rows are written to ``budget/test.jsonl``."""
-        from emoreason.demo.budget import (EvalCost, measure_eval_seconds, measure_step_seconds, plan_budget,
-                                           relative_step_costs, rows_text)
+        from emoreason.demo.budget import (EvalCost, measure_eval_seconds, measure_training, plan_budget,
+                                           relative_step_costs, rows_text, training_clips)
         from emoreason.model.processing import AudioProcessor
 
         p = self.plan
@@ -398,7 +398,8 @@ class Demo:
 
         def build(d: Path) -> dict[str, Any]:
             self.say(f"[demo] measuring this machine's training step ({longest.name}, a few steps)")
-            step_s = measure_step_seconds(self.config, self._train_overrides(longest), d / "warmup")
+            training = measure_training(self.config, self._train_overrides(longest), d / "warmup")
+            step_s = training["step_s"]
             self.say("[demo] measuring the evaluation's speed (the warm-up model on a few held-out clips)")
             targets = {v.name: self.runner.path("targets") / f"train_{v.style}.jsonl" for v in p.variants}
             speed = measure_eval_seconds(d / "warmup", test, d / "eval_speed", p.max_new_tokens,
@@ -407,11 +408,14 @@ class Demo:
             rows = {t: sum(r["task"] == t for r in test_rows) for t in p.test_rows}
             free = next((v.name for v in p.variants if v.style != "label"), None)
             cost = EvalCost(speed["whisper_s"], speed["row_s"], speed["token_s"], speed["tokens"], rows, free,
-                            FREE_QUOTE_ROWS.get(p.mode, 0))
+                            FREE_QUOTE_ROWS.get(p.mode, 0), speed["fixed_s"], speed["once_s"])
             variants = {v.name: (self.config, self._train_overrides(v)) for v in p.variants}
             # one measured step, the others scaled by their rows' lengths (label-only rows are short)
             scale = relative_step_costs(variants, longest.name, AudioProcessor.from_pretrained(d / "warmup" / "final"))
-            result = plan_budget(p.time_budget_min, self.clock.elapsed(), step_s, variants, cost, scale)
+            # the clips no variant has encoded yet (the warm-up's are in the shared frame cache)
+            unencoded = len(training_clips(self.config, [o for _, o in variants.values()]) - training["clips"])
+            result = plan_budget(p.time_budget_min, self.clock.elapsed(), step_s, variants, cost, scale,
+                                 fixed_s=training["fixed_s"], encode_s=unencoded * training["encode_s"])
             result["measured_on"] = longest.name
             if result["test_rows"]:
                 # the first rows of each task: the test set is in rank order (held-out speakers in turn)

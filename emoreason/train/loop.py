@@ -573,9 +573,9 @@ class Trainer:
             self._save(step, epoch, cursor)
         bar.close()
         if self.frame_cache is not None and self.acc.is_main_process:
-            log.info("frozen-encoder frames (%s): %d clips encoded, %d reused from the cache, %d evicted from memory",
-                     ", ".join(self.cached_encoders), self.frame_cache.misses, self.frame_cache.hits,
-                     self.frame_cache.evicted)
+            log.info("frozen-encoder frames (%s): %d clips encoded (%.1f s), %d reused from the cache, %d evicted from memory",
+                     ", ".join(self.cached_encoders), self.frame_cache.misses, self.frame_cache.encode_seconds,
+                     self.frame_cache.hits, self.frame_cache.evicted)
         return results
 
     def _validate(self, step: int, epoch: int, phase: str, writer: MetricsWriter) -> dict[str, float]:
