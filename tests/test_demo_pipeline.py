@@ -404,6 +404,8 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
     # the warm-up's fixed seconds and the training clips' encoding (tiny's emotion encoder is
     # trained, so only its speech encoder's frames are cached) were measured and planned for
     assert budget["train_fixed_s"] > 0 and budget["encode_s"] >= 0 and budget["eval_fixed_s"] > 0
+    # after training the rows were checked again (already at the floors: nothing more to cut)
+    assert json.loads((out / "budget" / "refit.json").read_text())["test_rows"] is None
     fit = budget["variants"]["label-dual"]
     assert fit["steps"] < fit["planned_steps"]
     assert "time budget 0.001 min" in text and "runs/label-dual: parameters changed" in text
@@ -423,14 +425,14 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
         make_plan("tiny", time_budget_min=0)
 
 
-def test_auto_budget_fits_the_full_plan_on_a_cpu_without_native_bf16(monkeypatch, tmp_path):
+def test_auto_budget_fits_the_full_plan_to_the_cpu(monkeypatch, tmp_path):
     import argparse
 
     import torch
 
     import emoreason.hardware
     from emoreason.demo import _time_budget
-    from emoreason.demo.plan import AUTO_BUDGET_MIN, auto_time_budget
+    from emoreason.demo.plan import AUTO_BUDGET_BF16_MIN, AUTO_BUDGET_MIN, auto_time_budget
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(emoreason.hardware, "cpu_has_native_bf16", lambda: False)
@@ -449,6 +451,9 @@ def test_auto_budget_fits_the_full_plan_on_a_cpu_without_native_bf16(monkeypatch
     (out / "budget").mkdir()  # begun with one: resumed with it
     assert auto_time_budget("full", out=out)[0] == AUTO_BUDGET_MIN
     monkeypatch.setattr(emoreason.hardware, "cpu_has_native_bf16", lambda: True)
+    minutes, why = auto_time_budget("full")
+    assert minutes == AUTO_BUDGET_BF16_MIN == 10 and "fitted to 10 minutes" in why
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert auto_time_budget("full")[0] is None
     assert [_time_budget(t) for t in ("auto", "none", "12.5")] == ["auto", None, 12.5]
     for bad in ("0", "-3", "soon"):
@@ -526,6 +531,30 @@ def test_eval_cost_pays_each_pass_its_fixed_seconds_whatever_the_rows():
     half = fixed.cut(bare.seconds() / 2 + 3 * 7.0 + 3.0)
     assert half == bare.cut(bare.seconds() / 2) == {"emotion": 80, "sentiment": 10, "asr": 10, "sqa": 6}
     assert fixed.cut(0.0, emotion_floor=80)["emotion"] == 80
+
+
+def test_refit_cuts_the_rows_when_training_ran_long():
+    """After training, the planned rows are kept when they still fit; when training ran long (the
+    machine slowed), they are cut to what fits in the minutes left, scaled by the overrun."""
+    from emoreason.demo.budget import MIN_EMOTION_ROWS, EvalCost, eval_cost_of, refit_rows
+
+    rows = {"emotion": 160, "sentiment": 20, "asr": 20, "sqa": 12}
+    tokens = {"label-dual": {"emotion": 6.0}, "detailed-dual": {"emotion": 48.0}}
+    cost = EvalCost(0.5, 0.3, 0.01, tokens, rows, "detailed-dual", 80, fixed_s=4.0, once_s=2.0)
+    plan = {"whisper_s_per_clip": 0.5, "row_s": 0.3, "token_s": 0.01, "answer_tokens": tokens,
+            "planned_test_rows": rows, "test_rows": None, "eval_fixed_s": 4.0, "eval_once_s": 2.0,
+            "reserve_s": 20.0, "train_s_estimate": 300.0}
+    assert eval_cost_of(plan, "detailed-dual", 80) == cost
+    need = cost.seconds()
+    assert refit_rows(plan, cost, need + 20.0, trained_s=300.0) is None  # on time: the plan's rows
+    cut = refit_rows(plan, cost, need / 2 + 20.0, trained_s=300.0)  # half the time left
+    assert MIN_EMOTION_ROWS < cut["emotion"] < 160 and cost.seconds(cut) <= need / 2 + 1e-6
+    # the same minutes left after a training that took 1.5x its plan: the estimate is scaled too
+    slower = refit_rows(plan, cost, need / 2 + 20.0, trained_s=450.0)
+    assert slower["emotion"] < cut["emotion"]
+    assert refit_rows(plan, cost, 0.0, trained_s=300.0)["emotion"] == MIN_EMOTION_ROWS
+    # never more rows than the plan's own cut
+    assert refit_rows({**plan, "test_rows": {**rows, "emotion": 50}}, cost, need / 2, 300.0)["emotion"] <= 50
 
 
 def test_budget_cuts_rows_to_80_before_steps_and_counts_fixed_costs(tiny_demo):

@@ -25,11 +25,12 @@ and everything after it):
   5. analyse one held-out clip with the inference engine (emotion, --task asr, --task sqa) and
      write OUT/report.html + OUT/report.md
 
-Budget: the full demo trains 4 variants (60 steps each) and evaluates 160 held-out emotion clips
-from 4 speakers (about 10 minutes on 2 cores with native bf16, 18 on 2 cores limited to AVX2 and
-fp32). On a CPU without native bf16 it is fitted to 15 minutes by default (--time-budget auto:
-warm-up steps measure this machine, then fewer steps and held-out clips; the report says what was
-cut); --time-budget MIN fits it to your minutes, --time-budget none runs the full plan anyway.
+Budget: the full plan trains 4 variants (60 steps each) and evaluates 160 held-out emotion clips
+from 4 speakers (10-12 minutes on 2 idle cores with native bf16, 18 on 2 cores limited to AVX2 and
+fp32). By default (--time-budget auto) a CPU demo is fitted to 10 minutes with native bf16 and 15
+without: warm-up steps measure this machine, then fewer held-out clips and, if need be, fewer
+steps (the report says what was cut; training that runs long cuts clips again before the
+evaluation). --time-budget MIN fits it to your minutes, --time-budget none runs the full plan.
 --quick trains 2 x 22 steps (2-7 minutes; what CI runs). See docs/demo.md."""
 
 
@@ -75,10 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "be scored on; default: the mode's cap, 16 with --quick)")
     p.add_argument("--time-budget", type=_time_budget, default="auto", metavar="MIN|auto|none",
                    help="finish within about MIN minutes: a few warm-up steps measure this machine's step time and "
-                   "evaluation speed; each variant's schedule is shortened to fit, and the held-out rows are cut "
-                   "when even the shortest schedules do not fit (the report records the budget used). auto: 15 "
-                   "for the full synthetic demo on a CPU without native bf16, none elsewhere; none: the full plan "
-                   "(default: auto)")
+                   "evaluation speed; the held-out rows are cut first (to 80 emotion clips), then each variant's "
+                   "schedule is shortened, then the rows again (the report records the budget used). auto: for the "
+                   "full synthetic demo on a CPU, 10 with native bf16 and 15 without; none elsewhere; none: the full "
+                   "plan (default: auto)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="extra training-config overrides for every variant, e.g. train.lr=5e-4 (changes rerun training)")
     p.set_defaults(func=_run)

@@ -251,13 +251,22 @@ class EvalCost:
         return rows.get("emotion", 0) * self.whisper_s + answers + free + self.fixed_s * len(self.tokens) + self.once_s
 
     def cut(self, seconds: float, emotion_floor: int = MIN_EMOTION_ROWS) -> dict[str, int]:
-        """Rows per task whose evaluation takes about ``seconds``: every task scaled by one factor,
-        emotion down to ``emotion_floor`` at the least, the others to 2 (1 sqa question).
-        The passes' fixed seconds are paid whatever the rows: only the rest is scaled."""
-        fixed = self.fixed_s * (len(self.tokens) + (1 if self.free else 0)) + self.once_s
-        factor = max(0.0, min(1.0, (seconds - fixed) / max(self.seconds() - fixed, 1e-9)))
+        """The most rows per task whose evaluation takes at most ``seconds`` (or the floors when
+        none do): every task scaled by one factor, emotion down to ``emotion_floor`` at the least,
+        the others to 2 (1 sqa question). The factor is searched, not divided out: the passes'
+        fixed seconds and the free-quotes pass's cap do not scale with the rows."""
         floors = {"emotion": emotion_floor, "sqa": 1}
-        return {task: min(n, max(floors.get(task, 2), int(n * factor))) for task, n in self.rows.items()}
+
+        def scaled(factor: float) -> dict[str, int]:
+            return {task: min(n, max(floors.get(task, 2), int(n * factor))) for task, n in self.rows.items()}
+
+        if self.seconds(scaled(1.0)) <= seconds:
+            return scaled(1.0)
+        low, high = 0.0, 1.0  # seconds(scaled(f)) grows with f: the largest f that fits
+        for _ in range(40):
+            mid = (low + high) / 2
+            low, high = (mid, high) if self.seconds(scaled(mid)) <= seconds else (low, mid)
+        return scaled(low)
 
 
 def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: int, transcription: dict[str, Any],
@@ -374,6 +383,7 @@ def plan_budget(budget_min: float, elapsed_s: float, step_s: float, variants: di
     max_steps = int(train_s // (step_s * max(sum(scale.values()), 1e-9)))
     fitted = {name: fit_variant(config, overrides, max_steps) for name, (config, overrides) in variants.items()}
     return {**result, "train_fixed_s": round(fixed_s, 2), "encode_s": round(encode_s, 1),
+            "reserve_s": round(left * RESERVE_SHARE, 1), "train_s_estimate": round(train_s + overhead, 1),
             "train_s_per_variant": round(train_s / max(1, len(variants)), 1), "max_steps_per_variant": max_steps,
             "variants": fitted}
 
@@ -439,3 +449,29 @@ class BudgetClock:
 
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+def eval_cost_of(plan: dict[str, Any], free: str | None, free_cap: int) -> EvalCost:
+    """The :class:`EvalCost` a :func:`plan_budget` result with an evaluation estimate was made
+    with (its measured rates, as recorded), over its planned rows."""
+    return EvalCost(plan["whisper_s_per_clip"], plan["row_s"], plan["token_s"], plan["answer_tokens"],
+                    plan["planned_test_rows"], free, free_cap, plan.get("eval_fixed_s", 0.0), plan.get("eval_once_s", 0.0))
+
+
+def refit_rows(plan: dict[str, Any], cost: EvalCost, left_s: float, trained_s: float) -> dict[str, int] | None:
+    """The held-out rows to evaluate now that training is done, ``left_s`` seconds before the
+    budget's end and after training took ``trained_s`` (the plan estimated ``train_s_estimate``).
+
+    The evaluation's estimate is scaled by how much longer training took than planned (a machine
+    that slowed down after the measuring slows the evaluation too); when the plan's rows no longer
+    fit in what is left less the reserve, they are cut to what does (emotion rows not below
+    :data:`MIN_EMOTION_ROWS`, never more than the plan's). Returns the new rows, or None when the
+    plan's still fit."""
+    rows = plan.get("test_rows") or plan["planned_test_rows"]
+    slower = max(1.0, trained_s / max(plan.get("train_s_estimate") or trained_s, 1e-9))
+    room = (left_s - plan.get("reserve_s", 0.0)) / slower
+    if cost.seconds(rows) <= room:
+        return None
+    cut = cost.cut(room)
+    refit = {task: min(n, cut.get(task, n)) for task, n in rows.items()}
+    return refit if refit != rows else None

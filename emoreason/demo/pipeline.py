@@ -64,6 +64,24 @@ one extra generation pass of one variant. The full demo's 80 are the first half 
 ranking, 20 per held-out speaker: free quotes were invented in every answer on all 160 (groundedness
 0.0, docs/demo.md), so the other half would only add time."""
 
+REFIT = "refit.json"
+"""The budget stage's record of the cut made after training (:meth:`Demo.refit`)."""
+REFIT_ROWS = "test_refit.jsonl"
+
+
+def first_rows(rows: list[dict[str, Any]], counts: dict[str, int]) -> list[dict[str, Any]]:
+    """The first ``counts[task]`` rows of each task, in order: the test set is in rank order
+    (held-out speakers in turn, each speaker's emotions in turn), so a cut keeps every held-out
+    speaker's and emotion's share."""
+    kept = {t: 0 for t in counts}
+    out = []
+    for r in rows:
+        if kept.get(r["task"], 0) < counts.get(r["task"], 0):
+            kept[r["task"]] += 1
+            out.append(r)
+    return out
+
+
 def _stable_rank(row_id: str, seed: int) -> str:
     """Order rows by a hash of (seed, id): the same utterances are picked for every target style."""
     return hashlib.sha256(f"{seed}|{row_id}".encode()).hexdigest()
@@ -418,14 +436,7 @@ class Demo:
                                  fixed_s=training["fixed_s"], encode_s=unencoded * training["encode_s"])
             result["measured_on"] = longest.name
             if result["test_rows"]:
-                # the first rows of each task: the test set is in rank order (held-out speakers in turn)
-                kept = {t: 0 for t in rows}
-                cut = []
-                for r in test_rows:
-                    if kept[r["task"]] < result["test_rows"][r["task"]]:
-                        kept[r["task"]] += 1
-                        cut.append(r)
-                _write_jsonl(d / "test.jsonl", cut)  # same depth as testset/: relative audio paths hold
+                _write_jsonl(d / "test.jsonl", first_rows(test_rows, result["test_rows"]))  # same depth as testset/
             return result
 
         self.budget_plan = self.runner.run("budget", params, build)
@@ -444,8 +455,39 @@ class Demo:
             self.say(f"[demo]   {name}: {fit['steps']} of {fit['planned_steps']} planned steps ({how})")
         return b
 
+    def refit(self) -> None:
+        """With ``--time-budget``, once every variant has trained: when the planned held-out rows no
+        longer fit in the minutes left (training ran longer than measured), cut them to what does
+        (:func:`emoreason.demo.budget.refit_rows`). The decision is written to
+        ``budget/refit.json`` (and the rows to ``budget/test_refit.jsonl``) the first time, so a
+        resumed demo evaluates the same rows."""
+        from emoreason.demo.budget import eval_cost_of, refit_rows, rows_text
+        from emoreason.jsonl import atomic_write
+
+        b = self.budget_plan
+        if b is None or "eval_s_estimate" not in b:
+            return
+        record = self.runner.path("budget") / REFIT
+        if not record.is_file():
+            p = self.plan
+            free = next((v.name for v in p.variants if v.style != "label"), None)
+            trained = sum(self.runner.timings.get(f"runs/{v.name}", 0.0) for v in p.variants)
+            left = b["budget_min"] * 60 - self.clock.elapsed()
+            rows = refit_rows(b, eval_cost_of(b, free, FREE_QUOTE_ROWS.get(p.mode, 0)), left, trained)
+            if rows:
+                _write_jsonl(record.with_name(REFIT_ROWS), first_rows(_read_jsonl(self.test_manifest()), rows))
+            atomic_write(record, json.dumps({"test_rows": rows, "left_s": round(left, 1), "trained_s": round(trained, 1)}) + "\n")
+        refit = json.loads(record.read_text())
+        if refit["test_rows"]:
+            b["refit_test_rows"] = refit["test_rows"]
+            self.say(f"[demo] training took {refit['trained_s']:.0f} s ({b.get('train_s_estimate', 0):.0f} s planned): "
+                     f"held-out rows cut to {rows_text(refit['test_rows'])} to finish within the budget")
+
     def test_manifest(self) -> Path:
-        """The held-out rows every evaluation reads: the test set, or the budget's cut of it."""
+        """The held-out rows every evaluation reads: the test set, or the budget's cut of it (the
+        cut made after training when training ran long, :meth:`refit`)."""
+        if self.budget_plan is not None and self.budget_plan.get("refit_test_rows"):
+            return self.runner.path("budget") / REFIT_ROWS
         if self.budget_plan is not None and self.budget_plan.get("test_rows"):
             return self.runner.path("budget") / "test.jsonl"
         return self.runner.path("testset") / "test.jsonl"
@@ -455,6 +497,8 @@ class Demo:
         params = {"testset": self.runner.digest("testset")}
         if self.budget_plan is not None and self.budget_plan.get("test_rows"):
             params["budget"] = self.runner.digest("budget")
+        if self.budget_plan is not None and self.budget_plan.get("refit_test_rows"):
+            params["refit"] = self.budget_plan["refit_test_rows"]
         return params
 
     def _train_overrides(self, variant: Variant) -> list[str]:
@@ -670,6 +714,7 @@ class Demo:
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: train {v.name}")
             self.train(v)
+        self.refit()
         for v in p.variants:
             self.say(f"[demo] stage {next(step)}/{n_stages}: evaluate {v.name}")
             table[v.name] = self.evaluate(v)

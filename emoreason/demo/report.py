@@ -389,6 +389,9 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                 evaluation += (f": to fit, the held-out rows were cut to {rows_text(budget['test_rows'])} "
                                f"(planned {rows_text(budget['planned_test_rows'])}), so the CIs are wider than the full plan's")
             evaluation += "."
+            if budget.get("refit_test_rows"):
+                evaluation += (f" Training took longer than planned ({budget.get('train_s_estimate', 0):.0f} s), so after it "
+                               f"the held-out rows were cut to {rows_text(budget['refit_test_rows'])} to finish in time.")
         scaled = budget.get("step_s_by_variant") or {}
         others = "; ".join(f"{n} {s:.2f} s" for n, s in scaled.items() if n != budget.get("measured_on"))
         estimated = f" (the others' estimated from their rows' lengths: {others})" if others else ""
