@@ -45,6 +45,8 @@ fewer rows widen the CIs, fewer steps change the models (at 30 steps a variant t
 variants' explanations named another label than their forced choice in a third of the answers,
 docs/demo.md); below it, steps go first, down to the shortest schedules, then rows to
 :data:`MIN_EMOTION_ROWS`."""
+EMOTION_SIDE = ("emotion", "sentiment")
+"""The tasks of the alternating schedule's emotion phases (``data.task_groups``' default)."""
 WARMUP_BATCHES = 3
 """Batches of the measuring run: it trains on this many batches' rows twice, and the second pass is
 timed (its clips are then in the frame cache, as in every pass of a real run after the first)."""
@@ -86,12 +88,14 @@ def measure_training(config: Path, overrides: list[str], run_dir: Path, batches:
     frame cache serves (what a clip costs the first time any variant trains on it); ``clips``: the
     audio files the run trained on (resolved paths: they are in the frame cache now).
 
-    Why rows drawn from the whole manifest, and the second pass: the schedule's first phase
-    alone is the speech tasks, whose rows are the same in every target style (measured there, a
-    detailed variant's step came out a third short: 3.42 s vs 4.68 s in its training); rows drawn
-    from the whole manifest are mostly emotion rows, as the schedule is. And the first pass
-    encodes its clips (the frame cache is cold), which real training pays once per clip: timing
-    the first pass erred long (6.12 s a step). Before the fixed and encoding costs were counted, a
+    Why emotion-side rows (emotion, sentiment; all rows when there are none), and the second
+    pass: the schedule's speech phases are short and their rows are the same in every target
+    style (measured there, a detailed variant's step came out a third short: 3.42 s vs 4.68 s in
+    its training), while the emotion phases are most of the steps (54 of the full demo's 60). Rows
+    drawn from the whole manifest still erred short by a fifth (2.94 s against ~3.7 s a step in
+    detailed-dual's training, docs/demo.md). And the first pass encodes its clips (the frame cache
+    is cold), which real training pays once per clip: timing the first pass erred long (6.12 s a
+    step). Before the fixed and encoding costs were counted, a
     10-minute fit's training ran 15 % over its plan (455 s against 396 s, docs/demo.md)."""
     import random
 
@@ -105,6 +109,9 @@ def measure_training(config: Path, overrides: list[str], run_dir: Path, batches:
     manifest = Path(cfg.data.train_manifest)
     split = cfg.data.train_split
     rows = [r for r in read_manifest(manifest) if split is None or r.split == split]
+    # the emotion side's rows: most of a schedule's steps, and the longest targets (speech-task
+    # rows are the same short ones in every style)
+    rows = [r for r in rows if r.task in EMOTION_SIDE] or rows
     picked = random.Random(cfg.train.seed).sample(rows, min(len(rows), batches * batch))
     sample = run_dir.parent / f"{run_dir.name}_rows.jsonl"
     with sample.open("w") as f:
@@ -205,16 +212,24 @@ def shortest_steps(config: Path, overrides: list[str]) -> int:
     return schedule_steps(config, [*overrides, *shorter_schedules(config, overrides)[-1]])
 
 
+MEASURED_BATCH = 8
+"""Rows of the batch :func:`measure_eval_seconds` answers."""
+
+
 @dataclass(frozen=True)
 class EvalCost:
     """The demo's evaluation, as measured on this machine (:func:`measure_eval_seconds`).
 
-    A row costs ``row_s`` (forced choice, prompt) plus ``token_s`` for each token its answer has;
-    each variant's answers are as long as its training targets of the row's task (``tokens``,
-    capped by the plan's ``max_new_tokens``): a label-only model's answer is one sentence, a
-    detailed one runs to the cap. Whisper transcribes each emotion clip once (sentiment clips are
-    among them; asr and sqa rows get none); rows of a task share batches of 8 whatever their
-    questions (``eval.run.model_predictions``). ``rows``: held-out rows per task (actual counts);
+    Rows of a task share batches of :data:`EVAL_BATCH_SIZE` whatever their questions
+    (``eval.run.model_predictions``); a batch of ``b`` rows costs ``row_s`` per row (forced choice,
+    prompt) and a decode step per answer token until its longest answer ends (``tokens``: each
+    variant's longest training target of the task, capped by the plan's ``max_new_tokens``: a
+    label-only model's answer is one sentence, a detailed one runs to the cap). Both are measured
+    on a batch of :data:`MEASURED_BATCH` rows, and a smaller batch is charged as one of that size:
+    a decode step of 2 rows costs about what one of 8 does (the estimate per row erred short by
+    nearly half before, on a plan whose sentiment, asr and sqa rows were a batch of 1-2 each);
+    a larger one in proportion. Whisper transcribes each emotion clip once (sentiment clips are
+    among them; asr and sqa rows get none). ``rows``: held-out rows per task (actual counts);
     ``free``: the variant whose emotion rows the free-quotes pass answers again (None: no such
     pass), ``free_cap`` how many (0: all)."""
 
@@ -225,7 +240,7 @@ class EvalCost:
     token_s: float
     """Seconds per answer token per row in a batch of 8 (a decode step's seconds / 8)."""
     tokens: dict[str, dict[str, float]]
-    """Variant -> task -> answer tokens per row."""
+    """Variant -> task -> decode steps of a batch (its longest answer, in tokens)."""
     rows: dict[str, int]
     free: str | None = None
     free_cap: int = 0
@@ -241,13 +256,18 @@ class EvalCost:
             return 0
         return min(self.free_cap, rows["emotion"]) if self.free_cap else rows["emotion"]
 
-    def row_seconds(self, variant: str, task: str) -> float:
-        return self.row_s + self.tokens[variant].get(task, 0.0) * self.token_s
+    def task_seconds(self, variant: str, task: str, n: int) -> float:
+        """Seconds of ``variant``'s answers to ``n`` rows of ``task``, batch by batch."""
+        total = 0.0
+        for start in range(0, n, EVAL_BATCH_SIZE):
+            charged = max(MEASURED_BATCH, min(EVAL_BATCH_SIZE, n - start))
+            total += charged * (self.row_s + self.tokens[variant].get(task, 0.0) * self.token_s)
+        return total
 
     def seconds(self, rows: dict[str, int] | None = None) -> float:
         rows = rows or self.rows
-        answers = sum(n * self.row_seconds(v, t) for v in self.tokens for t, n in rows.items())
-        free = self.free_rows(rows) * self.row_seconds(self.free, "emotion") + self.fixed_s if self.free else 0.0
+        answers = sum(self.task_seconds(v, t, n) for v in self.tokens for t, n in rows.items())
+        free = self.task_seconds(self.free, "emotion", self.free_rows(rows)) + self.fixed_s if self.free else 0.0
         return rows.get("emotion", 0) * self.whisper_s + answers + free + self.fixed_s * len(self.tokens) + self.once_s
 
     def cut(self, seconds: float, emotion_floor: int = MIN_EMOTION_ROWS) -> dict[str, int]:
@@ -277,7 +297,7 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
     ``out``): with no transcript cached and ``max_new_tokens``; cached with 1 token; cached with
     ``max_new_tokens``. One other clip goes first, untimed: the engine loads its Whisper
     checkpoints on first use. ``targets``: variant -> its training manifest, whose targets give
-    each variant's answer length per task (in the LLM's tokens, capped at ``max_new_tokens``).
+    each variant's longest answer per task (in the LLM's tokens, capped at ``max_new_tokens``).
     The ``rows`` answered make one batch, smaller than the evaluation's :data:`EVAL_BATCH_SIZE`:
     a row's share of a decode step is larger in it, so the estimate errs long, not short.
 
@@ -331,7 +351,8 @@ def measure_eval_seconds(run_dir: Path, test: Path, out: Path, max_new_tokens: i
         by_task: dict[str, list[int]] = {}
         for r in read_manifest(manifest):
             by_task.setdefault(r.task, []).append(min(max_new_tokens, count(r.target or "")))
-        per_manifest[manifest] = {task: statistics.fmean(lengths) for task, lengths in by_task.items()}
+        # a batch decodes until its longest answer ends
+        per_manifest[manifest] = {task: float(max(lengths)) for task, lengths in by_task.items()}
     tokens = {variant: per_manifest[manifest] for variant, manifest in targets.items()}
     row_s = short / n
     return {"whisper_s": max(0.0, cold - full) / n, "row_s": row_s,
