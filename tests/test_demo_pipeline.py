@@ -409,6 +409,7 @@ def test_time_budget_measures_steps_and_shortens_the_schedule(tiny_demo):
     fit = budget["variants"]["label-dual"]
     assert fit["steps"] < fit["planned_steps"]
     assert "time budget 0.001 min" in text and "runs/label-dual: parameters changed" in text
+    assert "too slow now for the full comparison" in text  # under 60 % of its steps: the demo says so
     steps = max(r["step"] for r in _read(out / "runs/label-dual/metrics.jsonl"))
     assert steps == fit["steps"]
     assert "Time budget 0.001 min" in result.report_md.read_text()
