@@ -66,8 +66,8 @@ ranking, 20 per held-out speaker: free quotes were invented in every answer on a
 
 SHORT_FIT = 0.6
 """A budget that leaves a variant under this share of its planned steps says the comparison is
-weak at that budget (docs/demo.md: at 30 of 60 steps the reasoning variants' free answers named
-another label than their forced choice in a third of the 40 held-out clips)."""
+weak at that budget (docs/demo.md: at 30 of 60 steps detailed-dual's free answers named no label
+or another label than its forced choice in 15 of the 40 held-out clips)."""
 REFIT = "refit.json"
 """The budget stage's record of the cut made after training (:meth:`Demo.refit`)."""
 REFIT_ROWS = "test_refit.jsonl"
@@ -459,8 +459,8 @@ class Demo:
             self.say(f"[demo]   {name}: {fit['steps']} of {fit['planned_steps']} planned steps ({how})")
         if any(fit["steps"] < SHORT_FIT * fit["planned_steps"] for fit in b["variants"].values()):
             self.say(f"[demo]   this machine is too slow now for the full comparison in {b['budget_min']:g} minutes: "
-                     "with so few steps the reasoning variants' answers are weak (a third of them named another label "
-                     "than their forced choice at 30 of 60 steps); --time-budget none runs the full plan")
+                     "with so few steps the reasoning variants' answers often name no label or another one than their "
+                     "forced choice; --time-budget none runs the full plan")
         return b
 
     def refit(self) -> None:

@@ -384,7 +384,7 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         if "eval_s_estimate" in budget:
             evaluation = (f" Evaluation estimated at {budget['eval_s_estimate']:.0f} s (Whisper {budget['whisper_s_per_clip']:.2f} s "
                           f"a clip, {budget['row_s']:.2f} s a row + {budget['token_s']:.3f} s an answer token, measured "
-                          "with the warm-up model; answers as long as each variant's training targets)")
+                          "with the warm-up model; a batch decodes as long as the variant's longest training target of its task)")
             if budget.get("test_rows"):
                 evaluation += (f": to fit, the held-out rows were cut to {rows_text(budget['test_rows'])} "
                                f"(planned {rows_text(budget['planned_test_rows'])}), so the CIs are wider than the full plan's")
