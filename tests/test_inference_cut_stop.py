@@ -71,3 +71,14 @@ def test_the_stopped_answer_trims_to_the_full_answers_trim(tokenizer, tail, labe
     assert _trim(answer, label)[0] == kept
     if stopped:  # it stops only where the full answer is cut
         assert cut > 0
+
+
+def test_a_loop_inside_a_sentence_stops_the_row(tokenizer):
+    """A loop that never reaches an end of sentence (the measured shape) stops after its third copy,
+    and the printed answer is the one the whole budget's text trims to."""
+    prefix = "The speaker sounds neutral."
+    continuation = ' The wording is calm. For example, ' + ', '.join(['"The city,"]'] * 20)
+    answer, stopped = _generate(tokenizer, prefix, continuation, "neutral")
+    full = join_answer(prefix, continuation.strip())
+    assert stopped and len(answer) < len(full) / 2
+    assert _trim(answer, "neutral") == _trim(full, "neutral") == ("The speaker sounds neutral. The wording is calm.", 1)

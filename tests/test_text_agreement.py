@@ -3,7 +3,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from emoreason.inference.generation import consistency
-from emoreason.text.agreement import agreeing_explanation, sentences
+from emoreason.text.agreement import agreeing_explanation, loops, sentences
 
 
 def _trim(text: str, label: str = "sad") -> tuple[str, int]:
@@ -44,3 +44,15 @@ def test_a_trimmed_forced_answer_never_disagrees(tail, label):
     kept, dropped = _trim(text, label)
     assert text.startswith(kept) and dropped >= 0
     assert consistency(label, kept, "emotion") is True
+
+
+def test_a_sentence_that_loops_is_cut():
+    # a full-demo detailed-dual's forced answer to a 5 s clip (twenty-second session), shortened
+    looped = ('The speaker sounds neutral. The wording is in line with the speaker\'s emotional state. For example, '
+              '"The city,"), "The city,"], "The city,"], "The city,"], "The city,"], "The city')
+    assert _trim(looped, "neutral") == (
+        "The speaker sounds neutral. The wording is in line with the speaker's emotional state.", 1)
+    assert loops('the words "said" and "said" and "said" and "said"')
+    assert loops("so slow slow slow slow") and not loops("so slow slow slow")  # one word: four copies
+    assert not loops('The voice is slow and low, "I am fine, I am fine" she says.')  # two copies are a quote
+    assert _trim("The speaker sounds sad. It is slow. It is slow. It is slow.") == ("The speaker sounds sad. It is slow.", 2)

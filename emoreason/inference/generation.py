@@ -391,7 +391,9 @@ def consistency(label: str | None, explanation: str, task: str) -> bool | None:
 class CutSentenceStop:
     """Per-row stopping criterion for forced explanations: a row ends as soon as one of its
     finished sentences is one :func:`emoreason.text.agreement.agreeing_explanation` would cut (a
-    repeat, or a sentence that argues against the row's label). Everything from that sentence on
+    repeat, or a sentence that argues against the row's label), or the sentence it is writing
+    loops (:func:`emoreason.text.agreement.loops`: such a loop never reaches an end of sentence,
+    and went on for the whole token budget). Everything from that sentence on
     is dropped from the answer anyway, so the printed explanation is the same and the tokens after
     it are not generated (a small model that loops went on for its whole budget).
 
@@ -412,7 +414,7 @@ class CutSentenceStop:
     def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
         import torch
 
-        from emoreason.text.agreement import agreeing_explanation, sentences
+        from emoreason.text.agreement import agreeing_explanation, loops, sentences
 
         if self.start is None:  # the first call comes after the first new token
             self.start = input_ids.shape[1] - 1
@@ -420,7 +422,13 @@ class CutSentenceStop:
             if self.done[row] or label is None:
                 continue
             new = self.tokenizer.decode(input_ids[row, self.start:], skip_special_tokens=True)
-            finished = sentences(join_answer(self.prefixes[row], new.strip()))[:-1]
+            parts = sentences(join_answer(self.prefixes[row], new.strip()))
+            finished, open_part = parts[:-1], parts[-1] if len(parts) > 1 else ""
+            # a loop inside the sentence being written: its last word may still grow ("city" ->
+            # "cityscape"), so only the words before it count
+            if finished and loops(" ".join(open_part.split()[:-1])):
+                self.done[row] = True
+                continue
             if len(finished) <= self.checked[row]:
                 continue
             self.checked[row] = len(finished)
