@@ -42,7 +42,7 @@ def loops(sentence: str) -> bool:
     :data:`LOOP_COPIES` times (a single word: one copy more), words compared in lower case without
     punctuation (``"The city,"],`` and ``"The city,"),`` are the same two words). A greedy small
     model that falls into such a loop writes it until its token budget ends."""
-    words = [w for w in (re.sub(r"\W+", "", t.lower()) for t in sentence.split()) if w]
+    words = _key(sentence).split()
     for start in range(len(words)):
         for n in range(1, LOOP_MAX_WORDS + 1):
             copies = LOOP_COPIES + (n == 1)
