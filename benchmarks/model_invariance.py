@@ -68,12 +68,15 @@ def conditions() -> dict[str, Callable[[np.ndarray, str], np.ndarray]]:
 
 def summarise(gold: list[str], pred: list[str], clean: list[str] | None) -> dict[str, Any]:
     """Accuracy and UA (mean per-gold-label recall) with bootstrap CIs; the paired difference in
-    accuracy to ``clean`` (same clips' answers) when given; predicted-label counts."""
+    accuracy to ``clean`` (same clips' answers) when given; predicted-label counts and, per gold
+    label, what was answered (``confusion``)."""
     from emoreason.eval.bootstrap import bootstrap_balanced_ci, bootstrap_ci
 
     hit = [float(g == p) for g, p in zip(gold, pred)]
     out = {"n": len(gold), "acc": bootstrap_ci(hit, scale=100), "ua": bootstrap_balanced_ci(hit, gold, scale=100),
-           "predicted": dict(sorted(Counter(map(str, pred)).items()))}
+           "predicted": dict(sorted(Counter(map(str, pred)).items())),
+           "confusion": {g: dict(sorted(Counter(str(p) for gg, p in zip(gold, pred) if gg == g).items()))
+                         for g in sorted(set(gold))}}
     if clean is not None:
         base = [float(g == p) for g, p in zip(gold, clean)]
         out["delta"] = bootstrap_ci([h - b for h, b in zip(hit, base)], scale=100)
@@ -156,6 +159,10 @@ def main(argv: list[str] | None = None) -> None:
             results[f"lang-{language}"] = summarise(lang_gold, lang_pred[language],
                                                     lang_pred["en"] if language == "de" else None)
             print(row(f"neutral words, {language}", results[f"lang-{language}"]), flush=True)
+        for language in ("en", "de"):  # which emotions an unfamiliar voice is mistaken for
+            confusion = results[f"lang-{language}"]["confusion"]
+            print(f"  {language}, gold -> answered: " + "; ".join(
+                f"{g} -> " + ", ".join(f"{p} {c}" for p, c in answered.items()) for g, answered in confusion.items()))
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "data": str(args.data), "results": results}, indent=1))
 

@@ -53,6 +53,7 @@ def test_summary_pairs_with_the_clean_answers(bench):
     assert s["acc"]["mean"] == 75.0 and s["ua"]["mean"] == 75.0
     assert s["delta"]["mean"] == 0.0 and s["changed"] == 2  # one gained, one lost
     assert s["predicted"] == {"angry": 3, "sad": 1}
+    assert s["confusion"] == {"angry": {"angry": 2}, "sad": {"angry": 1, "sad": 1}}
     line = bench.row("x", s)
     assert line.startswith("| x | 4 | 75.0 [") and line.endswith("| 2 | angry 3, sad 1 |")
 
