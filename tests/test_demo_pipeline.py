@@ -343,6 +343,33 @@ def test_findings_test_differences_on_the_same_clips(tmp_path):
     assert findings(real, table, "label-dual", ("sad", 25.0), dirs)[0].endswith("the majority class (sad) is 25.0%.")
 
 
+def test_wording_section_splits_neutral_and_emotional_words(tmp_path):
+    """Accuracy on neutral-worded held-out clips (the voice alone) beside emotion-worded ones, for the
+    extracted label and the forced choice; no section for a real corpus (no wording in its rows)."""
+    from emoreason.demo.report import wording_section, wordings
+
+    d = _scores(tmp_path / "eval" / "label-dual", [1, 1, 0, 1, 1, 1])
+    rows = [json.loads(line) for line in (d / "scores.jsonl").read_text().splitlines()]
+    for r, forced in zip(rows, ["sad", "angry", "angry", "sad", "sad", "sad"]):
+        r["model_label"] = forced
+    (d / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    words = ["neutral", "neutral", "neutral", "sad", "angry", "sad"]  # c0-c2 neutral sentences
+    test = tmp_path / "test.jsonl"
+    test.write_text("".join(json.dumps({"id": f"c{i}", "task": "emotion", "meta": {"wording": w}}) + "\n"
+                            for i, w in enumerate(words)) + json.dumps({"id": "q", "task": "asr", "meta": {"wording": "sad"}}) + "\n")
+    wording = wordings(test)
+    assert wording == {"c0": "neutral", "c1": "neutral", "c2": "neutral", "c3": "emotional", "c4": "emotional",
+                       "c5": "emotional"}
+    plan = make_plan("quick", variants=["label-dual"])
+    [table] = wording_section(plan, {"label-dual": d}, wording).blocks[:1]
+    [row] = table.rows
+    assert row[0] == "label-dual" and row[1].startswith("66.7 [") and row[1].endswith("(n=3)")
+    assert row[2].startswith("100.0 [100.0, 100.0]") and row[3].startswith("33.3 [") and row[4].startswith("100.0")
+    # a real corpus: no wording, no section; nor when only one kind was evaluated
+    assert wordings(tmp_path / "missing.jsonl") == {} and wording_section(plan, {"label-dual": d}, {}) is None
+    assert wording_section(plan, {"label-dual": d}, {"c0": "neutral", "c1": "neutral"}) is None
+
+
 def test_quotes_section_constrained_vs_free_on_the_same_clips(tmp_path):
     """The report's quote rows: every reasoning variant (constrained), and the free-quotes pass
     beside the constrained scores of the same clips when it covered fewer."""
