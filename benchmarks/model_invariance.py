@@ -9,7 +9,7 @@ the held-out clips transformed one way; the table gives accuracy and unweighted 
 condition that pushes answers to one label shows up as that label's count.
 
     PYTHONPATH=. python benchmarks/model_invariance.py --model RUN --data test.jsonl \
-        [--n 160] [--conditions clean,gain-12,...] [--lang-n 80] [--work DIR] [--json OUT.json]
+        [--n 160] [--conditions clean,gain-12,...] [--lang-n 80] [--work DIR] [--by-wording] [--json OUT.json]
 
 ``RUN``: a trained run directory (``emoreason demo``'s ``OUT/runs/VARIANT``). ``test.jsonl``: a
 manifest whose emotion rows are the clips (``emoreason demo``'s ``OUT/testset/test.jsonl``); only
@@ -84,6 +84,20 @@ def summarise(gold: list[str], pred: list[str], clean: list[str] | None) -> dict
     return out
 
 
+def by_wording(rows: list[dict[str, Any]], gold: list[str], pred: list[str],
+               wording: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Accuracy with a bootstrap CI per wording kind (``neutral`` / ``emotional``, from
+    :func:`emoreason.demo.report.wordings`) of the rows that have one; {} when none has."""
+    from emoreason.eval.bootstrap import bootstrap_ci
+
+    hits: dict[str, list[float]] = {}
+    for r, g, p in zip(rows, gold, pred):
+        kind = wording.get(r.get("id", ""))
+        if kind:
+            hits.setdefault(kind, []).append(float(g == p))
+    return {kind: bootstrap_ci(values, scale=100) for kind, values in sorted(hits.items())}
+
+
 def row(name: str, s: dict[str, Any]) -> str:
     """One markdown table row of :func:`summarise`'s result."""
     ci = lambda d, key="mean": f"{d[key]:.1f} [{d['low']:.1f}, {d['high']:.1f}]"  # noqa: E731
@@ -112,10 +126,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--lang-n", type=int, default=0, help="clips per language, English and German (0: skip)")
     p.add_argument("--work", type=Path, default=Path("model_invariance"), help="where the language clips go")
     p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--by-wording", action="store_true",
+                   help="also split each condition's accuracy by the clips' wording (synthetic rows' meta.wording: "
+                        "neutral vs emotional sentences, as the demo report does)")
     p.add_argument("--json", type=Path, help="also write the numbers here")
     args = p.parse_args(argv)
 
     from emoreason.audio import load_audio
+    from emoreason.demo.report import wordings
     from emoreason.inference.engine import Engine
 
     table = conditions()
@@ -149,6 +167,10 @@ def main(argv: list[str] | None = None) -> None:
         results[name] = summarise(gold, pred, None if name == "clean" else clean)
         results[name]["seconds"] = round(time.perf_counter() - t0, 1)
         print(row(name, results[name]), flush=True)
+        if args.by_wording:
+            results[name]["by_wording"] = by_wording(rows, gold, pred, wordings(args.data))
+            print("|  | " + "; ".join(f"{kind} words {c['mean']:.1f} [{c['low']:.1f}, {c['high']:.1f}] (n={c['n']})"
+                                      for kind, c in results[name]["by_wording"].items()) + " | | | | | |", flush=True)
     if args.lang_n:
         args.work.mkdir(parents=True, exist_ok=True)
         lang_pred: dict[str, list[str]] = {}

@@ -66,15 +66,19 @@ def test_whole_run_on_a_tiny_model(bench, tmp_path, capsys):
     for i, label in enumerate(["angry", "sad", "happy", "neutral", "calm?"]):
         path = tmp_path / f"c{i}.wav"
         sf.write(path, _voice(1.0 + i / 4), 16000)
-        rows.append({"audio": path.name, "task": "emotion", "label": label})
+        rows.append({"id": f"c{i}", "audio": path.name, "task": "emotion", "label": label,
+                     "meta": {"wording": "neutral" if i % 2 else label}})
     rows.append({"audio": "c0.wav", "task": "asr", "text": "hello"})
     (tmp_path / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     bench.main(["--model", str(run), "--data", str(tmp_path / "test.jsonl"), "--conditions", "gain-12,tempo1.15",
-                "--json", str(tmp_path / "out.json")])
+                "--by-wording", "--json", str(tmp_path / "out.json")])
     out = capsys.readouterr().out
     assert "4 clips" in out and "| clean | 4 |" in out and "| tempo1.15 | 4 |" in out  # unknown label dropped
     results = json.loads((tmp_path / "out.json").read_text())["results"]
     assert list(results) == ["clean", "gain-12", "tempo1.15"] and "delta" in results["tempo1.15"]
     assert sum(results["clean"]["predicted"].values()) == 4
+    # c0, c2 emotion-worded, c1, c3 neutral-worded (c4's label is unknown to the model: dropped)
+    assert {k: v["n"] for k, v in results["gain-12"]["by_wording"].items()} == {"emotional": 2, "neutral": 2}
+    assert "neutral words" in out and "emotional words" in out
     with pytest.raises(SystemExit, match="unknown condition"):
         bench.main(["--model", str(run), "--data", str(tmp_path / "test.jsonl"), "--conditions", "louder"])
