@@ -152,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     if not rows:
         raise SystemExit(f"{args.data}: no emotion rows with a label among {sorted(known)}")
     gold = [r["label"] for r in rows]
+    wording = wordings(args.data) if args.by_wording else {}
     waves = [load_audio(r["audio"]).astype(np.float32) for r in rows]
     print(f"model {args.model}; {len(rows)} clips of {args.data}; labels {dict(sorted(Counter(gold).items()))}")
     print("| condition | n | accuracy % [95 % CI] | UA % [95 % CI] | minus clean, paired | answers changed | answered |")
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         results[name]["seconds"] = round(time.perf_counter() - t0, 1)
         print(row(name, results[name]), flush=True)
         if args.by_wording:
-            results[name]["by_wording"] = by_wording(rows, gold, pred, wordings(args.data))
+            results[name]["by_wording"] = by_wording(rows, gold, pred, wording)
             print("|  | " + "; ".join(f"{kind} words {c['mean']:.1f} [{c['low']:.1f}, {c['high']:.1f}] (n={c['n']})"
                                       for kind, c in results[name]["by_wording"].items()) + " | | | | | |", flush=True)
     if args.lang_n:

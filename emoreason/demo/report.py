@@ -31,23 +31,14 @@ def _acc(entry: dict[str, Any]) -> float:
     return float(c.get("weighted_accuracy", entry.get("score", 0.0)))
 
 
-def _hits(eval_dir: Path, task: str = "emotion") -> dict[str, float]:
-    """Row id -> 1.0 when the label extracted from the answer is the gold one (``scores.jsonl``)."""
+def _hits(eval_dir: Path, task: str = "emotion", predicted: str = "pred_label") -> dict[str, float]:
+    """Row id -> 1.0 when the row's ``predicted`` label is the gold one (``scores.jsonl``):
+    ``pred_label`` is the label extracted from the answer, ``model_label`` the engine's forced choice."""
     path = eval_dir / "scores.jsonl"
     if not path.is_file():
         return {}
     rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["id"]: float(r.get("pred_label") == r.get("gold")) for r in rows if r.get("task") == task}
-
-
-def _forced_hits(eval_dir: Path, task: str = "emotion") -> dict[str, float]:
-    """Row id -> 1.0 when the engine's forced choice (``model_label``) is the gold label."""
-    path = eval_dir / "scores.jsonl"
-    if not path.is_file():
-        return {}
-    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    return {r["id"]: float(r.get("model_label") == r.get("gold")) for r in rows
-            if r.get("task") == task and r.get("model_label") is not None}
+    return {r["id"]: float(r.get(predicted) == r.get("gold")) for r in rows if r.get("task") == task}
 
 
 def wordings(test_manifest: Path) -> dict[str, str]:
@@ -83,7 +74,7 @@ def wording_section(plan: DemoPlan, eval_dirs: dict[str, Path], wording: dict[st
         return None
     rows = []
     for v in plan.variants:
-        hits, forced = _hits(eval_dirs[v.name]), _forced_hits(eval_dirs[v.name])
+        hits, forced = _hits(eval_dirs[v.name]), _hits(eval_dirs[v.name], predicted="model_label")
         rows.append([v.name, cell(hits, "neutral"), cell(hits, "emotional"), cell(forced, "neutral"),
                      cell(forced, "emotional")])
     return Section("Emotion accuracy by wording", [
