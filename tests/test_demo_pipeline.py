@@ -361,10 +361,15 @@ def test_wording_section_splits_neutral_and_emotional_words(tmp_path):
     assert wording == {"c0": "neutral", "c1": "neutral", "c2": "neutral", "c3": "emotional", "c4": "emotional",
                        "c5": "emotional"}
     plan = make_plan("quick", variants=["label-dual"])
-    [table] = wording_section(plan, {"label-dual": d}, wording).blocks[:1]
+    section = wording_section(plan, {"label-dual": d}, wording)
+    table, _, note = section.blocks
     [row] = table.rows
     assert row[0] == "label-dual" and row[1].startswith("66.7 [") and row[1].endswith("(n=3)")
     assert row[2].startswith("100.0 [100.0, 100.0]") and row[3].startswith("33.3 [") and row[4].startswith("100.0")
+    # 66.7 vs 100.0: a gap of 33 points is named
+    assert "label-dual scores 66.7% on neutral words against 100.0% on emotional words" in note.parts[0]
+    level = {"c0": "neutral", "c1": "neutral", "c3": "emotional", "c4": "emotional"}  # all four right: no gap
+    assert len(wording_section(plan, {"label-dual": d}, level).blocks) == 2
     # a real corpus: no wording, no section; nor when only one kind was evaluated
     assert wordings(tmp_path / "missing.jsonl") == {} and wording_section(plan, {"label-dual": d}, {}) is None
     assert wording_section(plan, {"label-dual": d}, {"c0": "neutral", "c1": "neutral"}) is None

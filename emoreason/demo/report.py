@@ -55,6 +55,11 @@ def wordings(test_manifest: Path) -> dict[str, str]:
     return out
 
 
+WORDING_GAP_POINTS = 15.0
+"""The report says so when a variant's emotion accuracy on emotion-worded clips is this many points
+above its accuracy on neutral-worded ones."""
+
+
 def wording_section(plan: DemoPlan, eval_dirs: dict[str, Path], wording: dict[str, str], seed: int = 0) -> Section | None:
     """Emotion accuracy (label extracted from the answer, and forced choice) on the held-out clips
     whose sentence is neutral-worded vs emotion-worded, with 95% bootstrap CIs; None unless both
@@ -62,21 +67,32 @@ def wording_section(plan: DemoPlan, eval_dirs: dict[str, Path], wording: dict[st
     column is the one that says what a model hears in the voice."""
     from emoreason.eval.bootstrap import bootstrap_ci
 
-    def cell(hits: dict[str, float], kind: str) -> str:
+    def accuracy(hits: dict[str, float], kind: str) -> dict[str, float] | None:
         values = [h for i, h in hits.items() if wording.get(i) == kind]
-        if not values:
-            return "-"
-        ci = bootstrap_ci(values, seed=seed, scale=100)
-        return f"{ci['mean']:.1f}{_ci(ci)} (n={ci['n']})"
+        return bootstrap_ci(values, seed=seed, scale=100) if values else None
+
+    def cell(hits: dict[str, float], kind: str) -> str:
+        ci = accuracy(hits, kind)
+        return f"{ci['mean']:.1f}{_ci(ci)} (n={ci['n']})" if ci else "-"
 
     kinds = {wording[i] for name in eval_dirs for i in _hits(eval_dirs[name]) if i in wording}
     if kinds != {"neutral", "emotional"}:
         return None
-    rows = []
+    rows, gaps = [], {}
     for v in plan.variants:
         hits, forced = _hits(eval_dirs[v.name]), _hits(eval_dirs[v.name], predicted="model_label")
         rows.append([v.name, cell(hits, "neutral"), cell(hits, "emotional"), cell(forced, "neutral"),
                      cell(forced, "emotional")])
+        neutral, emotional = accuracy(hits, "neutral"), accuracy(hits, "emotional")
+        if neutral and emotional:
+            gaps[v.name] = (neutral["mean"], emotional["mean"])
+    notes: list[Block] = []
+    widest = max(gaps, key=lambda n: gaps[n][1] - gaps[n][0], default=None)
+    if widest and gaps[widest][1] - gaps[widest][0] >= WORDING_GAP_POINTS:
+        neutral_acc, emotional_acc = gaps[widest]
+        notes.append(Paragraph([f"{widest} scores {neutral_acc:.1f}% on neutral words against {emotional_acc:.1f}% on "
+                                "emotional words: much of its accuracy comes from what the words say, so expect the "
+                                "neutral-words figure, not the headline, on a corpus of acted neutral sentences."]))
     return Section("Emotion accuracy by wording", [
         Table(["variant", "neutral words", "emotional words", "forced choice, neutral words",
                "forced choice, emotional words"], rows),
@@ -84,7 +100,7 @@ def wording_section(plan: DemoPlan, eval_dirs: dict[str, Path], wording: dict[st
                    "vs words of the emotion (which the transcript can give away); label extracted from the "
                    "generated answer, and the engine's forced choice; % with 95% bootstrap CIs. Public acted "
                    "corpora (RAVDESS, CREMA-D, TESS, EmoDB, SAVEE, ESD) speak fixed neutral sentences, so the "
-                   "neutral-words column is the one that tells what a model hears in the voice."])])
+                   "neutral-words column is the one that tells what a model hears in the voice."]), *notes])
 
 
 def paired_difference(a: Path, b: Path, seed: int = 0) -> dict[str, float] | None:
