@@ -44,11 +44,10 @@ def _hits(eval_dir: Path, task: str = "emotion", predicted: str = "pred_label") 
 def wordings(test_manifest: Path) -> dict[str, str]:
     """Held-out emotion row id -> ``neutral`` or ``emotional``: whether its sentence's words are
     neutral (synthetic rows' ``meta.wording``); {} when no row says (a real corpus)."""
-    if not test_manifest.is_file():
-        return {}
+    from emoreason.jsonl import iter_jsonl
+
     out = {}
-    for line in test_manifest.read_text(encoding="utf-8").splitlines():
-        row = json.loads(line) if line.strip() else {}
+    for _, row in iter_jsonl(test_manifest):
         wording = (row.get("meta") or {}).get("wording")
         if row.get("task") == "emotion" and wording:
             out[row["id"]] = "neutral" if wording == "neutral" else "emotional"
@@ -75,12 +74,13 @@ def wording_section(plan: DemoPlan, eval_dirs: dict[str, Path], wording: dict[st
         ci = accuracy(hits, kind)
         return f"{ci['mean']:.1f}{_ci(ci)} (n={ci['n']})" if ci else "-"
 
-    kinds = {wording[i] for name in eval_dirs for i in _hits(eval_dirs[name]) if i in wording}
+    extracted = {v.name: _hits(eval_dirs[v.name]) for v in plan.variants}
+    kinds = {wording[i] for hits in extracted.values() for i in hits if i in wording}
     if kinds != {"neutral", "emotional"}:
         return None
     rows, gaps = [], {}
     for v in plan.variants:
-        hits, forced = _hits(eval_dirs[v.name]), _hits(eval_dirs[v.name], predicted="model_label")
+        hits, forced = extracted[v.name], _hits(eval_dirs[v.name], predicted="model_label")
         rows.append([v.name, cell(hits, "neutral"), cell(hits, "emotional"), cell(forced, "neutral"),
                      cell(forced, "emotional")])
         neutral, emotional = accuracy(hits, "neutral"), accuracy(hits, "emotional")
