@@ -118,6 +118,16 @@ def answer(engine: Any, clips: list[tuple[str, np.ndarray]], batch_size: int) ->
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark; a bad model directory, manifest or clip stops it with one line."""
+    from emoreason.errors import UserError
+
+    try:
+        run(argv)
+    except UserError as e:
+        raise SystemExit(f"model_invariance: {e}") from None
+
+
+def run(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", required=True, type=Path, help="a trained run directory")
     p.add_argument("--data", required=True, type=Path, help="manifest whose emotion rows are the clips")

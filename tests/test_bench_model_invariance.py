@@ -80,5 +80,9 @@ def test_whole_run_on_a_tiny_model(bench, tmp_path, capsys):
     # c0, c2 emotion-worded, c1, c3 neutral-worded (c4's label is unknown to the model: dropped)
     assert {k: v["n"] for k, v in results["gain-12"]["by_wording"].items()} == {"emotional": 2, "neutral": 2}
     assert "neutral words" in out and "emotional words" in out
+    (tmp_path / "c9.wav").write_bytes(b"junk")  # a broken clip: one line naming it, no traceback
+    (tmp_path / "bad.jsonl").write_text(json.dumps({"id": "b", "audio": "c9.wav", "task": "emotion", "label": "sad"}) + "\n")
+    with pytest.raises(SystemExit, match=r"^model_invariance: .*c9\.wav: not a readable audio file"):
+        bench.main(["--model", str(run), "--data", str(tmp_path / "bad.jsonl")])
     with pytest.raises(SystemExit, match="unknown condition"):
         bench.main(["--model", str(run), "--data", str(tmp_path / "test.jsonl"), "--conditions", "louder"])
