@@ -83,6 +83,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                                        ("--classifier", args.classifier), ("--endpoint", args.endpoint)) if value]
     if len(chosen) > 1:
         raise UserError(f"eval run takes one of --model, --cascade, --classifier, --endpoint (got {', '.join(chosen)})")
+    if args.speaker_norm and not args.model:
+        raise UserError("--speaker-norm normalises our model's emotion frames: it needs --model RUN_DIR")
     if args.endpoint:
         from emoreason.eval.endpoint import endpoint_predictions
 
@@ -107,7 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
                           instructions=args.instructions, exclude_training_clips=args.exclude_training_clips,
                           explain=args.explain, transcript=args.transcript, quotes=args.quotes,
                           quote_min_probability=args.quote_min_probability, transcriber=args.transcriber,
-                          quote_check=args.quote_check, transcript_language=args.transcript_language)
+                          quote_check=args.quote_check, transcript_language=args.transcript_language,
+                          speaker_norm=args.speaker_norm)
     else:
         raise UserError("eval run needs --model RUN_DIR, --cascade, --classifier CHECKPOINT_DIR or --endpoint URL")
     if args.probe_train:
@@ -238,6 +241,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="--model: the language of the speech, for the Whisper transcripts (en, de, fr, ...; another "
                         "language than English needs a multilingual --transcriber, e.g. packaged:whisper-base; "
                         "default: en); recorded in the rows' mode")
+    r.add_argument("--speaker-norm", action="store_true",
+                   help="--model, emotion / sentiment rows: normalise each speaker's emotion-encoder frames from that "
+                        "speaker's statistics (over all of its rows here; no labels used) to the training clips' "
+                        "(per-speaker CMVN; every row needs a speaker; the run's train_clips.json audio must be "
+                        "here); recorded in the rows' mode. Off by default: AudioBench and the paper score clip by clip")
     r.add_argument("--max-new-tokens", type=int, default=128,
                    help="length of the generated answer, in tokens (default 128; max_tokens for --endpoint)")
     _add_judge_options(r)

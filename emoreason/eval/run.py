@@ -10,19 +10,23 @@ answer) and asr (the engine's transcript, scored by WER against the row's transc
 Emotion / sentiment rows are generated in one *mode* (:class:`GenerationMode`): where the engine's
 transcript comes from (``auto`` | ``model`` | ``whisper`` | ``none``), whether quotes are held to it
 (``constrained`` | ``free``, with the word-probability threshold ``quote_min_probability``) and how
-the explanation starts (``free`` | ``forced``). Every row records
+the explanation starts (``free`` | ``forced``), and whether each speaker's emotion frames are
+normalised (``speaker_norm``). Every row records
 its mode and the transcript the engine used (``engine_transcript``: text + source), so the scorer can
 check quotes against both that transcript and what was said (the row's reference ``transcript``). A
 predictions file holds one mode: resuming it in another is refused.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from emoreason.errors import UserError
 from emoreason.jsonl import ResumableJsonl
+
+log = logging.getLogger(__name__)
 
 PREDICTIONS = "predictions.jsonl"
 EVAL_TASKS = ("emotion", "sentiment", "sqa", "asr")
@@ -62,11 +66,16 @@ class GenerationMode:
     transcript_language: str = "en"
     """The language the Whisper transcripts were asked for (``Engine.load``'s; ``en`` in rows from
     before it was recorded, which were all English, and where no Whisper transcribes)."""
+    speaker_norm: bool = False
+    """Each speaker's emotion frames normalised to the training clips' statistics, from all of
+    that speaker's rows (:mod:`emoreason.inference.speaker_norm`); False in rows from before it
+    was recorded."""
 
     @classmethod
     def make(cls, transcript: str = "auto", quotes: str | None = None, explain: str = "free",
              quote_min_probability: float | None = None, transcriber: str | None = None,
-             quote_check: str | None = None, transcript_language: str = "en") -> "GenerationMode":
+             quote_check: str | None = None, transcript_language: str = "en",
+             speaker_norm: bool = False) -> "GenerationMode":
         """Checked mode; ``quotes`` None: ``constrained`` with a transcript, ``free`` without one
         (the engine's rule); ``quote_min_probability`` None: the engine's default. UserError (one
         line) on a bad combination."""
@@ -86,7 +95,7 @@ class GenerationMode:
         whisper = transcript in ("auto", "whisper")
         return cls(transcript, quotes, explain, threshold, transcriber if whisper else None,
                    quote_check if whisper and quotes == "constrained" else None,
-                   transcript_language if whisper else "en")
+                   transcript_language if whisper else "en", bool(speaker_norm))
 
     @classmethod
     def of_row(cls, row: dict[str, Any]) -> "GenerationMode":
@@ -94,18 +103,20 @@ class GenerationMode:
         made without a transcript, with free quotes and free explanations."""
         return cls(row.get("transcript_mode", "none"), row.get("quotes_mode", "free"), row.get("explain", "free"),
                    float(row.get("quote_min_probability", 0.0)), row.get("transcriber"), row.get("quote_check"),
-                   row.get("transcript_language", "en"))
+                   row.get("transcript_language", "en"), bool(row.get("speaker_norm", False)))
 
     def fields(self) -> dict[str, Any]:
         """The row fields that record it."""
         return {"transcript_mode": self.transcript, "quotes_mode": self.quotes, "explain": self.explain,
                 "quote_min_probability": self.quote_min_probability, "transcriber": self.transcriber,
-                "quote_check": self.quote_check, "transcript_language": self.transcript_language}
+                "quote_check": self.quote_check, "transcript_language": self.transcript_language,
+                "speaker_norm": self.speaker_norm}
 
     def flags(self) -> str:
         return ((f"--transcriber {self.transcriber} " if self.transcriber else "")
                 + (f"--quote-check {self.quote_check} " if self.quote_check else "")
                 + (f"--transcript-language {self.transcript_language} " if self.transcript_language != "en" else "")
+                + ("--speaker-norm " if self.speaker_norm else "")
                 + f"--transcript {self.transcript} --quotes {self.quotes} --explain {self.explain} "
                 f"--quote-min-probability {self.quote_min_probability:g}")
 
@@ -200,11 +211,12 @@ def _prediction_row(row, data: dict[str, Any], instruction: str, model: str,
 
 
 def _engine_call(engine, paths: list[str], task: str, instruction: str | list[str], batch_size: int,
-                 max_new_tokens: int, mode: GenerationMode = GenerationMode()):
+                 max_new_tokens: int, mode: GenerationMode = GenerationMode(), speaker_stats: list | None = None):
     """The engine API per task: asr and emotion / sentiment take the instruction as ``prompt``;
     sqa takes it as ``question``; a list gives each path its own (rows asked different questions
     share batches). asr is the model's own transcription (its ASR task, whatever ``mode`` says);
-    emotion / sentiment follow ``mode``; sqa gets no transcript (its answer does not quote)."""
+    emotion / sentiment follow ``mode`` (and ``speaker_stats``, one per path, with
+    ``mode.speaker_norm``); sqa gets no transcript (its answer does not quote)."""
     if task == "sqa":
         return engine.analyze(paths, task="sqa", question=instruction, batch_size=batch_size,
                               max_new_tokens=max_new_tokens, transcript="none")
@@ -213,7 +225,8 @@ def _engine_call(engine, paths: list[str], task: str, instruction: str | list[st
                               max_new_tokens=max_new_tokens, transcript="model")
     return engine.analyze(paths, task=task, prompt=instruction, batch_size=batch_size, max_new_tokens=max_new_tokens,
                           transcript=mode.transcript, quotes=mode.quotes, explain=mode.explain,
-                          quote_min_probability=mode.quote_min_probability)
+                          quote_min_probability=mode.quote_min_probability,
+                          **({"speaker_stats": speaker_stats} if speaker_stats is not None else {}))
 
 
 def check_mode(done: dict[Any, dict], mode: GenerationMode, path: Path) -> None:
@@ -232,7 +245,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                       explain: str = "free", transcript: str = "auto", quotes: str | None = None,
                       quote_min_probability: float | None = None, transcriber: str | None = None,
                       quote_check: str | None = None, transcript_cache: Any = None,
-                      transcript_language: str = "en", frame_cache: Any = None) -> Path:
+                      transcript_language: str = "en", frame_cache: Any = None, speaker_norm: bool = False) -> Path:
     """Run the inference engine over the manifest's rows of every task (only ``task``'s when given).
 
     Prediction text per task: asr the engine's ``transcript.text``, sqa its ``answer``, emotion /
@@ -253,8 +266,11 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     engine it loads shares (calls over the same clips transcribe each once); ``frame_cache``: a
     ``frame_cache.FrameCache`` the model's frozen encoders read and fill (models with the same
     frozen encoders, as the demo's variants, then encode each clip once; each clip is encoded
-    alone at the encoder's precision, as training's frame cache does). A file that holds
-    rows of another mode is refused (:func:`check_mode`).
+    alone at the encoder's precision, as training's frame cache does). ``speaker_norm``: emotion /
+    sentiment rows get their speaker's emotion frames normalised to the model's training clips'
+    statistics, each speaker's measured on all of its rows here (no labels used; every row needs
+    a ``speaker``; :mod:`emoreason.inference.speaker_norm`). A file that holds rows of another
+    mode is refused (:func:`check_mode`).
     Clips with the same audio as the model's training clips (``train_clips.json``) are refused with
     a UserError naming them, or left out with ``exclude_training_clips``.
     """
@@ -265,7 +281,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
     from emoreason.train.contamination import check_contamination
 
     mode = GenerationMode.make(transcript, quotes, explain, quote_min_probability, transcriber, quote_check,
-                               transcript_language)
+                               transcript_language, speaker_norm)
     if engine is not None and engine.transcriber != transcriber:
         raise ValueError(f"the engine was loaded with transcriber {engine.transcriber!r}, not {transcriber!r}")
     checked = mode.quotes == "constrained" and mode.transcript in ("auto", "whisper")  # where a check applies
@@ -289,6 +305,7 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                              transcript_cache=transcript_cache, transcript_language=mode.transcript_language)
     if engine is not None and frame_cache is not None:
         engine.model.use_frame_cache(frame_cache)
+    stats = _speaker_stats(engine, rows, manifest, batch_size) if mode.speaker_norm and todo else {}
     # Rows of one task are batched together, each with its own instruction (SQA: its own question).
     groups: dict[str, list] = {}
     for r in todo:
@@ -299,7 +316,8 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                 batch = group[start:start + batch_size]
                 paths = [str(resolve_audio(r, manifest)) for r in batch]
                 asked = [instruction_of(r, instructions, seed) for r in batch]
-                results = _engine_call(engine, paths, t, asked, batch_size, max_new_tokens, mode)
+                normed = [stats[r.speaker] for r in batch] if stats and t in ("emotion", "sentiment") else None
+                results = _engine_call(engine, paths, t, asked, batch_size, max_new_tokens, mode, normed)
                 for row, instruction, res in zip(batch, asked, results, strict=True):
                     data = res.to_dict()
                     if not res.ok:
@@ -307,3 +325,17 @@ def model_predictions(run_dir: str | Path, manifest: str | Path, out_path: str |
                     out.append(_prediction_row(row, data, instruction, str(run_dir), mode))
                     bar.update(1)
     return out_path
+
+
+def _speaker_stats(engine: Any, rows: list, manifest: str | Path, batch_size: int) -> dict[str, Any]:
+    """speaker -> emotion-frame statistics over all of that speaker's emotion / sentiment rows'
+    distinct clips (UserError naming the first such row without a speaker)."""
+    from emoreason.data.manifest import resolve_audio
+    from emoreason.inference.speaker_norm import speakers_of
+
+    labelled = [r for r in rows if r.task in ("emotion", "sentiment")]
+    clips: dict[str, dict[str, None]] = {}
+    for r, speaker in zip(labelled, speakers_of(labelled)):
+        clips.setdefault(speaker, {})[str(resolve_audio(r, manifest))] = None
+    log.info("speaker normalisation: %d speakers, %d clips", len(clips), sum(map(len, clips.values())))
+    return {speaker: engine.speaker_stats(list(paths), batch_size) for speaker, paths in clips.items()}

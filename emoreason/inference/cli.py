@@ -92,6 +92,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "(\"The speaker sounds angry. ...\"), so label and explanation agree; free: the model writes the "
                    "whole answer (it may then disagree with the label: 'consistent' in the JSON says so) "
                    "(default: forced)")
+    p.add_argument("--speaker-norm", action="store_true",
+                   help="emotion / sentiment: the files are clips of ONE speaker; normalise that speaker's emotion-encoder "
+                   "frames (mean and spread over all the files, no labels used) to the model's training clips' before "
+                   "labelling (per-speaker CMVN: a voice unlike the training voices then stops pulling every answer to "
+                   "one label). Give several clips covering the speaker's moods; needs the model's training audio "
+                   "(train_clips.json) here; not with --server")
     p.add_argument("--json", action="store_true", help="print one JSON object per file (JSON lines) instead of a readable "
                    "summary; a failed file gives {\"file\", \"error\"} (and its line on stderr)")
     p.add_argument("--out", metavar="FILE.jsonl", help="also append each result to this JSON-lines file as it finishes; "
@@ -317,8 +323,13 @@ def run(args: argparse.Namespace) -> int:
         flag = ("--transcriber" if transcriber is not None else "--quote-check" if quote_check is not None
                 else "--transcript-language" if language != "en" else "--window")
         raise UserError(f"{flag} is chosen when the server starts (`emoreason serve {flag} ...`), not with --server")
+    speaker_norm = getattr(args, "speaker_norm", False)
+    if args.server and speaker_norm:
+        from emoreason.errors import UserError
+
+        raise UserError("--speaker-norm measures the files here with the model loaded here: use --model, not --server")
     discoverable = bool(args.model) and not getattr(args, "local", False) and args.device is None and args.dtype == "auto" \
-        and transcriber is None and quote_check is None and language == "en" and window is None
+        and transcriber is None and quote_check is None and language == "en" and window is None and not speaker_norm
     keep_warm = keep_warm_minutes(args, discoverable)
     clock = StageClock(enabled=getattr(args, "timings", False))
     files = list(args.files)
@@ -373,10 +384,14 @@ def run(args: argparse.Namespace) -> int:
                                  transcriber=transcriber, quote_check=quote_check, transcript_language=language,
                                  window_seconds=window)
             clock.mark("load")
+        stats = None
+        if speaker_norm:  # every readable file given (also ones --out skips), so a resumed run normalises alike
+            stats = engine.speaker_stats([f for f in dict.fromkeys(args.files) if f not in unreadable], args.batch_size)
+            print(f"emoreason: speaker normalisation over {stats.clips} file(s) of one speaker", file=sys.stderr)
         results = (r.to_dict() for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
             quotes=args.quotes, explain=args.explain, quote_min_probability=args.quote_min_probability,
-            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens))
+            batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, speaker_stats=stats))
     failed = 0
     # The bar counts files (windows of long files finish at different times).
     with _progress(len(files)) as bar:
@@ -420,7 +435,8 @@ def keep_warm_minutes(args: argparse.Namespace, discoverable: bool) -> float:
         raise UserError(f"--keep-warm takes minutes >= 0, got {given:g}")
     if given > 0 and not discoverable:
         raise UserError("--keep-warm leaves a server with the default settings for the next `analyze --model`: not with "
-                        "--server, --local, --device, --dtype, --transcriber, --quote-check, --transcript-language or --window")
+                        "--server, --local, --device, --dtype, --transcriber, --quote-check, --transcript-language, --window or "
+                        "--speaker-norm")
     return given
 
 

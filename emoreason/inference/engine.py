@@ -131,6 +131,8 @@ class _Clip:
     """window index -> what the model said about it."""
     error: str | None = None
     plan: TaskPlan | None = None
+    affine: np.ndarray | None = None
+    """(2, d) speaker normalisation of its emotion frames (``speaker_norm``), or None."""
     """This clip's own plan when the call gave one prompt / question per source (None: the call's)."""
 
     @property
@@ -235,6 +237,10 @@ class Engine:
         # One forward at a time: the server calls from a thread pool; torch modules are not
         # re-entrant-safe with generation caches, and two concurrent forwards on 2 cores gain nothing.
         self._lock = threading.Lock()
+        self.model_dir: Path | None = None
+        """The loaded model's directory (:meth:`load` sets it); speaker normalisation reads its
+        ``train_clips.json`` and caches the training clips' frame statistics there."""
+        self._train_stats: Any = None
         self.window_sources: list[Any] = []
         """The source (what the caller passed) of each window of the batch being run, in batch
         order: generation hooks map rows back to requests by it (the server's batcher)."""
@@ -335,12 +341,69 @@ class Engine:
         model.eval()
         use_grouped_attention(model.llm)  # eager attention without copying the KV cache per query head
         model.decode_compile = decode_compile
-        return cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
+        engine = cls(model, processor, config_labels(config), name=str(path), max_seconds=max_seconds,
                    whisper_dir=whisper_dir, decode_threads=decode_threads, transcriber=transcriber,
                    whisper_encoder=shared, quote_check=quote_check, check_dir=check,
                    check_encoder=_shared_encoder(config, check) if check is not None else None,
                    transcript_cache=transcript_cache, transcript_language=transcript_language,
                    window_seconds=window_seconds)
+        engine.model_dir = Path(directory)
+        return engine
+
+    def speaker_stats(self, sources: Sequence[AudioSource], batch_size: int = 8) -> Any:
+        """The emotion-frame statistics (``speaker_norm.FrameStats``) of ``sources``, clips of one
+        speaker (more clips, and all of the speaker's emotions, give steadier statistics). Each
+        source is read whole and cut into the emotion windows; a clip that cannot be read is a
+        UserError naming it."""
+        from emoreason.inference.speaker_norm import FrameStats
+
+        return FrameStats.of_moments(self._clip_moments(sources, batch_size))
+
+    def training_frame_stats(self) -> Any:
+        """The emotion-frame statistics of the model's training clips (``train_clips.json``),
+        computed once and cached in the model directory (``speaker_norm.STATS_FILE``; kept in
+        memory only when the directory is read-only). UserError when the clips are not here."""
+        from emoreason.inference.speaker_norm import STATS_FILE, FrameStats, training_clips
+
+        if self._train_stats is not None:
+            return self._train_stats
+        if self.model_dir is None:
+            raise UserError("speaker normalisation needs an engine loaded from a model directory (Engine.load)")
+        cached = self.model_dir / STATS_FILE
+        if cached.is_file():
+            self._train_stats = FrameStats.load(cached)
+            return self._train_stats
+        paths = training_clips(self.model_dir)
+        log.info("speaker normalisation: emotion-frame statistics of %d training clips (once; cached in %s)",
+                    len(paths), cached)
+        self._train_stats = FrameStats.of_moments(self._clip_moments([str(p) for p in paths]))
+        try:
+            self._train_stats.save(cached)
+        except OSError as e:
+            log.warning("could not cache the training clips' frame statistics in %s: %s", cached, e)
+        return self._train_stats
+
+    def _clip_moments(self, sources: Sequence[AudioSource], batch_size: int = 8) -> np.ndarray:
+        """(N, 2, d) per-source emotion-frame moments (``speaker_norm.clip_moments``)."""
+        import torch
+
+        from emoreason.audio import load_audio
+        from emoreason.inference.speaker_norm import clip_moments
+
+        if not sources:
+            raise UserError("speaker statistics need at least one clip")
+        windows = []
+        for source in sources:
+            name = _source_name(source)
+            try:
+                data = source[1] if isinstance(source, tuple) else source
+                wave = (validate_wave(np.asarray(data, dtype=np.float32), name, self.max_seconds)
+                        if isinstance(data, np.ndarray) else load_audio(data, max_seconds=self.max_seconds))
+            except AudioError as e:
+                raise UserError(f"{name}: {e}") from None
+            windows.append([chunk for _, _, chunk in split_windows(wave, self.window_for("emotion"), self.window_cut)])
+        with self._lock, torch.inference_mode():
+            return clip_moments(self.model, self.processor, windows, batch_size)
 
     def window_for(self, task: str) -> float:
         """The window length (s) long audio is cut into for ``task``: :attr:`window_seconds` for
@@ -445,6 +508,7 @@ class Engine:
         quotes: str | None = None,
         explain: str = "forced",
         quote_min_probability: float | None = None,
+        speaker_stats: Any = None,
     ) -> Iterator[AnalysisResult | AnalysisError]:
         """Analyse clips; yield one result per source, in input order.
 
@@ -480,6 +544,10 @@ class Engine:
                 transcriber gave a lower probability (the Whisper source's word ``probability``;
                 the model's own ASR has none, so it is ignored there); 0: any word; None
                 (default): ``generation.QUOTE_MIN_PROBABILITY``.
+            speaker_stats: the speaker's emotion-frame statistics (:meth:`speaker_stats` of several
+                clips of that speaker), or a list with one per source (None entries: as recorded):
+                the emotion frames are then normalised from the speaker's statistics to the
+                training clips' (:mod:`emoreason.inference.speaker_norm`); None (default): none.
         """
         per_source = not isinstance(prompt, (str, type(None))) or not isinstance(question, (str, type(None)))
         if per_source:
@@ -496,16 +564,27 @@ class Engine:
                  for p, q in zip(prompts, questions)]
         if batch_size < 1:
             raise UserError(f"batch size must be >= 1, got {batch_size}")
-        return self._iter(sources, plans[0], batch_size, progress, plans if per_source else None)
+        affines = None
+        if speaker_stats is not None:
+            sources = list(sources)
+            given = list(speaker_stats) if isinstance(speaker_stats, (list, tuple)) else [speaker_stats] * len(sources)
+            if len(given) != len(sources):
+                raise UserError(f"{len(sources)} sources need as many speaker statistics, got {len(given)}")
+            target = self.training_frame_stats() if any(g is not None for g in given) else None
+            affines = [None if g is None else g.affine_to(target) for g in given]
+        return self._iter(sources, plans[0], batch_size, progress, plans if per_source else None, affines)
 
     def _iter(self, sources: Iterable[AudioSource], plan: TaskPlan, batch_size: int,
-              progress: Any, plans: list[TaskPlan] | None = None) -> Iterator[AnalysisResult | AnalysisError]:
-        """``plans``: one per source (they differ only in prompt / question), or None: ``plan`` for all."""
+              progress: Any, plans: list[TaskPlan] | None = None,
+              affines: list[np.ndarray | None] | None = None) -> Iterator[AnalysisResult | AnalysisError]:
+        """``plans``: one per source (they differ only in prompt / question), or None: ``plan`` for
+        all; ``affines``: each source's (2, d) emotion-frame normalisation or None."""
         labels = self.labels(plan.task)
         pending: list[_Clip] = []  # in input order; popped from the front when done
         queue: list[tuple[_Clip, int, np.ndarray]] = []  # windows waiting for a batch
         for k, source in enumerate(sources):
-            clip = _Clip(name=_source_name(source), source=source, plan=plans[k] if plans else None)
+            clip = _Clip(name=_source_name(source), source=source, plan=plans[k] if plans else None,
+                         affine=affines[k] if affines else None)
             pending.append(clip)
             for i, chunk in self._read(clip, source, self.window_for(plan.task)):
                 queue.append((clip, i, chunk))
@@ -577,8 +656,12 @@ class Engine:
             checker = self._checker_asr() if whisper is not None and plan.quotes == "constrained" else None
             self.window_sources = [clip.source for clip, _, _ in items]
             prompts = [(clip.plan or plan).prompt for clip, _, _ in items]
-            outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper, checker,
-                                  prompts=prompts)
+            self.model.emotion_frame_affine = _batch_affine([clip.affine for clip, _, _ in items])
+            try:
+                outputs = run_windows(self.model, self.processor, [chunk for _, _, chunk in items], plan, whisper,
+                                      checker, prompts=prompts)
+            finally:
+                self.model.emotion_frame_affine = None
         for (clip, i, _), out in zip(items, outputs):
             clip.outputs[i] = out
         if progress is not None:
@@ -679,6 +762,18 @@ def _with_last(items: Iterable[Any]) -> Iterator[tuple[Any, bool]]:
         yield current, False
         current = following
     yield current, True
+
+
+def _batch_affine(affines: list[np.ndarray | None]) -> Any:
+    """(B, 2, d) tensor of the batch's emotion-frame affines (identity rows for None), or None
+    when no row has one."""
+    import torch
+
+    given = [a for a in affines if a is not None]
+    if not given:
+        return None
+    identity = np.stack([np.ones_like(given[0][0]), np.zeros_like(given[0][1])])
+    return torch.from_numpy(np.stack([identity if a is None else a for a in affines]))
 
 
 def _peak(wave: np.ndarray) -> float:

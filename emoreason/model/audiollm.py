@@ -106,6 +106,12 @@ class AudioLLM(nn.Module):
         self.frame_cache: FrameCache | None = None
         """When set (:meth:`use_frame_cache`), frozen encoders' frames come from this cache."""
         self._cached_encoders: frozenset[str] = frozenset()
+        self.emotion_frame_affine: torch.Tensor | None = None
+        """(B, 2, d) per-row (scale, shift) the adapters apply to the emotion encoder's frames
+        (``frames * scale + shift``; speaker normalisation, :mod:`emoreason.inference.speaker_norm`),
+        or None. Set for one batch of B clips by the caller (``Engine``); a batch of k * B rows (the
+        same clips repeated, as the model's ASR rows are) repeats it. The encoder outputs
+        (:meth:`encode`) stay raw."""
 
     # ------------------------------------------------------------------ structure
     @property
@@ -190,6 +196,23 @@ class AudioLLM(nn.Module):
             frames = fit_frames(frames, FRAMES_PER_WINDOW)
         return frames, frame_mask
 
+    def encode_frames(self, name: str, features: torch.Tensor, mask: torch.Tensor | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One encoder alone: its features (B, n_mels, M) or (B, S) -> frames (B, T, d) and frame
+        mask (B, T) or None (the frame cache serves it when set)."""
+        return self._encode(name, features, mask)
+
+    def _affine_emotion(self, frames: torch.Tensor) -> torch.Tensor:
+        """:attr:`emotion_frame_affine` applied to (B', T, d) emotion frames (B' = k * B); out of place."""
+        affine = self.emotion_frame_affine
+        if affine is None:
+            return frames
+        rows, b = frames.shape[0], affine.shape[0]
+        if rows % b:
+            raise ValueError(f"emotion_frame_affine has {b} rows for a batch of {rows}")
+        affine = affine.to(device=frames.device, dtype=torch.float32).repeat(rows // b, 1, 1)
+        return (frames.float() * affine[:, :1] + affine[:, 1:]).to(frames.dtype)
+
     @staticmethod
     def _token_mask(tokens: torch.Tensor, frame_mask: torch.Tensor | None, k: int) -> torch.Tensor:
         """(B, T/k) bool: which adapter tokens belong to the clip (a token is valid when its first
@@ -237,6 +260,8 @@ class AudioLLM(nn.Module):
             if features is None:
                 raise ValueError(f"the model's {name} encoder needs {name}_features (the processor makes them)")
             frames[name] = self._encode(name, features, mask)
+        if "emotion" in frames and self.emotion_frame_affine is not None:
+            frames["emotion"] = (self._affine_emotion(frames["emotion"][0]), frames["emotion"][1])
         tokens, masks = [], []
         label_logits = None
         for adapter in self.adapters.values():
