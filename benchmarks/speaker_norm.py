@@ -17,7 +17,7 @@ from all of that speaker's clips in the set, without labels). Sets:
 
 Each row: accuracy and UA with 95 % bootstrap CIs, the paired difference to the raw answers (same
 clips), how many answers changed, and the answer counts (a voice that pushes one label shows up as
-that label's count). Everything is our own synthetic speech unless a manifest says otherwise.
+that label's count); then the paired difference pooled over every clip of every set. Everything is our own synthetic speech unless a manifest says otherwise.
 """
 from __future__ import annotations
 
@@ -106,6 +106,7 @@ def run(argv: list[str] | None = None) -> None:
     print("| set, frames | n | speakers | accuracy % [95 % CI] | UA % [95 % CI] | minus raw, paired | answers changed | answered |")
     print("|---|---|---|---|---|---|---|---|")
     results: dict[str, Any] = {}
+    gains: list[float] = []  # per clip of every set: normalised hit minus raw hit
     for name, rows in sets.items():
         gold = [r["label"] for r in rows]
         speakers = len(Counter(r["speaker"] for r in rows))
@@ -116,6 +117,12 @@ def run(argv: list[str] | None = None) -> None:
         for kind in ("raw", "speaker-norm"):
             line = row(f"{name}, {kind}", results[name][kind])
             print(line.replace(f" | {len(rows)} | ", f" | {len(rows)} | {speakers} | ", 1), flush=True)
+        gains += [float(n == g) - float(r == g) for g, r, n in zip(gold, raw, normed)]
+    from emoreason.eval.bootstrap import bootstrap_ci
+
+    pooled = results["pooled"] = {"n": len(gains), "delta": bootstrap_ci(gains, scale=100)}
+    d = pooled["delta"]
+    print(f"all sets pooled (n = {len(gains)}): speaker-norm minus raw {d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]")
     if args.json:
         args.json.write_text(json.dumps({"model": str(args.model), "results": results}, indent=1))
 

@@ -660,3 +660,23 @@ def test_targets_measure_each_clips_cues_once_for_all_styles(tmp_path, monkeypat
     for style in ("summary", "detailed"):
         rows = _read(tmp_path / f"out/targets/teach_{style}.jsonl")
         assert any(r["meta"].get("cues") for r in rows)
+
+
+def test_speaker_norm_stage_and_report_section(tiny_demo, tmp_path):
+    """`demo --speaker-norm` on a finished demo: one more stage per variant (forced choice with each
+    held-out speaker's emotion frames normalised; every row records the mode) and a report
+    section pairing it with the plain forced choice on the same clips."""
+    out, _, _ = tiny_demo
+    copy = tmp_path / "demo"
+    shutil.copytree(out, copy)
+    lines: list[str] = []
+    run_demo(replace(make_plan("tiny", variants=["label-dual"]), speaker_norm=True), copy, say=lines.append)
+    assert any("forced choice with speaker normalisation" in line for line in lines)
+    d = copy / "eval-speaker-norm" / "label-dual"
+    preds = _read(d / "predictions.jsonl")
+    plain = [r for r in _read(copy / "eval" / "label-dual" / "scores.jsonl") if r["task"] == "emotion"]
+    assert len(preds) == len(plain) and all(r["speaker_norm"] is True for r in preds)
+    assert {r["id"] for r in _read(d / "scores.jsonl")} == {r["id"] for r in plain}
+    md = (copy / "report.md").read_text()
+    assert "## Speaker normalisation (forced choice)" in md and "| label-dual | " in md.split("## Speaker normalisation")[1]
+    assert "## Speaker normalisation" not in (out / "report.md").read_text()  # off by default

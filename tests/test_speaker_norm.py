@@ -203,5 +203,6 @@ def test_benchmark_whole_run(tiny_run, tmp_path, capsys):
     assert "| heldout, raw | 8 | 2 |" in out and "| heldout, speaker-norm | 8 | 2 |" in out
     results = json.loads((tmp_path / "out.json").read_text())["results"]["heldout"]
     assert results["speakers"] == 2 and "delta" in results["speaker-norm"]
+    assert "all sets pooled (n = 8)" in out
     with pytest.raises(SystemExit, match="nothing to measure"):
         bench.main(["--model", str(run)])

@@ -624,6 +624,29 @@ class Demo:
         result = self.runner.run(name, params, build)
         return {**result, "seconds": self.runner.timings.get(name, 0.0), "dir": str(self.runner.path(name))}
 
+    def evaluate_speaker_norm(self, variant: Variant) -> None:
+        """Stage 4c (``plan.speaker_norm``): the held-out emotion rows' forced choice again, each
+        speaker's emotion frames normalised to the training clips' statistics (no generation, no
+        transcript), scored into ``eval-speaker-norm/VARIANT/scores.jsonl`` beside ``eval/``."""
+        from emoreason.eval.judges import make_judge
+        from emoreason.eval.run import model_predictions
+        from emoreason.eval.scoring import score_file
+
+        run_dir = self.runner.path(f"runs/{variant.name}")
+        test = self.test_manifest()
+        params = {"run": self.runner.digest(f"runs/{variant.name}"), **self._test_params(), "seed": self.plan.seed,
+                  "batch_size": EVAL_BATCH_SIZE, "frames": EVAL_FRAMES, "speaker_norm": True}
+
+        def build(d: Path) -> dict[str, Any]:
+            self.say(f"[demo] {variant.name}: forced choice with each held-out speaker's emotion frames normalised")
+            preds = model_predictions(run_dir, test, d / "predictions.jsonl", task="emotion", batch_size=EVAL_BATCH_SIZE,
+                                      seed=self.plan.seed, max_new_tokens=0, transcript="none", quotes="free",
+                                      explain="forced", frame_cache=self.frames, speaker_norm=True)
+            score_file(preds, d, make_judge("offline"), task="emotion", seed=self.plan.seed)
+            return {}
+
+        self.runner.run(f"eval-speaker-norm/{variant.name}", params, build)
+
     def analyze(self, variant: Variant) -> dict[str, Any]:
         """Stage 5b: one held-out clip through the inference engine: the emotion analysis (label,
         scores, explanation, quotes), the model's transcript (``task="asr"``) and its answer to the
@@ -706,7 +729,8 @@ class Demo:
 
         p = self.plan
         free_variant = any(v.style != "label" for v in p.variants)
-        n_stages = 4 + 2 * len(p.variants) + 1 + (1 if p.time_budget_min else 0) + (1 if free_variant else 0)
+        n_stages = (4 + 2 * len(p.variants) + 1 + (1 if p.time_budget_min else 0) + (1 if free_variant else 0)
+                    + (1 if p.speaker_norm else 0))
         step = iter(range(1, n_stages + 1))
         self.say(f"[demo] {p.mode} demo in {self.out} ({len(p.variants)} variants: {', '.join(v.name for v in p.variants)})")
         self.say(f"[demo] stage {next(step)}/{n_stages}: " + ("corpora " + ", ".join(p.corpora) if p.corpora else "synthetic corpus"))
@@ -730,6 +754,10 @@ class Demo:
         if free_variant:
             self.say(f"[demo] stage {next(step)}/{n_stages}: quotes constrained vs free (one reasoning variant)")
             free_quotes = self.evaluate_free_quotes()
+        if p.speaker_norm:
+            self.say(f"[demo] stage {next(step)}/{n_stages}: forced choice with speaker normalisation (every variant)")
+            for v in p.variants:
+                self.evaluate_speaker_norm(v)
         probe = self.probe()
         test_rows = _read_jsonl(self.test_manifest())
         majorities = {t: majority_rate([r["label"] for r in test_rows if r["task"] == t]) for t in ("emotion", "sentiment")}
@@ -742,6 +770,8 @@ class Demo:
             majorities=majorities, analysis=analysis, timings=self.runner.timings,
             eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants}, probe=probe,
             budget=self.budget_plan, free_quotes=free_quotes,
+            speaker_norm_dirs={v.name: self.runner.path(f"eval-speaker-norm/{v.name}") for v in p.variants}
+            if p.speaker_norm else None,
         )
         return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,
                           best=best.name, majority=majority, timings=dict(self.runner.timings))

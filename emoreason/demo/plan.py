@@ -132,6 +132,9 @@ class DemoPlan:
     time_budget_min: float | None = None
     """Minutes the whole demo should take (``--time-budget``): warm-up steps measure this machine's
     step time and the variants' schedules are shortened to fit (:mod:`emoreason.demo.budget`); None: as planned."""
+    speaker_norm: bool = False
+    """Also score every variant's forced choice with each held-out speaker's emotion frames
+    normalised (``demo --speaker-norm``, :mod:`emoreason.inference.speaker_norm`); outside the time budget."""
 
     def __post_init__(self) -> None:
         missing = [t for t in TASKS if t not in self.test_rows]

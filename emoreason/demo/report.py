@@ -103,6 +103,45 @@ def wording_section(plan: DemoPlan, eval_dirs: dict[str, Path], wording: dict[st
                    "neutral-words column is the one that tells what a model hears in the voice."]), *notes])
 
 
+def speaker_norm_section(plan: DemoPlan, eval_dirs: dict[str, Path], normed_dirs: dict[str, Path],
+                         seed: int = 0) -> Section | None:
+    """Each variant's forced-choice emotion accuracy as evaluated and with every held-out speaker's
+    emotion frames normalised (``demo --speaker-norm``), on the same clips, with the paired
+    difference and what was answered; None when no variant has both."""
+    from collections import Counter
+
+    from emoreason.eval.bootstrap import bootstrap_ci
+
+    def answered(eval_dir: Path, ids: list[str]) -> str:
+        path = eval_dir / "scores.jsonl"
+        rows = {r["id"]: r for r in map(json.loads, path.read_text(encoding="utf-8").splitlines()) if r.get("task") == "emotion"}
+        counts = Counter(str(rows[i].get("model_label")) for i in ids)
+        return ", ".join(f"{label} {n}" for label, n in sorted(counts.items()))
+
+    rows = []
+    for v in plan.variants:
+        raw, normed = _hits(eval_dirs[v.name], predicted="model_label"), _hits(normed_dirs[v.name], predicted="model_label")
+        ids = [i for i in raw if i in normed]
+        if not ids:
+            continue
+        a, b = bootstrap_ci([raw[i] for i in ids], seed=seed, scale=100), bootstrap_ci([normed[i] for i in ids], seed=seed, scale=100)
+        d = bootstrap_ci([normed[i] - raw[i] for i in ids], seed=seed, scale=100)
+        rows.append([v.name, str(len(ids)), f"{a['mean']:.1f}{_ci(a)}", f"{b['mean']:.1f}{_ci(b)}",
+                     f"{d['mean']:+.1f} [{d['low']:+.1f}, {d['high']:+.1f}]",
+                     answered(eval_dirs[v.name], ids), answered(normed_dirs[v.name], ids)])
+    if not rows:
+        return None
+    return Section("Speaker normalisation (forced choice)", [
+        Table(["variant", "clips", "forced choice", "with speaker normalisation", "difference, paired 95% CI",
+               "answered", "answered, normalised"], rows),
+        Paragraph(["The same held-out emotion clips, the engine's forced choice with each speaker's emotion-encoder "
+                   "frames as recorded and normalised from that speaker's statistics (mean and spread over all of the "
+                   "speaker's held-out clips, no labels) to the training clips' (per-speaker CMVN; "
+                   "`emoreason eval run --speaker-norm`). A large gain says much of the error is the voices being new "
+                   "to the model, not the emotions; one label taking most answers in the first 'answered' column is "
+                   "the same sign."])])
+
+
 def paired_difference(a: Path, b: Path, seed: int = 0) -> dict[str, float] | None:
     """Emotion accuracy of evaluation ``a`` minus ``b`` on the clips both scored, in points, with
     its 95% paired percentile-bootstrap interval (``{"mean", "low", "high", "n"}``); None when
@@ -385,7 +424,8 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
                       eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
-                      budget: dict[str, Any] | None = None, free_quotes: dict[str, Any] | None = None) -> Report:
+                      budget: dict[str, Any] | None = None, free_quotes: dict[str, Any] | None = None,
+                      speaker_norm_dirs: dict[str, Path] | None = None) -> Report:
     """The demo report as data (see :func:`write_demo_report` for the arguments)."""
     from emoreason.eval.report import class_table  # eval's per-class table layout
 
@@ -418,6 +458,9 @@ def build_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
         sections.insert(2, by_wording)  # right after the results it splits
     if probe:
         sections.append(_probe_section(plan, table, best, probe))
+    normed = speaker_norm_section(plan, eval_dirs, speaker_norm_dirs) if speaker_norm_dirs else None
+    if normed:
+        sections.append(normed)
     best_cls = table[best].get("classification")
     if best_cls:
         blocks: list[Block] = [class_table(best_cls)]
@@ -495,7 +538,8 @@ def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
                       testset: dict[str, Any], table: dict[str, dict[str, Any]], best: str,
                       majorities: dict[str, tuple[str, float]], analysis: dict[str, Any], timings: dict[str, float],
                       eval_dirs: dict[str, Path], probe: dict[str, Any] | None = None,
-                      budget: dict[str, Any] | None = None, free_quotes: dict[str, Any] | None = None) -> tuple[Path, Path]:
+                      budget: dict[str, Any] | None = None, free_quotes: dict[str, Any] | None = None,
+                      speaker_norm_dirs: dict[str, Path] | None = None) -> tuple[Path, Path]:
     """Write ``out/report.md`` and ``out/report.html``; return their paths.
 
     ``corpus`` / ``targets`` / ``testset``: those stages' results (``testset["rows"]``: task -> rows
@@ -505,9 +549,11 @@ def write_demo_report(out: Path, *, plan: DemoPlan, corpus: dict[str, Any], targ
     ``timings``: stage -> seconds; ``eval_dirs``: variant -> its evaluation directory under ``out``;
     ``probe``: the linear-probe baseline's ``probe.json`` (a section beside the variants), or None;
     ``budget``: the ``--time-budget`` fit (:func:`emoreason.demo.budget.plan_budget`), None without one;
-    ``free_quotes``: the free-quotes pass (:meth:`emoreason.demo.pipeline.Demo.evaluate_free_quotes`), or None.
+    ``free_quotes``: the free-quotes pass (:meth:`emoreason.demo.pipeline.Demo.evaluate_free_quotes`), or None;
+    ``speaker_norm_dirs``: variant -> its ``--speaker-norm`` forced-choice evaluation, or None.
     """
     report = build_demo_report(out, plan=plan, corpus=corpus, targets=targets, testset=testset, table=table,
                                best=best, majorities=majorities, analysis=analysis, timings=timings,
-                               eval_dirs=eval_dirs, probe=probe, budget=budget, free_quotes=free_quotes)
+                               eval_dirs=eval_dirs, probe=probe, budget=budget, free_quotes=free_quotes,
+                               speaker_norm_dirs=speaker_norm_dirs)
     return write_report_files(report, out)
