@@ -107,7 +107,11 @@ def test_engine_normalises_per_speaker_and_caches_the_training_stats(tiny_run):
     engine = Engine.load(run)
     target = engine.training_frame_stats()
     assert target.clips == 6 and (run / "final" / STATS_FILE).is_file()
-    assert FrameStats.load(run / "final" / STATS_FILE).mean == pytest.approx(target.mean)
+    from emoreason.inference.speaker_norm import training_record
+
+    source = training_record(run / "final")[1]
+    assert FrameStats.load(run / "final" / STATS_FILE, source).mean == pytest.approx(target.mean)
+    assert FrameStats.load(run / "final" / STATS_FILE, "another run") is None  # trained again: measured again
     clips = [str(root / f"test{i}.wav") for i in range(4)]
     low = engine.speaker_stats(clips)
     assert low.clips == 4 and low.mean.shape == target.mean.shape
@@ -145,9 +149,24 @@ def test_training_clips_must_be_here(tiny_run, tmp_path):
     gone = tmp_path / "gone.wav"
     sf.write(gone, _voice(150, 1.0, 7), 16000)
     record_training_clips([("g", gone)], moved / "final")
+    measured = Engine.load(moved).training_frame_stats()  # measured on the one clip, cached
+    assert measured.clips == 1
     gone.unlink()
-    with pytest.raises(UserError, match="none of the 1 files"):
-        Engine.load(moved).training_frame_stats()
+    assert Engine.load(moved).training_frame_stats().mean == pytest.approx(measured.mean)  # the cache needs no audio
+    record_training_clips([("g", root / "test0.wav")], moved / "final")  # "trained again" on another clip
+    test0 = root / "test0.wav"
+    again = Engine.load(moved).training_frame_stats()
+    assert again.clips == 1 and again.mean != pytest.approx(measured.mean)  # the stale cache was not used
+    record_training_clips([("g", test0)], moved / "final")
+    (moved / "final" / "emotion_frame_stats.npz").unlink()
+    data = test0.read_bytes()
+    test0.rename(tmp_path / "away.wav")
+    try:
+        with pytest.raises(UserError, match="none of the 1 files"):
+            Engine.load(moved).training_frame_stats()
+    finally:
+        (tmp_path / "away.wav").rename(test0)
+    assert test0.read_bytes() == data
 
 
 def test_eval_run_records_the_mode_and_needs_speakers(tiny_run, tmp_path):

@@ -754,9 +754,11 @@ class Demo:
         if free_variant:
             self.say(f"[demo] stage {next(step)}/{n_stages}: quotes constrained vs free (one reasoning variant)")
             free_quotes = self.evaluate_free_quotes()
+        normed = [v for v in p.variants if v.fusion != "none"] if p.speaker_norm else []  # it normalises emotion frames
         if p.speaker_norm:
-            self.say(f"[demo] stage {next(step)}/{n_stages}: forced choice with speaker normalisation (every variant)")
-            for v in p.variants:
+            self.say(f"[demo] stage {next(step)}/{n_stages}: forced choice with speaker normalisation (the variants "
+                     "with an emotion encoder)")
+            for v in normed:
                 self.evaluate_speaker_norm(v)
         probe = self.probe()
         test_rows = _read_jsonl(self.test_manifest())
@@ -770,8 +772,7 @@ class Demo:
             majorities=majorities, analysis=analysis, timings=self.runner.timings,
             eval_dirs={v.name: self.runner.path(f"eval/{v.name}") for v in p.variants}, probe=probe,
             budget=self.budget_plan, free_quotes=free_quotes,
-            speaker_norm_dirs={v.name: self.runner.path(f"eval-speaker-norm/{v.name}") for v in p.variants}
-            if p.speaker_norm else None,
+            speaker_norm_dirs={v.name: self.runner.path(f"eval-speaker-norm/{v.name}") for v in normed} or None,
         )
         return DemoResult(out=self.out, report_md=md, report_html=html_path, analysis=analysis, table=table,
                           best=best.name, majority=majority, timings=dict(self.runner.timings))

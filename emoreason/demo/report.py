@@ -106,8 +106,9 @@ def wording_section(plan: DemoPlan, eval_dirs: dict[str, Path], wording: dict[st
 def speaker_norm_section(plan: DemoPlan, eval_dirs: dict[str, Path], normed_dirs: dict[str, Path],
                          seed: int = 0) -> Section | None:
     """Each variant's forced-choice emotion accuracy as evaluated and with every held-out speaker's
-    emotion frames normalised (``demo --speaker-norm``), on the same clips, with the paired
-    difference and what was answered; None when no variant has both."""
+    emotion frames normalised (``demo --speaker-norm``; ``normed_dirs``: the variants with an emotion
+    encoder), on the same clips, with the paired difference and what was answered; None when no
+    variant has both."""
     from collections import Counter
 
     from emoreason.eval.bootstrap import bootstrap_ci
@@ -120,6 +121,8 @@ def speaker_norm_section(plan: DemoPlan, eval_dirs: dict[str, Path], normed_dirs
 
     rows = []
     for v in plan.variants:
+        if v.name not in normed_dirs:  # no emotion encoder: nothing was normalised
+            continue
         raw, normed = _hits(eval_dirs[v.name], predicted="model_label"), _hits(normed_dirs[v.name], predicted="model_label")
         ids = [i for i in raw if i in normed]
         if not ids:

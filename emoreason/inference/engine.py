@@ -363,22 +363,23 @@ class Engine:
         """The emotion-frame statistics of the model's training clips (``train_clips.json``),
         computed once and cached in the model directory (``speaker_norm.STATS_FILE``; kept in
         memory only when the directory is read-only). UserError when the clips are not here."""
-        from emoreason.inference.speaker_norm import STATS_FILE, FrameStats, training_clips
+        from emoreason.inference.speaker_norm import STATS_FILE, FrameStats, existing_clips, training_record
 
         if self._train_stats is not None:
             return self._train_stats
         if self.model_dir is None:
             raise UserError("speaker normalisation needs an engine loaded from a model directory (Engine.load)")
         cached = self.model_dir / STATS_FILE
-        if cached.is_file():
-            self._train_stats = FrameStats.load(cached)
+        paths, source = training_record(self.model_dir)
+        self._train_stats = FrameStats.load(cached, source) if cached.is_file() else None
+        if self._train_stats is not None:  # measured on these clips before (the audio need not be here now)
             return self._train_stats
-        paths = training_clips(self.model_dir)
+        paths = existing_clips(paths, self.model_dir)
         log.info("speaker normalisation: emotion-frame statistics of %d training clips (once; cached in %s)",
                     len(paths), cached)
         self._train_stats = FrameStats.of_moments(self._clip_moments([str(p) for p in paths]))
         try:
-            self._train_stats.save(cached)
+            self._train_stats.save(cached, source)
         except OSError as e:
             log.warning("could not cache the training clips' frame statistics in %s: %s", cached, e)
         return self._train_stats

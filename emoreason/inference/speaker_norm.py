@@ -19,6 +19,7 @@ may reuse them).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,16 +60,24 @@ class FrameStats:
         scale = target.std / self.std
         return np.stack([scale, target.mean - self.mean * scale]).astype(np.float32)
 
-    def save(self, path: Path) -> None:
-        """Write to ``path`` (.npz) through a temporary sibling and a rename."""
+    def save(self, path: Path, source: str = "") -> None:
+        """Write to ``path`` (.npz) through a temporary sibling and a rename; ``source`` names what
+        they were measured on (:func:`load` returns None when asked for another)."""
         tmp = path.with_name(f".{path.name}.tmp.npz")
-        np.savez(tmp, mean=self.mean, std=self.std, clips=np.array(self.clips))
+        np.savez(tmp, mean=self.mean, std=self.std, clips=np.array(self.clips), source=np.array(source))
         tmp.replace(path)
 
     @classmethod
-    def load(cls, path: Path) -> "FrameStats":
-        with np.load(path) as z:
-            return cls(z["mean"].astype(np.float32), z["std"].astype(np.float32), int(z["clips"]))
+    def load(cls, path: Path, source: str = "") -> "FrameStats | None":
+        """The stats :meth:`save` wrote, or None when they were measured on another ``source``
+        (e.g. the run was trained again on other clips) or the file is unreadable."""
+        try:
+            with np.load(path) as z:
+                if str(z["source"]) != source:
+                    return None
+                return cls(z["mean"].astype(np.float32), z["std"].astype(np.float32), int(z["clips"]))
+        except (OSError, ValueError, KeyError):
+            return None
 
 
 def clip_moments(model: Any, processor: Any, windows: list[list[np.ndarray]], batch_size: int = 8) -> np.ndarray:
@@ -98,25 +107,29 @@ def clip_moments(model: Any, processor: Any, windows: list[list[np.ndarray]], ba
     return np.stack([(sums[i] / counts[i]).cpu().numpy() for i in range(len(windows))]).astype(np.float32)
 
 
-def training_clips(model_dir: Path) -> list[Path]:
-    """The distinct audio files of the run's training clips (``train_clips.json``) that exist.
-
-    UserError when the run records none or none of them can be found (moved or deleted)."""
+def training_record(model_dir: Path) -> tuple[list[Path], str]:
+    """The distinct audio files the run's ``train_clips.json`` lists, and the SHA-256 of that file
+    (what cached statistics are checked against). UserError when the run has no such record."""
     from emoreason.train.contamination import TRAIN_CLIPS_FILE
 
     recorded = model_dir / TRAIN_CLIPS_FILE
     if not recorded.is_file():
         raise UserError(f"speaker normalisation needs the model's training clips: {recorded} is missing "
                         "(models trained before it was written cannot be normalised)")
+    text = recorded.read_text()
     try:
-        clips = json.loads(recorded.read_text())["clips"]
-        paths = list(dict.fromkeys(Path(c["audio"]) for c in clips))
+        paths = list(dict.fromkeys(Path(c["audio"]) for c in json.loads(text)["clips"]))
     except (ValueError, KeyError, TypeError) as e:
         raise UserError(f"{recorded}: not a training-clips file ({e})") from None
+    return paths, hashlib.sha256(text.encode()).hexdigest()
+
+
+def existing_clips(paths: list[Path], model_dir: Path) -> list[Path]:
+    """Those of ``paths`` that exist here; UserError when none does (the audio moved or is gone)."""
     found = [p for p in paths if p.is_file()]
     if not found:
         raise UserError(f"speaker normalisation needs the model's training audio, and none of the {len(paths)} "
-                        f"files {recorded} lists exists here (e.g. {paths[0] if paths else '-'})")
+                        f"files {model_dir}/train_clips.json lists exists here (e.g. {paths[0] if paths else '-'})")
     return found
 
 
@@ -132,4 +145,4 @@ def speakers_of(rows: list[Any]) -> list[str]:
     return out
 
 
-__all__ = ["FrameStats", "MIN_STD", "STATS_FILE", "clip_moments", "speakers_of", "training_clips"]
+__all__ = ["FrameStats", "MIN_STD", "STATS_FILE", "clip_moments", "existing_clips", "speakers_of", "training_record"]
