@@ -680,3 +680,24 @@ def test_speaker_norm_stage_and_report_section(tiny_demo, tmp_path):
     md = (copy / "report.md").read_text()
     assert "## Speaker normalisation (forced choice)" in md and "| label-dual | " in md.split("## Speaker normalisation")[1]
     assert "## Speaker normalisation" not in (out / "report.md").read_text()  # off by default
+
+
+def test_speaker_norm_section_pairs_forced_choices_and_skips_variants_without_it(tmp_path):
+    from emoreason.demo.report import speaker_norm_section
+
+    def forced(directory: Path, labels: list[str]) -> Path:
+        directory.mkdir(parents=True)
+        (directory / "scores.jsonl").write_text("".join(
+            json.dumps({"id": f"c{i}", "task": "emotion", "gold": "sad", "model_label": label}) + "\n"
+            for i, label in enumerate(labels)))
+        return directory
+
+    plan = make_plan("quick", variants=["label-dual", "detailed-dual"])
+    raw = {"label-dual": forced(tmp_path / "raw-l", ["angry"] * 8 + ["sad"] * 2),
+           "detailed-dual": forced(tmp_path / "raw-d", ["sad"] * 10)}
+    normed = {"label-dual": forced(tmp_path / "sn-l", ["angry"] * 2 + ["sad"] * 8)}  # detailed-dual: not normalised
+    table, note = speaker_norm_section(plan, raw, normed).blocks
+    [row] = table.rows
+    assert row[:3] == ["label-dual", "10", row[2]] and row[2].startswith("20.0 [") and row[3].startswith("80.0 [")
+    assert row[4].startswith("+60.0 [") and row[5] == "angry 8, sad 2" and row[6] == "angry 2, sad 8"
+    assert speaker_norm_section(plan, raw, {}) is None
