@@ -20,6 +20,10 @@ from emoreason.audio import AudioError, load_audio
 from emoreason.jsonl import atomic_write
 
 HASH_KIND = "sha256 of float32 16 kHz mono samples (emoreason.audio.load_audio)"
+TRAIN_CLIPS_FILE = "train_clips.json"
+"""A training run's record of its clips and their hashes (:mod:`emoreason.train.contamination`), in
+``RUN_DIR`` and copied into every model directory the run writes (``final/``, ``best/``); here so
+that the inference engine (speaker normalisation) can read it without importing training."""
 
 
 def default_cache_file() -> Path:

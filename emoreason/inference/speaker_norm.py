@@ -110,7 +110,7 @@ def clip_moments(model: Any, processor: Any, windows: list[list[np.ndarray]], ba
 def training_record(model_dir: Path) -> tuple[list[Path], str]:
     """The distinct audio files the run's ``train_clips.json`` lists, and the SHA-256 of that file
     (what cached statistics are checked against). UserError when the run has no such record."""
-    from emoreason.train.contamination import TRAIN_CLIPS_FILE
+    from emoreason.data.clip_hashes import TRAIN_CLIPS_FILE
 
     recorded = model_dir / TRAIN_CLIPS_FILE
     if not recorded.is_file():

@@ -16,14 +16,12 @@ import logging
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from emoreason.data.clip_hashes import HASH_KIND, hash_clips
+from emoreason.data.clip_hashes import HASH_KIND, TRAIN_CLIPS_FILE, hash_clips
 from emoreason.errors import UserError
 from emoreason.jsonl import atomic_write
 
 log = logging.getLogger("emoreason.train")
 
-TRAIN_CLIPS_FILE = "train_clips.json"
-"""In ``RUN_DIR`` and copied into every model directory the run writes (``final/``, ``best/``)."""
 
 
 def record_training_clips(clips: Sequence[tuple[str, str | Path]], run_dir: str | Path,
