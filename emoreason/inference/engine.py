@@ -131,9 +131,9 @@ class _Clip:
     """window index -> what the model said about it."""
     error: str | None = None
     plan: TaskPlan | None = None
-    affine: np.ndarray | None = None
-    """(2, d) speaker normalisation of its emotion frames (``speaker_norm``), or None."""
     """This clip's own plan when the call gave one prompt / question per source (None: the call's)."""
+    affine: np.ndarray | None = None
+    """(2, d) speaker normalisation of its emotion frames (``speaker_stats``), or None."""
 
     @property
     def done(self) -> bool:
@@ -376,7 +376,7 @@ class Engine:
             return self._train_stats
         paths = existing_clips(paths, self.model_dir)
         log.info("speaker normalisation: emotion-frame statistics of %d training clips (once; cached in %s)",
-                    len(paths), cached)
+                 len(paths), cached)
         self._train_stats = FrameStats.of_moments(self._clip_moments([str(p) for p in paths]))
         try:
             self._train_stats.save(cached, source)

@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from emoreason.audio import WINDOW_SAMPLES
 from emoreason.errors import UserError
 
 STATS_FILE = "emotion_frame_stats.npz"
@@ -81,7 +83,8 @@ class FrameStats:
 
 
 def clip_moments(model: Any, processor: Any, windows: list[list[np.ndarray]], batch_size: int = 8) -> np.ndarray:
-    """Each clip's (mean, mean square) of its emotion frames: (N, 2, d) float32.
+    """Each clip's (mean, mean square) of its emotion frames: (N, 2, d) float32 (over the frames of
+    its own samples: the frame mask, or for a fixed 30 s window the share its samples fill).
 
     ``windows``: per clip, its 16 kHz windows (each <= 30 s). Runs the emotion encoder only (the
     model's frame cache serves it when set). The caller holds ``torch.inference_mode``.
@@ -99,8 +102,11 @@ def clip_moments(model: Any, processor: Any, windows: list[list[np.ndarray]], ba
         mask = torch.from_numpy(feats["mask"]).to(model.device) if "mask" in feats else None
         frames, frame_mask = model.encode_frames("emotion", torch.from_numpy(feats["features"]).to(model.device), mask)
         frames = frames.float()
-        for row, (i, _) in enumerate(part):
-            f = frames[row] if frame_mask is None else frames[row][frame_mask[row].bool()]
+        for row, (i, w) in enumerate(part):
+            if frame_mask is None:  # a fixed 30 s window: the clip's own share of the frames, not the padding
+                f = frames[row][: max(1, math.ceil(frames.shape[1] * w.size / WINDOW_SAMPLES))]
+            else:
+                f = frames[row][frame_mask[row].bool()]
             both = torch.stack([f.sum(0), (f * f).sum(0)])
             sums[i] = sums[i] + both if i in sums else both
             counts[i] += f.shape[0]
