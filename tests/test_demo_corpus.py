@@ -68,6 +68,11 @@ def test_demo_on_a_real_corpus_layout(tmp_path):
     assert "24 utterances of emodb (real speech, fold 1 held out)" in md and "emodb" in md
     assert result.table["label-dual"]["n"] == 4
     assert any("corpora emodb:" in l for l in lines) and any("leave-" in l and "speakers-out fold 1 of 5" in l for l in lines)
+    # a real corpus: the forced choice again with each held-out speaker normalised (on by default)
+    assert plan.speaker_norm and not make_plan("tiny", variants=["label-dual"]).speaker_norm
+    normed = _rows(out / "eval-speaker-norm/label-dual/predictions.jsonl")
+    assert len(normed) == 4 and all(r["speaker_norm"] for r in normed)
+    assert "## Speaker normalisation (forced choice)" in md
 
 
 @needs_synth

@@ -80,11 +80,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    "schedule is shortened, then the rows again (the report records the budget used). auto: for the "
                    "full synthetic demo on a CPU, 10 with native bf16 and 15 without; none elsewhere; none: the full "
                    "plan (default: auto)")
-    p.add_argument("--speaker-norm", action="store_true",
+    p.add_argument("--speaker-norm", action=argparse.BooleanOptionalAction, default=None,
                    help="also score each variant's forced choice with every held-out speaker's emotion-encoder frames "
                    "normalised to the training clips' statistics (per-speaker CMVN, no labels used; a report section "
-                   "with the paired difference): how much of the error on new voices is the voice. Not counted in "
-                   "--time-budget (about one forward pass per held-out clip and variant)")
+                   "with the paired difference): how much of the error on new voices is the voice. Default: on with "
+                   "--corpus, off for the synthetic demo. Not counted in --time-budget (about one forward pass per "
+                   "held-out clip and variant)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="extra training-config overrides for every variant, e.g. train.lr=5e-4 (changes rerun training)")
     p.set_defaults(func=_run)
@@ -134,10 +135,11 @@ def _run(args: argparse.Namespace) -> int:
                      train_emotion_rows=args.train_emotion_rows,
                      test_emotion_rows=args.test_emotion_rows, time_budget_min=budget,
                      joined_share=args.joined_share)
-    if args.config or args.speaker_norm:
+    if args.config or args.speaker_norm is not None:
         from dataclasses import replace
 
-        plan = replace(plan, config=args.config or plan.config, speaker_norm=plan.speaker_norm or args.speaker_norm)
+        plan = replace(plan, config=args.config or plan.config,
+                       speaker_norm=plan.speaker_norm if args.speaker_norm is None else args.speaker_norm)
     import_ml_stack()
     import torch
 

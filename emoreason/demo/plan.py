@@ -134,7 +134,9 @@ class DemoPlan:
     step time and the variants' schedules are shortened to fit (:mod:`emoreason.demo.budget`); None: as planned."""
     speaker_norm: bool = False
     """Also score every variant's forced choice with each held-out speaker's emotion frames
-    normalised (``demo --speaker-norm``, :mod:`emoreason.inference.speaker_norm`); outside the time budget."""
+    normalised (``demo --speaker-norm``, :mod:`emoreason.inference.speaker_norm`); outside the time
+    budget. On by default with real ``corpora`` (whose voices the question is about), off for the
+    synthetic demo."""
 
     def __post_init__(self) -> None:
         missing = [t for t in TASKS if t not in self.test_rows]
@@ -262,7 +264,7 @@ def make_plan(mode: str = "full", seed: int = 0, variants: list[str] | None = No
         plan = DemoPlan(**{**plan.__dict__, "overrides": plan.overrides + tuple(extra_overrides)})
     if corpora:
         plan = DemoPlan(**{**plan.__dict__, "corpora": tuple(corpora), "synthetic": with_synthetic,
-                           "corpus_fold": corpus_fold, "transcribe": transcribe})
+                           "corpus_fold": corpus_fold, "transcribe": transcribe, "speaker_norm": True})
         plan.corpus_specs()  # a bad KIND:PATH fails now, not after minutes of work
     elif with_synthetic:
         raise UserError("--with-synthetic only makes sense together with --corpus")
