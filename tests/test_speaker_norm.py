@@ -177,6 +177,12 @@ def test_eval_run_records_the_mode_and_needs_speakers(tiny_run, tmp_path):
     model_predictions(run, root / "test.jsonl", out, max_new_tokens=2, transcript="none", speaker_norm=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 8 and all(r["speaker_norm"] is True for r in rows)
+    from emoreason.eval.judges import make_judge
+    from emoreason.eval.scoring import score_file
+
+    metrics = score_file(out, out.parent, make_judge("offline"))
+    assert metrics["tasks"]["emotion"]["speaker_norm"] == {"n": 8}
+    assert "Speaker normalisation (--speaker-norm)" in (out.parent / "report.md").read_text().replace("`", "")
     plain = tmp_path / "plain" / "predictions.jsonl"
     model_predictions(run, root / "test.jsonl", plain, max_new_tokens=2, transcript="none")
     before = {r["id"]: r["model_scores"] for r in map(json.loads, plain.read_text().splitlines())}

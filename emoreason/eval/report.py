@@ -128,6 +128,11 @@ def build_report(metrics: dict, confusions: dict[str, tuple[str, bytes]], probe:
     (``eval run --probe-train``), shown as a baseline row."""
     intro = Paragraph(["Predictions: ", code(str(metrics.get("predictions", ""))), f"; rows: {metrics['n']}; "
                        f"bootstrap seed {metrics['seed']}, {metrics['bootstrap_resamples']} resamples."])
+    normed = {task: m["speaker_norm"]["n"] for task, m in metrics["tasks"].items() if m.get("speaker_norm")}
+    if normed:
+        intro = Paragraph([*intro.parts, " Speaker normalisation (", code("--speaker-norm"), "): each speaker's "
+                           "emotion-encoder frames were normalised to the training clips' statistics, in "
+                           + ", ".join(f"{n} {task} rows" for task, n in normed.items()) + "."])
     sections = [Section("Headline scores", [headline_table(metrics)])]
     quotes = quote_table(metrics)
     if quotes:

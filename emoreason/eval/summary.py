@@ -114,7 +114,8 @@ def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
     """metrics.json content: per task ``score`` (0-100; ASR: corpus WER %), 95% bootstrap CI,
     judge success rate, classification metrics (emotion / sentiment, with ``ci`` of the weighted
     and unweighted accuracy) and quote scores (with ``ci`` of groundedness / relevance), and for
-    rows from ``eval run --model`` the label / explanation ``agreement`` and the ``transcriber``'s WER; and
+    rows from ``eval run --model`` the label / explanation ``agreement``, the ``transcriber``'s WER and
+    ``speaker_norm`` (``{"n"}`` rows made with each speaker's emotion frames normalised); and
     ``datasets``: the headline per (row ``source``, task), the cells of the paper's tables."""
     tasks: dict[str, dict] = {}
     for task in sorted({r["task"] for r in rows}):
@@ -129,6 +130,9 @@ def summarize(rows: list[dict], seed: int = 0, resamples: int = 1000) -> dict:
                                ("transcriber", transcriber_wer(sub, seed, resamples))):
                 if value is not None:
                     m[key] = value
+            normed = sum(bool(r.get("speaker_norm")) for r in sub)
+            if normed:  # eval run --speaker-norm: each speaker's emotion frames were normalised
+                m["speaker_norm"] = {"n": normed}
         tasks[task] = m
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
