@@ -388,7 +388,8 @@ def run(args: argparse.Namespace) -> int:
         if speaker_norm:  # every readable file given (also ones --out skips), so a resumed run normalises alike
             stats = engine.speaker_stats([f for f in dict.fromkeys(args.files) if f not in unreadable], args.batch_size)
             print(f"emoreason: speaker normalisation over {stats.clips} file(s) of one speaker", file=sys.stderr)
-        results = (r.to_dict() for r in engine.iter_analyze(
+        normed = {"speaker_norm": {"clips": stats.clips}} if stats is not None else {}  # recorded in --json / --out
+        results = ({**r.to_dict(), **(normed if r.ok else {})} for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,
             quotes=args.quotes, explain=args.explain, quote_min_probability=args.quote_min_probability,
             batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, speaker_stats=stats))
