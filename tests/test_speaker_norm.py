@@ -212,6 +212,9 @@ def test_analyze_and_eval_command_lines(tiny_run, capsys):
     captured = capsys.readouterr()
     assert "speaker normalisation over 4 file(s)" in captured.err and len(captured.out.splitlines()) == 4
     assert all(json.loads(line)["speaker_norm"] == {"clips": 4} for line in captured.out.splitlines())
+    assert "fewer than" not in captured.err
+    assert main(["analyze", "--model", str(run), "--local", "--speaker-norm", "--max-new-tokens", "0", clips[0]]) == 0
+    assert "over 1 file(s) of one speaker (fewer than 4:" in capsys.readouterr().err
     assert main(["analyze", "--server", "http://127.0.0.1:9", "--speaker-norm", *clips]) != 0
     assert "not --server" in capsys.readouterr().err
     assert main(["eval", "run", "--cascade", "--manifest", str(root / "test.jsonl"), "--out", str(root / "x"),

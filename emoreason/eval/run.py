@@ -337,5 +337,11 @@ def _speaker_stats(engine: Any, rows: list, manifest: str | Path, batch_size: in
     clips: dict[str, dict[str, None]] = {}
     for r, speaker in zip(labelled, speakers_of(labelled)):
         clips.setdefault(speaker, {})[str(resolve_audio(r, manifest))] = None
+    from emoreason.inference.speaker_norm import FEW_CLIPS
+
     log.info("speaker normalisation: %d speakers, %d clips", len(clips), sum(map(len, clips.values())))
+    few = sorted(s for s, paths in clips.items() if len(paths) < FEW_CLIPS)
+    if few:
+        log.warning("speaker normalisation: %d speaker(s) with fewer than %d clips (%s): their statistics hold "
+                    "their clips' own emotion, and normalising takes it out", len(few), FEW_CLIPS, ", ".join(few[:5]))
     return {speaker: engine.speaker_stats(list(paths), batch_size) for speaker, paths in clips.items()}

@@ -387,7 +387,11 @@ def run(args: argparse.Namespace) -> int:
         stats = None
         if speaker_norm:  # every readable file given (also ones --out skips), so a resumed run normalises alike
             stats = engine.speaker_stats([f for f in dict.fromkeys(args.files) if f not in unreadable], args.batch_size)
-            print(f"emoreason: speaker normalisation over {stats.clips} file(s) of one speaker", file=sys.stderr)
+            from emoreason.inference.speaker_norm import FEW_CLIPS
+
+            print(f"emoreason: speaker normalisation over {stats.clips} file(s) of one speaker"
+                  + (f" (fewer than {FEW_CLIPS}: the statistics hold the clips' own emotion, and normalising takes "
+                     "it out; give more of the speaker's clips)" if stats.clips < FEW_CLIPS else ""), file=sys.stderr)
         normed = {"speaker_norm": {"clips": stats.clips}} if stats is not None else {}  # recorded in --json / --out
         results = ({**r.to_dict(), **(normed if r.ok else {})} for r in engine.iter_analyze(
             files, task=args.task, prompt=args.prompt, question=args.question, transcript=args.transcript,

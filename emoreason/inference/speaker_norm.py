@@ -33,6 +33,11 @@ from emoreason.errors import UserError
 
 STATS_FILE = "emotion_frame_stats.npz"
 """Cache of the training clips' :class:`FrameStats`, beside the model's weights."""
+FEW_CLIPS = 4
+"""Below this many clips a speaker's statistics hold much of the clips' own emotion, and normalising
+takes it out: measured with the default demo's label-dual (docs/data.md), statistics from 1 clip
+lost 1-16 points against no normalisation, 2 clips about broke even, 4-8 gained most of what all
+clips gain. Callers warn below it."""
 MIN_STD = 1e-4
 """Floor on a dimension's std (a dimension constant over the clips would divide by zero)."""
 
@@ -151,4 +156,4 @@ def speakers_of(rows: list[Any]) -> list[str]:
     return out
 
 
-__all__ = ["FrameStats", "MIN_STD", "STATS_FILE", "clip_moments", "existing_clips", "speakers_of", "training_record"]
+__all__ = ["FEW_CLIPS", "FrameStats", "MIN_STD", "STATS_FILE", "clip_moments", "existing_clips", "speakers_of", "training_record"]
