@@ -66,9 +66,9 @@ def test_the_affine_reaches_the_adapters_not_the_encoder_outputs():
         assert torch.equal(model.encode(batch)["emotion_frames"], raw_frames)  # encoder outputs stay raw
         doubled = {k: torch.cat([v, v]) if torch.is_tensor(v) else v for k, v in batch.items()}
         assert torch.allclose(model.embed(doubled)[2:], moved, atol=1e-5)  # 2B rows (e.g. ASR rows): repeated
-        three = {k: v[:1] if torch.is_tensor(v) else v for k, v in batch.items()}
+        one_row = {k: v[:1] if torch.is_tensor(v) else v for k, v in batch.items()}
         with pytest.raises(ValueError, match="2 rows for a batch of 1"):
-            model.embed(three)
+            model.embed(one_row)
         model.emotion_frame_affine = None
     assert torch.allclose(same, raw, atol=1e-6)
     assert torch.allclose(moved[0], raw[0], atol=1e-6) and not torch.allclose(moved[1], raw[1], atol=1e-3)

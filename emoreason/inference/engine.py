@@ -388,21 +388,16 @@ class Engine:
         """(N, 2, d) per-source emotion-frame moments (``speaker_norm.clip_moments``)."""
         import torch
 
-        from emoreason.audio import load_audio
         from emoreason.inference.speaker_norm import clip_moments
 
         if not sources:
             raise UserError("speaker statistics need at least one clip")
         windows = []
-        for source in sources:
-            name = _source_name(source)
-            try:
-                data = source[1] if isinstance(source, tuple) else source
-                wave = (validate_wave(np.asarray(data, dtype=np.float32), name, self.max_seconds)
-                        if isinstance(data, np.ndarray) else load_audio(data, max_seconds=self.max_seconds))
-            except AudioError as e:
-                raise UserError(f"{name}: {e}") from None
-            windows.append([chunk for _, _, chunk in split_windows(wave, self.window_for("emotion"), self.window_cut)])
+        for source in sources:  # the analysis's own reader: the same windows, checks and one-line errors
+            clip = _Clip(name=_source_name(source), source=source)
+            windows.append([chunk for _, chunk in self._read(clip, source, self.window_for("emotion"))])
+            if clip.error is not None:
+                raise UserError(clip.error)
         with self._lock, torch.inference_mode():
             return clip_moments(self.model, self.processor, windows, batch_size)
 

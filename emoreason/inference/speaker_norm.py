@@ -145,15 +145,12 @@ def existing_clips(paths: list[Path], model_dir: Path) -> list[Path]:
 
 
 def speakers_of(rows: list[Any]) -> list[str]:
-    """Each manifest row's speaker; UserError naming the first row without one."""
-    out = []
-    for r in rows:
-        speaker = getattr(r, "speaker", None) if not isinstance(r, dict) else r.get("speaker")
-        if not speaker:
-            rid = r.get("id") if isinstance(r, dict) else getattr(r, "id", "?")
-            raise UserError(f"--speaker-norm needs a speaker on every row; row {rid} has none")
-        out.append(str(speaker))
-    return out
+    """Each manifest row's (``emoreason.data.manifest.Row``) speaker; UserError naming the first
+    row without one."""
+    missing = next((r for r in rows if not r.speaker), None)
+    if missing is not None:
+        raise UserError(f"--speaker-norm needs a speaker on every row; row {missing.id} has none")
+    return [str(r.speaker) for r in rows]
 
 
 __all__ = ["FEW_CLIPS", "FrameStats", "MIN_STD", "STATS_FILE", "clip_moments", "existing_clips", "speakers_of", "training_record"]
